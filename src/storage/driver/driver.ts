@@ -1,0 +1,108 @@
+/**
+ * The storage driver contract: a filesystem-like object store that knows nothing of registries.
+ *
+ * Paths are absolute, slash-separated and relative to the driver's own root: they match
+ * `/^(\/[A-Za-z0-9._-]+)+$/` and never contain a `.` or `..` segment (`instrument()` enforces this
+ * before any driver sees a path). `/` alone names the root for `list` and `walk`.
+ *
+ * Drivers throw only the DriverError classes below; the storage layer turns them into registry errors.
+ * This is CNCF distribution's StorageDriver contract made asynchronous, with an AbortSignal per call.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+/** Options every driver call accepts. An aborted signal stops I/O and rejects the call. */
+export type CallOptions = { signal?: AbortSignal };
+
+/** What `stat` and `walk` report of one path. */
+export interface FileInfo {
+  readonly path: string;
+  /** Bytes for a file; 0 for a directory. */
+  readonly size: number;
+  readonly modTime: Date;
+  readonly isDir: boolean;
+}
+
+/**
+ * A writer for large content (upload data). Bytes written are durable once `end()` has finished
+ * (the writer flushes and syncs), and a later `writer(path, { append: true })` continues after them.
+ */
+export interface FileWriter extends Writable {
+  /** Bytes in the file so far, counting those written through this writer. */
+  readonly size: number;
+  /** Makes the content final and visible at its path. Call after `end()` has finished. */
+  commit(): Promise<void>;
+  /** Discards the content written and removes the file. */
+  cancel(): Promise<void>;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  /**
+   * Whole content of a small object (links, manifests, `startedat`).
+   * @throws PathNotFoundError when there is no file at `path`.
+   */
+  getContent(path: string, o?: CallOptions): Promise<Buffer>;
+  /** Replaces the object at `path` atomically: a reader sees the old bytes or the new, never a part. */
+  putContent(path: string, data: Uint8Array, o?: CallOptions): Promise<void>;
+  /**
+   * A stream of the file from `offset`. Resolves once the file is open; rejects before any byte flows.
+   * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end).
+   */
+  reader(path: string, offset: number, o?: CallOptions): Promise<Readable>;
+  /** A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`). */
+  writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter>;
+  /** @throws PathNotFoundError */
+  stat(path: string, o?: CallOptions): Promise<FileInfo>;
+  /**
+   * Names of the direct children of a directory, as full paths, in no particular order.
+   * @throws PathNotFoundError when the directory does not exist.
+   */
+  list(path: string, o?: CallOptions): Promise<string[]>;
+  /** Moves a file, replacing any file at `to`; parents of `to` are created. @throws PathNotFoundError */
+  move(from: string, to: string, o?: CallOptions): Promise<void>;
+  /** Removes a file or a directory with everything under it. @throws PathNotFoundError */
+  delete(path: string, o?: CallOptions): Promise<void>;
+  /** Every file and directory under `path` (not `path` itself), depth first, in no particular order. */
+  walk(path: string, o?: CallOptions): AsyncIterable<FileInfo>;
+  /** A URL a client may fetch the file from directly, or undefined to have the server stream it. */
+  redirectUrl?(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
+}
+
+/** Stable codes for driver failures, so callers branch on `code` rather than on classes or messages. */
+export type DriverErrorCode = 'PATH_NOT_FOUND' | 'INVALID_PATH' | 'INVALID_OFFSET' | 'DRIVER_FAILURE';
+
+/** Base of every error a driver throws. `driver` names the driver it came from. */
+export class DriverError extends Error {
+  constructor(
+    readonly code: DriverErrorCode,
+    readonly driver: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${driver}: ${message}`, options);
+    this.name = new.target.name;
+  }
+}
+
+export class PathNotFoundError extends DriverError {
+  constructor(driver: string, readonly path: string, options?: ErrorOptions) {
+    super('PATH_NOT_FOUND', driver, `path not found: ${path}`, options);
+  }
+}
+
+export class InvalidPathError extends DriverError {
+  constructor(driver: string, readonly path: string) {
+    super('INVALID_PATH', driver, `invalid path: ${JSON.stringify(path)}`);
+  }
+}
+
+export class InvalidOffsetError extends DriverError {
+  constructor(driver: string, readonly path: string, readonly offset: number) {
+    super('INVALID_OFFSET', driver, `invalid offset ${offset} for ${path}`);
+  }
+}
+
+/** True when `err` is a DriverError of the given code. */
+export function isDriverError(err: unknown, code: DriverErrorCode): err is DriverError {
+  return err instanceof DriverError && err.code === code;
+}
