@@ -1,10 +1,14 @@
 /**
  * Berth's configuration: the keys of registry:2's config.yml that Berth understands, with registry:2's
- * defaults. `parse.ts` turns YAML plus REGISTRY_* environment overrides into a frozen Config.
+ * defaults, and CONFIG_KEYS: how each key registry:2 knows is treated (read, ignored or refused).
+ * `parse.ts` turns YAML plus REGISTRY_* environment overrides into a frozen Config.
  * Only main.ts and cli/ see this type; every other module takes its own narrow options.
  */
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** registry:2's `log.formatter` choices; `text` when unset. */
+export type LogFormatter = 'text' | 'json' | 'logstash';
 
 export interface UploadPurgingConfig {
   readonly enabled: boolean;
@@ -21,7 +25,7 @@ export type StorageConfig =
 
 export interface Config {
   readonly version: '0.1';
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly formatter: LogFormatter };
   readonly http: {
     /** `host:port` or `:port`, as registry:2 writes it. */
     readonly addr: string;
@@ -42,3 +46,79 @@ export interface Config {
 }
 
 export const DEFAULT_ROOT_DIRECTORY = '/var/lib/registry';
+
+/** `http.addr` when a file gives none (registry:2's sample config and Docker image listen on :5000). */
+export const DEFAULT_HTTP_ADDR = ':5000';
+
+/** registry:2's upload purging defaults: on, every 24h, removing uploads started over 168h ago. */
+export const DEFAULT_UPLOAD_PURGING: UploadPurgingConfig = Object.freeze({
+  enabled: true,
+  ageMs: 168 * 3_600_000,
+  intervalMs: 24 * 3_600_000,
+  dryrun: false,
+});
+
+/**
+ * What Berth loads when given no file (`npm start`): registry:2's development config, deletes enabled.
+ */
+export const DEVELOPMENT_DOCUMENT = `version: 0.1
+http:
+  addr: ':5000'
+storage:
+  filesystem:
+    rootdirectory: ./data
+  delete:
+    enabled: true
+`;
+
+/**
+ * How parse.ts treats a key of registry:2's config.yml. `value`: Berth reads it into Config.
+ * `ignored`: Berth does not act on it and ignoring it is harmless; accepted with one warning.
+ * `unsupported`: refused, because ignoring it would be unsafe (e.g. an open registry instead of an
+ * authenticated one, or another storage backend). `unsupported-unless-empty`: refused unless its value
+ * is empty (null, "", {} or []), which means nothing. An object is a section of further keys; any key
+ * not listed is an error.
+ */
+export type KeySpec = 'value' | 'ignored' | 'unsupported' | 'unsupported-unless-empty' | KeySection;
+
+/** A section of config.yml: its known keys. */
+export interface KeySection {
+  readonly [key: string]: KeySpec;
+}
+
+/** Storage drivers Berth implements; `storage` must name exactly one. */
+export const SUPPORTED_STORAGE_DRIVERS: readonly string[] = ['filesystem', 'inmemory'];
+
+/** Every storage driver registry:2 knows; the ones Berth lacks are refused by name. */
+export const STORAGE_DRIVERS: readonly string[] = [...SUPPORTED_STORAGE_DRIVERS, 's3', 'azure', 'gcs', 'swift', 'oss'];
+
+const UNSAFE = 'unsupported-unless-empty';
+
+/** Every key of registry:2's config.yml (v2.8 and v3) that Berth reads, ignores or refuses. */
+export const CONFIG_KEYS: KeySection = {
+  version: 'value',
+  loglevel: 'ignored',
+  log: {
+    level: 'value', formatter: 'value',
+    fields: 'ignored', hooks: 'ignored', accesslog: 'ignored', reportcaller: 'ignored',
+  },
+  http: {
+    addr: 'value', net: 'value', host: 'value', secret: 'value', relativeurls: 'value',
+    prefix: UNSAFE, tls: UNSAFE,
+    debug: 'ignored', headers: 'ignored', http2: 'ignored', h2c: 'ignored', draintimeout: 'ignored',
+  },
+  storage: {
+    filesystem: { rootdirectory: 'value', maxthreads: 'ignored' },
+    inmemory: {},
+    s3: 'unsupported', azure: 'unsupported', gcs: 'unsupported', swift: 'unsupported', oss: 'unsupported',
+    delete: { enabled: 'value' },
+    maintenance: {
+      uploadpurging: { enabled: 'value', age: 'value', interval: 'value', dryrun: 'value' },
+      readonly: { enabled: 'value' },
+    },
+    cache: 'ignored', redirect: 'ignored', tag: 'ignored',
+  },
+  auth: UNSAFE, proxy: UNSAFE, middleware: UNSAFE,
+  notifications: 'ignored', redis: 'ignored', health: 'ignored', reporting: 'ignored',
+  validation: 'ignored', compatibility: 'ignored', catalog: 'ignored', tags: 'ignored', policy: 'ignored',
+};

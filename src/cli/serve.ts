@@ -1,0 +1,86 @@
+/**
+ * `berth serve [config.yml]`: the composition root. Config → logger → storage driver → registry →
+ * HTTP app → listening socket, plus the upload purging timer. Only this file and main.ts see Config.
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/parse.js';
+import type { Config } from '../config/schema.js';
+import { type RunningServer, createApp, listen } from '../http/server.js';
+import { type Logger, createLogger } from '../log.js';
+import { createDriver } from '../storage/driver/factory.js';
+import { createRegistry, type Registry } from '../storage/registry.js';
+
+export interface Serving {
+  readonly running: RunningServer;
+  readonly config: Config;
+  stop(): Promise<void>;
+}
+
+/** Loads the config (file, then REGISTRY_* overrides), starts the server, resolves once it listens. */
+export async function serve(file: string | undefined, env: Record<string, string | undefined>): Promise<Serving> {
+  const warnings: string[] = [];
+  const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
+  const log = createLogger({ level: config.log.level, format: config.log.formatter === 'text' ? 'text' : 'json' });
+  for (const w of warnings) log.warn(w);
+  const storage = config.storage;
+  const driver =
+    storage.driver === 'filesystem'
+      ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
+      : createDriver({ kind: 'inmemory' });
+  const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled });
+  const app = createApp({
+    registry,
+    log,
+    secret: httpSecret(config, log),
+    relativeUrls: config.http.relativeurls,
+    host: config.http.host,
+    readOnly: storage.maintenance.readonly.enabled,
+  });
+  const { host, port } = parseAddr(config.http.addr);
+  const running = await listen(app, host, port);
+  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name });
+  const stopPurging = schedulePurging(registry, config, log);
+  return {
+    running,
+    config,
+    async stop() {
+      stopPurging();
+      await running.close();
+    },
+  };
+}
+
+function httpSecret(config: Config, log: Logger): string {
+  if (config.http.secret !== undefined) return config.http.secret;
+  log.warn('no http.secret configured: generated a random one; uploads cannot move between replicas or survive a restart');
+  return randomBytes(32).toString('hex');
+}
+
+/** `host:port`, `:port` (every interface) or `[v6]:port`. */
+export function parseAddr(addr: string): { host: string; port: number } {
+  const at = addr.lastIndexOf(':');
+  const host = addr.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(at + 1)) };
+}
+
+/** Runs upload purging shortly after start and then every interval; answers a function that stops it. */
+function schedulePurging(registry: Registry, config: Config, log: Logger): () => void {
+  const purging = config.storage.maintenance.uploadpurging;
+  if (!purging.enabled) return () => undefined;
+  const run = (): void => {
+    const olderThan = new Date(Date.now() - purging.ageMs);
+    registry
+      .purgeUploads({ olderThan, dryRun: purging.dryrun })
+      .then((r) => log.info('upload purging done', { purged: r.purged.length, dryRun: purging.dryrun }))
+      .catch((err: unknown) => log.error('upload purging failed', { err }));
+  };
+  const first = setTimeout(run, Math.min(purging.intervalMs, 60_000));
+  const every = setInterval(run, purging.intervalMs);
+  first.unref();
+  every.unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
+}

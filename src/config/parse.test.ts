@@ -1,0 +1,388 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration } from './parse.js';
+import type { Config } from './schema.js';
+
+let dir = '';
+let seq = 0;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Writes a temporary config file and returns its path. */
+async function file(text: string): Promise<string> {
+  seq += 1;
+  const path = join(dir, `config-${seq}.yml`);
+  await writeFile(path, text);
+  return path;
+}
+
+/** Loads with the given file text (or none) and environment, collecting warnings. */
+async function load(text: string | undefined, env: Record<string, string> = {}) {
+  const warnings: string[] = [];
+  const path = text === undefined ? undefined : await file(text);
+  const config = await loadConfig({ file: path, env, warn: (msg) => warnings.push(msg) });
+  return { config, warnings };
+}
+
+/** Loads and returns the ConfigError it must throw. */
+async function loadError(text: string | undefined, env: Record<string, string> = {}): Promise<ConfigError> {
+  const err: unknown = await load(text, env).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
+  return err;
+}
+
+const MINIMAL = 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv/reg\n';
+
+const HOUR = 3_600_000;
+const DEFAULT_PURGING = { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOUR, dryrun: false };
+
+describe('loadConfig defaults', () => {
+  it('serves the built-in development document without a file', async () => {
+    const { config, warnings } = await load(undefined);
+    expect(config).toEqual({
+      version: '0.1',
+      log: { level: 'info', formatter: 'text' },
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      storage: {
+        driver: 'filesystem',
+        rootdirectory: './data',
+        delete: { enabled: true },
+        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false } },
+      },
+    } satisfies Config);
+    expect(warnings).toEqual([]);
+  });
+
+  it('applies registry:2 defaults to a minimal file (delete disabled)', async () => {
+    const { config } = await load(MINIMAL);
+    expect(config.http.addr).toBe(':5000');
+    expect(config.storage).toMatchObject({ driver: 'filesystem', rootdirectory: '/srv/reg', delete: { enabled: false } });
+    expect(config.storage.maintenance.uploadpurging).toEqual(DEFAULT_PURGING);
+  });
+
+  it('defaults rootdirectory to /var/lib/registry', async () => {
+    const { config } = await load('version: "0.1"\nstorage:\n  filesystem:\n');
+    expect(config.storage).toMatchObject({ driver: 'filesystem', rootdirectory: '/var/lib/registry' });
+  });
+
+  it.each([
+    ['storage:\n  inmemory: {}\n'],
+    ['storage:\n  inmemory:\n'],
+    ['storage: inmemory\n'],
+  ])('accepts inmemory as %j', async (storage) => {
+    const { config } = await load(`version: 0.1\n${storage}`);
+    expect(config.storage.driver).toBe('inmemory');
+  });
+
+  it('returns a deeply frozen Config', async () => {
+    const { config } = await load(MINIMAL);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.storage.maintenance.uploadpurging)).toBe(true);
+    expect(Object.isFrozen(config.http)).toBe(true);
+  });
+});
+
+describe('loadConfig reads every key', () => {
+  it('reads a full file', async () => {
+    const { config } = await load(`version: 0.1
+log: {level: DEBUG, formatter: json}
+http:
+  addr: 127.0.0.1:5055
+  net: tcp
+  secret: 0123
+  relativeurls: yes
+  host: https://registry.example.com:8443/ignored/path
+storage:
+  filesystem: {rootdirectory: /data}
+  delete: {enabled: true}
+  maintenance:
+    uploadpurging: {enabled: false, age: 2h, interval: 30m, dryrun: true}
+    readonly: {enabled: true}
+`);
+    expect(config.log).toEqual({ level: 'debug', formatter: 'json' });
+    expect(config.http).toEqual({
+      addr: '127.0.0.1:5055', secret: '0123', relativeurls: true, host: 'https://registry.example.com:8443',
+    });
+    expect(config.storage.delete.enabled).toBe(true);
+    expect(config.storage.maintenance).toEqual({
+      uploadpurging: { enabled: false, ageMs: 2 * HOUR, intervalMs: HOUR / 2, dryrun: true },
+      readonly: { enabled: true },
+    });
+  });
+
+  it.each([
+    ['panic', 'error'], ['fatal', 'error'], ['error', 'error'], ['warn', 'warn'], ['info', 'info'], ['Debug', 'debug'],
+  ])('maps log.level %s to %s', async (level, want) => {
+    const { config } = await load(`${MINIMAL}log:\n  level: ${level}\n`);
+    expect(config.log.level).toBe(want);
+  });
+
+  it.each([['localhost:5000'], [':0'], ['0.0.0.0:65535'], ['[::1]:5000'], ['[::]:80']])(
+    'accepts http.addr %s as written',
+    async (addr) => {
+      const { config } = await load(`${MINIMAL}http:\n  addr: '${addr}'\n`);
+      expect(config.http.addr).toBe(addr);
+    },
+  );
+
+  it.each([
+    ['log.fields', 'log:\n  fields: {service: registry}\n'],
+    ['log.hooks', 'log:\n  hooks: []\n'],
+    ['log.accesslog', 'log:\n  accesslog: {disabled: true}\n'],
+    ['loglevel', 'loglevel: debug\n'],
+    ['http.debug', 'http:\n  debug: {addr: ":5001"}\n'],
+    ['http.headers', 'http:\n  headers: {X-Content-Type-Options: [nosniff]}\n'],
+    ['http.http2', 'http:\n  http2: {disabled: false}\n'],
+    ['http.draintimeout', 'http:\n  draintimeout: 60s\n'],
+    ['storage.cache', 'storage:\n  inmemory:\n  cache: {blobdescriptor: inmemory}\n'],
+    ['storage.redirect', 'storage:\n  inmemory:\n  redirect: {disable: true}\n'],
+    ['storage.tag', 'storage:\n  inmemory:\n  tag: {concurrencylimit: 8}\n'],
+    ['notifications', 'notifications: {events: {includereferences: true}}\n'],
+    ['redis', 'redis: {addr: "localhost:6379"}\n'],
+    ['health', 'health: {storagedriver: {enabled: true}}\n'],
+    ['reporting', 'reporting: {}\n'],
+    ['validation', 'validation: {disabled: true}\n'],
+    ['compatibility', 'compatibility: {}\n'],
+    ['catalog', 'catalog: {maxentries: 100}\n'],
+  ])('accepts %s and warns that it is ignored', async (key, yaml) => {
+    const text = yaml.startsWith('storage:') ? `version: 0.1\n${yaml}` : `${MINIMAL}${yaml}`;
+    const { warnings } = await load(text);
+    expect(warnings).toEqual([`config: ${key}: ignored: not supported yet by Berth`]);
+  });
+
+  it.each([['http:\n  prefix: ""\n'], ['auth: {}\n'], ['http:\n  tls:\n']])(
+    'accepts an empty unsupported section %j without warning',
+    async (yaml) => {
+      expect((await load(`${MINIMAL}${yaml}`)).warnings).toEqual([]);
+    },
+  );
+});
+
+describe('REGISTRY_* environment overrides', () => {
+  const cases: [string, Record<string, string>, (c: Config) => unknown, unknown][] = [
+    ['REGISTRY_HTTP_ADDR', { REGISTRY_HTTP_ADDR: '127.0.0.1:5055' }, (c) => c.http.addr, '127.0.0.1:5055'],
+    ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/reg' },
+      (c) => c.storage, expect.objectContaining({ driver: 'filesystem', rootdirectory: '/srv/reg' })],
+    ['REGISTRY_STORAGE_DELETE_ENABLED', { REGISTRY_STORAGE_DELETE_ENABLED: 'true' }, (c) => c.storage.delete.enabled, true],
+    ['REGISTRY_HTTP_SECRET', { REGISTRY_HTTP_SECRET: 's3cr3t' }, (c) => c.http.secret, 's3cr3t'],
+    ['REGISTRY_HTTP_SECRET (numeric text kept)', { REGISTRY_HTTP_SECRET: '00123' }, (c) => c.http.secret, '00123'],
+    ['REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE', { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '2h' },
+      (c) => c.storage.maintenance.uploadpurging.ageMs, 2 * HOUR],
+    ['REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED', { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false' },
+      (c) => c.storage.maintenance.uploadpurging.enabled, false],
+    ['REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED', { REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED: 'true' },
+      (c) => c.storage.maintenance.readonly.enabled, true],
+    ['REGISTRY_LOG_LEVEL', { REGISTRY_LOG_LEVEL: 'debug' }, (c) => c.log.level, 'debug'],
+    ['REGISTRY_LOG_FORMATTER', { REGISTRY_LOG_FORMATTER: 'logstash' }, (c) => c.log.formatter, 'logstash'],
+    ['REGISTRY_HTTP_RELATIVEURLS', { REGISTRY_HTTP_RELATIVEURLS: 'true' }, (c) => c.http.relativeurls, true],
+    ['REGISTRY_HTTP_HOST', { REGISTRY_HTTP_HOST: 'http://reg.local:5000' }, (c) => c.http.host, 'http://reg.local:5000'],
+    ['REGISTRY_STORAGE=inmemory', { REGISTRY_STORAGE: 'inmemory' }, (c) => c.storage.driver, 'inmemory'],
+    // Applied in name order, like registry:2: REGISTRY_STORAGE first, whatever the object's order.
+    ['REGISTRY_STORAGE then a filesystem key',
+      { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/x', REGISTRY_STORAGE: 'filesystem' },
+      (c) => c.storage, expect.objectContaining({ driver: 'filesystem', rootdirectory: '/x' })],
+  ];
+
+  it.each(cases)('%s without a file', async (_name, env, pick, want) => {
+    expect(pick((await load(undefined, env)).config)).toEqual(want);
+  });
+
+  it.each(cases)('%s over a file', async (_name, env, pick, want) => {
+    expect(pick((await load(MINIMAL, env)).config)).toEqual(want);
+  });
+
+  it('REGISTRY_STORAGE replaces the driver but keeps delete and maintenance', async () => {
+    const { config } = await load(`${MINIMAL}  delete: {enabled: true}\n`, { REGISTRY_STORAGE: 'inmemory' });
+    expect(config.storage).toMatchObject({ driver: 'inmemory', delete: { enabled: true } });
+  });
+
+  it('supplies the storage section a file lacks', async () => {
+    const { config } = await load('version: 0.1\n', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/reg' });
+    expect(config.storage).toMatchObject({ driver: 'filesystem', rootdirectory: '/srv/reg' });
+  });
+
+  it.each([
+    ['REGISTRY_PORT', 'tcp://10.0.0.1:5000'],
+    ['REGISTRY_PORT_5000_TCP_ADDR', '10.0.0.1'],
+    ['REGISTRY_SERVICE_HOST', '10.0.0.1'],
+    ['REGISTRY_HTTP_ADR', ':1'],
+    ['REGISTRY_HTTP_ADDR_X', ':1'],
+    ['REGISTRY_STORAGE_INMEMORY_SIZE', '5'],
+    ['REGISTRY_CONSTRUCTOR', 'x'],
+    ['REGISTRY___PROTO__', 'x'],
+  ])('ignores %s with a warning', async (name, value) => {
+    const { config, warnings } = await load(MINIMAL, { [name]: value });
+    expect(config.http.addr).toBe(':5000');
+    expect(warnings).toEqual([`config: ${name}: ignored: environment variable names no configuration key`]);
+  });
+
+  it('does not treat REGISTRY_CONFIGURATION_PATH as an override', async () => {
+    const path = await file(MINIMAL);
+    const warnings: string[] = [];
+    const config = await loadConfig({ file: path, env: { REGISTRY_CONFIGURATION_PATH: path }, warn: (m) => warnings.push(m) });
+    expect(config.storage.driver).toBe('filesystem');
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns for an ignored key set from the environment', async () => {
+    const { warnings } = await load(MINIMAL, { REGISTRY_LOG_FIELDS_SERVICE: 'registry' });
+    expect(warnings).toEqual(['config: log.fields: ignored: not supported yet by Berth']);
+  });
+});
+
+describe('REGISTRY_CONFIGURATION_PATH', () => {
+  it('names the file when no argument does', async () => {
+    const path = await file('version: 0.1\nstorage: {inmemory: }\n');
+    const config = await loadConfig({ env: { REGISTRY_CONFIGURATION_PATH: path }, warn: () => undefined });
+    expect(config.storage.driver).toBe('inmemory');
+    expect(config.storage.delete.enabled).toBe(false);
+  });
+
+  it('loses to an explicit file', async () => {
+    const path = await file(MINIMAL);
+    const config = await loadConfig({ file: path, env: { REGISTRY_CONFIGURATION_PATH: '/nonexistent.yml' } });
+    expect(config.storage.driver).toBe('filesystem');
+  });
+
+  it('names a missing file in the error', async () => {
+    const err = await loadConfig({ env: { REGISTRY_CONFIGURATION_PATH: '/nonexistent/berth.yml' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).key).toBe('/nonexistent/berth.yml');
+  });
+});
+
+describe('ConfigError', () => {
+  const UP = 'storage.maintenance.uploadpurging';
+  const cases: [string, string | undefined, Record<string, string>, string, RegExp][] = [
+    ['unknown key', `${MINIMAL}http:\n  adr: ':5000'\n`, {}, 'http.adr', /^config: http\.adr: unknown key$/],
+    ['unknown top-level key', `${MINIMAL}storge: {}\n`, {}, 'storge', /unknown key$/],
+    ['inherited property name', `${MINIMAL}constructor: {}\n`, {}, 'constructor', /unknown key$/],
+    ['unknown driver parameter', `${MINIMAL}    maxsize: 5\n`, {}, 'storage.filesystem.maxsize', /unknown key$/],
+    ['wrong type (bool)', `${MINIMAL}  delete: {enabled: "true"}\n`, {}, 'storage.delete.enabled',
+      /expected true or false, got "true"$/],
+    ['wrong type (bool from env)', MINIMAL, { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' }, 'storage.delete.enabled',
+      /got "maybe"$/],
+    ['wrong type (section)', `${MINIMAL}http: 5\n`, {}, 'http', /expected a mapping, got 5$/],
+    ['wrong type (string)', `${MINIMAL}http:\n  addr: [a]\n`, {}, 'http.addr', /expected a string, got a list$/],
+    ['readonly not a map', `${MINIMAL}  maintenance:\n    readonly: true\n`, {}, 'storage.maintenance.readonly',
+      /expected a mapping, got true$/],
+    ['bad level', `${MINIMAL}log: {level: loud}\n`, {}, 'log.level',
+      /expected one of error, warn, info, debug, got "loud"$/],
+    ['bad formatter', `${MINIMAL}log: {formatter: xml}\n`, {}, 'log.formatter', /expected one of text, json, logstash/],
+    ['bad addr', `${MINIMAL}http: {addr: abc}\n`, {}, 'http.addr', /^config: http\.addr: expected host:port, got "abc"$/],
+    ['bad addr from env', MINIMAL, { REGISTRY_HTTP_ADDR: '5000' }, 'http.addr', /expected host:port, got "5000"$/],
+    ['port out of range', `${MINIMAL}http: {addr: ':65536'}\n`, {}, 'http.addr', /port must be 0 to 65535/],
+    ['unix socket', `${MINIMAL}http: {net: unix, addr: /run/r.sock}\n`, {}, 'http.net', /not supported yet/],
+    ['bad net', `${MINIMAL}http: {net: udp}\n`, {}, 'http.net', /expected tcp, got "udp"$/],
+    ['bad host', `${MINIMAL}http: {host: registry.example.com}\n`, {}, 'http.host', /absolute http\(s\) URL/],
+    ['ftp host', `${MINIMAL}http: {host: "ftp://x"}\n`, {}, 'http.host', /absolute http\(s\) URL/],
+    ['bad version', MINIMAL.replace('0.1', '0.2'), {}, 'version', /expected 0\.1, got 0\.2$/],
+    ['missing version', 'storage: inmemory\n', {}, 'version', /missing/],
+    ['bad duration', `${MINIMAL}  maintenance: {uploadpurging: {age: 7d}}\n`, {}, `${UP}.age`, /got "7d"$/],
+    ['zero interval', `${MINIMAL}  maintenance: {uploadpurging: {interval: 0s}}\n`, {}, `${UP}.interval`, /greater than zero/],
+    ['negative age', MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '-1h' }, `${UP}.age`, /zero or more/],
+    ['empty rootdirectory', MINIMAL.replace('/srv/reg', '""'), {}, 'storage.filesystem.rootdirectory', /must not be empty/],
+    ['two drivers', `${MINIMAL}  inmemory: {}\n`, {}, 'storage', /more than one storage driver configured: filesystem, inmemory$/],
+    ['two drivers via env', 'version: 0.1\nstorage: inmemory\n', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/x' },
+      'storage', /inmemory, filesystem$/],
+    ['no storage with a file', 'version: 0.1\n', {}, 'storage', /^config: storage: no storage driver configured$/],
+    ['storage without a driver', 'version: 0.1\nstorage:\n  delete: {enabled: true}\n', {}, 'storage', /no storage driver/],
+    ['unknown driver', 'version: 0.1\nstorage: floppy\n', {}, 'storage', /unknown storage driver "floppy"$/],
+    ['unknown driver via env', MINIMAL, { REGISTRY_STORAGE: 'floppy' }, 'storage', /unknown storage driver/],
+    ['auth', `${MINIMAL}auth:\n  htpasswd: {realm: r, path: /p}\n`, {}, 'auth', /^config: auth: not supported yet by Berth$/],
+    ['auth via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }, 'auth', /not supported yet by Berth$/],
+    ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /not supported yet/],
+    ['http.tls', `${MINIMAL}http:\n  tls: {certificate: /c.pem}\n`, {}, 'http.tls', /not supported yet/],
+    ['http.prefix', `${MINIMAL}http:\n  prefix: /registry\n`, {}, 'http.prefix', /not supported yet/],
+    ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
+    ['middleware', `${MINIMAL}middleware: {storage: [{name: cloudfront}]}\n`, {}, 'middleware', /not supported yet/],
+    ['s3', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3', /not supported yet/],
+    ['s3 via env', MINIMAL, { REGISTRY_STORAGE: 's3' }, 'storage.s3', /not supported yet/],
+    ['azure', 'version: 0.1\nstorage: azure\n', {}, 'storage.azure', /not supported yet/],
+  ];
+
+  it.each(cases)('%s', async (_name, text, env, key, message) => {
+    const err = await loadError(text, env);
+    expect(err.key).toBe(key);
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(message);
+    expect(err.message.startsWith(`config: ${key}: `)).toBe(true);
+    expect(err.message).not.toContain('\n');
+  });
+
+  it.each([
+    ['a bad indent', 'version: 0.1\nstorage:\n  inmemory: {}\n delete: x\n', 4],
+    ['an unclosed flow map', 'version: 0.1\nhttp: {addr: x\n', 3],
+    ['a duplicate key', 'version: 0.1\nversion: 0.1\n', 2],
+  ])('reports %s as a YAML error with line and column', async (_name, text, line) => {
+    const err = await loadError(text);
+    expect(err.key).toMatch(/config-\d+\.yml$/);
+    expect(err.message).toMatch(new RegExp(`^config: .*config-\\d+\\.yml: invalid YAML at line ${line}, column \\d+: `));
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('reports a top level that is not a mapping', async () => {
+    expect((await loadError('- a\n- b\n')).message).toMatch(/expected a mapping at the top level, got a list$/);
+  });
+
+  it('names a missing file', async () => {
+    const path = join(dir, 'absent.yml');
+    const err = await loadConfig({ file: path, env: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toMatchObject({ key: path, message: `config: ${path}: cannot read the configuration file: no such file` });
+  });
+
+  it('names a directory given as the file', async () => {
+    const err = await loadConfig({ file: dir, env: {} }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ key: dir, message: `config: ${dir}: cannot read the configuration file: is a directory` });
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['168h', 168 * HOUR], ['24h', 24 * HOUR], ['1h30m', 90 * 60_000], ['30s', 30_000], ['500ms', 500],
+    ['1.5h', 1.5 * HOUR], ['0', 0], ['-0', 0], ['+5m', 300_000], ['-2m', -120_000], ['.5s', 500], ['1.s', 1000],
+    ['2h45m30.5s', (2 * 3600 + 45 * 60 + 30.5) * 1000], ['1500us', 1.5], ['1500\u00b5s', 1.5], ['2000000ns', 2],
+    ['1m1ms', 60_001], ['0s', 0],
+  ])('%s is %d ms', (input, ms) => {
+    expect(parseDuration(input)).toBe(ms);
+  });
+
+  it.each([[''], ['5'], ['h'], ['1d'], ['1 h'], ['1h '], ['1.2.3s'], ['--1s'], ['.s'], ['1H'], ['abc']])(
+    'rejects %j',
+    (input) => {
+      expect(() => parseDuration(input)).toThrow(SyntaxError);
+    },
+  );
+});
+
+describe('config.example.yaml', () => {
+  const example = fileURLToPath(new URL('../../config.example.yaml', import.meta.url));
+
+  it('loads without warnings and states the defaults', async () => {
+    const warnings: string[] = [];
+    const config = await loadConfig({ file: example, env: {}, warn: (m) => warnings.push(m) });
+    expect(warnings).toEqual([]);
+    expect(config).toEqual({
+      version: '0.1',
+      log: { level: 'info', formatter: 'text' },
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      storage: {
+        driver: 'filesystem',
+        rootdirectory: '/var/lib/registry',
+        delete: { enabled: false },
+        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false } },
+      },
+    } satisfies Config);
+  });
+});

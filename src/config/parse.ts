@@ -1,0 +1,426 @@
+/**
+ * Loads Berth's configuration: a YAML file in registry:2's config.yml format, then REGISTRY_*
+ * environment overrides on top, into a deeply frozen Config.
+ *
+ * The pipeline: YAML text → a raw tree (maps, lists, and scalars that remember the text they were
+ * written as, so `secret: 0123` stays "0123") → environment overrides written into that tree in name
+ * order, as registry:2's configuration/parser.go applies them → a check of every key against CONFIG_KEYS (schema.ts)
+ * (unknown: error; unsafe to ignore: error; harmless: one warning) → typed reads with registry:2's
+ * defaults. Every problem is one ConfigError naming the dotted key. YAML is read as 1.1 (`yes` is a
+ * boolean), like registry:2's gopkg.in/yaml.v2.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
+import {
+  CONFIG_KEYS, DEFAULT_HTTP_ADDR, DEFAULT_ROOT_DIRECTORY, DEFAULT_UPLOAD_PURGING, DEVELOPMENT_DOCUMENT,
+  STORAGE_DRIVERS, SUPPORTED_STORAGE_DRIVERS,
+} from './schema.js';
+import type {
+  Config, KeySection, KeySpec, LogFormatter, LogLevel, StorageConfig, UploadPurgingConfig,
+} from './schema.js';
+
+/** A configuration problem. Its message is one line: `config: <key>: <what is wrong>`. */
+export class ConfigError extends Error {
+  /** Stable code for callers that branch on the kind of error. */
+  readonly code = 'CONFIG_INVALID';
+  override readonly name = 'ConfigError';
+  /** The dotted key at fault (`http.addr`), or the file path for unreadable or malformed YAML. */
+  readonly key: string;
+
+  constructor(key: string, problem: string, options?: ErrorOptions) {
+    super(`config: ${key}: ${problem}`.replace(/\s*[\r\n]+\s*/g, ' '), options);
+    this.key = key;
+  }
+}
+
+/** Options of loadConfig. */
+export interface LoadConfigOptions {
+  /** The config file; when undefined, `env.REGISTRY_CONFIGURATION_PATH`, else the built-in development document. */
+  file?: string | undefined;
+  /** The environment, usually `process.env`; REGISTRY_* variables override the file. */
+  env: Record<string, string | undefined>;
+  /** Receives one line per accepted-but-ignored key or environment variable; defaults to stderr. */
+  warn?: (msg: string) => void;
+}
+
+/**
+ * Reads, overrides, validates and freezes the configuration.
+ * @throws ConfigError for an unreadable file, malformed YAML, an unknown or unsupported key, a wrong type
+ *   or a bad value (the key is named), or no storage driver when a file is given.
+ */
+export async function loadConfig(o: LoadConfigOptions): Promise<Config> {
+  const warn = o.warn ?? ((msg: string) => void process.stderr.write(`${msg}\n`));
+  const envPath = o.env['REGISTRY_CONFIGURATION_PATH'];
+  const file = o.file ?? (envPath === '' ? undefined : envPath);
+  const root = file === undefined
+    ? parseRoot(DEVELOPMENT_DOCUMENT, '<built-in>')
+    : parseRoot(await readConfigFile(file), file);
+  normalizeStorage(root);
+  applyEnv(root, o.env, warn);
+  checkSection(root, CONFIG_KEYS, '', warn);
+  return deepFreeze(buildConfig(root));
+}
+
+/**
+ * Parses a Go duration string (`168h`, `1h30m`, `1.5h`, `30s`, `500ms`, `10us`, `-2m`, `0`) into
+ * milliseconds, which are fractional below one millisecond.
+ * @throws SyntaxError when `s` is not a Go duration (`5`, `1d`, `h`, ``); callers turn it into a ConfigError.
+ */
+export function parseDuration(s: string): number {
+  if (/^[-+]?0$/.test(s)) return 0;
+  if (!DURATION.test(s)) throw new SyntaxError(`invalid duration ${JSON.stringify(s)}`);
+  let ms = 0;
+  for (const [, num, unit] of s.matchAll(DURATION_PART)) {
+    ms += (Number(num) * (UNIT_NS[unit ?? ''] ?? Number.NaN)) / 1e6;
+  }
+  if (!Number.isFinite(ms)) throw new SyntaxError(`invalid duration ${JSON.stringify(s)}`);
+  return s.startsWith('-') ? -ms : ms;
+}
+
+const UNIT_NS: Readonly<Record<string, number>> = {
+  ns: 1, us: 1e3, '\u00b5s': 1e3, '\u03bcs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
+};
+const UNIT = '(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h)';
+const NUMBER = '(?:\\d+\\.?\\d*|\\.\\d+)';
+const DURATION = new RegExp(`^[-+]?(?:${NUMBER}${UNIT})+$`);
+const DURATION_PART = new RegExp(`(${NUMBER})(${UNIT})`, 'g');
+
+// ---- The raw tree ----
+
+/** A YAML scalar: its value and the text it was written as. */
+class Lit {
+  constructor(readonly value: unknown, readonly text: string) {}
+}
+type Raw = Lit | RawMap | Raw[];
+type RawMap = Map<string, Raw>;
+const NULL = new Lit(null, '');
+const MAX_DEPTH = 64;
+
+async function readConfigFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = READ_ERRORS[code] ?? (err instanceof Error ? err.message : String(err));
+    throw new ConfigError(file, `cannot read the configuration file: ${why}`, { cause: err });
+  }
+}
+const READ_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory',
+};
+
+/** Parses a whole document, which must be a mapping (or empty). */
+function parseRoot(text: string, source: string): RawMap {
+  const doc = parseDocument(text, { version: '1.1' });
+  const err = doc.errors[0];
+  if (err !== undefined) {
+    const pos = err.linePos?.[0];
+    const what = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
+    throw new ConfigError(source, `invalid YAML${where}: ${what}`, { cause: err });
+  }
+  const root = toRaw(doc.contents, doc, source, 0);
+  if (root instanceof Map) return root;
+  if (root instanceof Lit && root.value === null) return new Map();
+  throw new ConfigError(source, `expected a mapping at the top level, got ${describe(root)}`);
+}
+
+function toRaw(node: unknown, doc: Document, source: string, depth: number): Raw {
+  if (depth > MAX_DEPTH) throw new ConfigError(source, 'YAML nested too deeply (or a recursive alias)');
+  if (isAlias(node)) {
+    const target = node.resolve(doc);
+    if (target === undefined) throw new ConfigError(source, `unresolved YAML alias *${node.source}`);
+    return toRaw(target, doc, source, depth + 1);
+  }
+  if (isScalar(node)) return new Lit(node.value, node.source ?? String(node.value));
+  if (isSeq(node)) return node.items.map((item) => toRaw(item, doc, source, depth + 1));
+  if (isMap(node)) {
+    const map: RawMap = new Map();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? (pair.key.source ?? String(pair.key.value)) : String(pair.key);
+      map.set(key, toRaw(pair.value, doc, source, depth + 1));
+    }
+    return map;
+  }
+  return NULL;
+}
+
+/** An environment value is a YAML scalar (or flow collection); text that is not YAML stays a string. */
+function envValue(text: string): Raw {
+  const doc = parseDocument(text, { version: '1.1' });
+  if (doc.errors.length > 0) return new Lit(text, text);
+  try {
+    return toRaw(doc.contents, doc, '<env>', 0);
+  } catch {
+    return new Lit(text, text);
+  }
+}
+
+function lookup(root: RawMap, key: string): Raw | undefined {
+  let node: Raw | undefined = root;
+  for (const segment of key.split('.')) {
+    node = node instanceof Map ? node.get(segment) : undefined;
+  }
+  return node instanceof Lit && node.value === null ? undefined : node;
+}
+
+function describe(raw: Raw): string {
+  if (raw instanceof Map) return 'a mapping';
+  if (Array.isArray(raw)) return 'a list';
+  return typeof raw.value === 'string' ? JSON.stringify(raw.value) : raw.text || String(raw.value);
+}
+
+function isEmpty(raw: Raw): boolean {
+  if (raw instanceof Lit) return raw.value === null || raw.value === '';
+  return raw instanceof Map ? raw.size === 0 : raw.length === 0;
+}
+
+// ---- Environment overrides ----
+
+/**
+ * registry:2's scheme: REGISTRY_HTTP_ADDR sets http.addr. Names are applied in sorted order, so
+ * REGISTRY_STORAGE (a driver name) comes before REGISTRY_STORAGE_DELETE_ENABLED.
+ */
+function applyEnv(root: RawMap, env: Record<string, string | undefined>, warn: (msg: string) => void): void {
+  const names = Object.keys(env)
+    .filter((name) => name.startsWith('REGISTRY_') && name !== 'REGISTRY_CONFIGURATION_PATH')
+    .sort();
+  for (const name of names) {
+    const text = env[name];
+    if (text === undefined) continue;
+    const path = name.slice('REGISTRY_'.length).toLowerCase().split('_');
+    if (!isKnownPath(path)) {
+      warn(`config: ${name}: ignored: environment variable names no configuration key`);
+      continue;
+    }
+    const value = envValue(text);
+    if (path.length === 1 && path[0] === 'storage' && value instanceof Lit && value.value !== null) {
+      selectDriver(root, value.text);
+    } else {
+      setIn(root, path, value);
+    }
+  }
+}
+
+/** True when the path names a key, or lies inside a key whose contents Berth does not inspect. */
+function isKnownPath(path: readonly string[]): boolean {
+  let spec: KeySpec = CONFIG_KEYS;
+  for (const segment of path) {
+    if (typeof spec !== 'object') return spec !== 'value';
+    const child = childSpec(spec, segment);
+    if (child === undefined) return false;
+    spec = child;
+  }
+  return true;
+}
+
+function setIn(root: RawMap, path: readonly string[], value: Raw): void {
+  let map = root;
+  for (const segment of path.slice(0, -1)) {
+    const next = map.get(segment);
+    if (next instanceof Map) {
+      map = next;
+    } else {
+      const fresh: RawMap = new Map();
+      map.set(segment, fresh);
+      map = fresh;
+    }
+  }
+  const last = path[path.length - 1];
+  if (last !== undefined) map.set(last, value);
+}
+
+/** `storage: inmemory` (file) or REGISTRY_STORAGE=inmemory: that driver replaces any configured one. */
+function selectDriver(root: RawMap, name: string): void {
+  if (!STORAGE_DRIVERS.includes(name)) {
+    throw new ConfigError('storage', `unknown storage driver ${JSON.stringify(name)}`);
+  }
+  let storage = root.get('storage');
+  if (!(storage instanceof Map)) {
+    storage = new Map();
+    root.set('storage', storage);
+  }
+  for (const driver of STORAGE_DRIVERS) storage.delete(driver);
+  storage.set(name, NULL);
+}
+
+function normalizeStorage(root: RawMap): void {
+  const storage = root.get('storage');
+  if (storage instanceof Lit && storage.value !== null) selectDriver(root, storage.text);
+}
+
+// ---- Key check ----
+
+function childSpec(section: KeySection, key: string): KeySpec | undefined {
+  return Object.hasOwn(section, key) ? section[key] : undefined;
+}
+
+function checkSection(raw: Raw | undefined, section: KeySection, key: string, warn: (msg: string) => void): void {
+  if (raw === undefined || (raw instanceof Lit && raw.value === null)) return;
+  if (!(raw instanceof Map)) throw new ConfigError(key, `expected a mapping, got ${describe(raw)}`);
+  for (const [name, value] of raw) {
+    const full = key === '' ? name : `${key}.${name}`;
+    const spec = childSpec(section, name);
+    if (spec === undefined) throw new ConfigError(full, 'unknown key');
+    if (typeof spec === 'object') checkSection(value, spec, full, warn);
+    else if (spec === 'ignored') warn(`config: ${full}: ignored: not supported yet by Berth`);
+    else if (spec === 'unsupported' || (spec === 'unsupported-unless-empty' && !isEmpty(value))) {
+      throw new ConfigError(full, 'not supported yet by Berth');
+    }
+  }
+}
+
+// ---- Typed reads ----
+
+function readString(root: RawMap, key: string): string | undefined {
+  const raw = lookup(root, key);
+  if (raw === undefined) return undefined;
+  if (!(raw instanceof Lit)) throw new ConfigError(key, `expected a string, got ${describe(raw)}`);
+  return typeof raw.value === 'string' ? raw.value : raw.text;
+}
+
+function readBool(root: RawMap, key: string, fallback: boolean): boolean {
+  const raw = lookup(root, key);
+  if (raw === undefined) return fallback;
+  if (raw instanceof Lit && typeof raw.value === 'boolean') return raw.value;
+  throw new ConfigError(key, `expected true or false, got ${describe(raw)}`);
+}
+
+function readChoice<T extends string>(root: RawMap, key: string, choices: readonly T[], fallback: T): T {
+  const value = readString(root, key);
+  if (value === undefined) return fallback;
+  const choice = choices.find((c) => c === value);
+  if (choice !== undefined) return choice;
+  throw new ConfigError(key, `expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+function readDuration(root: RawMap, key: string, fallbackMs: number, o: { positive: boolean }): number {
+  const text = readString(root, key);
+  if (text === undefined) return fallbackMs;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    const problem = `expected a duration like "24h", "1h30m" or "30s", got ${JSON.stringify(text)}`;
+    throw new ConfigError(key, problem, { cause: err });
+  }
+  if (ms < 0 || (o.positive && ms === 0)) {
+    const bound = o.positive ? 'greater than zero' : 'zero or more';
+    throw new ConfigError(key, `must be ${bound}, got ${JSON.stringify(text)}`);
+  }
+  return ms;
+}
+
+const FORMATTERS: readonly LogFormatter[] = ['text', 'json', 'logstash'];
+
+function buildConfig(root: RawMap): Config {
+  return {
+    version: readVersion(root),
+    log: { level: readLogLevel(root), formatter: readChoice<LogFormatter>(root, 'log.formatter', FORMATTERS, 'text') },
+    http: {
+      addr: readAddr(root),
+      secret: readString(root, 'http.secret') || undefined,
+      relativeurls: readBool(root, 'http.relativeurls', false),
+      host: readHost(root),
+    },
+    storage: readStorage(root),
+  };
+}
+
+function readVersion(root: RawMap): '0.1' {
+  const raw = lookup(root, 'version');
+  if (raw === undefined) throw new ConfigError('version', 'missing; expected 0.1');
+  if (readString(root, 'version') !== '0.1') throw new ConfigError('version', `expected 0.1, got ${describe(raw)}`);
+  return '0.1';
+}
+
+function readLogLevel(root: RawMap): LogLevel {
+  const level = readString(root, 'log.level')?.toLowerCase();
+  if (level === undefined) return 'info';
+  if (level === 'panic' || level === 'fatal') return 'error';
+  const levels: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+  const known = levels.find((l) => l === level);
+  if (known !== undefined) return known;
+  throw new ConfigError('log.level', `expected one of ${levels.join(', ')}, got ${JSON.stringify(level)}`);
+}
+
+const ADDR = /^(?:\[[0-9A-Za-z:.%]+\]|[^:[\]\s]*):(\d+)$/;
+
+/** Only `tcp` (or unset): `unix` would make http.addr a socket path. */
+function checkNet(root: RawMap): void {
+  const net = readString(root, 'http.net') ?? 'tcp';
+  if (net === 'unix') throw new ConfigError('http.net', 'unix sockets are not supported yet by Berth');
+  if (net !== 'tcp' && net !== '') throw new ConfigError('http.net', `expected tcp, got ${JSON.stringify(net)}`);
+}
+
+/** `host:port` or `:port` (IPv6 hosts in brackets), kept as written. */
+function readAddr(root: RawMap): string {
+  checkNet(root);
+  const addr = readString(root, 'http.addr') ?? DEFAULT_HTTP_ADDR;
+  const port = ADDR.exec(addr)?.[1];
+  if (port === undefined) throw new ConfigError('http.addr', `expected host:port, got ${JSON.stringify(addr)}`);
+  if (Number(port) > 65535) {
+    throw new ConfigError('http.addr', `port must be 0 to 65535, got ${JSON.stringify(addr)}`);
+  }
+  return addr;
+}
+
+/** An absolute http(s) URL, kept as its origin: registry:2 ignores any path, so does Berth. */
+function readHost(root: RawMap): string | undefined {
+  const host = readString(root, 'http.host');
+  if (host === undefined || host === '') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(host);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !['http:', 'https:'].includes(url.protocol) || url.hostname === '') {
+    const problem = `expected an absolute http(s) URL like https://registry.example.com, got ${JSON.stringify(host)}`;
+    throw new ConfigError('http.host', problem);
+  }
+  return url.origin;
+}
+
+function readStorage(root: RawMap): Config['storage'] {
+  return {
+    ...readDriver(root),
+    delete: { enabled: readBool(root, 'storage.delete.enabled', false) },
+    maintenance: {
+      uploadpurging: readUploadPurging(root),
+      readonly: { enabled: readBool(root, 'storage.maintenance.readonly.enabled', false) },
+    },
+  };
+}
+
+function readDriver(root: RawMap): StorageConfig {
+  const storage = lookup(root, 'storage');
+  const names = storage instanceof Map ? [...storage.keys()].filter((k) => SUPPORTED_STORAGE_DRIVERS.includes(k)) : [];
+  if (names.length === 0) throw new ConfigError('storage', 'no storage driver configured');
+  if (names.length > 1) {
+    throw new ConfigError('storage', `more than one storage driver configured: ${names.join(', ')}`);
+  }
+  if (names[0] === 'inmemory') return { driver: 'inmemory' };
+  const rootdirectory = readString(root, 'storage.filesystem.rootdirectory') ?? DEFAULT_ROOT_DIRECTORY;
+  if (rootdirectory === '') throw new ConfigError('storage.filesystem.rootdirectory', 'must not be empty');
+  return { driver: 'filesystem', rootdirectory };
+}
+
+function readUploadPurging(root: RawMap): UploadPurgingConfig {
+  const key = 'storage.maintenance.uploadpurging';
+  return {
+    enabled: readBool(root, `${key}.enabled`, DEFAULT_UPLOAD_PURGING.enabled),
+    ageMs: readDuration(root, `${key}.age`, DEFAULT_UPLOAD_PURGING.ageMs, { positive: false }),
+    intervalMs: readDuration(root, `${key}.interval`, DEFAULT_UPLOAD_PURGING.intervalMs, { positive: true }),
+    dryrun: readBool(root, `${key}.dryrun`, DEFAULT_UPLOAD_PURGING.dryrun),
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,94 @@
+/**
+ * Registry errors: the codes of the OCI distribution-spec (plus registry:2's extras) and the one error
+ * class every layer throws. HTTP status and wire format are decided in one place only,
+ * `http/error-response.ts`. This module imports nothing internal.
+ */
+
+/** Every error code Berth can answer with. */
+export type OciCode =
+  | 'BLOB_UNKNOWN'
+  | 'BLOB_UPLOAD_INVALID'
+  | 'BLOB_UPLOAD_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'MANIFEST_BLOB_UNKNOWN'
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'SIZE_INVALID'
+  | 'TAG_INVALID'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'UNSUPPORTED'
+  | 'TOOMANYREQUESTS'
+  | 'RANGE_INVALID'
+  | 'PAGINATION_NUMBER_INVALID'
+  | 'TOO_LARGE'
+  | 'UNAVAILABLE'
+  | 'NOT_FOUND'
+  | 'UNKNOWN';
+
+/** A failure the client can be told about. `detail` is sent to the client: never put secrets in it. */
+export class RegistryError extends Error {
+  constructor(
+    readonly code: OciCode,
+    message?: string,
+    readonly detail?: unknown,
+    options?: ErrorOptions,
+  ) {
+    super(message ?? code, options);
+    this.name = 'RegistryError';
+  }
+}
+
+/** True when `err` is a RegistryError, optionally of the given code. */
+export function isRegistryError(err: unknown, code?: OciCode): err is RegistryError {
+  return err instanceof RegistryError && (code === undefined || err.code === code);
+}
+
+export const blobUnknown = (digest: string): RegistryError =>
+  new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+
+export const blobUploadUnknown = (id: string): RegistryError =>
+  new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id });
+
+export const blobUploadInvalid = (reason: string): RegistryError =>
+  new RegistryError('BLOB_UPLOAD_INVALID', `blob upload invalid: ${reason}`);
+
+export const digestInvalid = (reason: string, detail?: unknown): RegistryError =>
+  new RegistryError('DIGEST_INVALID', `digest invalid: ${reason}`, detail);
+
+export const manifestBlobUnknown = (digest: string): RegistryError =>
+  new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob or manifest unknown to this repository', {
+    digest,
+  });
+
+export const manifestInvalid = (reason: string): RegistryError =>
+  new RegistryError('MANIFEST_INVALID', `manifest invalid: ${reason}`);
+
+export const manifestUnknown = (reference: string): RegistryError =>
+  new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { reference });
+
+export const nameInvalid = (reason: string): RegistryError =>
+  new RegistryError('NAME_INVALID', `invalid repository name: ${reason}`);
+
+export const nameUnknown = (name: string): RegistryError =>
+  new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+
+export const tagInvalid = (tag: string): RegistryError =>
+  new RegistryError('TAG_INVALID', 'invalid tag', { tag });
+
+export const sizeInvalid = (reason: string): RegistryError =>
+  new RegistryError('SIZE_INVALID', `provided length did not match content length: ${reason}`);
+
+export const rangeInvalid = (reason: string): RegistryError =>
+  new RegistryError('RANGE_INVALID', `invalid content range: ${reason}`);
+
+export const unsupported = (what: string): RegistryError =>
+  new RegistryError('UNSUPPORTED', `the operation is unsupported: ${what}`);
+
+export const paginationInvalid = (reason: string): RegistryError =>
+  new RegistryError('PAGINATION_NUMBER_INVALID', `invalid number of results requested: ${reason}`);
+
+export const tooLarge = (limit: number): RegistryError =>
+  new RegistryError('TOO_LARGE', `payload exceeds the limit of ${limit} bytes`, { limit });

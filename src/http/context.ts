@@ -1,0 +1,27 @@
+/**
+ * Types shared by the HTTP layer: the per-request state Koa carries, and what every handler is given.
+ */
+import type { ParameterizedContext } from 'koa';
+import type { Registry } from '../storage/registry.js';
+import type { UploadStateCodec } from './upload-state.js';
+
+export interface RequestState {
+  /** Aborted when the client goes away before the response is done. */
+  signal: AbortSignal;
+  requestId: string;
+  /** Named groups of the matched route pattern, raw (not URL-decoded). */
+  params: Record<string, string>;
+}
+
+export type Ctx = ParameterizedContext<RequestState>;
+
+export interface HandlerDeps {
+  readonly registry: Registry;
+  readonly uploadStates: UploadStateCodec;
+  /** An absolute or relative URL for a path of this registry, as `http.relativeurls` and `http.host` say. */
+  readonly urlFor: (ctx: Ctx, path: string) => string;
+  /** Largest `n` a list request may ask for; larger asks are cut to this and paginated. */
+  readonly maxListEntries: number;
+}
+
+export type Handler = (ctx: Ctx, deps: HandlerDeps) => Promise<void>;

@@ -1,0 +1,45 @@
+/**
+ * `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`: streamed, with single byte ranges (206/416) and
+ * long-lived caching (a blob never changes under its digest).
+ */
+import { respondEmpty } from '../body.js';
+import type { Handler } from '../context.js';
+import { parseRange } from '../headers.js';
+import { digestParam, repoName } from '../params.js';
+
+const IMMUTABLE_CACHE = 'max-age=31536000';
+
+export const getBlob: Handler = async (ctx, deps) => {
+  const repo = deps.registry.repository(repoName(ctx));
+  const digest = digestParam(ctx);
+  const { size } = await repo.blobs.require(digest, { signal: ctx.state.signal });
+  const redirect = await deps.registry.blobs.redirectUrl(digest, ctx.method === 'HEAD' ? 'HEAD' : 'GET');
+  if (redirect !== undefined) {
+    ctx.status = 307;
+    ctx.set('Docker-Content-Digest', digest);
+    ctx.redirect(redirect);
+    return;
+  }
+  ctx.set('Docker-Content-Digest', digest);
+  ctx.set('ETag', `"${digest}"`);
+  ctx.set('Cache-Control', IMMUTABLE_CACHE);
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.type = 'application/octet-stream';
+  const range = parseRange(ctx.get('Range') || undefined, size);
+  if (range === 'unsatisfiable') {
+    ctx.set('Content-Range', `bytes */${size}`);
+    respondEmpty(ctx, 416);
+    return;
+  }
+  ctx.status = range ? 206 : 200;
+  if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  ctx.length = range ? range.end - range.start + 1 : size;
+  if (ctx.method === 'HEAD') return;
+  ctx.body = await deps.registry.blobs.open(digest, range, { signal: ctx.state.signal });
+};
+
+export const deleteBlob: Handler = async (ctx, deps) => {
+  const repo = deps.registry.repository(repoName(ctx));
+  await repo.blobs.delete(digestParam(ctx), { signal: ctx.state.signal });
+  respondEmpty(ctx, 202);
+};

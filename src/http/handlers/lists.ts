@@ -1,0 +1,36 @@
+/**
+ * Discovery: `GET /v2/_catalog` and `GET /v2/<name>/tags/list`, sorted, with `n`/`last` paging and a
+ * `Link: <…>; rel="next"` header when more entries follow.
+ */
+import type { Ctx, Handler } from '../context.js';
+import { nextLink } from '../headers.js';
+import { page, pagination, repoName } from '../params.js';
+
+interface PageRequest {
+  readonly n: number | undefined;
+  readonly last: string | undefined;
+}
+
+function sendPage(ctx: Ctx, path: string, all: readonly string[], request: PageRequest, body: (items: string[]) => object): void {
+  const { items, more } = page(all, request.n, request.last);
+  const lastItem = items.at(-1);
+  if (more && request.n !== undefined && lastItem !== undefined) {
+    ctx.set('Link', nextLink(path, { n: String(request.n), last: lastItem }));
+  }
+  ctx.status = 200;
+  ctx.body = body(items);
+}
+
+export const getCatalog: Handler = async (ctx, deps) => {
+  const { n, last } = pagination(ctx, deps.maxListEntries);
+  const repos = await deps.registry.repositories({ signal: ctx.state.signal });
+  // Without `n` the catalog is still cut into pages of the maximum size, as registry:2 does.
+  sendPage(ctx, '/v2/_catalog', repos, { n: n ?? deps.maxListEntries, last }, (repositories) => ({ repositories }));
+};
+
+export const getTags: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const request = pagination(ctx, deps.maxListEntries);
+  const tags = await deps.registry.repository(name).tags({ signal: ctx.state.signal });
+  sendPage(ctx, `/v2/${name}/tags/list`, tags, request, (items) => ({ name, tags: items }));
+};

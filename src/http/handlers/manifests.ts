@@ -1,0 +1,47 @@
+/**
+ * `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`.
+ */
+import { MAX_MANIFEST_BYTES } from '../../storage/manifest-format.js';
+import { readSmallBody, respondEmpty } from '../body.js';
+import type { Ctx, Handler } from '../context.js';
+import { reference, repoName } from '../params.js';
+
+/** Answers 304 when the client's If-None-Match already names `etag`. */
+function notModified(ctx: Ctx, etag: string): boolean {
+  const header = ctx.get('If-None-Match');
+  if (header === '' || !header.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return false;
+  ctx.status = 304;
+  ctx.set('ETag', etag);
+  return true;
+}
+
+export const getManifest: Handler = async (ctx, deps) => {
+  const repo = deps.registry.repository(repoName(ctx));
+  const manifest = await repo.manifests.get(reference(ctx), { signal: ctx.state.signal });
+  const etag = `"${manifest.digest}"`;
+  ctx.set('Docker-Content-Digest', manifest.digest);
+  if (notModified(ctx, etag)) return;
+  ctx.status = 200;
+  ctx.set('ETag', etag);
+  ctx.type = manifest.mediaType;
+  ctx.body = manifest.content;
+};
+
+export const putManifest: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const ref = reference(ctx);
+  const body = await readSmallBody(ctx, MAX_MANIFEST_BYTES);
+  const result = await deps.registry
+    .repository(name)
+    .manifests.put(ref, body, ctx.get('Content-Type') || undefined, { signal: ctx.state.signal });
+  ctx.set('Location', deps.urlFor(ctx, `/v2/${name}/manifests/${result.digest}`));
+  ctx.set('Docker-Content-Digest', result.digest);
+  if (result.subject !== undefined) ctx.set('OCI-Subject', result.subject);
+  respondEmpty(ctx, 201);
+};
+
+export const deleteManifest: Handler = async (ctx, deps) => {
+  const repo = deps.registry.repository(repoName(ctx));
+  await repo.manifests.delete(reference(ctx), { signal: ctx.state.signal });
+  respondEmpty(ctx, 202);
+};

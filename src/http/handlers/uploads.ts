@@ -1,0 +1,132 @@
+/**
+ * Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic with `?digest=`, or mount with
+ * `?mount=[&from=]`), then `PATCH` chunks, `PUT ?digest=` to finish, `GET` status, `DELETE` cancel.
+ *
+ * Every answer that continues a session carries a Location with a fresh `_state` token. The token's
+ * offset (or a chunk's Content-Range) must equal the bytes received so far, else 416 with the current
+ * Range: the session stays usable and the client can resume from there.
+ */
+import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
+import type { Digest } from '../../storage/digest.js';
+import { parseDigestParam, parseRepoName, type RepoName, type UploadId } from '../../storage/reference.js';
+import type { UploadStatus } from '../../storage/uploads.js';
+import { respondEmpty } from '../body.js';
+import type { Ctx, Handler, HandlerDeps } from '../context.js';
+import { parseContentRange, uploadRange } from '../headers.js';
+import { queryValue, repoName, uploadId } from '../params.js';
+
+function uploadLocation(ctx: Ctx, deps: HandlerDeps, name: RepoName, status: UploadStatus): string {
+  const state = deps.uploadStates.encode({ name, uuid: status.id, offset: status.size, startedAt: status.startedAt });
+  return deps.urlFor(ctx, `/v2/${name}/blobs/uploads/${status.id}?_state=${encodeURIComponent(state)}`);
+}
+
+function sendUploadStatus(ctx: Ctx, deps: HandlerDeps, name: RepoName, status: UploadStatus, code: number): void {
+  ctx.set('Location', uploadLocation(ctx, deps, name, status));
+  ctx.set('Range', uploadRange(status.size));
+  ctx.set('Docker-Upload-UUID', status.id);
+  respondEmpty(ctx, code);
+}
+
+function sendBlobCreated(ctx: Ctx, deps: HandlerDeps, name: RepoName, digest: Digest): void {
+  ctx.set('Location', deps.urlFor(ctx, `/v2/${name}/blobs/${digest}`));
+  ctx.set('Docker-Content-Digest', digest);
+  respondEmpty(ctx, 201);
+}
+
+/** The offset the client's `_state` says it is at, after checking the token is ours and for this session. */
+function stateOffset(ctx: Ctx, deps: HandlerDeps, name: RepoName, id: UploadId): number | undefined {
+  const token = queryValue(ctx, '_state');
+  if (token === undefined) return undefined;
+  const state = deps.uploadStates.decode(token);
+  if (state.name !== name || state.uuid !== id) throw blobUploadInvalid('_state belongs to another upload');
+  return state.offset;
+}
+
+/** Where the client says this request's bytes start: Content-Range first, else its `_state` offset. */
+function expectedOffset(ctx: Ctx, deps: HandlerDeps, name: RepoName, id: UploadId): number | undefined {
+  const fromState = stateOffset(ctx, deps, name, id);
+  const range = parseContentRange(ctx.get('Content-Range') || undefined);
+  if (range === undefined) return fromState;
+  const length = ctx.request.length;
+  if (length !== undefined && length !== range.end - range.start + 1) {
+    throw rangeInvalid(`Content-Range covers ${range.end - range.start + 1} bytes but Content-Length is ${length}`);
+  }
+  return range.start;
+}
+
+/** Runs a session operation; on 416 the answer still tells the client where the session stands. */
+async function withSessionRange<T>(ctx: Ctx, deps: HandlerDeps, name: RepoName, id: UploadId, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (isRegistryError(err, 'RANGE_INVALID')) {
+      const status = await deps.registry.repository(name).uploads.status(id, { signal: ctx.state.signal });
+      ctx.set('Location', uploadLocation(ctx, deps, name, status));
+      ctx.set('Range', uploadRange(status.size));
+      ctx.set('Docker-Upload-UUID', id);
+    }
+    throw err;
+  }
+}
+
+export const startUpload: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const repo = deps.registry.repository(name);
+  const signal = { signal: ctx.state.signal };
+  const mount = queryValue(ctx, 'mount');
+  if (mount !== undefined) {
+    const d = parseDigestParam(mount);
+    const from = queryValue(ctx, 'from');
+    const mounted = from === undefined ? await repo.blobs.mountExisting(d, signal) : await repo.blobs.mountFrom(parseRepoName(from), d, signal);
+    if (mounted) return sendBlobCreated(ctx, deps, name, d);
+  }
+  const digest = queryValue(ctx, 'digest');
+  const monolithic = digest === undefined ? undefined : parseDigestParam(digest);
+  const session = await repo.uploads.start(signal);
+  if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
+  try {
+    await repo.uploads.commit(session.id, monolithic, ctx.req, signal);
+  } catch (err) {
+    await repo.uploads.cancel(session.id).catch(() => undefined); // the client never saw this session
+    throw err;
+  }
+  sendBlobCreated(ctx, deps, name, monolithic);
+};
+
+export const getUploadStatus: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const id = uploadId(ctx);
+  stateOffset(ctx, deps, name, id);
+  const status = await deps.registry.repository(name).uploads.status(id, { signal: ctx.state.signal });
+  sendUploadStatus(ctx, deps, name, status, 204);
+};
+
+export const patchUpload: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const id = uploadId(ctx);
+  const offset = expectedOffset(ctx, deps, name, id);
+  const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
+  const uploads = deps.registry.repository(name).uploads;
+  const status = await withSessionRange(ctx, deps, name, id, () => uploads.append(id, ctx.req, options));
+  sendUploadStatus(ctx, deps, name, status, 202);
+};
+
+export const putUpload: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const id = uploadId(ctx);
+  const digest = parseDigestParam(queryValue(ctx, 'digest') ?? '');
+  const offset = expectedOffset(ctx, deps, name, id);
+  const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
+  const uploads = deps.registry.repository(name).uploads;
+  await withSessionRange(ctx, deps, name, id, () => uploads.commit(id, digest, ctx.req, options));
+  sendBlobCreated(ctx, deps, name, digest);
+};
+
+export const cancelUpload: Handler = async (ctx, deps) => {
+  const name = repoName(ctx);
+  const id = uploadId(ctx);
+  stateOffset(ctx, deps, name, id);
+  await deps.registry.repository(name).uploads.cancel(id, { signal: ctx.state.signal });
+  respondEmpty(ctx, 204);
+};
+

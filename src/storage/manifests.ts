@@ -1,0 +1,149 @@
+/**
+ * Manifests of one repository. The bytes live in the global blob store exactly as pushed; the
+ * repository holds a revision link per manifest and tags that name revisions.
+ *
+ * A PUT is accepted only when everything it refers to is already in the repository (blobs linked,
+ * index children present as revisions); a `subject` need not exist (OCI v1.1).
+ */
+import { digestInvalid, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
+import type { BlobStore } from './blobs.js';
+import { type Digest, type DigestAlgorithm, digestAlgorithm, digestOf, makeDigest } from './digest.js';
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import type { LinkedBlobStore } from './linked-blobs.js';
+import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
+import { type ManifestInfo, MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
+import type { ManifestCache } from './manifest-cache.js';
+import { baseName, paths } from './paths.js';
+import type { Reference, RepoName } from './reference.js';
+import type { TagStore } from './tags.js';
+
+export interface StoredManifest {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly content: Buffer;
+}
+
+export interface PutManifestResult {
+  readonly digest: Digest;
+  readonly subject?: Digest;
+}
+
+export interface ManifestStore {
+  /** @throws RegistryError MANIFEST_UNKNOWN */
+  get(ref: Reference, o?: CallOptions): Promise<StoredManifest>;
+  /**
+   * Stores a manifest under a tag or its digest. @throws MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN,
+   * DIGEST_INVALID (body does not match the digest in the URL), TOO_LARGE
+   */
+  put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
+  /** By digest: the revision and every tag naming it; by tag: that tag only. @throws MANIFEST_UNKNOWN, UNSUPPORTED */
+  delete(ref: Reference, o?: CallOptions): Promise<void>;
+  /** Every manifest revision of the repository, in no particular order. */
+  revisions(o?: CallOptions): AsyncIterable<Digest>;
+  /** What a stored manifest says of itself (cached: manifests never change). */
+  describe(d: Digest, o?: CallOptions): Promise<{ mediaType: string; size: number; info?: ManifestInfo } | undefined>;
+}
+
+export interface ManifestStoreOptions {
+  readonly driver: StorageDriver;
+  readonly name: RepoName;
+  readonly blobs: BlobStore;
+  readonly linked: LinkedBlobStore;
+  readonly tags: TagStore;
+  readonly cache: ManifestCache;
+  readonly deleteEnabled: boolean;
+}
+
+const REVISION_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
+export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
+  const { driver, name, blobs, tags, cache } = opts;
+
+  const hasRevision = async (d: Digest, o?: CallOptions): Promise<boolean> =>
+    (await readLink(driver, paths.revisionLink(name, d), o)) === d;
+
+  const resolve = async (ref: Reference, o?: CallOptions): Promise<Digest> => {
+    const d = 'tag' in ref ? await tags.resolve(ref.tag, o) : ref.digest;
+    if (d === undefined || !(await hasRevision(d, o))) throw manifestUnknown('tag' in ref ? ref.tag : ref.digest);
+    return d;
+  };
+
+  const store: ManifestStore = {
+    async get(ref, o) {
+      const d = await resolve(ref, o);
+      const content = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o).catch(() => {
+        throw manifestUnknown(d);
+      });
+      const { mediaType } = cache.remember(d, content, describeStored);
+      return { digest: d, mediaType, content };
+    },
+
+    async put(ref, content, contentType, o) {
+      if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES);
+      const info = parseManifest(content, contentType);
+      const d = manifestDigest(ref, content);
+      await checkReferences(opts, info, o);
+      await blobs.putSmall(d, content, o);
+      // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
+      await writeLink(driver, paths.revisionLink(name, d), d, o);
+      if ('tag' in ref) await tags.tag(ref.tag, d, o);
+      cache.remember(d, content, describeStored);
+      return { digest: d, ...(info.subject && { subject: info.subject.digest }) };
+    },
+
+    async delete(ref, o) {
+      if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+      if ('tag' in ref) {
+        if (!(await tags.untag(ref.tag, o))) throw manifestUnknown(ref.tag);
+        return;
+      }
+      if (!(await hasRevision(ref.digest, o))) throw manifestUnknown(ref.digest);
+      await tags.untagDigest(ref.digest, o);
+      await deleteIfExists(driver, paths.revisionDir(name, ref.digest), o);
+    },
+
+    async *revisions(o) {
+      for (const alg of REVISION_ALGORITHMS) {
+        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(name, alg), o))) ?? [];
+        for (const dir of dirs) {
+          const d = tryDigest(alg, baseName(dir));
+          if (d !== undefined) yield d;
+        }
+      }
+    },
+
+    async describe(d, o) {
+      const known = cache.get(d);
+      if (known) return known;
+      const content = await unlessNotFound(() => blobs.readSmall(d, MAX_MANIFEST_BYTES, o)).catch(() => undefined);
+      return content === undefined ? undefined : cache.remember(d, content, describeStored);
+    },
+  };
+  return store;
+}
+
+/** The manifest's digest: the URL's digest (checked against the body), or sha256 of the body for a tag. */
+function manifestDigest(ref: Reference, content: Buffer): Digest {
+  if ('tag' in ref) return digestOf(content);
+  const actual = digestOf(content, digestAlgorithm(ref.digest));
+  if (actual !== ref.digest) throw digestInvalid('manifest body does not match the digest in the URL', { expected: ref.digest, actual });
+  return ref.digest;
+}
+
+async function checkReferences(opts: ManifestStoreOptions, info: ManifestInfo, o?: CallOptions): Promise<void> {
+  for (const blob of info.blobs) {
+    if ((await opts.linked.stat(blob.digest, o)) === undefined) throw manifestBlobUnknown(blob.digest);
+  }
+  for (const child of info.children) {
+    const present = (await readLink(opts.driver, paths.revisionLink(opts.name, child.digest), o)) === child.digest;
+    if (!present || (await opts.blobs.stat(child.digest, o)) === undefined) throw manifestBlobUnknown(child.digest);
+  }
+}
+
+function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
+  try {
+    return makeDigest(alg, hex);
+  } catch {
+    return undefined;
+  }
+}

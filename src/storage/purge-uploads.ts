@@ -1,0 +1,38 @@
+/**
+ * Upload purging (registry:2's storage.maintenance.uploadpurging): removes upload sessions whose
+ * `startedat` is older than a cut-off. A session without a readable `startedat` counts as new, so
+ * nothing is removed on a guess.
+ */
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { deleteIfExists, unlessNotFound } from './links.js';
+import { paths } from './paths.js';
+import type { RepoName } from './reference.js';
+
+export interface PurgeReport {
+  /** Driver paths of the sessions removed (or that would be, in a dry run). */
+  readonly purged: string[];
+}
+
+export async function purgeUploads(
+  driver: StorageDriver,
+  repositories: readonly string[],
+  opts: { olderThan: Date; dryRun: boolean },
+  o?: CallOptions,
+): Promise<PurgeReport> {
+  const purged: string[] = [];
+  for (const name of repositories) {
+    const sessions = (await unlessNotFound(() => driver.list(paths.uploads(name as RepoName), o))) ?? [];
+    for (const session of sessions) {
+      const started = await startedAt(driver, `${session}/startedat`, o);
+      if (started === undefined || started >= opts.olderThan) continue;
+      if (opts.dryRun || (await deleteIfExists(driver, session, o))) purged.push(session);
+    }
+  }
+  return { purged };
+}
+
+async function startedAt(driver: StorageDriver, path: string, o?: CallOptions): Promise<Date | undefined> {
+  const raw = await unlessNotFound(() => driver.getContent(path, o));
+  const date = raw === undefined ? undefined : new Date(raw.toString('utf8').trim());
+  return date === undefined || Number.isNaN(date.getTime()) ? undefined : date;
+}

@@ -1,0 +1,107 @@
+/**
+ * Storage's one entry point: `createRegistry(options).repository(name)` gives the blobs, uploads,
+ * manifests, tags and referrers of one repository over one storage driver. Everything here speaks
+ * registry concepts and throws RegistryError; nothing here knows HTTP or configuration.
+ */
+import { blobUnknown, nameUnknown, unsupported } from '../errors.js';
+import { type BlobInfo, type BlobStore, createBlobStore } from './blobs.js';
+import { listRepositories, repositoryExists } from './catalog.js';
+import type { Digest } from './digest.js';
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { type LinkedBlobStore, createLinkedBlobStore } from './linked-blobs.js';
+import { createManifestCache } from './manifest-cache.js';
+import { type ManifestStore, createManifestStore } from './manifests.js';
+import type { RepoName } from './reference.js';
+import { type PurgeReport, purgeUploads } from './purge-uploads.js';
+import { type ReferrerDescriptor, listReferrers } from './referrers.js';
+import { createTagStore } from './tags.js';
+import { createUploadSessions } from './upload-sessions.js';
+import { type UploadStore, createUploadStore } from './uploads.js';
+
+export interface RegistryOptions {
+  readonly driver: StorageDriver;
+  /** storage.delete.enabled: without it every delete answers UNSUPPORTED. */
+  readonly deleteEnabled: boolean;
+}
+
+export interface Repository {
+  readonly name: RepoName;
+  readonly blobs: LinkedBlobStore & {
+    /** @throws RegistryError BLOB_UNKNOWN unless the repository links the blob and its bytes exist */
+    require(d: Digest, o?: CallOptions): Promise<BlobInfo>;
+    /** Removes the repository's link (bytes stay until garbage collection). @throws BLOB_UNKNOWN, UNSUPPORTED */
+    delete(d: Digest, o?: CallOptions): Promise<void>;
+    /** Links `d` from `from` when `from` has it; answers undefined when it cannot. */
+    mountFrom(from: RepoName, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
+    /** Links `d` when the registry holds its bytes; answers undefined when it does not. */
+    mountExisting(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
+  };
+  readonly uploads: UploadStore;
+  readonly manifests: ManifestStore;
+  /** Sorted tag names. @throws NAME_UNKNOWN when the repository does not exist */
+  tags(o?: CallOptions): Promise<string[]>;
+  referrers(subject: Digest, filter: { artifactType?: string | undefined }, o?: CallOptions): Promise<ReferrerDescriptor[]>;
+}
+
+export interface Registry {
+  repository(name: RepoName): Repository;
+  /** Every repository name, sorted. */
+  repositories(o?: CallOptions): Promise<string[]>;
+  /** The global blob store (for tools such as garbage collection). */
+  readonly blobs: BlobStore;
+  /** Removes upload sessions started before `olderThan` in every repository. */
+  purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
+}
+
+export function createRegistry(opts: RegistryOptions): Registry {
+  const { driver } = opts;
+  const blobs = createBlobStore(driver);
+  const sessions = createUploadSessions();
+  const cache = createManifestCache();
+
+  const repository = (name: RepoName): Repository => {
+    const linked = createLinkedBlobStore(driver, blobs, name);
+    const tagStore = createTagStore(driver, name);
+    const manifests = createManifestStore({
+      driver, name, blobs, linked, tags: tagStore, cache, deleteEnabled: opts.deleteEnabled,
+    });
+    const mountIf = async (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> => {
+      const info = ok ? await blobs.stat(d, o) : undefined;
+      if (info) await linked.link(d, o);
+      return info;
+    };
+    return {
+      name,
+      blobs: {
+        ...linked,
+        async require(d, o) {
+          const info = await linked.stat(d, o);
+          if (!info) throw blobUnknown(d);
+          return info;
+        },
+        async delete(d, o) {
+          if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+          if (!(await linked.unlink(d, o))) throw blobUnknown(d);
+        },
+        mountFrom: async (from, d, o) => mountIf((await repository(from).blobs.stat(d, o)) !== undefined, d, o),
+        mountExisting: (d, o) => mountIf(true, d, o),
+      },
+      uploads: createUploadStore({ driver, name, blobs, linked, sessions }),
+      manifests,
+      async tags(o) {
+        const all = await tagStore.all(o);
+        if (all !== undefined) return all;
+        if (await repositoryExists(driver, name, o)) return [];
+        throw nameUnknown(name);
+      },
+      referrers: (subject, filter, o) => listReferrers(manifests, subject, filter, o),
+    };
+  };
+
+  return {
+    repository,
+    repositories: (o) => listRepositories(driver, o),
+    blobs,
+    purgeUploads: async (purge, o) => purgeUploads(driver, await listRepositories(driver, o), purge, o),
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Tags of one repository: `_manifests/tags/<tag>/current/link` names the tag's manifest, and
+ * `index/<alg>/<hex>/link` records every manifest it ever named (registry:2 keeps that history).
+ */
+import type { Digest } from './digest.js';
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
+import { baseName, paths } from './paths.js';
+import type { RepoName, Tag } from './reference.js';
+
+export interface TagStore {
+  /** The manifest the tag names, or undefined when the tag does not exist. */
+  resolve(tag: Tag, o?: CallOptions): Promise<Digest | undefined>;
+  /** Points the tag at `d`, recording `d` in the tag's index first. */
+  tag(tag: Tag, d: Digest, o?: CallOptions): Promise<void>;
+  /** Removes the tag's folder. Answers false when there was no such tag. */
+  untag(tag: Tag, o?: CallOptions): Promise<boolean>;
+  /** Every tag name, sorted, or undefined when the repository has no tags folder. */
+  all(o?: CallOptions): Promise<string[] | undefined>;
+  /** Removes every tag whose current link names `d`; answers the tags removed. */
+  untagDigest(d: Digest, o?: CallOptions): Promise<string[]>;
+}
+
+export function createTagStore(driver: StorageDriver, name: RepoName): TagStore {
+  const store: TagStore = {
+    resolve: (tag, o) => readLink(driver, paths.tagCurrentLink(name, tag), o),
+    async tag(tag, d, o) {
+      await writeLink(driver, paths.tagIndexLink(name, tag, d), d, o);
+      await writeLink(driver, paths.tagCurrentLink(name, tag), d, o);
+    },
+    untag: (tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
+    async all(o) {
+      const children = await unlessNotFound(() => driver.list(paths.tags(name), o));
+      return children?.map(baseName).sort(compareStrings);
+    },
+    async untagDigest(d, o) {
+      const removed: string[] = [];
+      for (const tag of (await store.all(o)) ?? []) {
+        if ((await store.resolve(tag as Tag, o)) === d && (await store.untag(tag as Tag, o))) removed.push(tag);
+      }
+      return removed;
+    },
+  };
+  return store;
+}
+
+/** Plain code-unit order, the "lexical" order of the distribution-spec. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,58 @@
+/**
+ * A real Berth for tests: the HTTP app listening on 127.0.0.1 port 0, storing under a fresh temporary
+ * directory with the filesystem driver (or in memory), closed and removed by `close()`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp, listen } from '../../src/http/server.js';
+import { createLogger } from '../../src/log.js';
+import { createDriver } from '../../src/storage/driver/factory.js';
+import { createRegistry } from '../../src/storage/registry.js';
+
+export interface TestBerth {
+  /** e.g. `http://127.0.0.1:40123` */
+  readonly url: string;
+  /** The storage root directory (rootdirectory); the layout lives under `<root>/docker/registry/v2`. */
+  readonly root: string;
+  /** What the server logged at error level (bugs), for asserting nothing went wrong. */
+  readonly errors: string[];
+  close(): Promise<void>;
+}
+
+export interface TestBerthOptions {
+  readonly deleteEnabled?: boolean;
+  readonly readOnly?: boolean;
+  readonly relativeUrls?: boolean;
+  /** Serve an existing root instead of a fresh one (it is not removed on close). */
+  readonly root?: string;
+  readonly secret?: string;
+}
+
+export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
+  const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  const errors: string[] = [];
+  const log = createLogger({ level: 'error', format: 'json', write: (line) => errors.push(line) });
+  const registry = createRegistry({
+    driver: createDriver({ kind: 'filesystem', root }),
+    deleteEnabled: opts.deleteEnabled ?? true,
+  });
+  const app = createApp({
+    registry,
+    log,
+    secret: opts.secret ?? 'test-secret',
+    relativeUrls: opts.relativeUrls ?? false,
+    host: undefined,
+    readOnly: opts.readOnly ?? false,
+  });
+  const running = await listen(app, '127.0.0.1', 0);
+  return {
+    url: running.url,
+    root,
+    errors,
+    async close() {
+      await running.close();
+      if (opts.root === undefined) await rm(root, { recursive: true, force: true });
+    },
+  };
+}
