@@ -82,9 +82,14 @@ export function raw(
   opts: { headers?: Record<string, string>; body?: Uint8Array | string } = {},
 ): Promise<RawResponse> {
   const url = new URL(base);
+  const headers = { ...opts.headers };
+  // Node sends a DELETE or GET body with no framing unless told its length.
+  if (opts.body !== undefined && !Object.keys(headers).some((h) => /^(content-length|transfer-encoding)$/i.test(h))) {
+    headers['Content-Length'] = String(Buffer.byteLength(opts.body));
+  }
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: url.hostname, port: url.port, method, path, headers: opts.headers },
+      { host: url.hostname, port: url.port, method, path, headers },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
