@@ -5,12 +5,19 @@
  * `/^(\/[A-Za-z0-9._-]+)+$/` and never contain a `.` or `..` segment (`instrument()` enforces this
  * before any driver sees a path). `/` alone names the root for `list` and `walk`.
  *
- * Drivers throw only the DriverError classes below; the storage layer turns them into registry errors.
+ * Drivers throw only the DriverError classes below (and the AbortError of an aborted call); the storage
+ * layer turns them into registry errors. A driver also refuses, with InvalidPathError, any path that
+ * would leave its root, even one that got past `instrument()`. Whether a file may be created over a
+ * directory, or below a file, is driver-specific (filesystem: DRIVER_FAILURE; object stores may allow
+ * it); callers must not rely on either.
  * This is CNCF distribution's StorageDriver contract made asynchronous, with an AbortSignal per call.
  */
 import type { Readable, Writable } from 'node:stream';
 
-/** Options every driver call accepts. An aborted signal stops I/O and rejects the call. */
+/**
+ * Options every driver call accepts. An aborted signal stops I/O and rejects the call with the signal's
+ * reason (an AbortError), which is the one rejection that is not a DriverError.
+ */
 export type CallOptions = { signal?: AbortSignal };
 
 /** What `stat` and `walk` report of one path. */
@@ -23,46 +30,68 @@ export interface FileInfo {
 }
 
 /**
- * A writer for large content (upload data). Bytes written are durable once `end()` has finished
+ * A writer for large content (upload data). It respects backpressure: a write is called back only once
+ * its bytes are in the file or in a bounded buffer. Bytes written are durable once `end()` has finished
  * (the writer flushes and syncs), and a later `writer(path, { append: true })` continues after them.
+ * A writer destroyed before `end()` (its signal aborted, an error) keeps a prefix of what it was given,
+ * possibly all of it; the `size` of a later append writer says how much.
  */
 export interface FileWriter extends Writable {
   /** Bytes in the file so far, counting those written through this writer. */
   readonly size: number;
-  /** Makes the content final and visible at its path. Call after `end()` has finished. */
+  /**
+   * Makes the content final and visible at its path. Call after `end()` has finished; if `end()` was
+   * not called, commit() calls it and waits. Rejects if the writer was destroyed first.
+   */
   commit(): Promise<void>;
-  /** Discards the content written and removes the file. */
+  /** Discards the content (what was there before included) and removes the file; before or after end(). */
   cancel(): Promise<void>;
 }
 
 export interface StorageDriver {
   readonly name: string;
   /**
-   * Whole content of a small object (links, manifests, `startedat`).
-   * @throws PathNotFoundError when there is no file at `path`.
+   * Whole content of a small object (links, manifests, `startedat`), as a buffer the caller owns.
+   * @throws PathNotFoundError when there is no file at `path` (a directory is not a file).
    */
   getContent(path: string, o?: CallOptions): Promise<Buffer>;
-  /** Replaces the object at `path` atomically: a reader sees the old bytes or the new, never a part. */
+  /**
+   * Replaces the object at `path` atomically: a reader sees the old bytes or the new, never a part.
+   * Parents are created. `data` is copied; the caller may reuse it once the call resolves.
+   */
   putContent(path: string, data: Uint8Array, o?: CallOptions): Promise<void>;
   /**
    * A stream of the file from `offset`. Resolves once the file is open; rejects before any byte flows.
-   * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end).
+   * An offset equal to the size gives an empty stream. Aborting the signal destroys the stream.
+   * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end, negative or not an integer).
    */
   reader(path: string, offset: number, o?: CallOptions): Promise<Readable>;
-  /** A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`). */
+  /**
+   * A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`;
+   * a missing file starts empty). Parents are created. Aborting the signal destroys the writer.
+   */
   writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter>;
-  /** @throws PathNotFoundError */
+  /** What is at `path`, file or directory. @throws PathNotFoundError */
   stat(path: string, o?: CallOptions): Promise<FileInfo>;
   /**
-   * Names of the direct children of a directory, as full paths, in no particular order.
-   * @throws PathNotFoundError when the directory does not exist.
+   * Names of the direct children of a directory (files and directories), as full paths, in no
+   * particular order: `list('/a')` → `['/a/b', '/a/c']`. `/` lists the root, which is empty, or missing
+   * (PathNotFoundError) on a driver that has never been written to, depending on the driver.
+   * @throws PathNotFoundError when the directory does not exist or `path` is a file.
    */
   list(path: string, o?: CallOptions): Promise<string[]>;
-  /** Moves a file, replacing any file at `to`; parents of `to` are created. @throws PathNotFoundError */
+  /**
+   * Moves a file, replacing any file at `to`; parents of `to` are created.
+   * @throws PathNotFoundError when there is nothing at `from` (and then creates nothing).
+   */
   move(from: string, to: string, o?: CallOptions): Promise<void>;
   /** Removes a file or a directory with everything under it. @throws PathNotFoundError */
   delete(path: string, o?: CallOptions): Promise<void>;
-  /** Every file and directory under `path` (not `path` itself), depth first, in no particular order. */
+  /**
+   * Every file and directory under `path` (not `path` itself), depth first (a directory before what is
+   * under it), otherwise in no particular order. Calling never throws; errors reject the iteration.
+   * @throws PathNotFoundError on iteration when `path` is missing or is a file.
+   */
   walk(path: string, o?: CallOptions): AsyncIterable<FileInfo>;
   /** A URL a client may fetch the file from directly, or undefined to have the server stream it. */
   redirectUrl?(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;

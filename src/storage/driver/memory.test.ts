@@ -1,0 +1,4 @@
+import { createMemoryDriver } from './memory.js';
+import { runDriverSuite } from './suite.js';
+
+runDriverSuite('inmemory', async () => ({ driver: createMemoryDriver(), cleanup: async () => {} }));
