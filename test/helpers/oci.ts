@@ -79,7 +79,7 @@ export function raw(
   base: string,
   method: string,
   path: string,
-  opts: { headers?: Record<string, string>; body?: Uint8Array | string } = {},
+  opts: { headers?: Record<string, string>; body?: Uint8Array | string | undefined } = {},
 ): Promise<RawResponse> {
   const url = new URL(base);
   const headers = { ...opts.headers };
