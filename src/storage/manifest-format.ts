@@ -20,6 +20,7 @@ export type ManifestMediaType = (typeof MEDIA_TYPES)[keyof typeof MEDIA_TYPES];
 
 const MANIFEST_TYPES: ReadonlySet<string> = new Set(Object.values(MEDIA_TYPES));
 const INDEX_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.dockerManifestList, MEDIA_TYPES.ociIndex]);
+const DOCKER_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerManifestList]);
 const SCHEMA1_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.docker.distribution.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.v1+prettyjws',
@@ -114,6 +115,8 @@ function resolveMediaType(doc: Record<string, unknown>, header: string): Manifes
     if (field !== undefined && field !== header) {
       throw manifestInvalid(`mediaType ${JSON.stringify(field)} does not match Content-Type ${JSON.stringify(header)}`);
     }
+    // Docker's formats carry their type in the body; without it the stored bytes would read back as OCI.
+    if (field === undefined && DOCKER_TYPES.has(header)) throw manifestInvalid(`${header} requires a mediaType field`);
     return header;
   }
   const chosen = field ?? inferMediaType(doc);
@@ -144,6 +147,7 @@ function indexInfo(doc: Record<string, unknown>, mediaType: ManifestMediaType): 
   if (doc['config'] !== undefined || doc['layers'] !== undefined) {
     throw manifestInvalid(`${mediaType} must not have config or layers`);
   }
+  if (doc['manifests'] === undefined) throw manifestInvalid(`${mediaType} requires manifests`);
   const children = descriptorList(doc['manifests'], 'manifests');
   const subject = doc['subject'] === undefined ? undefined : descriptor(doc['subject'], 'subject');
   return withOptional(

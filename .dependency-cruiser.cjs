@@ -1,0 +1,55 @@
+/**
+ * The dependency rules of STYLE.md §1, checked on every `npm test`.
+ * @type {import('dependency-cruiser').IConfiguration}
+ */
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'leaf-modules',
+      comment: 'errors.ts and storage/digest.ts import nothing internal',
+      severity: 'error',
+      from: { path: '^src/(errors|storage/digest)\\.ts$' },
+      to: { path: '^src/' },
+    },
+    {
+      name: 'drivers-know-only-the-contract',
+      comment: 'drivers import driver.ts and their SDK: no layout, Koa or RegistryError',
+      severity: 'error',
+      from: { path: '^src/storage/driver/(?!suite|.*\\.test\\.ts)[^/]+\\.ts$' },
+      to: { path: '^src/', pathNot: '^src/storage/driver/(driver|instrument|filesystem|memory)\\.ts$' },
+    },
+    {
+      name: 'storage-is-not-http',
+      comment: 'storage never imports http/, auth/, config/, koa or level',
+      severity: 'error',
+      from: { path: '^src/storage/' },
+      to: { path: ['^src/(http|auth|config|cli)/', '^src/main\\.ts$', 'node_modules/(koa|@koa|level|classic-level)/'] },
+    },
+    {
+      name: 'http-goes-through-the-registry',
+      comment: 'http/ never reaches a driver or the layout directly',
+      severity: 'error',
+      from: { path: '^src/http/' },
+      to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/config/'] },
+    },
+    {
+      name: 'only-the-composition-root-sees-config',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/(main\\.ts|cli/|config/)'] },
+      to: { path: '^src/config/' },
+    },
+    {
+      name: 'no-test-code-in-src',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '(\\.test\\.ts|/suite[^/]*\\.ts)$' },
+      to: { path: ['^test/', 'node_modules/vitest/'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
