@@ -30,16 +30,22 @@ export function createUploadStateCodec(secret: string): UploadStateCodec {
       const message = Buffer.from(
         JSON.stringify({ Name: state.name, UUID: state.uuid, Offset: state.offset, StartedAt: state.startedAt.toISOString() }),
       );
-      return Buffer.concat([mac(message), message]).toString('base64').replaceAll('+', '-').replaceAll('/', '_');
+      return toBase64Url(Buffer.concat([mac(message), message]));
     },
     decode(token) {
       const raw = Buffer.from(token.replaceAll('-', '+').replaceAll('_', '/'), 'base64');
-      if (raw.length <= MAC_BYTES) throw blobUploadInvalid('malformed _state');
+      // Node's decoder skips junk and missing padding; accept only the one canonical spelling.
+      if (raw.length <= MAC_BYTES || toBase64Url(raw) !== token) throw blobUploadInvalid('malformed _state');
       const message = raw.subarray(MAC_BYTES);
       if (!timingSafeEqual(raw.subarray(0, MAC_BYTES), mac(message))) throw blobUploadInvalid('_state is not signed by this registry');
       return parseState(message);
     },
   };
+}
+
+/** Base64 with the URL alphabet, padded, as Go's base64.URLEncoding writes it. */
+function toBase64Url(data: Buffer): string {
+  return data.toString('base64').replaceAll('+', '-').replaceAll('/', '_');
 }
 
 function parseState(message: Buffer): UploadState {
