@@ -10,24 +10,37 @@ import { LAYERS_DIR, MANIFESTS_DIR, baseName, paths, repoNameOfDir } from './pat
 import type { RepoName } from './reference.js';
 import { compareStrings } from './tags.js';
 
+/** A directory under `repositories/` and the names of its children. */
+export interface RepositoryDir {
+  /** The name the directory stands for (`a/b` for `…/repositories/a/b`). */
+  readonly name: string;
+  readonly children: readonly string[];
+}
+
+/** Every directory under `repositories/` that could be (or hold) a repository, in no particular order. */
+export async function* repositoryDirs(driver: StorageDriver, o?: CallOptions): AsyncGenerator<RepositoryDir> {
+  const pending: string[] = [paths.repositoriesRoot];
+  for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+    const listed = (await unlessNotFound(() => driver.list(dir, o))) ?? [];
+    const children = listed.map(baseName);
+    if (dir !== paths.repositoriesRoot) yield { name: repoNameOfDir(dir), children };
+    for (const child of listed) if (!baseName(child).startsWith('_')) pending.push(child);
+  }
+}
+
+function isRepository(children: readonly string[]): boolean {
+  return children.includes(LAYERS_DIR) || children.includes(MANIFESTS_DIR);
+}
+
 /** Every repository name, sorted in code-unit order. */
 export async function listRepositories(driver: StorageDriver, o?: CallOptions): Promise<string[]> {
   const found: string[] = [];
-  const pending: string[] = [paths.repositoriesRoot];
-  for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
-    const children = (await unlessNotFound(() => driver.list(dir, o))) ?? [];
-    const names = children.map(baseName);
-    if (dir !== paths.repositoriesRoot && (names.includes(LAYERS_DIR) || names.includes(MANIFESTS_DIR))) {
-      found.push(repoNameOfDir(dir));
-    }
-    for (const child of children) if (!baseName(child).startsWith('_')) pending.push(child);
-  }
+  for await (const dir of repositoryDirs(driver, o)) if (isRepository(dir.children)) found.push(dir.name);
   return found.sort(compareStrings);
 }
 
 /** Whether `name` is a repository (its directory holds `_layers` or `_manifests`). */
 export async function repositoryExists(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<boolean> {
   const children = (await unlessNotFound(() => driver.list(paths.repo(name), o))) ?? [];
-  const names = children.map(baseName);
-  return names.includes(LAYERS_DIR) || names.includes(MANIFESTS_DIR);
+  return isRepository(children.map(baseName));
 }

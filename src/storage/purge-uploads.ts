@@ -5,7 +5,8 @@
  */
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { deleteIfExists, unlessNotFound } from './links.js';
-import { paths } from './paths.js';
+import { repositoryDirs } from './catalog.js';
+import { UPLOADS_DIR, paths } from './paths.js';
 import type { RepoName } from './reference.js';
 
 export interface PurgeReport {
@@ -15,12 +16,13 @@ export interface PurgeReport {
 
 export async function purgeUploads(
   driver: StorageDriver,
-  repositories: readonly string[],
   opts: { olderThan: Date; dryRun: boolean },
   o?: CallOptions,
 ): Promise<PurgeReport> {
   const purged: string[] = [];
-  for (const name of repositories) {
+  for await (const { name, children } of repositoryDirs(driver, o)) {
+    // Uploads may exist before anything is linked, so every directory with `_uploads` is searched.
+    if (!children.includes(UPLOADS_DIR)) continue;
     const sessions = (await unlessNotFound(() => driver.list(paths.uploads(name as RepoName), o))) ?? [];
     for (const session of sessions) {
       const started = await startedAt(driver, `${session}/startedat`, o);

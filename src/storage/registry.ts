@@ -102,6 +102,6 @@ export function createRegistry(opts: RegistryOptions): Registry {
     repository,
     repositories: (o) => listRepositories(driver, o),
     blobs,
-    purgeUploads: async (purge, o) => purgeUploads(driver, await listRepositories(driver, o), purge, o),
+    purgeUploads: (purge, o) => purgeUploads(driver, purge, o),
   };
 }
