@@ -3,7 +3,7 @@
  * repositories; whether a repository may serve a blob is decided by its links (repository.ts).
  */
 import { Readable } from 'node:stream';
-import { blobUnknown } from '../errors.js';
+import { blobUnknown, tooLarge } from '../errors.js';
 import { type Digest, digestOf, digestAlgorithm } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { unlessNotFound } from './links.js';
@@ -26,7 +26,7 @@ export interface BlobStore {
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
   /** A stream of the blob (or of `range`). @throws RegistryError BLOB_UNKNOWN */
   open(d: Digest, range?: ByteRange, o?: CallOptions): Promise<Readable>;
-  /** Whole content of a small blob (a manifest), refused above `maxBytes`. @throws BLOB_UNKNOWN */
+  /** Whole content of a small blob (a manifest). @throws BLOB_UNKNOWN, TOO_LARGE above `maxBytes` */
   readSmall(d: Digest, maxBytes: number, o?: CallOptions): Promise<Buffer>;
   /** Stores `content` under its digest (in `d`'s algorithm) unless it is already there. */
   putSmall(d: Digest, content: Uint8Array, o?: CallOptions): Promise<void>;
@@ -50,7 +50,7 @@ export function createBlobStore(driver: StorageDriver): BlobStore {
     async readSmall(d, maxBytes, o) {
       const info = await stat(d, o);
       if (info === undefined) throw blobUnknown(d);
-      if (info.size > maxBytes) throw new Error(`blob ${d} is ${info.size} bytes, over the limit of ${maxBytes}`);
+      if (info.size > maxBytes) throw tooLarge(maxBytes);
       const content = await unlessNotFound(() => driver.getContent(paths.blobData(d), o));
       if (content === undefined) throw blobUnknown(d);
       return content;

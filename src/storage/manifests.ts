@@ -5,7 +5,7 @@
  * A PUT is accepted only when everything it refers to is already in the repository (blobs linked,
  * index children present as revisions); a `subject` need not exist (OCI v1.1).
  */
-import { digestInvalid, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
+import { digestInvalid, isRegistryError, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import { type Digest, type DigestAlgorithm, digestAlgorithm, digestOf, makeDigest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
@@ -71,8 +71,9 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
   const store: ManifestStore = {
     async get(ref, o) {
       const d = await resolve(ref, o);
-      const content = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o).catch(() => {
-        throw manifestUnknown(d);
+      // A revision whose bytes are gone (a damaged or half-copied root) is as good as unknown.
+      const content = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o).catch((err: unknown) => {
+        throw isRegistryError(err, 'BLOB_UNKNOWN') ? manifestUnknown(d) : err;
       });
       const { mediaType } = cache.remember(d, content, describeStored);
       return { digest: d, mediaType, content };
@@ -115,8 +116,13 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
     async describe(d, o) {
       const known = cache.get(d);
       if (known) return known;
-      const content = await unlessNotFound(() => blobs.readSmall(d, MAX_MANIFEST_BYTES, o)).catch(() => undefined);
-      return content === undefined ? undefined : cache.remember(d, content, describeStored);
+      try {
+        return cache.remember(d, await blobs.readSmall(d, MAX_MANIFEST_BYTES, o), describeStored);
+      } catch (err) {
+        // A missing or oversized revision describes nothing; anything else is a real failure.
+        if (isRegistryError(err, 'BLOB_UNKNOWN') || isRegistryError(err, 'TOO_LARGE')) return undefined;
+        throw err;
+      }
     },
   };
   return store;

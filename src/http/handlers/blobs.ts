@@ -20,22 +20,23 @@ export const getBlob: Handler = async (ctx, deps) => {
     ctx.redirect(redirect);
     return;
   }
-  ctx.set('Docker-Content-Digest', digest);
-  ctx.set('ETag', `"${digest}"`);
-  ctx.set('Cache-Control', IMMUTABLE_CACHE);
-  ctx.set('Accept-Ranges', 'bytes');
-  ctx.type = 'application/octet-stream';
   const range = parseRange(ctx.get('Range') || undefined, size);
   if (range === 'unsatisfiable') {
     ctx.set('Content-Range', `bytes */${size}`);
     respondEmpty(ctx, 416);
     return;
   }
+  // Open before answering: a blob that vanished since the check still gets a JSON 404.
+  const body = ctx.method === 'HEAD' ? undefined : await deps.registry.blobs.open(digest, range, { signal: ctx.state.signal });
+  ctx.set('Docker-Content-Digest', digest);
+  ctx.set('ETag', `"${digest}"`);
+  ctx.set('Cache-Control', IMMUTABLE_CACHE);
+  ctx.set('Accept-Ranges', 'bytes');
   ctx.status = range ? 206 : 200;
   if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  ctx.type = 'application/octet-stream';
   ctx.length = range ? range.end - range.start + 1 : size;
-  if (ctx.method === 'HEAD') return;
-  ctx.body = await deps.registry.blobs.open(digest, range, { signal: ctx.state.signal });
+  if (body) ctx.body = body;
 };
 
 export const deleteBlob: Handler = async (ctx, deps) => {
