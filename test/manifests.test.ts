@@ -190,9 +190,14 @@ describe('refused manifests change nothing', () => {
     await expectRefused(JSON.stringify(doc), MT.ociManifest, 'TOO_LARGE', 413);
   });
 
-  it('an invalid tag is TAG_INVALID', async () => {
+  it('an invalid tag is TAG_INVALID on PUT, and names no manifest (404) on GET, HEAD and DELETE', async () => {
     const res = await putManifest(berth.url, repo, '-bad', img.manifest, MT.ociManifest);
     expect(errorCode(res)).toBe('TAG_INVALID');
+    for (const method of ['GET', 'HEAD', 'DELETE']) {
+      const read = await raw(berth.url, method, `/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`);
+      expect(read.status, method).toBe(404);
+      if (method !== 'HEAD') expect(errorCode(read), method).toBe('MANIFEST_UNKNOWN');
+    }
   });
 });
 

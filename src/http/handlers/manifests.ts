@@ -1,10 +1,25 @@
 /**
  * `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`.
  */
+import { isRegistryError, manifestUnknown } from '../../errors.js';
 import { MAX_MANIFEST_BYTES } from '../../storage/manifest-format.js';
+import type { Reference } from '../../storage/reference.js';
 import { readSmallBody, respondEmpty } from '../body.js';
 import type { Ctx, Handler } from '../context.js';
 import { reference, repoName } from '../params.js';
+
+/**
+ * The reference of a read or delete: a string that cannot be a tag names no manifest, so it is 404
+ * MANIFEST_UNKNOWN as the spec's endpoint table says (a PUT still refuses it with TAG_INVALID).
+ */
+function existingReference(ctx: Ctx): Reference {
+  try {
+    return reference(ctx);
+  } catch (err) {
+    if (isRegistryError(err, 'TAG_INVALID')) throw manifestUnknown(ctx.state.params['reference'] ?? '');
+    throw err;
+  }
+}
 
 /** Answers 304 when the client's If-None-Match already names `etag`. */
 function notModified(ctx: Ctx, etag: string): boolean {
@@ -17,7 +32,7 @@ function notModified(ctx: Ctx, etag: string): boolean {
 
 export const getManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
-  const manifest = await repo.manifests.get(reference(ctx), { signal: ctx.state.signal });
+  const manifest = await repo.manifests.get(existingReference(ctx), { signal: ctx.state.signal });
   const etag = `"${manifest.digest}"`;
   ctx.set('Docker-Content-Digest', manifest.digest);
   if (notModified(ctx, etag)) return;
@@ -42,6 +57,6 @@ export const putManifest: Handler = async (ctx, deps) => {
 
 export const deleteManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
-  await repo.manifests.delete(reference(ctx), { signal: ctx.state.signal });
+  await repo.manifests.delete(existingReference(ctx), { signal: ctx.state.signal });
   respondEmpty(ctx, 202);
 };
