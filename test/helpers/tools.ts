@@ -1,0 +1,275 @@
+/**
+ * Running real client tools (docker, skopeo, podman, buildah) from tests.
+ *
+ * - `toolAvailable(cmd)`: the command is on PATH and answers `--version`; what `describeWithTool` takes
+ *   (re-exported from registry2.ts: under CI=true a missing tool fails the run, elsewhere the suite is
+ *   skipped with a printed reason). `describeWithTools` checks several commands at once.
+ * - `run(cmd, args, opts)`: spawn without a shell, bounded by a timeout (the child is killed by its PID
+ *   when it expires), stdout and stderr captured; throws a RunError carrying both on a non-zero exit.
+ *   `runResult` is the same but answers a non-zero exit instead of throwing (for expected failures).
+ * - `containersStore(dir)`: the flags and environment that keep podman and buildah entirely inside one
+ *   temporary directory (see its comment for what each one is for and what was verified here).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { type ToolAvailability, describeWithTool } from './registry2.js';
+
+export { type ToolAvailability, describeWithTool, freePort, stopChild } from './registry2.js';
+
+const VERSION_TIMEOUT_MS = 10_000;
+const DEFAULT_TIMEOUT_MS = 60_000;
+const OUTPUT_CAP = 4 * 1024 * 1024;
+
+/** The absolute path of `cmd` on PATH (then /usr/sbin, /usr/bin, /sbin for daemons), or undefined. */
+export function which(cmd: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== ''), '/usr/local/bin', '/usr/bin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    const candidate = join(dir, cmd);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const versions = new Map<string, string>();
+
+/**
+ * The first line of `cmd --version` (cached). @throws when the command is missing, fails or prints nothing.
+ */
+export function toolVersion(cmd: string): string {
+  const cached = versions.get(cmd);
+  if (cached !== undefined) return cached;
+  const path = which(cmd);
+  if (path === undefined) throw new Error(`${cmd} not found on PATH`);
+  const res = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: VERSION_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (res.error !== undefined) throw new Error(`${path} --version: ${res.error.message}`);
+  if (res.status !== 0) {
+    throw new Error(`${path} --version exited ${String(res.status ?? res.signal)}: ${`${res.stdout}${res.stderr}`.trim()}`);
+  }
+  const line = `${res.stdout}\n${res.stderr}`.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  if (line === undefined) throw new Error(`${path} --version printed nothing`);
+  versions.set(cmd, line);
+  return line;
+}
+
+/** `{ ok: true }` when `cmd` is on PATH and `cmd --version` succeeds; otherwise the reason, with the apt package. */
+export function toolAvailable(cmd: string, aptPackage: string = cmd): ToolAvailability {
+  if (which(cmd) === undefined) return { ok: false, reason: `${cmd} not found on PATH (apt-get install -y ${aptPackage})` };
+  try {
+    toolVersion(cmd);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+}
+
+/** Several tools, each with its apt package: the first unavailable one decides. */
+export function toolsAvailable(tools: Readonly<Record<string, string>>): ToolAvailability {
+  for (const [cmd, pkg] of Object.entries(tools)) {
+    const a = toolAvailable(cmd, pkg);
+    if (!a.ok) return a;
+  }
+  return { ok: true };
+}
+
+/** describeWithTool over several commands (`{ cmd: aptPackage }`), named by all of them. */
+export function describeWithTools(tools: Readonly<Record<string, string>>, title: string, body: () => void): void {
+  describeWithTool(Object.keys(tools).join(' + '), toolsAvailable(tools), title, body);
+}
+
+/** Prints `client versions: <cmd>: <first line of --version>` for each tool (for the README's interoperability table). */
+export function logToolVersions(cmds: readonly string[]): void {
+  for (const cmd of cmds) console.log(`client version: ${cmd}: ${toolVersion(cmd)}`);
+}
+
+export interface RunOptions {
+  /** Added to (and overriding) the inherited environment; `undefined` removes a variable. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly cwd?: string;
+  /** Kill the child (SIGKILL, by its PID) and throw after this long. Default 60 s. */
+  readonly timeoutMs?: number;
+  /** Written to the child's stdin, which is then closed. */
+  readonly input?: string | Uint8Array;
+}
+
+export interface RunResult {
+  readonly command: string;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** A command that failed, timed out or could not start; the message holds its stdout and stderr. */
+export class RunError extends Error {
+  readonly code = 'BERTH_TEST_RUN_FAILED';
+  constructor(
+    message: string,
+    readonly result: RunResult,
+  ) {
+    super(message);
+    this.name = 'RunError';
+  }
+}
+
+const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+function describeRun(r: RunResult): string {
+  return `$ ${r.command}\n--- stdout ---\n${r.stdout.trimEnd() || '(empty)'}\n--- stderr ---\n${r.stderr.trimEnd() || '(empty)'}`;
+}
+
+/**
+ * Runs `cmd args` (no shell) and resolves with its exit code and output, whatever the code.
+ * @throws RunError when it cannot be started or outlives `timeoutMs` (it is then killed by its PID).
+ */
+export function runResult(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const command = [cmd, ...args].map(quote).join(' ');
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const child: ChildProcess = spawn(cmd, [...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const result = (code: number | null, signal: NodeJS.Signals | null): RunResult => ({
+      command, code, signal, stdout, stderr, ms: Date.now() - started,
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }, timeoutMs);
+    child.stdout?.on('data', (c: Buffer) => {
+      if (stdout.length < OUTPUT_CAP) stdout += c.toString('utf8');
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      if (stderr.length < OUTPUT_CAP) stderr += c.toString('utf8');
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      const r = result(null, null);
+      reject(new RunError(`could not run ${cmd}: ${err.message}\n${describeRun(r)}`, r));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const r = result(code, signal);
+      if (timedOut) reject(new RunError(`timed out after ${timeoutMs} ms (killed)\n${describeRun(r)}`, r));
+      else resolve(r);
+    });
+    child.stdin?.on('error', () => undefined); // a child that exits without reading its stdin
+    child.stdin?.end(opts.input);
+  });
+}
+
+/**
+ * Runs `cmd args` (no shell), bounded by `timeoutMs`.
+ * @throws RunError with the command, exit code, stdout and stderr on a non-zero exit, a timeout or a spawn failure.
+ */
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = await runResult(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new RunError(`exited with ${r.code === null ? `signal ${String(r.signal)}` : `code ${r.code}`}\n${describeRun(r)}`, r);
+  }
+  return r;
+}
+
+/** Flags and environment that keep podman and buildah inside one directory. */
+export interface ContainersStore {
+  readonly dir: string;
+  /** Global flags for podman, before the subcommand. */
+  readonly podmanArgs: readonly string[];
+  /** Global flags for buildah, before the subcommand. */
+  readonly buildahArgs: readonly string[];
+  /** Environment for both (pass as RunOptions.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Podman and buildah with all their state under `dir`. Verified on Debian bookworm (podman 4.3.1,
+ * buildah 1.28.2) as root; without these, they write to /run/libpod, /run/containers/networks,
+ * /etc/containers/networks and /var/lib/containers/storage.
+ *
+ * - `--root`, `--runroot`, `--storage-driver vfs` (and the same in `CONTAINERS_STORAGE_CONF`, so
+ *   /etc/containers/storage.conf is not read): image store and its run-time locks under `dir`; vfs needs
+ *   no overlay mount (no fuse-overlayfs, no kernel overlay inside a container).
+ * - `CONTAINERS_CONF` → a containers.conf in `dir` that sets `engine.tmp_dir` (podman's /run/libpod state),
+ *   `engine.events_logger = "file"` with `events_logfile_path` (no journald here), `engine.cgroup_manager =
+ *   "cgroupfs"` (no systemd), `engine.volume_path` and `network.network_config_dir` (otherwise netavark's
+ *   lock goes to /etc/containers/networks). Podman 4.3 has flags for some of these (`--tmpdir`,
+ *   `--events-backend`, `--cgroup-manager`, `--network-config-dir`), buildah 1.28 does not, so the file serves both.
+ * - `TMPDIR` under `dir`: c/image's temporary copies of blobs (otherwise /var/tmp).
+ * - `CONTAINERS_REGISTRIES_CONF` → an empty registries.conf: no search registries, no mirrors; every
+ *   reference in the tests is fully qualified (`127.0.0.1:PORT/repo:tag`). Pass `--tls-verify=false` per
+ *   command for the plain-HTTP Berth.
+ * - No user namespaces, no `--isolation chroot` needed: the tests never run a container (`buildah from
+ *   scratch`, `copy`, `config`, `commit`, `push`; `podman pull/push/tag/image inspect`).
+ * - Not redirected: c/image's blob-info cache (/var/lib/containers/cache/blob-info-cache-v1.boltdb for
+ *   root; no flag or variable moves it). It holds only hints keyed by registry host:port and repository.
+ * - The signature policy is the package's /etc/containers/policy.json (insecureAcceptAnything).
+ */
+export async function containersStore(dir: string): Promise<ContainersStore> {
+  const paths = {
+    root: join(dir, 'storage'),
+    runroot: join(dir, 'run'),
+    tmp: join(dir, 'tmp'),
+    libpodTmp: join(dir, 'libpod-tmp'),
+    events: join(dir, 'events', 'events.log'),
+    volumes: join(dir, 'volumes'),
+    networks: join(dir, 'networks'),
+  };
+  for (const d of [paths.root, paths.runroot, paths.tmp, paths.libpodTmp, join(dir, 'events'), paths.volumes, paths.networks]) {
+    await mkdir(d, { recursive: true });
+  }
+  const conf = join(dir, 'containers.conf');
+  await writeFile(
+    conf,
+    [
+      '[network]',
+      `network_config_dir = ${JSON.stringify(paths.networks)}`,
+      '[engine]',
+      `tmp_dir = ${JSON.stringify(paths.libpodTmp)}`,
+      'events_logger = "file"',
+      `events_logfile_path = ${JSON.stringify(paths.events)}`,
+      'cgroup_manager = "cgroupfs"',
+      `volume_path = ${JSON.stringify(paths.volumes)}`,
+      '',
+    ].join('\n'),
+  );
+  const storageConf = join(dir, 'storage.conf');
+  await writeFile(
+    storageConf,
+    ['[storage]', 'driver = "vfs"', `graphroot = ${JSON.stringify(paths.root)}`, `runroot = ${JSON.stringify(paths.runroot)}`, ''].join('\n'),
+  );
+  const registries = join(dir, 'registries.conf');
+  await writeFile(registries, 'unqualified-search-registries = []\n');
+  const storageArgs = ['--root', paths.root, '--runroot', paths.runroot, '--storage-driver', 'vfs'];
+  return {
+    dir,
+    podmanArgs: [...storageArgs, '--tmpdir', paths.libpodTmp, '--events-backend', 'file', '--cgroup-manager', 'cgroupfs'],
+    buildahArgs: storageArgs,
+    env: {
+      CONTAINERS_CONF: conf,
+      CONTAINERS_REGISTRIES_CONF: registries,
+      TMPDIR: paths.tmp,
+      CONTAINERS_STORAGE_CONF: storageConf,
+      // Never let an outer setting point them elsewhere.
+      CONTAINER_HOST: undefined,
+      CONTAINER_CONNECTION: undefined,
+      BUILDAH_ISOLATION: undefined,
+    },
+  };
+}
