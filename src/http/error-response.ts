@@ -57,5 +57,4 @@ export function sendError(ctx: Context, err: unknown, report: (err: unknown) => 
   ctx.status = status;
   ctx.type = 'application/json; charset=utf-8';
   ctx.body = body;
-  if (status === 413) ctx.set('Connection', 'close'); // the rest of a too-large body is not wanted
 }
