@@ -92,3 +92,19 @@ export const paginationInvalid = (reason: string): RegistryError =>
 
 export const tooLarge = (limit: number): RegistryError =>
   new RegistryError('TOO_LARGE', `payload exceeds the limit of ${limit} bytes`, { limit });
+
+/**
+ * 401 with a challenge for the WWW-Authenticate header (`Bearer realm="…",service="…",scope="…"` or
+ * `Basic realm="…"`), as registry:2 sends it. The message never says why a credential failed beyond
+ * what the challenge's `error` parameter says.
+ */
+export class UnauthorizedError extends RegistryError {
+  constructor(
+    readonly challenge: string,
+    message = 'authentication required',
+    detail?: unknown,
+  ) {
+    super('UNAUTHORIZED', message, detail);
+    this.name = 'UnauthorizedError';
+  }
+}
