@@ -3,7 +3,7 @@
  * The `berth` command line: `berth serve [config.yml]`. Errors in the configuration print one line
  * and exit 1; a bad command line prints the usage and exits 2.
  */
-import { ConfigError } from './config/parse.js';
+import { ConfigError } from './config/raw.js';
 import { serve } from './cli/serve.js';
 
 const USAGE = `usage: berth <command> [args]

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseDuration } from './parse.js';
+import { loadConfig } from './parse.js';
+import { ConfigError, parseDuration } from './raw.js';
 import type { Config } from './schema.js';
 
 let dir = '';
