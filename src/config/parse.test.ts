@@ -54,6 +54,7 @@ describe('loadConfig defaults', () => {
       version: '0.1',
       log: { level: 'info', formatter: 'text' },
       http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: './data',
@@ -300,9 +301,9 @@ describe('ConfigError', () => {
     ['storage without a driver', 'version: 0.1\nstorage:\n  delete: {enabled: true}\n', {}, 'storage', /no storage driver/],
     ['unknown driver', 'version: 0.1\nstorage: floppy\n', {}, 'storage', /unknown storage driver "floppy"$/],
     ['unknown driver via env', MINIMAL, { REGISTRY_STORAGE: 'floppy' }, 'storage', /unknown storage driver/],
-    ['auth', `${MINIMAL}auth:\n  htpasswd: {realm: r, path: /p}\n`, {}, 'auth', /^config: auth: not supported yet by Berth$/],
-    ['auth via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }, 'auth', /not supported yet by Berth$/],
-    ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /not supported yet/],
+    ['auth silly', `${MINIMAL}auth:\n  silly: {realm: r, service: s}\n`, {}, 'auth.silly', /^config: auth.silly: not supported yet by Berth$/],
+    ['auth htpasswd without path, via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: 'r' }, 'auth.htpasswd.path', /required$/],
+    ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /expected a mapping/],
     ['http.tls', `${MINIMAL}http:\n  tls: {certificate: /c.pem}\n`, {}, 'http.tls', /not supported yet/],
     ['http.prefix', `${MINIMAL}http:\n  prefix: /registry\n`, {}, 'http.prefix', /not supported yet/],
     ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
@@ -378,6 +379,7 @@ describe('config.example.yaml', () => {
       version: '0.1',
       log: { level: 'info', formatter: 'text' },
       http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: '/var/lib/registry',

@@ -19,6 +19,7 @@ import {
 import type {
   Config, KeySection, KeySpec, LogFormatter, LogLevel, StorageConfig, UploadPurgingConfig,
 } from './schema.js';
+import { readAuth } from './auth.js';
 import {
   ConfigError, Lit, NULL, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readChoice, readDuration, readString,
 } from './raw.js';
@@ -226,6 +227,7 @@ function buildConfig(root: RawMap): Config {
       relativeurls: readBool(root, 'http.relativeurls', false),
       host: readHost(root),
     },
+    auth: readAuth(root),
     storage: readStorage(root),
   };
 }

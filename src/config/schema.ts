@@ -23,6 +23,56 @@ export type StorageConfig =
   | { readonly driver: 'filesystem'; readonly rootdirectory: string }
   | { readonly driver: 'inmemory' };
 
+/** registry:2's `auth.token`: verify Bearer tokens from an external (or the built-in) token server. */
+export interface TokenAuthConfig {
+  readonly kind: 'token';
+  /** Where clients get tokens; a URL, or undefined with the built-in issuer (then `<request base>/auth/token`). */
+  readonly realm: string | undefined;
+  readonly service: string;
+  readonly issuer: string;
+  /** PEM file with the certificates whose keys may sign tokens. */
+  readonly rootcertbundle: string | undefined;
+  /** JWKS file with the keys that may sign tokens (registry:2 v3). */
+  readonly jwks: string | undefined;
+  readonly autoredirect: boolean;
+  /** Allowed JWS algorithms; undefined means every asymmetric one. */
+  readonly signingalgorithms: readonly string[] | undefined;
+}
+
+/** registry:2's `auth.htpasswd`: HTTP Basic against an htpasswd file of bcrypt entries. */
+export interface HtpasswdAuthConfig {
+  readonly kind: 'htpasswd';
+  readonly realm: string;
+  readonly path: string;
+}
+
+/** A grant of the built-in issuer: actions on repositories matching glob patterns, for some callers. */
+export interface AccessRuleConfig {
+  readonly repositories: readonly string[];
+  readonly users?: readonly string[];
+  readonly groups?: readonly string[];
+  readonly anonymous?: boolean;
+  readonly actions: readonly string[];
+  readonly catalog?: boolean;
+}
+
+/** Berth's `auth.builtin`: its own token issuer at /auth/token, with users from an htpasswd file. */
+export interface BuiltinAuthConfig {
+  readonly kind: 'builtin';
+  readonly service: string;
+  readonly issuer: string;
+  /** Absolute URL of the token endpoint, or undefined for `<request base>/auth/token`. */
+  readonly realm: string | undefined;
+  readonly htpasswd: string;
+  /** PEM file of the EC P-256 signing key; created on first start when missing. Undefined: kept in memory. */
+  readonly signingkey: string | undefined;
+  readonly tokenttlMs: number;
+  readonly groups: Readonly<Record<string, readonly string[]>>;
+  readonly rules: readonly AccessRuleConfig[];
+}
+
+export type AuthConfig = TokenAuthConfig | HtpasswdAuthConfig | BuiltinAuthConfig;
+
 export interface Config {
   readonly version: '0.1';
   readonly log: { readonly level: LogLevel; readonly formatter: LogFormatter };
@@ -36,6 +86,8 @@ export interface Config {
     /** Base URL (scheme://host[:port]) used for absolute Location headers, if set. */
     readonly host: string | undefined;
   };
+  /** Undefined: no authentication, every request is allowed. */
+  readonly auth: AuthConfig | undefined;
   readonly storage: StorageConfig & {
     readonly delete: { readonly enabled: boolean };
     readonly maintenance: {
@@ -118,7 +170,19 @@ export const CONFIG_KEYS: KeySection = {
     },
     cache: 'ignored', redirect: 'ignored', tag: 'ignored',
   },
-  auth: UNSAFE, proxy: UNSAFE, middleware: UNSAFE,
+  auth: {
+    token: {
+      realm: 'value', service: 'value', issuer: 'value', rootcertbundle: 'value', jwks: 'value',
+      autoredirect: 'value', autoredirectpath: 'unsupported-unless-empty', signingalgorithms: 'value',
+    },
+    htpasswd: { realm: 'value', path: 'value' },
+    builtin: {
+      service: 'value', issuer: 'value', realm: 'value', htpasswd: 'value', signingkey: 'value',
+      tokenttl: 'value', groups: 'value', rules: 'value',
+    },
+    silly: 'unsupported', none: 'ignored',
+  },
+  proxy: UNSAFE, middleware: UNSAFE,
   notifications: 'ignored', redis: 'ignored', health: 'ignored', reporting: 'ignored',
   validation: 'ignored', compatibility: 'ignored', catalog: 'ignored', tags: 'ignored', policy: 'ignored',
 };

@@ -1,0 +1,159 @@
+/**
+ * The `auth` section: registry:2's `token` and `htpasswd` controllers, and Berth's `builtin` token
+ * issuer. Exactly one may be configured; none means an open registry.
+ */
+import { ConfigError, Lit, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readDuration, readString } from './raw.js';
+import type { AccessRuleConfig, AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from './schema.js';
+
+const MODES = ['token', 'htpasswd', 'builtin'] as const;
+const ACTIONS: readonly string[] = ['pull', 'push', 'delete', '*'];
+const RULE_KEYS: readonly string[] = ['repositories', 'users', 'groups', 'anonymous', 'actions', 'catalog'];
+const DEFAULT_TOKEN_TTL_MS = 5 * 60_000;
+
+/** Reads `auth`; undefined when it is absent or empty. */
+export function readAuth(root: RawMap): AuthConfig | undefined {
+  const configured = MODES.filter((m) => {
+    const raw = lookup(root, `auth.${m}`);
+    return raw !== undefined;
+  });
+  if (configured.length === 0) return undefined;
+  if (configured.length > 1) throw new ConfigError('auth', `configure one of token, htpasswd or builtin, not ${configured.join(' and ')}`);
+  switch (configured[0]) {
+    case 'token':
+      return readToken(root);
+    case 'htpasswd':
+      return {
+        kind: 'htpasswd',
+        realm: readString(root, 'auth.htpasswd.realm') || 'Berth',
+        path: required(root, 'auth.htpasswd.path'),
+      };
+    default:
+      return readBuiltin(root);
+  }
+}
+
+function readToken(root: RawMap): TokenAuthConfig {
+  const rootcertbundle = readString(root, 'auth.token.rootcertbundle') || undefined;
+  const jwks = readString(root, 'auth.token.jwks') || undefined;
+  if (rootcertbundle === undefined && jwks === undefined) {
+    throw new ConfigError('auth.token', 'needs rootcertbundle or jwks: the keys that may sign tokens');
+  }
+  return {
+    kind: 'token',
+    realm: readUrl(root, 'auth.token.realm', true),
+    service: required(root, 'auth.token.service'),
+    issuer: required(root, 'auth.token.issuer'),
+    rootcertbundle,
+    jwks,
+    autoredirect: readBool(root, 'auth.token.autoredirect', false),
+    signingalgorithms: readStringList(root, 'auth.token.signingalgorithms'),
+  };
+}
+
+function readBuiltin(root: RawMap): BuiltinAuthConfig {
+  const groups = readGroups(root, 'auth.builtin.groups');
+  const rules = readRules(root, 'auth.builtin.rules', groups);
+  return {
+    kind: 'builtin',
+    service: readString(root, 'auth.builtin.service') || 'berth',
+    issuer: readString(root, 'auth.builtin.issuer') || 'berth',
+    realm: readUrl(root, 'auth.builtin.realm', false),
+    htpasswd: required(root, 'auth.builtin.htpasswd'),
+    signingkey: readString(root, 'auth.builtin.signingkey') || undefined,
+    tokenttlMs: readDuration(root, 'auth.builtin.tokenttl', DEFAULT_TOKEN_TTL_MS, { positive: true }),
+    groups,
+    rules,
+  };
+}
+
+function required(root: RawMap, key: string): string {
+  const value = readString(root, key);
+  if (value === undefined || value === '') throw new ConfigError(key, 'required');
+  return value;
+}
+
+/** An absolute http(s) URL (a realm clients are sent to). */
+function readUrl(root: RawMap, key: string, isRequired: true): string;
+function readUrl(root: RawMap, key: string, isRequired: false): string | undefined;
+function readUrl(root: RawMap, key: string, isRequired: boolean): string | undefined {
+  const value = isRequired ? required(root, key) : readString(root, key) || undefined;
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(key, `expected an absolute http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(key, `expected an absolute http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function readStringList(root: RawMap, key: string): string[] | undefined {
+  const raw = lookup(root, key);
+  return raw === undefined ? undefined : stringList(raw, key);
+}
+
+function stringList(raw: Raw, key: string): string[] {
+  if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of strings, got ${describe(raw)}`);
+  return raw.map((item, i) => {
+    if (!(item instanceof Lit) || item.value === null || typeof item.value === 'object') {
+      throw new ConfigError(`${key}[${i}]`, `expected a string, got ${describe(item)}`);
+    }
+    return typeof item.value === 'string' ? item.value : item.text;
+  });
+}
+
+function readGroups(root: RawMap, key: string): Record<string, string[]> {
+  const raw = lookup(root, key);
+  if (raw === undefined) return {};
+  if (!(raw instanceof Map)) throw new ConfigError(key, `expected a mapping of group names to user lists, got ${describe(raw)}`);
+  const groups: Record<string, string[]> = {};
+  for (const [name, members] of raw) groups[name] = stringList(members, `${key}.${name}`);
+  return groups;
+}
+
+function readRules(root: RawMap, key: string, groups: Record<string, string[]>): AccessRuleConfig[] {
+  const raw = lookup(root, key);
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of rules, got ${describe(raw)}`);
+  return raw.map((item, i) => readRule(item, `${key}[${i}]`, groups));
+}
+
+function readRule(raw: Raw, key: string, groups: Record<string, string[]>): AccessRuleConfig {
+  if (!(raw instanceof Map)) throw new ConfigError(key, `expected a rule mapping, got ${describe(raw)}`);
+  for (const name of raw.keys()) if (!RULE_KEYS.includes(name)) throw new ConfigError(`${key}.${name}`, 'unknown key');
+  const list = (name: string): string[] | undefined => {
+    const value = raw.get(name);
+    return value === undefined || isEmpty(value) ? undefined : stringList(value, `${key}.${name}`);
+  };
+  const flag = (name: string): boolean | undefined => {
+    const value = raw.get(name);
+    if (value === undefined) return undefined;
+    if (value instanceof Lit && typeof value.value === 'boolean') return value.value;
+    throw new ConfigError(`${key}.${name}`, `expected true or false, got ${describe(value)}`);
+  };
+  const actions = list('actions') ?? [];
+  const bad = actions.find((a) => !ACTIONS.includes(a));
+  if (bad !== undefined) throw new ConfigError(`${key}.actions`, `unknown action ${JSON.stringify(bad)}; expected pull, push, delete or *`);
+  const unknownGroup = (list('groups') ?? []).find((g) => !(g in groups));
+  if (unknownGroup !== undefined) throw new ConfigError(`${key}.groups`, `no group ${JSON.stringify(unknownGroup)} in auth.builtin.groups`);
+  const repositories = list('repositories') ?? [];
+  const catalog = flag('catalog');
+  if (repositories.length === 0 && catalog !== true) throw new ConfigError(`${key}.repositories`, 'required (or catalog: true)');
+  return withDefined({ repositories, actions }, { users: list('users'), groups: list('groups'), anonymous: flag('anonymous'), catalog });
+}
+
+function withDefined(
+  base: AccessRuleConfig,
+  extra: { users: string[] | undefined; groups: string[] | undefined; anonymous: boolean | undefined; catalog: boolean | undefined },
+): AccessRuleConfig {
+  return {
+    ...base,
+    ...(extra.users && { users: extra.users }),
+    ...(extra.groups && { groups: extra.groups }),
+    ...(extra.anonymous !== undefined && { anonymous: extra.anonymous }),
+    ...(extra.catalog !== undefined && { catalog: extra.catalog }),
+  };
+}
