@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { blob, errorCode, pushBlob, raw } from './helpers/oci.js';
-import { freePort, stopChild } from './helpers/registry2.js';
+import { blobData as blobDataPath, layerLink, uploadsDir, v2 } from './helpers/layout.js';
+import { answersV2, blob, errorCode, pushBlob, raw } from './helpers/oci.js';
+import { freePort, hasExited, killAtExit, sleep, stopChild } from './helpers/tools.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = join(PROJECT, 'src/main.ts');
@@ -30,18 +31,6 @@ interface Cli {
 
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
-// Should this test process end before afterEach ran (a crash, an interrupted run), kill ours by PID.
-process.once('exit', () => {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
 
 afterEach(async () => {
   for (const child of children) await stopChild(child);
@@ -71,6 +60,8 @@ function runCli(args: readonly string[], opts: { cwd?: string; env?: NodeJS.Proc
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
+  // Should this test process end before afterEach ran (a crash, an interrupted run), it is killed by PID.
+  killAtExit(child);
   let out = '';
   let err = '';
   child.stdout?.on('data', (c: Buffer) => {
@@ -95,7 +86,7 @@ function exited(cli: Cli, ms = EXIT_MS): Promise<{ code: number | null; signal: 
       child.off('close', done);
       reject(new Error(`berth did not exit within ${ms} ms; stderr: ${cli.stderr()}`));
     }, ms);
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (hasExited(child)) {
       if (child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false) return done();
     }
     child.once('close', done);
@@ -106,17 +97,11 @@ function exited(cli: Cli, ms = EXIT_MS): Promise<{ code: number | null; signal: 
 async function ready(cli: Cli, url: string): Promise<void> {
   const deadline = Date.now() + READY_MS;
   while (Date.now() < deadline) {
-    if (cli.child.exitCode !== null || cli.child.signalCode !== null) {
+    if (hasExited(cli.child)) {
       throw new Error(`berth exited (${String(cli.child.exitCode)}) before serving; stderr: ${cli.stderr()}`);
     }
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
+    if (await answersV2(url)) return;
+    await sleep(50);
   }
   throw new Error(`berth did not answer GET ${url}/v2/ within ${READY_MS} ms; stderr: ${cli.stderr()}`);
 }
@@ -127,8 +112,7 @@ async function startServing(args: readonly string[], url: string, opts: { cwd?: 
   return cli;
 }
 
-const blobData = (root: string, digest: string): string =>
-  join(root, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
+const blobData = (root: string, digest: string): string => join(v2(root), blobDataPath(digest));
 
 function configFile(o: { port: number; root: string }): string {
   return ['version: 0.1', 'log:', '  level: warn', 'http:', `  addr: 127.0.0.1:${o.port}`, 'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(o.root)}`, ''].join('\n');
@@ -145,7 +129,7 @@ async function pushAndFind(url: string, root: string, seed: string): Promise<str
   const b = blob(`cli test blob ${seed}`);
   await pushBlob(url, 'cli/repo', b);
   expect(await readFile(blobData(root, b.digest))).toEqual(b.bytes);
-  const link = join(root, 'docker/registry/v2/repositories/cli/repo/_layers/sha256', b.digest.slice(7), 'link');
+  const link = join(v2(root), layerLink('cli/repo', b.digest));
   expect(await readFile(link, 'latin1')).toBe(b.digest);
   return b.digest;
 }
@@ -318,6 +302,6 @@ describe('signals', () => {
     expect(cli.child.exitCode).toBe(0);
     await expect(fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
     expect(existsSync(blobData(root, digest))).toBe(true);
-    expect(await readdir(join(root, 'docker/registry/v2/repositories/cli/repo/_uploads')).catch(() => [])).toEqual([]);
+    expect(await readdir(join(v2(root), uploadsDir('cli/repo'))).catch(() => [])).toEqual([]);
   });
 });

@@ -14,10 +14,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
 import { type BuiltImage, dockerArchive, multiPlatformImage, singlePlatformImage, writeIndexLayout } from './helpers/images.js';
-import { MT, raw, sha256 } from './helpers/oci.js';
+import { blobData, layerLink, v2 } from './helpers/layout.js';
+import { ACCEPT_ALL, MT, raw, sha256 } from './helpers/oci.js';
 import { type ContainersStore, containersStore, describeWithTools, logToolVersions, run, which } from './helpers/tools.js';
 
-const ACCEPT = [MT.dockerManifest, MT.dockerList, MT.ociManifest, MT.ociIndex].join(', ');
 const TOOLS = { ...DOCKER_TOOLS, skopeo: 'skopeo' };
 
 interface ManifestDoc {
@@ -45,7 +45,7 @@ describeWithTools(TOOLS, 'docker push, pull, mount and manifest inspect against 
   const shortId = (digest: string): string => digest.slice('sha256:'.length, 'sha256:'.length + 12);
 
   async function berthManifest(repo: string, ref: string): Promise<{ digest: string; doc: ManifestDoc; bytes: Buffer }> {
-    const res = await raw(berth.url, 'GET', `/v2/${repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
+    const res = await raw(berth.url, 'GET', `/v2/${repo}/manifests/${ref}`, { headers: { Accept: ACCEPT_ALL } });
     expect(res.status, res.body.toString()).toBe(200);
     const digest = res.header('Docker-Content-Digest') ?? '';
     expect(sha256(res.body)).toBe(digest);
@@ -142,14 +142,13 @@ describeWithTools(TOOLS, 'docker push, pull, mount and manifest inspect against 
     for (const l of single.layers) expect(push.stdout).toContain(`${shortId(l.diffId)}: Mounted from docker/single`);
     expect(push.stdout).toContain(`v1: digest: ${pushed} `);
 
-    const v2 = join(berth.root, 'docker/registry/v2');
+    const root = v2(berth.root);
     const layers = pushedManifest.layers ?? [];
     expect(layers).toHaveLength(2);
     for (const { digest } of [...layers, { digest: single.config.digest }]) {
-      const hex = digest.slice('sha256:'.length);
-      const link = await readFile(join(v2, 'repositories/docker/copy/_layers/sha256', hex, 'link'), 'utf8');
+      const link = await readFile(join(root, layerLink('docker/copy', digest)), 'utf8');
       expect(link).toBe(digest);
-      await stat(join(v2, 'blobs/sha256', hex.slice(0, 2), hex, 'data'));
+      await stat(join(root, blobData(digest)));
     }
     expect((await berthManifest('docker/copy', 'v1')).digest).toBe(pushed);
     expect(berth.errors).toEqual([]);

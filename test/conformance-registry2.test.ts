@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, runConformance } from '../conformance/run.js';
-import { type Registry2, describeWithTool, registry2Available, startRegistry2 } from './helpers/registry2.js';
+import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
+import { describeWithTool } from './helpers/tools.js';
 
 const LABEL = 'docker-registry 2.8.2';
 const TABLE_HEADING = `### Failing checks against ${LABEL}`;

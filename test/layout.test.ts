@@ -8,44 +8,29 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
-import { type Blob, type Image, MT, blob, descriptor, makeImage, manifestBlob, pushBlob, pushImage, putManifest, raw } from './helpers/oci.js';
+import { blobData, layerLink, revisionLink, tagLinks, uploadDir, v2 as layoutRoot } from './helpers/layout.js';
+import {
+  type Image, MT, artifactManifest, blob, descriptor, emptyConfig, makeImage, onLinux, platformIndex, pushBlob, pushImage, putManifest, raw,
+} from './helpers/oci.js';
 
 let berth: TestBerth;
 const single = makeImage(1, { docker: true });
 const amd = makeImage(2);
 const arm = makeImage(3);
-const index = manifestBlob({
-  schemaVersion: 2,
-  mediaType: MT.ociIndex,
-  manifests: [
-    descriptor(MT.ociManifest, amd.manifest, { platform: { architecture: 'amd64', os: 'linux' } }),
-    descriptor(MT.ociManifest, arm.manifest, { platform: { architecture: 'arm64', os: 'linux' } }),
-  ],
-});
-const empty = blob('{}');
+const index = platformIndex(MT.ociIndex, [onLinux('amd64', amd), onLinux('arm64', arm)]);
+const empty = emptyConfig();
 const signature = blob('signature bytes');
-const artifact = manifestBlob({
-  schemaVersion: 2,
-  mediaType: MT.ociManifest,
-  artifactType: 'application/vnd.example.signature',
-  config: descriptor(MT.ociEmpty, empty),
-  layers: [descriptor('application/octet-stream', signature)],
-  subject: descriptor(MT.ociManifest, amd.manifest),
-});
+const artifact = artifactManifest(
+  'application/vnd.example.signature',
+  [descriptor('application/octet-stream', signature)],
+  descriptor(MT.ociManifest, amd.manifest),
+);
 let uploadId = '';
 
-const hex = (b: Blob): string => b.digest.slice('sha256:'.length);
-const blobFile = (b: Blob): string => `blobs/sha256/${hex(b).slice(0, 2)}/${hex(b)}/data`;
-const layerLink = (repo: string, b: Blob): string => `repositories/${repo}/_layers/sha256/${hex(b)}/link`;
-const revisionLink = (repo: string, b: Blob): string => `repositories/${repo}/_manifests/revisions/sha256/${hex(b)}/link`;
-const tagFiles = (repo: string, tag: string, b: Blob): string[] => [
-  `repositories/${repo}/_manifests/tags/${tag}/current/link`,
-  `repositories/${repo}/_manifests/tags/${tag}/index/sha256/${hex(b)}/link`,
-];
 const imageFiles = (repo: string, img: Image): string[] => [
-  ...[img.config, ...img.layers].flatMap((b) => [blobFile(b), layerLink(repo, b)]),
-  blobFile(img.manifest),
-  revisionLink(repo, img.manifest),
+  ...[img.config, ...img.layers].flatMap((b) => [blobData(b.digest), layerLink(repo, b.digest)]),
+  blobData(img.manifest.digest),
+  revisionLink(repo, img.manifest.digest),
 ];
 
 beforeAll(async () => {
@@ -65,7 +50,7 @@ afterAll(async () => {
   await berth.close();
 });
 
-const v2 = (): string => join(berth.root, 'docker/registry/v2');
+const v2 = (): string => layoutRoot(berth.root);
 
 async function files(): Promise<string[]> {
   const all = await readdir(v2(), { recursive: true, withFileTypes: true });
@@ -79,20 +64,20 @@ describe('the storage tree after a realistic push', () => {
   it('holds exactly the files registry:2 would write, and nothing else', async () => {
     const expected = [
       ...imageFiles('library/single', single),
-      ...tagFiles('library/single', 'v1', single.manifest),
+      ...tagLinks('library/single', 'v1', single.manifest.digest),
       ...imageFiles('multi', amd),
       ...imageFiles('multi', arm),
-      blobFile(index),
-      revisionLink('multi', index),
-      ...tagFiles('multi', 'latest', index),
-      blobFile(empty),
-      layerLink('multi', empty),
-      blobFile(signature),
-      layerLink('multi', signature),
-      blobFile(artifact),
-      revisionLink('multi', artifact),
-      `repositories/library/single/_uploads/${uploadId}/data`,
-      `repositories/library/single/_uploads/${uploadId}/startedat`,
+      blobData(index.digest),
+      revisionLink('multi', index.digest),
+      ...tagLinks('multi', 'latest', index.digest),
+      blobData(empty.digest),
+      layerLink('multi', empty.digest),
+      blobData(signature.digest),
+      layerLink('multi', signature.digest),
+      blobData(artifact.digest),
+      revisionLink('multi', artifact.digest),
+      `${uploadDir('library/single', uploadId)}/data`,
+      `${uploadDir('library/single', uploadId)}/startedat`,
     ];
     expect(await files()).toEqual([...new Set(expected)].sort());
   });
@@ -112,12 +97,12 @@ describe('the storage tree after a realistic push', () => {
 
   it('stores blobs and manifests byte for byte as pushed', async () => {
     for (const b of [single.config, ...single.layers, single.manifest, index, artifact, signature]) {
-      expect(await readFile(join(v2(), blobFile(b)))).toEqual(b.bytes);
+      expect(await readFile(join(v2(), blobData(b.digest)))).toEqual(b.bytes);
     }
   });
 
   it("records an unfinished upload with registry:2's startedat format and its bytes so far", async () => {
-    const dir = join(v2(), `repositories/library/single/_uploads/${uploadId}`);
+    const dir = join(v2(), uploadDir('library/single', uploadId));
     const startedAt = await readFile(join(dir, 'startedat'), 'utf8');
     expect(startedAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
     expect(Math.abs(Date.parse(startedAt) - Date.now())).toBeLessThan(60_000);

@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
+import { blobData, repoDir as repoPath, revisionLink as revisionPath, v2 } from './helpers/layout.js';
 import {
-  MT, blob, descriptor, errorCode, makeImage, manifestBlob, pushBlob, pushImage, putManifest, raw,
+  MT, artifactManifest, blob, descriptor, emptyConfig, errorCode, makeImage, manifestBlob, onLinux, platformIndex, pushBlob, pushImage,
+  putManifest, raw,
 } from './helpers/oci.js';
 
 let berth: TestBerth;
@@ -21,9 +23,8 @@ afterAll(async () => {
   await berth.close();
 });
 
-const repoDir = (repo: string): string => join(berth.root, 'docker/registry/v2/repositories', repo);
-const revisionLink = (repo: string, digest: string): string =>
-  join(repoDir(repo), '_manifests/revisions/sha256', digest.slice(7), 'link');
+const repoDir = (repo: string): string => join(v2(berth.root), repoPath(repo));
+const revisionLink = (repo: string, digest: string): string => join(v2(berth.root), revisionPath(repo, digest));
 
 describe('push and pull each manifest kind', () => {
   it('Docker schema 2 by tag: GET and HEAD by tag and digest with the right headers', async () => {
@@ -54,16 +55,13 @@ describe('push and pull each manifest kind', () => {
     const amd = makeImage(2);
     const arm = makeImage(3);
     for (const img of [amd, arm]) await pushImage(berth.url, 'kinds/multi', img.manifest.digest, img);
-    const platforms = [
-      descriptor(MT.ociManifest, amd.manifest, { platform: { architecture: 'amd64', os: 'linux' } }),
-      descriptor(MT.ociManifest, arm.manifest, { platform: { architecture: 'arm64', os: 'linux' } }),
-    ];
-    const index = manifestBlob({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: platforms });
+    const platforms = [onLinux('amd64', amd), onLinux('arm64', arm)];
+    const index = platformIndex(MT.ociIndex, platforms);
     expect((await putManifest(berth.url, 'kinds/multi', 'latest', index, MT.ociIndex)).status).toBe(201);
     const get = await raw(berth.url, 'GET', '/v2/kinds/multi/manifests/latest');
     expect(get.header('Content-Type')).toBe(MT.ociIndex);
     expect(get.body).toEqual(index.bytes);
-    const list = manifestBlob({ schemaVersion: 2, mediaType: MT.dockerList, manifests: platforms });
+    const list = platformIndex(MT.dockerList, platforms);
     expect((await putManifest(berth.url, 'kinds/multi', 'list', list, MT.dockerList)).status).toBe(201);
     expect((await raw(berth.url, 'GET', '/v2/kinds/multi/manifests/list')).header('Content-Type')).toBe(MT.dockerList);
   });
@@ -93,17 +91,14 @@ describe('push and pull each manifest kind', () => {
 
 describe('artifacts, subjects and referrers', () => {
   const subject = makeImage(10);
-  const empty = blob('{}');
+  const empty = emptyConfig();
   const artifact = (seed: number, artifactType: string): ReturnType<typeof manifestBlob> =>
-    manifestBlob({
-      schemaVersion: 2,
-      mediaType: MT.ociManifest,
+    artifactManifest(
       artifactType,
-      config: descriptor(MT.ociEmpty, empty),
-      layers: [descriptor('text/plain', blob(`signature ${seed}`))],
-      subject: descriptor(MT.ociManifest, subject.manifest),
-      annotations: { 'org.example.seed': String(seed) },
-    });
+      [descriptor('text/plain', blob(`signature ${seed}`))],
+      descriptor(MT.ociManifest, subject.manifest),
+      { 'org.example.seed': String(seed) },
+    );
 
   beforeAll(async () => {
     await pushImage(berth.url, 'art/repo', 'v1', subject);
@@ -218,8 +213,7 @@ describe('deletion', () => {
     expect(await readdir(join(repoDir('del/repo'), '_manifests/tags'))).toEqual([]);
     expect(errorCode(await raw(berth.url, 'GET', `/v2/del/repo/manifests/${img.manifest.digest}`))).toBe('MANIFEST_UNKNOWN');
     expect(errorCode(await raw(berth.url, 'DELETE', `/v2/del/repo/manifests/${img.manifest.digest}`))).toBe('MANIFEST_UNKNOWN');
-    const blobData = join(berth.root, 'docker/registry/v2/blobs/sha256', img.manifest.digest.slice(7, 9), img.manifest.digest.slice(7), 'data');
-    expect(await readFile(blobData)).toEqual(img.manifest.bytes);
+    expect(await readFile(join(v2(berth.root), blobData(img.manifest.digest)))).toEqual(img.manifest.bytes);
   });
 
   it('with storage.delete disabled every delete is 405 UNSUPPORTED and nothing changes', async () => {

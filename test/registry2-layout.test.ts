@@ -9,16 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
+import { blobData, layerLink, revisionLink, tagLinks, uploadDir, uploadsDir, v2 } from './helpers/layout.js';
 import {
-  type Blob, MT, type RawResponse, blob, descriptor, errorCode, locationPath, makeImage, manifestBlob, pushBlob,
-  putManifest, raw, randomBytesSeeded,
+  ACCEPT_ALL, type Blob, MT, type RawResponse, artifactManifest, blob, descriptor, emptyConfig, errorCode, locationPath, makeImage, onLinux,
+  platformIndex, pushBlob, pushBlobPostPut, putManifest, raw, randomBytesSeeded,
 } from './helpers/oci.js';
-import { type Registry2, describeWithTool, registry2Available, startRegistry2 } from './helpers/registry2.js';
+import { type Registry2, expectNoRegistry2Errors, registry2Available, startRegistry2 } from './helpers/registry2.js';
+import { describeWithTool } from './helpers/tools.js';
 
 const SECRET = 'registry2-layout-shared-secret';
-const ACCEPT_ALL = [MT.dockerManifest, MT.dockerList, MT.ociManifest, MT.ociIndex].join(', ');
 const LINK = /^sha256:[a-f0-9]{64}$/;
-const v2 = (root: string): string => join(root, 'docker/registry/v2');
 
 // ---- The content pushed in every direction ----
 
@@ -46,35 +46,18 @@ interface RepoContent {
 function contentSet(seed: number): RepoContent[] {
   const d1 = makeImage(seed, { docker: true });
   const d2 = makeImage(seed + 1, { docker: true });
-  const list = manifestBlob({
-    schemaVersion: 2,
-    mediaType: MT.dockerList,
-    manifests: [
-      descriptor(MT.dockerManifest, d1.manifest, { platform: { architecture: 'amd64', os: 'linux' } }),
-      descriptor(MT.dockerManifest, d2.manifest, { platform: { architecture: 'arm64', os: 'linux' } }),
-    ],
-  });
+  const list = platformIndex(MT.dockerList, [onLinux('amd64', d1), onLinux('arm64', d2)]);
   const amd = makeImage(seed + 2);
   const arm = makeImage(seed + 3, { layerCount: 3 });
-  const index = manifestBlob({
-    schemaVersion: 2,
-    mediaType: MT.ociIndex,
-    manifests: [
-      descriptor(MT.ociManifest, amd.manifest, { platform: { architecture: 'amd64', os: 'linux' } }),
-      descriptor(MT.ociManifest, arm.manifest, { platform: { architecture: 'arm64', os: 'linux' } }),
-    ],
-  });
-  const empty = blob('{}');
+  const index = platformIndex(MT.ociIndex, [onLinux('amd64', amd), onLinux('arm64', arm)]);
+  const empty = emptyConfig();
   const signature = blob(`signature ${seed} of ${amd.manifest.digest}`);
-  const artifact = manifestBlob({
-    schemaVersion: 2,
-    mediaType: MT.ociManifest,
-    artifactType: 'application/vnd.example.signature.v1',
-    config: descriptor(MT.ociEmpty, empty),
-    layers: [descriptor('application/vnd.example.signature.v1+json', signature)],
-    subject: descriptor(MT.ociManifest, amd.manifest),
-    annotations: { 'org.example.seed': String(seed) },
-  });
+  const artifact = artifactManifest(
+    'application/vnd.example.signature.v1',
+    [descriptor('application/vnd.example.signature.v1+json', signature)],
+    descriptor(MT.ociManifest, amd.manifest),
+    { 'org.example.seed': String(seed) },
+  );
   const nested = makeImage(seed + 4, { layerCount: 1 });
   const imageBlobs = (...images: ReturnType<typeof makeImage>[]): Blob[] => images.flatMap((i) => [i.config, ...i.layers]);
   return [
@@ -110,22 +93,6 @@ const tagsOf = (repo: RepoContent): string[] => [...new Set(repo.manifests.flatM
 const refsOf = (m: PushedManifest): string[] => [m.blob.digest, ...m.tags];
 
 type BlobPusher = (url: string, repo: string, b: Blob) => Promise<void>;
-
-/** POST for a session, then PUT `?digest=` with the whole body: the monolithic upload both servers accept. */
-async function pushBlobPostPut(url: string, repo: string, b: Blob): Promise<void> {
-  const post = await raw(url, 'POST', `/v2/${repo}/blobs/uploads/`);
-  if (post.status !== 202) throw new Error(`POST upload ${repo}: ${post.status} ${post.body.toString()}`);
-  const location = locationPath(post);
-  const sep = location.includes('?') ? '&' : '?';
-  const put = await raw(url, 'PUT', `${location}${sep}digest=${encodeURIComponent(b.digest)}`, {
-    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.size) },
-    body: b.bytes,
-  });
-  if (put.status !== 201) throw new Error(`PUT upload ${repo} ${b.digest}: ${put.status} ${put.body.toString()}`);
-  if (put.header('Docker-Content-Digest') !== b.digest) {
-    throw new Error(`PUT upload ${repo}: Docker-Content-Digest ${String(put.header('Docker-Content-Digest'))}, want ${b.digest}`);
-  }
-}
 
 async function pushSet(url: string, set: readonly RepoContent[], pushOne: BlobPusher): Promise<void> {
   for (const repo of set) {
@@ -266,33 +233,18 @@ async function expectWellFormedLinks(root: string): Promise<number> {
 /** The layout paths that must exist for the content: blobs, _layers, revisions, tag current and index. */
 function expectedLayoutPaths(set: readonly RepoContent[]): string[] {
   const paths = new Set<string>();
-  const blobData = (d: string): string => `blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`;
   for (const repo of set) {
-    const base = `repositories/${repo.name}`;
     for (const b of repo.blobs) {
       paths.add(blobData(b.digest));
-      paths.add(`${base}/_layers/sha256/${b.digest.slice(7)}/link`);
+      paths.add(layerLink(repo.name, b.digest));
     }
     for (const m of repo.manifests) {
       paths.add(blobData(m.blob.digest));
-      paths.add(`${base}/_manifests/revisions/sha256/${m.blob.digest.slice(7)}/link`);
-      for (const tag of m.tags) {
-        paths.add(`${base}/_manifests/tags/${tag}/current/link`);
-        paths.add(`${base}/_manifests/tags/${tag}/index/sha256/${m.blob.digest.slice(7)}/link`);
-      }
+      paths.add(revisionLink(repo.name, m.blob.digest));
+      for (const tag of m.tags) for (const link of tagLinks(repo.name, tag, m.blob.digest)) paths.add(link);
     }
   }
   return [...paths].sort();
-}
-
-/**
- * registry:2 logged no error. Known noise of 2.8 is allowed: cancelling a session that never received
- * a byte logs `error closing blobwriter: … file already closed` although it answers 204.
- */
-function expectNoRegistry2Errors(reg: Registry2): void {
-  const known = /error closing blobwriter: sync \S+\/_uploads\/[0-9a-f-]+\/data: file already closed/;
-  const bad = reg.output().split('\n').filter((line) => /level=(error|fatal|panic)/.test(line) && !known.test(line));
-  expect(bad, 'docker-registry logged errors').toEqual([]);
 }
 
 // ---- The tests ----
@@ -416,7 +368,7 @@ describeWithTool('docker-registry (CNCF distribution 2.8)', registry2Available()
         u.size = FIRST;
         expect(u.uuid).toMatch(/^[0-9a-f-]{36}$/);
         expect(u.location).toMatch(/[?&]_state=/);
-        const dir = join(v2(root), 'repositories', u.repo, '_uploads', u.uuid);
+        const dir = join(v2(root), uploadDir(u.repo, u.uuid));
         expect((await stat(join(dir, 'data'))).size).toBe(FIRST);
         expect(await readFile(join(dir, 'startedat'), 'utf8')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
         // registry:2 saves its Go hash state: Berth must accept an upload folder that has one.
@@ -496,10 +448,9 @@ describeWithTool('docker-registry (CNCF distribution 2.8)', registry2Available()
       const get = await raw(berthUrl(), 'GET', `/v2/${u.repo}/blobs/${pendingBlob.digest}`);
       expect(get.status).toBe(200);
       expect(get.body.equals(pendingBytes)).toBe(true);
-      const hex = pendingBlob.digest.slice(7);
-      expect(await readFile(join(v2(copy), 'blobs/sha256', hex.slice(0, 2), hex, 'data'))).toEqual(pendingBytes);
-      expect(await readFile(join(v2(copy), 'repositories', u.repo, '_layers/sha256', hex, 'link'), 'latin1')).toBe(pendingBlob.digest);
-      expect(await readdir(join(v2(copy), 'repositories', u.repo, '_uploads')).catch(() => [])).toEqual([]);
+      expect(await readFile(join(v2(copy), blobData(pendingBlob.digest)))).toEqual(pendingBytes);
+      expect(await readFile(join(v2(copy), layerLink(u.repo, pendingBlob.digest)), 'latin1')).toBe(pendingBlob.digest);
+      expect(await readdir(join(v2(copy), uploadsDir(u.repo))).catch(() => [])).toEqual([]);
       // Now the repository has a _layers link, so it is a repository for the catalog too.
       const catalog = (await raw(berthUrl(), 'GET', '/v2/_catalog')).json();
       expect(catalog).toEqual({ repositories: [...repoNames(set), u.repo].sort() });
@@ -526,7 +477,7 @@ describeWithTool('docker-registry (CNCF distribution 2.8)', registry2Available()
       const after: RawResponse = await raw(berthUrl(), 'GET', u.location);
       expect(after.status).toBe(404);
       expect(errorCode(after)).toBe('BLOB_UPLOAD_UNKNOWN');
-      expect(await readdir(join(v2(copy), 'repositories', u.repo, '_uploads')).catch(() => [])).not.toContain(u.uuid);
+      expect(await readdir(join(v2(copy), uploadsDir(u.repo))).catch(() => [])).not.toContain(u.uuid);
     });
   });
 

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
+import { blobData, layerLink, uploadsDir, v2 } from './helpers/layout.js';
 import { blob, errorCode, locationPath, pushBlob, raw, randomBytesSeeded } from './helpers/oci.js';
 
 let berth: TestBerth;
@@ -19,12 +20,8 @@ afterAll(async () => {
   await berth.close();
 });
 
-const v2 = (root: string): string => join(root, 'docker/registry/v2');
-const blobPath = (root: string, digest: string): string => {
-  const hex = digest.slice('sha256:'.length);
-  return join(v2(root), 'blobs/sha256', hex.slice(0, 2), hex, 'data');
-};
-const uploadsDir = (root: string, repo: string): string => join(v2(root), 'repositories', repo, '_uploads');
+const blobPath = (root: string, digest: string): string => join(v2(root), blobData(digest));
+const uploadsPath = (root: string, repo: string): string => join(v2(root), uploadsDir(repo));
 
 async function startSession(repo: string): Promise<string> {
   const res = await raw(berth.url, 'POST', `/v2/${repo}/blobs/uploads/`);
@@ -49,7 +46,7 @@ describe('monolithic upload', () => {
     const b = blob('monolithic content');
     await pushBlob(berth.url, 'mono/repo', b);
     expect(await readFile(blobPath(berth.root, b.digest))).toEqual(b.bytes);
-    const link = join(v2(berth.root), 'repositories/mono/repo/_layers/sha256', b.digest.slice(7), 'link');
+    const link = join(v2(berth.root), layerLink('mono/repo', b.digest));
     expect(await readFile(link, 'utf8')).toBe(b.digest);
     const get = await raw(berth.url, 'GET', `/v2/mono/repo/blobs/${b.digest}`);
     expect(get.status).toBe(200);
@@ -57,7 +54,7 @@ describe('monolithic upload', () => {
     expect(get.header('Docker-Content-Digest')).toBe(b.digest);
     expect(get.header('Content-Length')).toBe(String(b.size));
     expect(get.header('ETag')).toBe(`"${b.digest}"`);
-    expect(await readdir(uploadsDir(berth.root, 'mono/repo')).catch(() => [])).toEqual([]);
+    expect(await readdir(uploadsPath(berth.root, 'mono/repo')).catch(() => [])).toEqual([]);
   });
 
   it('POST then PUT with the whole body', async () => {
@@ -81,7 +78,7 @@ describe('monolithic upload', () => {
     expect(errorCode(res)).toBe('DIGEST_INVALID');
     expect(existsSync(blobPath(berth.root, wrong))).toBe(false);
     expect(existsSync(blobPath(berth.root, b.digest))).toBe(false);
-    expect(await readdir(uploadsDir(berth.root, 'mono/bad')).catch(() => [])).toEqual([]);
+    expect(await readdir(uploadsPath(berth.root, 'mono/bad')).catch(() => [])).toEqual([]);
   });
 });
 
@@ -188,7 +185,7 @@ describe('session state', () => {
     expect(again.status).toBe(404);
     expect(errorCode(again)).toBe('BLOB_UPLOAD_UNKNOWN');
     expect(errorCode(await raw(berth.url, 'DELETE', location))).toBe('BLOB_UPLOAD_UNKNOWN');
-    expect(await readdir(uploadsDir(berth.root, 'cancel/repo'))).toEqual([]);
+    expect(await readdir(uploadsPath(berth.root, 'cancel/repo'))).toEqual([]);
   });
 
   it('an unknown upload id, or one that is not a UUID, is BLOB_UPLOAD_UNKNOWN', async () => {

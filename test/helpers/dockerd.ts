@@ -19,7 +19,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  type RunOptions, type RunResult, type ToolAvailability, run, runResult, toolVersion, toolsAvailable, which,
+  type RunOptions, type RunResult, type ToolAvailability, hasExited, killAtExit, run, runResult, sleep, stopChild, toolVersion,
+  toolsAvailable, which,
 } from './tools.js';
 
 /** The commands a private daemon needs, each with the apt package that installs it. */
@@ -62,38 +63,6 @@ export interface DockerdOptions {
 
 const LOG_TAIL = 32 * 1024;
 const STOP_GRACE_MS = 20_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Daemons started here and not yet stopped: SIGTERM'd by PID if the test process exits without closing them. */
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGTERM'); // dockerd then stops the containerd it started
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
-const exited = (c: ChildProcess): boolean => c.exitCode !== null || c.signalCode !== null;
-
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
 
 function dockerdArgs(dir: string, ports: readonly number[]): string[] {
   const args = [
@@ -137,29 +106,15 @@ async function stopContainerd(dir: string): Promise<void> {
 }
 
 async function stopDockerd(child: ChildProcess, dir: string): Promise<void> {
-  running.delete(child);
-  const signal = (pid: number, sig: NodeJS.Signals): void => {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // exited meanwhile
-    }
-  };
-  if (child.pid !== undefined && !exited(child)) {
-    signal(child.pid, 'SIGTERM');
-    if (!(await waitForExit(child, STOP_GRACE_MS))) {
-      signal(child.pid, 'SIGKILL');
-      if (!(await waitForExit(child, 5_000))) throw new Error(`dockerd ${child.pid} did not exit after SIGKILL`);
-    }
-  }
+  await stopChild(child, STOP_GRACE_MS);
   await stopContainerd(dir);
   await rm(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** dockerd as a child process, its log tail collected, registered for the exit hook. */
+/** dockerd as a child process, its log tail collected, SIGTERM'd by PID if the test process exits without closing it. */
 function spawnDockerd(binary: string, dir: string, ports: readonly number[]): { child: ChildProcess; log: () => string; spawnError: () => Error | undefined } {
   const child = spawn(binary, dockerdArgs(dir, ports), { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  killAtExit(child, 'SIGTERM'); // dockerd then stops the containerd it started
   let log = '';
   let error: Error | undefined;
   const collect = (c: Buffer): void => {
@@ -199,7 +154,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
   let lastInfo = '';
-  while (Date.now() < deadline && spawnError() === undefined && !exited(child) && child.pid !== undefined) {
+  while (Date.now() < deadline && spawnError() === undefined && !hasExited(child) && child.pid !== undefined) {
     const info = await dockerResult(['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 10_000 }).catch((e: Error) => e);
     if (!(info instanceof Error) && info.code === 0) {
       return { pid: child.pid, dir, host: env.DOCKER_HOST, env, docker, dockerResult, output: log, close: () => stopDockerd(child, dir) };
@@ -211,7 +166,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const why =
     err !== undefined
       ? `could not be started: ${err.message}`
-      : exited(child)
+      : hasExited(child)
         ? `exited (code ${String(child.exitCode)}, signal ${String(child.signalCode)}) before docker info answered`
         : `did not answer docker info within ${readyTimeoutMs} ms (last: ${lastInfo})`;
   await stopDockerd(child, dir);

@@ -9,12 +9,15 @@
  *   multi-platform OCI index (linux/amd64 + linux/arm64, a shared base layer, one layer per platform);
  * - a docker-archive (`manifest.json`, `<hex>.json`, `<hex>/layer.tar`), which `docker load -i` takes.
  *
- * `readOciLayout` opens a layout again (e.g. one skopeo wrote) to compare digests and bytes.
+ * `readOciLayout` opens a layout again (e.g. one skopeo wrote) to compare digests and bytes. The
+ * migration tests build their content set on these too (test/helpers/migration-content.ts).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { type Blob, type DescriptorJson, MT, blob, descriptor, manifestBlob, randomBytesSeeded, sha256 } from './oci.js';
+import {
+  type Blob, type DescriptorJson, MT, type Platform, blob, descriptor, manifestBlob, platformIndex, randomBytesSeeded, sha256,
+} from './oci.js';
 
 // ---- tar ----
 
@@ -27,7 +30,7 @@ export interface TarEntry {
 }
 
 const BLOCK = 512;
-/** 2023-11-14T22:13:20Z: every entry and config gets this time, so archives are reproducible. */
+/** 2023-11-14T22:13:20Z: every entry and config gets this time (unless given another), so archives are reproducible. */
 export const FIXED_MTIME = 1_700_000_000;
 export const FIXED_CREATED = new Date(FIXED_MTIME * 1000).toISOString().replace('.000Z', 'Z');
 
@@ -45,7 +48,7 @@ function splitName(path: string): { name: string; prefix: string } {
   return { name, prefix };
 }
 
-function header(entry: TarEntry, size: number, dir: boolean): Buffer {
+function header(entry: TarEntry, size: number, dir: boolean, mtime: number): Buffer {
   const h = Buffer.alloc(BLOCK, 0);
   const { name, prefix } = splitName(dir && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path);
   h.write(name, 0, 100, 'utf8');
@@ -53,7 +56,7 @@ function header(entry: TarEntry, size: number, dir: boolean): Buffer {
   h.write(octal(0, 8), 108, 'ascii'); // uid
   h.write(octal(0, 8), 116, 'ascii'); // gid
   h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(FIXED_MTIME, 12), 136, 'ascii');
+  h.write(octal(mtime, 12), 136, 'ascii');
   h.write(' '.repeat(8), 148, 'ascii'); // checksum placeholder
   h.write(dir ? '5' : '0', 156, 'ascii');
   h.write('ustar\0', 257, 'ascii');
@@ -67,13 +70,13 @@ function header(entry: TarEntry, size: number, dir: boolean): Buffer {
   return h;
 }
 
-/** A POSIX ustar archive of `entries`, in the order given, owned by root, with a fixed mtime. */
-export function tar(entries: readonly TarEntry[]): Buffer {
+/** A POSIX ustar archive of `entries`, in the order given, owned by root, every entry with mtime `mtime` (seconds). */
+export function tar(entries: readonly TarEntry[], mtime: number = FIXED_MTIME): Buffer {
   const parts: Buffer[] = [];
   for (const entry of entries) {
     const dir = entry.content === undefined;
     const data = dir ? Buffer.alloc(0) : Buffer.from(entry.content);
-    parts.push(header(entry, data.length, dir), data);
+    parts.push(header(entry, data.length, dir, mtime), data);
     const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
     if (pad > 0) parts.push(Buffer.alloc(pad, 0));
   }
@@ -92,14 +95,10 @@ export interface Layer {
   readonly diffId: string;
 }
 
-export function layer(entries: readonly TarEntry[]): Layer {
-  const t = tar(entries);
+/** A gzip'd tar layer of `entries` (Node's gzip writes mtime 0, so the bytes are reproducible). */
+export function layer(entries: readonly TarEntry[], mtime: number = FIXED_MTIME): Layer {
+  const t = tar(entries, mtime);
   return { tar: t, gzip: blob(gzipSync(t, { level: 6 })), diffId: sha256(t) };
-}
-
-export interface Platform {
-  readonly architecture: string;
-  readonly os: string;
 }
 
 export interface BuiltImage {
@@ -108,12 +107,22 @@ export interface BuiltImage {
   readonly layers: readonly Layer[];
   /** The OCI image manifest. */
   readonly manifest: Blob;
+  /** The manifest's media type (OCI image manifest). */
+  readonly mediaType: string;
 }
 
 export interface BuildImageOptions {
   readonly platform: Platform;
   readonly layers: readonly Layer[];
   readonly labels?: Record<string, string>;
+  /** `created` of the config and of each history entry. Default FIXED_CREATED. */
+  readonly created?: string;
+  /** The config's `Cmd`; none unless given. */
+  readonly cmd?: readonly string[];
+  /** `created_by` of history entry `i`. Default `berth test layer <i>`. */
+  readonly createdBy?: (i: number) => string;
+  /** The manifest's `annotations`; none unless given. */
+  readonly annotations?: Record<string, string>;
 }
 
 /**
@@ -121,14 +130,23 @@ export interface BuildImageOptions {
  * schema 2 is what `skopeo copy --format v2s2` makes of it; skopeo 1.9 reads only OCI media types from
  * an OCI layout's index.json.)
  */
-export function buildImage(opts: BuildImageOptions): BuiltImage {  const config = blob(
+export function buildImage(opts: BuildImageOptions): BuiltImage {
+  const created = opts.created ?? FIXED_CREATED;
+  const createdBy = opts.createdBy ?? ((i: number): string => `berth test layer ${i}`);
+  const { architecture, os, variant } = opts.platform;
+  const config = blob(
     JSON.stringify({
-      created: FIXED_CREATED,
-      architecture: opts.platform.architecture,
-      os: opts.platform.os,
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Labels: opts.labels ?? {} },
+      created,
+      architecture,
+      os,
+      ...(variant !== undefined ? { variant } : {}),
+      config: {
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        ...(opts.cmd !== undefined ? { Cmd: opts.cmd } : {}),
+        Labels: opts.labels ?? {},
+      },
       rootfs: { type: 'layers', diff_ids: opts.layers.map((l) => l.diffId) },
-      history: opts.layers.map((_, i) => ({ created: FIXED_CREATED, created_by: `berth test layer ${i}` })),
+      history: opts.layers.map((_, i) => ({ created, created_by: createdBy(i) })),
     }),
   );
   const manifest = manifestBlob({
@@ -136,8 +154,9 @@ export function buildImage(opts: BuildImageOptions): BuiltImage {  const config 
     mediaType: MT.ociManifest,
     config: descriptor(MT.ociConfig, config),
     layers: opts.layers.map((l) => descriptor(MT.ociLayer, l.gzip)),
+    ...(opts.annotations !== undefined ? { annotations: opts.annotations } : {}),
   });
-  return { platform: opts.platform, config, layers: opts.layers, manifest };
+  return { platform: opts.platform, config, layers: opts.layers, manifest, mediaType: MT.ociManifest };
 }
 
 /**
@@ -197,12 +216,7 @@ export function multiPlatformImage(name: string): MultiPlatformImage {
     });
   const amd64 = build('amd64');
   const arm64 = build('arm64');
-  const index = manifestBlob({
-    schemaVersion: 2,
-    mediaType: MT.ociIndex,
-    manifests: [amd64, arm64].map((img) => descriptor(MT.ociManifest, img.manifest, { platform: { ...img.platform } })),
-  });
-  return { index, amd64, arm64, base };
+  return { index: platformIndex(MT.ociIndex, [amd64, arm64]), amd64, arm64, base };
 }
 
 // ---- OCI image layout ----
@@ -213,29 +227,39 @@ function imageBlobs(img: BuiltImage): Blob[] {
   return [img.config, ...img.layers.map((l) => l.gzip), img.manifest];
 }
 
-/** Writes an OCI image layout at `dir`: the blobs, and index.json naming `top` as `tag`. */
-export async function writeOciLayout(dir: string, tag: string, top: { blob: Blob; mediaType: string }, blobs: readonly Blob[]): Promise<void> {
+/** A manifest (image or index) that an OCI layout's index.json names as `ref`. */
+export interface LayoutRef {
+  readonly ref: string;
+  readonly blob: Blob;
+  readonly mediaType: string;
+}
+
+/**
+ * Writes an OCI image layout at `dir`: `blobs` and each ref's manifest under `blobs/sha256/`, and
+ * index.json naming each of `refs` (`org.opencontainers.image.ref.name`), in order.
+ */
+export async function writeOciLayout(dir: string, refs: readonly LayoutRef[], blobs: readonly Blob[]): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  for (const b of [...blobs, top.blob]) await writeFile(join(dir, 'blobs', 'sha256', b.digest.slice('sha256:'.length)), b.bytes);
+  const all = new Map([...blobs, ...refs.map((r) => r.blob)].map((b) => [b.digest, b]));
+  for (const b of all.values()) await writeFile(join(dir, 'blobs', 'sha256', b.digest.slice('sha256:'.length)), b.bytes);
   const index = {
     schemaVersion: 2,
     mediaType: MT.ociIndex,
-    manifests: [descriptor(top.mediaType, top.blob, { annotations: { [REF_NAME]: tag } })],
+    manifests: refs.map((r) => descriptor(r.mediaType, r.blob, { annotations: { [REF_NAME]: r.ref } })),
   };
   await writeFile(join(dir, 'index.json'), JSON.stringify(index));
 }
 
 /** An OCI layout at `dir` holding one image as `tag` (`oci:DIR:TAG`). */
 export function writeImageLayout(dir: string, tag: string, img: BuiltImage): Promise<void> {
-  return writeOciLayout(dir, tag, { blob: img.manifest, mediaType: MT.ociManifest }, imageBlobs(img));
+  return writeOciLayout(dir, [{ ref: tag, blob: img.manifest, mediaType: img.mediaType }], imageBlobs(img));
 }
 
 /** An OCI layout at `dir` holding a multi-platform index as `tag` (`skopeo copy --all oci:DIR:TAG …`). */
 export function writeIndexLayout(dir: string, tag: string, multi: MultiPlatformImage): Promise<void> {
   const blobs = [...imageBlobs(multi.amd64), ...imageBlobs(multi.arm64)];
-  const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
-  return writeOciLayout(dir, tag, { blob: multi.index, mediaType: MT.ociIndex }, unique);
+  return writeOciLayout(dir, [{ ref: tag, blob: multi.index, mediaType: MT.ociIndex }], blobs);
 }
 
 export interface OciLayout {

@@ -17,6 +17,9 @@ export const MT = {
   ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
+/** An Accept header naming every manifest type: Docker schema 2 manifest and list, OCI manifest and index. */
+export const ACCEPT_ALL = [MT.dockerManifest, MT.dockerList, MT.ociManifest, MT.ociIndex].join(', ');
+
 export interface Blob {
   readonly bytes: Buffer;
   readonly digest: string;
@@ -45,11 +48,17 @@ export function randomBytesSeeded(size: number, seed = 1): Buffer {
   return out;
 }
 
+export interface Platform {
+  readonly architecture: string;
+  readonly os: string;
+  readonly variant?: string;
+}
+
 export interface DescriptorJson {
   mediaType: string;
   digest: string;
   size: number;
-  platform?: { architecture: string; os: string };
+  platform?: Platform;
   artifactType?: string;
   annotations?: Record<string, string>;
 }
@@ -64,6 +73,53 @@ export const descriptor = (mediaType: string, b: Blob, extra: Partial<Descriptor
 /** A manifest serialised exactly once, so its digest is that of the bytes sent. */
 export function manifestBlob(doc: object): Blob {
   return blob(JSON.stringify(doc));
+}
+
+/** A manifest as an index lists it: its bytes, media type and platform. */
+export interface PlatformManifest {
+  readonly manifest: Blob;
+  readonly mediaType: string;
+  readonly platform: Platform;
+}
+
+/** `img` as the linux/`architecture` entry of an index. */
+export const onLinux = (architecture: string, img: { readonly manifest: Blob; readonly mediaType: string }): PlatformManifest => ({
+  manifest: img.manifest,
+  mediaType: img.mediaType,
+  platform: { architecture, os: 'linux' },
+});
+
+/** An OCI image index or Docker manifest list (`mediaType`) of `manifests`, in order, each with its platform. */
+export function platformIndex(mediaType: string, manifests: readonly PlatformManifest[]): Blob {
+  return manifestBlob({
+    schemaVersion: 2,
+    mediaType,
+    manifests: manifests.map((m) => descriptor(m.mediaType, m.manifest, { platform: { ...m.platform } })),
+  });
+}
+
+/** The empty JSON config (`{}`) of an OCI 1.1 artifact. */
+export const emptyConfig = (): Blob => blob('{}');
+
+/**
+ * An OCI 1.1 artifact manifest: `artifactType`, the empty config (`emptyConfig()`), `layers`, `subject`,
+ * and `annotations` when given.
+ */
+export function artifactManifest(
+  artifactType: string,
+  layers: readonly DescriptorJson[],
+  subject: DescriptorJson,
+  annotations?: Record<string, string>,
+): Blob {
+  return manifestBlob({
+    schemaVersion: 2,
+    mediaType: MT.ociManifest,
+    artifactType,
+    config: descriptor(MT.ociEmpty, emptyConfig()),
+    layers,
+    subject,
+    ...(annotations !== undefined ? { annotations } : {}),
+  });
 }
 
 export interface RawResponse {
@@ -114,6 +170,17 @@ export function raw(
   });
 }
 
+/** Does `GET <url>/v2/` answer 200 (within a second)? False while nothing listens there yet. */
+export async function answersV2(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
 /** The `errors[0].code` of an OCI error body. */
 export function errorCode(res: RawResponse): string | undefined {
   const doc = res.json() as { errors?: { code?: string }[] };
@@ -135,6 +202,25 @@ export async function pushBlob(base: string, repo: string, b: Blob): Promise<voi
     body: b.bytes,
   });
   if (res.status !== 201) throw new Error(`push blob ${b.digest}: ${res.status} ${res.body.toString()}`);
+}
+
+/**
+ * Pushes a blob as POST for a session, then PUT `?digest=` with the whole body: the monolithic upload
+ * registry:2 2.8 accepts too (it has no POST `?digest=`). Throws unless 201 with the blob's Docker-Content-Digest.
+ */
+export async function pushBlobPostPut(base: string, repo: string, b: Blob): Promise<void> {
+  const post = await raw(base, 'POST', `/v2/${repo}/blobs/uploads/`);
+  if (post.status !== 202) throw new Error(`POST upload ${repo}: ${post.status} ${post.body.toString()}`);
+  const location = locationPath(post);
+  const sep = location.includes('?') ? '&' : '?';
+  const put = await raw(base, 'PUT', `${location}${sep}digest=${encodeURIComponent(b.digest)}`, {
+    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.size) },
+    body: b.bytes,
+  });
+  if (put.status !== 201) throw new Error(`PUT upload ${repo} ${b.digest}: ${put.status} ${put.body.toString()}`);
+  if (put.header('Docker-Content-Digest') !== b.digest) {
+    throw new Error(`PUT upload ${repo}: Docker-Content-Digest ${String(put.header('Docker-Content-Digest'))}, want ${b.digest}`);
+  }
 }
 
 /** PUTs a manifest; answers the raw response. */

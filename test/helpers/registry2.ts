@@ -1,19 +1,15 @@
 /**
  * The reference registry in tests: CNCF distribution 2.8 (`docker-registry`, Debian's package of
  * registry:2) as a child process on 127.0.0.1 over a given root, for layout and migration tests.
- *
- * Also the rule for tests that need an external tool: under CI=true a missing tool fails the run;
- * elsewhere the tests are skipped with a printed reason, never silently.
+ * Tests that need it are wrapped in `describeWithTool(…, registry2Available(), …)` (test/helpers/tools.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { beforeAll, describe, it } from 'vitest';
-
-export type ToolAvailability = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { answersV2 } from './oci.js';
+import { type ToolAvailability, freePort, hasExited, killAtExit, sleep, stopChild, which } from './tools.js';
 
 export interface Registry2 {
   /** e.g. `http://127.0.0.1:40123` */
@@ -39,82 +35,11 @@ export interface Registry2Options {
 
 const BINARY = 'docker-registry';
 const OUTPUT_CAP = 64 * 1024;
-const EXIT_WAIT_MS = 5_000;
-
-/**
- * Registries this test process started and has not stopped. Should the process end without closing
- * them (a crash, an interrupted run), they are killed on its way out, each by its own PID.
- */
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
-/** The absolute path of the docker-registry binary on PATH (or /usr/bin), or undefined. */
-export function registry2Binary(): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== ''), '/usr/bin', '/usr/local/bin'];
-  for (const dir of dirs) {
-    const candidate = join(dir, BINARY);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 export function registry2Available(): ToolAvailability {
-  return registry2Binary() === undefined
+  return which(BINARY) === undefined
     ? { ok: false, reason: `${BINARY} not found on PATH (apt-get install -y docker-registry installs CNCF distribution 2.8)` }
     : { ok: true };
-}
-
-/**
- * `describe(title, body)` when the tool is available. When it is not: under CI=true a suite whose
- * beforeAll throws (the run fails, naming the tool and the reason); otherwise `describe.skip` with a
- * console.warn saying what was skipped and why.
- */
-export function describeWithTool(tool: string, availability: ToolAvailability, title: string, body: () => void): void {
-  if (availability.ok) {
-    describe(title, body);
-    return;
-  }
-  const message = `${tool} is required by "${title}" but is unavailable: ${availability.reason}`;
-  if (process.env['CI'] === 'true') {
-    describe(title, () => {
-      beforeAll(() => {
-        throw new Error(`${message} (CI=true: a missing tool fails the run instead of skipping)`);
-      });
-      it(`has ${tool}`, () => undefined);
-    });
-    return;
-  }
-  console.warn(`SKIPPED: ${message}`);
-  describe.skip(title, body);
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
 }
 
 function configYaml(root: string, port: number, secret: string | undefined): string {
@@ -139,54 +64,9 @@ function configYaml(root: string, port: number, secret: string | undefined): str
   return `${lines.join('\n')}\n`;
 }
 
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
-/** Stops one child by its PID: SIGTERM, then SIGKILL if it has not exited after EXIT_WAIT_MS. */
-export async function stopChild(child: ChildProcess): Promise<void> {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return; // already gone
-  }
-  if (await waitForExit(child, EXIT_WAIT_MS)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  if (!(await waitForExit(child, EXIT_WAIT_MS))) throw new Error(`process ${pid} did not exit after SIGKILL`);
-}
-
-async function answers200(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Starts docker-registry over `root`; resolves once `GET /v2/` answers 200. */
 export async function startRegistry2(opts: Registry2Options): Promise<Registry2> {
-  const binary = registry2Binary();
+  const binary = which(BINARY);
   if (binary === undefined) throw new Error(`${BINARY} not found on PATH`);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
   let lastError = '';
@@ -197,8 +77,7 @@ export async function startRegistry2(opts: Registry2Options): Promise<Registry2>
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, configYaml(opts.root, port, opts.secret));
     const child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
-    child.once('exit', () => running.delete(child));
+    killAtExit(child);
     let output = '';
     const collect = (chunk: Buffer): void => {
       if (output.length < OUTPUT_CAP) output += chunk.toString('utf8');
@@ -217,8 +96,8 @@ export async function startRegistry2(opts: Registry2Options): Promise<Registry2>
     const deadline = Date.now() + readyTimeoutMs;
     let ready = false;
     while (Date.now() < deadline) {
-      if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) break;
-      if (await answers200(url)) {
+      if (spawnError !== undefined || hasExited(child)) break;
+      if (await answersV2(url)) {
         ready = true;
         break;
       }
@@ -229,7 +108,7 @@ export async function startRegistry2(opts: Registry2Options): Promise<Registry2>
       if (pid === undefined) throw new Error('docker-registry has no pid');
       return { url, root: opts.root, pid, output: () => output, close: cleanup };
     }
-    const exited = child.exitCode !== null || child.signalCode !== null;
+    const exited = hasExited(child);
     await cleanup();
     lastError =
       `docker-registry on ${url} ` +
@@ -242,4 +121,20 @@ export async function startRegistry2(opts: Registry2Options): Promise<Registry2>
     if (!/address already in use/i.test(output)) break;
   }
   throw new Error(lastError);
+}
+
+/**
+ * Known noise of docker-registry 2.8: cancelling an upload session that never received a byte logs
+ * `error closing blobwriter: … file already closed` although it answers 204.
+ */
+const KNOWN_NOISE = /error closing blobwriter: sync \S+\/_uploads\/[0-9a-f-]+\/data: file already closed/;
+
+/**
+ * Expects that `reg` logged nothing at level error, fatal or panic, apart from its known noise and the
+ * lines `alsoAllowed` matches.
+ */
+export function expectNoRegistry2Errors(reg: Registry2, alsoAllowed: readonly RegExp[] = []): void {
+  const known = [KNOWN_NOISE, ...alsoAllowed];
+  const bad = reg.output().split('\n').filter((line) => /level=(error|fatal|panic)/.test(line) && !known.some((k) => k.test(line)));
+  expect(bad, 'docker-registry logged errors').toEqual([]);
 }

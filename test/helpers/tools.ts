@@ -1,22 +1,25 @@
 /**
- * Running real client tools (docker, skopeo, podman, buildah) from tests.
+ * Running real tools (docker, skopeo, podman, buildah, docker-registry, dockerd) from tests.
  *
  * - `toolAvailable(cmd)`: the command is on PATH and answers `--version`; what `describeWithTool` takes
- *   (re-exported from registry2.ts: under CI=true a missing tool fails the run, elsewhere the suite is
- *   skipped with a printed reason). `describeWithTools` checks several commands at once.
+ *   (under CI=true a missing tool fails the run, elsewhere the suite is skipped with a printed reason,
+ *   never silently). `describeWithTools` checks several commands at once.
  * - `run(cmd, args, opts)`: spawn without a shell, bounded by a timeout (the child is killed by its PID
  *   when it expires), stdout and stderr captured; throws a RunError carrying both on a non-zero exit.
  *   `runResult` is the same but answers a non-zero exit instead of throwing (for expected failures).
+ * - Long-running children (servers, daemons): `freePort()` to give them a port, `killAtExit(child)` so
+ *   they never outlive the test process, `waitForExit` and `stopChild` to stop exactly one of them.
  * - `containersStore(dir)`: the flags and environment that keep podman and buildah entirely inside one
  *   temporary directory (see its comment for what each one is for and what was verified here).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { type ToolAvailability, describeWithTool } from './registry2.js';
+import { beforeAll, describe, it } from 'vitest';
 
-export { type ToolAvailability, describeWithTool, freePort, stopChild } from './registry2.js';
+export type ToolAvailability = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 const VERSION_TIMEOUT_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -76,6 +79,30 @@ export function toolsAvailable(tools: Readonly<Record<string, string>>): ToolAva
     if (!a.ok) return a;
   }
   return { ok: true };
+}
+
+/**
+ * `describe(title, body)` when the tool is available. When it is not: under CI=true a suite whose
+ * beforeAll throws (the run fails, naming the tool and the reason); otherwise `describe.skip` with a
+ * console.warn saying what was skipped and why.
+ */
+export function describeWithTool(tool: string, availability: ToolAvailability, title: string, body: () => void): void {
+  if (availability.ok) {
+    describe(title, body);
+    return;
+  }
+  const message = `${tool} is required by "${title}" but is unavailable: ${availability.reason}`;
+  if (process.env['CI'] === 'true') {
+    describe(title, () => {
+      beforeAll(() => {
+        throw new Error(`${message} (CI=true: a missing tool fails the run instead of skipping)`);
+      });
+      it(`has ${tool}`, () => undefined);
+    });
+    return;
+  }
+  console.warn(`SKIPPED: ${message}`);
+  describe.skip(title, body);
 }
 
 /** describeWithTool over several commands (`{ cmd: aptPackage }`), named by all of them. */
@@ -186,6 +213,96 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   }
   return r;
 }
+
+// ---- long-running children ----
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+/** Has `child` exited (with a code or by a signal)? */
+export const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null;
+
+/**
+ * Children this test process started that are still running, each with the signal to send it should the
+ * process end without stopping them (a crash, an interrupted run): they are signalled on its way out,
+ * each by its own PID.
+ */
+const killOnExit = new Map<ChildProcess, NodeJS.Signals>();
+let exitHookInstalled = false;
+
+/** Registers `child` to be sent `signal` by its PID if this test process exits while it still runs. */
+export function killAtExit(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const [c, sig] of killOnExit) {
+        if (c.pid !== undefined && !hasExited(c)) {
+          try {
+            process.kill(c.pid, sig);
+          } catch {
+            // already gone
+          }
+        }
+      }
+    });
+  }
+  killOnExit.set(child, signal);
+  child.once('exit', () => killOnExit.delete(child));
+}
+
+/** Resolves true once `child` has exited, false if it has not after `ms`. */
+export function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (hasExited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, ms);
+    const onExit = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+const KILL_WAIT_MS = 5_000;
+
+/**
+ * Stops one child by its PID: SIGTERM, then SIGKILL if it has not exited after `graceMs` (default 5 s).
+ * @throws when it has not exited 5 s after the SIGKILL either.
+ */
+export async function stopChild(child: ChildProcess, graceMs = KILL_WAIT_MS): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined || hasExited(child)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return; // already gone
+  }
+  if (await waitForExit(child, graceMs)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  if (!(await waitForExit(child, KILL_WAIT_MS))) throw new Error(`process ${pid} did not exit after SIGKILL`);
+}
+
+// ---- podman and buildah ----
 
 /** Flags and environment that keep podman and buildah inside one directory. */
 export interface ContainersStore {
