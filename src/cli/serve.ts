@@ -3,8 +3,9 @@
  * HTTP app → listening socket, plus the upload purging timer. Only this file and main.ts see Config.
  */
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
+import { createAuth } from './auth.js';
 import type { Config } from '../config/schema.js';
 import { type RunningServer, createApp, listen } from '../http/server.js';
 import { type Logger, createLogger } from '../log.js';
@@ -29,6 +30,9 @@ export async function serve(file: string | undefined, env: Record<string, string
       ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
       : createDriver({ kind: 'inmemory' });
   const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled });
+  // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
+  const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
+  const { access, tokenHandlers } = await createAuth(config.auth, keyPath);
   const app = createApp({
     registry,
     log,
@@ -36,10 +40,12 @@ export async function serve(file: string | undefined, env: Record<string, string
     relativeUrls: config.http.relativeurls,
     host: config.http.host,
     readOnly: storage.maintenance.readonly.enabled,
+    ...(access && { access }),
+    ...(tokenHandlers && { tokenHandlers }),
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port);
-  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name });
+  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none' });
   const stopPurging = schedulePurging(registry, config, log);
   return {
     running,

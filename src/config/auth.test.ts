@@ -97,6 +97,8 @@ describe('auth config', () => {
     ['rule naming an unknown group', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [ops], actions: [pull]}\n', /^config: auth.builtin.rules\[0\].groups: no group "ops"/],
     ['rules not a list', '  builtin:\n    htpasswd: /p\n    rules: {a: b}\n', /^config: auth.builtin.rules: expected a list of rules/],
     ['bad token ttl', '  builtin:\n    htpasswd: /p\n    tokenttl: forever\n', /^config: auth.builtin.tokenttl: expected a duration/],
+    ['token ttl under a minute', '  builtin:\n    htpasswd: /p\n    tokenttl: 30s\n', /^config: auth.builtin.tokenttl: must be at least 60s/],
+    ['a rule naming a group such as constructor', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [constructor], actions: [pull]}\n', /^config: auth.builtin.rules\[0\].groups: no group "constructor"/],
   ])('refuses %s with one line naming the key', async (_name, auth, pattern) => {
     const message = await errorOf(auth);
     expect(message).toMatch(pattern);

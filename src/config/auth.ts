@@ -3,7 +3,8 @@
  * issuer. Exactly one may be configured; none means an open registry.
  */
 import { ConfigError, Lit, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readDuration, readString } from './raw.js';
-import type { AccessRuleConfig, AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from './schema.js';
+import type { AccessRule } from '../auth/rules.js';
+import type { AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from './schema.js';
 
 const MODES = ['token', 'htpasswd', 'builtin'] as const;
 const ACTIONS: readonly string[] = ['pull', 'push', 'delete', '*'];
@@ -60,10 +61,17 @@ function readBuiltin(root: RawMap): BuiltinAuthConfig {
     realm: readUrl(root, 'auth.builtin.realm', false),
     htpasswd: required(root, 'auth.builtin.htpasswd'),
     signingkey: readString(root, 'auth.builtin.signingkey') || undefined,
-    tokenttlMs: readDuration(root, 'auth.builtin.tokenttl', DEFAULT_TOKEN_TTL_MS, { positive: true }),
+    tokenttlMs: readTokenTtl(root, 'auth.builtin.tokenttl'),
     groups,
     rules,
   };
+}
+
+/** The token spec asks for tokens that live at least 60 seconds. */
+function readTokenTtl(root: RawMap, key: string): number {
+  const ms = readDuration(root, key, DEFAULT_TOKEN_TTL_MS, { positive: true });
+  if (ms < 60_000) throw new ConfigError(key, `must be at least 60s, got ${ms / 1000}s`);
+  return ms;
 }
 
 function required(root: RawMap, key: string): string {
@@ -114,14 +122,14 @@ function readGroups(root: RawMap, key: string): Record<string, string[]> {
   return groups;
 }
 
-function readRules(root: RawMap, key: string, groups: Record<string, string[]>): AccessRuleConfig[] {
+function readRules(root: RawMap, key: string, groups: Record<string, string[]>): AccessRule[] {
   const raw = lookup(root, key);
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of rules, got ${describe(raw)}`);
   return raw.map((item, i) => readRule(item, `${key}[${i}]`, groups));
 }
 
-function readRule(raw: Raw, key: string, groups: Record<string, string[]>): AccessRuleConfig {
+function readRule(raw: Raw, key: string, groups: Record<string, string[]>): AccessRule {
   if (!(raw instanceof Map)) throw new ConfigError(key, `expected a rule mapping, got ${describe(raw)}`);
   for (const name of raw.keys()) if (!RULE_KEYS.includes(name)) throw new ConfigError(`${key}.${name}`, 'unknown key');
   const list = (name: string): string[] | undefined => {
@@ -137,7 +145,7 @@ function readRule(raw: Raw, key: string, groups: Record<string, string[]>): Acce
   const actions = list('actions') ?? [];
   const bad = actions.find((a) => !ACTIONS.includes(a));
   if (bad !== undefined) throw new ConfigError(`${key}.actions`, `unknown action ${JSON.stringify(bad)}; expected pull, push, delete or *`);
-  const unknownGroup = (list('groups') ?? []).find((g) => !(g in groups));
+  const unknownGroup = (list('groups') ?? []).find((g) => !Object.hasOwn(groups, g));
   if (unknownGroup !== undefined) throw new ConfigError(`${key}.groups`, `no group ${JSON.stringify(unknownGroup)} in auth.builtin.groups`);
   const repositories = list('repositories') ?? [];
   const catalog = flag('catalog');
@@ -146,9 +154,9 @@ function readRule(raw: Raw, key: string, groups: Record<string, string[]>): Acce
 }
 
 function withDefined(
-  base: AccessRuleConfig,
+  base: AccessRule,
   extra: { users: string[] | undefined; groups: string[] | undefined; anonymous: boolean | undefined; catalog: boolean | undefined },
-): AccessRuleConfig {
+): AccessRule {
   return {
     ...base,
     ...(extra.users && { users: extra.users }),

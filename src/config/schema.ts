@@ -5,6 +5,8 @@
  * Only main.ts and cli/ see this type; every other module takes its own narrow options.
  */
 
+import type { AccessRule } from '../auth/rules.js';
+
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 /** registry:2's `log.formatter` choices; `text` when unset. */
@@ -26,8 +28,8 @@ export type StorageConfig =
 /** registry:2's `auth.token`: verify Bearer tokens from an external (or the built-in) token server. */
 export interface TokenAuthConfig {
   readonly kind: 'token';
-  /** Where clients get tokens; a URL, or undefined with the built-in issuer (then `<request base>/auth/token`). */
-  readonly realm: string | undefined;
+  /** Where clients get tokens: an absolute http(s) URL. */
+  readonly realm: string;
   readonly service: string;
   readonly issuer: string;
   /** PEM file with the certificates whose keys may sign tokens. */
@@ -46,16 +48,6 @@ export interface HtpasswdAuthConfig {
   readonly path: string;
 }
 
-/** A grant of the built-in issuer: actions on repositories matching glob patterns, for some callers. */
-export interface AccessRuleConfig {
-  readonly repositories: readonly string[];
-  readonly users?: readonly string[];
-  readonly groups?: readonly string[];
-  readonly anonymous?: boolean;
-  readonly actions: readonly string[];
-  readonly catalog?: boolean;
-}
-
 /** Berth's `auth.builtin`: its own token issuer at /auth/token, with users from an htpasswd file. */
 export interface BuiltinAuthConfig {
   readonly kind: 'builtin';
@@ -68,7 +60,7 @@ export interface BuiltinAuthConfig {
   readonly signingkey: string | undefined;
   readonly tokenttlMs: number;
   readonly groups: Readonly<Record<string, readonly string[]>>;
-  readonly rules: readonly AccessRuleConfig[];
+  readonly rules: readonly AccessRule[];
 }
 
 export type AuthConfig = TokenAuthConfig | HtpasswdAuthConfig | BuiltinAuthConfig;

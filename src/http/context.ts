@@ -2,6 +2,7 @@
  * Types shared by the HTTP layer: the per-request state Koa carries, and what every handler is given.
  */
 import type { ParameterizedContext } from 'koa';
+import type { Grant } from '../auth/access.js';
 import type { Registry } from '../storage/registry.js';
 import type { UploadStateCodec } from './upload-state.js';
 
@@ -11,6 +12,8 @@ export interface RequestState {
   requestId: string;
   /** Named groups of the matched route pattern, raw (not URL-decoded). */
   params: Record<string, string>;
+  /** What the caller may do, once authorized; undefined when the registry has no auth (everything). */
+  grant: Grant | undefined;
 }
 
 export type Ctx = ParameterizedContext<RequestState>;

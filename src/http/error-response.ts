@@ -5,7 +5,7 @@
  * 500 UNKNOWN, never echoed.
  */
 import type { Context } from 'koa';
-import { type OciCode, RegistryError } from '../errors.js';
+import { type OciCode, RegistryError, UnauthorizedError } from '../errors.js';
 
 export const ERROR_STATUS: Readonly<Record<OciCode, number>> = {
   BLOB_UNKNOWN: 404,
@@ -54,6 +54,7 @@ export function sendError(ctx: Context, err: unknown, report: (err: unknown) => 
     return;
   }
   const { status, body } = errorResponse(err, report);
+  if (err instanceof UnauthorizedError) ctx.set('WWW-Authenticate', err.challenge);
   ctx.status = status;
   ctx.type = 'application/json; charset=utf-8';
   ctx.body = body;

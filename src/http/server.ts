@@ -8,12 +8,16 @@ import { type Server, createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
+import { requiredAccess } from '../auth/access.js';
+import type { AccessController } from '../auth/controller.js';
 import { RegistryError, unsupported } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../storage/registry.js';
 import type { Ctx, HandlerDeps, RequestState } from './context.js';
 import { sendError } from './error-response.js';
-import { type Method, ROUTES } from './routes.js';
+import { type Method, ROUTES, type Route } from './routes.js';
+import { repoName } from './params.js';
+import type { TokenHandlers } from './handlers/auth-token.js';
 import { createUploadStateCodec } from './upload-state.js';
 
 export interface AppOptions {
@@ -29,6 +33,10 @@ export interface AppOptions {
   readonly readOnly: boolean;
   /** Largest page a list request gets (registry:2's catalog.maxentries, 1000). */
   readonly maxListEntries?: number;
+  /** Who may do what; undefined serves everyone everything (no `auth` configured). */
+  readonly access?: AccessController;
+  /** The built-in token issuer's endpoints (`auth.builtin`), served at /auth/token and /auth/jwks. */
+  readonly tokenHandlers?: TokenHandlers;
 }
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -44,6 +52,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   };
   app.use(async (ctx, next) => {
     ctx.state.requestId = randomUUID();
+    ctx.state.grant = undefined;
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     ctx.set('X-Request-Id', ctx.state.requestId);
     try {
@@ -64,7 +73,8 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
     if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
     await next();
   });
-  const router = buildRouter(deps);
+  const router = buildRouter(deps, opts.access);
+  if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
   app.use(router.routes());
   app.use(
     router.allowedMethods({
@@ -79,17 +89,33 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   return app;
 }
 
-function buildRouter(deps: HandlerDeps): Router<RequestState> {
+function buildRouter(deps: HandlerDeps, access: AccessController | undefined): Router<RequestState> {
   const router = new Router<RequestState>();
   for (const route of ROUTES) {
     router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
       const handler = route.methods[ctx.method as Method];
       if (!handler) throw unsupported('method not allowed on this endpoint');
       ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
+      if (access) await authorize(ctx, access, route);
       await handler(ctx, deps);
     }, { name: route.name, pathAsRegExp: true });
   }
   return router;
+}
+
+/** Checks the caller holds what the route needs (DESIGN.md §5), keeping the grant for the handler. */
+async function authorize(ctx: Ctx, access: AccessController, route: Route): Promise<void> {
+  const repo = route.scope === 'repository' ? repoName(ctx) : undefined;
+  ctx.state.grant = await access.authorize(
+    { authorization: ctx.get('Authorization') || undefined, baseUrl: `${ctx.protocol}://${ctx.host}` },
+    requiredAccess(route.scope, ctx.method, repo),
+  );
+}
+
+function addTokenRoutes(router: Router<RequestState>, handlers: TokenHandlers): void {
+  router.get('/auth/token', handlers.getToken);
+  router.post('/auth/token', handlers.postToken);
+  router.get('/auth/jwks', handlers.getJwks);
 }
 
 /** Gives the request an AbortSignal that fires when the client goes away before the answer is complete. */

@@ -5,6 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAuth } from '../../src/cli/auth.js';
+import type { AuthConfig } from '../../src/config/schema.js';
 import { createApp, listen } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
@@ -27,6 +29,8 @@ export interface TestBerthOptions {
   /** Serve an existing root instead of a fresh one (it is not removed on close). */
   readonly root?: string;
   readonly secret?: string;
+  /** An `auth` section as config.yml would give it (files it names must exist); default: none. */
+  readonly auth?: AuthConfig;
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -37,6 +41,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     driver: createDriver({ kind: 'filesystem', root }),
     deleteEnabled: opts.deleteEnabled ?? true,
   });
+  const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
     registry,
     log,
@@ -44,6 +49,8 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     relativeUrls: opts.relativeUrls ?? false,
     host: undefined,
     readOnly: opts.readOnly ?? false,
+    ...(access && { access }),
+    ...(tokenHandlers && { tokenHandlers }),
   });
   const running = await listen(app, '127.0.0.1', 0);
   return {

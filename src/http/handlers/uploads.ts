@@ -6,7 +6,10 @@
  * offset (or a chunk's Content-Range) must equal the bytes received so far, else 416 with the current
  * Range: the session stays usable and the client can resume from there.
  */
+import { allows, mountSourceAccess } from '../../auth/access.js';
 import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
+import type { BlobInfo } from '../../storage/blobs.js';
+import type { Repository } from '../../storage/registry.js';
 import type { Digest } from '../../storage/digest.js';
 import { parseDigestParam, parseRepoName, type RepoName, type UploadId } from '../../storage/reference.js';
 import type { UploadStatus } from '../../storage/uploads.js';
@@ -69,6 +72,21 @@ async function withSessionRange<T>(ctx: Ctx, deps: HandlerDeps, name: RepoName, 
   }
 }
 
+/**
+ * Mounts `d` when the caller may read where it comes from; otherwise answers undefined and the
+ * caller gets a plain upload session, which says nothing about whether the blob exists anywhere.
+ * Without auth, a mount without `from` takes any blob the registry holds; with auth it needs `from`
+ * (knowing which readable repository holds a blob needs the index of issue #5).
+ */
+async function tryMount(ctx: Ctx, repo: Repository, d: Digest, from: string | undefined): Promise<BlobInfo | undefined> {
+  const signal = { signal: ctx.state.signal };
+  const grant = ctx.state.grant;
+  if (from === undefined) return grant === undefined ? repo.blobs.mountExisting(d, signal) : undefined;
+  const source = parseRepoName(from);
+  if (grant !== undefined && !allows(grant, mountSourceAccess(source))) return undefined;
+  return repo.blobs.mountFrom(source, d, signal);
+}
+
 export const startUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const repo = deps.registry.repository(name);
@@ -76,8 +94,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   const mount = queryValue(ctx, 'mount');
   if (mount !== undefined) {
     const d = parseDigestParam(mount);
-    const from = queryValue(ctx, 'from');
-    const mounted = from === undefined ? await repo.blobs.mountExisting(d, signal) : await repo.blobs.mountFrom(parseRepoName(from), d, signal);
+    const mounted = await tryMount(ctx, repo, d, queryValue(ctx, 'from'));
     if (mounted) return sendBlobCreated(ctx, deps, name, d);
   }
   const digest = queryValue(ctx, 'digest');
