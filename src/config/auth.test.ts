@@ -92,13 +92,15 @@ describe('auth config', () => {
     ['token without service', '  token: {realm: "https://a/t", issuer: i, jwks: /j}\n', /^config: auth.token.service: required$/],
     ['htpasswd without path', '  htpasswd: {realm: r}\n', /^config: auth.htpasswd.path: required$/],
     ['builtin without htpasswd', '  builtin: {service: s}\n', /^config: auth.builtin.htpasswd: required$/],
-    ['rule with an unknown action', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], actions: [write]}\n', /^config: auth.builtin.rules\[0\].actions: unknown action "write"/],
-    ['rule with an unknown key', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repos: [a], actions: [pull]}\n', /^config: auth.builtin.rules\[0\].repos: unknown key$/],
-    ['rule naming an unknown group', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [ops], actions: [pull]}\n', /^config: auth.builtin.rules\[0\].groups: no group "ops"/],
+    ['rule with an unknown action', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], actions: [write]}\n', /^config: auth.builtin.rules\[0\]: actions: unknown action "write"/],
+    ['rule with an unknown key', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repos: [a], actions: [pull]}\n', /^config: auth.builtin.rules\[0\]: unknown key "repos"$/],
+    ['rule naming an unknown group', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [ops], actions: [pull]}\n', /^config: auth.builtin.rules\[0\]: groups: unknown group "ops"/],
     ['rules not a list', '  builtin:\n    htpasswd: /p\n    rules: {a: b}\n', /^config: auth.builtin.rules: expected a list of rules/],
+    ['a rule for nobody', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], actions: [pull]}\n', /^config: auth.builtin.rules\[0\]: applies to nobody/],
+    ['a bad repository glob', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: ["A/*"], anonymous: true, actions: [pull]}\n', /^config: auth.builtin.rules\[0\]: repositories: invalid pattern/],
     ['bad token ttl', '  builtin:\n    htpasswd: /p\n    tokenttl: forever\n', /^config: auth.builtin.tokenttl: expected a duration/],
     ['token ttl under a minute', '  builtin:\n    htpasswd: /p\n    tokenttl: 30s\n', /^config: auth.builtin.tokenttl: must be at least 60s/],
-    ['a rule naming a group such as constructor', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [constructor], actions: [pull]}\n', /^config: auth.builtin.rules\[0\].groups: no group "constructor"/],
+    ['a rule naming a group such as constructor', '  builtin:\n    htpasswd: /p\n    rules:\n      - {repositories: [a], groups: [constructor], actions: [pull]}\n', /^config: auth.builtin.rules\[0\]: groups: unknown group "constructor"/],
   ])('refuses %s with one line naming the key', async (_name, auth, pattern) => {
     const message = await errorOf(auth);
     expect(message).toMatch(pattern);

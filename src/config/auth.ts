@@ -2,13 +2,11 @@
  * The `auth` section: registry:2's `token` and `htpasswd` controllers, and Berth's `builtin` token
  * issuer. Exactly one may be configured; none means an open registry.
  */
-import { ConfigError, Lit, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readDuration, readString } from './raw.js';
-import type { AccessRule } from '../auth/rules.js';
+import { ConfigError, Lit, type Raw, type RawMap, describe, lookup, readBool, readDuration, readString } from './raw.js';
+import { type AccessRule, validateRules } from '../auth/rules.js';
 import type { AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from './schema.js';
 
 const MODES = ['token', 'htpasswd', 'builtin'] as const;
-const ACTIONS: readonly string[] = ['pull', 'push', 'delete', '*'];
-const RULE_KEYS: readonly string[] = ['repositories', 'users', 'groups', 'anonymous', 'actions', 'catalog'];
 const DEFAULT_TOKEN_TTL_MS = 5 * 60_000;
 
 /** Reads `auth`; undefined when it is absent or empty. */
@@ -126,42 +124,18 @@ function readRules(root: RawMap, key: string, groups: Record<string, string[]>):
   const raw = lookup(root, key);
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of rules, got ${describe(raw)}`);
-  return raw.map((item, i) => readRule(item, `${key}[${i}]`, groups));
+  try {
+    return validateRules(raw.map(toPlain), groups);
+  } catch (err) {
+    // validateRules names the rule as `auth rules[i]: …`; say it with the config key instead.
+    const m = /^auth rules(\[\d+\])?: (.*)$/.exec((err as Error).message);
+    throw new ConfigError(`${key}${m?.[1] ?? ''}`, m?.[2] ?? (err as Error).message, { cause: err });
+  }
 }
 
-function readRule(raw: Raw, key: string, groups: Record<string, string[]>): AccessRule {
-  if (!(raw instanceof Map)) throw new ConfigError(key, `expected a rule mapping, got ${describe(raw)}`);
-  for (const name of raw.keys()) if (!RULE_KEYS.includes(name)) throw new ConfigError(`${key}.${name}`, 'unknown key');
-  const list = (name: string): string[] | undefined => {
-    const value = raw.get(name);
-    return value === undefined || isEmpty(value) ? undefined : stringList(value, `${key}.${name}`);
-  };
-  const flag = (name: string): boolean | undefined => {
-    const value = raw.get(name);
-    if (value === undefined) return undefined;
-    if (value instanceof Lit && typeof value.value === 'boolean') return value.value;
-    throw new ConfigError(`${key}.${name}`, `expected true or false, got ${describe(value)}`);
-  };
-  const actions = list('actions') ?? [];
-  const bad = actions.find((a) => !ACTIONS.includes(a));
-  if (bad !== undefined) throw new ConfigError(`${key}.actions`, `unknown action ${JSON.stringify(bad)}; expected pull, push, delete or *`);
-  const unknownGroup = (list('groups') ?? []).find((g) => !Object.hasOwn(groups, g));
-  if (unknownGroup !== undefined) throw new ConfigError(`${key}.groups`, `no group ${JSON.stringify(unknownGroup)} in auth.builtin.groups`);
-  const repositories = list('repositories') ?? [];
-  const catalog = flag('catalog');
-  if (repositories.length === 0 && catalog !== true) throw new ConfigError(`${key}.repositories`, 'required (or catalog: true)');
-  return withDefined({ repositories, actions }, { users: list('users'), groups: list('groups'), anonymous: flag('anonymous'), catalog });
-}
-
-function withDefined(
-  base: AccessRule,
-  extra: { users: string[] | undefined; groups: string[] | undefined; anonymous: boolean | undefined; catalog: boolean | undefined },
-): AccessRule {
-  return {
-    ...base,
-    ...(extra.users && { users: extra.users }),
-    ...(extra.groups && { groups: extra.groups }),
-    ...(extra.anonymous !== undefined && { anonymous: extra.anonymous }),
-    ...(extra.catalog !== undefined && { catalog: extra.catalog }),
-  };
+/** The raw tree as plain values, for validators that take JSON-like input. */
+function toPlain(raw: Raw): unknown {
+  if (raw instanceof Lit) return raw.value;
+  if (Array.isArray(raw)) return raw.map(toPlain);
+  return Object.fromEntries([...raw].map(([k, v]) => [k, toPlain(v)]));
 }
