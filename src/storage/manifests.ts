@@ -9,6 +9,7 @@ import { digestInvalid, isRegistryError, manifestBlobUnknown, manifestUnknown, t
 import type { BlobStore } from './blobs.js';
 import { type Digest, type DigestAlgorithm, digestAlgorithm, digestOf, makeDigest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
+import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
 import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
 import { type ManifestInfo, MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
@@ -51,6 +52,7 @@ export interface ManifestStoreOptions {
   readonly linked: LinkedBlobStore;
   readonly tags: TagStore;
   readonly cache: ManifestCache;
+  readonly gate: LinkGate;
   readonly deleteEnabled: boolean;
 }
 
@@ -83,11 +85,15 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES);
       const info = parseManifest(content, contentType);
       const d = manifestDigest(ref, content);
-      await checkReferences(opts, info, o);
-      await blobs.putSmall(d, content, o);
-      // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
-      await writeLink(driver, paths.revisionLink(name, d), d, o);
-      if ('tag' in ref) await tags.tag(ref.tag, d, o);
+      const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
+      // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
+      await opts.gate.link(named, async () => {
+        await checkReferences(opts, info, o);
+        await blobs.putSmall(d, content, o);
+        // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
+        await writeLink(driver, paths.revisionLink(name, d), d, o);
+        if ('tag' in ref) await tags.tag(ref.tag, d, o);
+      });
       cache.remember(d, content, describeStored);
       return { digest: d, ...(info.subject && { subject: info.subject.digest }) };
     },

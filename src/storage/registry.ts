@@ -8,6 +8,7 @@ import { type BlobInfo, type BlobStore, createBlobStore } from './blobs.js';
 import { listRepositories, repositoryExists } from './catalog.js';
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { type LinkGate, createLinkGate } from './link-gate.js';
 import { type LinkedBlobStore, createLinkedBlobStore } from './linked-blobs.js';
 import { createManifestCache } from './manifest-cache.js';
 import { type ManifestStore, createManifestStore } from './manifests.js';
@@ -22,6 +23,8 @@ export interface RegistryOptions {
   readonly driver: StorageDriver;
   /** storage.delete.enabled: without it every delete answers UNSUPPORTED. */
   readonly deleteEnabled: boolean;
+  /** The gate linking shares with the collector; one is made when not given. */
+  readonly linkGate?: LinkGate;
 }
 
 export interface Repository {
@@ -49,6 +52,8 @@ export interface Registry {
   repositories(o?: CallOptions): Promise<string[]>;
   /** The global blob store (for tools such as garbage collection). */
   readonly blobs: BlobStore;
+  /** Orders link operations against the collector's deletes (link-gate.ts). */
+  readonly linkGate: LinkGate;
   /** Removes upload sessions started before `olderThan` in every repository. */
   purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
 }
@@ -58,18 +63,20 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
   const cache = createManifestCache();
+  const gate = opts.linkGate ?? createLinkGate();
 
   const repository = (name: RepoName): Repository => {
     const linked = createLinkedBlobStore(driver, blobs, name);
     const tagStore = createTagStore(driver, name);
     const manifests = createManifestStore({
-      driver, name, blobs, linked, tags: tagStore, cache, deleteEnabled: opts.deleteEnabled,
+      driver, name, blobs, linked, tags: tagStore, cache, gate, deleteEnabled: opts.deleteEnabled,
     });
-    const mountIf = async (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> => {
-      const info = ok ? await blobs.stat(d, o) : undefined;
-      if (info) await linked.link(d, o);
-      return info;
-    };
+    const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
+      gate.link([d], async () => {
+        const info = ok ? await blobs.stat(d, o) : undefined;
+        if (info) await linked.link(d, o);
+        return info;
+      });
     return {
       name,
       blobs: {
@@ -77,6 +84,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
         async require(d, o) {
           const info = await linked.stat(d, o);
           if (!info) throw blobUnknown(d);
+          gate.touch(d); // a client that finds a blob may skip its upload and name it in a manifest
           return info;
         },
         async delete(d, o) {
@@ -86,7 +94,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
         mountFrom: async (from, d, o) => mountIf((await repository(from).blobs.stat(d, o)) !== undefined, d, o),
         mountExisting: (d, o) => mountIf(true, d, o),
       },
-      uploads: createUploadStore({ driver, name, blobs, linked, sessions }),
+      uploads: createUploadStore({ driver, name, blobs, linked, sessions, gate }),
       manifests,
       async tags(o) {
         const all = await tagStore.all(o);
@@ -102,6 +110,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     repository,
     repositories: (o) => listRepositories(driver, o),
     blobs,
+    linkGate: gate,
     purgeUploads: (purge, o) => purgeUploads(driver, purge, o),
   };
 }

@@ -15,6 +15,7 @@ import { blobUploadUnknown, digestInvalid, rangeInvalid } from '../errors.js';
 import type { BlobInfo, BlobStore } from './blobs.js';
 import { type Digest, Digester, digestAlgorithm } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
+import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
 import { deleteIfExists, unlessNotFound } from './links.js';
 import { formatStartedAt, paths } from './paths.js';
@@ -51,6 +52,7 @@ export interface UploadStoreOptions {
   readonly blobs: BlobStore;
   readonly linked: LinkedBlobStore;
   readonly sessions: UploadSessions;
+  readonly gate: LinkGate;
   readonly now?: () => Date;
 }
 
@@ -139,8 +141,11 @@ async function digestOfUpload(
 /** Moves verified data to the blob path (unless the blob exists), links it, removes the session. */
 async function publish(opts: UploadStoreOptions, id: UploadId, d: Digest, o: CallOptions): Promise<void> {
   const { driver, name } = opts;
-  if ((await opts.blobs.stat(d, o)) === undefined) await driver.move(paths.uploadData(name, id), paths.blobData(d), o);
-  await opts.linked.link(d, o);
+  // Inside the gate: the collector cannot delete the blob between "it exists, keep ours out" and the link.
+  await opts.gate.link([d], async () => {
+    if ((await opts.blobs.stat(d, o)) === undefined) await driver.move(paths.uploadData(name, id), paths.blobData(d), o);
+    await opts.linked.link(d, o);
+  });
   await deleteIfExists(driver, paths.upload(name, id), o);
 }
 

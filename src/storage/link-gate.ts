@@ -1,0 +1,111 @@
+/**
+ * The ordering between linking a blob into a repository and the collector deleting it.
+ *
+ * Blobs are global, so a blob the collector found unreferenced can be revived at any moment by an
+ * upload commit, a mount or a manifest PUT that names it. Every such operation runs inside
+ * `link(digests, op)`: it holds a shared lock on each digest while it checks the blob exists and
+ * writes its links, and records the time it did. The sweep deletes a blob only inside
+ * `sweep(d, op)`, which holds the digest's exclusive lock and is told when the blob was last linked.
+ * So, for any digest, either
+ *   - the link operation ran first: the sweep sees a link time after its run began and keeps the
+ *     blob; or
+ *   - the sweep ran first: the link operation then finds the blob gone and fails cleanly (a mount
+ *     becomes an upload session, a manifest PUT answers MANIFEST_BLOB_UNKNOWN), and nothing that was
+ *     acknowledged points at a missing blob.
+ * `touch` records a read (a HEAD before a client skips an upload) without a lock: it makes the sweep
+ * keep the blob when the read came first, and costs nothing when it did not.
+ *
+ * The gate is in-process: it orders the server's own requests against the server's own collector.
+ * Several replicas need a shared lock service (issue #7).
+ */
+import type { Digest } from './digest.js';
+
+export interface LinkGate {
+  /** Runs `op` with a shared lock on every digest in `digests`, then records them as linked now. */
+  link<T>(digests: readonly Digest[], op: () => Promise<T>): Promise<T>;
+  /** Records that `d` was just read through a repository. */
+  touch(d: Digest): void;
+  /** Runs `op` with the exclusive lock on `d`; `op` learns when `d` was last linked or touched (ms), if known. */
+  sweep<T>(d: Digest, op: (lastLinked: number | undefined) => Promise<T>): Promise<T>;
+  /** Drops link times older than `before` (ms), which no collector run can need any more. */
+  forgetBefore(before: number): void;
+}
+
+interface DigestLock {
+  readers: number;
+  writer: boolean;
+  /** Callers waiting for their turn, in order. */
+  readonly waiting: { exclusive: boolean; wake: () => void }[];
+}
+
+export function createLinkGate(now: () => number = Date.now): LinkGate {
+  const locks = new Map<Digest, DigestLock>();
+  const lastLinked = new Map<Digest, number>();
+
+  const lockOf = (d: Digest): DigestLock => {
+    let lock = locks.get(d);
+    if (!lock) {
+      lock = { readers: 0, writer: false, waiting: [] };
+      locks.set(d, lock);
+    }
+    return lock;
+  };
+
+  /** Lets waiters in, in order: any number of shared ones, or one exclusive one. */
+  const admit = (d: Digest, lock: DigestLock): void => {
+    while (lock.waiting.length > 0 && !lock.writer) {
+      const next = lock.waiting[0]!;
+      if (next.exclusive && lock.readers > 0) break;
+      lock.waiting.shift();
+      if (next.exclusive) lock.writer = true;
+      else lock.readers += 1;
+      next.wake();
+      if (next.exclusive) break;
+    }
+    if (lock.readers === 0 && !lock.writer && lock.waiting.length === 0) locks.delete(d);
+  };
+
+  const acquire = (d: Digest, exclusive: boolean): Promise<void> =>
+    new Promise((resolve) => {
+      const lock = lockOf(d);
+      lock.waiting.push({ exclusive, wake: resolve });
+      admit(d, lock);
+    });
+
+  const release = (d: Digest, exclusive: boolean): void => {
+    const lock = locks.get(d);
+    if (!lock) return;
+    if (exclusive) lock.writer = false;
+    else lock.readers -= 1;
+    admit(d, lock);
+  };
+
+  return {
+    async link(digests, op) {
+      const unique = [...new Set(digests)].sort();
+      for (const d of unique) await acquire(d, false);
+      try {
+        const result = await op();
+        const at = now();
+        for (const d of unique) lastLinked.set(d, at);
+        return result;
+      } finally {
+        for (const d of unique) release(d, false);
+      }
+    },
+    touch(d) {
+      lastLinked.set(d, now());
+    },
+    async sweep(d, op) {
+      await acquire(d, true);
+      try {
+        return await op(lastLinked.get(d));
+      } finally {
+        release(d, true);
+      }
+    },
+    forgetBefore(before) {
+      for (const [d, at] of lastLinked) if (at < before) lastLinked.delete(d);
+    },
+  };
+}
