@@ -28,7 +28,7 @@ export function createBasicController(o: { realm: string; htpasswd: Htpasswd }):
       if (!(await o.htpasswd.verify(credentials.user, credentials.password))) {
         throw new UnauthorizedError(challenge, 'invalid username or password');
       }
-      return { subject: credentials.user, access: needed };
+      return { subject: credentials.user, access: needed, everything: true };
     },
   };
 }

@@ -31,7 +31,8 @@ export function createTokenController(o: TokenControllerOptions): AccessControll
     async authorize(req, needed): Promise<Grant> {
       if (req.authorization === undefined || req.authorization === '') throw new UnauthorizedError(challenge(req, needed));
       const token = BEARER.exec(req.authorization)?.[1];
-      if (token === undefined) throw new UnauthorizedError(challenge(req, needed, 'invalid_token'), 'invalid authorization header');
+      // Another scheme, or `Bearer` with nothing after it, is no token at all: the plain challenge (RFC 6750 §3.1).
+      if (token === undefined) throw new UnauthorizedError(challenge(req, needed));
       let grant: Grant;
       try {
         const verified = await o.verifier.verify(token);

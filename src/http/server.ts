@@ -1,6 +1,7 @@
 /**
  * The HTTP server: a Koa app whose middleware runs in this order for every request:
- *   request id → API version header → error response → access log → abort signal → read-only guard → router.
+ *   request id → API version header → error response → access log → abort signal → router
+ * and, inside the router for /v2 routes: read-only guard → auth → handler.
  * Handlers do the rest: parse, one storage call, headers and body.
  */
 import { randomUUID } from 'node:crypto';
@@ -69,11 +70,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
     logAccess(opts.log, ctx);
   });
   app.use(abortSignal);
-  app.use(async (ctx, next) => {
-    if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
-    await next();
-  });
-  const router = buildRouter(deps, opts.access);
+  const router = buildRouter(deps, opts.access, opts.readOnly);
   if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
   app.use(router.routes());
   app.use(
@@ -89,12 +86,14 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   return app;
 }
 
-function buildRouter(deps: HandlerDeps, access: AccessController | undefined): Router<RequestState> {
+function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean): Router<RequestState> {
   const router = new Router<RequestState>();
   for (const route of ROUTES) {
     router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
       const handler = route.methods[ctx.method as Method];
       if (!handler) throw unsupported('method not allowed on this endpoint');
+      // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
+      if (readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
       ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
       if (access) await authorize(ctx, access, route);
       await handler(ctx, deps);
