@@ -33,7 +33,7 @@ export interface Settings {
   readonly namespace: string;
   /** A second repository, the target of cross-repository mounts. */
   readonly otherNamespace: string;
-  /** Basic credentials sent as `Authorization` to the registry's own origin. */
+  /** Credentials: sent as Basic to the registry's own origin, or used to get Bearer tokens from the realm it names (client.ts). */
   readonly credentials?: { readonly username: string; readonly password: string };
   /** Whether `POST …/uploads/?mount=<digest>` without `from` is expected to mount (spec: MAY). */
   readonly autoMount: boolean;

@@ -14,7 +14,7 @@ export const USAGE = `usage: npm run conformance -- <base-url> [flags]
   --namespace <name>         repository to use (default ${DEFAULT_SETTINGS.namespace})   env CONFORMANCE_NAMESPACE
   --other-namespace <name>   second repository, target of cross-mounts (default ${DEFAULT_SETTINGS.otherNamespace})
                                                                            env CONFORMANCE_OTHER_NAMESPACE
-  --user <user:password>     basic credentials for every request           env CONFORMANCE_USERNAME, CONFORMANCE_PASSWORD
+  --user <user:password>     credentials: Basic, or Bearer tokens got with them   env CONFORMANCE_USERNAME, CONFORMANCE_PASSWORD
   --auto-mount, --no-auto-mount  expect ?mount= without from to mount (default: not expected)
                                                                            env CONFORMANCE_AUTO_MOUNT=true|false
   --delete, --no-delete      deletion enabled (default) or disabled (deletes must be 400/405)

@@ -4,7 +4,20 @@
  * `..` segments and re-encode queries, and a registry's `_state` token must come back as it was sent.
  *
  * Targets are either a path (`/v2/…`, joined to the base URL's own path prefix) or an absolute URL
- * (a Location that points elsewhere). Credentials go only to the base URL's origin.
+ * (a Location that points elsewhere). Credentials go only to the base URL's origin, and to the token
+ * realm that origin names.
+ *
+ * Credentials work with both schemes registries use, as real clients (docker, containerd, c/image) do:
+ * - Basic: sent as `Authorization: Basic …` with every request, from the first one on.
+ * - Bearer (Docker token auth): once the registry answers 401 with `WWW-Authenticate: Bearer realm=…,
+ *   service=…,scope=…`, the client stops sending Basic to the registry. For that request and every later
+ *   one it GETs the realm with the Basic credentials and `service` and one `scope` parameter per scope
+ *   (the challenge's, plus `repository:<from>:pull` for a mount with `from=`, as docker asks), retries the
+ *   request once with `Authorization: Bearer <token>`, and caches the token per scope set until shortly
+ *   before it expires. Later requests send the cached token for the scope they are expected to need
+ *   (`pull` for GET and HEAD, `pull,push` for POST, PUT and PATCH, `delete` for DELETE, as registry:2
+ *   asks), so the challenge round trip happens once per scope. A token endpoint that refuses leaves the
+ *   registry's 401 as the answer.
  */
 import { type ClientRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -134,6 +147,72 @@ function writeBody(req: ClientRequest, pieces: readonly Buffer[]): void {
   req.end(pieces.at(-1));
 }
 
+// ---- Bearer tokens (Docker token auth) ----
+
+/** A challenge's scheme and its auth-params (names lower-cased). */
+export interface Challenge {
+  readonly scheme: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/**
+ * The challenges of a WWW-Authenticate value (RFC 9110 §11.6.1): `Bearer realm="…",service="…"`, possibly
+ * several, separated by commas. Quoted strings may hold commas and `\"`.
+ */
+export function parseChallenges(header: string | undefined): Challenge[] {
+  const out: { scheme: string; params: Record<string, string> }[] = [];
+  if (header === undefined) return out;
+  const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+/;
+  let rest = header;
+  while (rest.length > 0) {
+    rest = rest.replace(/^[\s,]+/, '');
+    const param = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/.exec(rest);
+    const current = out.at(-1);
+    if (param !== null && current !== undefined) {
+      current.params[(param[1] ?? '').toLowerCase()] = param[2] === undefined ? (param[3] ?? '') : param[2].replace(/\\(.)/g, '$1');
+      rest = rest.slice(param[0].length);
+      continue;
+    }
+    const scheme = token.exec(rest);
+    if (scheme === null) break;
+    out.push({ scheme: scheme[0].toLowerCase(), params: {} });
+    rest = rest.slice(scheme[0].length);
+  }
+  return out;
+}
+
+const REPO_ROUTE = /^\/v2\/(.+?)\/(?:manifests|blobs|tags|referrers)\//;
+
+/** The scopes registry:2 asks of a request (its `appendAccessRecords`), to find a cached token before asking. */
+function expectedScopes(method: string, path: string): string[] {
+  if (/^\/v2\/_catalog(?:\?|$)/.test(path)) return ['registry:catalog:*'];
+  const repo = REPO_ROUTE.exec(path)?.[1];
+  if (repo === undefined) return [];
+  const actions = method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'pull,push';
+  return [`repository:${repo}:${actions}`];
+}
+
+/** The `from` of a mount request (`POST …/uploads/?mount=…&from=<repo>`), whose pull a token must include. */
+function mountSource(method: string, path: string): string | undefined {
+  if (method !== 'POST') return undefined;
+  const query = path.indexOf('?') === -1 ? '' : path.slice(path.indexOf('?') + 1);
+  const params = new URLSearchParams(query);
+  return params.has('mount') ? (params.get('from') ?? undefined) : undefined;
+}
+
+/** Scopes as one cache key: deduplicated, sorted, space-separated. */
+const scopeKey = (scopes: readonly string[]): string => [...new Set(scopes.filter((s) => s !== ''))].sort().join(' ');
+
+/** Cached tokens are dropped this long before they expire. */
+const EXPIRY_MARGIN_MS = 10_000;
+/** The token spec's default lifetime when the answer names none. */
+const DEFAULT_TOKEN_SECONDS = 60;
+
+interface CachedToken {
+  readonly token: string;
+  readonly expiresAt: number;
+}
+
 /** A client for the registry at `opts.baseUrl`. */
 export function createClient(opts: ClientOptions): Client {
   const base = splitAbsolute(opts.baseUrl.replace(/\/+$/, ''));
@@ -142,10 +221,45 @@ export function createClient(opts: ClientOptions): Client {
   const auth = opts.credentials === undefined
     ? undefined
     : `Basic ${Buffer.from(`${opts.credentials.username}:${opts.credentials.password}`).toString('base64')}`;
+  /** Set once the registry has asked for Bearer tokens: from then on no Basic goes to it. */
+  let bearerMode = false;
+  const tokens = new Map<string, CachedToken>();
+
+  const cached = (key: string): string | undefined => {
+    const entry = tokens.get(key);
+    if (entry === undefined || entry.expiresAt - EXPIRY_MARGIN_MS <= Date.now()) return undefined;
+    return entry.token;
+  };
+
+  /** A token for `scopes` from the challenge's realm, or undefined when the token endpoint does not give one. */
+  async function fetchToken(challenge: Challenge, scopes: readonly string[]): Promise<string | undefined> {
+    const realm = challenge.params['realm'];
+    if (realm === undefined || splitAbsolute(realm) === undefined) return undefined;
+    const query = new URLSearchParams();
+    if (challenge.params['service'] !== undefined) query.append('service', challenge.params['service']);
+    for (const s of scopes) query.append('scope', s);
+    const url = `${realm}${realm.includes('?') ? '&' : '?'}${query.toString()}`;
+    const headers: OutgoingHttpHeaders = auth === undefined ? {} : { Authorization: auth };
+    const started = Date.now();
+    const res = await send(url, 'GET', headers, [], opts.timeoutMs);
+    if (res.status !== 200) return undefined;
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      body = JSON.parse(res.body.toString('utf8')) as typeof body;
+    } catch {
+      return undefined;
+    }
+    const token = typeof body.token === 'string' && body.token !== '' ? body.token : body.access_token;
+    if (typeof token !== 'string' || token === '') return undefined;
+    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+    tokens.set(scopeKey(scopes), { token, expiresAt: started + seconds * 1000 });
+    return token;
+  }
+
   return {
     baseUrl: `${base.origin}${prefix}`,
     resolve: resolveLocation,
-    request(method, target, ro = {}) {
+    async request(method, target, ro = {}) {
       const url = target.startsWith('/') ? `${base.origin}${prefix}${target}` : target;
       const headers: OutgoingHttpHeaders = { ...ro.headers };
       const pieces = ro.body === undefined ? [] : Buffer.isBuffer(ro.body) ? [ro.body] : [...ro.body];
@@ -153,10 +267,35 @@ export function createClient(opts: ClientOptions): Client {
       if (!hasLength && ro.body === undefined && /^(POST|PUT|PATCH)$/.test(method)) headers['Content-Length'] = '0';
       if (!hasLength && Buffer.isBuffer(ro.body)) headers['Content-Length'] = String(ro.body.length);
       const sameOrigin = splitAbsolute(url)?.origin === base.origin;
-      if (auth !== undefined && sameOrigin && ro.anonymous !== true && !Object.keys(headers).some((h) => /^authorization$/i.test(h))) {
+      const authorize = auth !== undefined && sameOrigin && ro.anonymous !== true && !Object.keys(headers).some((h) => /^authorization$/i.test(h));
+      if (!authorize) return send(url, method, headers, pieces, opts.timeoutMs);
+
+      const path = splitAbsolute(url)?.path.slice(prefix.length) ?? '/';
+      const from = mountSource(method, path);
+      const extra = from === undefined ? [] : [`repository:${from}:pull`];
+      let usedKey: string | undefined;
+      if (bearerMode) {
+        const key = scopeKey([...expectedScopes(method, path), ...extra]);
+        const token = cached(key);
+        if (token !== undefined) {
+          headers['Authorization'] = `Bearer ${token}`;
+          usedKey = key;
+        }
+      } else {
         headers['Authorization'] = auth;
       }
-      return send(url, method, headers, pieces, opts.timeoutMs);
+      const first = await send(url, method, headers, pieces, opts.timeoutMs);
+      if (first.status !== 401) return first;
+      const challenge = parseChallenges(first.header('WWW-Authenticate')).find((c) => c.scheme === 'bearer');
+      if (challenge === undefined) return first;
+      bearerMode = true;
+      const scopes = [...(challenge.params['scope'] ?? '').split(' '), ...extra].filter((s) => s !== '');
+      const key = scopeKey(scopes);
+      // The token just sent was not enough (expired, revoked): ask once more rather than reuse it.
+      if (usedKey === key) tokens.delete(key);
+      const token = cached(key) ?? (await fetchToken(challenge, [...new Set(scopes)]));
+      if (token === undefined) return first;
+      return send(url, method, { ...headers, Authorization: `Bearer ${token}` }, pieces, opts.timeoutMs);
     },
   };
 }
