@@ -21,10 +21,17 @@ module.exports = {
     },
     {
       name: 'storage-is-not-http',
-      comment: 'storage never imports http/, auth/, config/, koa or level',
+      comment: 'storage never imports http/, auth/, config/, indexdb/, koa or level (an index is injected through index-port.ts)',
       severity: 'error',
       from: { path: '^src/storage/' },
-      to: { path: ['^src/(http|auth|config|cli)/', '^src/main\\.ts$', 'node_modules/(koa|@koa|level|classic-level)/'] },
+      to: { path: ['^src/(http|auth|config|cli|indexdb)/', '^src/main\\.ts$', 'node_modules/(koa|@koa|level|classic-level)/'] },
+    },
+    {
+      name: 'indexdb-is-derived-storage',
+      comment: 'indexdb/ reads storage only through the index port; it never sees HTTP, auth or the config',
+      severity: 'error',
+      from: { path: '^src/indexdb/', pathNot: '\\.test\\.ts$' },
+      to: { path: ['^src/(http|auth|config|cli)/', '^src/main\\.ts$', '^src/storage/driver/(?!driver\\.ts)', 'node_modules/(koa|@koa)/'] },
     },
     {
       name: 'http-goes-through-the-registry',
@@ -32,6 +39,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/http/' },
       to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/config/'] },
+    },
+    {
+      name: 'gc-goes-through-the-storage-api',
+      comment: 'gc/ imports the storage API and metrics, never a driver or the layout (tests may build registries)',
+      severity: 'error',
+      from: { path: '^src/gc/', pathNot: '(\\.test\\.ts|/suite[^/]*\\.ts)$' },
+      to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli)/', 'node_modules/(koa|@koa)/'] },
     },
     {
       name: 'only-the-composition-root-sees-config',

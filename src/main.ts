@@ -1,16 +1,30 @@
 #!/usr/bin/env node
 /**
- * The `berth` command line: `berth serve [config.yml]`. Errors in the configuration print one line
- * and exit 1; a bad command line prints the usage and exits 2.
+ * The `berth` command line: `berth serve|garbage-collect|check|index …`. Errors in the configuration print
+ * one line and exit 1; a bad command line prints the usage and exits 2.
  */
 import { ConfigError } from './config/raw.js';
 import { serve } from './cli/serve.js';
+import { garbageCollect, parseGcArgs } from './cli/gc.js';
+import { check, parseCheckArgs } from './cli/check.js';
+import { indexCommand } from './cli/index-command.js';
 
 const USAGE = `usage: berth <command> [args]
 
 commands:
   serve [config.yml]   serve the registry (config file, else REGISTRY_CONFIGURATION_PATH,
                        else the built-in development config: :5000, ./data, delete enabled)
+  garbage-collect [--dry-run|-d] [--delete-untagged|-m] [config.yml]
+                       delete blobs no manifest references, as registry:2's garbage-collect
+                       (offline: stop the server or make it read-only; the server can also
+                       collect while it serves, see storage.maintenance.gc)
+  check [--repair] [config.yml]
+                       verify every blob's digest and every link, tag and manifest reference;
+                       --repair removes dangling layer links and broken tags and moves corrupt
+                       blobs aside; exit 1 while problems remain
+  index rebuild [config.yml]
+                       rebuild the listing index (<rootdirectory>/berth/index) from storage
+                       (the server rebuilds it at every start; stop the server first)
   help                 show this text
 `;
 
@@ -27,6 +41,18 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGINT', shutdown);
       return -1; // keep running
     }
+    case 'garbage-collect': {
+      const cmd = parseGcArgs(args);
+      if (typeof cmd === 'string') return usageError(cmd);
+      return garbageCollect(cmd, process.env);
+    }
+    case 'check': {
+      const cmd = parseCheckArgs(args);
+      if (typeof cmd === 'string') return usageError(cmd);
+      return check(cmd, process.env);
+    }
+    case 'index':
+      return indexCommand(args, process.env);
     case 'help':
     case '--help':
     case '-h':
@@ -36,6 +62,11 @@ async function main(argv: string[]): Promise<number> {
       break;
   }
   process.stderr.write(USAGE);
+  return 2;
+}
+
+function usageError(problem: string): number {
+  process.stderr.write(`berth: ${problem}\n${USAGE}`);
   return 2;
 }
 

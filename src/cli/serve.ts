@@ -1,12 +1,16 @@
 /**
  * `berth serve [config.yml]`: the composition root. Config → logger → storage driver → registry →
- * HTTP app → listening socket, plus the upload purging timer. Only this file and main.ts see Config.
+ * HTTP app → listening socket, plus the upload purging timer, the online garbage collector
+ * (collector.ts) and the debug listener that runs it on demand. Only cli/ and main.ts see Config.
  */
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
 import { createAuth } from './auth.js';
+import { startCollector } from './collector.js';
+import { startIndex } from './index-command.js';
 import type { Config } from '../config/schema.js';
+import { type GcTrigger, createDebugApp } from '../http/debug.js';
 import { type RunningServer, createApp, listen } from '../http/server.js';
 import { type Logger, createLogger } from '../log.js';
 import { createDriver } from '../storage/driver/factory.js';
@@ -14,6 +18,8 @@ import { createRegistry, type Registry } from '../storage/registry.js';
 
 export interface Serving {
   readonly running: RunningServer;
+  /** The debug listener (`http.debug.addr`), when configured. */
+  readonly debug: RunningServer | undefined;
   readonly config: Config;
   stop(): Promise<void>;
 }
@@ -29,7 +35,10 @@ export async function serve(file: string | undefined, env: Record<string, string
     storage.driver === 'filesystem'
       ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
       : createDriver({ kind: 'inmemory' });
-  const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled });
+  // The listing index (LevelDB, filesystem storage only) is rebuilt from storage at every start and
+  // trusted only once that rebuild is done; until then listings come from storage.
+  const index = await startIndex(config, driver, log);
+  const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled, ...(index && { index }) });
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
   const { access, tokenHandlers } = await createAuth(config.auth, keyPath);
@@ -47,14 +56,33 @@ export async function serve(file: string | undefined, env: Record<string, string
   const running = await listen(app, host, port);
   log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none' });
   const stopPurging = schedulePurging(registry, config, log);
+  const collector = startCollector({ registry, config, log });
+  const debug = await listenDebug(config, collector.runNow, log);
   return {
     running,
+    debug,
     config,
     async stop() {
       stopPurging();
+      collector.stop();
+      await debug?.close();
       await running.close();
+      await index?.close();
     },
   };
+}
+
+/** registry:2's debug listener on `http.debug.addr`, serving `POST /debug/gc`; none when unset. */
+async function listenDebug(
+  config: Config,
+  runGc: GcTrigger,
+  log: Logger,
+): Promise<RunningServer | undefined> {
+  if (config.http.debug.addr === undefined) return undefined;
+  const { host, port } = parseAddr(config.http.debug.addr);
+  const debug = await listen(createDebugApp({ runGc, log }), host, port);
+  log.info('debug listener', { addr: config.http.debug.addr, url: debug.url });
+  return debug;
 }
 
 function httpSecret(config: Config, log: Logger): string {

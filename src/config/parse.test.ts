@@ -46,6 +46,7 @@ const MINIMAL = 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv/
 
 const HOUR = 3_600_000;
 const DEFAULT_PURGING = { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOUR, dryrun: false };
+const DEFAULT_GC = { enabled: false, intervalMs: 24 * HOUR, graceperiodMs: HOUR, deleteuntagged: false, dryrun: false };
 
 describe('loadConfig defaults', () => {
   it('serves the built-in development document without a file', async () => {
@@ -53,13 +54,13 @@ describe('loadConfig defaults', () => {
     expect(config).toEqual({
       version: '0.1',
       log: { level: 'info', formatter: 'text' },
-      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, debug: { addr: undefined } },
       auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: './data',
         delete: { enabled: true },
-        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false } },
+        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);
     expect(warnings).toEqual([]);
@@ -110,15 +111,18 @@ storage:
   maintenance:
     uploadpurging: {enabled: false, age: 2h, interval: 30m, dryrun: true}
     readonly: {enabled: true}
+    gc: {enabled: true, interval: 6h, graceperiod: 10m, deleteuntagged: true, dryrun: true}
 `);
     expect(config.log).toEqual({ level: 'debug', formatter: 'json' });
     expect(config.http).toEqual({
       addr: '127.0.0.1:5055', secret: '0123', relativeurls: true, host: 'https://registry.example.com:8443',
+      debug: { addr: undefined },
     });
     expect(config.storage.delete.enabled).toBe(true);
     expect(config.storage.maintenance).toEqual({
       uploadpurging: { enabled: false, ageMs: 2 * HOUR, intervalMs: HOUR / 2, dryrun: true },
       readonly: { enabled: true },
+      gc: { enabled: true, intervalMs: 6 * HOUR, graceperiodMs: 10 * 60_000, deleteuntagged: true, dryrun: true },
     });
   });
 
@@ -142,7 +146,7 @@ storage:
     ['log.hooks', 'log:\n  hooks: []\n'],
     ['log.accesslog', 'log:\n  accesslog: {disabled: true}\n'],
     ['loglevel', 'loglevel: debug\n'],
-    ['http.debug', 'http:\n  debug: {addr: ":5001"}\n'],
+    ['http.debug.prometheus', 'http:\n  debug: {addr: ":5001", prometheus: {enabled: true}}\n'],
     ['http.headers', 'http:\n  headers: {X-Content-Type-Options: [nosniff]}\n'],
     ['http.http2', 'http:\n  http2: {disabled: false}\n'],
     ['http.draintimeout', 'http:\n  draintimeout: 60s\n'],
@@ -184,6 +188,17 @@ describe('REGISTRY_* environment overrides', () => {
       (c) => c.storage.maintenance.uploadpurging.enabled, false],
     ['REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED', { REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED: 'true' },
       (c) => c.storage.maintenance.readonly.enabled, true],
+    ['REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD', { REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD: '2s' },
+      (c) => c.storage.maintenance.gc.graceperiodMs, 2_000],
+    ['REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED', { REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED: 'true' },
+      (c) => c.storage.maintenance.gc.enabled, true],
+    ['REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL', { REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL: '30s' },
+      (c) => c.storage.maintenance.gc.intervalMs, 30_000],
+    ['REGISTRY_STORAGE_MAINTENANCE_GC_DELETEUNTAGGED', { REGISTRY_STORAGE_MAINTENANCE_GC_DELETEUNTAGGED: 'true' },
+      (c) => c.storage.maintenance.gc.deleteuntagged, true],
+    ['REGISTRY_STORAGE_MAINTENANCE_GC_DRYRUN', { REGISTRY_STORAGE_MAINTENANCE_GC_DRYRUN: 'true' },
+      (c) => c.storage.maintenance.gc.dryrun, true],
+    ['REGISTRY_HTTP_DEBUG_ADDR', { REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:5001' }, (c) => c.http.debug.addr, '127.0.0.1:5001'],
     ['REGISTRY_LOG_LEVEL', { REGISTRY_LOG_LEVEL: 'debug' }, (c) => c.log.level, 'debug'],
     ['REGISTRY_LOG_FORMATTER', { REGISTRY_LOG_FORMATTER: 'logstash' }, (c) => c.log.formatter, 'logstash'],
     ['REGISTRY_HTTP_RELATIVEURLS', { REGISTRY_HTTP_RELATIVEURLS: 'true' }, (c) => c.http.relativeurls, true],
@@ -293,6 +308,11 @@ describe('ConfigError', () => {
     ['bad duration', `${MINIMAL}  maintenance: {uploadpurging: {age: 7d}}\n`, {}, `${UP}.age`, /got "7d"$/],
     ['zero interval', `${MINIMAL}  maintenance: {uploadpurging: {interval: 0s}}\n`, {}, `${UP}.interval`, /greater than zero/],
     ['negative age', MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '-1h' }, `${UP}.age`, /zero or more/],
+    ['bad gc graceperiod', `${MINIMAL}  maintenance: {gc: {graceperiod: 1d}}\n`, {}, 'storage.maintenance.gc.graceperiod', /got "1d"$/],
+    ['zero gc interval', MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL: '0' }, 'storage.maintenance.gc.interval', /greater than zero/],
+    ['gc enabled not a boolean', `${MINIMAL}  maintenance: {gc: {enabled: sometimes}}\n`, {}, 'storage.maintenance.gc.enabled', /true or false/],
+    ['unknown gc key', `${MINIMAL}  maintenance: {gc: {grace: 1h}}\n`, {}, 'storage.maintenance.gc.grace', /unknown key/],
+    ['bad debug addr', `${MINIMAL}http: {debug: {addr: localhost}}\n`, {}, 'http.debug.addr', /expected host:port/],
     ['empty rootdirectory', MINIMAL.replace('/srv/reg', '""'), {}, 'storage.filesystem.rootdirectory', /must not be empty/],
     ['two drivers', `${MINIMAL}  inmemory: {}\n`, {}, 'storage', /more than one storage driver configured: filesystem, inmemory$/],
     ['two drivers via env', 'version: 0.1\nstorage: inmemory\n', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/x' },
@@ -378,13 +398,13 @@ describe('config.example.yaml', () => {
     expect(config).toEqual({
       version: '0.1',
       log: { level: 'info', formatter: 'text' },
-      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined },
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, debug: { addr: undefined } },
       auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: '/var/lib/registry',
         delete: { enabled: false },
-        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false } },
+        maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);
   });

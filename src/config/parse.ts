@@ -13,11 +13,11 @@ import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import {
-  CONFIG_KEYS, DEFAULT_HTTP_ADDR, DEFAULT_ROOT_DIRECTORY, DEFAULT_UPLOAD_PURGING, DEVELOPMENT_DOCUMENT,
+  CONFIG_KEYS, DEFAULT_GC, DEFAULT_HTTP_ADDR, DEFAULT_ROOT_DIRECTORY, DEFAULT_UPLOAD_PURGING, DEVELOPMENT_DOCUMENT,
   STORAGE_DRIVERS, SUPPORTED_STORAGE_DRIVERS,
 } from './schema.js';
 import type {
-  Config, KeySection, KeySpec, LogFormatter, LogLevel, StorageConfig, UploadPurgingConfig,
+  Config, GcConfig, KeySection, KeySpec, LogFormatter, LogLevel, StorageConfig, UploadPurgingConfig,
 } from './schema.js';
 import { readAuth } from './auth.js';
 import {
@@ -226,6 +226,7 @@ function buildConfig(root: RawMap): Config {
       secret: readString(root, 'http.secret') || undefined,
       relativeurls: readBool(root, 'http.relativeurls', false),
       host: readHost(root),
+      debug: { addr: readDebugAddr(root) },
     },
     auth: readAuth(root),
     storage: readStorage(root),
@@ -261,11 +262,20 @@ function checkNet(root: RawMap): void {
 /** `host:port` or `:port` (IPv6 hosts in brackets), kept as written. */
 function readAddr(root: RawMap): string {
   checkNet(root);
-  const addr = readString(root, 'http.addr') ?? DEFAULT_HTTP_ADDR;
+  return checkAddr('http.addr', readString(root, 'http.addr') ?? DEFAULT_HTTP_ADDR);
+}
+
+/** `http.debug.addr`: like http.addr; unset or empty means no debug listener. */
+function readDebugAddr(root: RawMap): string | undefined {
+  const addr = readString(root, 'http.debug.addr');
+  return addr === undefined || addr === '' ? undefined : checkAddr('http.debug.addr', addr);
+}
+
+function checkAddr(key: string, addr: string): string {
   const port = ADDR.exec(addr)?.[1];
-  if (port === undefined) throw new ConfigError('http.addr', `expected host:port, got ${JSON.stringify(addr)}`);
+  if (port === undefined) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(addr)}`);
   if (Number(port) > 65535) {
-    throw new ConfigError('http.addr', `port must be 0 to 65535, got ${JSON.stringify(addr)}`);
+    throw new ConfigError(key, `port must be 0 to 65535, got ${JSON.stringify(addr)}`);
   }
   return addr;
 }
@@ -294,6 +304,7 @@ function readStorage(root: RawMap): Config['storage'] {
     maintenance: {
       uploadpurging: readUploadPurging(root),
       readonly: { enabled: readBool(root, 'storage.maintenance.readonly.enabled', false) },
+      gc: readGc(root),
     },
   };
 }
@@ -318,6 +329,17 @@ function readUploadPurging(root: RawMap): UploadPurgingConfig {
     ageMs: readDuration(root, `${key}.age`, DEFAULT_UPLOAD_PURGING.ageMs, { positive: false }),
     intervalMs: readDuration(root, `${key}.interval`, DEFAULT_UPLOAD_PURGING.intervalMs, { positive: true }),
     dryrun: readBool(root, `${key}.dryrun`, DEFAULT_UPLOAD_PURGING.dryrun),
+  };
+}
+
+function readGc(root: RawMap): GcConfig {
+  const key = 'storage.maintenance.gc';
+  return {
+    enabled: readBool(root, `${key}.enabled`, DEFAULT_GC.enabled),
+    intervalMs: readDuration(root, `${key}.interval`, DEFAULT_GC.intervalMs, { positive: true }),
+    graceperiodMs: readDuration(root, `${key}.graceperiod`, DEFAULT_GC.graceperiodMs, { positive: false }),
+    deleteuntagged: readBool(root, `${key}.deleteuntagged`, DEFAULT_GC.deleteuntagged),
+    dryrun: readBool(root, `${key}.dryrun`, DEFAULT_GC.dryrun),
   };
 }
 

@@ -21,6 +21,18 @@ export interface UploadPurgingConfig {
   readonly dryrun: boolean;
 }
 
+/** Berth's `storage.maintenance.gc`: garbage collection inside the server (DESIGN.md §6). */
+export interface GcConfig {
+  /** Run on a schedule (every `intervalMs`); `POST /debug/gc` works either way. */
+  readonly enabled: boolean;
+  readonly intervalMs: number;
+  /** Blobs and revisions written or linked more recently than this are never collected. */
+  readonly graceperiodMs: number;
+  /** Keep only manifests reachable from tags (and their index children and referrers). */
+  readonly deleteuntagged: boolean;
+  readonly dryrun: boolean;
+}
+
 export type StorageConfig =
   | { readonly driver: 'filesystem'; readonly rootdirectory: string }
   | { readonly driver: 'inmemory' };
@@ -77,6 +89,8 @@ export interface Config {
     readonly relativeurls: boolean;
     /** Base URL (scheme://host[:port]) used for absolute Location headers, if set. */
     readonly host: string | undefined;
+    /** registry:2's debug listener (`host:port`); Berth serves `POST /debug/gc` there. Undefined: none. */
+    readonly debug: { readonly addr: string | undefined };
   };
   /** Undefined: no authentication, every request is allowed. */
   readonly auth: AuthConfig | undefined;
@@ -85,6 +99,7 @@ export interface Config {
     readonly maintenance: {
       readonly uploadpurging: UploadPurgingConfig;
       readonly readonly: { readonly enabled: boolean };
+      readonly gc: GcConfig;
     };
   };
 }
@@ -99,6 +114,15 @@ export const DEFAULT_UPLOAD_PURGING: UploadPurgingConfig = Object.freeze({
   enabled: true,
   ageMs: 168 * 3_600_000,
   intervalMs: 24 * 3_600_000,
+  dryrun: false,
+});
+
+/** Berth's collector defaults: off (on demand only), every 24h, sparing what is younger than 1h. */
+export const DEFAULT_GC: GcConfig = Object.freeze({
+  enabled: false,
+  intervalMs: 24 * 3_600_000,
+  graceperiodMs: 3_600_000,
+  deleteuntagged: false,
   dryrun: false,
 });
 
@@ -149,7 +173,7 @@ export const CONFIG_KEYS: KeySection = {
   http: {
     addr: 'value', net: 'value', host: 'value', secret: 'value', relativeurls: 'value',
     prefix: UNSAFE, tls: UNSAFE,
-    debug: 'ignored', headers: 'ignored', http2: 'ignored', h2c: 'ignored', draintimeout: 'ignored',
+    debug: { addr: 'value', prometheus: 'ignored' }, headers: 'ignored', http2: 'ignored', h2c: 'ignored', draintimeout: 'ignored',
   },
   storage: {
     filesystem: { rootdirectory: 'value', maxthreads: 'ignored' },
@@ -159,6 +183,7 @@ export const CONFIG_KEYS: KeySection = {
     maintenance: {
       uploadpurging: { enabled: 'value', age: 'value', interval: 'value', dryrun: 'value' },
       readonly: { enabled: 'value' },
+      gc: { enabled: 'value', interval: 'value', graceperiod: 'value', deleteuntagged: 'value', dryrun: 'value' },
     },
     cache: 'ignored', redirect: 'ignored', tag: 'ignored',
   },

@@ -5,7 +5,7 @@
  * Handlers do the rest: parse, one storage call, headers and body.
  */
 import { randomUUID } from 'node:crypto';
-import { type Server, createServer as createHttpServer } from 'node:http';
+import { type RequestListener, type Server, createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -146,7 +146,7 @@ export interface RunningServer {
 }
 
 /** Listens on `host:port` (port 0 picks a free one) and resolves once the socket is bound. */
-export async function listen(app: Koa<RequestState>, host: string, port: number): Promise<RunningServer> {
+export async function listen(app: { callback(): RequestListener }, host: string, port: number): Promise<RunningServer> {
   const server = createHttpServer(app.callback());
   server.requestTimeout = 0; // uploads may take as long as they take; idle sockets still time out
   await new Promise<void>((resolve, reject) => {

@@ -62,6 +62,8 @@ export const paths = {
     `${V2}/repositories/${name}/${MANIFESTS_DIR}/tags/${tag}/current/link`,
   tagIndexLink: (name: RepoName, tag: Tag, d: Digest): string =>
     `${V2}/repositories/${name}/${MANIFESTS_DIR}/tags/${tag}/index/${linkSuffix(d)}`,
+  tagIndexEntry: (name: RepoName, tag: Tag, d: Digest): string =>
+    `${V2}/repositories/${name}/${MANIFESTS_DIR}/tags/${tag}/index/${digestAlgorithm(d)}/${digestHex(d)}`,
 
   uploads: (name: RepoName): string => `${V2}/repositories/${name}/${UPLOADS_DIR}`,
   upload: (name: RepoName, id: UploadId): string => `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}`,
@@ -70,6 +72,9 @@ export const paths = {
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/startedat`,
   uploadHashStates: (name: RepoName, id: UploadId, alg: DigestAlgorithm): string =>
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/hashstates/${alg}`,
+
+  /** Where `check --repair` moves blob data that does not match its digest (Berth's own, outside v2). */
+  quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
 } as const;
 
 /** The last segment of a driver path. */

@@ -8,13 +8,16 @@ import { type BlobInfo, type BlobStore, createBlobStore } from './blobs.js';
 import { listRepositories, repositoryExists } from './catalog.js';
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './index-port.js';
+import { observeDriver } from './index-observer.js';
+import { type Inventory, createInventory } from './inventory.js';
 import { type LinkGate, createLinkGate } from './link-gate.js';
 import { type LinkedBlobStore, createLinkedBlobStore } from './linked-blobs.js';
 import { createManifestCache } from './manifest-cache.js';
 import { type ManifestStore, createManifestStore } from './manifests.js';
 import type { RepoName } from './reference.js';
 import { type PurgeReport, purgeUploads } from './purge-uploads.js';
-import { type ReferrerDescriptor, listReferrers } from './referrers.js';
+import { type ReferrerDescriptor, listReferrers, sortByDigest } from './referrers.js';
 import { createTagStore } from './tags.js';
 import { createUploadSessions } from './upload-sessions.js';
 import { type UploadStore, createUploadStore } from './uploads.js';
@@ -25,6 +28,11 @@ export interface RegistryOptions {
   readonly deleteEnabled: boolean;
   /** The gate linking shares with the collector; one is made when not given. */
   readonly linkGate?: LinkGate;
+  /**
+   * A derived index (index-port.ts): listings are answered from it when it vouches for them, and every
+   * write under the layout is reported to it. Without one, every listing walks the tree.
+   */
+  readonly index?: RegistryIndex | undefined;
 }
 
 export interface Repository {
@@ -41,25 +49,29 @@ export interface Repository {
   };
   readonly uploads: UploadStore;
   readonly manifests: ManifestStore;
-  /** Sorted tag names. @throws NAME_UNKNOWN when the repository does not exist */
-  tags(o?: CallOptions): Promise<string[]>;
+  /** Sorted tag names (those after `o.after`, at most `o.limit`). @throws NAME_UNKNOWN when the repository does not exist */
+  tags(o?: CallOptions & ListRange): Promise<string[]>;
   referrers(subject: Digest, filter: { artifactType?: string | undefined }, o?: CallOptions): Promise<ReferrerDescriptor[]>;
 }
 
 export interface Registry {
   repository(name: RepoName): Repository;
-  /** Every repository name, sorted. */
-  repositories(o?: CallOptions): Promise<string[]>;
+  /** Every repository name, sorted (those after `o.after`, at most `o.limit`). */
+  repositories(o?: CallOptions & ListRange): Promise<string[]>;
   /** The global blob store (for tools such as garbage collection). */
   readonly blobs: BlobStore;
   /** Orders link operations against the collector's deletes (link-gate.ts). */
   readonly linkGate: LinkGate;
+  /** The whole tree, for the garbage collector and the integrity check (inventory.ts). */
+  readonly inventory: Inventory;
   /** Removes upload sessions started before `olderThan` in every repository. */
   purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
 }
 
 export function createRegistry(opts: RegistryOptions): Registry {
-  const { driver } = opts;
+  const index = guardIndex(opts.index);
+  // Every write goes through the observed driver, so the index hears of each one (index-observer.ts).
+  const driver = index.active ? observeDriver(opts.driver, index) : opts.driver;
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
   const cache = createManifestCache();
@@ -97,20 +109,32 @@ export function createRegistry(opts: RegistryOptions): Registry {
       uploads: createUploadStore({ driver, name, blobs, linked, sessions, gate }),
       manifests,
       async tags(o) {
+        const indexed = await index.tags(name, rangeOf(o));
+        if (indexed) return indexed;
         const all = await tagStore.all(o);
-        if (all !== undefined) return all;
+        if (all !== undefined) return sliceSorted(all, rangeOf(o));
         if (await repositoryExists(driver, name, o)) return [];
         throw nameUnknown(name);
       },
-      referrers: (subject, filter, o) => listReferrers(manifests, subject, filter, o),
+      async referrers(subject, filter, o) {
+        const indexed = await index.referrers(name, subject);
+        if (!indexed) return listReferrers(manifests, subject, filter, o);
+        const { artifactType } = filter;
+        return sortByDigest(artifactType === undefined ? indexed : indexed.filter((r) => r.artifactType === artifactType));
+      },
     };
   };
 
   return {
     repository,
-    repositories: (o) => listRepositories(driver, o),
+    repositories: async (o) => (await index.repositories(rangeOf(o))) ?? sliceSorted(await listRepositories(driver, o), rangeOf(o)),
     blobs,
     linkGate: gate,
+    inventory: createInventory(driver, blobs),
     purgeUploads: (purge, o) => purgeUploads(driver, purge, o),
   };
+}
+
+function rangeOf(o: ListRange | undefined): ListRange {
+  return { after: o?.after, limit: o?.limit };
 }

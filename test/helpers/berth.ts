@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { createAuth } from '../../src/cli/auth.js';
 import type { AuthConfig } from '../../src/config/schema.js';
 import { createApp, listen } from '../../src/http/server.js';
+import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
-import { createRegistry } from '../../src/storage/registry.js';
+import { createIndexSource } from '../../src/storage/index-source.js';
+import { type Registry, createRegistry } from '../../src/storage/registry.js';
 
 export interface TestBerth {
   /** e.g. `http://127.0.0.1:40123` */
@@ -19,6 +21,12 @@ export interface TestBerth {
   readonly root: string;
   /** What the server logged at error level (bugs), for asserting nothing went wrong. */
   readonly errors: string[];
+  /** The storage API the server runs on (e.g. to run the garbage collector beside it). */
+  readonly registry: Registry;
+  /** What the server logged at warn level. */
+  readonly warnings: string[];
+  /** The index, with `index: true` (undefined when it could not be opened). */
+  readonly index: IndexDb | undefined;
   close(): Promise<void>;
 }
 
@@ -31,16 +39,28 @@ export interface TestBerthOptions {
   readonly secret?: string;
   /** An `auth` section as config.yml would give it (files it names must exist); default: none. */
   readonly auth?: AuthConfig;
+  /**
+   * Keep the LevelDB index at `<root>/berth/index` (as `serve` does), and resolve only once its
+   * rebuild from storage has finished (or failed).
+   */
+  readonly index?: boolean;
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   const errors: string[] = [];
-  const log = createLogger({ level: 'error', format: 'json', write: (line) => errors.push(line) });
-  const registry = createRegistry({
-    driver: createDriver({ kind: 'filesystem', root }),
-    deleteEnabled: opts.deleteEnabled ?? true,
+  const warnings: string[] = [];
+  const log = createLogger({
+    level: 'warn',
+    format: 'json',
+    write: (line) => ((JSON.parse(line) as { level: string }).level === 'error' ? errors : warnings).push(line),
   });
+  const driver = createDriver({ kind: 'filesystem', root });
+  const index = opts.index
+    ? await startIndexDb({ location: join(root, 'berth', 'index'), source: createIndexSource(driver), log })
+    : undefined;
+  await index?.ready();
+  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index });
   const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
     registry,
@@ -57,8 +77,12 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     url: running.url,
     root,
     errors,
+    registry,
+    warnings,
+    index,
     async close() {
       await running.close();
+      await index?.close();
       if (opts.root === undefined) await rm(root, { recursive: true, force: true });
     },
   };

@@ -23,14 +23,20 @@ function sendPage(ctx: Ctx, path: string, all: readonly string[], request: PageR
 
 export const getCatalog: Handler = async (ctx, deps) => {
   const { n, last } = pagination(ctx, deps.maxListEntries);
-  const repos = await deps.registry.repositories({ signal: ctx.state.signal });
   // Without `n` the catalog is still cut into pages of the maximum size, as registry:2 does.
-  sendPage(ctx, '/v2/_catalog', repos, { n: n ?? deps.maxListEntries, last }, (repositories) => ({ repositories }));
+  const request = { n: n ?? deps.maxListEntries, last };
+  const repos = await deps.registry.repositories({ signal: ctx.state.signal, ...rangeOf(request) });
+  sendPage(ctx, '/v2/_catalog', repos, request, (repositories) => ({ repositories }));
 };
 
 export const getTags: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const request = pagination(ctx, deps.maxListEntries);
-  const tags = await deps.registry.repository(name).tags({ signal: ctx.state.signal });
+  const tags = await deps.registry.repository(name).tags({ signal: ctx.state.signal, ...rangeOf(request) });
   sendPage(ctx, `/v2/${name}/tags/list`, tags, request, (items) => ({ name, tags: items }));
 };
+
+/** What storage must list for a page: the entries after `last`, and one more than the page to learn whether more follow. */
+function rangeOf(request: PageRequest): { after: string | undefined; limit: number | undefined } {
+  return { after: request.last, limit: request.n === undefined ? undefined : request.n + 1 };
+}

@@ -1,0 +1,51 @@
+/**
+ * `berth check [--repair] [config.yml]`: the integrity check of gc/check.ts over the configured storage.
+ * One line per problem on stdout (`<kind>: <what>`, with `; repaired: <how>` when --repair fixed it),
+ * one line per orphaned blob, then a summary. Exit 0 when no problem remains, 1 when some do (orphaned
+ * blobs are not problems: garbage-collect removes them). Run it on a stopped or read-only registry.
+ */
+import { checkStorage } from '../gc/check.js';
+import { type CommandIo, createProgress, openOffline, processIo } from './offline.js';
+
+export interface CheckCommand {
+  readonly repair: boolean;
+  readonly file: string | undefined;
+}
+
+/** Parses the arguments after `check`; answers an error message for a bad command line. */
+export function parseCheckArgs(args: readonly string[]): CheckCommand | string {
+  let repair = false;
+  const files: string[] = [];
+  for (const arg of args) {
+    if (arg === '--repair') repair = true;
+    else if (arg.startsWith('-')) return `unknown flag ${arg}`;
+    else files.push(arg);
+  }
+  if (files.length > 1) return 'at most one configuration file';
+  return { repair, file: files[0] };
+}
+
+/** Runs the check; answers the exit code. @throws ConfigError and storage failures, for main to print */
+export async function check(cmd: CheckCommand, env: Record<string, string | undefined>, io: CommandIo = processIo()): Promise<number> {
+  const progress = createProgress(io);
+  const { registry } = await openOffline(cmd.file, env, (line) => progress.err(line));
+  let report;
+  try {
+    report = await checkStorage(registry.inventory, {
+      repair: cmd.repair,
+      onProblem: (p) => progress.out(`${p.kind}: ${p.message}${p.repaired === undefined ? '' : `; repaired: ${p.repaired}`}\n`),
+      onOrphan: (d, size) => progress.out(`orphaned blob: ${d} (${size} bytes): no repository links it; garbage-collect removes it\n`),
+      onProgress: (phase, done, total) =>
+        progress.show(phase === 'blobs' ? `verifying blobs: ${done}` : `checking repositories: ${done}/${total ?? '?'}`),
+    });
+  } finally {
+    progress.done();
+  }
+  const remaining = report.problems - report.repaired;
+  progress.out(
+    `checked ${report.blobs} blobs and ${report.repositories} repositories: ${report.problems} problems` +
+      (cmd.repair ? ` (${report.repaired} repaired, ${remaining} remain)` : '') +
+      `, ${report.orphans} orphaned blobs\n`,
+  );
+  return remaining === 0 ? 0 : 1;
+}

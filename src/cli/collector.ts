@@ -1,0 +1,91 @@
+/**
+ * The online collector: garbage collection inside the running server, from `storage.maintenance.gc`.
+ * Scheduled runs every `interval` when enabled; on demand through `runNow` (`POST /debug/gc`) either
+ * way. Every run uses the configured grace period, deleteuntagged and dryrun, and also purges upload
+ * sessions older than `uploadpurging.age` when upload purging is enabled.
+ */
+import type { Config } from '../config/schema.js';
+import { GcBusyError, collectGarbage } from '../gc/run.js';
+import type { GcReport } from '../gc/report.js';
+import type { GcTrigger } from '../http/debug.js';
+import type { Logger } from '../log.js';
+import type { Registry } from '../storage/registry.js';
+
+export interface Collector {
+  /** Runs one collection now: its report, or `busy` when one is already going. */
+  readonly runNow: GcTrigger;
+  /** Stops the schedule and aborts a running collection (what it deleted stays deleted). */
+  stop(): void;
+}
+
+export interface CollectorOptions {
+  readonly registry: Registry;
+  readonly config: Config;
+  readonly log: Logger;
+  /** Told each run's report (and a failed run's error): where metrics will plug in (issue #6). */
+  readonly report?: (report: GcReport, error?: unknown) => void;
+}
+
+export function startCollector(opts: CollectorOptions): Collector {
+  const gc = opts.config.storage.maintenance.gc;
+  const purging = opts.config.storage.maintenance.uploadpurging;
+  const log = opts.log.child({ component: 'gc' });
+  const stopping = new AbortController();
+  const run = (): Promise<GcReport> =>
+    collectGarbage(opts.registry, {
+      graceMs: gc.graceperiodMs,
+      deleteUntagged: gc.deleteuntagged,
+      dryRun: gc.dryrun,
+      ...(purging.enabled && { purgeUploadsOlderThanMs: purging.ageMs }),
+      log,
+      signal: stopping.signal,
+      ...(opts.report && { report: opts.report }),
+    });
+  const runNow: GcTrigger = async () => {
+    try {
+      return { status: 'done', report: await run() };
+    } catch (err) {
+      if (err instanceof GcBusyError) return { status: 'busy' };
+      throw err;
+    }
+  };
+  const scheduled = (): void => {
+    runNow()
+      .then((outcome) => {
+        if (outcome.status === 'busy') log.info('scheduled garbage collection skipped: one is already running');
+      })
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) log.error('garbage collection failed', { err });
+      });
+  };
+  const unschedule = gc.enabled ? every(gc.intervalMs, scheduled) : () => undefined;
+  return {
+    runNow,
+    stop() {
+      unschedule();
+      stopping.abort(new Error('the server is stopping'));
+    },
+  };
+}
+
+/** Node's timers hold at most 2^31-1 ms (about 24.8 days); longer intervals are waited out in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fn` every `ms` (first after `ms`), without keeping the process alive; answers a stop function. */
+function every(ms: number, fn: () => void): () => void {
+  let due = Date.now() + ms;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    timer = setTimeout(tick, Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
+    timer.unref();
+  };
+  const tick = (): void => {
+    if (Date.now() >= due) {
+      due = Date.now() + ms;
+      fn();
+    }
+    arm();
+  };
+  arm();
+  return () => clearTimeout(timer);
+}

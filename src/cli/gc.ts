@@ -1,0 +1,101 @@
+/**
+ * `berth garbage-collect [--dry-run] [--delete-untagged] [config.yml]`: registry:2's offline collector,
+ * with its flags (`-d`/`--dry-run`, `-m`/`--delete-untagged`) and its output. On stdout, as registry:2
+ * prints it:
+ *
+ *   <repo>
+ *   <repo>: marking manifest <digest>          (registry:2 ends this line with a space; so does Berth)
+ *   <repo>: marking blob <digest>
+ *   manifest eligible for deletion: <digest>   (--delete-untagged)
+ *
+ *   <n> blobs marked, <m> blobs and <k> manifests eligible for deletion
+ *   blob eligible for deletion: <digest>
+ *
+ * and in the log (stderr) `Deleting blob: <path>` for each blob removed. A progress line is kept on
+ * stderr when it is a terminal. The grace period is 0, as in registry:2: run it on a stopped or
+ * read-only registry, or use the online collector (`storage.maintenance.gc`), which needs neither.
+ * Unlike registry:2, a manifest that cannot be read is skipped with a warning (its repository's blobs
+ * are all kept) instead of stopping the run.
+ */
+import type { GcEvent } from '../gc/report.js';
+import { collectGarbage } from '../gc/run.js';
+import { type CommandIo, type Progress, createProgress, openOffline, processIo } from './offline.js';
+
+export interface GcCommand {
+  readonly dryRun: boolean;
+  readonly deleteUntagged: boolean;
+  readonly file: string | undefined;
+}
+
+/** Parses the arguments after `garbage-collect`; answers an error message for a bad command line. */
+export function parseGcArgs(args: readonly string[]): GcCommand | string {
+  let dryRun = false;
+  let deleteUntagged = false;
+  const files: string[] = [];
+  for (const arg of args) {
+    const long = /^--(dry-run|delete-untagged)(?:=(true|false))?$/.exec(arg);
+    if (long) {
+      const value = long[2] !== 'false';
+      if (long[1] === 'dry-run') dryRun = value;
+      else deleteUntagged = value;
+    } else if (/^-[dm]+$/.test(arg)) {
+      dryRun ||= arg.includes('d');
+      deleteUntagged ||= arg.includes('m');
+    } else if (arg.startsWith('-')) {
+      return `unknown flag ${arg}`;
+    } else {
+      files.push(arg);
+    }
+  }
+  if (files.length > 1) return 'at most one configuration file';
+  return { dryRun, deleteUntagged, file: files[0] };
+}
+
+/** Runs the collection; answers the exit code. @throws ConfigError and storage failures, for main to print */
+export async function garbageCollect(
+  cmd: GcCommand,
+  env: Record<string, string | undefined>,
+  io: CommandIo = processIo(),
+): Promise<number> {
+  const progress = createProgress(io);
+  const { log, registry } = await openOffline(cmd.file, env, (line) => progress.err(line));
+  try {
+    await collectGarbage(registry, {
+      graceMs: 0,
+      deleteUntagged: cmd.deleteUntagged,
+      dryRun: cmd.dryRun,
+      log,
+      onEvent: (e) => printEvent(e, progress, log),
+    });
+  } finally {
+    progress.done();
+  }
+  return 0;
+}
+
+function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void; warn(m: string): void }): void {
+  switch (e.type) {
+    case 'repository':
+      return progress.out(`${e.repo}\n`);
+    case 'marking-manifest':
+      return progress.out(`${e.repo}: marking manifest ${e.digest} \n`);
+    case 'marking-blob':
+      return progress.out(`${e.repo}: marking blob ${e.digest}\n`);
+    case 'manifest-eligible':
+      return progress.out(`manifest eligible for deletion: ${e.digest}\n`);
+    case 'manifest-removed':
+      return log.info(`deleting manifest: ${e.repo}@${e.digest}`);
+    case 'summary':
+      return progress.out(`\n${e.marked} blobs marked, ${e.blobs} blobs and ${e.manifests} manifests eligible for deletion\n`);
+    case 'blob-eligible':
+      return progress.out(`blob eligible for deletion: ${e.digest}\n`);
+    case 'blob-deleted':
+      return log.info(`Deleting blob: ${e.path}`);
+    case 'blob-kept':
+      return log.info(`keeping blob ${e.digest}: ${e.reason}`);
+    case 'warning':
+      return; // the run logs each warning itself
+    case 'progress':
+      return progress.show(e.phase === 'mark' ? `marking: ${e.done}/${e.total} repositories` : `sweeping: ${e.done}/${e.total} blobs`);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The listing index (src/indexdb/) as the command line and the server set it up, and
+ * `berth index rebuild [config.yml]`.
+ *
+ * The index lives at `<rootdirectory>/berth/index`, beside the registry:2 tree and outside
+ * `docker/registry/v2`, so a copy of the root is still a registry:2 root. The in-memory driver keeps no
+ * index (its walk is already fast, and nothing survives a restart to rebuild from anyway).
+ *
+ * `serve` rebuilds the index in the background at every start and answers from storage until the
+ * rebuild is done, so the command is not needed for correctness. It is for operators: it rebuilds the
+ * database while the server is stopped (replacing a damaged one), reports what it found, and exits.
+ * While a server holds the database it refuses (LevelDB's lock) and exits 1.
+ */
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../config/parse.js';
+import type { Config } from '../config/schema.js';
+import { type IndexDb, isIndexLocked, openIndexDb, startIndexDb } from '../indexdb/index-db.js';
+import { type Logger, createLogger } from '../log.js';
+import type { StorageDriver } from '../storage/driver/driver.js';
+import { createDriver } from '../storage/driver/factory.js';
+import { createIndexSource } from '../storage/index-source.js';
+
+const USAGE = 'usage: berth index rebuild [config.yml]\n';
+
+/** Where the index of a filesystem root lives. */
+export function indexLocation(rootdirectory: string): string {
+  return join(resolve(rootdirectory), 'berth', 'index');
+}
+
+/**
+ * For `serve`: opens the index of the configured root and starts its rebuild in the background.
+ * Undefined for the in-memory driver, and (after a warning) when the database cannot be opened.
+ * `driver` is the driver the registry is given; the index reads storage through it directly.
+ */
+export async function startIndex(config: Config, driver: StorageDriver, log: Logger): Promise<IndexDb | undefined> {
+  if (config.storage.driver !== 'filesystem') return undefined;
+  return startIndexDb({ location: indexLocation(config.storage.rootdirectory), source: createIndexSource(driver), log });
+}
+
+/**
+ * True when a server is serving the configured root with its index (it holds the database's lock).
+ * An offline command that deletes manifests or tags (garbage-collect --delete-untagged, check --repair)
+ * while such a server runs leaves that server's listings stale until it restarts: say so, or refuse.
+ */
+export async function serverHoldsIndex(config: Config): Promise<boolean> {
+  return config.storage.driver === 'filesystem' && isIndexLocked(indexLocation(config.storage.rootdirectory));
+}
+
+/**
+ * `berth index rebuild [config.yml]`: answers the exit code (0 rebuilt, 1 failed, 2 bad command line).
+ * @throws ConfigError from the configuration, for main to print
+ */
+export async function indexCommand(args: readonly string[], env: Record<string, string | undefined>): Promise<number> {
+  const [action, file, ...rest] = args;
+  if (action !== 'rebuild' || rest.length > 0) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const warnings: string[] = [];
+  const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
+  const log = createLogger({ level: config.log.level, format: config.log.formatter === 'text' ? 'text' : 'json' });
+  for (const w of warnings) log.warn(w);
+  const storage = config.storage;
+  if (storage.driver !== 'filesystem') {
+    process.stdout.write('berth index: in-memory storage keeps no index; nothing to rebuild\n');
+    return 0;
+  }
+  const location = indexLocation(storage.rootdirectory);
+  const driver = createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) });
+  const index = await openIndexDb({ location, source: createIndexSource(driver), log });
+  if (!index) {
+    process.stderr.write(`berth index: cannot open ${location} (is a server using it? it rebuilds the index at every start)\n`);
+    return 1;
+  }
+  try {
+    const report = await index.rebuild();
+    if (!report) {
+      process.stderr.write(`berth index: the rebuild of ${location} failed (see the log above)\n`);
+      return 1;
+    }
+    process.stdout.write(
+      `index rebuilt: generation ${report.generation}, ${report.repositories} repositories, ${report.tags} tags, ` +
+        `${report.referrers} referrers, ${report.blobs} blob descriptors in ${report.ms} ms (${location})\n`,
+    );
+    return 0;
+  } finally {
+    await index.close();
+  }
+}

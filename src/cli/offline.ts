@@ -1,0 +1,112 @@
+/**
+ * What the offline commands (`garbage-collect`, `check`) share: the configuration (file, else
+ * REGISTRY_CONFIGURATION_PATH, else the development config, with REGISTRY_* overrides, as `serve`),
+ * a logger, the registry over the configured storage, and a progress line on a terminal.
+ *
+ * Like registry:2's garbage-collect, these commands are meant for a registry that is stopped or in
+ * read-only mode: they order their deletions only against this process, not against a server.
+ */
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/parse.js';
+import { serverHoldsIndex } from './index-command.js';
+import type { Config } from '../config/schema.js';
+import { type Logger, createLogger } from '../log.js';
+import { createDriver } from '../storage/driver/factory.js';
+import { type Registry, createRegistry } from '../storage/registry.js';
+
+export interface Offline {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly registry: Registry;
+}
+
+/** @throws ConfigError, for main to print. `writeLog` receives each log line (default: stderr). */
+export async function openOffline(
+  file: string | undefined,
+  env: Record<string, string | undefined>,
+  writeLog?: (line: string) => void,
+): Promise<Offline> {
+  const warnings: string[] = [];
+  const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
+  const format = config.log.formatter === 'text' ? 'text' : 'json';
+  const log = createLogger({ level: config.log.level, format, ...(writeLog && { write: writeLog }) });
+  for (const w of warnings) log.warn(w);
+  const storage = config.storage;
+  const driver =
+    storage.driver === 'filesystem'
+      ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
+      : createDriver({ kind: 'inmemory' });
+  if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
+  if (await serverHoldsIndex(config)) {
+    log.warn('a Berth server is serving this root: its listing index will not see changes made here until it restarts');
+  }
+  return { config, log, registry: createRegistry({ driver, deleteEnabled: storage.delete.enabled }) };
+}
+
+/** Where command output goes; a test passes its own. */
+export interface CommandIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Whether stderr is a terminal (then a progress line is kept up to date there). */
+  readonly stderrIsTty: boolean;
+  readonly stdoutIsTty: boolean;
+}
+
+export const processIo = (): CommandIo => ({
+  stdout: (t) => void process.stdout.write(t),
+  stderr: (t) => void process.stderr.write(t),
+  stderrIsTty: process.stderr.isTTY === true,
+  stdoutIsTty: process.stdout.isTTY === true,
+});
+
+/**
+ * A one-line progress display on a terminal's stderr, redrawn at most every 100 ms; `line` writes a
+ * line of output without leaving the progress line torn. Does nothing when stderr is not a terminal.
+ */
+export interface Progress {
+  show(text: string): void;
+  /** Writes `text` (whole lines) to stdout without tearing the progress line. */
+  out(text: string): void;
+  /** Writes `text` (whole lines) to stderr without tearing the progress line. */
+  err(text: string): void;
+  done(): void;
+}
+
+export function createProgress(io: CommandIo): Progress {
+  let shown = '';
+  let lastDraw = 0;
+  const clear = (): void => {
+    if (shown !== '') io.stderr('\r\x1b[K');
+  };
+  return {
+    show(text) {
+      if (!io.stderrIsTty) return;
+      const now = Date.now();
+      if (now - lastDraw < 100 && shown !== '') {
+        shown = text;
+        return;
+      }
+      lastDraw = now;
+      io.stderr(`\r\x1b[K${text}`);
+      shown = text;
+    },
+    out(text) {
+      if (shown === '' || !io.stdoutIsTty) {
+        io.stdout(text);
+        return;
+      }
+      clear();
+      io.stdout(text);
+      io.stderr(shown);
+    },
+    err(text) {
+      clear();
+      io.stderr(text);
+      if (shown !== '') io.stderr(shown);
+    },
+    done() {
+      clear();
+      shown = '';
+    },
+  };
+}

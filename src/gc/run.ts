@@ -1,0 +1,122 @@
+/**
+ * One garbage collection run: mark (mark.ts), remove untagged manifests and sweep blobs (sweep.ts),
+ * purge stale uploads when asked, then tell the log and the metrics seam. One run at a time per process:
+ * a second call while one is going rejects with GcBusyError.
+ *
+ * The protocol that lets this run while the registry serves (link-gate.ts, sweep.ts): every blob
+ * deletion happens inside `linkGate.sweep(digest)`, and is skipped when the gate has seen the digest
+ * linked since `runStart`; every operation that links a blob into a repository runs inside
+ * `linkGate.link`. A grace period (`graceMs`) additionally spares blobs and revisions written or linked
+ * recently; offline runs use 0, as registry:2 does. At the end the gate forgets link times older than
+ * `runStart - graceMs`, which no later run can need.
+ */
+import type { Registry } from '../storage/registry.js';
+import { markAll } from './mark.js';
+import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings } from './report.js';
+import { removeUntagged, sweepBlobs } from './sweep.js';
+
+/** The logger a run writes to (Berth's Logger fits). */
+export interface GcLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface GcRunOptions {
+  /** Blobs and revisions written or linked more recently than this are kept. 0: no age check. */
+  readonly graceMs: number;
+  /** Keep only manifests reachable from tags (and their children and referrers). */
+  readonly deleteUntagged: boolean;
+  /** Report what would be removed; remove nothing. */
+  readonly dryRun: boolean;
+  /** Also remove upload sessions started longer ago than this (online runs); undefined: leave uploads. */
+  readonly purgeUploadsOlderThanMs?: number;
+  /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
+  readonly now?: () => number;
+  readonly log?: GcLog;
+  /** Told each event as it happens (the offline command prints them). */
+  readonly onEvent?: EmitEvent;
+  /** Told every finished run's report, and the error of a failed one: the seam for metrics (issue #6). */
+  readonly report?: (report: GcReport, error?: unknown) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** A run was asked for while another one was going. */
+export class GcBusyError extends Error {
+  readonly code = 'GC_BUSY';
+  constructor() {
+    super('a garbage collection is already running');
+    this.name = 'GcBusyError';
+  }
+}
+
+let running = false;
+
+/** True while a run is going in this process. */
+export function isCollecting(): boolean {
+  return running;
+}
+
+/**
+ * Runs one collection over `registry`. @throws GcBusyError when a run is already going; storage
+ * failures (after which nothing more is deleted; what was deleted was unreachable)
+ */
+export async function collectGarbage(registry: Registry, opts: GcRunOptions): Promise<GcReport> {
+  if (running) throw new GcBusyError();
+  running = true;
+  const now = opts.now ?? Date.now;
+  const runStart = now();
+  const progress = { marked: 0, swept: 0, bytesFreed: 0, untaggedRemoved: 0, uploadsPurged: 0 };
+  const emit: EmitEvent = (e: GcEvent) => opts.onEvent?.(e);
+  const warnings = createWarnings((e) => {
+    emit(e);
+    if (e.type === 'warning') opts.log?.warn(`garbage collection: ${e.message}`);
+  });
+  const finish = (): GcReport => ({
+    ...progress, durationMs: now() - runStart, dryRun: opts.dryRun, warnings: warnings.list(),
+  });
+  try {
+    await collect(registry, opts, { runStart, progress, emit, warnings });
+    const report = finish();
+    opts.log?.info('garbage collection done', { ...report, warnings: report.warnings.length });
+    opts.report?.(report);
+    return report;
+  } catch (err) {
+    opts.report?.(finish(), err);
+    throw err;
+  } finally {
+    registry.linkGate.forgetBefore(runStart - opts.graceMs);
+    running = false;
+  }
+}
+
+interface RunContext {
+  readonly runStart: number;
+  readonly progress: { marked: number; swept: number; bytesFreed: number; untaggedRemoved: number; uploadsPurged: number };
+  readonly emit: EmitEvent;
+  readonly warnings: Warnings;
+}
+
+async function collect(registry: Registry, opts: GcRunOptions, run: RunContext): Promise<void> {
+  const inv = registry.inventory;
+  const sweepOptions = {
+    deleteUntagged: opts.deleteUntagged,
+    youngAfter: opts.graceMs > 0 ? run.runStart - opts.graceMs : undefined,
+    emit: run.emit,
+    warnings: run.warnings,
+    gate: registry.linkGate,
+    runStart: run.runStart,
+    dryRun: opts.dryRun,
+    ...(opts.signal && { signal: opts.signal }),
+  };
+  const state = await markAll(inv, sweepOptions);
+  run.progress.untaggedRemoved = await removeUntagged(inv, state.untagged, state, sweepOptions);
+  run.progress.marked = state.marked.size;
+  const swept = await sweepBlobs(inv, state, sweepOptions, state.untagged.length);
+  run.progress.swept = swept.swept;
+  run.progress.bytesFreed = swept.bytesFreed;
+  if (opts.purgeUploadsOlderThanMs !== undefined) {
+    const olderThan = new Date((opts.now ?? Date.now)() - opts.purgeUploadsOlderThanMs);
+    const purged = await registry.purgeUploads({ olderThan, dryRun: opts.dryRun }, opts.signal ? { signal: opts.signal } : {});
+    run.progress.uploadsPurged = purged.purged.length;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The rebuild walk: reads the whole layout through an IndexSource (the very walk storage answers from)
+ * and writes every entry into an empty database in batches. It decides no trust by itself; index-db.ts
+ * runs it, merges the changes that arrived meanwhile, and only then trusts the result.
+ *
+ * A damaged tree is indexed as the walk sees it: a tag whose `current/link` is empty lists (its entry
+ * holds ''), a revision whose manifest is missing or does not parse is no referrer. What the index
+ * cannot hold faithfully is left to storage instead: a repository or tag name the keys cannot order
+ * (keys.ts), a tag list or manifest that cannot be read. Those repositories (or the whole catalog)
+ * are recorded as distrusted, and listings for them are answered by the walk, as without an index.
+ */
+import type { Digest } from '../storage/digest.js';
+import type { CallOptions } from '../storage/driver/driver.js';
+import type { IndexSource } from '../storage/index-port.js';
+import { type Distrust, type IndexLevel, putBlobHints } from './entries.js';
+import { isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
+
+/** How many repositories, tags and manifests the walk reads at once. */
+const REPOS_AT_ONCE = 4;
+const ITEMS_AT_ONCE = 16;
+const BATCH = 1000;
+
+/** What the walk wrote. */
+export interface WalkCounts {
+  repositories: number;
+  tags: number;
+  referrers: number;
+  /** Blob descriptors written (one per descriptor a manifest gives, repeats included). */
+  blobs: number;
+}
+
+type Op = { type: 'put'; key: string; value: unknown };
+
+/**
+ * Writes every entry the layout implies into `db` (which the caller has emptied), and records in
+ * `distrust` what it could not index faithfully.
+ */
+export async function walkInto(
+  db: IndexLevel,
+  source: IndexSource,
+  distrust: Distrust,
+  o: CallOptions & { warn: (msg: string, fields: Record<string, unknown>) => void },
+): Promise<WalkCounts> {
+  const result: WalkCounts = { repositories: 0, tags: 0, referrers: 0, blobs: 0 };
+  let ops: Op[] = [];
+  const put = async (key: string, value: unknown): Promise<void> => {
+    o.signal?.throwIfAborted();
+    ops.push({ type: 'put', key, value });
+    if (ops.length >= BATCH) await flush();
+  };
+  const flush = async (): Promise<void> => {
+    const now = ops;
+    ops = [];
+    if (now.length > 0) await db.batch(now);
+  };
+  const call: CallOptions = o.signal ? { signal: o.signal } : {};
+
+  const tagsOf = async (repo: string): Promise<void> => {
+    const names = await source.tagNames(repo, call);
+    if (!names.every(isIndexable)) {
+      o.warn('index: a tag name cannot be indexed; its repository lists tags from storage', { repository: repo });
+      distrust.repos.add(repo);
+      return;
+    }
+    await eachLimited(names, ITEMS_AT_ONCE, async (tag) => {
+      await put(tagKey(repo, tag), (await source.tagTarget(repo, tag, call)) ?? '');
+      result.tags += 1;
+    });
+  };
+
+  const revisionsOf = async (repo: string): Promise<void> => {
+    const revisions: Digest[] = [];
+    for await (const d of source.revisions(repo, call)) revisions.push(d);
+    await eachLimited(revisions, ITEMS_AT_ONCE, async (d) => {
+      const facts = await source.revisionFacts(d, call);
+      if (facts.referrer) {
+        await put(referrerKey(repo, facts.referrer.subject, d), facts.referrer.descriptor);
+        await put(subjectKey(repo, d), facts.referrer.subject);
+        result.referrers += 1;
+      }
+      const hints = await putBlobHints(facts, put);
+      result.blobs += hints;
+    });
+  };
+
+  const names = await source.repositories(call);
+  await eachLimited(names, REPOS_AT_ONCE, async (repo) => {
+    if (!isIndexable(repo)) {
+      o.warn('index: a repository name cannot be indexed; the catalog is listed from storage', { repository: repo });
+      distrust.catalog = true;
+      return;
+    }
+    await put(repoKey(repo), 1);
+    result.repositories += 1;
+    // One unreadable repository leaves its own listings to storage, not the whole index.
+    for (const part of [tagsOf, revisionsOf]) {
+      try {
+        await part(repo);
+      } catch (err) {
+        if (o.signal?.aborted) throw err;
+        o.warn('index: part of a repository could not be read; its listings come from storage', { repository: repo, err });
+        distrust.repos.add(repo);
+      }
+    }
+  });
+  await flush();
+  return result;
+}
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time. After a failure no new item starts; it settles
+ * once every started item has, then rejects with the first failure (so nothing writes afterwards).
+ */
+export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < items.length && !failure) {
+      const item = items[next] as T;
+      next += 1;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.err;
+}

@@ -1,0 +1,91 @@
+/**
+ * Re-reading one changed item from storage and writing its entries: the only way the index changes
+ * outside a rebuild. Each function reads first and writes after, and index-db.ts runs at most one of
+ * them per item at a time (key-queue.ts), so the entry ends as storage ends (index-port.ts, rule 2).
+ */
+import type { Digest } from '../storage/digest.js';
+import type { IndexChange, IndexSource } from '../storage/index-port.js';
+import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
+import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
+
+/** The queue key of a change: one per item, so refreshes of one item never overlap. */
+export function itemKey(c: IndexChange): string {
+  switch (c.kind) {
+    case 'repository':
+      return repoKey(c.repo);
+    case 'tag':
+      return tagKey(c.repo, c.tag);
+    case 'revision':
+      return subjectKey(c.repo, c.digest);
+    case 'blob':
+      return blobKey(c.digest);
+    case 'everything':
+      return GENERATION_KEY;
+  }
+}
+
+/** Re-reads the item `change` names and writes its entries. Rejects with storage's or LevelDB's error. */
+export async function refreshItem(db: IndexLevel, source: IndexSource, change: IndexChange, distrust: Distrust): Promise<void> {
+  switch (change.kind) {
+    case 'repository':
+      return refreshRepository(db, source, change.repo, distrust);
+    case 'tag':
+      return refreshTag(db, source, change.repo, change.tag, distrust);
+    case 'revision':
+      return refreshRevision(db, source, change.repo, change.digest, distrust);
+    case 'blob':
+      return refreshBlob(db, source, change.digest);
+    case 'everything':
+      return undefined; // only a rebuild can tell; index-db.ts starts one
+  }
+}
+
+async function refreshRepository(db: IndexLevel, source: IndexSource, repo: string, distrust: Distrust): Promise<void> {
+  if (!isIndexable(repo)) {
+    distrust.catalog = true;
+    return;
+  }
+  if (await source.repositoryExists(repo)) await db.put(repoKey(repo), 1);
+  else await db.del(repoKey(repo));
+}
+
+async function refreshTag(db: IndexLevel, source: IndexSource, repo: string, tag: string, distrust: Distrust): Promise<void> {
+  if (!isIndexable(repo) || !isIndexable(tag)) {
+    distrust.repos.add(repo);
+    return;
+  }
+  // A tag lists while its folder exists, whatever its current/link holds (as the walk lists it).
+  const target = await source.tagTarget(repo, tag);
+  const exists = target !== undefined || (await source.tagExists(repo, tag));
+  if (exists) await db.put(tagKey(repo, tag), target ?? '');
+  else await db.del(tagKey(repo, tag));
+}
+
+type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+async function refreshRevision(db: IndexLevel, source: IndexSource, repo: string, d: Digest, distrust: Distrust): Promise<void> {
+  if (!isIndexable(repo)) {
+    distrust.repos.add(repo);
+    return;
+  }
+  const facts = (await source.revisionExists(repo, d)) ? await source.revisionFacts(d) : undefined;
+  const before = await db.get(subjectKey(repo, d));
+  const ops: BatchOp[] = [];
+  if (typeof before === 'string' && before !== facts?.referrer?.subject) {
+    ops.push({ type: 'del', key: referrerKey(repo, before as Digest, d) }, { type: 'del', key: subjectKey(repo, d) });
+  }
+  if (facts?.referrer) {
+    ops.push({ type: 'put', key: referrerKey(repo, facts.referrer.subject, d), value: facts.referrer.descriptor });
+    ops.push({ type: 'put', key: subjectKey(repo, d), value: facts.referrer.subject });
+  }
+  if (facts) await putBlobHints(facts, async (key, value) => void ops.push({ type: 'put', key, value }));
+  if (ops.length > 0) await db.batch(ops);
+}
+
+async function refreshBlob(db: IndexLevel, source: IndexSource, d: Digest): Promise<void> {
+  const info = await source.blob(d);
+  if (!info) return db.del(blobKey(d));
+  const known = await db.get(blobKey(d));
+  const mediaType = isBlobHint(known) ? known.mediaType : undefined;
+  return db.put(blobKey(d), { size: info.size, ...(mediaType !== undefined && { mediaType }) });
+}

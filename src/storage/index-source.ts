@@ -1,0 +1,92 @@
+/**
+ * The {@link IndexSource} over a driver: what an index reads to build itself and to re-read an item
+ * after a change. It reads exactly what the storage walk reads (catalog.ts for repositories, the tags
+ * folder for tags, revision folders and their manifests for referrers), so an index built from it gives
+ * the walk's answers. Give it the driver storage writes through, unobserved (index-observer.ts).
+ */
+import { isRegistryError } from '../errors.js';
+import { createBlobStore } from './blobs.js';
+import { listRepositories, repositoryExists } from './catalog.js';
+import { type Digest, type DigestAlgorithm, makeDigest } from './digest.js';
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js';
+import { readLink, unlessNotFound } from './links.js';
+import { createManifestCache } from './manifest-cache.js';
+import { MAX_MANIFEST_BYTES, describeStored } from './manifest-format.js';
+import { baseName, paths } from './paths.js';
+import type { RepoName, Tag } from './reference.js';
+import { referrerOf } from './referrers.js';
+import { compareStrings } from './tags.js';
+
+const REVISION_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
+export function createIndexSource(driver: StorageDriver): IndexSource {
+  const blobs = createBlobStore(driver);
+  const cache = createManifestCache();
+  // Names come from the tree or from Berth's own writes; the index never builds a path of its own.
+  const repoName = (s: string): RepoName => s as RepoName;
+  const exists = async (path: string, o?: CallOptions): Promise<boolean> =>
+    (await unlessNotFound(() => driver.stat(path, o))) !== undefined;
+
+  const readManifest = async (d: Digest, o?: CallOptions): Promise<Buffer | undefined> => {
+    try {
+      return await blobs.readSmall(d, MAX_MANIFEST_BYTES, o);
+    } catch (err) {
+      // As the referrers walk: a missing or oversized manifest describes nothing.
+      if (isRegistryError(err, 'BLOB_UNKNOWN') || isRegistryError(err, 'TOO_LARGE')) return undefined;
+      throw err;
+    }
+  };
+
+  return {
+    repositories: (o) => listRepositories(driver, o),
+    repositoryExists: (repo, o) => repositoryExists(driver, repoName(repo), o),
+    async tagNames(repo, o) {
+      const children = (await unlessNotFound(() => driver.list(paths.tags(repoName(repo)), o))) ?? [];
+      return children.map(baseName).sort(compareStrings);
+    },
+    tagExists: (repo, tag, o) => exists(paths.tag(repoName(repo), tag as Tag), o),
+    tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repoName(repo), tag as Tag), o),
+    async *revisions(repo, o) {
+      for (const alg of REVISION_ALGORITHMS) {
+        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(repoName(repo), alg), o))) ?? [];
+        for (const dir of dirs) {
+          const d = tryDigest(alg, baseName(dir));
+          if (d !== undefined) yield d;
+        }
+      }
+    },
+    revisionExists: (repo, d, o) => exists(paths.revisionDir(repoName(repo), d), o),
+    async revisionFacts(d, o): Promise<RevisionFacts> {
+      let summary = cache.get(d);
+      if (!summary) {
+        const content = await readManifest(d, o);
+        if (content === undefined) return { blobs: [] };
+        summary = cache.remember(d, content, describeStored);
+      }
+      const info = summary.info;
+      const named: BlobDescriptor[] = [...(info?.blobs ?? []), ...(info?.children ?? [])].map((b) => ({
+        digest: b.digest,
+        size: b.size,
+        mediaType: b.mediaType,
+      }));
+      const referrer = referrerOf(d, summary);
+      return {
+        ...(referrer && { referrer }),
+        blobs: [{ digest: d, size: summary.size, mediaType: summary.mediaType }, ...named],
+      };
+    },
+    async blob(d, o) {
+      const info = await blobs.stat(d, o);
+      return info && { size: info.size };
+    },
+  };
+}
+
+function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
+  try {
+    return makeDigest(alg, hex);
+  } catch {
+    return undefined;
+  }
+}

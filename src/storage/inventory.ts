@@ -1,0 +1,289 @@
+/**
+ * The inventory of the storage tree, for tools that look at all of it: the garbage collector and the
+ * integrity check (`src/gc/`). It lists what the layout holds (repositories, manifest revisions, tags,
+ * layer links, global blobs), reads what a stored manifest refers to, verifies blob digests, and makes
+ * the few deletions those tools need. It never decides what may be deleted: that is the caller's job,
+ * and the caller must order every blob deletion against linking through `Registry.linkGate`.
+ *
+ * Everything is streamed: listings are async iterables over driver walks and listings; nothing holds
+ * more than one directory's names at a time (and the sorted repository names). Names read from the
+ * tree are trusted as they are: they came from the tree's own directory names, so they cannot leave it.
+ */
+import { isRegistryError } from '../errors.js';
+import type { BlobStore } from './blobs.js';
+import { repositoryDirs } from './catalog.js';
+import { type Digest, type DigestAlgorithm, Digester, digestAlgorithm, makeDigest, parseDigest } from './digest.js';
+import { type CallOptions, type FileInfo, type StorageDriver, isDriverError } from './driver/driver.js';
+import { deleteIfExists, unlessNotFound } from './links.js';
+import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
+import { LAYERS_DIR, MANIFESTS_DIR, baseName, paths } from './paths.js';
+import type { RepoName, Tag } from './reference.js';
+import { compareStrings } from './tags.js';
+
+/** A link file in a repository (`_layers/…/link` or `_manifests/revisions/…/link`). */
+export interface LinkEntry {
+  /** The digest the link's directory names. */
+  readonly digest: Digest;
+  /** When the link file was last written, in ms since the epoch. */
+  readonly modTime: number;
+  /** Its driver path, for messages and for `linkTarget`. */
+  readonly path: string;
+}
+
+/** What a link file holds: a digest, or why it holds none. */
+export type LinkTarget =
+  | { readonly digest: Digest }
+  | { readonly problem: 'missing' | 'empty' | 'invalid'; readonly text?: string };
+
+/** A tag and what its `current/link` holds. */
+export interface TagEntry {
+  readonly tag: Tag;
+  /** Driver path of the tag's `current/link`. */
+  readonly path: string;
+  readonly target: LinkTarget;
+}
+
+/** A blob's `data` file in the global store. */
+export interface StoredBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  /** When `data` was last written, in ms since the epoch. */
+  readonly modTime: number;
+}
+
+/** What a stored manifest refers to, or why that cannot be known. */
+export type ManifestReferences =
+  | {
+      readonly ok: true;
+      readonly mediaType: string;
+      /** Config and layers the registry holds (foreign layers with `urls` left out). */
+      readonly blobs: readonly Digest[];
+      /** Manifests an index lists. */
+      readonly children: readonly Digest[];
+      readonly subject?: Digest;
+    }
+  | { readonly ok: false; readonly problem: string };
+
+/** The outcome of hashing a blob's data. */
+export type BlobVerification =
+  | { readonly ok: true; readonly size: number }
+  | { readonly ok: false; readonly problem: 'missing' }
+  | { readonly ok: false; readonly problem: 'mismatch'; readonly actual: Digest; readonly size: number };
+
+export interface Inventory {
+  /** Every repository name (a directory holding `_layers` or `_manifests`), sorted. */
+  repositories(o?: CallOptions): AsyncIterable<RepoName>;
+  /** The repository's manifest revision links, in no particular order. */
+  revisions(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
+  /** The repository's layer links (`_layers`), in no particular order. */
+  layers(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
+  /** The repository's tags, sorted, with what each `current/link` holds. */
+  tags(name: RepoName, o?: CallOptions): AsyncIterable<TagEntry>;
+  /** What the link file of `entry` holds. */
+  linkTarget(entry: Pick<LinkEntry, 'path'>, o?: CallOptions): Promise<LinkTarget>;
+  /** Every blob in the global store (each `blobs/<alg>/<hex2>/<hex>/data`), in no particular order. */
+  blobs(o?: CallOptions): AsyncIterable<StoredBlob>;
+  /** The blob's data file, or undefined when there is none. */
+  statBlob(d: Digest, o?: CallOptions): Promise<StoredBlob | undefined>;
+  /**
+   * What the manifest stored as blob `d` refers to. A missing, oversized or unparsable manifest is
+   * answered as `{ ok: false, problem }`, never thrown. @throws only driver failures
+   */
+  references(d: Digest, o?: CallOptions): Promise<ManifestReferences>;
+  /** Hashes the blob's data in its digest's algorithm (streamed) and compares. */
+  verifyBlob(d: Digest, o?: CallOptions): Promise<BlobVerification>;
+  /**
+   * Removes the repository's revision link for `d` and the entries for `d` in every tag's index (as
+   * registry:2's garbage-collect --delete-untagged does). Answers false when there was no revision link.
+   */
+  deleteRevision(name: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
+  /**
+   * Removes the blob's directory (`blobs/<alg>/<hex2>/<hex>`); answers its driver path, or undefined
+   * when it was already gone. The caller must hold `linkGate.sweep(d, …)`.
+   */
+  deleteBlob(d: Digest, o?: CallOptions): Promise<string | undefined>;
+  /** Removes the repository's layer link for `d`. Answers false when there was none. */
+  deleteLayerLink(name: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
+  /** Removes the tag's folder. Answers false when there was none. */
+  deleteTag(name: RepoName, tag: Tag, o?: CallOptions): Promise<boolean>;
+  /**
+   * Moves the blob's data out of the registry tree, to Berth's quarantine beside it, and answers where
+   * it went (driver path). @throws PathNotFoundError when the blob has no data
+   */
+  quarantineBlob(d: Digest, o?: CallOptions): Promise<string>;
+}
+
+const ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
+export function createInventory(driver: StorageDriver, blobs: BlobStore): Inventory {
+  const linkTarget = async (entry: Pick<LinkEntry, 'path'>, o?: CallOptions): Promise<LinkTarget> => {
+    const raw = await unlessNotFound(() => driver.getContent(entry.path, o));
+    if (raw === undefined) return { problem: 'missing' };
+    const text = raw.toString('utf8').trim();
+    if (text === '') return { problem: 'empty' };
+    const d = parseDigest(text);
+    return d === undefined ? { problem: 'invalid', text: text.slice(0, 200) } : { digest: d };
+  };
+
+  return {
+    async *repositories(o) {
+      const names: string[] = [];
+      for await (const dir of repositoryDirs(driver, o)) {
+        if (dir.children.includes(LAYERS_DIR) || dir.children.includes(MANIFESTS_DIR)) names.push(dir.name);
+      }
+      for (const name of names.sort(compareStrings)) yield name as RepoName;
+    },
+    revisions: (name, o) => linksUnder(driver, (alg) => paths.revisionsOf(name, alg), o),
+    layers: (name, o) => linksUnder(driver, (alg) => paths.layersOf(name, alg), o),
+    async *tags(name, o) {
+      const dirs = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
+      for (const tag of dirs.map(baseName).sort(compareStrings) as Tag[]) {
+        const path = paths.tagCurrentLink(name, tag);
+        yield { tag, path, target: await linkTarget({ path }, o) };
+      }
+    },
+    linkTarget,
+    async *blobs(o) {
+      for await (const info of walkIfExists(driver, paths.blobsRoot, o)) {
+        const d = info.isDir ? undefined : blobDigestOf(info.path);
+        if (d !== undefined) yield { digest: d, size: info.size, modTime: info.modTime.getTime() };
+      }
+    },
+    async statBlob(d, o) {
+      const info = await unlessNotFound(() => driver.stat(paths.blobData(d), o));
+      return info === undefined || info.isDir ? undefined : { digest: d, size: info.size, modTime: info.modTime.getTime() };
+    },
+    async references(d, o) {
+      let body: Buffer;
+      try {
+        body = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o);
+      } catch (err) {
+        if (isRegistryError(err, 'BLOB_UNKNOWN')) return { ok: false, problem: 'the manifest blob is missing' };
+        if (isRegistryError(err, 'TOO_LARGE')) return { ok: false, problem: `larger than ${MAX_MANIFEST_BYTES} bytes` };
+        throw err;
+      }
+      return referencesOf(body);
+    },
+    async verifyBlob(d, o) {
+      const reader = await unlessNotFound(() => driver.reader(paths.blobData(d), 0, o));
+      if (reader === undefined) return { ok: false, problem: 'missing' };
+      const digester = Digester.create(digestAlgorithm(d));
+      for await (const chunk of reader as AsyncIterable<Buffer>) digester.update(chunk);
+      const actual = digester.digest();
+      return actual === d ? { ok: true, size: digester.size } : { ok: false, problem: 'mismatch', actual, size: digester.size };
+    },
+    async deleteRevision(name, d, o) {
+      const tags = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
+      for (const tag of tags.map(baseName) as Tag[]) await deleteIfExists(driver, paths.tagIndexEntry(name, tag, d), o);
+      return deleteIfExists(driver, paths.revisionDir(name, d), o);
+    },
+    async deleteBlob(d, o) {
+      const dir = paths.blobDir(d);
+      return (await deleteIfExists(driver, dir, o)) ? dir : undefined;
+    },
+    deleteLayerLink: (name, d, o) => deleteIfExists(driver, paths.layerLinkDir(name, d), o),
+    deleteTag: (name, tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
+    async quarantineBlob(d, o) {
+      const to = paths.quarantineData(d);
+      await driver.move(paths.blobData(d), to, o);
+      await deleteIfExists(driver, paths.blobDir(d), o);
+      return to;
+    },
+  };
+}
+
+/** References of a stored manifest body (exported for tests). */
+export function referencesOf(body: Buffer): ManifestReferences {
+  const { mediaType, info } = describeStored(body);
+  if (info) {
+    return {
+      ok: true,
+      mediaType,
+      blobs: info.blobs.map((b) => b.digest),
+      children: info.children.map((c) => c.digest),
+      ...(info.subject && { subject: info.subject.digest }),
+    };
+  }
+  return schema1References(body) ?? { ok: false, problem: `does not parse (${whyUnparsable(body)})` };
+}
+
+/**
+ * Docker schema 1 manifests (which Berth refuses to store, but a registry:2 tree copied in may hold):
+ * their layers are `fsLayers[].blobSum`, as registry:2's garbage collector reads them.
+ */
+function schema1References(body: Buffer): ManifestReferences | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null || (doc as Record<string, unknown>)['schemaVersion'] !== 1) return undefined;
+  const layers = (doc as Record<string, unknown>)['fsLayers'];
+  if (!Array.isArray(layers)) return undefined;
+  const sums = layers.map((l: unknown) =>
+    typeof l === 'object' && l !== null ? parseDigest(String((l as Record<string, unknown>)['blobSum'])) : undefined,
+  );
+  if (sums.some((s) => s === undefined)) return undefined;
+  const mediaType = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
+  return { ok: true, mediaType, blobs: [...new Set(sums as Digest[])], children: [] };
+}
+
+function whyUnparsable(body: Buffer): string {
+  try {
+    parseManifest(body);
+    return 'unknown reason';
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/** Link files `<root(alg)>/<hex>/link` for every algorithm, with the digest their directory names. */
+async function* linksUnder(
+  driver: StorageDriver,
+  root: (alg: DigestAlgorithm) => string,
+  o?: CallOptions,
+): AsyncGenerator<LinkEntry> {
+  for (const alg of ALGORITHMS) {
+    const base = root(alg);
+    for await (const info of walkIfExists(driver, base, o)) {
+      if (info.isDir) continue;
+      const [hex, file, ...rest] = info.path.slice(base.length + 1).split('/');
+      if (file !== 'link' || rest.length > 0 || hex === undefined) continue;
+      const d = tryDigest(alg, hex);
+      if (d !== undefined) yield { digest: d, modTime: info.modTime.getTime(), path: info.path };
+    }
+  }
+}
+
+/** The digest of a path `…/blobs/<alg>/<hex2>/<hex>/data`, or undefined for anything else. */
+function blobDigestOf(path: string): Digest | undefined {
+  const [alg, hex2, hex, file, ...rest] = path.slice(paths.blobsRoot.length + 1).split('/');
+  if (file !== 'data' || rest.length > 0 || hex === undefined || hex2 !== hex.slice(0, 2)) return undefined;
+  return alg === 'sha256' || alg === 'sha512' ? tryDigest(alg, hex) : undefined;
+}
+
+function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
+  try {
+    return makeDigest(alg, hex);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * driver.walk, but an absent root is an empty walk. A path that goes missing once the walk has begun
+ * is an error, not an end: a listing cut short could make the collector miss a reference.
+ */
+async function* walkIfExists(driver: StorageDriver, root: string, o?: CallOptions): AsyncGenerator<FileInfo> {
+  let started = false;
+  try {
+    for await (const info of driver.walk(root, o)) {
+      started = true;
+      yield info;
+    }
+  } catch (err) {
+    if (!started && isDriverError(err, 'PATH_NOT_FOUND')) return;
+    throw err;
+  }
+}
