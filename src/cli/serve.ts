@@ -1,7 +1,8 @@
 /**
  * `berth serve [config.yml]`: the composition root. Config → logger → storage driver → registry →
  * HTTP app → listening socket, plus the upload purging timer, the online garbage collector
- * (collector.ts) and the debug listener that runs it on demand. Only cli/ and main.ts see Config.
+ * (collector.ts), the metrics (metrics/) and the debug listener that runs the collector on demand and
+ * serves the metrics. Only cli/ and main.ts see Config.
  */
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -10,9 +11,10 @@ import { createAuth } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
 import type { Config } from '../config/schema.js';
-import { type GcTrigger, createDebugApp } from '../http/debug.js';
+import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, createApp, listen } from '../http/server.js';
 import { type Logger, createLogger } from '../log.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { createDriver } from '../storage/driver/factory.js';
 import { createRegistry, type Registry } from '../storage/registry.js';
 
@@ -38,6 +40,8 @@ export async function serve(file: string | undefined, env: Record<string, string
   // The listing index (LevelDB, filesystem storage only) is rebuilt from storage at every start and
   // trusted only once that rebuild is done; until then listings come from storage.
   const index = await startIndex(config, driver, log);
+  const metrics = createMetrics();
+  if (index) metrics.observeIndex(index);
   const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled, ...(index && { index }) });
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
@@ -56,8 +60,8 @@ export async function serve(file: string | undefined, env: Record<string, string
   const running = await listen(app, host, port);
   log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none' });
   const stopPurging = schedulePurging(registry, config, log);
-  const collector = startCollector({ registry, config, log });
-  const debug = await listenDebug(config, collector.runNow, log);
+  const collector = startCollector({ registry, config, log, report: metrics.recordGcRun });
+  const debug = await listenDebug(config, collector.runNow, metrics.registry, log);
   return {
     running,
     debug,
@@ -72,15 +76,16 @@ export async function serve(file: string | undefined, env: Record<string, string
   };
 }
 
-/** registry:2's debug listener on `http.debug.addr`, serving `POST /debug/gc`; none when unset. */
+/** registry:2's debug listener on `http.debug.addr`, serving `POST /debug/gc` and `GET /metrics`; none when unset. */
 async function listenDebug(
   config: Config,
   runGc: GcTrigger,
+  metrics: MetricsSource,
   log: Logger,
 ): Promise<RunningServer | undefined> {
   if (config.http.debug.addr === undefined) return undefined;
   const { host, port } = parseAddr(config.http.debug.addr);
-  const debug = await listen(createDebugApp({ runGc, log }), host, port);
+  const debug = await listen(createDebugApp({ runGc, log, metrics }), host, port);
   log.info('debug listener', { addr: config.http.debug.addr, url: debug.url });
   return debug;
 }

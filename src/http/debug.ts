@@ -5,8 +5,10 @@
  *   POST /debug/gc   runs one garbage collection now and answers its report as JSON
  *                    (`{marked, swept, bytesFreed, untaggedRemoved, uploadsPurged, durationMs, dryRun,
  *                    warnings}`); 409 while a collection is already running; 500 when it fails.
+ *   GET /metrics     the Prometheus metrics (text format, the registry's content type), when given
  *
- * The collection itself is injected (cli/ wires it to gc/), so this module knows nothing of storage.
+ * The collection and the metrics are injected (cli/ wires them to gc/ and metrics/), so this module
+ * knows nothing of storage.
  */
 import Koa from 'koa';
 import type { Logger } from '../log.js';
@@ -14,17 +16,37 @@ import type { Logger } from '../log.js';
 /** Runs one collection: its report, or `busy` when one is already going. */
 export type GcTrigger = () => Promise<{ readonly status: 'done'; readonly report: object } | { readonly status: 'busy' }>;
 
+/** What `GET /metrics` serves (a prom-client Registry fits). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 export interface DebugAppOptions {
   readonly runGc: GcTrigger;
   readonly log: Logger;
+  /** Served at `GET /metrics`; without it that path is 404. */
+  readonly metrics?: MetricsSource;
 }
 
 export const DEBUG_GC_PATH = '/debug/gc';
+export const METRICS_PATH = '/metrics';
 
 export function createDebugApp(opts: DebugAppOptions): Koa {
   const app = new Koa();
   app.silent = true;
   app.use(async (ctx) => {
+    if (ctx.path === METRICS_PATH && opts.metrics) {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+        ctx.status = 405;
+        ctx.set('Allow', 'GET, HEAD');
+        ctx.body = { error: `use GET ${METRICS_PATH}` };
+        return;
+      }
+      ctx.type = opts.metrics.contentType;
+      ctx.body = await opts.metrics.metrics();
+      return;
+    }
     if (ctx.path !== DEBUG_GC_PATH) {
       ctx.status = 404;
       ctx.body = { error: 'not found' };

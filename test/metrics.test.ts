@@ -1,0 +1,94 @@
+/**
+ * The metrics on the debug listener (`berth serve` with `http.debug.addr`): `GET /metrics` in the
+ * Prometheus text format, with the garbage collection counters moved by a real `POST /debug/gc` run.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Serving, serve } from '../src/cli/serve.js';
+import { makeImage, pushImage, raw } from './helpers/oci.js';
+import { sleep } from './helpers/tools.js';
+
+const servers: Serving[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.stop();
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function start(): Promise<Serving & { readonly debugUrl: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-metrics-'));
+  dirs.push(dir);
+  const config = join(dir, 'config.yml');
+  await writeFile(config, [
+    'version: 0.1',
+    'log: {level: error}',
+    'http: {addr: "127.0.0.1:0", debug: {addr: "127.0.0.1:0"}}',
+    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}, maintenance: {gc: {graceperiod: 0s}}}`,
+    '',
+  ].join('\n'));
+  const serving = await serve(config, {});
+  servers.push(serving);
+  if (!serving.debug) throw new Error('no debug listener');
+  return { ...serving, debugUrl: serving.debug.url };
+}
+
+/** Every sample of the exposition, series (name plus labels) → value. */
+async function scrape(url: string): Promise<Map<string, number>> {
+  const res = await raw(url, 'GET', '/metrics');
+  expect(res.status).toBe(200);
+  expect(res.header('Content-Type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const samples = new Map<string, number>();
+  for (const line of res.body.toString('utf8').split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+describe('GET /metrics on the debug listener', () => {
+  it('counts a POST /debug/gc run that swept a deleted image', async () => {
+    const s = await start();
+    const before = await scrape(s.debugUrl);
+    expect(before.get('berth_gc_runs_total{result="ok"}')).toBe(0);
+    expect(before.get('berth_gc_blobs_swept_total')).toBe(0);
+    expect(before.has('process_cpu_user_seconds_total')).toBe(true);
+
+    const img = makeImage(3);
+    await pushImage(s.running.url, 'app', 'v1', img);
+    expect((await raw(s.running.url, 'DELETE', `/v2/app/manifests/${img.manifest.digest}`)).status).toBe(202);
+    await sleep(5); // the run must begin after the deletion
+    const gc = await raw(s.debugUrl, 'POST', '/debug/gc');
+    expect(gc.status).toBe(200);
+    const report = gc.json() as { swept: number; bytesFreed: number };
+    const blobs = [img.config, ...img.layers, img.manifest];
+    expect(report).toMatchObject({ swept: blobs.length, bytesFreed: blobs.reduce((n, b) => n + b.size, 0) });
+
+    const after = await scrape(s.debugUrl);
+    expect(after.get('berth_gc_runs_total{result="ok"}')).toBe(1);
+    expect(after.get('berth_gc_runs_total{result="error"}')).toBe(0);
+    expect(after.get('berth_gc_blobs_swept_total')).toBe(report.swept);
+    expect(after.get('berth_gc_blobs_swept_total')).toBeGreaterThan(0);
+    expect(after.get('berth_gc_bytes_freed_total')).toBe(report.bytesFreed);
+    expect(after.get('berth_gc_bytes_freed_total')).toBeGreaterThan(0);
+    expect(after.get('berth_gc_duration_seconds_count')).toBe(1);
+    expect(after.get('berth_gc_last_run_timestamp_seconds')).toBeGreaterThan(0);
+    expect(after.has('berth_gc_blobs_marked')).toBe(true);
+  });
+
+  it('reports the listing index as ready once its rebuild is done', async () => {
+    const s = await start();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (await scrape(s.debugUrl)).get('berth_index_ready') !== 1) await sleep(20);
+    expect((await scrape(s.debugUrl)).get('berth_index_ready')).toBe(1);
+  });
+
+  it('answers 405 to other methods on /metrics', async () => {
+    const s = await start();
+    const res = await raw(s.debugUrl, 'POST', '/metrics');
+    expect(res.status).toBe(405);
+    expect(res.header('Allow')).toBe('GET, HEAD');
+  });
+});
