@@ -6,12 +6,11 @@
  * Like registry:2's garbage-collect, these commands are meant for a registry that is stopped or in
  * read-only mode: they order their deletions only against this process, not against a server.
  */
-import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
 import { serverHoldsIndex } from './index-command.js';
+import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
-import { type Logger, createLogger } from '../log.js';
-import { createDriver } from '../storage/driver/factory.js';
+import type { Logger } from '../log.js';
 import { type Registry, createRegistry } from '../storage/registry.js';
 
 export interface Offline {
@@ -28,14 +27,10 @@ export async function openOffline(
 ): Promise<Offline> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
-  const format = config.log.formatter === 'text' ? 'text' : 'json';
-  const log = createLogger({ level: config.log.level, format, ...(writeLog && { write: writeLog }) });
+  const log = loggerFor(config, writeLog);
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
-  const driver =
-    storage.driver === 'filesystem'
-      ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
-      : createDriver({ kind: 'inmemory' });
+  const driver = driverFor(storage);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
   if (await serverHoldsIndex(config)) {
     log.warn('a Berth server is serving this root: its listing index will not see changes made here until it restarts');

@@ -10,12 +10,12 @@ import { loadConfig } from '../config/parse.js';
 import { createAuth } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
+import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, createApp, listen } from '../http/server.js';
-import { type Logger, createLogger } from '../log.js';
+import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
-import { createDriver } from '../storage/driver/factory.js';
 import { createRegistry, type Registry } from '../storage/registry.js';
 
 export interface Serving {
@@ -30,13 +30,10 @@ export interface Serving {
 export async function serve(file: string | undefined, env: Record<string, string | undefined>): Promise<Serving> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
-  const log = createLogger({ level: config.log.level, format: config.log.formatter === 'text' ? 'text' : 'json' });
+  const log = loggerFor(config);
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
-  const driver =
-    storage.driver === 'filesystem'
-      ? createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) })
-      : createDriver({ kind: 'inmemory' });
+  const driver = driverFor(storage);
   // The listing index (LevelDB, filesystem storage only) is rebuilt from storage at every start and
   // trusted only once that rebuild is done; until then listings come from storage.
   const index = await startIndex(config, driver, log);

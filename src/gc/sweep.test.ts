@@ -6,7 +6,6 @@ import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isRegistryError } from '../errors.js';
-import { digestOf } from '../storage/digest.js';
 import { paths } from '../storage/paths.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
 import type { GcEvent, GcReport } from './report.js';
