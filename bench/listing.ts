@@ -1,0 +1,306 @@
+/**
+ * Scenario family `listing` (issue #5's benchmark, the first family of #8's suite): catalog and tag
+ * listing, and the offline collector, Berth against docker-registry 2.8 on copies of one tree.
+ *
+ * 1. A registry:2 tree is generated with Berth's filesystem driver directly (no HTTP): `repos`
+ *    repositories `repo-00000…` each holding one image (a shared tiny layer, a per-repository config, so
+ *    each manifest is distinct) tagged `latest`, and `tags-10k` holding one image under `tags` tags
+ *    `t00000…`. Every file is what registry:2 writes on a push: blob `data`, `_layers` links for config
+ *    and layer, the manifest's revision link, and each tag's `current/link` and `index/<alg>/<hex>/link`.
+ * 2. The tree is copied (`cp -a`) once per server; Berth (its index rebuilt from storage first) and
+ *    docker-registry serve their copies on 127.0.0.1.
+ * 3. Each listing scenario runs alternately against both, `rounds` times, after one untimed warm-up.
+ * 4. `deletes` manifests are deleted by digest through each server's API; the servers stop; then each
+ *    side's offline `garbage-collect --dry-run` runs on its own copy, alternately, `gcRounds` times.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createDriver } from '../src/storage/driver/factory.js';
+import type { StorageDriver } from '../src/storage/driver/driver.js';
+import { type Digest, digestOf } from '../src/storage/digest.js';
+import { writeLink } from '../src/storage/links.js';
+import { paths } from '../src/storage/paths.js';
+import { type RepoName, type Tag, parseRepoName, parseTag } from '../src/storage/reference.js';
+import { makeTempDir, removeTempDir, runCommand } from './lib/proc.js';
+import { type FamilyReport, type Row, alternate, formatMs, median } from './lib/report.js';
+import {
+  REPO_ROOT,
+  type Running,
+  type Target,
+  berthConfig,
+  registry2Binary,
+  registry2Config,
+  startBerth,
+  startRegistry2,
+} from './lib/servers.js';
+
+export interface ListingOptions {
+  readonly repos: number;
+  readonly tags: number;
+  readonly rounds: number;
+  readonly gcRounds: number;
+  readonly deletes: number;
+}
+
+export const LISTING_DEFAULTS: ListingOptions = { repos: 10_000, tags: 10_000, rounds: 5, gcRounds: 3, deletes: 1_000 };
+
+const TAG_REPO = 'tags-10k';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const REQUEST_TIMEOUT_MS = 120_000;
+const GC_TIMEOUT_MS = 600_000;
+const TARGETS = ['berth', 'registry2'] as const satisfies readonly [Target, Target];
+
+const pad5 = (i: number): string => String(i).padStart(5, '0');
+const repoName = (i: number): string => `repo-${pad5(i)}`;
+const tagName = (i: number): string => `t${pad5(i)}`;
+
+/** Runs `task(i)` for i in [0, n) with at most `limit` running at once. */
+async function pool(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
+}
+
+interface Image {
+  readonly config: Digest;
+  readonly layer: Digest;
+  readonly manifest: Digest;
+}
+
+/** Writes one image into `repo` as a registry:2 push leaves it, tagged with each of `tags`. */
+async function writeImage(driver: StorageDriver, repo: RepoName, layer: { digest: Digest; size: number }, tags: readonly Tag[], concurrency: number): Promise<Image> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { repo } }, rootfs: { type: 'layers', diff_ids: [] } }));
+  const configDigest = digestOf(config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.size }],
+    }),
+  );
+  const manifestDigest = digestOf(manifest);
+  await Promise.all([
+    driver.putContent(paths.blobData(configDigest), config),
+    driver.putContent(paths.blobData(manifestDigest), manifest),
+    writeLink(driver, paths.layerLink(repo, configDigest), configDigest),
+    writeLink(driver, paths.layerLink(repo, layer.digest), layer.digest),
+    writeLink(driver, paths.revisionLink(repo, manifestDigest), manifestDigest),
+  ]);
+  await pool(tags.length, concurrency, async (i) => {
+    const tag = tags[i] as Tag;
+    await writeLink(driver, paths.tagCurrentLink(repo, tag), manifestDigest);
+    await writeLink(driver, paths.tagIndexLink(repo, tag, manifestDigest), manifestDigest);
+  });
+  return { config: configDigest, layer: layer.digest, manifest: manifestDigest };
+}
+
+/** Generates the tree under `root`; answers each `repo-*` repository's manifest digest, in order. */
+async function generate(root: string, o: ListingOptions): Promise<Digest[]> {
+  const driver = createDriver({ kind: 'filesystem', root });
+  const layerBytes = Buffer.from('berth bench layer\n');
+  const layer = { digest: digestOf(layerBytes), size: layerBytes.length };
+  await driver.putContent(paths.blobData(layer.digest), layerBytes);
+  const latest = [parseTag('latest')];
+  const manifests: Digest[] = new Array<Digest>(o.repos);
+  await pool(o.repos, 32, async (i) => {
+    manifests[i] = (await writeImage(driver, parseRepoName(repoName(i)), layer, latest, 1)).manifest;
+  });
+  const tags = Array.from({ length: o.tags }, (_, i) => parseTag(tagName(i)));
+  await writeImage(driver, parseRepoName(TAG_REPO), layer, tags, 32);
+  return manifests;
+}
+
+interface Got {
+  readonly status: number;
+  readonly body: string;
+  readonly link: string | null;
+}
+
+async function get(url: string): Promise<Got> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${body.slice(0, 500)}`);
+  return { status: res.status, body, link: res.headers.get('link') };
+}
+
+/** Milliseconds taken by `op`, and what it answered. */
+async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = process.hrtime.bigint();
+  const value = await op();
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6, value };
+}
+
+/** The next page's URL from a `Link: <…>; rel="next"` header, resolved against `base`. */
+function nextLink(link: string | null, base: string): string | undefined {
+  if (link === null) return undefined;
+  const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(link);
+  return m?.[1] === undefined ? undefined : new URL(m[1], base).toString();
+}
+
+/** Walks the catalog from its first page (each server's default page size) following Link headers. */
+async function catalogWalk(base: string): Promise<{ repos: number; pages: number }> {
+  let url: string | undefined = `${base}/v2/_catalog`;
+  let repos = 0;
+  let pages = 0;
+  while (url !== undefined) {
+    if (++pages > 100_000) throw new Error('catalog walk: too many pages');
+    const got = await get(url);
+    repos += (JSON.parse(got.body) as { repositories: string[] }).repositories.length;
+    url = nextLink(got.link, base);
+  }
+  return { repos, pages };
+}
+
+interface ListingScenario {
+  readonly name: string;
+  readonly note?: string;
+  /** One measured operation; answers a short description of what came back, for the sanity notes. */
+  run(base: string): Promise<string>;
+}
+
+function listingScenarios(o: ListingOptions): ListingScenario[] {
+  const last = tagName(Math.floor(o.tags / 2));
+  const count = (body: string, key: 'repositories' | 'tags'): number => ((JSON.parse(body) as Record<string, string[] | null>)[key] ?? []).length;
+  return [
+    {
+      name: 'catalog, first page (n=100)',
+      run: async (base) => {
+        const got = await get(`${base}/v2/_catalog?n=100`);
+        return `${count(got.body, 'repositories')} repositories${got.link !== null ? ', Link to next' : ''}`;
+      },
+    },
+    {
+      name: `catalog, full walk (${o.repos + 1} repositories)`,
+      note: "from /v2/_catalog with no n, following Link headers at each server's default page size (Berth 1000, registry:2 2.8 100; the page counts are under Context)",
+      run: async (base) => {
+        const w = await catalogWalk(base);
+        return `${w.repos} repositories in ${w.pages} pages`;
+      },
+    },
+    {
+      name: `tags list, ${o.tags} tags`,
+      run: async (base) => `${count((await get(`${base}/v2/${TAG_REPO}/tags/list`)).body, 'tags')} tags`,
+    },
+    {
+      name: `tags page (n=100&last=${last})`,
+      note: 'registry:2 2.8 ignores n and last on tag lists and answers all tags; Berth answers the 100 after `last`',
+      run: async (base) => {
+        const got = await get(`${base}/v2/${TAG_REPO}/tags/list?n=100&last=${last}`);
+        return `${count(got.body, 'tags')} tags${got.link !== null ? ', Link to next' : ''}`;
+      },
+    },
+  ];
+}
+
+/** DELETEs `digests[i]` from `repo-i` for each i, 8 at a time; answers the wall time. */
+async function deleteManifests(base: string, digests: readonly Digest[]): Promise<number> {
+  const { ms } = await timed(() =>
+    pool(digests.length, 8, async (i) => {
+      const url = `${base}/v2/${repoName(i)}/manifests/${digests[i] as string}`;
+      const res = await fetch(url, { method: 'DELETE', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const body = await res.text();
+      if (res.status !== 202) throw new Error(`DELETE ${url}: ${res.status} ${body.slice(0, 300)}`);
+    }),
+  );
+  return ms;
+}
+
+const GC_SUMMARY = /(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion/;
+
+export async function runListing(o: ListingOptions, log: (line: string) => void): Promise<FamilyReport> {
+  const work = await makeTempDir('berth-bench-listing-');
+  const running: Running[] = [];
+  try {
+    const source = join(work, 'source');
+    const roots: Record<Target, string> = { berth: join(work, 'berth'), registry2: join(work, 'registry2') };
+    log(`generating ${o.repos} repositories and one of ${o.tags} tags under ${source} …`);
+    const gen = await timed(() => generate(source, o));
+    const manifests = gen.value;
+    log(`  generated in ${formatMs(gen.ms)}; copying (cp -a) for each server …`);
+    for (const t of TARGETS) await runCommand('cp', ['-a', source, roots[t]], { timeoutMs: 600_000 });
+    await removeTempDir(source).catch(() => undefined);
+    const notes: string[] = [
+      `tree: ${o.repos} repositories \`repo-NNNNN\` with one OCI image each (shared layer, own config, tag \`latest\`) and \`${TAG_REPO}\` with one image under ${o.tags} tags; generated with Berth's filesystem driver in ${formatMs(gen.ms)}, then copied with \`cp -a\` once per server`,
+    ];
+
+    log('starting Berth (waiting for its index rebuild) …');
+    const berth = await startBerth(roots.berth, work);
+    running.push(berth);
+    const rebuilt = /index: rebuilt from storage[^\n]*"ms":(\d+)/.exec(berth.server.output());
+    log(`  Berth ready at ${berth.url} after ${formatMs(berth.readyMs)}${rebuilt?.[1] !== undefined ? ` (index rebuild ${formatMs(Number(rebuilt[1]))})` : ''}`);
+    notes.push(`Berth: ready ${formatMs(berth.readyMs)} after spawn, once its log said \`index: rebuilt from storage\`${rebuilt?.[1] !== undefined ? ` (rebuild ${formatMs(Number(rebuilt[1]))})` : ''}; log level info (one JSON line per request), registry:2 log level error with the access log disabled`);
+    const reg = await startRegistry2(roots.registry2, work);
+    running.push(reg);
+    log(`  registry:2 ready at ${reg.url}`);
+    const url: Record<Target, string> = { berth: berth.url, registry2: reg.url };
+
+    const rows: Row[] = [];
+    for (const s of listingScenarios(o)) {
+      const seen: Record<Target, string> = { berth: '', registry2: '' };
+      for (const t of TARGETS) seen[t] = await s.run(url[t]); // warm-up, untimed
+      const samples = await alternate(o.rounds, TARGETS, async (t) => (await timed(() => s.run(url[t]))).ms);
+      rows.push({ scenario: s.name, unit: 'ms', samples, ...(s.note !== undefined && { note: s.note }) });
+      log(`  ${s.name}: Berth ${formatMs(median(samples.berth))}, registry:2 ${formatMs(median(samples.registry2))}`);
+      notes.push(`${s.name}: Berth answered ${seen.berth}; registry:2 answered ${seen.registry2}`);
+    }
+
+    const toDelete = manifests.slice(0, Math.min(o.deletes, manifests.length));
+    log(`deleting ${toDelete.length} manifests by digest through each API …`);
+    for (const t of TARGETS) {
+      const ms = await deleteManifests(url[t], toDelete);
+      notes.push(`DELETE of ${toDelete.length} manifests by digest (8 at a time), once: ${t === 'berth' ? 'Berth' : 'registry:2'} ${formatMs(ms)}`);
+    }
+    for (const r of running.splice(0)) await r.server.stop();
+
+    const gcArgs: Record<Target, { cmd: string; args: string[] }> = {
+      berth: { cmd: process.execPath, args: ['--import', 'tsx', 'src/main.ts', 'garbage-collect', '--dry-run', join(work, 'berth-gc.yml')] },
+      registry2: { cmd: registry2Binary(), args: ['garbage-collect', '--dry-run', join(work, 'registry2-gc.yml')] },
+    };
+    await writeFile(join(work, 'berth-gc.yml'), berthConfig(roots.berth, 5000, 'error'));
+    await writeFile(join(work, 'registry2-gc.yml'), registry2Config(roots.registry2, 5000));
+    log(`garbage-collect --dry-run, ${o.gcRounds} rounds each …`);
+    const summaries: Record<Target, string> = { berth: '', registry2: '' };
+    const gcSamples = await alternate(o.gcRounds, TARGETS, async (t) => {
+      const r = await runCommand(gcArgs[t].cmd, gcArgs[t].args, { cwd: REPO_ROOT, timeoutMs: GC_TIMEOUT_MS });
+      summaries[t] = GC_SUMMARY.exec(r.stdout)?.[0] ?? `(no summary line; stdout ends ${JSON.stringify(r.stdout.slice(-200))})`;
+      return r.ms;
+    });
+    rows.push({
+      scenario: `garbage-collect --dry-run (${o.repos + 1} repositories, ${toDelete.length} manifests deleted)`,
+      unit: 'ms',
+      samples: gcSamples,
+      note: "wall time of the offline command, process start included (Berth's runs through `node --import tsx`)",
+    });
+    log(`  Berth ${formatMs(median(gcSamples.berth))}, registry:2 ${formatMs(median(gcSamples.registry2))}`);
+    notes.push(`garbage-collect summaries: Berth "${summaries.berth}"; registry:2 "${summaries.registry2}"${summaries.berth === summaries.registry2 ? ' (identical)' : ' (DIFFERENT)'}`);
+    const startup = await alternate(3, TARGETS, async (t) =>
+      t === 'berth'
+        ? (await runCommand(process.execPath, ['--import', 'tsx', 'src/main.ts', 'help'], { cwd: REPO_ROOT, timeoutMs: 60_000 })).ms
+        : (await runCommand(registry2Binary(), ['--version'], { timeoutMs: 60_000 })).ms,
+    );
+    notes.push(`process start alone (median of 3): Berth \`node --import tsx src/main.ts help\` ${formatMs(median(startup.berth))}; \`docker-registry --version\` ${formatMs(median(startup.registry2))}`);
+    notes.push(`rounds: ${o.rounds} per listing scenario after one untimed warm-up per server, ${o.gcRounds} for garbage-collect; A B then B A, alternating`);
+    return { family: 'listing', title: 'Listing and collection: Berth vs registry:2', rows, notes };
+  } finally {
+    for (const r of running) await r.server.stop().catch(() => undefined);
+    await removeTempDir(work);
+  }
+}
+
+/** Parses `--repos N --tags N --rounds N --gc-rounds N --deletes N`; answers an error message when bad. */
+export function parseListingArgs(args: readonly string[]): ListingOptions | string {
+  const o: Record<keyof ListingOptions, number> = { ...LISTING_DEFAULTS };
+  const keys: Record<string, keyof ListingOptions> = { '--repos': 'repos', '--tags': 'tags', '--rounds': 'rounds', '--gc-rounds': 'gcRounds', '--deletes': 'deletes' };
+  for (let i = 0; i < args.length; i += 2) {
+    const key = keys[args[i] ?? ''];
+    const value = Number(args[i + 1]);
+    if (key === undefined) return `unknown option ${args[i] ?? ''}`;
+    if (!Number.isInteger(value) || value < 1 || value > 99_999) return `${args[i] ?? ''} needs an integer from 1 to 99999`;
+    o[key] = value;
+  }
+  if (o.deletes > o.repos) return '--deletes must not exceed --repos';
+  return o;
+}
