@@ -15,7 +15,8 @@ export interface Collector {
   /** Runs one collection now: its report, or `busy` when one is already going. */
   readonly runNow: GcTrigger;
   /** Stops the schedule and aborts a running collection (what it deleted stays deleted). */
-  stop(): void;
+  /** Stops the schedule and any run in progress, resolving once that run has let go of storage. */
+  stop(): Promise<void>;
 }
 
 export interface CollectorOptions {
@@ -31,8 +32,9 @@ export function startCollector(opts: CollectorOptions): Collector {
   const purging = opts.config.storage.maintenance.uploadpurging;
   const log = opts.log.child({ component: 'gc' });
   const stopping = new AbortController();
-  const run = (): Promise<GcReport> =>
-    collectGarbage(opts.registry, {
+  let current: Promise<GcReport> | undefined;
+  const run = (): Promise<GcReport> => {
+    const started = collectGarbage(opts.registry, {
       graceMs: gc.graceperiodMs,
       deleteUntagged: gc.deleteuntagged,
       dryRun: gc.dryrun,
@@ -41,6 +43,9 @@ export function startCollector(opts: CollectorOptions): Collector {
       signal: stopping.signal,
       ...(opts.report && { report: opts.report }),
     });
+    current = started;
+    return started;
+  };
   const runNow: GcTrigger = async () => {
     try {
       return { status: 'done', report: await run() };
@@ -61,9 +66,10 @@ export function startCollector(opts: CollectorOptions): Collector {
   const unschedule = gc.enabled ? every(gc.intervalMs, scheduled) : () => undefined;
   return {
     runNow,
-    stop() {
+    async stop() {
       unschedule();
       stopping.abort(new Error('the server is stopping'));
+      await current?.catch(() => undefined); // a run in progress stops at its next check; wait for it
     },
   };
 }

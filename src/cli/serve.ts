@@ -65,7 +65,7 @@ export async function serve(file: string | undefined, env: Record<string, string
     config,
     async stop() {
       stopPurging();
-      collector.stop();
+      await collector.stop();
       await debug?.close();
       await running.close();
       await index?.close();

@@ -45,7 +45,7 @@ export async function removeUntagged(
     const key = (d: Digest): string => `${c.repo}@${d}`;
     const parentKept = c.parents.some((p) => kept.has(key(p)));
     const gone = !parentKept && (await opts.gate.sweep(c.digest, async (last) => {
-      if (last !== undefined && last >= opts.runStart) return false;
+      if (linkedRecently(last, opts)) return false;
       return inv.deleteRevision(c.repo, c.digest, signalOf(opts));
     }));
     if (gone) {
@@ -124,11 +124,19 @@ async function eligibleBlobs(
   return eligible;
 }
 
+/**
+ * Whether the gate saw the digest linked (or read through a repository) since the run began, or
+ * within the grace period before it: a client that found a blob just before the run may still name it.
+ */
+function linkedRecently(last: number | undefined, opts: SweepOptions): boolean {
+  return last !== undefined && last >= (opts.youngAfter ?? opts.runStart); // youngAfter = runStart - grace
+}
+
 /** Deletes one blob inside the gate; answers the bytes freed, or undefined when it was kept or already gone. */
 function deleteBlob(inv: Inventory, d: Digest, opts: SweepOptions): Promise<number | undefined> {
   return opts.gate.sweep(d, async (last) => {
-    if (last !== undefined && last >= opts.runStart) {
-      opts.emit({ type: 'blob-kept', digest: d, reason: 'linked since the collection began' });
+    if (linkedRecently(last, opts)) {
+      opts.emit({ type: 'blob-kept', digest: d, reason: 'linked or read within the grace period, or since the collection began' });
       return undefined;
     }
     const now = await inv.statBlob(d, signalOf(opts));

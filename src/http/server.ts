@@ -44,7 +44,13 @@ const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DEL
 
 export function createApp(opts: AppOptions): Koa<RequestState> {
   const app = new Koa<RequestState>();
-  app.silent = true; // errors are answered and logged by our own middleware
+  app.silent = true; // errors are answered and logged by our own middleware…
+  // …except those after the headers went (a blob stream failing midway): Koa cuts the socket; log them.
+  // Most are a client going away mid-transfer, so they are warnings, not errors.
+  app.on('error', (err: unknown, ctx?: Ctx) => {
+    if (ctx?.state.signal?.aborted) return;
+    opts.log.warn('response failed after its headers were sent', { err, requestId: ctx?.state.requestId });
+  });
   const deps: HandlerDeps = {
     registry: opts.registry,
     uploadStates: createUploadStateCodec(opts.secret),

@@ -38,9 +38,21 @@ interface DigestLock {
   readonly waiting: { exclusive: boolean; wake: () => void }[];
 }
 
-export function createLinkGate(now: () => number = Date.now): LinkGate {
+/**
+ * How many link times are kept. The oldest go first; a collector run only needs those since it began
+ * (and its grace period), so this bounds memory on a busy registry with collection off.
+ */
+const MAX_LINK_TIMES = 200_000;
+
+export function createLinkGate(now: () => number = Date.now, maxLinkTimes = MAX_LINK_TIMES): LinkGate {
   const locks = new Map<Digest, DigestLock>();
   const lastLinked = new Map<Digest, number>();
+  /** Map order is insertion order: re-inserting keeps the newest last, so the first entry is the oldest. */
+  const record = (d: Digest, at: number): void => {
+    lastLinked.delete(d);
+    lastLinked.set(d, at);
+    if (lastLinked.size > maxLinkTimes) lastLinked.delete(lastLinked.keys().next().value as Digest);
+  };
 
   const lockOf = (d: Digest): DigestLock => {
     let lock = locks.get(d);
@@ -87,14 +99,14 @@ export function createLinkGate(now: () => number = Date.now): LinkGate {
       try {
         const result = await op();
         const at = now();
-        for (const d of unique) lastLinked.set(d, at);
+        for (const d of unique) record(d, at);
         return result;
       } finally {
         for (const d of unique) release(d, false);
       }
     },
     touch(d) {
-      lastLinked.set(d, now());
+      record(d, now());
     },
     async sweep(d, op) {
       await acquire(d, true);

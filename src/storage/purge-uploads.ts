@@ -14,9 +14,14 @@ export interface PurgeReport {
   readonly purged: string[];
 }
 
+/**
+ * @param exclusive runs a deletion under the session's lock (upload-sessions.ts), keyed by the
+ *   session's path, so a purge never pulls a session from under a request that is committing it.
+ */
 export async function purgeUploads(
   driver: StorageDriver,
   opts: { olderThan: Date; dryRun: boolean },
+  exclusive: (key: string, fn: () => Promise<boolean>) => Promise<boolean>,
   o?: CallOptions,
 ): Promise<PurgeReport> {
   const purged: string[] = [];
@@ -27,7 +32,7 @@ export async function purgeUploads(
     for (const session of sessions) {
       const started = await startedAt(driver, `${session}/startedat`, o);
       if (started === undefined || started >= opts.olderThan) continue;
-      if (opts.dryRun || (await deleteIfExists(driver, session, o))) purged.push(session);
+      if (opts.dryRun || (await exclusive(session, () => deleteIfExists(driver, session, o)))) purged.push(session);
     }
   }
   return { purged };

@@ -94,9 +94,11 @@ export function createRegistry(opts: RegistryOptions): Registry {
       blobs: {
         ...linked,
         async require(d, o) {
+          // Touch before looking: a client that finds a blob may skip its upload and name it in a
+          // manifest, so either the sweep sees this read or this read sees the blob gone.
+          gate.touch(d);
           const info = await linked.stat(d, o);
           if (!info) throw blobUnknown(d);
-          gate.touch(d); // a client that finds a blob may skip its upload and name it in a manifest
           return info;
         },
         async delete(d, o) {
@@ -131,7 +133,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     blobs,
     linkGate: gate,
     inventory: createInventory(driver, blobs),
-    purgeUploads: (purge, o) => purgeUploads(driver, purge, o),
+    purgeUploads: (purge, o) => purgeUploads(driver, purge, (key, fn) => sessions.exclusive(key, fn), o),
   };
 }
 

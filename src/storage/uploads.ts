@@ -69,7 +69,7 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
   };
 
   /** Writes `body` after the current end; `final` also commits the writer. Caller holds the session lock. */
-  const write = async (id: UploadId, body: Readable | undefined, o: AppendOptions, final: boolean): Promise<number> => {
+  const write = async (id: UploadId, body: Readable | undefined, o: AppendOptions, final: boolean): Promise<UploadStatus> => {
     const current = await status(id, o);
     if (o.expectedOffset !== undefined && o.expectedOffset !== current.size) {
       throw rangeInvalid(`upload is at offset ${current.size}, not ${o.expectedOffset}`);
@@ -85,7 +85,7 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
       throw err; // the hash is dropped: it may have seen bytes the file did not keep
     }
     if (digester) sessions.keepHash(key(id), digester);
-    return writer.size;
+    return { ...current, size: writer.size };
   };
 
   return {
@@ -94,21 +94,19 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
       const startedAt = (opts.now ?? (() => new Date()))();
       await driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o);
       await driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o);
-      sessions.keepHash(key(id), Digester.create());
       return { id, size: 0, startedAt };
     },
     status,
     append: (id, body, o = {}) =>
-      sessions.exclusive(key(id), async () => {
-        await write(id, body, o, false);
-        return status(id, o);
-      }),
+      sessions.exclusive(key(id), () => write(id, body, o, false)),
     commit: (id, d, body, o = {}) =>
       sessions.exclusive(key(id), async () => {
-        const size = await write(id, body, o, true);
+        const { size } = await write(id, body, o, true);
         const actual = await digestOfUpload(opts, id, d, size, o);
         if (actual !== d) throw digestInvalid('uploaded content does not match the digest', { expected: d, actual });
-        await publish(opts, id, d, o);
+        // Verified: this is the commit point. A client that goes away now must not leave the blob
+        // moved but unlinked, so publishing no longer listens to the request's signal.
+        await publish(opts, id, d, {});
         sessions.forget(key(id));
         return { digest: d, size };
       }),
