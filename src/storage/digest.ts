@@ -16,6 +16,9 @@ const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
 export const CANONICAL_ALGORITHM: DigestAlgorithm = 'sha256';
 
+/** Every algorithm Berth accepts, in the order layouts are searched. */
+export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
 /** Why `s` is not a usable digest, or undefined when it is one. */
 export function digestProblem(s: string): string | undefined {
   if (!DIGEST_GRAMMAR.test(s)) return 'malformed digest';

@@ -19,7 +19,7 @@
  *   anything else under the layout or above it                → everything (only a rebuild can tell)
  *   outside the layout (Berth's own `/berth/…`)               → nothing
  */
-import { type Digest, type DigestAlgorithm, makeDigest } from './digest.js';
+import { parseDigest } from './digest.js';
 import { type CallOptions, type FileWriter, type StorageDriver, isDriverError } from './driver/driver.js';
 import type { GuardedIndex, IndexChange } from './index-port.js';
 import { LAYERS_DIR, MANIFESTS_DIR, UPLOADS_DIR, paths } from './paths.js';
@@ -80,7 +80,6 @@ function observeWriter(writer: FileWriter, report: () => Promise<void>): FileWri
     },
   });
 }
-const ALGORITHMS: readonly string[] = ['sha256', 'sha512'];
 
 /** What a write to `path` may have changed. */
 export function changesOf(path: string): IndexChange[] {
@@ -107,7 +106,7 @@ function repositoryChanges(segments: string[]): IndexChange[] {
   const self: IndexChange = { kind: 'repository', repo };
   if (area === 'tags' && item !== undefined) return [{ kind: 'tag', repo, tag: item }, self];
   if (area === 'revisions' && item !== undefined && hex !== undefined) {
-    const d = digestOf(item, hex);
+    const d = parseDigest(`${item}:${hex}`);
     return d === undefined ? [self] : [{ kind: 'revision', repo, digest: d }, self];
   }
   return [{ kind: 'everything' }];
@@ -115,15 +114,8 @@ function repositoryChanges(segments: string[]): IndexChange[] {
 
 function blobChanges(segments: string[]): IndexChange[] {
   const [alg, , hex] = segments;
-  const d = alg !== undefined && hex !== undefined ? digestOf(alg, hex) : undefined;
+  const d = alg !== undefined && hex !== undefined ? parseDigest(`${alg}:${hex}`) : undefined;
   return d === undefined ? [] : [{ kind: 'blob', digest: d }];
 }
 
-function digestOf(alg: string, hex: string): Digest | undefined {
-  if (!ALGORITHMS.includes(alg)) return undefined;
-  try {
-    return makeDigest(alg as DigestAlgorithm, hex);
-  } catch {
-    return undefined;
-  }
-}
+

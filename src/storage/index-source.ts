@@ -7,7 +7,7 @@
 import { isRegistryError } from '../errors.js';
 import { createBlobStore } from './blobs.js';
 import { listRepositories, repositoryExists } from './catalog.js';
-import { type Digest, type DigestAlgorithm, makeDigest } from './digest.js';
+import { type Digest, DIGEST_ALGORITHMS, parseDigest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js';
 import { readLink, unlessNotFound } from './links.js';
@@ -18,7 +18,6 @@ import type { RepoName, Tag } from './reference.js';
 import { referrerOf } from './referrers.js';
 import { compareStrings } from './tags.js';
 
-const REVISION_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
 
 export function createIndexSource(driver: StorageDriver): IndexSource {
   const blobs = createBlobStore(driver);
@@ -48,10 +47,10 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
     tagExists: (repo, tag, o) => exists(paths.tag(repoName(repo), tag as Tag), o),
     tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repoName(repo), tag as Tag), o),
     async *revisions(repo, o) {
-      for (const alg of REVISION_ALGORITHMS) {
+      for (const alg of DIGEST_ALGORITHMS) {
         const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(repoName(repo), alg), o))) ?? [];
         for (const dir of dirs) {
-          const d = tryDigest(alg, baseName(dir));
+          const d = parseDigest(`${alg}:${baseName(dir)}`);
           if (d !== undefined) yield d;
         }
       }
@@ -83,10 +82,3 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
   };
 }
 
-function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
-  try {
-    return makeDigest(alg, hex);
-  } catch {
-    return undefined;
-  }
-}

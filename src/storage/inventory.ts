@@ -12,7 +12,7 @@
 import { isRegistryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import { repositoryDirs } from './catalog.js';
-import { type Digest, type DigestAlgorithm, Digester, digestAlgorithm, makeDigest, parseDigest } from './digest.js';
+import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from './digest.js';
 import { type CallOptions, type FileInfo, type StorageDriver, isDriverError } from './driver/driver.js';
 import { deleteIfExists, unlessNotFound } from './links.js';
 import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
@@ -113,7 +113,6 @@ export interface Inventory {
   quarantineBlob(d: Digest, o?: CallOptions): Promise<string>;
 }
 
-const ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
 
 export function createInventory(driver: StorageDriver, blobs: BlobStore): Inventory {
   const linkTarget = async (entry: Pick<LinkEntry, 'path'>, o?: CallOptions): Promise<LinkTarget> => {
@@ -244,13 +243,13 @@ async function* linksUnder(
   root: (alg: DigestAlgorithm) => string,
   o?: CallOptions,
 ): AsyncGenerator<LinkEntry> {
-  for (const alg of ALGORITHMS) {
+  for (const alg of DIGEST_ALGORITHMS) {
     const base = root(alg);
     for await (const info of walkIfExists(driver, base, o)) {
       if (info.isDir) continue;
       const [hex, file, ...rest] = info.path.slice(base.length + 1).split('/');
       if (file !== 'link' || rest.length > 0 || hex === undefined) continue;
-      const d = tryDigest(alg, hex);
+      const d = parseDigest(`${alg}:${hex}`);
       if (d !== undefined) yield { digest: d, modTime: info.modTime.getTime(), path: info.path };
     }
   }
@@ -260,16 +259,9 @@ async function* linksUnder(
 function blobDigestOf(path: string): Digest | undefined {
   const [alg, hex2, hex, file, ...rest] = path.slice(paths.blobsRoot.length + 1).split('/');
   if (file !== 'data' || rest.length > 0 || hex === undefined || hex2 !== hex.slice(0, 2)) return undefined;
-  return alg === 'sha256' || alg === 'sha512' ? tryDigest(alg, hex) : undefined;
+  return alg === 'sha256' || alg === 'sha512' ? parseDigest(`${alg}:${hex}`) : undefined;
 }
 
-function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
-  try {
-    return makeDigest(alg, hex);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * driver.walk, but an absent root is an empty walk. A path that goes missing once the walk has begun

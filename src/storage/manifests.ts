@@ -7,7 +7,7 @@
  */
 import { digestInvalid, isRegistryError, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import { type Digest, type DigestAlgorithm, digestAlgorithm, digestOf, makeDigest } from './digest.js';
+import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf, parseDigest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
@@ -56,7 +56,6 @@ export interface ManifestStoreOptions {
   readonly deleteEnabled: boolean;
 }
 
-const REVISION_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
 
 export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
   const { driver, name, blobs, tags, cache } = opts;
@@ -110,10 +109,10 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
     },
 
     async *revisions(o) {
-      for (const alg of REVISION_ALGORITHMS) {
+      for (const alg of DIGEST_ALGORITHMS) {
         const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(name, alg), o))) ?? [];
         for (const dir of dirs) {
-          const d = tryDigest(alg, baseName(dir));
+          const d = parseDigest(`${alg}:${baseName(dir)}`);
           if (d !== undefined) yield d;
         }
       }
@@ -152,10 +151,3 @@ async function checkReferences(opts: ManifestStoreOptions, info: ManifestInfo, o
   }
 }
 
-function tryDigest(alg: DigestAlgorithm, hex: string): Digest | undefined {
-  try {
-    return makeDigest(alg, hex);
-  } catch {
-    return undefined;
-  }
-}
