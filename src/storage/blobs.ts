@@ -21,6 +21,7 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/** The global blob store: bytes by digest, shared by every repository. */
 export interface BlobStore {
   /** The blob's size, or undefined when the store has no such blob. */
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
@@ -34,6 +35,7 @@ export interface BlobStore {
   redirectUrl(d: Digest, method: 'GET' | 'HEAD'): Promise<string | undefined>;
 }
 
+/** A blob store over `driver`'s `blobs/` tree. */
 export function createBlobStore(driver: StorageDriver): BlobStore {
   const stat = async (d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> => {
     const info = await unlessNotFound(() => driver.stat(paths.blobData(d), o));

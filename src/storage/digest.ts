@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 
+/** The hash algorithms Berth accepts in digests. */
 export type DigestAlgorithm = 'sha256' | 'sha512';
 
 /** A digest string that has passed `parseDigest`: a supported algorithm and lower-case hex of the right length. */
@@ -14,6 +15,7 @@ const HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = { sha256: 64, sha5
 /** The general grammar of the OCI image spec, which admits algorithms Berth does not support. */
 const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
+/** The algorithm of digests Berth computes itself (manifests pushed by tag). */
 export const CANONICAL_ALGORITHM: DigestAlgorithm = 'sha256';
 
 /** Every algorithm Berth accepts, in the order layouts are searched. */
@@ -33,10 +35,12 @@ export function parseDigest(s: string): Digest | undefined {
   return digestProblem(s) === undefined ? (s as Digest) : undefined;
 }
 
+/** The algorithm part of a digest (`sha256`). */
 export function digestAlgorithm(d: Digest): DigestAlgorithm {
   return d.slice(0, d.indexOf(':')) as DigestAlgorithm;
 }
 
+/** The hex part of a digest. */
 export function digestHex(d: Digest): string {
   return d.slice(d.indexOf(':') + 1);
 }

@@ -70,6 +70,7 @@ export type BlobVerification =
   | { readonly ok: false; readonly problem: 'missing' }
   | { readonly ok: false; readonly problem: 'mismatch'; readonly actual: Digest; readonly size: number };
 
+/** Enumeration and repair of the whole tree, for the collector and the integrity check. */
 export interface Inventory {
   /** Every repository name (a directory holding `_layers` or `_manifests`), sorted. */
   repositories(o?: CallOptions): AsyncIterable<RepoName>;
@@ -114,6 +115,7 @@ export interface Inventory {
 }
 
 
+/** An inventory over `driver` (pass the registry's observed driver so the index hears its deletions). */
 export function createInventory(driver: StorageDriver, blobs: BlobStore): Inventory {
   const linkTarget = async (entry: Pick<LinkEntry, 'path'>, o?: CallOptions): Promise<LinkTarget> => {
     const raw = await unlessNotFound(() => driver.getContent(entry.path, o));

@@ -20,6 +20,7 @@
  */
 import type { Digest } from './digest.js';
 
+/** See the file comment: the lock and the link times that order linking against sweeping. */
 export interface LinkGate {
   /** Runs `op` with a shared lock on every digest in `digests`, then records them as linked now. */
   link<T>(digests: readonly Digest[], op: () => Promise<T>): Promise<T>;
@@ -44,6 +45,7 @@ interface DigestLock {
  */
 const MAX_LINK_TIMES = 200_000;
 
+/** A gate with its own clock; `maxLinkTimes` bounds how many link times it keeps. */
 export function createLinkGate(now: () => number = Date.now, maxLinkTimes = MAX_LINK_TIMES): LinkGate {
   const locks = new Map<Digest, DigestLock>();
   const lastLinked = new Map<Digest, number>();

@@ -9,6 +9,7 @@ import { deleteIfExists, readLink, writeLink } from './links.js';
 import { paths } from './paths.js';
 import type { RepoName } from './reference.js';
 
+/** A repository's view of the global blobs: only what it links. */
 export interface LinkedBlobStore {
   /** The blob, when this repository links it and its bytes exist; undefined otherwise. */
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
@@ -18,6 +19,7 @@ export interface LinkedBlobStore {
   unlink(d: Digest, o?: CallOptions): Promise<boolean>;
 }
 
+/** The linked blobs of repository `name`. */
 export function createLinkedBlobStore(driver: StorageDriver, blobs: BlobStore, name: RepoName): LinkedBlobStore {
   return {
     async stat(d, o) {

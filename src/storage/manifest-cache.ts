@@ -5,12 +5,14 @@
 import type { Digest } from './digest.js';
 import type { ManifestInfo } from './manifest-format.js';
 
+/** What a stored manifest says of itself, and its size. */
 export interface ManifestSummary {
   readonly mediaType: string;
   readonly size: number;
   readonly info?: ManifestInfo;
 }
 
+/** Summaries of manifests by digest, bounded in number. */
 export interface ManifestCache {
   get(d: Digest): ManifestSummary | undefined;
   /** Describes `content` (once per digest) and keeps the answer. */
@@ -21,6 +23,7 @@ export interface ManifestCache {
   ): ManifestSummary;
 }
 
+/** A cache holding at most `maxEntries` summaries, least recently used dropped first. */
 export function createManifestCache(maxEntries = 10_000): ManifestCache {
   const entries = new Map<Digest, ManifestSummary>();
   return {

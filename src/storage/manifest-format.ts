@@ -9,6 +9,7 @@
 import { manifestInvalid } from '../errors.js';
 import { type Digest, parseDigest } from './digest.js';
 
+/** The manifest media types Berth stores. */
 export const MEDIA_TYPES = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -16,6 +17,7 @@ export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
 } as const;
 
+/** One of MEDIA_TYPES. */
 export type ManifestMediaType = (typeof MEDIA_TYPES)[keyof typeof MEDIA_TYPES];
 
 const MANIFEST_TYPES: ReadonlySet<string> = new Set(Object.values(MEDIA_TYPES));
@@ -29,6 +31,7 @@ const SCHEMA1_TYPES: ReadonlySet<string> = new Set([
 /** The largest manifest Berth accepts, as registry:2 (4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/** An OCI content descriptor, as checked by parseManifest. */
 export interface Descriptor {
   readonly mediaType: string;
   readonly digest: Digest;
@@ -51,6 +54,7 @@ export interface ManifestInfo {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
+/** Whether `t` is a manifest type Berth stores. */
 export function isManifestMediaType(t: string): t is ManifestMediaType {
   return MANIFEST_TYPES.has(t);
 }

@@ -18,17 +18,20 @@ import { baseName, paths } from './paths.js';
 import type { Reference, RepoName } from './reference.js';
 import type { TagStore } from './tags.js';
 
+/** A manifest as stored: its digest, media type and exact bytes. */
 export interface StoredManifest {
   readonly digest: Digest;
   readonly mediaType: string;
   readonly content: Buffer;
 }
 
+/** What a manifest PUT stored: its digest, and its subject when it has one. */
 export interface PutManifestResult {
   readonly digest: Digest;
   readonly subject?: Digest;
 }
 
+/** The manifests of one repository. */
 export interface ManifestStore {
   /** @throws RegistryError MANIFEST_UNKNOWN */
   get(ref: Reference, o?: CallOptions): Promise<StoredManifest>;
@@ -45,6 +48,7 @@ export interface ManifestStore {
   describe(d: Digest, o?: CallOptions): Promise<{ mediaType: string; size: number; info?: ManifestInfo } | undefined>;
 }
 
+/** What a manifest store needs from its repository and registry. */
 export interface ManifestStoreOptions {
   readonly driver: StorageDriver;
   readonly name: RepoName;
@@ -57,6 +61,7 @@ export interface ManifestStoreOptions {
 }
 
 
+/** The manifest store of one repository. */
 export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
   const { driver, name, blobs, tags, cache } = opts;
 

@@ -33,6 +33,7 @@ function linkSuffix(d: Digest): string {
   return `${digestAlgorithm(d)}/${digestHex(d)}/link`;
 }
 
+/** Every path of the layout, by kind (see the file comment). */
 export const paths = {
   root: V2,
   blobsRoot: `${V2}/blobs`,

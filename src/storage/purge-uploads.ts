@@ -9,6 +9,7 @@ import { repositoryDirs } from './catalog.js';
 import { UPLOADS_DIR, paths } from './paths.js';
 import type { RepoName } from './reference.js';
 
+/** What a purge removed. */
 export interface PurgeReport {
   /** Driver paths of the sessions removed (or that would be, in a dry run). */
   readonly purged: string[];

@@ -7,13 +7,17 @@
 import { blobUploadUnknown, digestInvalid, nameInvalid, tagInvalid } from '../errors.js';
 import { type Digest, digestProblem } from './digest.js';
 
+/** A repository name that passed parseRepoName. */
 export type RepoName = string & { readonly __brand: 'RepoName' };
+/** A tag that passed parseTag. */
 export type Tag = string & { readonly __brand: 'Tag' };
+/** An upload session id that passed parseUploadId. */
 export type UploadId = string & { readonly __brand: 'UploadId' };
 
 /** A manifest is addressed by tag or by digest. */
 export type Reference = { readonly tag: Tag } | { readonly digest: Digest };
 
+/** The longest repository name accepted, as registry:2. */
 export const MAX_NAME_LENGTH = 255;
 
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';

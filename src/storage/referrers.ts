@@ -12,6 +12,7 @@ import type { ManifestStore } from './manifests.js';
 /** A referrer as the referrers API lists it. */
 export type ReferrerDescriptor = Pick<Descriptor, 'mediaType' | 'digest' | 'size' | 'artifactType' | 'annotations'>;
 
+/** The referrers of `subject` in a repository, sorted by digest, optionally of one artifactType. */
 export async function listReferrers(
   manifests: ManifestStore,
   subject: Digest,

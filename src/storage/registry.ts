@@ -22,6 +22,7 @@ import { createTagStore } from './tags.js';
 import { createUploadSessions } from './upload-sessions.js';
 import { type UploadStore, createUploadStore } from './uploads.js';
 
+/** How to build a registry. */
 export interface RegistryOptions {
   readonly driver: StorageDriver;
   /** storage.delete.enabled: without it every delete answers UNSUPPORTED. */
@@ -35,6 +36,7 @@ export interface RegistryOptions {
   readonly index?: RegistryIndex | undefined;
 }
 
+/** Everything one repository holds. */
 export interface Repository {
   readonly name: RepoName;
   readonly blobs: LinkedBlobStore & {
@@ -54,6 +56,7 @@ export interface Repository {
   referrers(subject: Digest, filter: { artifactType?: string | undefined }, o?: CallOptions): Promise<ReferrerDescriptor[]>;
 }
 
+/** The registry over one storage driver. */
 export interface Registry {
   repository(name: RepoName): Repository;
   /** Every repository name, sorted (those after `o.after`, at most `o.limit`). */
@@ -68,6 +71,7 @@ export interface Registry {
   purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
 }
 
+/** A registry over `opts.driver`; the entry point of storage. */
 export function createRegistry(opts: RegistryOptions): Registry {
   const index = guardIndex(opts.index);
   // Every write goes through the observed driver, so the index hears of each one (index-observer.ts).

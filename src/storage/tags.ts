@@ -8,6 +8,7 @@ import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js'
 import { baseName, paths } from './paths.js';
 import type { RepoName, Tag } from './reference.js';
 
+/** The tags of one repository. */
 export interface TagStore {
   /** The manifest the tag names, or undefined when the tag does not exist. */
   resolve(tag: Tag, o?: CallOptions): Promise<Digest | undefined>;
@@ -21,6 +22,7 @@ export interface TagStore {
   untagDigest(d: Digest, o?: CallOptions): Promise<string[]>;
 }
 
+/** The tag store of repository `name`. */
 export function createTagStore(driver: StorageDriver, name: RepoName): TagStore {
   const store: TagStore = {
     resolve: (tag, o) => readLink(driver, paths.tagCurrentLink(name, tag), o),

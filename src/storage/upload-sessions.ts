@@ -5,6 +5,7 @@
  */
 import { Digester } from './digest.js';
 
+/** Per-session locks and running hashes, shared by every repository of a registry. */
 export interface UploadSessions {
   /** Runs `fn` once every earlier call for the same key has settled. */
   exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>;

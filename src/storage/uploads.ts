@@ -22,6 +22,7 @@ import { formatStartedAt, paths } from './paths.js';
 import type { RepoName, UploadId } from './reference.js';
 import type { UploadSessions } from './upload-sessions.js';
 
+/** Where an upload session stands. */
 export interface UploadStatus {
   readonly id: UploadId;
   /** Bytes received so far. */
@@ -29,11 +30,13 @@ export interface UploadStatus {
   readonly startedAt: Date;
 }
 
+/** Options of append and commit. */
 export interface AppendOptions extends CallOptions {
   /** Where the client says its bytes start (Content-Range, or the offset of its `_state`). */
   readonly expectedOffset?: number;
 }
 
+/** The upload sessions of one repository. */
 export interface UploadStore {
   start(o?: CallOptions): Promise<UploadStatus>;
   /** @throws RegistryError BLOB_UPLOAD_UNKNOWN */
@@ -46,6 +49,7 @@ export interface UploadStore {
   cancel(id: UploadId, o?: CallOptions): Promise<void>;
 }
 
+/** What an upload store needs from its repository and registry. */
 export interface UploadStoreOptions {
   readonly driver: StorageDriver;
   readonly name: RepoName;
@@ -56,6 +60,7 @@ export interface UploadStoreOptions {
   readonly now?: () => Date;
 }
 
+/** The upload store of one repository. */
 export function createUploadStore(opts: UploadStoreOptions): UploadStore {
   const { driver, name, sessions } = opts;
   const key = (id: UploadId): string => paths.upload(name, id);

@@ -11,6 +11,7 @@ import type { Ctx } from '../context.js';
 /** Largest POST form accepted; larger ones get 413 TOO_LARGE. */
 export const MAX_TOKEN_FORM_BYTES = 64 * 1024;
 
+/** The built-in issuer's endpoints. */
 export interface TokenHandlers {
   readonly getToken: (ctx: Ctx) => Promise<void>;
   readonly postToken: (ctx: Ctx) => Promise<void>;

@@ -9,6 +9,7 @@ import { digestParam, repoName } from '../params.js';
 
 const IMMUTABLE_CACHE = 'max-age=31536000';
 
+/** `GET|HEAD /v2/<name>/blobs/<digest>`. */
 export const getBlob: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const digest = digestParam(ctx);
@@ -39,6 +40,7 @@ export const getBlob: Handler = async (ctx, deps) => {
   if (body) ctx.body = body;
 };
 
+/** `DELETE /v2/<name>/blobs/<digest>`: unlinks; the bytes stay until garbage collection. */
 export const deleteBlob: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   await repo.blobs.delete(digestParam(ctx), { signal: ctx.state.signal });

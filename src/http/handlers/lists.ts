@@ -21,6 +21,7 @@ function sendPage(ctx: Ctx, path: string, all: readonly string[], request: PageR
   ctx.body = body(items);
 }
 
+/** `GET /v2/_catalog?n=&last=`. */
 export const getCatalog: Handler = async (ctx, deps) => {
   const { n, last } = pagination(ctx, deps.maxListEntries);
   // Without `n` the catalog is still cut into pages of the maximum size, as registry:2 does.
@@ -29,6 +30,7 @@ export const getCatalog: Handler = async (ctx, deps) => {
   sendPage(ctx, '/v2/_catalog', repos, request, (repositories) => ({ repositories }));
 };
 
+/** `GET /v2/<name>/tags/list?n=&last=`. */
 export const getTags: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const request = pagination(ctx, deps.maxListEntries);

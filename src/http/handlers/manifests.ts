@@ -30,6 +30,7 @@ function notModified(ctx: Ctx, etag: string): boolean {
   return true;
 }
 
+/** `GET|HEAD /v2/<name>/manifests/<reference>`. */
 export const getManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const manifest = await repo.manifests.get(existingReference(ctx), { signal: ctx.state.signal });
@@ -42,6 +43,7 @@ export const getManifest: Handler = async (ctx, deps) => {
   ctx.body = manifest.content;
 };
 
+/** `PUT /v2/<name>/manifests/<reference>`. */
 export const putManifest: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const ref = reference(ctx);
@@ -55,6 +57,7 @@ export const putManifest: Handler = async (ctx, deps) => {
   respondEmpty(ctx, 201);
 };
 
+/** `DELETE /v2/<name>/manifests/<reference>`. */
 export const deleteManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   await repo.manifests.delete(existingReference(ctx), { signal: ctx.state.signal });

@@ -6,6 +6,7 @@ import { MEDIA_TYPES } from '../../storage/manifest-format.js';
 import type { Handler } from '../context.js';
 import { digestParam, queryValue, repoName } from '../params.js';
 
+/** `GET /v2/<name>/referrers/<digest>?artifactType=`. */
 export const getReferrers: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const subject = digestParam(ctx);

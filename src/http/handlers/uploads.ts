@@ -87,6 +87,7 @@ async function tryMount(ctx: Ctx, repo: Repository, d: Digest, from: string | un
   return repo.blobs.mountFrom(source, d, signal);
 }
 
+/** `POST /v2/<name>/blobs/uploads/[?digest=|?mount=[&from=]]`. */
 export const startUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const repo = deps.registry.repository(name);
@@ -110,6 +111,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   sendBlobCreated(ctx, deps, name, monolithic);
 };
 
+/** `GET /v2/<name>/blobs/uploads/<uuid>`: 204 with the Range received so far. */
 export const getUploadStatus: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
@@ -118,6 +120,7 @@ export const getUploadStatus: Handler = async (ctx, deps) => {
   sendUploadStatus(ctx, deps, name, status, 204);
 };
 
+/** `PATCH /v2/<name>/blobs/uploads/<uuid>`: one chunk, with or without Content-Range. */
 export const patchUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
@@ -128,6 +131,7 @@ export const patchUpload: Handler = async (ctx, deps) => {
   sendUploadStatus(ctx, deps, name, status, 202);
 };
 
+/** `PUT /v2/<name>/blobs/uploads/<uuid>?digest=`: the last chunk, if any, then commit. */
 export const putUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
@@ -139,6 +143,7 @@ export const putUpload: Handler = async (ctx, deps) => {
   sendBlobCreated(ctx, deps, name, digest);
 };
 
+/** `DELETE /v2/<name>/blobs/uploads/<uuid>`: cancel. */
 export const cancelUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
