@@ -34,10 +34,3 @@ export function pagination(ctx: Ctx, max: number): { n: number | undefined; last
   if (!/^\d+$/.test(raw)) throw paginationInvalid(`n=${JSON.stringify(raw)} is not a non-negative integer`);
   return { n: Math.min(Number(raw), max), last };
 }
-
-/** One page of a sorted list: entries after `last`, at most `n` of them, and whether more follow. */
-export function page(sorted: readonly string[], n: number | undefined, last: string | undefined): { items: string[]; more: boolean } {
-  const after = last === undefined || last === '' ? sorted : sorted.filter((s) => s > last);
-  if (n === undefined) return { items: [...after], more: false };
-  return { items: after.slice(0, n), more: after.length > n };
-}

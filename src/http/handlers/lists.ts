@@ -4,15 +4,17 @@
  */
 import type { Ctx, Handler } from '../context.js';
 import { nextLink } from '../headers.js';
-import { page, pagination, repoName } from '../params.js';
+import { pagination, repoName } from '../params.js';
 
 interface PageRequest {
   readonly n: number | undefined;
   readonly last: string | undefined;
 }
 
-function sendPage(ctx: Ctx, path: string, all: readonly string[], request: PageRequest, body: (items: string[]) => object): void {
-  const { items, more } = page(all, request.n, request.last);
+/** `listed` is what storage answered for `rangeOf(request)`: the entries after `last`, one more than a page. */
+function sendPage(ctx: Ctx, path: string, listed: readonly string[], request: PageRequest, body: (items: string[]) => object): void {
+  const items = request.n === undefined ? [...listed] : listed.slice(0, request.n);
+  const more = request.n !== undefined && listed.length > request.n;
   const lastItem = items.at(-1);
   if (more && request.n !== undefined && lastItem !== undefined) {
     ctx.set('Link', nextLink(path, { n: String(request.n), last: lastItem }));
