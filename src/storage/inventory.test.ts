@@ -3,30 +3,17 @@
  * links, blobs), what it reads from manifests (including unparsable and schema 1 ones), blob
  * verification, and its deletions.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Digest, digestOf } from './digest.js';
 import type { StorageDriver } from './driver/driver.js';
-import { createDriver } from './driver/factory.js';
+import { TEST_DRIVERS } from './driver/suite-drivers.js';
 import { referencesOf } from './inventory.js';
 import { MEDIA_TYPES } from './manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
 import { type Registry, createRegistry } from './registry.js';
 
-const drivers: [string, () => Promise<{ driver: StorageDriver; cleanup: () => Promise<void> }>][] = [
-  ['inmemory', async () => ({ driver: createDriver({ kind: 'inmemory' }), cleanup: async () => undefined })],
-  [
-    'filesystem',
-    async () => {
-      const root = await mkdtemp(join(tmpdir(), 'berth-inventory-'));
-      return { driver: createDriver({ kind: 'filesystem', root }), cleanup: () => rm(root, { recursive: true, force: true }) };
-    },
-  ],
-];
 
 const app = parseRepoName('team/app');
 
@@ -48,7 +35,7 @@ function manifest(config: Digest, layers: Digest[], extra: object = {}): Buffer 
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: desc(config), layers: layers.map(desc), ...extra }));
 }
 
-describe.each(drivers)('inventory over the %s driver', (_name, make) => {
+describe.each(TEST_DRIVERS)('inventory over the %s driver', (_name, make) => {
   let driver: StorageDriver;
   let cleanup: () => Promise<void>;
   let registry: Registry;

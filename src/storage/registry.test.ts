@@ -3,30 +3,17 @@
  * purging, including what happens after a restart (a new registry over the same driver has lost every
  * in-memory hash state and must still verify uploads).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isRegistryError, type OciCode } from '../errors.js';
 import { type Digest, digestOf } from './digest.js';
 import type { StorageDriver } from './driver/driver.js';
-import { createDriver } from './driver/factory.js';
+import { TEST_DRIVERS } from './driver/suite-drivers.js';
 import { MEDIA_TYPES } from './manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
 import { type Registry, createRegistry } from './registry.js';
 
-const drivers: [string, () => Promise<{ driver: StorageDriver; cleanup: () => Promise<void> }>][] = [
-  ['inmemory', async () => ({ driver: createDriver({ kind: 'inmemory' }), cleanup: async () => undefined })],
-  [
-    'filesystem',
-    async () => {
-      const root = await mkdtemp(join(tmpdir(), 'berth-registry-'));
-      return { driver: createDriver({ kind: 'filesystem', root }), cleanup: () => rm(root, { recursive: true, force: true }) };
-    },
-  ],
-];
 
 const repo = parseRepoName('team/app');
 const body = (data: string | Buffer): Readable => Readable.from([Buffer.from(data)]);
@@ -55,7 +42,7 @@ function imageManifest(config: Digest, layers: Digest[], extra: object = {}): Bu
   );
 }
 
-describe.each(drivers)('registry over the %s driver', (_name, make) => {
+describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
   let driver: StorageDriver;
   let cleanup: () => Promise<void>;
   let registry: Registry;
