@@ -6,12 +6,15 @@ import { createFilesystemDriver } from './filesystem.js';
 import { instrument } from './instrument.js';
 import type { DriverCallObserver } from './instrument.js';
 import { createMemoryDriver } from './memory.js';
+import { createS3Driver } from './s3.js';
+import type { S3DriverOptions } from './s3.js';
 import type { StorageDriver } from './driver.js';
 
 /** Options of each driver kind, by kind. */
 interface DriverOptionsByKind {
   filesystem: { readonly root: string };
   inmemory: Record<never, never>;
+  s3: S3DriverOptions;
 }
 
 /** The kinds of driver Berth can build. */
@@ -25,6 +28,7 @@ export type DriverOptions<K extends DriverKind = DriverKind> = {
 const factories: { [K in DriverKind]: (o: DriverOptions<K>) => StorageDriver } = {
   filesystem: (o) => createFilesystemDriver({ root: o.root }),
   inmemory: () => createMemoryDriver(),
+  s3: (o) => createS3Driver(o),
 };
 
 /**

@@ -1,0 +1,210 @@
+/**
+ * The s3 driver under faults: a proxy between the driver and Ceph RGW answers 503 SlowDown or 500,
+ * drops connections before answering, or cuts a response body short, for chosen requests. What is
+ * safe to retry is retried (and the proxy sees the retries); what is not becomes a DriverError that
+ * says what happened and what to check.
+ */
+import { randomBytes } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DriverError } from './driver.js';
+import { instrument } from './instrument.js';
+import { createS3Driver } from './s3.js';
+import type { S3DriverOptions } from './s3.js';
+import { readAll, sha256, writeAndEnd } from './suite-helpers.js';
+import { deleteBucket, describeWithS3, s3DriverOptions } from '../../../test/helpers/ceph.js';
+import { freePort } from '../../../test/helpers/process.js';
+
+const MiB = 1024 * 1024;
+
+type FaultKind = 'slowdown' | 'internal-error' | 'drop' | 'cut-body';
+
+interface Fault {
+  readonly kind: FaultKind;
+  /** Which requests: method and a test of the URL (path and query). */
+  readonly method: string;
+  readonly url: RegExp;
+  /** How many matching requests get the fault (the rest pass). */
+  times: number;
+}
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly range: string | undefined;
+  readonly fault: FaultKind | undefined;
+}
+
+/** An HTTP proxy to `target` that injects `faults` and records every request. */
+class FaultProxy {
+  readonly seen: Seen[] = [];
+  faults: Fault[] = [];
+  private constructor(private readonly server: Server, readonly url: string) {}
+
+  static async start(target: URL): Promise<FaultProxy> {
+    let proxy: FaultProxy | undefined;
+    const server = createServer((req, res) => proxy?.handle(req, res, target));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    proxy = new FaultProxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return proxy;
+  }
+
+  /** Requests of `method` whose URL matches. */
+  count(method: string, url: RegExp): number {
+    return this.seen.filter((s) => s.method === method && url.test(s.url)).length;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, target: URL): void {
+    const url = req.url ?? '/';
+    const fault = this.faults.find((f) => f.times > 0 && f.method === req.method && f.url.test(url));
+    if (fault) fault.times -= 1;
+    this.seen.push({ method: req.method ?? '', url, range: req.headers.range, fault: fault?.kind });
+    if (fault?.kind === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'slowdown' || fault?.kind === 'internal-error') {
+      const [status, code] = fault.kind === 'slowdown' ? [503, 'SlowDown'] : [500, 'InternalError'];
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(status, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`);
+      });
+      return;
+    }
+    const upstream = request(
+      { host: target.hostname, port: target.port, method: req.method, path: url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        if (fault?.kind !== 'cut-body') {
+          up.pipe(res);
+          return;
+        }
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          sent += chunk.length;
+          res.write(chunk);
+          if (sent >= MiB) {
+            up.destroy();
+            res.socket?.destroy();
+          }
+        });
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  }
+}
+
+describeWithS3('s3 driver faults and errors', (s3) => {
+  let proxy: FaultProxy;
+  const roots: string[] = [];
+  const driver = (overrides: Partial<S3DriverOptions> = {}): ReturnType<typeof instrument> => {
+    const root = `faults-${randomBytes(6).toString('hex')}`;
+    roots.push(root);
+    return instrument(createS3Driver(s3DriverOptions(s3, root, { regionEndpoint: proxy.url, ...overrides })));
+  };
+  beforeAll(async () => {
+    proxy = await FaultProxy.start(new URL(s3.endpoint));
+  });
+  afterEach(() => {
+    proxy.faults = [];
+  });
+  afterAll(async () => {
+    await proxy.close();
+    for (const root of roots) await deleteBucket(s3, s3.bucket, `${root}/`);
+  });
+
+  it('retries 503 SlowDown with backoff until the PutObject succeeds', async () => {
+    const d = driver();
+    proxy.faults = [{ kind: 'slowdown', method: 'PUT', url: /\/small(\?|$)/, times: 2 }];
+    await d.putContent('/small', Buffer.from('content'));
+    expect(proxy.count('PUT', /\/small(\?|$)/)).toBe(3);
+    expect((await d.getContent('/small')).toString()).toBe('content');
+  });
+
+  it('retries a dropped connection during a part upload and a 500 on completion; the object is whole', async () => {
+    const d = driver({ chunkSize: 5 * MiB });
+    proxy.faults = [
+      { kind: 'drop', method: 'PUT', url: /\/up\/data\?.*partNumber=2/, times: 1 },
+      { kind: 'internal-error', method: 'POST', url: /\/up\/data\?uploadId=/, times: 1 },
+    ];
+    const data = randomBytes(12 * MiB);
+    const w = await d.writer('/up/data', { append: false });
+    await writeAndEnd(w, data);
+    await w.commit();
+    expect(proxy.count('PUT', /\/up\/data\?.*partNumber=2/)).toBe(2);
+    expect(proxy.count('POST', /\/up\/data\?uploadId=/)).toBe(2);
+    expect(sha256(await d.getContent('/up/data'))).toBe(sha256(data));
+  });
+
+  it('a reader whose connection drops mid-body re-requests the rest (If-Match) and delivers every byte once', async () => {
+    const d = driver();
+    const data = randomBytes(5 * MiB + 17);
+    await d.putContent('/blob', data);
+    proxy.faults = [{ kind: 'cut-body', method: 'GET', url: /\/blob(\?|$)/, times: 1 }];
+    const got = await readAll(await d.reader('/blob', 3));
+    expect(got.length).toBe(data.length - 3);
+    expect(sha256(got)).toBe(sha256(data.subarray(3)));
+    const gets = proxy.seen.filter((s) => s.method === 'GET' && /\/blob(\?|$)/.test(s.url));
+    expect(gets.length).toBe(2);
+    expect(gets[0]?.range).toBe('bytes=3-');
+    expect(gets[1]?.range).toMatch(/^bytes=\d{7}-$/);
+  });
+
+  it('gives up after maxAttempts on a server that keeps throttling, saying so', async () => {
+    const d = driver({ maxAttempts: 3 });
+    proxy.faults = [{ kind: 'slowdown', method: 'PUT', url: /\/throttled(\?|$)/, times: 1000 }];
+    const err = await d.putContent('/throttled', Buffer.from('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverError);
+    expect(err).toMatchObject({ code: 'DRIVER_FAILURE', driver: 's3' });
+    expect((err as Error).message).toMatch(/putContent \/throttled failed: SlowDown \(HTTP 503\).*after 3 attempts/);
+    expect(proxy.count('PUT', /\/throttled(\?|$)/)).toBe(3);
+  });
+
+  it('does not retry a wrong secret key, and names the key to check', async () => {
+    const d = driver({ secretKey: 'not-the-secret' });
+    const before = proxy.seen.length;
+    const err = await d.getContent('/anything').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverError);
+    expect((err as Error).message).toMatch(/^s3: getContent \/anything failed: SignatureDoesNotMatch \(HTTP 403\).*check storage\.s3\.secretkey/);
+    expect(proxy.seen.length - before).toBe(1);
+  });
+
+  it('names a missing bucket', async () => {
+    const d = driver({ bucket: 'no-such-bucket-here' });
+    await expect(d.stat('/x')).rejects.toMatchObject({
+      code: 'DRIVER_FAILURE',
+      message: expect.stringMatching(/NoSuchBucket.*bucket "no-such-bucket-here" at http:\/\/127\.0\.0\.1/),
+    });
+  });
+
+  it('says when the endpoint cannot be reached, after retrying', async () => {
+    const port = await freePort();
+    const d = instrument(createS3Driver(s3DriverOptions(s3, 'unreachable', { regionEndpoint: `http://127.0.0.1:${port}`, maxAttempts: 2 })));
+    await expect(d.getContent('/x')).rejects.toMatchObject({
+      code: 'DRIVER_FAILURE',
+      message: expect.stringMatching(/ECONNREFUSED.*after 2 attempts; is the endpoint right and the server up\?/),
+    });
+  });
+});
+
+describe('s3 driver errors without a server', () => {
+  it('turns an aborted call into its AbortError, not a DriverError', async () => {
+    const port = await freePort();
+    const d = instrument(createS3Driver({
+      ...s3DriverOptions({ endpoint: `http://127.0.0.1:${port}`, accessKey: 'a', secretKey: 'b', region: 'us-east-1', bucket: 'b' }, ''),
+      maxAttempts: 10,
+    }));
+    const ac = new AbortController();
+    const pending = d.getContent('/x', { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});

@@ -1,0 +1,347 @@
+/**
+ * The s3 storage driver: the StorageDriver contract over an S3 bucket (AWS S3, Ceph RGW, MinIO…)
+ * through @aws-sdk/client-s3, with registry:2's s3 driver's key layout (s3-client.ts), so a bucket
+ * written by one is served by the other.
+ *
+ * - Files are objects; directories are implicit (a directory exists while a key lies below it).
+ * - putContent is one PutObject, so a reader sees the old object or the new one, never a part.
+ * - Writers are multipart uploads, resumable from any process (s3-writer.ts).
+ * - move is a server-side copy (CopyObject; UploadPartCopy in parts above the copy threshold, 5 GiB
+ *   by default, CopyObject's limit), guarded by the source's ETag, then a delete of the source.
+ * - delete lists the prefix (ListObjectsV2, 1000 keys a page) and removes it with DeleteObjects, and
+ *   aborts uploads in progress below it, so a cancelled or purged upload leaves no hidden parts.
+ * - list and walk page through ListObjectsV2 (with and without the `/` delimiter).
+ * - reader is a GetObject from the offset; a connection dropped mid-stream is resumed from the byte
+ *   it stopped at (with If-Match, so a replaced object is never spliced in).
+ * - redirectUrl presigns a GET or HEAD valid for 20 minutes (registry:2's expiry), unless disabled.
+ */
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js';
+import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
+import { REDIRECT_EXPIRY_SECONDS, createS3Context, isNoSuchKey, s3ErrorCode } from './s3-client.js';
+import type { S3Context, S3DriverOptions } from './s3-client.js';
+import { abortUpload, multipartCopy, uploadsUnder } from './s3-multipart.js';
+import { openS3Writer } from './s3-writer.js';
+
+export type { S3DriverOptions } from './s3-client.js';
+export { S3_DEFAULTS } from './s3-limits.js';
+
+/** How often a reader re-requests the rest of an object after its connection dropped. */
+const READ_RETRIES = 3;
+
+/** The s3 driver over `options.bucket`. Makes no request until it is used. */
+export function createS3Driver(options: S3DriverOptions): StorageDriver {
+  return new S3Driver(createS3Context(options));
+}
+
+/** The abort signal of `o`, as the SDK's send() options. */
+function abortOf(o: CallOptions | undefined): { abortSignal?: AbortSignal } {
+  return o?.signal ? { abortSignal: o.signal } : {};
+}
+
+class S3Driver implements StorageDriver {
+  readonly name = 's3';
+
+  constructor(private readonly ctx: S3Context) {}
+
+  async getContent(path: string, o?: CallOptions): Promise<Buffer> {
+    try {
+      const out = await this.ctx.client.send(new GetObjectCommand({ Bucket: this.ctx.bucket, Key: this.ctx.key(path) }), abortOf(o));
+      return Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array(0));
+    } catch (err) {
+      throw this.ctx.fail('getContent', path, err, o);
+    }
+  }
+
+  async putContent(path: string, data: Uint8Array, o?: CallOptions): Promise<void> {
+    try {
+      await this.ctx.client.send(
+        new PutObjectCommand({
+          Bucket: this.ctx.bucket, Key: this.ctx.key(path), Body: data, ContentLength: data.length, ...this.ctx.createParams,
+        }),
+        abortOf(o),
+      );
+    } catch (err) {
+      throw this.ctx.fail('putContent', path, err, o);
+    }
+  }
+
+  async reader(path: string, offset: number, o?: CallOptions): Promise<Readable> {
+    const key = this.ctx.key(path);
+    try {
+      const first = await this.#get(path, key, offset, undefined, o);
+      if (first === undefined) return Readable.from([], { objectMode: false });
+      return this.#resumable(path, key, first, o);
+    } catch (err) {
+      throw this.ctx.fail('reader', path, err, o);
+    }
+  }
+
+  writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter> {
+    return openS3Writer(this.ctx, path, o.append, o.signal);
+  }
+
+  async stat(path: string, o?: CallOptions): Promise<FileInfo> {
+    try {
+      const head = await this.#head(this.ctx.key(path), o);
+      if (head !== undefined) return { path, size: head.ContentLength ?? 0, modTime: head.LastModified ?? new Date(0), isDir: false };
+      const page = await this.#listPage(this.ctx.dirPrefix(path), undefined, undefined, 1, o);
+      const first = page.Contents?.[0];
+      if (first === undefined) throw new PathNotFoundError('s3', path);
+      return { path, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
+    } catch (err) {
+      throw this.ctx.fail('stat', path, err, o);
+    }
+  }
+
+  async list(path: string, o?: CallOptions): Promise<string[]> {
+    const prefix = this.ctx.dirPrefix(path);
+    const children: string[] = [];
+    try {
+      let token: string | undefined;
+      do {
+        const page = await this.#listPage(prefix, '/', token, 1000, o);
+        for (const c of page.Contents ?? []) {
+          if (c.Key !== undefined && c.Key !== prefix && !c.Key.endsWith('/')) children.push(this.ctx.pathOf(c.Key));
+        }
+        for (const p of page.CommonPrefixes ?? []) {
+          if (p.Prefix !== undefined && p.Prefix.length > prefix.length + 1) children.push(this.ctx.pathOf(p.Prefix.slice(0, -1)));
+        }
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (err) {
+      throw this.ctx.fail('list', path, err, o);
+    }
+    if (children.length === 0 && path !== '/') throw new PathNotFoundError('s3', path);
+    return children;
+  }
+
+  async move(from: string, to: string, o?: CallOptions): Promise<void> {
+    const fromKey = this.ctx.key(from);
+    const toKey = this.ctx.key(to);
+    let head: HeadObjectCommandOutput | undefined;
+    try {
+      head = await this.#head(fromKey, o);
+    } catch (err) {
+      throw this.ctx.fail('move', from, err, o);
+    }
+    if (head === undefined) throw new PathNotFoundError('s3', from);
+    if (fromKey === toKey) return;
+    const size = head.ContentLength ?? 0;
+    try {
+      if (size > 0 && size > this.ctx.options.multipartCopyThresholdSize) {
+        await multipartCopy(this.ctx, fromKey, toKey, size, head.ETag, o?.signal);
+      } else {
+        const { StorageClass, ACL } = this.ctx.createParams;
+        await this.ctx.client.send(
+          new CopyObjectCommand({
+            Bucket: this.ctx.bucket, Key: toKey, CopySource: this.ctx.copySource(fromKey),
+            ...(head.ETag !== undefined && { CopySourceIfMatch: head.ETag }),
+            ...(StorageClass !== undefined && { StorageClass }),
+            ...(ACL !== undefined && { ACL }),
+          }),
+          abortOf(o),
+        );
+      }
+      await this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key: fromKey }), abortOf(o));
+    } catch (err) {
+      throw this.ctx.fail('move', from, err, o);
+    }
+  }
+
+  async delete(path: string, o?: CallOptions): Promise<void> {
+    const key = this.ctx.key(path);
+    try {
+      const [file, uploads] = await Promise.all([this.#head(key, o), uploadsUnder(this.ctx, key, false, o?.signal)]);
+      await Promise.all(uploads.map((u) => abortUpload(this.ctx, u.key, u.uploadId)));
+      let found = 0;
+      if (file !== undefined) {
+        await this.#deleteKeys([key], path, o);
+        found += 1;
+      }
+      let token: string | undefined;
+      do {
+        const page = await this.#listPage(`${key}/`, undefined, token, 1000, o);
+        const keys = (page.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [c.Key]));
+        if (keys.length > 0) await this.#deleteKeys(keys, path, o);
+        found += keys.length;
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+      if (found === 0) throw new PathNotFoundError('s3', path);
+    } catch (err) {
+      throw this.ctx.fail('delete', path, err, o);
+    }
+  }
+
+  async *walk(path: string, o?: CallOptions): AsyncIterable<FileInfo> {
+    const prefix = this.ctx.dirPrefix(path);
+    const base = path === '/' ? '' : path;
+    // Keys come sorted, so the keys below a directory are contiguous: a directory is reported once,
+    // just before the first key below it, by comparing each key's directories with the previous key's.
+    let open: string[] = [];
+    let any = false;
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.#listPage(prefix, undefined, token, 1000, o);
+      } catch (err) {
+        throw this.ctx.fail('walk', path, err, o);
+      }
+      for (const c of page.Contents ?? []) {
+        if (c.Key === undefined || c.Key.endsWith('/')) continue;
+        any = true;
+        const modTime = c.LastModified ?? new Date(0);
+        const segments = c.Key.slice(prefix.length).split('/');
+        const dirs = segments.slice(0, -1).map((_, i) => `${base}/${segments.slice(0, i + 1).join('/')}`);
+        let same = 0;
+        while (same < dirs.length && dirs[same] === open[same]) same += 1;
+        for (const dir of dirs.slice(same)) yield { path: dir, size: 0, modTime, isDir: true };
+        open = dirs;
+        yield { path: `${base}/${segments.join('/')}`, size: c.Size ?? 0, modTime, isDir: false };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    if (!any && path !== '/') throw new PathNotFoundError('s3', path);
+  }
+
+  async redirectUrl(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined> {
+    if (!this.ctx.options.redirect) return undefined;
+    const input = { Bucket: this.ctx.bucket, Key: this.ctx.key(path) };
+    try {
+      return method === 'HEAD'
+        ? await getSignedUrl(this.ctx.client, new HeadObjectCommand(input), { expiresIn: REDIRECT_EXPIRY_SECONDS })
+        : await getSignedUrl(this.ctx.client, new GetObjectCommand(input), { expiresIn: REDIRECT_EXPIRY_SECONDS });
+    } catch (err) {
+      throw this.ctx.fail('redirectUrl', path, err);
+    }
+  }
+
+  /** HeadObject, or undefined when there is no object at `key`. */
+  async #head(key: string, o?: CallOptions): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.ctx.client.send(new HeadObjectCommand({ Bucket: this.ctx.bucket, Key: key }), abortOf(o));
+    } catch (err) {
+      if (isNoSuchKey(err) && !o?.signal?.aborted) return undefined;
+      throw err;
+    }
+  }
+
+  #listPage(prefix: string, delimiter: string | undefined, token: string | undefined, max: number, o?: CallOptions): Promise<ListObjectsV2CommandOutput> {
+    return this.ctx.client.send(
+      new ListObjectsV2Command({
+        Bucket: this.ctx.bucket, Prefix: prefix, MaxKeys: max,
+        ...(delimiter !== undefined && { Delimiter: delimiter }),
+        ...(token !== undefined && { ContinuationToken: token }),
+      }),
+      abortOf(o),
+    );
+  }
+
+  async #deleteKeys(keys: readonly string[], path: string, o?: CallOptions): Promise<void> {
+    const out = await this.ctx.client.send(
+      new DeleteObjectsCommand({ Bucket: this.ctx.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
+      abortOf(o),
+    );
+    const failed = out.Errors?.[0];
+    if (failed !== undefined) {
+      const why = `${failed.Code ?? 'error'}: ${failed.Message ?? ''}`;
+      throw new DriverError('DRIVER_FAILURE', 's3', `delete ${path} failed: ${failed.Key ?? '?'}: ${why} (${this.ctx.endpoint})`);
+    }
+  }
+
+  /**
+   * GetObject from `offset` (If-Match `etag` when given): the body, the object's ETag and the offset
+   * of its end; undefined for an offset exactly at the end. @throws InvalidOffsetError past the end.
+   */
+  async #get(path: string, key: string, offset: number, etag: string | undefined, o?: CallOptions): Promise<Opened | undefined> {
+    try {
+      const out = await this.ctx.client.send(
+        new GetObjectCommand({
+          Bucket: this.ctx.bucket, Key: key,
+          ...(offset > 0 && { Range: `bytes=${offset}-` }),
+          ...(etag !== undefined && { IfMatch: etag }),
+        }),
+        abortOf(o),
+      );
+      if (!(out.Body instanceof Readable)) throw new Error(`GetObject of ${key} answered no stream`);
+      return { body: out.Body, etag: out.ETag, start: offset, end: offset + (out.ContentLength ?? 0) };
+    } catch (err) {
+      if (s3ErrorCode(err) !== 'InvalidRange' || o?.signal?.aborted) throw err;
+      const head = await this.#head(key, o);
+      if (head === undefined) throw new PathNotFoundError('s3', path);
+      if ((head.ContentLength ?? 0) === offset) return undefined;
+      throw new InvalidOffsetError('s3', path, offset);
+    }
+  }
+
+  /** The body of `first`, re-requested from where it stopped when the connection drops (a few times). */
+  #resumable(path: string, key: string, first: Opened, o?: CallOptions): Readable {
+    let body = first.body;
+    let position = first.start;
+    let closed = false;
+    const ctx = this.ctx;
+    const next = async (): Promise<void> => {
+      const again = await this.#get(path, key, position, first.etag, o);
+      if (again === undefined) throw new Error(`${key} ended at ${position} of ${first.end}`);
+      body = again.body;
+    };
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let retries = 0;
+      try {
+        for (;;) {
+          try {
+            for await (const chunk of body as AsyncIterable<Buffer>) {
+              position += chunk.length;
+              retries = 0;
+              yield chunk;
+            }
+            if (position >= first.end) return;
+            throw new Error(`the response for ${key} ended at ${position} of ${first.end}`);
+          } catch (err) {
+            if (closed || o?.signal?.aborted) throw err;
+            if (retries >= READ_RETRIES || position >= first.end) throw ctx.fail('reader', path, err, o);
+            retries += 1;
+            await sleep(100 * 2 ** retries);
+            await next();
+          }
+        }
+      } finally {
+        body.destroy();
+      }
+    }
+    const stream = Readable.from(chunks(), { objectMode: false });
+    const signal = o?.signal;
+    const onAbort = (): void => {
+      const reason: unknown = signal?.reason;
+      stream.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => {
+      closed = true;
+      body.destroy();
+      signal?.removeEventListener('abort', onAbort);
+    });
+    return stream;
+  }
+}
+
+/** An open GetObject: its body, the object's ETag, and the offsets the body spans. */
+interface Opened {
+  readonly body: Readable;
+  readonly etag: string | undefined;
+  readonly start: number;
+  readonly end: number;
+}
