@@ -10,6 +10,7 @@ import type { GcReport } from '../gc/report.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../storage/registry.js';
+import type { ClusterLock } from '../coordination/cluster-lock.js';
 
 export interface Collector {
   /** Runs one collection now: its report, or `busy` when one is already going. */
@@ -25,6 +26,12 @@ export interface CollectorOptions {
   readonly log: Logger;
   /** Told each run's report (and a failed run's error): where metrics will plug in (issue #6). */
   readonly report?: (report: GcReport, error?: unknown) => void;
+  /**
+   * Replicas (`redis` configured): a run first takes this cluster-wide lock (busy when another replica
+   * collects; the run stops if the lock is lost), and reads its start time from the shared link gate's
+   * clock, the clock its link times are recorded with.
+   */
+  readonly cluster?: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
 }
 
 export function startCollector(opts: CollectorOptions): Collector {
@@ -33,16 +40,28 @@ export function startCollector(opts: CollectorOptions): Collector {
   const log = opts.log.child({ component: 'gc' });
   const stopping = new AbortController();
   let current: Promise<GcReport> | undefined;
-  const run = (): Promise<GcReport> => {
-    const started = collectGarbage(opts.registry, {
+  const collect = (signal: AbortSignal): Promise<GcReport> =>
+    collectGarbage(opts.registry, {
       graceMs: gc.graceperiodMs,
       deleteUntagged: gc.deleteuntagged,
       dryRun: gc.dryrun,
       ...(purging.enabled && { purgeUploadsOlderThanMs: purging.ageMs }),
       log,
-      signal: stopping.signal,
+      signal,
       ...(opts.report && { report: opts.report }),
+      ...(opts.cluster && { startedAt: opts.cluster.now }),
     });
+  const clustered = async (cluster: NonNullable<CollectorOptions['cluster']>): Promise<GcReport> => {
+    const lease = await cluster.lock.tryAcquire();
+    if (!lease) throw new GcBusyError(); // another replica is collecting
+    try {
+      return await collect(AbortSignal.any([stopping.signal, lease.signal]));
+    } finally {
+      await lease.release();
+    }
+  };
+  const run = (): Promise<GcReport> => {
+    const started = opts.cluster ? clustered(opts.cluster) : collect(stopping.signal);
     current = started;
     return started;
   };
@@ -57,7 +76,7 @@ export function startCollector(opts: CollectorOptions): Collector {
   const scheduled = (): void => {
     runNow()
       .then((outcome) => {
-        if (outcome.status === 'busy') log.info('scheduled garbage collection skipped: one is already running');
+        if (outcome.status === 'busy') log.info(`scheduled garbage collection skipped: one is already running${opts.cluster ? ' (here or on another replica)' : ''}`);
       })
       .catch((err: unknown) => {
         if (!stopping.signal.aborted) log.error('garbage collection failed', { err });

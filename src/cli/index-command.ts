@@ -29,11 +29,15 @@ export function indexLocation(rootdirectory: string): string {
 
 /**
  * For `serve`: opens the index of the configured root and starts its rebuild in the background.
- * Undefined for the in-memory driver, and (after a warning) when the database cannot be opened.
+ * Undefined for the in-memory driver, with `redis` (replicas), and (after a warning) when the
+ * database cannot be opened.
  * `driver` is the driver the registry is given; the index reads storage through it directly.
  */
 export async function startIndex(config: Config, driver: StorageDriver, log: Logger): Promise<IndexDb | undefined> {
   if (config.storage.driver !== 'filesystem') return undefined;
+  // Replicas (`redis` configured) on one root: each one's index would miss the others' writes, so
+  // none keeps one and listings walk storage.
+  if (config.redis !== undefined) return undefined;
   return startIndexDb({ location: indexLocation(config.storage.rootdirectory), source: createIndexSource(driver), log });
 }
 

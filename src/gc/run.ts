@@ -32,6 +32,11 @@ export interface GcRunOptions {
   readonly purgeUploadsOlderThanMs?: number;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
   readonly now?: () => number;
+  /**
+   * Reads the run's start time from the link gate's own clock, before the mark begins (a gate shared
+   * by replicas keeps its clock in Redis). Default: `now()`.
+   */
+  readonly startedAt?: () => Promise<number>;
   readonly log?: GcLog;
   /** Told each event as it happens (the offline command prints them). */
   readonly onEvent?: EmitEvent;
@@ -64,7 +69,14 @@ export async function collectGarbage(registry: Registry, opts: GcRunOptions): Pr
   if (running) throw new GcBusyError();
   running = true;
   const now = opts.now ?? Date.now;
-  const runStart = now();
+  const began = now();
+  let runStart = began;
+  try {
+    if (opts.startedAt) runStart = await opts.startedAt();
+  } catch (err) {
+    running = false;
+    throw err;
+  }
   const progress = { marked: 0, swept: 0, bytesFreed: 0, untaggedRemoved: 0, uploadsPurged: 0 };
   const emit: EmitEvent = (e: GcEvent) => opts.onEvent?.(e);
   const warnings = createWarnings((e) => {
@@ -72,7 +84,7 @@ export async function collectGarbage(registry: Registry, opts: GcRunOptions): Pr
     if (e.type === 'warning') opts.log?.warn(`garbage collection: ${e.message}`);
   });
   const finish = (): GcReport => ({
-    ...progress, durationMs: now() - runStart, dryRun: opts.dryRun, warnings: warnings.list(),
+    ...progress, durationMs: now() - began, dryRun: opts.dryRun, warnings: warnings.list(),
   });
   try {
     await collect(registry, opts, { runStart, progress, emit, warnings });

@@ -15,8 +15,8 @@
  * `touch` records a read (a HEAD before a client skips an upload) without a lock: it makes the sweep
  * keep the blob when the read came first, and costs nothing when it did not.
  *
- * The gate is in-process: it orders the server's own requests against the server's own collector.
- * Several replicas need a shared lock service (issue #7).
+ * This gate is in-process: it orders the server's own requests against the server's own collector.
+ * Replicas sharing storage use src/coordination/redis-link-gate.ts, the same interface in Redis.
  */
 import type { Digest } from './digest.js';
 

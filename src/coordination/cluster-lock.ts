@@ -1,0 +1,93 @@
+/**
+ * A lock held by one process of a cluster at a time, with a lease: the online collector takes it so
+ * that only one replica collects at once.
+ *
+ * In Redis it is one key holding the holder's random token (`SET NX PX`), renewed every quarter of
+ * the lease while held and deleted on release only by its holder. A holder that crashes keeps the lock
+ * for at most one lease. A holder that cannot renew (Redis unreachable, or the key gone: Redis
+ * restarted) for half a lease gives it up: the lease's `signal` aborts, and the collection stops at its
+ * next check. The per-digest link gate (redis-link-gate.ts), not this lock, is what keeps a collection
+ * safe against pushes; this lock keeps two collections from working over the same blobs at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { type RedisClient, luaScript } from './redis-client.js';
+
+/** A held lock. */
+export interface Lease {
+  /** Aborts when the lock is lost (it could not be renewed in time). */
+  readonly signal: AbortSignal;
+  /** Stops renewing and lets go (only of a lock still ours). Never throws. */
+  release(): Promise<void>;
+}
+
+/** A lock the processes of a cluster take in turn. */
+export interface ClusterLock {
+  /** The lock when nobody holds it; undefined when another holder does. @throws when the lock service fails */
+  tryAcquire(): Promise<Lease | undefined>;
+}
+
+export interface RedisClusterLockOptions {
+  readonly client: RedisClient;
+  /** The lock's key (e.g. `berth:gc:lock`). */
+  readonly key: string;
+  /** How long the lock outlives a holder that stops renewing (default 30 s). */
+  readonly leaseMs?: number;
+  /** Told when a renewal fails or the lock is lost. */
+  readonly onError?: (msg: string, err?: unknown) => void;
+}
+
+const ACQUIRE = luaScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+`);
+const RENEW = luaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`);
+const RELEASE = luaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+/** A ClusterLock in Redis. */
+export function createRedisClusterLock(o: RedisClusterLockOptions): ClusterLock {
+  const leaseMs = o.leaseMs ?? 30_000;
+  const report = o.onError ?? (() => undefined);
+  return {
+    async tryAcquire() {
+      const token = randomBytes(12).toString('base64url');
+      if ((await o.client.run(ACQUIRE, [o.key], [token, leaseMs])) !== 1) return undefined;
+      const lost = new AbortController();
+      let renewedAt = Date.now();
+      const timer = setInterval(() => {
+        o.client.run(RENEW, [o.key], [token, leaseMs]).then(
+          (held) => {
+            if (held === 1) renewedAt = Date.now();
+            else lose(`the lock ${o.key} was lost (expired or taken); stopping`);
+          },
+          (err: unknown) => {
+            report(`renewing the lock ${o.key} failed`, err);
+            if (Date.now() - renewedAt > leaseMs / 2) lose(`the lock ${o.key} could not be renewed for half its lease; stopping`);
+          },
+        );
+      }, Math.max(1, Math.floor(leaseMs / 4)));
+      timer.unref();
+      const lose = (why: string): void => {
+        clearInterval(timer);
+        if (lost.signal.aborted) return;
+        report(why);
+        lost.abort(new Error(why));
+      };
+      return {
+        signal: lost.signal,
+        async release() {
+          clearInterval(timer);
+          await o.client.run(RELEASE, [o.key], [token]).catch((err: unknown) => report(`releasing the lock ${o.key} failed`, err));
+        },
+      };
+    },
+  };
+}
