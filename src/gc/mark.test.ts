@@ -35,8 +35,9 @@ describe.each(DRIVER_KINDS)('mark and sweep over the %s driver', (kind) => {
     });
   };
 
-  const deleteManifest = (repo: string, d: Digest): Promise<void> =>
-    fx.registry.repository(parseRepoName(repo)).manifests.delete({ digest: d });
+  const deleteManifest = async (repo: string, d: Digest): Promise<void> => {
+    await fx.registry.repository(parseRepoName(repo)).manifests.delete({ digest: d });
+  };
 
   it('keeps tagged images and sweeps nothing', async () => {
     const a = await pushImage(fx.registry, 'team/app', 'a', { tag: 'v1', layers: ['base', 'a1'] });

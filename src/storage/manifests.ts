@@ -40,8 +40,11 @@ export interface ManifestStore {
    * DIGEST_INVALID (body does not match the digest in the URL), TOO_LARGE
    */
   put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
-  /** By digest: the revision and every tag naming it; by tag: that tag only. @throws MANIFEST_UNKNOWN, UNSUPPORTED */
-  delete(ref: Reference, o?: CallOptions): Promise<void>;
+  /**
+   * By digest: the revision and every tag naming it; by tag: that tag only. Answers the tags removed.
+   * @throws MANIFEST_UNKNOWN, UNSUPPORTED
+   */
+  delete(ref: Reference, o?: CallOptions): Promise<{ readonly untagged: readonly string[] }>;
   /** Every manifest revision of the repository, in no particular order. */
   revisions(o?: CallOptions): AsyncIterable<Digest>;
   /** What a stored manifest says of itself (cached: manifests never change). */
@@ -77,10 +80,16 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
   const store: ManifestStore = {
     async get(ref, o) {
       const d = await resolve(ref, o);
-      // A revision whose bytes are gone (a damaged or half-copied root) is as good as unknown.
-      const content = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o).catch((err: unknown) => {
-        throw isRegistryError(err, 'BLOB_UNKNOWN') ? manifestUnknown(d) : err;
-      });
+      // The revision link was just read, so the manifest is in this repository; its bytes never change
+      // under their digest, so cached ones are as good as the blob's (and save a stat and a read).
+      let content = cache.content(d);
+      if (content === undefined) {
+        // A revision whose bytes are gone (a damaged or half-copied root) is as good as unknown.
+        content = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o).catch((err: unknown) => {
+          throw isRegistryError(err, 'BLOB_UNKNOWN') ? manifestUnknown(d) : err;
+        });
+        cache.keepContent(d, content);
+      }
       const { mediaType } = cache.remember(d, content, describeStored);
       return { digest: d, mediaType, content };
     },
@@ -99,6 +108,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
         if ('tag' in ref) await tags.tag(ref.tag, d, o);
       });
       cache.remember(d, content, describeStored);
+      cache.keepContent(d, content);
       return { digest: d, ...(info.subject && { subject: info.subject.digest }) };
     },
 
@@ -106,11 +116,12 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
       if ('tag' in ref) {
         if (!(await tags.untag(ref.tag, o))) throw manifestUnknown(ref.tag);
-        return;
+        return { untagged: [ref.tag] };
       }
       if (!(await hasRevision(ref.digest, o))) throw manifestUnknown(ref.digest);
-      await tags.untagDigest(ref.digest, o);
+      const untagged = await tags.untagDigest(ref.digest, o);
       await deleteIfExists(driver, paths.revisionDir(name, ref.digest), o);
+      return { untagged };
     },
 
     async *revisions(o) {

@@ -2,8 +2,9 @@
  * `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`: streamed, with single byte ranges (206/416) and
  * long-lived caching (a blob never changes under its digest).
  */
-import { respondEmpty } from '../body.js';
+import { respondEmpty, sendBody } from '../body.js';
 import type { Handler } from '../context.js';
+import { notify } from '../notify.js';
 import { parseRange } from '../headers.js';
 import { digestParam, repoName } from '../params.js';
 
@@ -16,6 +17,7 @@ export const getBlob: Handler = async (ctx, deps) => {
   const { size } = await repo.blobs.require(digest, { signal: ctx.state.signal });
   const redirect = await deps.registry.blobs.redirectUrl(digest, ctx.method === 'HEAD' ? 'HEAD' : 'GET');
   if (redirect !== undefined) {
+    await notify(ctx, deps, { kind: 'blob', action: 'pull', repository: repo.name, digest, size });
     ctx.status = 307;
     ctx.set('Docker-Content-Digest', digest);
     ctx.redirect(redirect);
@@ -29,6 +31,7 @@ export const getBlob: Handler = async (ctx, deps) => {
   }
   // Open before answering: a blob that vanished since the check still gets a JSON 404.
   const body = ctx.method === 'HEAD' ? undefined : await deps.registry.blobs.open(digest, range, { signal: ctx.state.signal });
+  await notify(ctx, deps, { kind: 'blob', action: 'pull', repository: repo.name, digest, size });
   ctx.set('Docker-Content-Digest', digest);
   ctx.set('ETag', `"${digest}"`);
   ctx.set('Cache-Control', IMMUTABLE_CACHE);
@@ -37,12 +40,14 @@ export const getBlob: Handler = async (ctx, deps) => {
   if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   ctx.type = 'application/octet-stream';
   ctx.length = range ? range.end - range.start + 1 : size;
-  if (body) ctx.body = body;
+  if (body) await sendBody(ctx, body);
 };
 
 /** `DELETE /v2/<name>/blobs/<digest>`: unlinks; the bytes stay until garbage collection. */
 export const deleteBlob: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
-  await repo.blobs.delete(digestParam(ctx), { signal: ctx.state.signal });
+  const digest = digestParam(ctx);
+  await repo.blobs.delete(digest, { signal: ctx.state.signal });
+  await notify(ctx, deps, { kind: 'delete', repository: repo.name, digest });
   respondEmpty(ctx, 202);
 };

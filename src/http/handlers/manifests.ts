@@ -6,6 +6,7 @@ import { MAX_MANIFEST_BYTES } from '../../storage/manifest-format.js';
 import type { Reference } from '../../storage/reference.js';
 import { readSmallBody, respondEmpty } from '../body.js';
 import type { Ctx, Handler } from '../context.js';
+import { notify } from '../notify.js';
 import { reference, repoName } from '../params.js';
 
 /**
@@ -33,10 +34,15 @@ function notModified(ctx: Ctx, etag: string): boolean {
 /** `GET|HEAD /v2/<name>/manifests/<reference>`. */
 export const getManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
-  const manifest = await repo.manifests.get(existingReference(ctx), { signal: ctx.state.signal });
+  const ref = existingReference(ctx);
+  const manifest = await repo.manifests.get(ref, { signal: ctx.state.signal });
   const etag = `"${manifest.digest}"`;
   ctx.set('Docker-Content-Digest', manifest.digest);
   if (notModified(ctx, etag)) return;
+  await notify(ctx, deps, {
+    kind: 'manifest', action: 'pull', repository: repo.name, digest: manifest.digest, content: manifest.content,
+    mediaType: manifest.mediaType, ...('tag' in ref && { tag: ref.tag }),
+  });
   ctx.status = 200;
   ctx.set('ETag', etag);
   ctx.type = manifest.mediaType;
@@ -51,6 +57,7 @@ export const putManifest: Handler = async (ctx, deps) => {
   const result = await deps.registry
     .repository(name)
     .manifests.put(ref, body, ctx.get('Content-Type') || undefined, { signal: ctx.state.signal });
+  await notify(ctx, deps, { kind: 'manifest', action: 'push', repository: name, digest: result.digest, content: body, ...('tag' in ref && { tag: ref.tag }) });
   ctx.set('Location', deps.urlFor(ctx, `/v2/${name}/manifests/${result.digest}`));
   ctx.set('Docker-Content-Digest', result.digest);
   if (result.subject !== undefined) ctx.set('OCI-Subject', result.subject);
@@ -60,6 +67,14 @@ export const putManifest: Handler = async (ctx, deps) => {
 /** `DELETE /v2/<name>/manifests/<reference>`. */
 export const deleteManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
-  await repo.manifests.delete(existingReference(ctx), { signal: ctx.state.signal });
+  const ref = existingReference(ctx);
+  const { untagged } = await repo.manifests.delete(ref, { signal: ctx.state.signal });
+  if ('tag' in ref) {
+    await notify(ctx, deps, { kind: 'delete', repository: repo.name, tag: ref.tag });
+  } else {
+    // As registry:2: each tag the deletion removed, then the manifest.
+    for (const tag of untagged) await notify(ctx, deps, { kind: 'delete', repository: repo.name, tag });
+    await notify(ctx, deps, { kind: 'delete', repository: repo.name, digest: ref.digest });
+  }
   respondEmpty(ctx, 202);
 };

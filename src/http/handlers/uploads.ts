@@ -16,6 +16,7 @@ import type { UploadStatus } from '../../storage/uploads.js';
 import { respondEmpty } from '../body.js';
 import type { Ctx, Handler, HandlerDeps } from '../context.js';
 import { parseContentRange, uploadRange } from '../headers.js';
+import { notify } from '../notify.js';
 import { queryValue, repoName, uploadId } from '../params.js';
 
 function uploadLocation(ctx: Ctx, deps: HandlerDeps, name: RepoName, status: UploadStatus): string {
@@ -95,19 +96,25 @@ export const startUpload: Handler = async (ctx, deps) => {
   const mount = queryValue(ctx, 'mount');
   if (mount !== undefined) {
     const d = parseDigestParam(mount);
-    const mounted = await tryMount(ctx, repo, d, queryValue(ctx, 'from'));
-    if (mounted) return sendBlobCreated(ctx, deps, name, d);
+    const from = queryValue(ctx, 'from');
+    const mounted = await tryMount(ctx, repo, d, from);
+    if (mounted) {
+      await notify(ctx, deps, { kind: 'blob', action: 'mount', repository: name, digest: d, size: mounted.size, ...(from !== undefined && { fromRepository: from }) });
+      return sendBlobCreated(ctx, deps, name, d);
+    }
   }
   const digest = queryValue(ctx, 'digest');
   const monolithic = digest === undefined ? undefined : parseDigestParam(digest);
   const session = await repo.uploads.start(signal);
   if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
+  let blob: BlobInfo;
   try {
-    await repo.uploads.commit(session.id, monolithic, ctx.req, signal);
+    blob = await repo.uploads.commit(session.id, monolithic, ctx.req, signal);
   } catch (err) {
     await repo.uploads.cancel(session.id).catch(() => undefined); // the client never saw this session
     throw err;
   }
+  await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest: monolithic, size: blob.size });
   sendBlobCreated(ctx, deps, name, monolithic);
 };
 
@@ -139,7 +146,8 @@ export const putUpload: Handler = async (ctx, deps) => {
   const offset = expectedOffset(ctx, deps, name, id);
   const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
   const uploads = deps.registry.repository(name).uploads;
-  await withSessionRange(ctx, deps, name, id, () => uploads.commit(id, digest, ctx.req, options));
+  const blob = await withSessionRange(ctx, deps, name, id, () => uploads.commit(id, digest, ctx.req, options));
+  await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest, size: blob.size });
   sendBlobCreated(ctx, deps, name, digest);
 };
 
