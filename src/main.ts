@@ -26,19 +26,31 @@ commands:
                        rebuild the listing index (<rootdirectory>/berth/index) from storage
                        (the server rebuilds it at every start; stop the server first)
   help                 show this text
+  <file>.yml           the same as serve <file>.yml (as registry:2's image takes it)
 `;
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...args] = argv;
+  // As registry:2's image: `berth /etc/docker/registry/config.yml` means `berth serve <that file>`.
+  const [command, ...args] = argv.length === 1 && /\.ya?ml$/.test(argv[0] ?? '') ? ['serve', ...argv] : argv;
   switch (command) {
     case 'serve': {
       if (args.length > 1) break;
       const serving = await serve(args[0], process.env);
-      const shutdown = (): void => {
-        void serving.stop().then(() => process.exit(0));
+      // The first SIGTERM or SIGINT drains (http.draintimeout); a second one cuts what is left.
+      let signals = 0;
+      const onSignal = (): void => {
+        signals += 1;
+        const stopped = signals === 1 ? serving.shutdown() : serving.stop();
+        void stopped.then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`berth: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+            process.exit(1);
+          },
+        );
       };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       return -1; // keep running
     }
     case 'garbage-collect': {

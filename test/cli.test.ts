@@ -152,6 +152,16 @@ describe('berth serve with a config file', () => {
     expect(errorCode(del)).toBe('UNSUPPORTED');
     expect(cli.child.exitCode).toBeNull();
   });
+
+  it('takes a lone .yml argument as `serve <file>`, as registry:2\'s image does', async () => {
+    const dir = await tempDir('berth-cli-bare-');
+    const port = await freePort();
+    const file = await writeConfig(dir, configFile({ port, root: join(dir, 'root') }));
+    const url = `http://127.0.0.1:${port}`;
+    const cli = await startServing([file], url);
+    expect((await raw(url, 'GET', '/v2/')).status).toBe(200);
+    expect(cli.child.exitCode).toBeNull();
+  });
 });
 
 describe('REGISTRY_* environment overrides', () => {

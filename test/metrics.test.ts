@@ -85,6 +85,50 @@ describe('GET /metrics on the debug listener', () => {
     expect((await scrape(s.debugUrl)).get('berth_index_ready')).toBe(1);
   });
 
+  it('counts HTTP requests, bytes, storage calls and upload sessions after real traffic', async () => {
+    const s = await start();
+    const before = await scrape(s.debugUrl);
+    expect(before.get('berth_upload_sessions_total{event="completed"}')).toBe(0);
+    const img = makeImage(4);
+    expect((await pushImage(s.running.url, 'traffic', 'v1', img)).status).toBe(201);
+    const pulled = await raw(s.running.url, 'GET', `/v2/traffic/blobs/${img.layers[0]?.digest ?? ''}`);
+    expect(pulled.status).toBe(200);
+    expect((await raw(s.running.url, 'GET', '/v2/traffic/manifests/nope')).status).toBe(404);
+    // A session that is started, then cancelled.
+    const post = await raw(s.running.url, 'POST', '/v2/traffic/blobs/uploads/');
+    expect(post.status).toBe(202);
+    expect((await raw(s.running.url, 'DELETE', new URL(post.header('Location') ?? '', s.running.url).pathname)).status).toBe(204);
+
+    const after = await scrape(s.debugUrl);
+    const moved = (series: string): number => (after.get(series) ?? 0) - (before.get(series) ?? 0);
+    expect(moved('registry_http_requests_total{handler="manifest",method="PUT",code="201"}')).toBe(1);
+    expect(moved('registry_http_requests_total{handler="manifest",method="GET",code="404"}')).toBe(1);
+    expect(moved('registry_http_requests_total{handler="blob",method="GET",code="200"}')).toBe(1);
+    expect(moved('registry_http_request_duration_seconds_count{handler="manifest",method="PUT",code="201"}')).toBe(1);
+    // The pulled layer's bytes went out; the pushed image's bytes came in.
+    const layerSize = img.layers[0]?.size ?? 0;
+    expect(moved('registry_http_response_size_bytes_sum{handler="blob"}')).toBeGreaterThan(layerSize);
+    const pushedBytes = [img.config, ...img.layers].reduce((n, b) => n + b.size, 0);
+    expect(moved('registry_http_request_size_bytes_sum{handler="blob-upload-start"}')).toBeGreaterThan(pushedBytes);
+    // Every blob went up in one POST ?digest=: sessions completed at once; one more was started and cancelled.
+    expect(moved('berth_upload_sessions_total{event="completed"}')).toBe(1 + img.layers.length);
+    expect(moved('berth_upload_sessions_total{event="started"}')).toBe(1);
+    expect(moved('berth_upload_sessions_total{event="cancelled"}')).toBe(1);
+    expect(after.get('berth_uploads_in_progress')).toBe(0);
+    expect(after.get('registry_http_in_flight_requests{handler="manifest"}')).toBe(0);
+    expect(moved('registry_storage_action_seconds_count{driver="filesystem",action="putContent"}')).toBeGreaterThan(0);
+    expect(moved('registry_storage_action_seconds_count{driver="filesystem",action="writer"}')).toBeGreaterThan(0);
+  });
+
+  it('serves health on the debug listener', async () => {
+    const s = await start();
+    const health = await raw(s.debugUrl, 'GET', '/debug/health');
+    expect(health.status).toBe(200);
+    expect(health.json()).toEqual({});
+    expect((await raw(s.debugUrl, 'GET', '/healthz')).status).toBe(200);
+    expect((await raw(s.debugUrl, 'GET', '/readyz')).status).toBe(200);
+  });
+
   it('answers 405 to other methods on /metrics', async () => {
     const s = await start();
     const res = await raw(s.debugUrl, 'POST', '/metrics');

@@ -2,7 +2,9 @@
  * The `auth` section: registry:2's `token` and `htpasswd` controllers, and Berth's `builtin` token
  * issuer. Exactly one may be configured; none means an open registry.
  */
-import { ConfigError, Lit, type Raw, type RawMap, describe, lookup, readBool, readDuration, readString } from './raw.js';
+import {
+  ConfigError, Lit, type Raw, type RawMap, describe, lookup, readBool, readDuration, readString, readStringList, stringList,
+} from './raw.js';
 import { type AccessRule, validateRules } from '../auth/rules.js';
 import type { AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from './schema.js';
 
@@ -94,21 +96,6 @@ function readUrl(root: RawMap, key: string, isRequired: boolean): string | undef
     throw new ConfigError(key, `expected an absolute http(s) URL, got ${JSON.stringify(value)}`);
   }
   return value;
-}
-
-function readStringList(root: RawMap, key: string): string[] | undefined {
-  const raw = lookup(root, key);
-  return raw === undefined ? undefined : stringList(raw, key);
-}
-
-function stringList(raw: Raw, key: string): string[] {
-  if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of strings, got ${describe(raw)}`);
-  return raw.map((item, i) => {
-    if (!(item instanceof Lit) || item.value === null || typeof item.value === 'object') {
-      throw new ConfigError(`${key}[${i}]`, `expected a string, got ${describe(item)}`);
-    }
-    return typeof item.value === 'string' ? item.value : item.text;
-  });
 }
 
 function readGroups(root: RawMap, key: string): Record<string, string[]> {

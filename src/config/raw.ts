@@ -109,3 +109,20 @@ export function readDuration(root: RawMap, key: string, fallbackMs: number, o: {
   }
   return ms;
 }
+
+/** A list of strings; undefined when the key is absent. */
+export function readStringList(root: RawMap, key: string): string[] | undefined {
+  const raw = lookup(root, key);
+  return raw === undefined ? undefined : stringList(raw, key);
+}
+
+/** `raw` as a list of strings (scalars written as numbers or booleans keep their text). */
+export function stringList(raw: Raw, key: string): string[] {
+  if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list of strings, got ${describe(raw)}`);
+  return raw.map((item, i) => {
+    if (!(item instanceof Lit) || item.value === null || typeof item.value === 'object') {
+      throw new ConfigError(`${key}[${i}]`, `expected a string, got ${describe(item)}`);
+    }
+    return typeof item.value === 'string' ? item.value : item.text;
+  });
+}

@@ -3,6 +3,7 @@
  */
 import type { ParameterizedContext } from 'koa';
 import type { Grant } from '../auth/access.js';
+import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import type { UploadStateCodec } from './upload-state.js';
 
@@ -14,6 +15,8 @@ export interface RequestState {
   params: Record<string, string>;
   /** What the caller may do, once authorized; undefined when the registry has no auth (everything). */
   grant: Grant | undefined;
+  /** Which endpoint took the request (a route name, or `token`, `probe`, `root`, `unknown`): a metrics label. */
+  route: string;
 }
 
 export type Ctx = ParameterizedContext<RequestState>;
@@ -25,6 +28,8 @@ export interface HandlerDeps {
   readonly urlFor: (ctx: Ctx, path: string) => string;
   /** Largest `n` a list request may ask for; larger asks are cut to this and paginated. */
   readonly maxListEntries: number;
+  /** Where handlers report pushes, pulls, mounts and deletes (`notifications`); none when not configured. */
+  readonly events?: EventSink;
 }
 
 export type Handler = (ctx: Ctx, deps: HandlerDeps) => Promise<void>;
