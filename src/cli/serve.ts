@@ -1,21 +1,30 @@
 /**
  * `berth serve [config.yml]`: the composition root. Config → logger → storage driver → registry →
- * HTTP app → listening socket, plus the upload purging timer, the online garbage collector
- * (collector.ts), the metrics (metrics/) and the debug listener that runs the collector on demand and
- * serves the metrics. Only cli/ and main.ts see Config.
+ * HTTP app → listening socket (HTTP or HTTPS), plus the health checks (health.ts), the upload purging
+ * timer, the online garbage collector (collector.ts), the metrics (metrics/) and the debug listener that
+ * runs the collector on demand and serves health and metrics. `shutdown()` is the graceful stop of a
+ * SIGTERM. Only cli/ and main.ts see Config.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
+import { ConfigError } from '../config/raw.js';
 import { createAuth } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
+import { startNotifications } from './notifications.js';
+import { startReplicas } from './replicas.js';
+import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
+import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
-import { type RunningServer, createApp, listen } from '../http/server.js';
+import { type RunningServer, type TlsOptions, createApp, listen } from '../http/server.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type Registry } from '../storage/registry.js';
 
 export interface Serving {
@@ -23,7 +32,13 @@ export interface Serving {
   /** The debug listener (`http.debug.addr`), when configured. */
   readonly debug: RunningServer | undefined;
   readonly config: Config;
+  /** Stops at once: connections are cut, background work is awaited. */
   stop(): Promise<void>;
+  /**
+   * The graceful stop (SIGTERM): readiness fails, the listener stops accepting, requests in flight get
+   * up to `http.draintimeout` to finish, then everything stops as `stop()` does.
+   */
+  shutdown(): Promise<void>;
 }
 
 /** Loads the config (file, then REGISTRY_* overrides), starts the server, resolves once it listens. */
@@ -33,16 +48,25 @@ export async function serve(file: string | undefined, env: Record<string, string
   const log = loggerFor(config);
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
-  const driver = driverFor(storage);
-  // The listing index (LevelDB, filesystem storage only) is rebuilt from storage at every start and
-  // trusted only once that rebuild is done; until then listings come from storage.
-  const index = await startIndex(config, driver, log);
   const metrics = createMetrics();
+  const traffic = createTrafficMetrics(metrics.registry);
+  const driver = driverFor(storage, traffic.storage);
+  const tls = await readTls(config);
+  // Replicas (`redis`): the link gate and the collector's lock are shared through Redis (replicas.ts).
+  const replicas = await startReplicas(config, log);
+  // The listing index (LevelDB, filesystem storage only, none with replicas) is rebuilt from storage at
+  // every start and trusted only once that rebuild is done; until then listings come from storage.
+  const index = await startIndex(config, driver, log);
   if (index) metrics.observeIndex(index);
-  const registry = createRegistry({ driver, deleteEnabled: storage.delete.enabled, ...(index && { index }) });
+  const health = startHealth(healthChecksFor(config, driver), log);
+  const registry = createRegistry({
+    driver, deleteEnabled: storage.delete.enabled, ...(index && { index }), ...(replicas && { linkGate: replicas.linkGate }),
+  });
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
   const { access, tokenHandlers } = await createAuth(config.auth, keyPath);
+  // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
+  const notifier = await startNotifications(config, log, metrics.registry);
   const app = createApp({
     registry,
     log,
@@ -50,39 +74,85 @@ export async function serve(file: string | undefined, env: Record<string, string
     relativeUrls: config.http.relativeurls,
     host: config.http.host,
     readOnly: storage.maintenance.readonly.enabled,
+    headers: config.http.headers,
+    health,
+    observe: traffic.requests,
+    accessLog: !config.log.accesslog.disabled,
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
+    ...(notifier && { events: notifier.sink }),
   });
   const { host, port } = parseAddr(config.http.addr);
-  const running = await listen(app, host, port);
-  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none' });
+  const running = await listen(app, host, port, tls);
+  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none', tls: tls !== undefined });
   const stopPurging = schedulePurging(registry, config, log);
-  const collector = startCollector({ registry, config, log, report: metrics.recordGcRun });
-  const debug = await listenDebug(config, collector.runNow, metrics.registry, log);
+  const collector = startCollector({ registry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
+  let stopping: Promise<void> | undefined;
+  const stopAll = async (drainMs: number): Promise<void> => {
+    health.drain();
+    if (drainMs > 0 && running.inFlight > 0) log.info('draining requests in flight', { requests: running.inFlight, timeoutMs: drainMs });
+    await running.close({ drainMs });
+    await notifier?.stop(); // after the requests, so their events are queued and written to disk
+    stopPurging();
+    health.stop();
+    await collector.stop();
+    await debug?.close();
+    await index?.close();
+    await replicas?.close();
+  };
+  const stopOnce = (drainMs: number): Promise<void> => (stopping ??= stopAll(drainMs));
   return {
     running,
     debug,
     config,
-    async stop() {
-      stopPurging();
-      await collector.stop();
-      await debug?.close();
-      await running.close();
-      await index?.close();
+    stop: () => stopOnce(0),
+    async shutdown() {
+      log.info('shutting down', { drainTimeoutMs: config.http.draintimeoutMs });
+      await stopOnce(config.http.draintimeoutMs);
+      log.info('stopped');
     },
   };
 }
 
-/** registry:2's debug listener on `http.debug.addr`, serving `POST /debug/gc` and `GET /metrics`; none when unset. */
+/** Reads `http.tls`'s PEM files; a missing or unreadable file stops start-up with its key named. */
+async function readTls(config: Config): Promise<TlsOptions | undefined> {
+  const tls = config.http.tls;
+  if (tls === undefined) return undefined;
+  const read = async (key: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new ConfigError(key, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
+  const options: TlsOptions = {
+    cert: await read('http.tls.certificate', tls.certificate),
+    key: await read('http.tls.key', tls.key),
+    clientCas: await Promise.all(tls.clientcas.map((file, i) => read(`http.tls.clientcas[${i}]`, file))),
+    minVersion: tls.minimumtls,
+  };
+  try {
+    // Fails now, with the key named, on a malformed PEM or a key that does not match its certificate.
+    createSecureContext({ cert: options.cert, key: options.key, ...(options.clientCas?.length && { ca: [...options.clientCas] }) });
+  } catch (err) {
+    throw new ConfigError('http.tls', `unusable certificate, key or client CA: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  return options;
+}
+
+/** registry:2's debug listener on `http.debug.addr`, serving `POST /debug/gc`, health and metrics; none when unset. */
 async function listenDebug(
   config: Config,
   runGc: GcTrigger,
-  metrics: MetricsSource,
+  metrics: MetricsSource | undefined,
+  health: Health,
   log: Logger,
 ): Promise<RunningServer | undefined> {
   if (config.http.debug.addr === undefined) return undefined;
   const { host, port } = parseAddr(config.http.debug.addr);
-  const debug = await listen(createDebugApp({ runGc, log, metrics }), host, port);
+  const app = createDebugApp({ runGc, log, health, metricsPath: config.http.debug.prometheus.path, ...(metrics && { metrics }) });
+  const debug = await listen(app, host, port);
   log.info('debug listener', { addr: config.http.debug.addr, url: debug.url });
   return debug;
 }

@@ -47,19 +47,29 @@ const MINIMAL = 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv/
 const HOUR = 3_600_000;
 const DEFAULT_PURGING = { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOUR, dryrun: false };
 const DEFAULT_GC = { enabled: false, intervalMs: 24 * HOUR, graceperiodMs: HOUR, deleteuntagged: false, dryrun: false };
+const DEFAULT_LOG = { level: 'info', formatter: 'text', fields: {}, accesslog: { disabled: false } } as const;
+const DEFAULT_HTTP_SERVING = {
+  debug: { addr: undefined, prometheus: { enabled: true, path: '/metrics' } },
+  tls: undefined,
+  headers: {},
+  draintimeoutMs: 25_000,
+};
+const DEFAULT_HEALTH = { storagedriver: { enabled: true, intervalMs: 10_000, threshold: 3 } };
 
 describe('loadConfig defaults', () => {
   it('serves the built-in development document without a file', async () => {
     const { config, warnings } = await load(undefined);
     expect(config).toEqual({
       version: '0.1',
-      log: { level: 'info', formatter: 'text' },
-      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, debug: { addr: undefined } },
+      log: DEFAULT_LOG,
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, ...DEFAULT_HTTP_SERVING },
+      health: DEFAULT_HEALTH,
       auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: './data',
         delete: { enabled: true },
+        redirect: { disable: false },
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);
@@ -113,10 +123,9 @@ storage:
     readonly: {enabled: true}
     gc: {enabled: true, interval: 6h, graceperiod: 10m, deleteuntagged: true, dryrun: true}
 `);
-    expect(config.log).toEqual({ level: 'debug', formatter: 'json' });
+    expect(config.log).toEqual({ ...DEFAULT_LOG, level: 'debug', formatter: 'json' });
     expect(config.http).toEqual({
-      addr: '127.0.0.1:5055', secret: '0123', relativeurls: true, host: 'https://registry.example.com:8443',
-      debug: { addr: undefined },
+      addr: '127.0.0.1:5055', secret: '0123', relativeurls: true, host: 'https://registry.example.com:8443', ...DEFAULT_HTTP_SERVING,
     });
     expect(config.storage.delete.enabled).toBe(true);
     expect(config.storage.maintenance).toEqual({
@@ -142,20 +151,13 @@ storage:
   );
 
   it.each([
-    ['log.fields', 'log:\n  fields: {service: registry}\n'],
     ['log.hooks', 'log:\n  hooks: []\n'],
-    ['log.accesslog', 'log:\n  accesslog: {disabled: true}\n'],
     ['loglevel', 'loglevel: debug\n'],
-    ['http.debug.prometheus', 'http:\n  debug: {addr: ":5001", prometheus: {enabled: true}}\n'],
-    ['http.headers', 'http:\n  headers: {X-Content-Type-Options: [nosniff]}\n'],
     ['http.http2', 'http:\n  http2: {disabled: false}\n'],
-    ['http.draintimeout', 'http:\n  draintimeout: 60s\n'],
+    ['http.tls.ciphersuites', 'http:\n  tls: {certificate: /c, key: /k, ciphersuites: [TLS_AES_128_GCM_SHA256]}\n'],
+    ['health.http', 'health: {http: [{uri: "http://localhost:8080/"}]}\n'],
     ['storage.cache', 'storage:\n  inmemory:\n  cache: {blobdescriptor: inmemory}\n'],
-    ['storage.redirect', 'storage:\n  inmemory:\n  redirect: {disable: true}\n'],
     ['storage.tag', 'storage:\n  inmemory:\n  tag: {concurrencylimit: 8}\n'],
-    ['notifications', 'notifications: {events: {includereferences: true}}\n'],
-    ['redis', 'redis: {addr: "localhost:6379"}\n'],
-    ['health', 'health: {storagedriver: {enabled: true}}\n'],
     ['reporting', 'reporting: {}\n'],
     ['validation', 'validation: {disabled: true}\n'],
     ['compatibility', 'compatibility: {}\n'],
@@ -172,6 +174,56 @@ storage:
       expect((await load(`${MINIMAL}${yaml}`)).warnings).toEqual([]);
     },
   );
+});
+
+describe('serving and operations keys', () => {
+  it('reads http.tls, http.headers, http.draintimeout, http.debug.prometheus, log.fields, log.accesslog and health', async () => {
+    const { config, warnings } = await load(`${MINIMAL}log:
+  fields: {service: registry, replicas: 3}
+  accesslog: {disabled: true}
+http:
+  tls: {certificate: /c.pem, key: /k.pem, clientcas: [/ca1.pem, /ca2.pem], minimumtls: tls1.3}
+  headers:
+    X-Content-Type-Options: [nosniff]
+    X-Single: one
+  draintimeout: 5s
+  debug: {addr: ':5001', prometheus: {enabled: false, path: /prom}}
+health:
+  storagedriver: {enabled: false, interval: 30s, threshold: 5}
+`);
+    expect(warnings).toEqual([]);
+    expect(config.log.fields).toEqual({ service: 'registry', replicas: '3' });
+    expect(config.log.accesslog).toEqual({ disabled: true });
+    expect(config.http.tls).toEqual({ certificate: '/c.pem', key: '/k.pem', clientcas: ['/ca1.pem', '/ca2.pem'], minimumtls: 'TLSv1.3' });
+    expect(config.http.headers).toEqual({ 'X-Content-Type-Options': ['nosniff'], 'X-Single': ['one'] });
+    expect(config.http.draintimeoutMs).toBe(5000);
+    expect(config.http.debug).toEqual({ addr: ':5001', prometheus: { enabled: false, path: '/prom' } });
+    expect(config.health.storagedriver).toEqual({ enabled: false, intervalMs: 30_000, threshold: 5 });
+  });
+
+  it('defaults minimumtls to tls1.2 and reads REGISTRY_HTTP_TLS_* overrides', async () => {
+    const { config } = await load(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: '/env/c.pem', REGISTRY_HTTP_TLS_KEY: '/env/k.pem' });
+    expect(config.http.tls).toEqual({ certificate: '/env/c.pem', key: '/env/k.pem', clientcas: [], minimumtls: 'TLSv1.2' });
+  });
+
+  it.each([
+    ['http:\n  tls: {certificate: /c.pem}\n', 'http.tls.key', /missing/],
+    ['http:\n  tls: {key: /k.pem}\n', 'http.tls.certificate', /missing/],
+    ['http:\n  tls: {clientcas: [/ca.pem]}\n', 'http.tls.clientcas', /needs http.tls.certificate/],
+    ['http:\n  tls: {certificate: /c, key: /k, minimumtls: ssl3}\n', 'http.tls.minimumtls', /expected one of tls1.0/],
+    ['http:\n  tls: {certificate: /c, key: /k, letsencrypt: {email: a@b}}\n', 'http.tls.letsencrypt', /not supported/],
+    ['http:\n  headers: {"Bad Header": [x]}\n', 'http.headers.Bad Header', /not a valid header name/],
+    ['http:\n  headers: [x]\n', 'http.headers', /expected a mapping/],
+    ['http:\n  draintimeout: soon\n', 'http.draintimeout', /expected a duration/],
+    ['http:\n  debug: {prometheus: {path: metrics}}\n', 'http.debug.prometheus.path', /absolute path/],
+    ['log:\n  fields: {nested: {a: b}}\n', 'log.fields.nested', /expected a string/],
+    ['health:\n  storagedriver: {threshold: 0}\n', 'health.storagedriver.threshold', /at least 1/],
+    ['health:\n  storagedriver: {interval: 0s}\n', 'health.storagedriver.interval', /greater than zero/],
+  ])('refuses %j naming %s', async (extra, key, problem) => {
+    const err = await loadError(`${MINIMAL}${extra}`);
+    expect(err.key).toBe(key);
+    expect(err.message).toMatch(problem);
+  });
 });
 
 describe('REGISTRY_* environment overrides', () => {
@@ -252,8 +304,8 @@ describe('REGISTRY_* environment overrides', () => {
   });
 
   it('warns for an ignored key set from the environment', async () => {
-    const { warnings } = await load(MINIMAL, { REGISTRY_LOG_FIELDS_SERVICE: 'registry' });
-    expect(warnings).toEqual(['config: log.fields: ignored: not supported yet by Berth']);
+    const { warnings } = await load(MINIMAL, { REGISTRY_HTTP_HTTP2_DISABLED: 'true' });
+    expect(warnings).toEqual(['config: http.http2: ignored: not supported yet by Berth']);
   });
 });
 
@@ -324,12 +376,11 @@ describe('ConfigError', () => {
     ['auth silly', `${MINIMAL}auth:\n  silly: {realm: r, service: s}\n`, {}, 'auth.silly', /^config: auth.silly: not supported yet by Berth$/],
     ['auth htpasswd without path, via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: 'r' }, 'auth.htpasswd.path', /required$/],
     ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /expected a mapping/],
-    ['http.tls', `${MINIMAL}http:\n  tls: {certificate: /c.pem}\n`, {}, 'http.tls', /not supported yet/],
     ['http.prefix', `${MINIMAL}http:\n  prefix: /registry\n`, {}, 'http.prefix', /not supported yet/],
     ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
     ['middleware', `${MINIMAL}middleware: {storage: [{name: cloudfront}]}\n`, {}, 'middleware', /not supported yet/],
-    ['s3', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3', /not supported yet/],
-    ['s3 via env', MINIMAL, { REGISTRY_STORAGE: 's3' }, 'storage.s3', /not supported yet/],
+    ['s3 without a region', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3.region', /missing/],
+    ['s3 via env without a bucket', MINIMAL, { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_REGION: 'us-east-1' }, 'storage.s3.bucket', /missing/],
     ['azure', 'version: 0.1\nstorage: azure\n', {}, 'storage.azure', /not supported yet/],
   ];
 
@@ -397,13 +448,15 @@ describe('config.example.yaml', () => {
     expect(warnings).toEqual([]);
     expect(config).toEqual({
       version: '0.1',
-      log: { level: 'info', formatter: 'text' },
-      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, debug: { addr: undefined } },
+      log: DEFAULT_LOG,
+      http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, ...DEFAULT_HTTP_SERVING },
+      health: DEFAULT_HEALTH,
       auth: undefined,
       storage: {
         driver: 'filesystem',
         rootdirectory: '/var/lib/registry',
         delete: { enabled: false },
+        redirect: { disable: false },
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);

@@ -20,6 +20,11 @@ import type {
   Config, GcConfig, KeySection, KeySpec, LogFormatter, LogLevel, StorageConfig, UploadPurgingConfig,
 } from './schema.js';
 import { readAuth } from './auth.js';
+import { readNotifications } from './notifications.js';
+import { readRedis } from './redis.js';
+import { readDrainTimeout, readHeaders, readPrometheus, readTls } from './http.js';
+import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
+import { readS3 } from './s3.js';
 import {
   ConfigError, Lit, NULL, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readChoice, readDuration, readString,
 } from './raw.js';
@@ -220,15 +225,26 @@ const FORMATTERS: readonly LogFormatter[] = ['text', 'json', 'logstash'];
 function buildConfig(root: RawMap): Config {
   return {
     version: readVersion(root),
-    log: { level: readLogLevel(root), formatter: readChoice<LogFormatter>(root, 'log.formatter', FORMATTERS, 'text') },
+    log: {
+      level: readLogLevel(root),
+      formatter: readChoice<LogFormatter>(root, 'log.formatter', FORMATTERS, 'text'),
+      fields: readLogFields(root),
+      accesslog: readAccessLog(root),
+    },
     http: {
       addr: readAddr(root),
       secret: readString(root, 'http.secret') || undefined,
       relativeurls: readBool(root, 'http.relativeurls', false),
       host: readHost(root),
-      debug: { addr: readDebugAddr(root) },
+      debug: { addr: readDebugAddr(root), prometheus: readPrometheus(root) },
+      tls: readTls(root),
+      headers: readHeaders(root),
+      draintimeoutMs: readDrainTimeout(root),
     },
+    health: { storagedriver: readStorageHealth(root) },
     auth: readAuth(root),
+    ...readNotifications(root),
+    ...readRedis(root),
     storage: readStorage(root),
   };
 }
@@ -301,6 +317,7 @@ function readStorage(root: RawMap): Config['storage'] {
   return {
     ...readDriver(root),
     delete: { enabled: readBool(root, 'storage.delete.enabled', false) },
+    redirect: { disable: readBool(root, 'storage.redirect.disable', false) },
     maintenance: {
       uploadpurging: readUploadPurging(root),
       readonly: { enabled: readBool(root, 'storage.maintenance.readonly.enabled', false) },
@@ -317,6 +334,7 @@ function readDriver(root: RawMap): StorageConfig {
     throw new ConfigError('storage', `more than one storage driver configured: ${names.join(', ')}`);
   }
   if (names[0] === 'inmemory') return { driver: 'inmemory' };
+  if (names[0] === 's3') return { driver: 's3', s3: readS3(root) };
   const rootdirectory = readString(root, 'storage.filesystem.rootdirectory') ?? DEFAULT_ROOT_DIRECTORY;
   if (rootdirectory === '') throw new ConfigError('storage.filesystem.rootdirectory', 'must not be empty');
   return { driver: 'filesystem', rootdirectory };

@@ -6,6 +6,8 @@
  */
 
 import type { AccessRule } from '../auth/rules.js';
+import type { NotificationsConfig } from './notifications.js';
+import type { RedisConfig } from './redis.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -35,7 +37,34 @@ export interface GcConfig {
 
 export type StorageConfig =
   | { readonly driver: 'filesystem'; readonly rootdirectory: string }
-  | { readonly driver: 'inmemory' };
+  | { readonly driver: 'inmemory' }
+  | { readonly driver: 's3'; readonly s3: S3StorageConfig };
+
+/** registry:2's `storage.s3` (read by s3.ts); sizes in bytes. */
+export interface S3StorageConfig {
+  readonly region: string;
+  /** Endpoint of an S3-compatible server (Ceph RGW, MinIO); undefined for AWS itself. */
+  readonly regionendpoint: string | undefined;
+  readonly bucket: string;
+  /** Static credentials; undefined means the AWS SDK's default chain (environment, profile, instance role). */
+  readonly accesskey: string | undefined;
+  readonly secretkey: string | undefined;
+  /** Path-style URLs; true by default when `regionendpoint` is set (as registry:2 2.8 always did), else false. */
+  readonly forcepathstyle: boolean;
+  readonly secure: boolean;
+  readonly skipverify: boolean;
+  /** Prefix of every key in the bucket. */
+  readonly rootdirectory: string;
+  readonly chunksize: number;
+  readonly storageclass: string;
+  readonly objectacl: string;
+  readonly multipartcopychunksize: number;
+  readonly multipartcopymaxconcurrency: number;
+  readonly multipartcopythresholdsize: number;
+  readonly usedualstack: boolean;
+  readonly accelerate: boolean;
+  readonly usefipsendpoint: boolean;
+}
 
 /** registry:2's `auth.token`: verify Bearer tokens from an external (or the built-in) token server. */
 export interface TokenAuthConfig {
@@ -77,9 +106,36 @@ export interface BuiltinAuthConfig {
 
 export type AuthConfig = TokenAuthConfig | HtpasswdAuthConfig | BuiltinAuthConfig;
 
+/** registry:2's `http.tls`: serve HTTPS with this certificate, optionally requiring client certificates. */
+export interface TlsConfig {
+  /** PEM file: the server certificate, then any intermediates. */
+  readonly certificate: string;
+  /** PEM file: the certificate's private key. */
+  readonly key: string;
+  /** PEM files of the CAs whose client certificates are accepted; non-empty means every client must present one. */
+  readonly clientcas: readonly string[];
+  /** Oldest protocol version accepted (registry:2's `minimumtls`). */
+  readonly minimumtls: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** registry:2's `health.storagedriver`: a periodic storage check that turns every request into 503 while it fails. */
+export interface StorageHealthConfig {
+  readonly enabled: boolean;
+  readonly intervalMs: number;
+  /** Consecutive failed checks before the registry reports itself unhealthy. */
+  readonly threshold: number;
+}
+
 export interface Config {
   readonly version: '0.1';
-  readonly log: { readonly level: LogLevel; readonly formatter: LogFormatter };
+  readonly log: {
+    readonly level: LogLevel;
+    readonly formatter: LogFormatter;
+    /** Added to every log line (registry:2's `log.fields`). */
+    readonly fields: Readonly<Record<string, string>>;
+    /** One line per request at info level, unless disabled. */
+    readonly accesslog: { readonly disabled: boolean };
+  };
   readonly http: {
     /** `host:port` or `:port`, as registry:2 writes it. */
     readonly addr: string;
@@ -89,13 +145,30 @@ export interface Config {
     readonly relativeurls: boolean;
     /** Base URL (scheme://host[:port]) used for absolute Location headers, if set. */
     readonly host: string | undefined;
-    /** registry:2's debug listener (`host:port`); Berth serves `POST /debug/gc` there. Undefined: none. */
-    readonly debug: { readonly addr: string | undefined };
+    /** registry:2's debug listener (`host:port`); Berth serves `POST /debug/gc`, health and metrics there. Undefined: none. */
+    readonly debug: {
+      readonly addr: string | undefined;
+      /** Prometheus metrics on the debug listener, at `path`. */
+      readonly prometheus: { readonly enabled: boolean; readonly path: string };
+    };
+    /** Undefined: plain HTTP. */
+    readonly tls: TlsConfig | undefined;
+    /** Headers added to every response of the registry API, each with its values. */
+    readonly headers: Readonly<Record<string, readonly string[]>>;
+    /** How long a SIGTERM waits for requests in flight before closing their connections. */
+    readonly draintimeoutMs: number;
   };
+  readonly health: { readonly storagedriver: StorageHealthConfig };
   /** Undefined: no authentication, every request is allowed. */
   readonly auth: AuthConfig | undefined;
+  /** registry:2's `notifications`; absent when no endpoint is configured. */
+  readonly notifications?: NotificationsConfig;
+  /** registry:2's `redis` (redis.ts): shared state of replicas; absent when no address is configured. */
+  readonly redis?: RedisConfig;
   readonly storage: StorageConfig & {
     readonly delete: { readonly enabled: boolean };
+    /** registry:2's `storage.redirect.disable`: serve blobs through Berth even when the driver could redirect. */
+    readonly redirect: { readonly disable: boolean };
     readonly maintenance: {
       readonly uploadpurging: UploadPurgingConfig;
       readonly readonly: { readonly enabled: boolean };
@@ -126,6 +199,12 @@ export const DEFAULT_GC: GcConfig = Object.freeze({
   dryrun: false,
 });
 
+/** How long SIGTERM waits for requests in flight when `http.draintimeout` is unset (within Kubernetes' 30 s grace). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
+
+/** Berth checks storage by default (registry:2 only when configured), every 10 s, unhealthy after 3 failures. */
+export const DEFAULT_STORAGE_HEALTH: StorageHealthConfig = Object.freeze({ enabled: true, intervalMs: 10_000, threshold: 3 });
+
 /**
  * What Berth loads when given no file (`npm start`): registry:2's development config, deletes enabled.
  */
@@ -155,10 +234,10 @@ export interface KeySection {
 }
 
 /** Storage drivers Berth implements; `storage` must name exactly one. */
-export const SUPPORTED_STORAGE_DRIVERS: readonly string[] = ['filesystem', 'inmemory'];
+export const SUPPORTED_STORAGE_DRIVERS: readonly string[] = ['filesystem', 'inmemory', 's3'];
 
 /** Every storage driver registry:2 knows; the ones Berth lacks are refused by name. */
-export const STORAGE_DRIVERS: readonly string[] = [...SUPPORTED_STORAGE_DRIVERS, 's3', 'azure', 'gcs', 'swift', 'oss'];
+export const STORAGE_DRIVERS: readonly string[] = [...SUPPORTED_STORAGE_DRIVERS, 'azure', 'gcs', 'swift', 'oss'];
 
 const UNSAFE = 'unsupported-unless-empty';
 
@@ -167,25 +246,35 @@ export const CONFIG_KEYS: KeySection = {
   version: 'value',
   loglevel: 'ignored',
   log: {
-    level: 'value', formatter: 'value',
-    fields: 'ignored', hooks: 'ignored', accesslog: 'ignored', reportcaller: 'ignored',
+    level: 'value', formatter: 'value', fields: 'value', accesslog: { disabled: 'value' },
+    hooks: 'ignored', reportcaller: 'ignored',
   },
   http: {
     addr: 'value', net: 'value', host: 'value', secret: 'value', relativeurls: 'value',
-    prefix: UNSAFE, tls: UNSAFE,
-    debug: { addr: 'value', prometheus: 'ignored' }, headers: 'ignored', http2: 'ignored', h2c: 'ignored', draintimeout: 'ignored',
+    prefix: UNSAFE,
+    tls: { certificate: 'value', key: 'value', clientcas: 'value', minimumtls: 'value', ciphersuites: 'ignored', letsencrypt: UNSAFE },
+    debug: { addr: 'value', prometheus: { enabled: 'value', path: 'value' } },
+    headers: 'value', http2: 'ignored', h2c: 'ignored', draintimeout: 'value',
   },
   storage: {
     filesystem: { rootdirectory: 'value', maxthreads: 'ignored' },
     inmemory: {},
-    s3: 'unsupported', azure: 'unsupported', gcs: 'unsupported', swift: 'unsupported', oss: 'unsupported',
+    s3: {
+      region: 'value', regionendpoint: 'value', bucket: 'value', accesskey: 'value', secretkey: 'value',
+      forcepathstyle: 'value', secure: 'value', skipverify: 'value', v4auth: 'value', rootdirectory: 'value',
+      chunksize: 'value', storageclass: 'value', objectacl: 'value', encrypt: 'value', keyid: UNSAFE,
+      multipartcopychunksize: 'value', multipartcopymaxconcurrency: 'value', multipartcopythresholdsize: 'value',
+      usedualstack: 'value', accelerate: 'value', usefipsendpoint: 'value', redirectendpoint: UNSAFE,
+      useragent: 'ignored', loglevel: 'ignored',
+    },
+    azure: 'unsupported', gcs: 'unsupported', swift: 'unsupported', oss: 'unsupported',
     delete: { enabled: 'value' },
     maintenance: {
       uploadpurging: { enabled: 'value', age: 'value', interval: 'value', dryrun: 'value' },
       readonly: { enabled: 'value' },
       gc: { enabled: 'value', interval: 'value', graceperiod: 'value', deleteuntagged: 'value', dryrun: 'value' },
     },
-    cache: 'ignored', redirect: 'ignored', tag: 'ignored',
+    cache: 'ignored', redirect: { disable: 'value' }, tag: 'ignored',
   },
   auth: {
     token: {
@@ -200,6 +289,21 @@ export const CONFIG_KEYS: KeySection = {
     silly: 'unsupported', none: 'ignored',
   },
   proxy: UNSAFE, middleware: UNSAFE,
-  notifications: 'ignored', redis: 'ignored', health: 'ignored', reporting: 'ignored',
+  notifications: { endpoints: 'value', events: { includereferences: 'value' } },
+  redis: {
+    addr: 'value', addrs: 'value', username: 'value', password: 'value', db: 'value',
+    dialtimeout: 'value', readtimeout: 'value', writetimeout: 'value',
+    tls: { enabled: 'value', certificate: UNSAFE, key: UNSAFE, rootcas: UNSAFE },
+    pool: { maxidle: 'value', maxactive: 'value', idletimeout: 'value' },
+    // registry:2 v3's go-redis tuning: harmless to ignore. Sentinel and cluster routing are not.
+    clientname: 'ignored', protocol: 'ignored', maxretries: 'ignored', minretrybackoff: 'ignored', maxretrybackoff: 'ignored',
+    contexttimeoutenabled: 'ignored', poolfifo: 'ignored', poolsize: 'ignored', pooltimeout: 'ignored', minidleconns: 'ignored',
+    maxidleconns: 'ignored', maxactiveconns: 'ignored', connmaxidletime: 'ignored', connmaxlifetime: 'ignored',
+    disableidentity: 'ignored', identitysuffix: 'ignored', unstableresp3: 'ignored',
+    mastername: UNSAFE, sentinelusername: UNSAFE, sentinelpassword: UNSAFE, maxredirects: UNSAFE, readonly: UNSAFE,
+    routebylatency: UNSAFE, routerandomly: UNSAFE,
+  },
+  health: { storagedriver: { enabled: 'value', interval: 'value', threshold: 'value' }, file: 'ignored', http: 'ignored', tcp: 'ignored' },
+  reporting: 'ignored',
   validation: 'ignored', compatibility: 'ignored', catalog: 'ignored', tags: 'ignored', policy: 'ignored',
 };

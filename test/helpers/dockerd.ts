@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import {
   type RunOptions, type RunResult, type ToolAvailability, hasExited, killAtExit, run, runResult, sleep, stopChild, toolVersion,
   toolsAvailable, which,
-} from './tools.js';
+} from './process.js';
 
 /** The commands a private daemon needs, each with the apt package that installs it. */
 export const DOCKER_TOOLS: Readonly<Record<string, string>> = {
