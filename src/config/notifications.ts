@@ -10,7 +10,7 @@
  * exist (push, pull, mount, delete). Keys inside an endpoint are checked here, since the key table of
  * schema.ts cannot look inside a list.
  */
-import { ConfigError, Lit, type Raw, type RawMap, describe, lookup, parseDuration, readBool, readString, stringList } from './raw.js';
+import { ConfigError, Lit, type Raw, type RawMap, describe, lookup, readBool, readGoDuration, readString, stringList } from './raw.js';
 
 /** One registry:2 `notifications.endpoints[]` entry, with registry:2's defaults applied. */
 export interface NotificationEndpointConfig {
@@ -89,9 +89,9 @@ function readEndpoint(item: Raw, key: string): NotificationEndpointConfig {
     disabled,
     url: readEndpointUrl(scope, `${key}.url`, disabled),
     headers: readHeaderLists(scope, `${key}.headers`),
-    timeoutMs: readGoDuration(scope, `${key}.timeout`, NOTIFICATION_DEFAULTS.timeoutMs),
+    timeoutMs: readEndpointDuration(scope, `${key}.timeout`, NOTIFICATION_DEFAULTS.timeoutMs),
     threshold: readThreshold(scope, `${key}.threshold`),
-    backoffMs: readGoDuration(scope, `${key}.backoff`, NOTIFICATION_DEFAULTS.backoffMs),
+    backoffMs: readEndpointDuration(scope, `${key}.backoff`, NOTIFICATION_DEFAULTS.backoffMs),
     ignoredMediaTypes: [
       ...(readList(scope, `${key}.ignoredmediatypes`) ?? []),
       ...(readList(scope, `${key}.ignore.mediatypes`) ?? []),
@@ -150,21 +150,9 @@ function readHeaderLists(scope: RawMap, key: string): Record<string, readonly st
  * A Go time.Duration as registry:2 decodes it: a duration string (`500ms`, `1s`) or an integer of
  * nanoseconds. Unset, zero or negative means `fallbackMs`.
  */
-function readGoDuration(scope: RawMap, key: string, fallbackMs: number): number {
-  const raw = lookup(scope, key);
-  if (raw === undefined) return fallbackMs;
-  if (!(raw instanceof Lit)) throw new ConfigError(key, `expected a duration like "1s" or "500ms", got ${describe(raw)}`);
-  let ms: number;
-  if (typeof raw.value === 'number' && Number.isInteger(raw.value)) {
-    ms = raw.value / 1e6;
-  } else {
-    try {
-      ms = parseDuration(typeof raw.value === 'string' ? raw.value : raw.text);
-    } catch (err) {
-      throw new ConfigError(key, `expected a duration like "1s" or "500ms", got ${describe(raw)}`, { cause: err });
-    }
-  }
-  return ms > 0 ? ms : fallbackMs;
+function readEndpointDuration(scope: RawMap, key: string, fallbackMs: number): number {
+  const ms = readGoDuration(scope, key, '"1s" or "500ms"');
+  return ms !== undefined && ms > 0 ? ms : fallbackMs;
 }
 
 function readThreshold(scope: RawMap, key: string): number {

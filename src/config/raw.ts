@@ -126,3 +126,21 @@ export function stringList(raw: Raw, key: string): string[] {
     return typeof item.value === 'string' ? item.value : item.text;
   });
 }
+
+/**
+ * A Go time.Duration as registry:2 decodes it, in milliseconds: a duration string (`500ms`, `1s`) or
+ * an integer of nanoseconds; undefined when the key is absent. Negative values are returned as such.
+ * @throws ConfigError naming the key, with `example` (e.g. `"1s" or "500ms"`) in the message
+ */
+export function readGoDuration(root: RawMap, key: string, example: string): number | undefined {
+  const raw = lookup(root, key);
+  if (raw === undefined) return undefined;
+  const problem = `expected a duration like ${example}, got ${describe(raw)}`;
+  if (!(raw instanceof Lit)) throw new ConfigError(key, problem);
+  if (typeof raw.value === 'number' && Number.isInteger(raw.value)) return raw.value / 1e6;
+  try {
+    return parseDuration(typeof raw.value === 'string' ? raw.value : raw.text);
+  } catch (err) {
+    throw new ConfigError(key, problem, { cause: err });
+  }
+}

@@ -14,7 +14,7 @@
  * Berth's client multiplexes every command over one connection, so the `pool` keys are checked but
  * change nothing.
  */
-import { ConfigError, Lit, type RawMap, describe, lookup, parseDuration, readBool, readString, stringList } from './raw.js';
+import { ConfigError, Lit, type RawMap, describe, lookup, NULL, readBool, readGoDuration, readString, stringList } from './raw.js';
 
 /** How Berth connects to Redis. */
 export interface RedisConfig {
@@ -77,21 +77,9 @@ function readAddress(root: RawMap): { host: string; port: number } | undefined {
 
 /** A Go duration (a bare integer counts nanoseconds); zero or unset answers undefined (the default). */
 function readTimeout(root: RawMap, key: string): number | undefined {
-  const raw = lookup(root, key);
-  if (raw === undefined) return undefined;
-  const problem = `expected a duration like "10ms" or "5s", got ${describe(raw)}`;
-  if (!(raw instanceof Lit)) throw new ConfigError(key, problem);
-  let ms: number;
-  if (typeof raw.value === 'number' && Number.isInteger(raw.value)) {
-    ms = raw.value / 1e6;
-  } else {
-    try {
-      ms = parseDuration(typeof raw.value === 'string' ? raw.value : raw.text);
-    } catch (err) {
-      throw new ConfigError(key, problem, { cause: err });
-    }
-  }
-  if (ms < 0) throw new ConfigError(key, `must be zero or more, got ${describe(raw)}`);
+  const ms = readGoDuration(root, key, '"10ms" or "5s"');
+  if (ms === undefined) return undefined;
+  if (ms < 0) throw new ConfigError(key, `must be zero or more, got ${describe(lookup(root, key) ?? NULL)}`);
   return ms > 0 ? Math.max(1, Math.round(ms)) : undefined;
 }
 
