@@ -2,7 +2,7 @@
  * The global, content-addressed blob store: `blobs/<alg>/<hex2>/<hex>/data`. It knows nothing of
  * repositories; whether a repository may serve a blob is decided by its links (repository.ts).
  */
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { blobUnknown, tooLarge } from '../errors.js';
 import { type Digest, digestOf, digestAlgorithm } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
@@ -21,11 +21,28 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/**
+ * A blob stream that can do more than Readable (the filesystem driver's readers can): `cap(n)` limits it
+ * to n bytes, and `sendTo(dest)` writes it to a writable that drops each chunk once it has called back
+ * for it (a socket, an HTTP response) through a couple of reused buffers, then closes it; it rejects if
+ * the transfer stops short. Used only before the stream has been read.
+ */
+export interface SendableStream extends Readable {
+  cap(length: number): this;
+  sendTo(dest: Writable): Promise<void>;
+}
+
+/** Whether `s` offers `cap` and `sendTo` (see SendableStream). */
+export function isSendable(s: Readable): s is SendableStream {
+  const maybe = s as Partial<SendableStream>;
+  return typeof maybe.cap === 'function' && typeof maybe.sendTo === 'function';
+}
+
 /** The global blob store: bytes by digest, shared by every repository. */
 export interface BlobStore {
   /** The blob's size, or undefined when the store has no such blob. */
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
-  /** A stream of the blob (or of `range`). @throws RegistryError BLOB_UNKNOWN */
+  /** A stream of the blob (or of `range`); it may be a SendableStream. @throws RegistryError BLOB_UNKNOWN */
   open(d: Digest, range?: ByteRange, o?: CallOptions): Promise<Readable>;
   /** Whole content of a small blob (a manifest). @throws BLOB_UNKNOWN, TOO_LARGE above `maxBytes` */
   readSmall(d: Digest, maxBytes: number, o?: CallOptions): Promise<Buffer>;
@@ -47,7 +64,8 @@ export function createBlobStore(driver: StorageDriver): BlobStore {
       const stream = await unlessNotFound(() => driver.reader(paths.blobData(d), range?.start ?? 0, o));
       if (stream === undefined) throw blobUnknown(d);
       if (range === undefined) return stream;
-      return limitStream(stream, range.end - range.start + 1);
+      const length = range.end - range.start + 1;
+      return isSendable(stream) ? stream.cap(length) : limitStream(stream, length);
     },
     async readSmall(d, maxBytes, o) {
       const info = await stat(d, o);

@@ -97,8 +97,11 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
     async start(o) {
       const id = randomUUID() as UploadId;
       const startedAt = (opts.now ?? (() => new Date()))();
-      await driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o);
-      await driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o);
+      // Both files are durable before the session is answered; written side by side, their fsyncs overlap.
+      await Promise.all([
+        driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o),
+        driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o),
+      ]);
       return { id, size: 0, startedAt };
     },
     status,
