@@ -21,8 +21,9 @@ import { type Digest, digestOf } from '../src/storage/digest.js';
 import { writeLink } from '../src/storage/links.js';
 import { paths } from '../src/storage/paths.js';
 import { type RepoName, type Tag, parseRepoName, parseTag } from '../src/storage/reference.js';
-import { makeTempDir, removeTempDir, runCommand } from './lib/proc.js';
-import { type FamilyReport, type Row, alternate, formatMs, median } from './lib/report.js';
+import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
+import { makeTempDir, removeTempDir, run } from './lib/proc.js';
+import { type FamilyReport, type Goal, type Row, alternate, atLeastFor, formatMs, median, timed } from './lib/report.js';
 import {
   REPO_ROOT,
   type Running,
@@ -126,13 +127,6 @@ async function get(url: string): Promise<Got> {
   return { status: res.status, body, link: res.headers.get('link') };
 }
 
-/** Milliseconds taken by `op`, and what it answered. */
-async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const started = process.hrtime.bigint();
-  const value = await op();
-  return { ms: Number(process.hrtime.bigint() - started) / 1e6, value };
-}
-
 /** The next page's URL from a `Link: <…>; rel="next"` header, resolved against `base`. */
 function nextLink(link: string | null, base: string): string | undefined {
   if (link === null) return undefined;
@@ -157,6 +151,7 @@ async function catalogWalk(base: string): Promise<{ repos: number; pages: number
 interface ListingScenario {
   readonly name: string;
   readonly note?: string;
+  readonly goal?: Goal;
   /** One measured operation; answers a short description of what came back, for the sanity notes. */
   run(base: string): Promise<string>;
 }
@@ -167,6 +162,7 @@ function listingScenarios(o: ListingOptions): ListingScenario[] {
   return [
     {
       name: 'catalog, first page (n=100)',
+      goal: atLeastFor('ms', 10),
       run: async (base) => {
         const got = await get(`${base}/v2/_catalog?n=100`);
         return `${count(got.body, 'repositories')} repositories${got.link !== null ? ', Link to next' : ''}`;
@@ -175,6 +171,7 @@ function listingScenarios(o: ListingOptions): ListingScenario[] {
     {
       name: `catalog, full walk (${o.repos + 1} repositories)`,
       note: "from /v2/_catalog with no n, following Link headers at each server's default page size (Berth 1000, registry:2 2.8 100; the page counts are under Context)",
+      goal: atLeastFor('ms', 10),
       run: async (base) => {
         const w = await catalogWalk(base);
         return `${w.repos} repositories in ${w.pages} pages`;
@@ -182,6 +179,7 @@ function listingScenarios(o: ListingOptions): ListingScenario[] {
     },
     {
       name: `tags list, ${o.tags} tags`,
+      goal: atLeastFor('ms', 10),
       run: async (base) => `${count((await get(`${base}/v2/${TAG_REPO}/tags/list`)).body, 'tags')} tags`,
     },
     {
@@ -210,7 +208,8 @@ async function deleteManifests(base: string, digests: readonly Digest[]): Promis
 
 const GC_SUMMARY = /(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion/;
 
-export async function runListing(o: ListingOptions, log: (line: string) => void): Promise<FamilyReport> {
+export async function runListing(o: ListingOptions, ctx: RunContext): Promise<FamilyReport> {
+  const log = ctx.log;
   const work = await makeTempDir('berth-bench-listing-');
   const running: Running[] = [];
   try {
@@ -220,18 +219,18 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
     const gen = await timed(() => generate(source, o));
     const manifests = gen.value;
     log(`  generated in ${formatMs(gen.ms)}; copying (cp -a) for each server …`);
-    for (const t of TARGETS) await runCommand('cp', ['-a', source, roots[t]], { timeoutMs: 600_000 });
+    for (const t of TARGETS) await run('cp', ['-a', source, roots[t]], { timeoutMs: 600_000 });
     await removeTempDir(source).catch(() => undefined);
     const notes: string[] = [
       `tree: ${o.repos} repositories \`repo-NNNNN\` with one OCI image each (shared layer, own config, tag \`latest\`) and \`${TAG_REPO}\` with one image under ${o.tags} tags; generated with Berth's filesystem driver in ${formatMs(gen.ms)}, then copied with \`cp -a\` once per server`,
     ];
 
     log('starting Berth (waiting for its index rebuild) …');
-    const berth = await startBerth(roots.berth, work);
+    const berth = await startBerth(roots.berth, work, { command: ctx.berth, level: 'info', nodeFlags: profileFlags(ctx, 'listing') });
     running.push(berth);
     const rebuilt = /index: rebuilt from storage[^\n]*"ms":(\d+)/.exec(berth.server.output());
     log(`  Berth ready at ${berth.url} after ${formatMs(berth.readyMs)}${rebuilt?.[1] !== undefined ? ` (index rebuild ${formatMs(Number(rebuilt[1]))})` : ''}`);
-    notes.push(`Berth: ready ${formatMs(berth.readyMs)} after spawn, once its log said \`index: rebuilt from storage\`${rebuilt?.[1] !== undefined ? ` (rebuild ${formatMs(Number(rebuilt[1]))})` : ''}; log level info (one JSON line per request), registry:2 log level error with the access log disabled`);
+    notes.push(`Berth (${ctx.berth.label}): ready ${formatMs(berth.readyMs)} after spawn, once its log said \`index: rebuilt from storage\`${rebuilt?.[1] !== undefined ? ` (rebuild ${formatMs(Number(rebuilt[1]))})` : ''}; log level info, access log disabled in its config, registry:2 log level error with the access log disabled`);
     const reg = await startRegistry2(roots.registry2, work);
     running.push(reg);
     log(`  registry:2 ready at ${reg.url}`);
@@ -242,7 +241,7 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
       const seen: Record<Target, string> = { berth: '', registry2: '' };
       for (const t of TARGETS) seen[t] = await s.run(url[t]); // warm-up, untimed
       const samples = await alternate(o.rounds, TARGETS, async (t) => (await timed(() => s.run(url[t]))).ms);
-      rows.push({ scenario: s.name, unit: 'ms', samples, ...(s.note !== undefined && { note: s.note }) });
+      rows.push({ scenario: s.name, unit: 'ms', samples, ...(s.note !== undefined && { note: s.note }), ...(s.goal !== undefined && { goal: s.goal }) });
       log(`  ${s.name}: Berth ${formatMs(median(samples.berth))}, registry:2 ${formatMs(median(samples.registry2))}`);
       notes.push(`${s.name}: Berth answered ${seen.berth}; registry:2 answered ${seen.registry2}`);
     }
@@ -253,10 +252,10 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
       const ms = await deleteManifests(url[t], toDelete);
       notes.push(`DELETE of ${toDelete.length} manifests by digest (8 at a time), once: ${t === 'berth' ? 'Berth' : 'registry:2'} ${formatMs(ms)}`);
     }
-    for (const r of running.splice(0)) await r.server.stop();
+    for (const r of running.splice(0)) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000);
 
     const gcArgs: Record<Target, { cmd: string; args: string[] }> = {
-      berth: { cmd: process.execPath, args: ['--import', 'tsx', 'src/main.ts', 'garbage-collect', '--dry-run', join(work, 'berth-gc.yml')] },
+      berth: { cmd: ctx.berth.cmd, args: [...ctx.berth.args, 'garbage-collect', '--dry-run', join(work, 'berth-gc.yml')] },
       registry2: { cmd: registry2Binary(), args: ['garbage-collect', '--dry-run', join(work, 'registry2-gc.yml')] },
     };
     await writeFile(join(work, 'berth-gc.yml'), berthConfig(roots.berth, 5000, 'error'));
@@ -264,7 +263,7 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
     log(`garbage-collect --dry-run, ${o.gcRounds} rounds each …`);
     const summaries: Record<Target, string> = { berth: '', registry2: '' };
     const gcSamples = await alternate(o.gcRounds, TARGETS, async (t) => {
-      const r = await runCommand(gcArgs[t].cmd, gcArgs[t].args, { cwd: REPO_ROOT, timeoutMs: GC_TIMEOUT_MS });
+      const r = await run(gcArgs[t].cmd, gcArgs[t].args, { cwd: REPO_ROOT, timeoutMs: GC_TIMEOUT_MS });
       summaries[t] = GC_SUMMARY.exec(r.stdout)?.[0] ?? `(no summary line; stdout ends ${JSON.stringify(r.stdout.slice(-200))})`;
       return r.ms;
     });
@@ -272,16 +271,16 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
       scenario: `garbage-collect --dry-run (${o.repos + 1} repositories, ${toDelete.length} manifests deleted)`,
       unit: 'ms',
       samples: gcSamples,
-      note: "wall time of the offline command, process start included (Berth's runs through `node --import tsx`)",
+      note: `wall time of the offline command, process start included (Berth: ${ctx.berth.label})`,
     });
     log(`  Berth ${formatMs(median(gcSamples.berth))}, registry:2 ${formatMs(median(gcSamples.registry2))}`);
     notes.push(`garbage-collect summaries: Berth "${summaries.berth}"; registry:2 "${summaries.registry2}"${summaries.berth === summaries.registry2 ? ' (identical)' : ' (DIFFERENT)'}`);
     const startup = await alternate(3, TARGETS, async (t) =>
       t === 'berth'
-        ? (await runCommand(process.execPath, ['--import', 'tsx', 'src/main.ts', 'help'], { cwd: REPO_ROOT, timeoutMs: 60_000 })).ms
-        : (await runCommand(registry2Binary(), ['--version'], { timeoutMs: 60_000 })).ms,
+        ? (await run(ctx.berth.cmd, [...ctx.berth.args, 'help'], { cwd: REPO_ROOT, timeoutMs: 60_000 })).ms
+        : (await run(registry2Binary(), ['--version'], { timeoutMs: 60_000 })).ms,
     );
-    notes.push(`process start alone (median of 3): Berth \`node --import tsx src/main.ts help\` ${formatMs(median(startup.berth))}; \`docker-registry --version\` ${formatMs(median(startup.registry2))}`);
+    notes.push(`process start alone (median of 3): Berth \`${ctx.berth.label} help\` ${formatMs(median(startup.berth))}; \`docker-registry --version\` ${formatMs(median(startup.registry2))}`);
     notes.push(`rounds: ${o.rounds} per listing scenario after one untimed warm-up per server, ${o.gcRounds} for garbage-collect; A B then B A, alternating`);
     return { family: 'listing', title: 'Listing and collection: Berth vs registry:2', rows, notes };
   } finally {
@@ -290,17 +289,25 @@ export async function runListing(o: ListingOptions, log: (line: string) => void)
   }
 }
 
-/** Parses `--repos N --tags N --rounds N --gc-rounds N --deletes N`; answers an error message when bad. */
-export function parseListingArgs(args: readonly string[]): ListingOptions | string {
-  const o: Record<keyof ListingOptions, number> = { ...LISTING_DEFAULTS };
-  const keys: Record<string, keyof ListingOptions> = { '--repos': 'repos', '--tags': 'tags', '--rounds': 'rounds', '--gc-rounds': 'gcRounds', '--deletes': 'deletes' };
-  for (let i = 0; i < args.length; i += 2) {
-    const key = keys[args[i] ?? ''];
-    const value = Number(args[i + 1]);
-    if (key === undefined) return `unknown option ${args[i] ?? ''}`;
-    if (!Number.isInteger(value) || value < 1 || value > 99_999) return `${args[i] ?? ''} needs an integer from 1 to 99999`;
-    o[key] = value;
-  }
-  if (o.deletes > o.repos) return '--deletes must not exceed --repos';
-  return o;
-}
+export const listingFamily: Family = {
+  name: 'listing',
+  summary: 'catalog (first page, full walk), tag list and tag page of a 10,000-repository tree; offline garbage-collect --dry-run',
+  options: [
+    { name: 'repos', help: 'repositories in the tree', full: LISTING_DEFAULTS.repos, quick: 500, min: 1, max: 99_999 },
+    { name: 'tags', help: 'tags of the tag repository', full: LISTING_DEFAULTS.tags, quick: 500, min: 1, max: 99_999 },
+    roundsOption(LISTING_DEFAULTS.rounds, 3),
+    { name: 'gc-rounds', help: 'rounds of garbage-collect --dry-run', full: LISTING_DEFAULTS.gcRounds, quick: 1, min: 1, max: 99 },
+    { name: 'deletes', help: 'manifests deleted before collecting (at most --repos)', full: LISTING_DEFAULTS.deletes, quick: 50, min: 1, max: 99_999 },
+  ],
+  run: (o, ctx) =>
+    runListing(
+      {
+        repos: opt(o, 'repos'),
+        tags: opt(o, 'tags'),
+        rounds: opt(o, 'rounds'),
+        gcRounds: opt(o, 'gc-rounds'),
+        deletes: Math.min(opt(o, 'deletes'), opt(o, 'repos')),
+      },
+      ctx,
+    ),
+};

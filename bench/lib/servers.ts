@@ -1,15 +1,20 @@
 /**
  * The two registries under comparison, each as a child process on 127.0.0.1 over its own storage root:
- * Berth (`node --import tsx src/main.ts serve <config>`, from this checkout) and Debian's docker-registry
- * (CNCF distribution 2.8). Both get equivalent configs: filesystem storage, deletes enabled, errors-only
- * logging where possible, no access log, upload purging off. Berth's log level is `info` while serving,
- * because readiness is its `index: rebuilt from storage` line; that also logs one JSON line per request
- * (a few microseconds each, counted against Berth).
+ * Berth from this checkout and Debian's docker-registry (CNCF distribution 2.8). Both get equivalent
+ * configs: filesystem storage, deletes enabled, no access log, upload purging off, registry:2 logging
+ * errors only and Berth warnings only — except where a family needs Berth's `index: rebuilt from
+ * storage` line to know it is ready (listing), which is logged at `info` (and so, until the access log
+ * can be switched off, one JSON line per request).
+ *
+ * Berth runs as it does in production, compiled (`buildBerth`: tsc into a temporary directory, then
+ * `node <dir>/dist/main.js`), or straight from the sources through tsx (`BERTH_TSX`, quicker to start
+ * a development run). Either may get extra Node flags (`--cpu-prof`, `--heap-prof`).
  */
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Server, freePort, runCommand, startServer, which } from './proc.js';
+import { type Server, freePort, run, runResult, startServer, which } from './proc.js';
 
 /** The checkout's root (the directory holding package.json and src/). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,13 +34,58 @@ export interface Running {
 
 const SECRET = 'berth-bench-secret';
 
+/** How to run Berth: `cmd ...args <subcommand> …`. */
+export interface BerthCommand {
+  /** What the results say Berth ran as. */
+  readonly label: string;
+  readonly cmd: string;
+  /** Everything before the subcommand (`serve`, `garbage-collect`, …). */
+  readonly args: readonly string[];
+}
+
+/** Berth from its TypeScript sources through tsx, from the checkout's root. */
+export const BERTH_TSX: BerthCommand = {
+  label: 'node --import tsx src/main.ts (from source)',
+  cmd: process.execPath,
+  args: ['--import', 'tsx', 'src/main.ts'],
+};
+
+/**
+ * Compiles the checkout (tsconfig.build.json) into `dir`/dist and answers the command running it; a
+ * `node_modules` link in `dir` lets the compiled modules find the checkout's dependencies. tsc emits
+ * even when it reports type errors (others may be mid-edit in a shared tree): the run then goes on
+ * with what was emitted, and the label says so.
+ * @throws when nothing runnable was emitted
+ */
+export async function buildBerth(dir: string, log: (line: string) => void): Promise<BerthCommand> {
+  await mkdir(dir, { recursive: true });
+  await symlink(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const out = join(dir, 'dist');
+  const r = await runResult(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false'], {
+    cwd: REPO_ROOT,
+    timeoutMs: 300_000,
+  });
+  const main = join(out, 'main.js');
+  if (!existsSync(main)) throw new Error(`tsc emitted no ${main}:\n${r.stdout}${r.stderr}`);
+  let label = 'node dist/main.js (compiled with tsconfig.build.json)';
+  if (r.code !== 0) {
+    const files = [...new Set([...r.stdout.matchAll(/^(\S+?)\(\d+,\d+\): error/gm)].map((m) => m[1]))];
+    log(`warning: tsc reported type errors in ${files.join(', ') || 'the checkout'}; benchmarking what it emitted`);
+    label += ` with type errors reported in ${files.join(', ') || '?'}`;
+  }
+  return { label, cmd: process.execPath, args: [main] };
+}
+
 /** Berth's config.yml for `root`; `port` undefined for offline commands. */
-export function berthConfig(root: string, port: number, level: 'info' | 'error'): string {
+export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error'): string {
   return [
     'version: 0.1',
     'log:',
     `  level: ${level}`,
     '  formatter: json',
+    '  accesslog:',
+    '    disabled: true',
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
@@ -82,7 +132,7 @@ export function registry2Binary(): string {
 
 /** The first line of `docker-registry --version`. */
 export async function registry2Version(): Promise<string> {
-  const r = await runCommand(registry2Binary(), ['--version'], { timeoutMs: 10_000 });
+  const r = await run(registry2Binary(), ['--version'], { timeoutMs: 10_000 });
   return (r.stdout.trim() || r.stderr.trim()).split('\n')[0] ?? 'unknown';
 }
 
@@ -106,19 +156,31 @@ async function waitForV2(server: Server, ms: number): Promise<void> {
   throw new Error(`${server.url} did not answer GET /v2/ within ${ms} ms; output:\n${server.output().trim()}`);
 }
 
-/**
- * Starts Berth over `root` (config written into `confDir`) and waits, at most `readyMs`, until it has
- * rebuilt its listing index from storage, so that listings are served from the index.
- */
-export async function startBerth(root: string, confDir: string, readyMs = 300_000): Promise<Running> {
+/** How a family wants Berth started. */
+export interface BerthStart {
+  readonly command: BerthCommand;
+  /**
+   * `info` waits (at most `readyMs`) for the `index: rebuilt from storage` line, so that listings are
+   * served from the index; `warn` waits only for `GET /v2/` (for families that list nothing).
+   */
+  readonly level: 'info' | 'warn';
+  /** Node flags before the script (e.g. `--cpu-prof --cpu-prof-dir <dir>`). */
+  readonly nodeFlags?: readonly string[];
+  readonly readyMs?: number;
+}
+
+/** Starts Berth over `root` (config written into `confDir`) and waits until it is ready. */
+export async function startBerth(root: string, confDir: string, how: BerthStart): Promise<Running> {
   const port = await freePort();
   const config = join(confDir, 'berth-serve.yml');
-  await writeFile(config, berthConfig(root, port, 'info'));
+  await writeFile(config, berthConfig(root, port, how.level));
   const started = Date.now();
-  const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], `http://127.0.0.1:${port}`, REPO_ROOT);
+  const args = [...(how.nodeFlags ?? []), ...how.command.args, 'serve', config];
+  const server = startServer(how.command.cmd, args, `http://127.0.0.1:${port}`, REPO_ROOT);
+  const readyMs = how.readyMs ?? 300_000;
   try {
-    await server.waitFor(/index: rebuilt from storage/, readyMs);
-    await waitForV2(server, 10_000);
+    if (how.level === 'info') await server.waitFor(/index: rebuilt from storage/, readyMs);
+    await waitForV2(server, how.level === 'info' ? 10_000 : readyMs);
   } catch (err) {
     await server.stop();
     throw err;
@@ -143,6 +205,6 @@ export async function startRegistry2(root: string, confDir: string, readyMs = 30
 }
 
 /** Starts `target` over `root`. */
-export function startTarget(target: Target, root: string, confDir: string): Promise<Running> {
-  return target === 'berth' ? startBerth(root, confDir) : startRegistry2(root, confDir);
+export function startTarget(target: Target, root: string, confDir: string, berth: BerthStart): Promise<Running> {
+  return target === 'berth' ? startBerth(root, confDir, berth) : startRegistry2(root, confDir);
 }
