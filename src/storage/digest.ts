@@ -21,8 +21,12 @@ export const CANONICAL_ALGORITHM: DigestAlgorithm = 'sha256';
 /** Every algorithm Berth accepts, in the order layouts are searched. */
 export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
 
+/** What nearly every digest is: checked first, in one step (links are read for every request). */
+const PLAIN_SHA256 = /^sha256:[a-f0-9]{64}$/;
+
 /** Why `s` is not a usable digest, or undefined when it is one. */
 export function digestProblem(s: string): string | undefined {
+  if (PLAIN_SHA256.test(s)) return undefined;
   if (!DIGEST_GRAMMAR.test(s)) return 'malformed digest';
   const [alg, hex] = s.split(':') as [string, string];
   if (alg !== 'sha256' && alg !== 'sha512') return `unsupported digest algorithm ${JSON.stringify(alg)}`;
