@@ -1,10 +1,10 @@
 /**
  * The LevelDB index end to end: a Berth with the index (`<root>/berth/index`) and a Berth without one
  * serving the same root must answer every catalog, tag list and referrers request identically (status,
- * body, Link header) through pushes, re-tags, deletes by tag and by digest, and n/last paging; a tree
- * changed while Berth was stopped (a repository copied in as registry:2 writes it, a tag and a
- * referrer removed) is answered correctly after a restart; a damaged or unopenable index directory
- * costs a warning and nothing else. Also the `index rebuild` command.
+ * Content-Type, body, Link header) through pushes, re-tags, deletes by tag and by digest, and n/last
+ * paging; a tree changed while Berth was stopped (a repository copied in as registry:2 writes it, a
+ * tag and a referrer removed) is answered correctly after a restart; a damaged or unopenable index
+ * directory costs a warning and nothing else. Also the `index rebuild` command.
  */
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -49,7 +49,7 @@ async function listings(base: string, subjects: readonly [string, string][]): Pr
   const answers: Record<string, unknown> = {};
   const get = async (path: string): Promise<unknown> => {
     const res = await raw(base, 'GET', path);
-    const answer = { status: res.status, link: res.header('Link'), body: res.json() };
+    const answer = { status: res.status, type: res.header('Content-Type'), link: res.header('Link'), body: res.json() };
     answers[path] = answer;
     return answer;
   };

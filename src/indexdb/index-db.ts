@@ -12,7 +12,9 @@
  *
  * Changes (index-port.ts) name an item, not its new value; applying one re-reads that item from
  * storage and writes its entry, one refresh at a time per item (key-queue.ts), so the entry ends as
- * storage ends whatever order racing requests report in.
+ * storage ends whatever order racing requests report in. Whole tag lists are also held in memory
+ * (tag-lists.ts): dropped after each refresh of a tag or repository, and all of them whenever the
+ * index stops being ready.
  *
  * Rebuild, and the writes that happen during it. States: rebuilding → catching-up → ready.
  * - rebuilding: wait for running refreshes, empty the database, walk the layout and write every entry
@@ -40,13 +42,14 @@
  */
 import type { Logger } from '../log.js';
 import type { Digest } from '../storage/digest.js';
-import type { BlobDescriptor, IndexChange, IndexSource, IndexedReferrer, ListRange, RegistryIndex } from '../storage/index-port.js';
+import { type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted } from '../storage/index-port.js';
 import { createKeyQueue } from './key-queue.js';
 import { GENERATION_KEY, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
 import { messageOf, openLevel } from './open.js';
 import { type Distrust, type IndexLevel, isBlobHint, newDistrust } from './entries.js';
 import { itemKey, refreshItem } from './refresh.js';
 import { type WalkCounts, walkInto } from './rebuild.js';
+import { createTagLists } from './tag-lists.js';
 
 export { isIndexLocked } from './open.js';
 
@@ -88,6 +91,12 @@ export interface IndexDb extends RegistryIndex {
   close(): Promise<void>;
 }
 
+/**
+ * How many tags the index keeps in memory over all repositories (tag-lists.ts): some 50 bytes each,
+ * so about 10 MiB. A repository with more tags than this is listed from the database range by range.
+ */
+const TAGS_HELD = 200_000;
+
 export interface IndexDbOptions {
   /** The LevelDB directory, outside `docker/registry/v2` (e.g. `<rootdirectory>/berth/index`). */
   readonly location: string;
@@ -113,6 +122,7 @@ class LevelIndex implements IndexDb {
   private readonly source: IndexSource;
   private readonly log: Logger;
   private readonly queue = createKeyQueue();
+  private readonly tagLists = createTagLists(TAGS_HELD);
   private readonly stop = new AbortController();
   private current: IndexState = 'rebuilding';
   /** Bumped whenever the index stops being ready, so a query that straddles it answers undefined. */
@@ -156,12 +166,16 @@ class LevelIndex implements IndexDb {
     return this.running;
   }
 
-  repositories(range: ListRange): Promise<string[] | undefined> {
+  repositories(range: ListRange): Promise<readonly string[] | undefined> {
     return this.answer(async () => (this.distrust.catalog ? undefined : (await this.keysIn(repoRange(range))).map(lastField)));
   }
 
-  tags(repo: string, range: ListRange): Promise<string[] | undefined> {
-    return this.answer(async () => ((await this.knows(repo)) ? (await this.keysIn(tagRange(repo, range))).map(lastField) : undefined));
+  tags(repo: string, range: ListRange): Promise<readonly string[] | undefined> {
+    return this.answer(async () => {
+      if (this.tagLists.oversized(repo)) return (await this.knows(repo)) ? this.tagsIn(repo, range) : undefined;
+      const all = await this.tagLists.get(repo, async () => ((await this.knows(repo)) ? this.tagsIn(repo, {}) : undefined));
+      return all && sliceSorted(all, range);
+    });
   }
 
   referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined> {
@@ -205,6 +219,7 @@ class LevelIndex implements IndexDb {
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.current = 'closed';
+    this.tagLists.clear();
     this.wake(false);
     this.stop.abort();
     await this.running;
@@ -273,15 +288,23 @@ class LevelIndex implements IndexDb {
       await refreshItem(this.db, this.source, change, this.distrust);
     } catch (err) {
       if (this.current === 'closed' || this.current === 'failed') return;
-      if (!isStorageFailure(err) || change.kind === 'everything') {
-        this.fail('writing the index database failed', err);
-        return;
-      }
-      this.log.warn('index: could not re-read a changed item; its listings come from storage', { change, err: messageOf(err) });
-      if (change.kind === 'blob') await this.db.del(blobKey(change.digest)).catch((e: unknown) => this.fail('writing failed', e));
-      else this.distrust.repos.add(change.repo);
-      if (change.kind === 'repository') this.distrust.catalog = true;
+      await this.refreshFailed(change, err);
+    } finally {
+      // After the write and before the change's request is answered (tag-lists.ts).
+      if (change.kind === 'tag' || change.kind === 'repository') this.tagLists.invalidate(change.repo);
     }
+  }
+
+  /** A refresh failed: storage's failure distrusts what the change touches, LevelDB's the whole index. */
+  private async refreshFailed(change: IndexChange, err: unknown): Promise<void> {
+    if (!isStorageFailure(err) || change.kind === 'everything') {
+      this.fail('writing the index database failed', err);
+      return;
+    }
+    this.log.warn('index: could not re-read a changed item; its listings come from storage', { change, err: messageOf(err) });
+    if (change.kind === 'blob') await this.db.del(blobKey(change.digest)).catch((e: unknown) => this.fail('writing failed', e));
+    else this.distrust.repos.add(change.repo);
+    if (change.kind === 'repository') this.distrust.catalog = true;
   }
 
   /** Runs a read of the database and answers it only if the index was ready throughout. */
@@ -302,6 +325,11 @@ class LevelIndex implements IndexDb {
     return this.db.keys(range).all();
   }
 
+  /** Tags of `repo` in `range`, read from the database. */
+  private async tagsIn(repo: string, range: ListRange): Promise<string[]> {
+    return (await this.keysIn(tagRange(repo, range))).map(lastField);
+  }
+
   /** Whether the index holds `repo` and may answer for it. */
   private async knows(repo: string): Promise<boolean> {
     return isIndexable(repo) && !this.distrust.repos.has(repo) && (await this.db.get(repoKey(repo))) !== undefined;
@@ -314,7 +342,10 @@ class LevelIndex implements IndexDb {
 
   private enter(next: IndexState): void {
     if (this.current === 'closed' || this.current === 'failed') return;
-    if (next !== 'ready') this.epoch += 1;
+    if (next !== 'ready') {
+      this.epoch += 1;
+      this.tagLists.clear();
+    }
     this.current = next;
     if (next === 'ready' || next === 'failed') this.wake(next === 'ready');
   }

@@ -50,13 +50,13 @@ export type IndexChange =
 
 export interface RegistryIndex {
   /** Repository names in code-unit order within `range`, or undefined when the index cannot vouch. */
-  repositories(range: ListRange): Promise<string[] | undefined>;
+  repositories(range: ListRange): Promise<readonly string[] | undefined>;
   /**
    * Tag names of `repo` in code-unit order within `range` ([] for a repository without tags), or
    * undefined when the index cannot vouch, including when it does not know `repo` (storage then decides
    * between [] and NAME_UNKNOWN).
    */
-  tags(repo: string, range: ListRange): Promise<string[] | undefined>;
+  tags(repo: string, range: ListRange): Promise<readonly string[] | undefined>;
   /** Referrers of `subject` in `repo`, sorted by digest, or undefined when the index cannot vouch. */
   referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   /** Called after a storage write to `change` has settled (succeeded or failed); see rule 3 above. */
@@ -104,8 +104,8 @@ export interface IndexSource {
 /** An index as storage uses it: every call safe, `undefined` whenever the index cannot help. */
 export interface GuardedIndex {
   readonly active: boolean;
-  repositories(range: ListRange): Promise<string[] | undefined>;
-  tags(repo: string, range: ListRange): Promise<string[] | undefined>;
+  repositories(range: ListRange): Promise<readonly string[] | undefined>;
+  tags(repo: string, range: ListRange): Promise<readonly string[] | undefined>;
   referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   onChange(change: IndexChange): Promise<void>;
 }
@@ -141,9 +141,22 @@ export function guardIndex(index: RegistryIndex | undefined): GuardedIndex {
   };
 }
 
-/** The part of a sorted list that `range` selects. */
-export function sliceSorted(sorted: readonly string[], range: ListRange): string[] {
+/** The part of a sorted list that `range` selects: `sorted` itself when that is all of it. */
+export function sliceSorted(sorted: readonly string[], range: ListRange): readonly string[] {
   const { after, limit } = range;
-  const from = after === undefined || after === '' ? sorted : sorted.filter((s) => s > after);
-  return limit === undefined ? [...from] : from.slice(0, Math.max(0, limit));
+  const from = after === undefined || after === '' ? 0 : firstAfter(sorted, after);
+  const to = limit === undefined ? sorted.length : Math.min(sorted.length, from + Math.max(0, limit));
+  return from === 0 && to === sorted.length ? sorted : sorted.slice(from, to);
+}
+
+/** The index of the first entry of `sorted` greater than `after` (its length when none is). */
+function firstAfter(sorted: readonly string[], after: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as string) > after) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

@@ -52,7 +52,7 @@ export interface Repository {
   readonly uploads: UploadStore;
   readonly manifests: ManifestStore;
   /** Sorted tag names (those after `o.after`, at most `o.limit`). @throws NAME_UNKNOWN when the repository does not exist */
-  tags(o?: CallOptions & ListRange): Promise<string[]>;
+  tags(o?: CallOptions & ListRange): Promise<readonly string[]>;
   referrers(subject: Digest, filter: { artifactType?: string | undefined }, o?: CallOptions): Promise<ReferrerDescriptor[]>;
 }
 
@@ -60,7 +60,7 @@ export interface Repository {
 export interface Registry {
   repository(name: RepoName): Repository;
   /** Every repository name, sorted (those after `o.after`, at most `o.limit`). */
-  repositories(o?: CallOptions & ListRange): Promise<string[]>;
+  repositories(o?: CallOptions & ListRange): Promise<readonly string[]>;
   /** The global blob store (for tools such as garbage collection). */
   readonly blobs: BlobStore;
   /** Orders link operations against the collector's deletes (link-gate.ts). */

@@ -11,9 +11,16 @@ interface PageRequest {
   readonly last: string | undefined;
 }
 
+/**
+ * JSON bodies of whole tag lists, by the list they were made from. The index hands out one array per
+ * repository until its tags change (indexdb/tag-lists.ts), so a repeated whole listing is answered
+ * without serializing 10,000 names again; a list read from storage is new each time and is not kept.
+ */
+const wholeTagBodies = new WeakMap<readonly string[], { readonly name: string; readonly body: Buffer }>();
+
 /** `listed` is what storage answered for `rangeOf(request)`: the entries after `last`, one more than a page. */
-function sendPage(ctx: Ctx, path: string, listed: readonly string[], request: PageRequest, body: (items: string[]) => object): void {
-  const items = request.n === undefined ? [...listed] : listed.slice(0, request.n);
+function sendPage(ctx: Ctx, path: string, listed: readonly string[], request: PageRequest, body: (items: readonly string[]) => object): void {
+  const items = request.n === undefined ? listed : listed.slice(0, request.n);
   const more = request.n !== undefined && listed.length > request.n;
   const lastItem = items.at(-1);
   if (more && request.n !== undefined && lastItem !== undefined) {
@@ -37,8 +44,24 @@ export const getTags: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const request = pagination(ctx, deps.maxListEntries);
   const tags = await deps.registry.repository(name).tags({ signal: ctx.state.signal, ...rangeOf(request) });
+  if (request.n === undefined && request.last === undefined) {
+    sendWholeTags(ctx, name, tags);
+    return;
+  }
   sendPage(ctx, `/v2/${name}/tags/list`, tags, request, (items) => ({ name, tags: items }));
 };
+
+/** Every tag of `name`: the same bytes as `sendPage` would send, serialized once per list. */
+function sendWholeTags(ctx: Ctx, name: string, tags: readonly string[]): void {
+  let made = wholeTagBodies.get(tags);
+  if (made?.name !== name) {
+    made = { name, body: Buffer.from(JSON.stringify({ name, tags })) };
+    wholeTagBodies.set(tags, made);
+  }
+  ctx.status = 200;
+  ctx.type = 'application/json; charset=utf-8';
+  ctx.body = made.body;
+}
 
 /** What storage must list for a page: the entries after `last`, and one more than the page to learn whether more follow. */
 function rangeOf(request: PageRequest): { after: string | undefined; limit: number | undefined } {
