@@ -16,9 +16,10 @@
  * The HTTP layer and the driver wrapper call in through their own seams (RequestObserver,
  * DriverCallObserver); this module only counts.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RequestObserver, RequestSample } from '../http/server.js';
 import type { DriverCallObserver } from '../storage/driver/instrument.js';
+import { BoundHistogram } from './bound-histogram.js';
 
 /** Request durations: a manifest HEAD takes a millisecond, a large blob upload minutes. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -40,22 +41,22 @@ export function createTrafficMetrics(registry: Registry): TrafficMetrics {
     name: 'registry_http_requests_total', help: 'HTTP requests finished, by handler, method and status code.',
     labelNames: ['handler', 'method', 'code'] as const, registers,
   });
-  const duration = new Histogram({
+  const duration = new BoundHistogram({
     name: 'registry_http_request_duration_seconds', help: 'Time from the arrival of a request to the end of its response.',
     labelNames: ['handler', 'method', 'code'] as const, buckets: DURATION_BUCKETS, registers,
   });
   const inFlight = new Gauge({
     name: 'registry_http_in_flight_requests', help: 'Requests whose responses are not finished yet.', labelNames: ['handler'] as const, registers,
   });
-  const requestSize = new Histogram({
+  const requestSize = new BoundHistogram({
     name: 'registry_http_request_size_bytes', help: 'Bytes read from the connection per request, headers included.',
     labelNames: ['handler'] as const, buckets: SIZE_BUCKETS, registers,
   });
-  const responseSize = new Histogram({
+  const responseSize = new BoundHistogram({
     name: 'registry_http_response_size_bytes', help: 'Bytes written to the connection per request, headers included.',
     labelNames: ['handler'] as const, buckets: SIZE_BUCKETS, registers,
   });
-  const storageSeconds = new Histogram({
+  const storageSeconds = new BoundHistogram({
     name: 'registry_storage_action_seconds', help: 'Storage driver calls, by driver and action.',
     labelNames: ['driver', 'action'] as const, buckets: STORAGE_BUCKETS, registers,
   });
@@ -89,17 +90,17 @@ export function createTrafficMetrics(registry: Registry): TrafficMetrics {
         return (s) => {
           inFlight.dec({ handler: route });
           if (carriesData) uploadsInProgress.dec();
-          const labels = { handler: s.route, method: s.method, code: String(s.status) };
-          requests.inc(labels);
-          duration.observe(labels, s.seconds);
-          requestSize.observe({ handler: s.route }, s.bytesIn);
-          responseSize.observe({ handler: s.route }, s.bytesOut);
+          const code = String(s.status);
+          requests.inc({ handler: s.route, method: s.method, code });
+          duration.series(s.route, s.method, code).observe(s.seconds);
+          requestSize.series(s.route).observe(s.bytesIn);
+          responseSize.series(s.route).observe(s.bytesOut);
           countSession(s);
         };
       },
     },
     storage: (call) => {
-      storageSeconds.observe({ driver: call.driver, action: call.op }, call.seconds);
+      storageSeconds.series(call.driver, call.op).observe(call.seconds);
       if (call.outcome !== 'ok' && call.outcome !== 'aborted' && call.outcome !== 'PATH_NOT_FOUND') {
         storageErrors.inc({ driver: call.driver, action: call.op, code: call.outcome });
       }
