@@ -31,6 +31,7 @@ import { Readable, Writable, addAbortSignal } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DriverError, InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
 import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
+import { isValidPath } from './instrument.js';
 
 const NAME = 'filesystem';
 /** Read chunk size: large reads keep blob downloads fast. */
@@ -53,11 +54,6 @@ const WRITE_BUFFER = 1 << 20;
 const FLUSH_EVERY = 32 << 20;
 /** The driver's own temporary files, skipped by `list` and `walk`. */
 const TEMP_FILE = /^\..*\.[0-9a-f]{16}\.tmp$/;
-/**
- * A driver path whose segments are plain names (not `.` or `..`, no empty segment): it stays under the
- * root by construction, so it is joined to the root as it is.
- */
-const PLAIN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/;
 /** errno codes that mean "nothing at this path" when reading. */
 const MISSING = ['ENOENT', 'ENOTDIR'] as const;
 
@@ -256,8 +252,8 @@ class FilesystemDriver implements StorageDriver {
    * that resolves outside the root, and the root itself unless `allowRoot`.
    */
   private full(path: string, allowRoot = false): string {
-    // The common case, checked without path.resolve: segments that cannot name a parent or the root.
-    if (PLAIN_PATH.test(path)) return this.root + path;
+    // The common case, checked without path.resolve: a valid driver path stays under the root by construction.
+    if (isValidPath(path)) return this.root + path;
     const full = resolve(this.root, `.${path}`);
     const inside = full.startsWith(this.root + sep) || (allowRoot && full === this.root);
     if (!path.startsWith('/') || path.includes('\0') || !inside) throw new InvalidPathError(NAME, path);
