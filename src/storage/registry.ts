@@ -71,6 +71,9 @@ export interface Registry {
   purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
 }
 
+/** How many repository views a registry keeps built. */
+const VIEWS_KEPT = 256;
+
 /** A registry over `opts.driver`; the entry point of storage. */
 export function createRegistry(opts: RegistryOptions): Registry {
   const index = guardIndex(opts.index);
@@ -81,7 +84,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const cache = createManifestCache();
   const gate = opts.linkGate ?? createLinkGate();
 
-  const repository = (name: RepoName): Repository => {
+  const makeRepository = (name: RepoName): Repository => {
     const linked = createLinkedBlobStore(driver, blobs, name);
     const tagStore = createTagStore(driver, name);
     const manifests = createManifestStore({
@@ -129,6 +132,19 @@ export function createRegistry(opts: RegistryOptions): Registry {
         return sortByDigest(artifactType === undefined ? indexed : indexed.filter((r) => r.artifactType === artifactType));
       },
     };
+  };
+
+  // A repository is a stateless view over the stores above: the last few used are kept rather than
+  // built again for every request (first in, first out).
+  const views = new Map<RepoName, Repository>();
+  const repository = (name: RepoName): Repository => {
+    let view = views.get(name);
+    if (view === undefined) {
+      view = makeRepository(name);
+      views.set(name, view);
+      if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as RepoName);
+    }
+    return view;
   };
 
   return {
