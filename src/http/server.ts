@@ -89,10 +89,13 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   const app = new Koa<RequestState>();
   app.silent = true; // errors are answered and logged by our own middleware…
   // …except those after the headers went (a blob stream failing midway): Koa cuts the socket; log them.
-  // Most are a client going away mid-transfer, so they are warnings, not errors.
+  // A client going away mid-transfer is ordinary (Koa may report its reset socket before the request's
+  // abort signal fires): info. Anything else, a storage read failing say, is a warning.
   app.on('error', (err: unknown, ctx?: Ctx) => {
     if (ctx?.state.signal?.aborted) return;
-    opts.log.warn('response failed after its headers were sent', { err, requestId: ctx?.state.requestId });
+    const requestId = ctx?.state.requestId;
+    if (isDisconnect(err)) opts.log.info('client disconnected mid-response', { requestId, code: (err as { code: string }).code });
+    else opts.log.warn('response failed after its headers were sent', { err, requestId });
   });
   const deps: HandlerDeps = {
     registry: opts.registry,
@@ -259,6 +262,14 @@ function observeRequests(observer: RequestObserver): Koa.Middleware<RequestState
     });
     await next();
   };
+}
+
+/** Error codes of a connection the client closed or reset. */
+const DISCONNECT_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+function isDisconnect(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISCONNECT_CODES.has(code);
 }
 
 /** Gives the request an AbortSignal that fires when the client goes away before the answer is complete. */
