@@ -30,7 +30,7 @@ export async function openOffline(
   const log = loggerFor(config, writeLog);
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
-  const driver = driverFor(storage);
+  const driver = await driverFor(storage);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
   if (await serverHoldsIndex(config)) {
     log.warn('a Berth server is serving this root: its listing index will not see changes made here until it restarts');

@@ -12,11 +12,13 @@
  * collector can run (scheduled, or `POST /debug/gc`), because replicas sharing the storage would then
  * each have their own gate: the collector must not run on more than one of them, nor while the others
  * take pushes.
+ *
+ * The Redis modules (and ioredis, some 19 MiB of resident memory) are loaded only when `redis` is set.
  */
 import type { Config } from '../config/schema.js';
-import { type ClusterLock, createRedisClusterLock } from '../coordination/cluster-lock.js';
-import { type RedisClient, connectRedis } from '../coordination/redis-client.js';
-import { type RedisLinkGate, createRedisLinkGate } from '../coordination/redis-link-gate.js';
+import type { ClusterLock } from '../coordination/cluster-lock.js';
+import type { RedisClient } from '../coordination/redis-client.js';
+import type { RedisLinkGate } from '../coordination/redis-link-gate.js';
 import { ConfigError } from '../config/raw.js';
 import type { Logger } from '../log.js';
 
@@ -38,6 +40,11 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
     sayInProcess(config, log);
     return undefined;
   }
+  const [{ connectRedis }, { createRedisLinkGate }, { createRedisClusterLock }] = await Promise.all([
+    import('../coordination/redis-client.js'),
+    import('../coordination/redis-link-gate.js'),
+    import('../coordination/cluster-lock.js'),
+  ]);
   const rlog = log.child({ component: 'redis' });
   const complain = throttled(rlog);
   let client: RedisClient;

@@ -50,7 +50,7 @@ export async function serve(file: string | undefined, env: Record<string, string
   const storage = config.storage;
   const metrics = createMetrics();
   const traffic = createTrafficMetrics(metrics.registry);
-  const driver = driverFor(storage, traffic.storage);
+  const driver = await driverFor(storage, traffic.storage);
   const tls = await readTls(config);
   // Replicas (`redis`): the link gate and the collector's lock are shared through Redis (replicas.ts).
   const replicas = await startReplicas(config, log);

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Config, S3StorageConfig } from '../config/schema.js';
 import { type Logger, createLogger } from '../log.js';
 import type { StorageDriver } from '../storage/driver/driver.js';
-import { createDriver } from '../storage/driver/factory.js';
+import { openDriver } from '../storage/driver/factory.js';
 import type { S3DriverOptions } from '../storage/driver/s3.js';
 import type { DriverCallObserver } from '../storage/driver/instrument.js';
 
@@ -19,14 +19,14 @@ export function loggerFor(config: Config, write?: (line: string) => void): Logge
  * The driver of `storage`; a relative rootdirectory is taken from the working directory. `observe`
  * hears every driver call (the storage metrics).
  */
-export function driverFor(storage: Config['storage'], observe?: DriverCallObserver): StorageDriver {
+export function driverFor(storage: Config['storage'], observe?: DriverCallObserver): Promise<StorageDriver> {
   switch (storage.driver) {
     case 'filesystem':
-      return createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) }, observe);
+      return openDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) }, observe);
     case 'inmemory':
-      return createDriver({ kind: 'inmemory' }, observe);
+      return openDriver({ kind: 'inmemory' }, observe);
     case 's3':
-      return createDriver({ kind: 's3', ...s3Options(storage.s3, !storage.redirect.disable) }, observe);
+      return openDriver({ kind: 's3', ...s3Options(storage.s3, !storage.redirect.disable) }, observe);
   }
 }
 

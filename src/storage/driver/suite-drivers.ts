@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StorageDriver } from './driver.js';
-import { createDriver } from './factory.js';
+import { createDriver, openDriver } from './factory.js';
 import { s3Availability, s3DriverOptions } from '../../../test/helpers/ceph-server.js';
 
 /** A driver under test and how to remove what it stored. */
@@ -44,7 +44,7 @@ function s3TestDrivers(): (readonly [string, () => Promise<TestDriver>])[] {
     return [['s3', () => Promise.reject(new Error(`s3 driver tests need S3 (CI=true): ${s3.reason}`))]];
   }
   const make = async (): Promise<TestDriver> => {
-    const driver = createDriver({ kind: 's3', ...s3DriverOptions(s3.settings, `suite-${randomBytes(6).toString('hex')}`) });
+    const driver = await openDriver({ kind: 's3', ...s3DriverOptions(s3.settings, `suite-${randomBytes(6).toString('hex')}`) });
     return { driver, cleanup: () => removeEverything(driver) };
   };
   return [['s3', make]];
