@@ -10,32 +10,25 @@
  * exist (push, pull, mount, delete). Keys inside an endpoint are checked here, since the key table of
  * schema.ts cannot look inside a list.
  */
+import type { EventAction } from '../notifications/event.js';
+import type { NotifierEndpoint } from '../notifications/notifier.js';
 import { ConfigError, Lit, type Raw, type RawMap, describe, lookup, readBool, readGoDuration, readString, stringList } from './raw.js';
 
-/** One registry:2 `notifications.endpoints[]` entry, with registry:2's defaults applied. */
-export interface NotificationEndpointConfig {
-  /** Names the endpoint in logs and metrics, and its queue on disk. */
-  readonly name: string;
-  /** A disabled endpoint gets no events (registry:2 skips it at start). */
+/**
+ * One registry:2 `notifications.endpoints[]` entry, with registry:2's defaults applied: the notifier's
+ * own endpoint type (notifications/notifier.ts NotifierEndpoint, fields documented in
+ * notifications/endpoint.ts EndpointOptions), so `createNotifier` takes the configured endpoints as
+ * they are. `url` is '' only when the endpoint is disabled and names none.
+ */
+export interface NotificationEndpointConfig extends NotifierEndpoint {
+  /** Always set: false unless the file says `disabled: true` (registry:2 skips a disabled endpoint at start). */
   readonly disabled: boolean;
-  /** Where events are POSTed: an absolute http(s) URL ('' only when disabled and unset). */
-  readonly url: string;
-  /** Static headers added to every request: name → values. */
-  readonly headers: Readonly<Record<string, readonly string[]>>;
-  /** How long one POST may take. */
-  readonly timeoutMs: number;
-  /** Consecutive failures after which delivery backs off. */
-  readonly threshold: number;
-  /** How long delivery waits, once `threshold` failures in a row happened, before trying again. */
-  readonly backoffMs: number;
-  /** Target media types whose events are not sent: `ignoredmediatypes` and `ignore.mediatypes` together. */
-  readonly ignoredMediaTypes: readonly string[];
-  /** Actions whose events are not sent (`ignore.actions`). */
+  /** `ignore.actions`, checked to name actions that exist. */
   readonly ignoredActions: readonly NotificationAction[];
 }
 
 /** The event actions registry:2 sends. */
-export type NotificationAction = 'push' | 'pull' | 'mount' | 'delete';
+export type NotificationAction = EventAction;
 
 export interface NotificationsConfig {
   readonly endpoints: readonly NotificationEndpointConfig[];

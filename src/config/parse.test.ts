@@ -1,46 +1,15 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './parse.js';
 import { ConfigError, parseDuration } from './raw.js';
 import type { Config } from './schema.js';
+import { configFiles } from './test-helpers.js';
 
-let dir = '';
-let seq = 0;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'berth-config-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** Writes a temporary config file and returns its path. */
-async function file(text: string): Promise<string> {
-  seq += 1;
-  const path = join(dir, `config-${seq}.yml`);
-  await writeFile(path, text);
-  return path;
-}
-
-/** Loads with the given file text (or none) and environment, collecting warnings. */
-async function load(text: string | undefined, env: Record<string, string> = {}) {
-  const warnings: string[] = [];
-  const path = text === undefined ? undefined : await file(text);
-  const config = await loadConfig({ file: path, env, warn: (msg) => warnings.push(msg) });
-  return { config, warnings };
-}
-
-/** Loads and returns the ConfigError it must throw. */
-async function loadError(text: string | undefined, env: Record<string, string> = {}): Promise<ConfigError> {
-  const err: unknown = await load(text, env).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
-  return err;
-}
+const files = configFiles('berth-config-');
+beforeAll(files.open);
+afterAll(files.close);
+const { write: file, load, loadError } = files;
 
 const MINIMAL = 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv/reg\n';
 
@@ -409,13 +378,14 @@ describe('ConfigError', () => {
   });
 
   it('names a missing file', async () => {
-    const path = join(dir, 'absent.yml');
+    const path = join(files.dir, 'absent.yml');
     const err = await loadConfig({ file: path, env: {} }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err).toMatchObject({ key: path, message: `config: ${path}: cannot read the configuration file: no such file` });
   });
 
   it('names a directory given as the file', async () => {
+    const dir = files.dir;
     const err = await loadConfig({ file: dir, env: {} }).catch((e: unknown) => e);
     expect(err).toMatchObject({ key: dir, message: `config: ${dir}: cannot read the configuration file: is a directory` });
   });

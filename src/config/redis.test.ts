@@ -1,34 +1,12 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from './parse.js';
-import { ConfigError } from './raw.js';
+import { configFiles, sectionLoader } from './test-helpers.js';
 
-let dir = '';
-let seq = 0;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'berth-redis-config-'));
-});
-afterAll(async () => rm(dir, { recursive: true, force: true }));
-
-const BASE = 'version: 0.1\nstorage:\n  inmemory: {}\n';
-
-async function load(section: string, env: Record<string, string> = {}) {
-  seq += 1;
-  const path = join(dir, `c-${seq}.yml`);
-  await writeFile(path, `${BASE}${section}`);
-  const warnings: string[] = [];
-  const config = await loadConfig({ file: path, env, warn: (m) => warnings.push(m) });
-  return { redis: config.redis, warnings };
-}
-
-async function errorOf(section: string): Promise<string> {
-  const err: unknown = await load(section).then(() => undefined, (e: unknown) => e);
-  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
-  return err.message;
-}
+const files = configFiles('berth-redis-config-');
+beforeAll(files.open);
+afterAll(files.close);
+const { load, errorOf } = sectionLoader(files, 'redis');
 
 describe('the redis section', () => {
   it("reads registry:2's keys, durations as Go writes them (a bare integer is nanoseconds)", async () => {

@@ -16,11 +16,17 @@ import type { EventQueue } from './queue.js';
 
 /** One endpoint's settings (registry:2's Endpoint, defaults applied). */
 export interface EndpointOptions {
+  /** Names the endpoint in logs and metrics, and its queue on disk. */
   readonly name: string;
+  /** Where events are POSTed: an absolute http(s) URL. */
   readonly url: string;
+  /** Static headers added to every request: name → values. */
   readonly headers: Readonly<Record<string, readonly string[]>>;
+  /** How long one POST may take. */
   readonly timeoutMs: number;
+  /** Consecutive failures after which delivery backs off. */
   readonly threshold: number;
+  /** How long delivery waits, once `threshold` failures in a row happened, before trying again. */
   readonly backoffMs: number;
   /** Target media types whose events this endpoint does not get. */
   readonly ignoredMediaTypes: readonly string[];
