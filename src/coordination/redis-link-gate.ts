@@ -65,7 +65,7 @@ const DEFAULT_MAX_LINK_TIMES = 200_000;
 const WAIT_CLAIM_MS = 2_000;
 const MAX_POLL_MS = 50;
 
-/** Lua helpers every script starts with. */
+/** Lua helpers every script starts with. `release` drops `field` from the first n keys and answers 1 when it was held on each until now. */
 const PRELUDE = `
 local function clock(key)
   local t = redis.call('TIME')
@@ -82,6 +82,15 @@ local function holders(key, now)
     if tonumber(flat[i + 1]) < now then redis.call('HDEL', key, flat[i]) else live[flat[i]] = true end
   end
   return live
+end
+local function release(n, field, now)
+  local held = 1
+  for i = 1, n do
+    local exp = tonumber(redis.call('HGET', KEYS[i], field))
+    if not exp or exp < now then held = 0 end
+    redis.call('HDEL', KEYS[i], field)
+  end
+  return held
 end
 local function extend(key, ttl)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
@@ -124,12 +133,7 @@ return 1
 const LINK_RELEASE = luaScript(`${PRELUDE}
 local n = #KEYS - 2
 local now = clock(KEYS[n + 2])
-local held = 1
-for i = 1, n do
-  local exp = tonumber(redis.call('HGET', KEYS[i], ARGV[1]))
-  if not exp or exp < now then held = 0 end
-  redis.call('HDEL', KEYS[i], ARGV[1])
-end
+local held = release(n, ARGV[1], now)
 if ARGV[2] == '1' then
   local z = KEYS[n + 1]
   since(z, now)
@@ -166,13 +170,7 @@ return {1, at or tostring(s)}
 const RELEASE = luaScript(`${PRELUDE}
 local n = #KEYS - 1
 local now = clock(KEYS[n + 1])
-local held = 1
-for i = 1, n do
-  local exp = tonumber(redis.call('HGET', KEYS[i], ARGV[1]))
-  if not exp or exp < now then held = 0 end
-  redis.call('HDEL', KEYS[i], ARGV[1])
-end
-return held
+return release(n, ARGV[1], now)
 `);
 
 /** KEYS: lock keys…, clock. ARGV: field, lease. Extends a held lease; 1 when every one was still held. */
