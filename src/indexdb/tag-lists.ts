@@ -19,7 +19,7 @@ export type ReadTags = () => Promise<readonly string[] | undefined>;
 export interface TagLists {
   /** The sorted list of `repo`, from memory or read once through `read` and kept. */
   get(repo: string, read: ReadTags): Promise<readonly string[] | undefined>;
-  /** True once `repo` was found to hold more tags than the budget: read it by ranges, not whole. */
+  /** True once `repo` was found to hold more tags than the budget (for the life of the process): read it by ranges, not whole. */
   oversized(repo: string): boolean;
   /** Forgets `repo`'s list and discards any read of it under way. */
   invalidate(repo: string): void;
