@@ -43,15 +43,15 @@ interface Series<T extends string> extends HistogramSeries {
 
 export class BoundHistogram<T extends string> extends Histogram<T> {
   private readonly bounds: readonly number[];
-  private readonly labelNames: readonly T[];
+  /** The label names, in the order `series` takes their values (not `labelNames`, which the base sets). */
+  private readonly names: readonly T[];
   private readonly bySeries = new Map<string, Series<T>>();
 
   constructor(config: HistogramConfiguration<T> & { readonly buckets: number[]; readonly labelNames: readonly T[] }) {
     super(config);
     if (config.buckets.some((b, i) => i > 0 && b <= (config.buckets[i - 1] as number))) throw new Error('buckets must be in ascending order');
     this.bounds = [...config.buckets];
-    this.labelNames = config.labelNames;
-
+    this.names = config.labelNames;
   }
 
   /** The series of `values`, given in the order of `labelNames`. */
@@ -94,7 +94,7 @@ export class BoundHistogram<T extends string> extends Histogram<T> {
   }
 
   private newSeries(values: readonly string[]): Series<T> {
-    const names = this.labelNames;
+    const names = this.names;
     if (values.length !== names.length) throw new Error(`${values.length} label values for labels ${names.join(', ')}`);
     const labels: LabelValues<T> = {};
     names.forEach((name, i) => (labels[name] = values[i]));
