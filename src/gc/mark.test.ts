@@ -7,9 +7,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../storage/digest.js';
 import { paths } from '../storage/paths.js';
+import type { Inventory } from '../storage/inventory.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
+import { markAll } from './mark.js';
 import { collectGarbage } from './run.js';
-import type { GcEvent, GcReport } from './report.js';
+import { type GcEvent, type GcReport, createWarnings } from './report.js';
 import {
   DRIVER_KINDS, type Fixture, imageBlobs, makeFixture, pushBlob, pushImage, pushIndex, storedBlobs,
 } from './suite-fixtures.js';
@@ -209,5 +211,47 @@ describe.each(DRIVER_KINDS)('mark and sweep over the %s driver', (kind) => {
       { type: 'blob-eligible', digest: loose },
       { type: 'blob-deleted', digest: loose, path: paths.blobDir(loose), size: 5 },
     ]);
+  });
+
+  it('marks repositories several at a time, yet emits and warns in repository order, as if one by one', async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+    const delayOf = new Map<Digest, number>();
+    for (const [i, name] of names.entries()) {
+      const img = await pushImage(fx.registry, name, name, { tag: 'v1', layers: [`${name}-layer`] });
+      delayOf.set(img.digest, names.length - i); // later repositories answer sooner, so finish first
+      // Every fifth manifest cannot be read: its warning must come among its own repository's events.
+      if (i % 5 === 0) await fx.driver.putContent(paths.blobData(img.digest), Buffer.from('{"not a manifest"'));
+    }
+    const inv = fx.registry.inventory;
+    let reading = 0;
+    let mostAtOnce = 0;
+    const slowed: Inventory = {
+      ...inv,
+      async references(d, o) {
+        mostAtOnce = Math.max(mostAtOnce, ++reading);
+        await new Promise((r) => setTimeout(r, delayOf.get(d) ?? 0));
+        reading -= 1;
+        return inv.references(d, o);
+      },
+    };
+    const events: GcEvent[] = [];
+    const emit = (e: GcEvent): void => void events.push(e);
+    await markAll(slowed, { deleteUntagged: false, youngAfter: undefined, emit, warnings: createWarnings(emit) });
+
+    expect(mostAtOnce).toBeGreaterThan(1);
+    expect(events.filter((e) => e.type === 'repository').map((e) => e.repo)).toEqual(names);
+    let current: string | undefined;
+    const progress: number[] = [];
+    for (const e of events) {
+      if (e.type === 'repository') current = e.repo;
+      else if (e.type === 'marking-manifest' || e.type === 'marking-blob') expect(e.repo).toBe(current);
+      else if (e.type === 'warning') expect(e.message.startsWith(`${current ?? '?'}: manifest`)).toBe(true);
+      else if (e.type === 'progress') {
+        expect(current).toBe(names[e.done - 1]);
+        progress.push(e.done);
+      }
+    }
+    expect(progress).toEqual(names.map((_, i) => i + 1));
+    expect(events.filter((e) => e.type === 'warning')).toHaveLength(8);
   });
 });

@@ -47,15 +47,39 @@ export interface MarkState {
   readonly untagged: UntaggedCandidate[];
 }
 
-/** Marks from every repository. @throws only storage failures (unreadable content is a warning) */
+/**
+ * Repositories marked at once. Marking one is a chain of small reads, each waiting on the disk or the
+ * network; several chains overlap those waits (registry:2's collector, with blocking reads, does not
+ * need to).
+ */
+const MARK_AT_ONCE = 16;
+
+/**
+ * Marks from every repository, MARK_AT_ONCE at a time. What each one emits and warns is held until it
+ * is done and passed on in repository order, so the events read as if they were marked one by one.
+ * @throws only storage failures (unreadable content is a warning), the first in repository order
+ */
 export async function markAll(inv: Inventory, opts: MarkOptions): Promise<MarkState> {
   const state: MarkState = { marked: new Set(), linkTimes: new Map(), untagged: [] };
   const repos: RepoName[] = [];
   for await (const repo of inv.repositories(signalOf(opts))) repos.push(repo);
-  for (const [i, repo] of repos.entries()) {
+  for (let from = 0; from < repos.length; from += MARK_AT_ONCE) {
     opts.signal?.throwIfAborted();
-    await markRepository(inv, repo, opts, state);
-    opts.emit({ type: 'progress', phase: 'mark', done: i + 1, total: repos.length });
+    const batch = repos.slice(from, from + MARK_AT_ONCE).map((repo) => {
+      const held: (() => void)[] = [];
+      const local: MarkOptions = {
+        ...opts,
+        emit: (e) => held.push(() => opts.emit(e)),
+        warnings: { add: (m) => held.push(() => opts.warnings.add(m)), list: () => opts.warnings.list() },
+      };
+      return { held, marking: markRepository(inv, repo, local, state) };
+    });
+    const outcomes = await Promise.allSettled(batch.map((b) => b.marking));
+    for (const [i, outcome] of outcomes.entries()) {
+      for (const pass of batch[i]?.held ?? []) pass();
+      if (outcome.status === 'rejected') throw outcome.reason;
+      opts.emit({ type: 'progress', phase: 'mark', done: from + i + 1, total: repos.length });
+    }
   }
   return state;
 }
