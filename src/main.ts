@@ -1,13 +1,10 @@
 #!/usr/bin/env node
 /**
  * The `berth` command line: `berth serve|garbage-collect|check|index …`. Errors in the configuration print
- * one line and exit 1; a bad command line prints the usage and exits 2.
+ * one line and exit 1; a bad command line prints the usage and exits 2. Each command's modules are
+ * loaded when it runs, so an offline command does not start by loading the server's.
  */
 import { ConfigError } from './config/raw.js';
-import { serve } from './cli/serve.js';
-import { garbageCollect, parseGcArgs } from './cli/gc.js';
-import { check, parseCheckArgs } from './cli/check.js';
-import { indexCommand } from './cli/index-command.js';
 
 const USAGE = `usage: berth <command> [args]
 
@@ -35,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       if (args.length > 1) break;
+      const { serve } = await import('./cli/serve.js');
       const serving = await serve(args[0], process.env);
       // The first SIGTERM or SIGINT drains (http.draintimeout); a second one cuts what is left.
       let signals = 0;
@@ -54,17 +52,19 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keep running
     }
     case 'garbage-collect': {
+      const { garbageCollect, parseGcArgs } = await import('./cli/gc.js');
       const cmd = parseGcArgs(args);
       if (typeof cmd === 'string') return usageError(cmd);
       return garbageCollect(cmd, process.env);
     }
     case 'check': {
+      const { check, parseCheckArgs } = await import('./cli/check.js');
       const cmd = parseCheckArgs(args);
       if (typeof cmd === 'string') return usageError(cmd);
       return check(cmd, process.env);
     }
     case 'index':
-      return indexCommand(args, process.env);
+      return (await import('./cli/index-command.js')).indexCommand(args, process.env);
     case 'help':
     case '--help':
     case '-h':
