@@ -73,15 +73,25 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     '',
   ].join('\n');
   const proxy = await startRoundRobinProxy({ ports: ports.map((p) => p.http) });
+  // Replicas this helper stops or kills; any other exit is reported with the end of its log.
+  const stopping = new Set<BerthProcess>();
   const start = async (i: number): Promise<BerthProcess> => {
-    const p = await startBerthProcess({ config: config(i), configPath: join(o.dir, `replica-${i}.yml`), readyTimeoutMs: 60_000 });
+    // Ready once both listeners are up: `listening` comes before the debug listener binds, and a
+    // replica whose debug port was taken in between exits right after it (seen under a full CI run).
+    const p = await startBerthProcess({
+      config: config(i), configPath: join(o.dir, `replica-${i}.yml`), readyWhen: /debug listener/, readyTimeoutMs: 60_000,
+    });
     replicas[i] = p;
+    void p.exited.then(({ code, signal }) => {
+      if (!stopping.has(p)) console.warn(`replica ${i} exited on its own (code ${code}, signal ${signal}); its log ends:\n${p.log().slice(-4000)}`);
+    });
     proxy.up(i);
     return p;
   };
   try {
     for (let i = 0; i < o.n; i++) await start(i);
   } catch (err) {
+    for (const r of replicas) if (r) stopping.add(r);
     for (const r of replicas) await r?.stop();
     await proxy.close();
     throw err;
@@ -95,11 +105,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     async kill(i) {
       proxy.down(i);
       const p = replicas[i];
+      if (p) stopping.add(p);
       if (p?.child.pid !== undefined) process.kill(p.child.pid, 'SIGKILL');
       await p?.exited;
     },
     async close() {
       await proxy.close();
+      for (const r of replicas) if (r) stopping.add(r);
       for (const r of replicas) await r?.stop();
     },
   };
