@@ -94,7 +94,8 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   app.on('error', (err: unknown, ctx?: Ctx) => {
     if (ctx?.state.signal?.aborted) return;
     const requestId = ctx?.state.requestId;
-    if (isDisconnect(err)) opts.log.info('client disconnected mid-response', { requestId, code: (err as { code: string }).code });
+    const code = disconnectCode(err);
+    if (code !== undefined) opts.log.info('client disconnected mid-response', { requestId, code });
     else opts.log.warn('response failed after its headers were sent', { err, requestId });
   });
   const deps: HandlerDeps = {
@@ -267,9 +268,10 @@ function observeRequests(observer: RequestObserver): Koa.Middleware<RequestState
 /** Error codes of a connection the client closed or reset. */
 const DISCONNECT_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-function isDisconnect(err: unknown): boolean {
+/** The error's code when it says the client closed or reset the connection; undefined otherwise. */
+function disconnectCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && DISCONNECT_CODES.has(code);
+  return typeof code === 'string' && DISCONNECT_CODES.has(code) ? code : undefined;
 }
 
 /** Gives the request an AbortSignal that fires when the client goes away before the answer is complete. */
