@@ -169,14 +169,17 @@ interface ListingScenario {
 
 function listingScenarios(o: ListingOptions): ListingScenario[] {
   const last = tagName(Math.floor(o.tags / 2));
+  const firstPage = '/v2/_catalog?n=100';
+  const allTags = `/v2/${TAG_REPO}/tags/list`;
+  const tagPage = `${allTags}?n=100&last=${last}`;
   const count = (body: string, key: 'repositories' | 'tags'): number => ((JSON.parse(body) as Record<string, string[] | null>)[key] ?? []).length;
   return [
     {
       name: 'catalog, first page (n=100)',
       goal: atLeastFor('ms', 10),
-      path: '/v2/_catalog?n=100',
+      path: firstPage,
       run: async (base) => {
-        const got = await get(`${base}/v2/_catalog?n=100`);
+        const got = await get(base + firstPage);
         return `${count(got.body, 'repositories')} repositories${got.link !== null ? ', Link to next' : ''}`;
       },
     },
@@ -192,15 +195,15 @@ function listingScenarios(o: ListingOptions): ListingScenario[] {
     {
       name: `tags list, ${o.tags} tags`,
       goal: atLeastFor('ms', 10),
-      path: `/v2/${TAG_REPO}/tags/list`,
-      run: async (base) => `${count((await get(`${base}/v2/${TAG_REPO}/tags/list`)).body, 'tags')} tags`,
+      path: allTags,
+      run: async (base) => `${count((await get(base + allTags)).body, 'tags')} tags`,
     },
     {
       name: `tags page (n=100&last=${last})`,
       note: 'registry:2 2.8 ignores n and last on tag lists and answers all tags; Berth answers the 100 after `last`',
-      path: `/v2/${TAG_REPO}/tags/list?n=100&last=${last}`,
+      path: tagPage,
       run: async (base) => {
-        const got = await get(`${base}/v2/${TAG_REPO}/tags/list?n=100&last=${last}`);
+        const got = await get(base + tagPage);
         return `${count(got.body, 'tags')} tags${got.link !== null ? ', Link to next' : ''}`;
       },
     },
