@@ -32,7 +32,7 @@ import { type Family, type RunContext, opt, profileFlags, roundsOption } from '.
 import { type Server, freePort, makeTempDir, removeTempDir, sleep, startServer, which } from './lib/proc.js';
 import { type FamilyReport, type Row, alternate, formatMs, formatValue, median, timed } from './lib/report.js';
 import { peakWatcher, rssMiB } from './lib/rss.js';
-import { REPO_ROOT, type Target, TARGET_LABEL, registry2Binary } from './lib/servers.js';
+import { REPO_ROOT, type Target, TARGET_LABEL, configTail, registry2Binary, waitForV2 } from './lib/servers.js';
 
 const TARGETS = ['berth', 'registry2'] as const satisfies readonly [Target, Target];
 const REPO = 'bench/s3';
@@ -67,18 +67,7 @@ function s3Config(t: Target, ceph: CephServer, port: number, partBytes: number):
     `    chunksize: ${partBytes}`,
     '  redirect:',
     '    disable: true',
-    '  delete:',
-    '    enabled: true',
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'health:',
-    '  storagedriver:',
-    '    enabled: false',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    `  secret: ${SECRET}`,
-    '',
+    ...configTail(port, ['health:', '  storagedriver:', '    enabled: false'], SECRET),
   ].join('\n');
 }
 
@@ -96,20 +85,13 @@ async function startOnS3(t: Target, ceph: CephServer, dir: string, partBytes: nu
     t === 'berth'
       ? startServer(ctx.berth.cmd, [...profileFlags(ctx, 's3'), ...ctx.berth.args, 'serve', config], url, REPO_ROOT)
       : startServer(which('env') ?? '/usr/bin/env', ['-u', 'AWS_CA_BUNDLE', registry2Binary(), 'serve', config], url);
-  const deadline = Date.now() + readyMs;
-  for (;;) {
-    if (server.exited()) throw new Error(`${TARGET_LABEL[t]} on S3 exited before answering GET /v2/; output:\n${server.output().trim()}`);
-    const ok = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) }).then(
-      async (res) => (await res.arrayBuffer(), res.status === 200),
-      () => false,
-    );
-    if (ok) return server;
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`${TARGET_LABEL[t]} on S3 did not answer GET /v2/ within ${readyMs} ms; output:\n${server.output().trim()}`);
-    }
-    await sleep(100);
+  try {
+    await waitForV2(server, readyMs);
+  } catch (err) {
+    await server.stop();
+    throw new Error(`${TARGET_LABEL[t]} on S3: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+  return server;
 }
 
 /** The Ceph daemons' PIDs (from the script's pid files) and the machine's available memory, for the notes. */

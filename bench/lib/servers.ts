@@ -77,6 +77,25 @@ export async function buildBerth(dir: string, log: (line: string) => void): Prom
   return { label, cmd: process.execPath, args: [main] };
 }
 
+/**
+ * The end every benchmark config shares, for Berth and registry:2 alike: deletes on and upload purging
+ * off (under `storage:`), then `sections` (top-level), then the listener on `port` with `secret`.
+ */
+export function configTail(port: number, sections: readonly string[] = [], secret = SECRET): string[] {
+  return [
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    ...sections,
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    `  secret: ${secret}`,
+    '',
+  ];
+}
+
 /** Berth's config.yml for `root`; `port` undefined for offline commands. */
 export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error'): string {
   return [
@@ -89,15 +108,7 @@ export function berthConfig(root: string, port: number, level: 'info' | 'warn' |
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
-    '  delete:',
-    '    enabled: true',
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    `  secret: ${SECRET}`,
-    '',
+    ...configTail(port),
   ].join('\n');
 }
 
@@ -112,15 +123,7 @@ export function registry2Config(root: string, port: number): string {
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
-    '  delete:',
-    '    enabled: true',
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    `  secret: ${SECRET}`,
-    '',
+    ...configTail(port),
   ].join('\n');
 }
 
@@ -146,7 +149,8 @@ async function answersV2(url: string): Promise<boolean> {
   }
 }
 
-async function waitForV2(server: Server, ms: number): Promise<void> {
+/** Waits (at most `ms`) until `server` answers `GET /v2/` with 200. @throws when it exits first or the time runs out */
+export async function waitForV2(server: Server, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (server.exited()) throw new Error(`server exited before answering GET /v2/; output:\n${server.output().trim()}`);
