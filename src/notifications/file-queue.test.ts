@@ -29,6 +29,20 @@ async function open(dir: string, o: { maxBytes?: number; segmentBytes?: number }
   return q;
 }
 
+/** Closes `q` now, so that afterEach does not close it again. */
+async function closeNow(q: EventQueue): Promise<void> {
+  await q.close();
+  queues.splice(queues.indexOf(q), 1);
+}
+
+/** Writes ev(0) and ev(1) (the second durably) to a queue in `dir`, and closes it. */
+async function writeTwo(dir: string): Promise<void> {
+  const q = await open(dir);
+  q.append(ev(0));
+  await q.append(ev(1)).durable;
+  await closeNow(q);
+}
+
 /** Takes (and acknowledges) `n` events, in order. */
 async function take(q: EventQueue, n: number): Promise<string[]> {
   const got: string[] = [];
@@ -90,8 +104,7 @@ describe('file queue', () => {
     const q = await open(dir);
     for (let i = 0; i < 5; i++) q.append(ev(i));
     expect(await take(q, 2)).toEqual([ev(0), ev(1)]);
-    await q.close();
-    queues.splice(queues.indexOf(q), 1);
+    await closeNow(q);
     const again = await open(dir);
     expect(again.pending).toBe(3);
     expect(await take(again, 3)).toEqual([ev(2), ev(3), ev(4)]);
@@ -104,8 +117,7 @@ describe('file queue', () => {
     const q = await open(dir);
     for (let i = 0; i < 4; i++) q.append(ev(i));
     await take(q, 1);
-    await q.close();
-    queues.splice(queues.indexOf(q), 1);
+    await closeNow(q);
     const saved = await readFile(join(dir, 'cursor'), 'utf8');
     const again = await open(dir);
     await take(again, 2); // acknowledged, but the process "dies" before the cursor is saved:
@@ -119,11 +131,7 @@ describe('file queue', () => {
   it('delivers everything again rather than lose events when the cursor file is damaged', async () => {
     for (const damaged of ['99 0\n', 'garbage']) {
       const dir = await tempDir();
-      const q = await open(dir);
-      q.append(ev(0));
-      await q.append(ev(1)).durable;
-      await q.close();
-      queues.splice(queues.indexOf(q), 1);
+      await writeTwo(dir);
       await writeFile(join(dir, 'cursor'), damaged);
       const again = await open(dir);
       expect(await take(again, 2)).toEqual([ev(0), ev(1)]);
@@ -132,11 +140,7 @@ describe('file queue', () => {
 
   it('cuts a line torn by a crash and keeps the complete ones', async () => {
     const dir = await tempDir();
-    const q = await open(dir);
-    q.append(ev(0));
-    await q.append(ev(1)).durable;
-    await q.close();
-    queues.splice(queues.indexOf(q), 1);
+    await writeTwo(dir);
     const segment = (await readdir(dir)).filter((f) => f.endsWith('.log')).sort()[0] ?? '';
     await writeFile(join(dir, segment), `${await readFile(join(dir, segment), 'utf8')}{"id":"torn`);
     const again = await open(dir);
