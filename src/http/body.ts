@@ -9,7 +9,7 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
-import { isSendable } from '../storage/blobs.js';
+import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */

@@ -12,7 +12,7 @@ import { TEST_DRIVERS } from './driver/suite-drivers.js';
 import { MEDIA_TYPES } from './manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
-import { type Registry, createRegistry } from './registry.js';
+import { type LocalRegistry, createRegistry } from './registry.js';
 
 
 const repo = parseRepoName('team/app');
@@ -28,7 +28,7 @@ async function codeOf(p: Promise<unknown>): Promise<OciCode | 'none'> {
   }
 }
 
-async function pushBlob(registry: Registry, data: string): Promise<Digest> {
+async function pushBlob(registry: LocalRegistry, data: string): Promise<Digest> {
   const d = digestOf(Buffer.from(data));
   const session = await registry.repository(repo).uploads.start();
   await registry.repository(repo).uploads.commit(session.id, d, body(data));
@@ -45,7 +45,7 @@ function imageManifest(config: Digest, layers: Digest[], extra: object = {}): Bu
 describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
   let driver: StorageDriver;
   let cleanup: () => Promise<void>;
-  let registry: Registry;
+  let registry: LocalRegistry;
   beforeEach(async () => {
     ({ driver, cleanup } = await make());
     registry = createRegistry({ driver, deleteEnabled: true });
