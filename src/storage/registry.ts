@@ -25,7 +25,8 @@ import { createUploadSessions } from './upload-sessions.js';
 export type {
   BlobServing, LocalRegistry, Maintenance, Registry, Repository, RepositoryBlobs, RepositoryManifests, ServeOptions,
 } from './registry-face.js';
-export { type BlobInfo, type ByteRange, type SendableStream, isSendable } from './blobs.js';
+export type { BlobInfo, ByteRange } from './blobs.js';
+export { type SendableReader, isSendable } from './driver/driver.js';
 export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifest-format.js';
 export type { ListRange } from './index-port.js';
 export type { PurgeReport } from './purge-uploads.js';
