@@ -245,11 +245,11 @@ describe('index changes', () => {
     const d = await pushImage(w.indexed, APP, 'racy', 'a');
     // Two writers raced: the tag was removed last, but the report of the earlier write comes last.
     await w.walked.repository(APP).manifests.delete({ tag: parseTag('racy') });
-    await w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' });
-    await w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' });
+    await w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') });
+    await w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') });
     expect(await w.index.tags(APP, {})).toEqual([]);
     await w.walked.repository(APP).manifests.put({ tag: parseTag('racy') }, (await w.walked.repository(APP).manifests.get({ digest: d })).content, undefined);
-    await Promise.all([w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' }), w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' })]);
+    await Promise.all([w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') }), w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') })]);
     expect(await w.index.tags(APP, {})).toEqual(['racy']);
   });
 
@@ -329,7 +329,7 @@ describe('index failures', () => {
     }));
     await index.rebuild();
     expect(index.state).toBe('ready');
-    expect(await index.tags('bad', {})).toBeUndefined();
+    expect(await index.tags(parseRepoName('bad'), {})).toBeUndefined();
     expect(await index.tags(APP, {})).toEqual(['v1']);
     expect(await w.indexed.repository(bad).tags()).toEqual(['v1']);
     expect(w.warnings.join('')).toContain('could not be read');

@@ -13,7 +13,7 @@ import { compareStrings } from './tags.js';
 /** A directory under `repositories/` and the names of its children. */
 export interface RepositoryDir {
   /** The name the directory stands for (`a/b` for `…/repositories/a/b`). */
-  readonly name: string;
+  readonly name: RepoName;
   readonly children: readonly string[];
 }
 
@@ -23,18 +23,20 @@ export async function* repositoryDirs(driver: StorageDriver, o?: CallOptions): A
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     const listed = (await unlessNotFound(() => driver.list(dir, o))) ?? [];
     const children = listed.map(baseName);
-    if (dir !== paths.repositoriesRoot) yield { name: repoNameOfDir(dir), children };
+    const name = repoNameOfDir(dir);
+    if (name !== undefined) yield { name, children };
     for (const child of listed) if (!baseName(child).startsWith('_')) pending.push(child);
   }
 }
 
-function isRepository(children: readonly string[]): boolean {
+/** Whether a directory with these children is a repository (it holds `_layers` or `_manifests`). */
+export function isRepository(children: readonly string[]): boolean {
   return children.includes(LAYERS_DIR) || children.includes(MANIFESTS_DIR);
 }
 
 /** Every repository name, sorted in code-unit order. */
-export async function listRepositories(driver: StorageDriver, o?: CallOptions): Promise<string[]> {
-  const found: string[] = [];
+export async function listRepositories(driver: StorageDriver, o?: CallOptions): Promise<RepoName[]> {
+  const found: RepoName[] = [];
   for await (const dir of repositoryDirs(driver, o)) if (isRepository(dir.children)) found.push(dir.name);
   return found.sort(compareStrings);
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type Digest, digestOf } from './digest.js';
 import { createDriver } from './driver/factory.js';
 import { type IndexChange, type RegistryIndex, guardIndex, sliceSorted } from './index-port.js';
+import { parseRepoName } from './reference.js';
 import { changesOf, observeDriver } from './index-observer.js';
 
 const d = digestOf(Buffer.from('x'));
@@ -13,8 +14,8 @@ const hex = d.slice('sha256:'.length);
 const R = '/docker/registry/v2/repositories';
 
 describe('changesOf', () => {
-  const repo = (name: string): IndexChange => ({ kind: 'repository', repo: name });
-  it.each<[string, IndexChange[]]>([
+  const repo = (name: string): object => ({ kind: 'repository', repo: name });
+  it.each<[string, object[]]>([
     [`${R}/a/b/_manifests/tags/v1/current/link`, [{ kind: 'tag', repo: 'a/b', tag: 'v1' }, repo('a/b')]],
     [`${R}/a/b/_manifests/tags/v1/index/sha256/${hex}/link`, [{ kind: 'tag', repo: 'a/b', tag: 'v1' }, repo('a/b')]],
     [`${R}/a/b/_manifests/tags/v1`, [{ kind: 'tag', repo: 'a/b', tag: 'v1' }, repo('a/b')]],
@@ -115,7 +116,7 @@ describe('guardIndex', () => {
     expect(await guarded.repositories({})).toBeUndefined();
     expect(guarded.active).toBe(false);
     expect(await guarded.repositories({})).toBeUndefined();
-    expect(await guarded.tags('a', {})).toBeUndefined();
+    expect(await guarded.tags(parseRepoName('a'), {})).toBeUndefined();
     expect(calls).toBe(1);
   });
 

@@ -10,7 +10,7 @@
  * (a recursive delete can fail half-way), except one that found nothing at its path; the index
  * re-reads the item, so an extra report costs a read and can never make it wrong. Reads pass through.
  *
- * Paths are read with the layout's own constants (paths.ts):
+ * Paths are read back by the layout's own parser (paths.ts parsePath):
  *   repositories/<name>/_manifests/tags/<tag>[/…]             → tag (and its repository)
  *   repositories/<name>/_manifests/revisions/<alg>/<hex>[/…]  → revision (and its repository)
  *   repositories/<name>/_layers/…                             → repository
@@ -19,10 +19,9 @@
  *   anything else under the layout or above it                → everything (only a rebuild can tell)
  *   outside the layout (Berth's own `/berth/…`)               → nothing
  */
-import { parseDigest } from './digest.js';
 import { type CallOptions, type FileWriter, type StorageDriver, isDriverError } from './driver/driver.js';
 import type { GuardedIndex, IndexChange } from './index-port.js';
-import { LAYERS_DIR, MANIFESTS_DIR, UPLOADS_DIR, paths } from './paths.js';
+import { parsePath } from './paths.js';
 
 /** `driver`, reporting each settled write under the layout to `index`. */
 export function observeDriver(driver: StorageDriver, index: GuardedIndex): StorageDriver {
@@ -84,39 +83,26 @@ function observeWriter(writer: FileWriter, report: () => Promise<void>): FileWri
 
 /** What a write to `path` may have changed. */
 export function changesOf(path: string): IndexChange[] {
-  if (isAbove(path, paths.repositoriesRoot)) return [{ kind: 'everything' }];
-  if (path.startsWith(`${paths.repositoriesRoot}/`)) return repositoryChanges(path.slice(paths.repositoriesRoot.length + 1).split('/'));
-  if (path.startsWith(`${paths.blobsRoot}/`)) return blobChanges(path.slice(paths.blobsRoot.length + 1).split('/'));
-  return [];
-}
-
-/** True when `path` is `target` or one of its ancestors (`/` included). */
-function isAbove(path: string, target: string): boolean {
-  return path === '/' || path === target || target.startsWith(`${path}/`);
-}
-
-function repositoryChanges(segments: string[]): IndexChange[] {
-  const at = segments.findIndex((s) => s.startsWith('_'));
-  // A path with no `_…` segment is a repository directory itself (or a folder of repositories).
-  if (at <= 0) return [{ kind: 'everything' }];
-  const repo = segments.slice(0, at).join('/');
-  const [dir, area, item, hex] = segments.slice(at);
-  if (dir === UPLOADS_DIR) return [];
-  if (dir === LAYERS_DIR) return [{ kind: 'repository', repo }];
-  if (dir !== MANIFESTS_DIR) return []; // a folder registry:2 does not know: it decides nothing
-  const self: IndexChange = { kind: 'repository', repo };
-  if (area === 'tags' && item !== undefined) return [{ kind: 'tag', repo, tag: item }, self];
-  if (area === 'revisions' && item !== undefined && hex !== undefined) {
-    const d = parseDigest(`${item}:${hex}`);
-    return d === undefined ? [self] : [{ kind: 'revision', repo, digest: d }, self];
+  const at = parsePath(path);
+  switch (at.kind) {
+    case 'ancestor':
+    case 'repositories': // a repository directory itself, or a folder of repositories
+    case 'manifests':
+      return [{ kind: 'everything' }];
+    case 'layer':
+      return [{ kind: 'repository', repo: at.repo }];
+    case 'tag':
+      return at.tag === undefined ? [{ kind: 'everything' }] : [{ kind: 'tag', repo: at.repo, tag: at.tag }, { kind: 'repository', repo: at.repo }];
+    case 'revision': {
+      if (!at.named) return [{ kind: 'everything' }];
+      const self: IndexChange = { kind: 'repository', repo: at.repo };
+      return at.digest === undefined ? [self] : [{ kind: 'revision', repo: at.repo, digest: at.digest }, self];
+    }
+    case 'blob':
+      return at.digest === undefined ? [] : [{ kind: 'blob', digest: at.digest }];
+    case 'upload': // uploads are not indexed
+    case 'other': // a folder registry:2 does not know: it decides nothing
+    case 'outside':
+      return [];
   }
-  return [{ kind: 'everything' }];
 }
-
-function blobChanges(segments: string[]): IndexChange[] {
-  const [alg, , hex] = segments;
-  const d = alg !== undefined && hex !== undefined ? parseDigest(`${alg}:${hex}`) : undefined;
-  return d === undefined ? [] : [{ kind: 'blob', digest: d }];
-}
-
-

@@ -20,6 +20,9 @@
  */
 import type { Digest } from './digest.js';
 import type { CallOptions } from './driver/driver.js';
+import type { RepoName, Tag } from './reference.js';
+
+export type { RepoName, Tag };
 import type { ReferrerDescriptor } from './referrers.js';
 
 /** A slice of a sorted listing: names strictly after `after` (when given), at most `limit` of them. */
@@ -42,9 +45,9 @@ export type IndexedReferrer = ReferrerDescriptor;
  *   only a full rebuild makes the index trustworthy again.
  */
 export type IndexChange =
-  | { readonly kind: 'repository'; readonly repo: string }
-  | { readonly kind: 'tag'; readonly repo: string; readonly tag: string }
-  | { readonly kind: 'revision'; readonly repo: string; readonly digest: Digest }
+  | { readonly kind: 'repository'; readonly repo: RepoName }
+  | { readonly kind: 'tag'; readonly repo: RepoName; readonly tag: Tag }
+  | { readonly kind: 'revision'; readonly repo: RepoName; readonly digest: Digest }
   | { readonly kind: 'blob'; readonly digest: Digest }
   | { readonly kind: 'everything' };
 
@@ -56,9 +59,9 @@ export interface RegistryIndex {
    * undefined when the index cannot vouch, including when it does not know `repo` (storage then decides
    * between [] and NAME_UNKNOWN).
    */
-  tags(repo: string, range: ListRange): Promise<readonly string[] | undefined>;
+  tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined>;
   /** Referrers of `subject` in `repo`, sorted by digest, or undefined when the index cannot vouch. */
-  referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined>;
+  referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   /** Called after a storage write to `change` has settled (succeeded or failed); see rule 3 above. */
   onChange(change: IndexChange): Promise<void>;
 }
@@ -84,17 +87,17 @@ export interface RevisionFacts {
  */
 export interface IndexSource {
   /** Every repository name, sorted (the catalog walk). */
-  repositories(o?: CallOptions): Promise<string[]>;
-  repositoryExists(repo: string, o?: CallOptions): Promise<boolean>;
+  repositories(o?: CallOptions): Promise<RepoName[]>;
+  repositoryExists(repo: RepoName, o?: CallOptions): Promise<boolean>;
   /** Every tag folder name of `repo`, sorted ([] when there are none). */
-  tagNames(repo: string, o?: CallOptions): Promise<string[]>;
+  tagNames(repo: RepoName, o?: CallOptions): Promise<Tag[]>;
   /** Whether the tag's folder exists (a tag lists whatever its `current/link` holds). */
-  tagExists(repo: string, tag: string, o?: CallOptions): Promise<boolean>;
+  tagExists(repo: RepoName, tag: Tag, o?: CallOptions): Promise<boolean>;
   /** The digest the tag's `current/link` holds, or undefined when it is missing, empty or not a digest. */
-  tagTarget(repo: string, tag: string, o?: CallOptions): Promise<Digest | undefined>;
+  tagTarget(repo: RepoName, tag: Tag, o?: CallOptions): Promise<Digest | undefined>;
   /** Every manifest revision of `repo` (the folders under `_manifests/revisions`), in no particular order. */
-  revisions(repo: string, o?: CallOptions): AsyncIterable<Digest>;
-  revisionExists(repo: string, d: Digest, o?: CallOptions): Promise<boolean>;
+  revisions(repo: RepoName, o?: CallOptions): AsyncIterable<Digest>;
+  revisionExists(repo: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
   /** What the stored manifest `d` says, as the referrers walk reads it; {blobs: []} when unreadable. */
   revisionFacts(d: Digest, o?: CallOptions): Promise<RevisionFacts>;
   /** The global blob's size, or undefined when it has no data. */
@@ -105,8 +108,8 @@ export interface IndexSource {
 export interface GuardedIndex {
   readonly active: boolean;
   repositories(range: ListRange): Promise<readonly string[] | undefined>;
-  tags(repo: string, range: ListRange): Promise<readonly string[] | undefined>;
-  referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined>;
+  tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined>;
+  referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   onChange(change: IndexChange): Promise<void>;
 }
 

@@ -13,8 +13,7 @@ import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js
 import { readLink, unlessNotFound } from './links.js';
 import { createManifestCache } from './manifest-cache.js';
 import { MAX_MANIFEST_BYTES, describeStored } from './manifest-format.js';
-import { baseName, paths } from './paths.js';
-import type { RepoName, Tag } from './reference.js';
+import { baseName, paths, tagsOfListing } from './paths.js';
 import { referrerOf } from './referrers.js';
 import { compareStrings } from './tags.js';
 
@@ -22,8 +21,6 @@ import { compareStrings } from './tags.js';
 export function createIndexSource(driver: StorageDriver): IndexSource {
   const blobs = createBlobStore(driver);
   const cache = createManifestCache();
-  // Names come from the tree or from Berth's own writes; the index never builds a path of its own.
-  const repoName = (s: string): RepoName => s as RepoName;
   const exists = async (path: string, o?: CallOptions): Promise<boolean> =>
     (await unlessNotFound(() => driver.stat(path, o))) !== undefined;
 
@@ -39,23 +36,23 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
 
   return {
     repositories: (o) => listRepositories(driver, o),
-    repositoryExists: (repo, o) => repositoryExists(driver, repoName(repo), o),
+    repositoryExists: (repo, o) => repositoryExists(driver, repo, o),
     async tagNames(repo, o) {
-      const children = (await unlessNotFound(() => driver.list(paths.tags(repoName(repo)), o))) ?? [];
-      return children.map(baseName).sort(compareStrings);
+      const children = (await unlessNotFound(() => driver.list(paths.tags(repo), o))) ?? [];
+      return tagsOfListing(children).sort(compareStrings);
     },
-    tagExists: (repo, tag, o) => exists(paths.tag(repoName(repo), tag as Tag), o),
-    tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repoName(repo), tag as Tag), o),
+    tagExists: (repo, tag, o) => exists(paths.tag(repo, tag), o),
+    tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repo, tag), o),
     async *revisions(repo, o) {
       for (const alg of DIGEST_ALGORITHMS) {
-        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(repoName(repo), alg), o))) ?? [];
+        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(repo, alg), o))) ?? [];
         for (const dir of dirs) {
           const d = parseDigest(`${alg}:${baseName(dir)}`);
           if (d !== undefined) yield d;
         }
       }
     },
-    revisionExists: (repo, d, o) => exists(paths.revisionDir(repoName(repo), d), o),
+    revisionExists: (repo, d, o) => exists(paths.revisionDir(repo, d), o),
     async revisionFacts(d, o): Promise<RevisionFacts> {
       let summary = cache.get(d);
       if (!summary) {

@@ -11,12 +11,12 @@
  */
 import { isRegistryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import { repositoryDirs } from './catalog.js';
+import { isRepository, repositoryDirs } from './catalog.js';
 import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from './digest.js';
 import { type CallOptions, type FileInfo, type StorageDriver, isDriverError } from './driver/driver.js';
 import { deleteIfExists, unlessNotFound } from './links.js';
 import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
-import { LAYERS_DIR, MANIFESTS_DIR, baseName, paths } from './paths.js';
+import { blobDataDigestOf, linkDigestOf, paths, tagsOfListing } from './paths.js';
 import type { RepoName, Tag } from './reference.js';
 import { compareStrings } from './tags.js';
 
@@ -128,17 +128,15 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
 
   return {
     async *repositories(o) {
-      const names: string[] = [];
-      for await (const dir of repositoryDirs(driver, o)) {
-        if (dir.children.includes(LAYERS_DIR) || dir.children.includes(MANIFESTS_DIR)) names.push(dir.name);
-      }
-      for (const name of names.sort(compareStrings)) yield name as RepoName;
+      const names: RepoName[] = [];
+      for await (const dir of repositoryDirs(driver, o)) if (isRepository(dir.children)) names.push(dir.name);
+      yield* names.sort(compareStrings);
     },
     revisions: (name, o) => linksUnder(driver, (alg) => paths.revisionsOf(name, alg), o),
     layers: (name, o) => linksUnder(driver, (alg) => paths.layersOf(name, alg), o),
     async *tags(name, o) {
       const dirs = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
-      for (const tag of dirs.map(baseName).sort(compareStrings) as Tag[]) {
+      for (const tag of tagsOfListing(dirs).sort(compareStrings)) {
         const path = paths.tagCurrentLink(name, tag);
         yield { tag, path, target: await linkTarget({ path }, o) };
       }
@@ -146,7 +144,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     linkTarget,
     async *blobs(o) {
       for await (const info of walkIfExists(driver, paths.blobsRoot, o)) {
-        const d = info.isDir ? undefined : blobDigestOf(info.path);
+        const d = info.isDir ? undefined : blobDataDigestOf(info.path);
         if (d !== undefined) yield { digest: d, size: info.size, modTime: info.modTime.getTime() };
       }
     },
@@ -175,7 +173,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     },
     async deleteRevision(name, d, o) {
       const tags = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
-      for (const tag of tags.map(baseName) as Tag[]) await deleteIfExists(driver, paths.tagIndexEntry(name, tag, d), o);
+      for (const tag of tagsOfListing(tags)) await deleteIfExists(driver, paths.tagIndexEntry(name, tag, d), o);
       return deleteIfExists(driver, paths.revisionDir(name, d), o);
     },
     async deleteBlob(d, o) {
@@ -246,24 +244,12 @@ async function* linksUnder(
   o?: CallOptions,
 ): AsyncGenerator<LinkEntry> {
   for (const alg of DIGEST_ALGORITHMS) {
-    const base = root(alg);
-    for await (const info of walkIfExists(driver, base, o)) {
-      if (info.isDir) continue;
-      const [hex, file, ...rest] = info.path.slice(base.length + 1).split('/');
-      if (file !== 'link' || rest.length > 0 || hex === undefined) continue;
-      const d = parseDigest(`${alg}:${hex}`);
+    for await (const info of walkIfExists(driver, root(alg), o)) {
+      const d = info.isDir ? undefined : linkDigestOf(info.path);
       if (d !== undefined) yield { digest: d, modTime: info.modTime.getTime(), path: info.path };
     }
   }
 }
-
-/** The digest of a path `…/blobs/<alg>/<hex2>/<hex>/data`, or undefined for anything else. */
-function blobDigestOf(path: string): Digest | undefined {
-  const [alg, hex2, hex, file, ...rest] = path.slice(paths.blobsRoot.length + 1).split('/');
-  if (file !== 'data' || rest.length > 0 || hex === undefined || hex2 !== hex.slice(0, 2)) return undefined;
-  return alg === 'sha256' || alg === 'sha512' ? parseDigest(`${alg}:${hex}`) : undefined;
-}
-
 
 /**
  * driver.walk, but an absent root is an empty walk. A path that goes missing once the walk has begun

@@ -6,8 +6,7 @@
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { deleteIfExists, unlessNotFound } from './links.js';
 import { repositoryDirs } from './catalog.js';
-import { UPLOADS_DIR, paths } from './paths.js';
-import type { RepoName } from './reference.js';
+import { UPLOADS_DIR, parsePath, paths } from './paths.js';
 
 /** What a purge removed. */
 export interface PurgeReport {
@@ -29,9 +28,11 @@ export async function purgeUploads(
   for await (const { name, children } of repositoryDirs(driver, o)) {
     // Uploads may exist before anything is linked, so every directory with `_uploads` is searched.
     if (!children.includes(UPLOADS_DIR)) continue;
-    const sessions = (await unlessNotFound(() => driver.list(paths.uploads(name as RepoName), o))) ?? [];
+    const sessions = (await unlessNotFound(() => driver.list(paths.uploads(name), o))) ?? [];
     for (const session of sessions) {
-      const started = await startedAt(driver, `${session}/startedat`, o);
+      const at = parsePath(session);
+      if (at.kind !== 'upload' || at.id === undefined) continue;
+      const started = await startedAt(driver, paths.uploadStartedAt(name, at.id), o);
       if (started === undefined || started >= opts.olderThan) continue;
       if (opts.dryRun || (await exclusive(session, () => deleteIfExists(driver, session, o)))) purged.push(session);
     }

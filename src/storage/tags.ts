@@ -5,7 +5,7 @@
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
-import { baseName, paths } from './paths.js';
+import { paths, tagsOfListing } from './paths.js';
 import type { RepoName, Tag } from './reference.js';
 
 /** The tags of one repository. */
@@ -17,9 +17,9 @@ export interface TagStore {
   /** Removes the tag's folder. Answers false when there was no such tag. */
   untag(tag: Tag, o?: CallOptions): Promise<boolean>;
   /** Every tag name, sorted, or undefined when the repository has no tags folder. */
-  all(o?: CallOptions): Promise<string[] | undefined>;
+  all(o?: CallOptions): Promise<Tag[] | undefined>;
   /** Removes every tag whose current link names `d`; answers the tags removed. */
-  untagDigest(d: Digest, o?: CallOptions): Promise<string[]>;
+  untagDigest(d: Digest, o?: CallOptions): Promise<Tag[]>;
 }
 
 /** The tag store of repository `name`. */
@@ -33,12 +33,12 @@ export function createTagStore(driver: StorageDriver, name: RepoName): TagStore 
     untag: (tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
     async all(o) {
       const children = await unlessNotFound(() => driver.list(paths.tags(name), o));
-      return children?.map(baseName).sort(compareStrings);
+      return children && tagsOfListing(children).sort(compareStrings);
     },
     async untagDigest(d, o) {
-      const removed: string[] = [];
+      const removed: Tag[] = [];
       for (const tag of (await store.all(o)) ?? []) {
-        if ((await store.resolve(tag as Tag, o)) === d && (await store.untag(tag as Tag, o))) removed.push(tag);
+        if ((await store.resolve(tag, o)) === d && (await store.untag(tag, o))) removed.push(tag);
       }
       return removed;
     },
