@@ -7,13 +7,14 @@
 import { isRegistryError } from '../errors.js';
 import { createBlobStore } from './blobs.js';
 import { listRepositories, repositoryExists } from './catalog.js';
-import { type Digest, DIGEST_ALGORITHMS, parseDigest } from './digest.js';
+import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js';
 import { readLink, unlessNotFound } from './links.js';
 import { createManifestCache } from './manifest-cache.js';
 import { MAX_MANIFEST_BYTES, describeStored } from './manifest-format.js';
-import { baseName, paths, tagsOfListing } from './paths.js';
+import { paths, tagsOfListing } from './paths.js';
+import { listRevisions } from './manifests.js';
 import { referrerOf } from './referrers.js';
 import { compareStrings } from './tags.js';
 
@@ -43,15 +44,7 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
     },
     tagExists: (repo, tag, o) => exists(paths.tag(repo, tag), o),
     tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repo, tag), o),
-    async *revisions(repo, o) {
-      for (const alg of DIGEST_ALGORITHMS) {
-        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(repo, alg), o))) ?? [];
-        for (const dir of dirs) {
-          const d = parseDigest(`${alg}:${baseName(dir)}`);
-          if (d !== undefined) yield d;
-        }
-      }
-    },
+    revisions: (repo, o) => listRevisions(driver, repo, o),
     revisionExists: (repo, d, o) => exists(paths.revisionDir(repo, d), o),
     async revisionFacts(d, o): Promise<RevisionFacts> {
       let summary = cache.get(d);

@@ -7,14 +7,14 @@
  */
 import { digestInvalid, isRegistryError, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf, parseDigest } from './digest.js';
+import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
 import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
 import { type ManifestInfo, MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
 import type { ManifestCache } from './manifest-cache.js';
-import { baseName, paths } from './paths.js';
+import { paths, revisionDigestOf } from './paths.js';
 import type { Reference, RepoName } from './reference.js';
 import type { TagStore } from './tags.js';
 
@@ -124,15 +124,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       return { untagged };
     },
 
-    async *revisions(o) {
-      for (const alg of DIGEST_ALGORITHMS) {
-        const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(name, alg), o))) ?? [];
-        for (const dir of dirs) {
-          const d = parseDigest(`${alg}:${baseName(dir)}`);
-          if (d !== undefined) yield d;
-        }
-      }
-    },
+    revisions: (o) => listRevisions(driver, name, o),
 
     async describe(d, o) {
       const known = cache.get(d);
@@ -167,3 +159,13 @@ async function checkReferences(opts: ManifestStoreOptions, info: ManifestInfo, o
   }
 }
 
+/** Every manifest revision of repository `name` (the folders under `_manifests/revisions`), in no particular order. */
+export async function* listRevisions(driver: StorageDriver, name: RepoName, o?: CallOptions): AsyncGenerator<Digest> {
+  for (const alg of DIGEST_ALGORITHMS) {
+    const dirs = (await unlessNotFound(() => driver.list(paths.revisionsOf(name, alg), o))) ?? [];
+    for (const dir of dirs) {
+      const d = revisionDigestOf(dir);
+      if (d !== undefined) yield d;
+    }
+  }
+}

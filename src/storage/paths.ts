@@ -180,6 +180,12 @@ export function linkDigestOf(path: string): Digest | undefined {
   return isLink ? at.digest : undefined;
 }
 
+/** The digest a revision folder `…/_manifests/revisions/<alg>/<hex>` names, or undefined for any other path. */
+export function revisionDigestOf(dir: string): Digest | undefined {
+  const at = parsePath(dir);
+  return at.kind === 'revision' && at.rest.length === 0 ? at.digest : undefined;
+}
+
 /** The digest of a blob's data file `…/blobs/<alg>/<hex2>/<hex>/data`, or undefined for any other path. */
 export function blobDataDigestOf(path: string): Digest | undefined {
   const at = parsePath(path);
