@@ -61,8 +61,11 @@ describe.each(DRIVER_KINDS)('sweep over the %s driver', (kind) => {
       expect(await collect({ graceMs: HOUR, deleteUntagged: true })).toMatchObject({ swept: 3, untaggedRemoved: 1 });
     });
 
-    it('keeps an old blob while a link to it is younger than the grace period', async () => {
-      if (fx.root === undefined) return; // needs file times set by hand: filesystem only
+    // Needs file times set by hand, so a root on disk: skipped with that reason on the other drivers.
+    const noRoot = kind === 'filesystem' ? undefined : `the ${kind} driver has no root whose file times a test can set`;
+    if (noRoot !== undefined) console.log(`[sweep over the ${kind} driver] skipping the link-age case: ${noRoot}`);
+    it.skipIf(noRoot !== undefined)('keeps an old blob while a link to it is younger than the grace period', async () => {
+      if (fx.root === undefined) throw new Error('the filesystem fixture has no root');
       const d = await pushBlob(fx.registry, 'one', 'old bytes');
       const threeHoursAgo = new Date(Date.now() - 3 * HOUR);
       await utimes(join(fx.root, paths.blobData(d)), threeHoursAgo, threeHoursAgo);
