@@ -10,8 +10,10 @@
  * Then the collector: one replica collects (`POST /debug/gc`, graceperiod 50ms) over and over while
  * clients push to the other two images whose layers are orphans that very collection is deleting,
  * half of them mounted from another repository. Every acknowledged image must pull complete, and two
- * replicas asked to collect at once run one collection. The same race without Redis (each replica has
- * its own in-process gate) loses acknowledged blobs: that is what the Redis gate is for.
+ * replicas asked to collect at once run one collection. Without Redis each replica has its own
+ * in-process gate, and an acknowledged blob can be lost to such a race: src/gc/sweep.test.ts shows that
+ * deterministically (a mount on one replica just before the sweep on another); here a cluster without
+ * Redis is only checked to say so at start (the race itself loses blobs on some runs and not others).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -285,7 +287,7 @@ describeWithS3('replicas on S3', (s3) => {
   replicaSuite('three replicas on one S3 bucket (Ceph RGW) with Redis, behind a round-robin proxy', () => s3Storage(s3));
 });
 
-describe('the same race without Redis: each replica has its own gate', () => {
+describe('replicas without Redis: each replica has its own gate', () => {
   let work = '';
   let cluster: Cluster;
   let storage: SuiteStorage;
@@ -300,16 +302,7 @@ describe('the same race without Redis: each replica has its own gate', () => {
     if (work !== '') await rm(work, { recursive: true, force: true });
   });
 
-  it('says at start that the collector must not run on more than one replica, and loses acknowledged blobs when it runs beside pushes', async () => {
+  it('says at start that the collector must not run on more than one replica', async () => {
     for (const r of cluster.replicas) expect(r?.log()).toMatch(/no redis configured: .*must not run on more than one replica/);
-    const rounds: RaceRound[] = [];
-    for (let round = 0; round < 6 && !rounds.some((r) => r.lost.length > 0); round++) {
-      rounds.push(await raceRound({
-        storage, collector: cluster.debugUrl(0), pushers: [cluster.url(1), cluster.url(1)], pullFrom: cluster.url(1),
-        round, orphans: storage.race.orphans, settleMs: 100,
-      }));
-    }
-    console.log(summary('replicas without redis', rounds));
-    expect(rounds.flatMap((r) => r.lost).length).toBeGreaterThan(0);
-  }, 300_000);
+  });
 });

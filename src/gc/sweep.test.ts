@@ -6,7 +6,9 @@ import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isRegistryError } from '../errors.js';
+import { type LinkGate, createLinkGate } from '../storage/link-gate.js';
 import { paths } from '../storage/paths.js';
+import { createRegistry } from '../storage/registry.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
 import type { GcEvent, GcReport } from './report.js';
 import { collectGarbage } from './run.js';
@@ -94,6 +96,37 @@ describe.each(DRIVER_KINDS)('sweep over the %s driver', (kind) => {
       expect(await Promise.all(mounts)).toEqual([{ digest: d, size: 8 }]);
       expect(report.swept).toBe(0);
       expect(await fx.registry.repository(parseRepoName('two')).blobs.stat(d)).toEqual({ digest: d, size: 8 });
+    });
+
+    // Replicas on one storage, the collector on the first, a mount on the second acknowledged just before
+    // the sweep reaches its blob (the collector's gate lets that sweep start only once the mount has
+    // answered). With one gate between them the sweep sees the link and keeps the blob; with a gate of
+    // its own per replica (no Redis) it cannot, and the acknowledged blob is deleted.
+    it.each([
+      ['one shared gate', true],
+      ['a gate of its own per replica', false],
+    ] as const)('a mount on another replica just before the sweep, with %s: kept = %s', async (_label, shared) => {
+      const d = await pushBlob(fx.registry, 'one', 'mount me');
+      const other = createRegistry({ driver: fx.driver, deleteEnabled: true, linkGate: shared ? fx.gate : createLinkGate(fx.clock) });
+      let mounted: Promise<unknown> = Promise.resolve();
+      const gate: LinkGate = {
+        ...fx.gate,
+        sweep: async (digest, op) => {
+          await mounted;
+          return fx.gate.sweep(digest, op);
+        },
+      };
+      const collecting = createRegistry({ driver: fx.driver, deleteEnabled: true, linkGate: gate });
+      fx.offset.ms += 5; // the run begins after the push
+      const report = await collectGarbage(collecting, {
+        graceMs: 0, deleteUntagged: false, dryRun: false, now: fx.clock,
+        onEvent: (e) => {
+          if (e.type === 'blob-eligible' && e.digest === d) mounted = other.repository(parseRepoName('two')).blobs.mountExisting(d);
+        },
+      });
+      expect(await mounted).toEqual({ digest: d, size: 8 }); // acknowledged either way
+      expect(report.swept).toBe(shared ? 0 : 1);
+      expect(await other.repository(parseRepoName('two')).blobs.stat(d)).toEqual(shared ? { digest: d, size: 8 } : undefined);
     });
 
     it('a mount after the delete finds no blob and links nothing', async () => {
