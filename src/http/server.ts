@@ -1,28 +1,28 @@
 /**
  * The HTTP app: a Koa app whose middleware (middleware/) runs in this order for every request:
- *   request id, fixed headers → request observer (metrics) → error response and access log →
+ *   request id, fixed headers → access log → request observer (metrics) → error response →
  *   probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
- * and, inside the router for /v2 routes: read-only guard → auth → handler.
+ * → token endpoints → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
+ * (unrouted.ts).
  * Handlers do the rest: parse, one storage call, headers and body. Serving it is listen.ts's.
  */
-import Router from '@koa/router';
 import Koa from 'koa';
 import type { AccessController } from '../auth/controller.js';
-import { RegistryError, unsupported } from '../errors.js';
 import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
 import type { Ctx, HandlerDeps, RequestState } from './context.js';
+import { registryApi, tokenApi } from './dispatch.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { abortSignal } from './middleware/abort-signal.js';
-import { authorize } from './middleware/auth.js';
+import { accessLog } from './middleware/access-log.js';
 import { type RequestObserver, observeRequests } from './middleware/observe.js';
 import { probes } from './middleware/probes.js';
 import { requestId } from './middleware/request-id.js';
 import { onLateError, respondErrors } from './middleware/respond-errors.js';
-import { type Method, ROUTES } from './routes.js';
+import { unroutedError } from './unrouted.js';
 import { createUploadStateCodec } from './upload-state.js';
 
 export { type RunningServer, type TlsOptions, listen } from './listen.js';
@@ -58,8 +58,6 @@ export interface AppOptions {
   readonly events?: EventSink;
 }
 
-const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
 export function createApp(opts: AppOptions): Koa<RequestState> {
   const app = new Koa<RequestState>();
@@ -73,23 +71,16 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
     ...(opts.events && { events: opts.events }),
   };
   app.use(requestId({ ...(opts.headers && { headers: opts.headers }), ...(opts.health && { health: opts.health }) }));
+  if (opts.accessLog !== false) app.use(accessLog(opts.log));
   if (opts.observe) app.use(observeRequests(opts.observe));
-  app.use(respondErrors(opts.log, opts.accessLog !== false));
+  app.use(respondErrors(opts.log));
   app.use(probes(opts.health));
   app.use(rootPath);
   app.use(abortSignal);
-  const router = buildRouter(deps, opts.access, opts.readOnly);
-  if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
-  app.use(router.routes());
-  app.use(
-    router.allowedMethods({
-      throw: true,
-      methodNotAllowed: () => unsupported('method not allowed on this endpoint'),
-      notImplemented: () => unsupported('method not implemented'),
-    }),
-  );
-  app.use(async () => {
-    throw new RegistryError('NOT_FOUND', 'page not found');
+  if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
+  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly }));
+  app.use(async (ctx) => {
+    throw unroutedError(ctx.path);
   });
   return app;
 }
@@ -101,31 +92,4 @@ async function rootPath(ctx: Ctx, next: Koa.Next): Promise<void> {
   ctx.set('Cache-Control', 'no-cache');
   ctx.status = 200;
   ctx.body = '';
-}
-
-function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean): Router<RequestState> {
-  const router = new Router<RequestState>();
-  for (const route of ROUTES) {
-    router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
-      const handler = route.methods[ctx.method as Method];
-      if (!handler) throw unsupported('method not allowed on this endpoint');
-      // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
-      if (readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
-      ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
-      ctx.state.route = route.name;
-      if (access) await authorize(ctx, access, route);
-      await handler(ctx, deps);
-    }, { name: route.name, pathAsRegExp: true });
-  }
-  return router;
-}
-
-function addTokenRoutes(router: Router<RequestState>, handlers: TokenHandlers): void {
-  const named = (handler: (ctx: Ctx) => Promise<void>) => async (ctx: Ctx): Promise<void> => {
-    ctx.state.route = 'token';
-    await handler(ctx);
-  };
-  router.get('/auth/token', named(handlers.getToken));
-  router.post('/auth/token', named(handlers.postToken));
-  router.get('/auth/jwks', named(handlers.getJwks));
 }

@@ -1,16 +1,15 @@
 /**
  * The one middleware that catches: a thrown error becomes the JSON answer (error-response.ts), a client
- * that went away gets nothing, and the access line is written once the answer is decided. Errors after
+ * that went away gets nothing (its access line says 499, access-log.ts). Errors after
  * the headers went (a blob stream failing midway) reach the app's 'error' event: `onLateError` logs them.
  */
 import type Koa from 'koa';
 import type { Logger } from '../../log.js';
 import type { Ctx, RequestState } from '../context.js';
 import { sendError } from '../error-response.js';
-import { logAccess } from './access-log.js';
 
-/** Catches, answers and logs each request's errors; writes the access line unless `accessLog` is false. */
-export function respondErrors(log: Logger, accessLog: boolean): Koa.Middleware<RequestState> {
+/** Catches, answers and logs each request's errors. */
+export function respondErrors(log: Logger): Koa.Middleware<RequestState> {
   return async (ctx, next) => {
     try {
       await next();
@@ -18,12 +17,11 @@ export function respondErrors(log: Logger, accessLog: boolean): Koa.Middleware<R
       if (ctx.state.signal?.aborted) {
         // The client went away mid-request: nobody to answer, and not a fault of ours.
         log.info('client disconnected', { requestId: ctx.state.requestId, path: ctx.path });
-        ctx.req.socket.destroy();
+        ctx.res.destroy(); // the socket with it (ctx.req.socket may already be gone)
         return;
       }
       sendError(ctx, err, (bug) => log.error('request failed', { err: bug, requestId: ctx.state.requestId }));
     }
-    if (accessLog) logAccess(log, ctx);
   };
 }
 
