@@ -74,6 +74,8 @@ export async function serve(file: string | undefined, env: Record<string, string
     secret: httpSecret(config, log),
     relativeUrls: config.http.relativeurls,
     host: config.http.host,
+    prefix: config.http.prefix,
+    automaticCrossMount: storage.automaticcrossmount,
     readOnly: storage.maintenance.readonly.enabled,
     headers: config.http.headers,
     health,

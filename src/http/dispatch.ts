@@ -31,6 +31,8 @@ export interface RegistryApiOptions {
   readonly deps: HandlerDeps;
   readonly access: AccessController | undefined;
   readonly readOnly: boolean;
+  /** `http.prefix`, for the realm of auth challenges. */
+  readonly prefix: string;
 }
 
 /** The `/v2/` API: route, method check, read-only guard, auth, handler. */
@@ -45,7 +47,7 @@ export function registryApi(opts: RegistryApiOptions): Koa.Middleware<RequestSta
     // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
     if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
     ctx.state.params = match.params;
-    if (opts.access) await authorize(ctx, opts.access, route);
+    if (opts.access) await authorize(ctx, opts.access, route, opts.prefix);
     await handler(ctx, opts.deps);
   };
 }

@@ -8,6 +8,7 @@
  */
 import Koa from 'koa';
 import type { AccessController } from '../auth/controller.js';
+import { NoRouteError } from '../errors.js';
 import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
@@ -38,6 +39,10 @@ export interface AppOptions {
   readonly relativeUrls: boolean;
   /** http.host: base URL for absolute Locations; otherwise taken from the request. */
   readonly host: string | undefined;
+  /** `http.prefix`: serve the API under this path (no trailing slash); default '' (the root). */
+  readonly prefix?: string;
+  /** `storage.automaticcrossmount`: a mount without `from` may link a blob found elsewhere; default true. */
+  readonly automaticCrossMount?: boolean;
   /** storage.maintenance.readonly.enabled: every write answers UNSUPPORTED. */
   readonly readOnly: boolean;
   /** Largest page a list request gets (registry:2's catalog.maxentries, 1000). */
@@ -63,10 +68,13 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   const app = new Koa<RequestState>();
   app.silent = true; // errors are answered and logged by our own middleware…
   app.on('error', onLateError(opts.log)); // …except those after the headers went
+  const prefix = opts.prefix ?? '';
   const deps: HandlerDeps = {
     registry: opts.registry,
     uploadStates: createUploadStateCodec(opts.secret),
-    urlFor: (ctx, path) => (opts.relativeUrls ? path : `${opts.host ?? requestBaseUrl(ctx)}${path}`),
+    urlFor: (ctx, path) => (opts.relativeUrls ? `${prefix}${path}` : `${opts.host ?? requestBaseUrl(ctx)}${prefix}${path}`),
+    prefix,
+    automaticCrossMount: opts.automaticCrossMount ?? true,
     maxListEntries: opts.maxListEntries ?? 1000,
     ...(opts.events && { events: opts.events }),
   };
@@ -76,13 +84,28 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   app.use(respondErrors(opts.log));
   app.use(probes(opts.health));
   app.use(rootPath);
+  if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
-  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly }));
+  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);
   });
   return app;
+}
+
+/**
+ * `http.prefix`: the API lives under `prefix`; the rest of the path is routed as usual. A path outside
+ * the prefix is no endpoint (the 404 of unrouted.ts).
+ */
+function stripPrefix(prefix: string): Koa.Middleware<RequestState> {
+  return async (ctx, next) => {
+    if (!ctx.path.startsWith(`${prefix}/`)) {
+      throw new NoRouteError('UNSUPPORTED', `page not found: the registry API is served under ${prefix}/v2/`, { path: ctx.path });
+    }
+    ctx.path = ctx.path.slice(prefix.length);
+    await next();
+  };
 }
 
 /** registry:2 answers `/` with 200 for load balancers, behind the health gate. */

@@ -48,6 +48,10 @@ export interface TestBerthOptions {
   /** Every log line at or above `logLevel` (default warn) also goes here, e.g. to read access lines. */
   readonly onLog?: (line: string) => void;
   readonly logLevel?: Level;
+  /** `http.prefix` (default none). */
+  readonly prefix?: string;
+  /** `storage.automaticcrossmount` (default true). */
+  readonly automaticCrossMount?: boolean;
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -78,6 +82,8 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     relativeUrls: opts.relativeUrls ?? false,
     host: undefined,
     readOnly: opts.readOnly ?? false,
+    ...(opts.prefix !== undefined && { prefix: opts.prefix }),
+    ...(opts.automaticCrossMount !== undefined && { automaticCrossMount: opts.automaticCrossMount }),
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
   });
