@@ -28,16 +28,21 @@ export function respondErrors(log: Logger): Koa.Middleware<RequestState> {
 /** Error codes of a connection the client closed or reset. */
 const DISCONNECT_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-/** The error's code when it says the client closed or reset the connection; undefined otherwise. */
+/**
+ * The error's code when it says the client closed or reset the connection; undefined otherwise.
+ * Node's HTTP parser errors (`HPE_*`, e.g. a chunked body cut off by the client closing) count too:
+ * they come from what the client sent, not from a fault of ours.
+ */
 function disconnectCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && DISCONNECT_CODES.has(code) ? code : undefined;
+  return typeof code === 'string' && (DISCONNECT_CODES.has(code) || code.startsWith('HPE_')) ? code : undefined;
 }
 
 /**
- * The app's 'error' listener, for failures after the headers went (Koa cuts the socket). A client going
- * away mid-transfer is ordinary (Koa may report its reset socket before the request's abort signal
- * fires): info. Anything else, a storage read failing say, is a warning.
+ * The app's 'error' listener, for failures after the headers went (Koa cuts the socket) and for the
+ * connection failing under a request (Koa reports those too). A client going away mid-transfer is
+ * ordinary (Koa may report its reset socket before the request's abort signal fires): info, without a
+ * stack; its access line says 499. Anything else, a storage read failing say, is a warning.
  */
 export function onLateError(log: Logger): (err: unknown, ctx?: Ctx) => void {
   return (err, ctx) => {
