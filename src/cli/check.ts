@@ -5,7 +5,7 @@
  * blobs are not problems: garbage-collect removes them). The check alone only reads, so it may run beside a
  * server; `--repair` refuses while a server holds the root, unless `--force`.
  */
-import { checkStorage } from '../gc/check.js';
+import { checkStorage } from '../check/check.js';
 import { type CommandIo, createProgress, openOffline, processIo } from './offline.js';
 
 export interface CheckCommand {
