@@ -99,6 +99,8 @@ function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void
       return progress.out(`blob eligible for deletion: ${e.digest}\n`);
     case 'blob-deleted':
       return log.info(`Deleting blob: ${e.path}`);
+    case 'leftover-removed':
+      return log.info(`removing ${e.what}: ${e.path}`);
     case 'blob-kept':
       return log.info(`keeping blob ${e.digest}: ${e.reason}`);
     case 'warning':

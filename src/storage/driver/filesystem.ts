@@ -217,21 +217,31 @@ class FilesystemDriver implements StorageDriver {
     return this.walkFrom(path, o);
   }
 
+  /** The temporary files of writes cut short (StorageDriver.leftovers), in walk order. */
+  async *leftovers(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
+    const full = this.full(path, true);
+    const entries = await guard(path, o, MISSING, () => readdir(full));
+    for await (const info of this.walkEntries(path, full, entries, o, true)) {
+      if (!info.isDir && TEMP_FILE.test(basename(info.path))) yield info;
+    }
+  }
+
   private async *walkFrom(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
     const full = this.full(path, true);
     const entries = await guard(path, o, MISSING, () => readdir(full));
     yield* this.walkEntries(path, full, entries, o);
   }
 
-  /** Pre-order: each entry, then (for a real directory, not a symlink) everything under it. */
+  /** Pre-order: each entry, then (for a real directory, not a symlink) everything under it; temporary files only when `temps`. */
   private async *walkEntries(
     path: string,
     full: string,
     names: string[],
     o?: CallOptions,
+    temps = false,
   ): AsyncGenerator<FileInfo> {
     for (const name of names) {
-      if (TEMP_FILE.test(name)) continue;
+      if (!temps && TEMP_FILE.test(name)) continue;
       o?.signal?.throwIfAborted();
       const child = childPath(path, name);
       const childFull = join(full, name);
@@ -243,7 +253,7 @@ class FilesystemDriver implements StorageDriver {
       yield toInfo(child, info.st);
       if (!info.link.isDirectory()) continue;
       const below = await guard(child, o, MISSING, () => readdir(childFull)).catch(skipMissing);
-      if (below !== undefined) yield* this.walkEntries(child, childFull, below, o);
+      if (below !== undefined) yield* this.walkEntries(child, childFull, below, o, temps);
     }
   }
 
