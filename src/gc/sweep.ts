@@ -31,7 +31,7 @@ export interface SweepResult {
   readonly bytesFreed: number;
   /** Unmarked blobs kept because they (or their newest link) were written within the grace period. */
   readonly keptYoung: number;
-  /** The blobs deleted (none in a dry run), whose `_layers` links go next (`removeLayerLinks`). */
+  /** The blobs deleted (in a dry run: that would be), whose `_layers` links go next (`removeLayerLinks`). */
   readonly deleted: ReadonlySet<Digest>;
 }
 
@@ -87,7 +87,7 @@ export async function sweepBlobs(
     if ('size' in outcome) {
       swept += 1;
       bytesFreed += outcome.size;
-      if (!opts.dryRun) deleted.add(b.digest);
+      deleted.add(b.digest);
     } else if (outcome.kept === 'young') {
       keptYoung += 1;
     }
@@ -142,7 +142,8 @@ async function eligibleBlobs(
  * Removes the `_layers` links of the blobs this run deleted, in every repository (distribution v3 does
  * the same), so no repository is left linking a blob that is gone. Each removal runs inside
  * `linkGate.sweep(digest)` and is skipped when the digest was linked since the run began or its blob
- * exists again: a push that re-uploaded the blob after the sweep keeps its link. Answers how many went.
+ * exists again: a push that re-uploaded the blob after the sweep keeps its link. Answers how many went
+ * (in a dry run: how many links the blobs that would go have).
  */
 export async function removeLayerLinks(
   inv: Inventory,
@@ -150,11 +151,15 @@ export async function removeLayerLinks(
   deleted: ReadonlySet<Digest>,
   opts: SweepOptions,
 ): Promise<number> {
-  if (deleted.size === 0 || opts.dryRun) return 0;
+  if (deleted.size === 0) return 0;
   let removed = 0;
   for (const repo of repos) {
     const dangling: Digest[] = [];
     for await (const l of inv.layers(repo, signalOf(opts))) if (deleted.has(l.digest)) dangling.push(l.digest);
+    if (opts.dryRun) {
+      removed += dangling.length;
+      continue;
+    }
     for (const d of dangling) {
       opts.signal?.throwIfAborted();
       const gone = await opts.gate.sweep(d, async (last) => {
