@@ -217,12 +217,25 @@ class FilesystemDriver implements StorageDriver {
     return this.walkFrom(path, o);
   }
 
-  /** The temporary files of writes cut short (StorageDriver.leftovers), in walk order. */
+  /**
+   * The temporary files of writes cut short (StorageDriver.leftovers). One readdir per directory (with
+   * entry types, so no lstat of every file as `walk` does) and an lstat per temporary file only.
+   */
   async *leftovers(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
-    const full = this.full(path, true);
-    const entries = await guard(path, o, MISSING, () => readdir(full));
-    for await (const info of this.walkEntries(path, full, entries, o, true)) {
-      if (!info.isDir && TEMP_FILE.test(basename(info.path))) yield info;
+    yield* this.leftoversIn(path, this.full(path, true), true, o);
+  }
+
+  private async *leftoversIn(path: string, full: string, top: boolean, o?: CallOptions): AsyncGenerator<FileInfo> {
+    const listed = guard(path, o, MISSING, () => readdir(full, { withFileTypes: true }));
+    const entries = top ? await listed : await listed.catch(skipMissing);
+    for (const e of entries ?? []) {
+      const child = childPath(path, e.name);
+      if (e.isDirectory()) {
+        yield* this.leftoversIn(child, join(full, e.name), false, o);
+      } else if (e.isFile() && TEMP_FILE.test(e.name)) {
+        const st = await guard(child, o, MISSING, () => lstat(join(full, e.name))).catch(skipMissing);
+        if (st !== undefined) yield toInfo(child, st);
+      }
     }
   }
 
@@ -232,16 +245,15 @@ class FilesystemDriver implements StorageDriver {
     yield* this.walkEntries(path, full, entries, o);
   }
 
-  /** Pre-order: each entry, then (for a real directory, not a symlink) everything under it; temporary files only when `temps`. */
+  /** Pre-order: each entry, then (for a real directory, not a symlink) everything under it. */
   private async *walkEntries(
     path: string,
     full: string,
     names: string[],
     o?: CallOptions,
-    temps = false,
   ): AsyncGenerator<FileInfo> {
     for (const name of names) {
-      if (!temps && TEMP_FILE.test(name)) continue;
+      if (TEMP_FILE.test(name)) continue;
       o?.signal?.throwIfAborted();
       const child = childPath(path, name);
       const childFull = join(full, name);
@@ -253,7 +265,7 @@ class FilesystemDriver implements StorageDriver {
       yield toInfo(child, info.st);
       if (!info.link.isDirectory()) continue;
       const below = await guard(child, o, MISSING, () => readdir(childFull)).catch(skipMissing);
-      if (below !== undefined) yield* this.walkEntries(child, childFull, below, o, temps);
+      if (below !== undefined) yield* this.walkEntries(child, childFull, below, o);
     }
   }
 
