@@ -57,6 +57,12 @@ export interface Dockerd {
 export interface DockerdOptions {
   /** Berth ports: each becomes `--insecure-registry 127.0.0.1:<port>` and `localhost:<port>`. */
   readonly registryPorts?: readonly number[];
+  /**
+   * `--registry-mirror` URLs (e.g. `http://127.0.0.1:<port>`): docker then asks the first that answers
+   * for Docker Hub images (`docker pull alpine:1` as `library/alpine`), falling back to docker.io itself
+   * (unreachable here, so a pull that succeeds came through a mirror).
+   */
+  readonly registryMirrors?: readonly string[];
   /** How long to wait for `docker info` to succeed. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -64,7 +70,7 @@ export interface DockerdOptions {
 const LOG_TAIL = 32 * 1024;
 const STOP_GRACE_MS = 20_000;
 
-function dockerdArgs(dir: string, ports: readonly number[]): string[] {
+function dockerdArgs(dir: string, ports: readonly number[], mirrors: readonly string[]): string[] {
   const args = [
     '--config-file', join(dir, 'daemon.json'),
     '--iptables=false', '--ip6tables=false', '--bridge=none', '--storage-driver=vfs',
@@ -74,6 +80,7 @@ function dockerdArgs(dir: string, ports: readonly number[]): string[] {
     '--host', `unix://${join(dir, 'docker.sock')}`,
   ];
   for (const port of ports) args.push('--insecure-registry', `127.0.0.1:${port}`, '--insecure-registry', `localhost:${port}`);
+  for (const mirror of mirrors) args.push('--registry-mirror', mirror);
   return args;
 }
 
@@ -112,8 +119,12 @@ async function stopDockerd(child: ChildProcess, dir: string): Promise<void> {
 }
 
 /** dockerd as a child process, its log tail collected, SIGTERM'd by PID if the test process exits without closing it. */
-function spawnDockerd(binary: string, dir: string, ports: readonly number[]): { child: ChildProcess; log: () => string; spawnError: () => Error | undefined } {
-  const child = spawn(binary, dockerdArgs(dir, ports), { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnDockerd(
+  binary: string,
+  dir: string,
+  opts: DockerdOptions,
+): { child: ChildProcess; log: () => string; spawnError: () => Error | undefined } {
+  const child = spawn(binary, dockerdArgs(dir, opts.registryPorts ?? [], opts.registryMirrors ?? []), { stdio: ['ignore', 'pipe', 'pipe'] });
   killAtExit(child, 'SIGTERM'); // dockerd then stops the containerd it started
   let log = '';
   let error: Error | undefined;
@@ -149,7 +160,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const docker = (args: readonly string[], o: RunOptions = {}): Promise<RunResult> => run(cli, args, { ...o, env: { ...o.env, ...env } });
   const dockerResult = (args: readonly string[], o: RunOptions = {}): Promise<RunResult> =>
     runResult(cli, args, { ...o, env: { ...o.env, ...env } });
-  const { child, log, spawnError } = spawnDockerd(binary, dir, opts.registryPorts ?? []);
+  const { child, log, spawnError } = spawnDockerd(binary, dir, opts);
 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
