@@ -346,7 +346,7 @@ describe('ConfigError', () => {
     ['auth htpasswd without path, via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: 'r' }, 'auth.htpasswd.path', /required$/],
     ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /expected a mapping/],
     ['http.prefix', `${MINIMAL}http:\n  prefix: /registry\n`, {}, 'http.prefix', /not supported yet/],
-    ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
+    ['proxy.exec', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io, exec: {command: helper}}\n`, {}, 'proxy.exec', /not supported yet/],
     ['middleware', `${MINIMAL}middleware: {storage: [{name: cloudfront}]}\n`, {}, 'middleware', /not supported yet/],
     ['s3 without a region', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3.region', /missing/],
     ['s3 via env without a bucket', MINIMAL, { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_REGION: 'us-east-1' }, 'storage.s3.bucket', /missing/],

@@ -21,6 +21,7 @@ import type {
 } from './schema.js';
 import { readAuth } from './auth.js';
 import { readNotifications } from './notifications.js';
+import { readProxy } from './proxy.js';
 import { readRedis } from './redis.js';
 import { readDrainTimeout, readHeaders, readPrometheus, readTls } from './http.js';
 import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
@@ -245,6 +246,7 @@ function buildConfig(root: RawMap): Config {
     auth: readAuth(root),
     ...readNotifications(root),
     ...readRedis(root),
+    ...readProxy(root),
     storage: readStorage(root),
   };
 }
