@@ -60,73 +60,91 @@ function total(proxy: CountingProxy): number {
   return n;
 }
 
+/** One run's servers, client and what it measured. */
+interface Bench {
+  readonly ctx: RunContext;
+  readonly proxy: CountingProxy;
+  readonly upstream: string;
+  readonly url: Record<Target, string>;
+  readonly agent: Agent;
+  readonly cold: Record<Target, number[]>;
+  readonly warm: Record<Target, number[]>;
+  readonly counts: Record<Target, Counts>;
+  readonly failures: string[];
+}
+
+/** A cold pull of `repo:1` through `t`, then a warm one; samples and upstream request counts recorded when `record`. */
+async function pullBoth(b: Bench, t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> {
+  b.proxy.reset();
+  const c = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const coldRequests = total(b.proxy);
+  b.proxy.reset();
+  const w = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const warmRequests = total(b.proxy);
+  for (const p of [c.value, w.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
+  if (!record) return;
+  b.cold[t].push(c.ms);
+  b.warm[t].push(w.ms);
+  b.counts[t].cold.push(coldRequests);
+  b.counts[t].warm.push(warmRequests);
+  b.ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), warm ${formatValue(w.ms, 'ms')} (${warmRequests})`);
+}
+
+/** Seeds a new image of `size` bytes into the upstream, then pulls it cold and warm through each target in `order`. */
+async function cycle(b: Bench, seed: number, size: number, order: readonly Target[], record: boolean): Promise<void> {
+  const m = imageOf(seed, size);
+  const repo = `library/bench-${seed}`;
+  await seedUpstream(b.upstream, repo, m, '1', 'multi');
+  for (const t of order) {
+    try {
+      await pullBoth(b, t, repo, m, record);
+    } catch (err) {
+      // registry:2 in proxy mode sometimes answered 500 to a cold blob GET here: recorded, not retried
+      b.failures.push(`${TARGET_LABEL[t]}, image ${seed}: ${(err as Error).message}`);
+      b.ctx.log(`  ${TARGET_LABEL[t]}: pull failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
+  const what = `3-layer ${opt(o, 'image-mb')} MB image`;
+  const rows: Row[] = [
+    { scenario: `mirror cold pull, ${what}`, unit: 'ms', samples: b.cold, goal: atLeastFor('ms', 1.2), note: 'nothing cached: manifest and every blob through the mirror from the upstream' },
+    { scenario: `mirror warm pull, ${what}`, unit: 'ms', samples: b.warm, goal: atLeastFor('ms', 2), note: 'the same pull again, everything cached' },
+  ];
+  const med = (xs: readonly number[]): string => String(median(xs));
+  const { berth, registry2 } = b.counts;
+  const notes = [
+    `upstream: docker-registry 2.8 behind a counting reverse proxy (node:http) on loopback; Berth: ${b.ctx.berth.label}, proxy.upstreams (docker.io, default, revalidate 30 s by default); registry:2: proxy.remoteurl`,
+    `upstream requests per pull (median over rounds): Berth cold ${med(berth.cold)}, warm ${med(berth.warm)}; registry:2 cold ${med(registry2.cold)}, warm ${med(registry2.warm)}`,
+    `upstream requests, every round: Berth cold ${berth.cold.join(' ')}, warm ${berth.warm.join(' ')}; registry:2 cold ${registry2.cold.join(' ')}, warm ${registry2.warm.join(' ')}`,
+    `client: node:http keep-alive, manifest by tag then config and 3 layers in parallel, each sha256-checked; layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
+    `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold then warm)`,
+    b.failures.length === 0 ? 'every pull succeeded' : `failed pulls (no sample that round): ${b.failures.join('; ')}`,
+  ];
+  return { family: 'mirror', title: "pull-through cache: Berth's mirror vs registry:2's proxy mode", rows, notes };
+}
+
 async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
   const work = await makeTempDir('berth-bench-mirror-');
   const running: Running[] = [];
-  let started: Awaited<ReturnType<typeof startAll>> | undefined;
+  let proxy: CountingProxy | undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
   try {
-    started = await startAll(work, ctx, running);
-    const { proxy, url, upstream } = started;
+    const started = await startAll(work, ctx, running);
+    proxy = started.proxy;
+    const { url, upstream } = started;
     ctx.log(`mirror: upstream ${upstream.url} (counted at ${proxy.url}); Berth at ${url.berth}, registry:2 at ${url.registry2}`);
-    const bytes = opt(o, 'image-mb') * 1e6;
-    const cold: Record<Target, number[]> = { berth: [], registry2: [] };
-    const warm: Record<Target, number[]> = { berth: [], registry2: [] };
-    const counts: Record<Target, Counts> = { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } };
-
-    const failures: string[] = [];
-    const pullBoth = async (t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> => {
-      proxy.reset();
-      const c = await timed(() => pullOverHttp(url[t], repo, '1', { agent }));
-      const coldRequests = total(proxy);
-      proxy.reset();
-      const w = await timed(() => pullOverHttp(url[t], repo, '1', { agent }));
-      const warmRequests = total(proxy);
-      for (const p of [c.value, w.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
-      if (!record) return;
-      cold[t].push(c.ms);
-      warm[t].push(w.ms);
-      counts[t].cold.push(coldRequests);
-      counts[t].warm.push(warmRequests);
-      ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), warm ${formatValue(w.ms, 'ms')} (${warmRequests})`);
+    const b: Bench = {
+      ctx, proxy, upstream: upstream.url, url, agent, failures: [],
+      cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
     };
-    const cycle = async (seed: number, size: number, order: readonly Target[], record: boolean): Promise<void> => {
-      const m = imageOf(seed, size);
-      const repo = `library/bench-${seed}`;
-      await seedUpstream(upstream.url, repo, m, '1', 'multi');
-      for (const t of order) {
-        try {
-          await pullBoth(t, repo, m, record);
-        } catch (err) {
-          // registry:2 in proxy mode sometimes answers 500 to a cold blob GET (seen here): recorded, not retried
-          failures.push(`${TARGET_LABEL[t]}, image ${seed}: ${(err as Error).message}`);
-          ctx.log(`  ${TARGET_LABEL[t]}: pull failed: ${(err as Error).message}`);
-        }
-      }
-    };
-
-    await cycle(1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
-    for (let r = 0; r < opt(o, 'rounds'); r++) {
-      await cycle(100 + r, bytes, r % 2 === 0 ? TARGETS : [TARGETS[1], TARGETS[0]], true);
-    }
-    const what = `3-layer ${opt(o, 'image-mb')} MB image`;
-    const rows: Row[] = [
-      { scenario: `mirror cold pull, ${what}`, unit: 'ms', samples: cold, goal: atLeastFor('ms', 1.2), note: 'nothing cached: manifest and every blob through the mirror from the upstream' },
-      { scenario: `mirror warm pull, ${what}`, unit: 'ms', samples: warm, goal: atLeastFor('ms', 2), note: 'the same pull again, everything cached' },
-    ];
-    const med = (xs: readonly number[]): string => String(median(xs));
-    const notes = [
-      `upstream: docker-registry 2.8 behind a counting reverse proxy (node:http) on loopback; Berth: ${ctx.berth.label}, proxy.upstreams (docker.io, default, revalidate 30 s by default); registry:2: proxy.remoteurl`,
-      `upstream requests per pull (median over rounds): Berth cold ${med(counts.berth.cold)}, warm ${med(counts.berth.warm)}; registry:2 cold ${med(counts.registry2.cold)}, warm ${med(counts.registry2.warm)}`,
-      `upstream requests, every round: Berth cold ${counts.berth.cold.join(' ')}, warm ${counts.berth.warm.join(' ')}; registry:2 cold ${counts.registry2.cold.join(' ')}, warm ${counts.registry2.warm.join(' ')}`,
-      `client: node:http keep-alive, manifest by tag then config and 3 layers in parallel, each sha256-checked; layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
-      `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold then warm)`,
-      failures.length === 0 ? 'every pull succeeded' : `failed pulls (no sample that round): ${failures.join('; ')}`,
-    ];
-    return { family: 'mirror', title: "pull-through cache: Berth's mirror vs registry:2's proxy mode", rows, notes };
+    await cycle(b, 1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
+    for (let r = 0; r < opt(o, 'rounds'); r++) await cycle(b, 100 + r, opt(o, 'image-mb') * 1e6, r % 2 === 0 ? TARGETS : [TARGETS[1], TARGETS[0]], true);
+    return report(o, b);
   } finally {
     agent.destroy();
-    await started?.proxy.close().catch(() => undefined);
+    await proxy?.close().catch(() => undefined);
     for (const r of running) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000).catch(() => undefined);
     await removeTempDir(work);
   }
