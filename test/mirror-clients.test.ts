@@ -251,7 +251,7 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       mirror = await BERTH_UPSTREAMS.start(hub, quay);
     }, 60_000);
 
-    it('pushes and pulls a local repository; pulls from both upstreams, by prefix and by default; pushes into a mirror answer 405 UNSUPPORTED', async () => {
+    it('pushes and pulls a local repository; pulls from both upstreams, by prefix and by default (skopeo through a quay.io mirror too); pushes into a mirror answer 405 UNSUPPORTED', async () => {
       const local = makeImage(31, { layerCount: 3 });
       expect((await pushImage(mirror, 'team/app', '1', local)).status).toBe(201);
       const got = await raw(mirror, 'GET', '/v2/team/app/manifests/1', { headers: { Accept: local.mediaType } });
@@ -263,6 +263,13 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       expect(blobFetches(quay, 'org/other', other)).toEqual([1, 1, 1, 1]);
       expect((await pullOverHttp(mirror, 'docker.io/library/mirror-x', 'multi')).digest).toBe(pulled.index.digest);
       expect((await pullOverHttp(mirror, 'library/mirror-x', '1')).digest).toBe(pulled.image.manifest.digest);
+
+      const store = await containersStore(await tempDir('berth-mirror-mixed-'), [
+        { prefix: 'docker.io', location: `${new URL(mirror).host}/docker.io` },
+        { prefix: 'quay.io', location: `${new URL(mirror).host}/quay.io` },
+      ]);
+      const skopeo = await run('skopeo', [...store.skopeoArgs, 'inspect', '--raw', 'docker://quay.io/org/other:multi'], { env: store.env });
+      expect(skopeo.stdout).toBe(other.index.bytes.toString('utf8'));
 
       for (const name of ['docker.io/library/mirror-x', 'quay.io/org/other']) {
         const push = await raw(mirror, 'POST', `/v2/${name}/blobs/uploads/`);
