@@ -230,6 +230,12 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
           const inspect = await containers(['inspect', '--raw', 'docker://docker.io/library/mirror-x:1'], 'skopeo');
           expect(inspect.stdout).toBe(pulled.image.manifest.bytes.toString('utf8'));
           expect((await pullOverHttp(mirror, 'library/mirror-x', '1')).digest).toBe(pulled.image.manifest.digest);
+          if (target === BERTH_UPSTREAMS) {
+            // revalidate: 0s, so this tag was just re-checked and the check failed: served stale, and said so
+            const stale = await raw(mirror, 'GET', '/v2/library/mirror-x/manifests/1', { headers: { Accept: pulled.image.mediaType } });
+            expect(stale.status).toBe(200);
+            expect(stale.header('Warning')).toBeDefined();
+          }
         } finally {
           await hub.proxy.start();
         }
@@ -281,6 +287,20 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       expect(repos).toEqual(expect.arrayContaining(['team/app', 'quay.io/org/other', 'docker.io/library/mirror-x']));
     }, 120_000);
   });
+
+  it('an upstream that moves a tag: the mirror serves the new digest (revalidate: 0s), to skopeo and over HTTP', async () => {
+    const mirror = await BERTH_UPSTREAMS.start(hub, quay);
+    const first = mirrorImage('moving', [64 << 10, 32 << 10, 16 << 10], 21);
+    const second = mirrorImage('moving', [64 << 10, 32 << 10, 16 << 10], 22);
+    const store = await containersStore(await tempDir('berth-mirror-moving-'), [{ prefix: 'docker.io', location: `${new URL(mirror).host}/docker.io` }]);
+    const inspect = async (): Promise<string> =>
+      (await run('skopeo', [...store.skopeoArgs, 'inspect', '--raw', 'docker://docker.io/library/moving:1'], { env: store.env })).stdout;
+    await seedUpstream(hub.registry.url, 'library/moving', first, '1', 'multi');
+    expect(await inspect()).toBe(first.image.manifest.bytes.toString('utf8'));
+    await seedUpstream(hub.registry.url, 'library/moving', second, '1', 'multi');
+    expect(await inspect()).toBe(second.image.manifest.bytes.toString('utf8'));
+    expect((await pullOverHttp(mirror, 'library/moving', '1')).digest).toBe(second.image.manifest.digest);
+  }, 120_000);
 
   describe("registry:2's form (proxy.remoteurl) in Berth", () => {
     let mirror = '';
