@@ -221,7 +221,9 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       it('the upstream stopped: cached tags still pull (docker, skopeo, HTTP)', async (ctx) => {
         const d = daemon(ctx);
         await d.docker(['pull', 'mirror-x:1'], { timeoutMs: 180_000 }); // cached (if the first test did not run)
+        await d.dockerResult(['rmi', 'mirror-x:multi']); // the same image: removed with both tags, so its layers go too
         await d.docker(['rmi', 'mirror-x:1']);
+        expect((await d.dockerResult(['image', 'inspect', pulled.image.config.digest])).code).not.toBe(0);
         await hub.proxy.stop();
         try {
           await d.docker(['pull', 'mirror-x:1'], { timeoutMs: 180_000 });
