@@ -2,7 +2,7 @@
  * Scenario family `mirror` (issue #13): cold and warm pulls of a 3-layer image of about `image-mb` MB
  * through Berth's pull-through cache (`proxy.upstreams`, docker.io the default upstream) and through
  * registry:2's own proxy mode (`proxy.remoteurl`), both mirroring the same upstream: a docker-registry
- * 2.8 behind a counting reverse proxy on loopback (test/helpers/mirror.ts), which also gives the number
+ * 2.8 behind a counting reverse proxy on loopback (test/helpers/mirror-clients.ts), which also gives the number
  * of requests each mirror made upstream.
  *
  * Each round seeds a new image (new digests) into the upstream, untimed; then each mirror in turn (the
@@ -16,7 +16,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
-import { type CountingProxy, type MirrorImage, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror.js';
+import { type CountingProxy, type MirrorImage, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, atLeastFor, formatValue, median, timed } from './lib/report.js';

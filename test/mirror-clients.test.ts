@@ -1,6 +1,6 @@
 /**
  * Issue #13 with real clients: Berth as a pull-through cache of docker-registry 2.8.2 upstreams on
- * loopback, each behind a counting reverse proxy (test/helpers/mirror.ts), so every request the mirror
+ * loopback, each behind a counting reverse proxy (test/helpers/mirror-clients.ts), so every request the mirror
  * makes upstream is counted. docker.io itself is unreachable here: a client configured with Berth as
  * its Docker Hub mirror can only succeed through it.
  *
@@ -26,7 +26,7 @@ import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js
 import { CONTAINERD_TOOLS, type Containerd, hostsToml, startContainerd } from './helpers/containerd.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
 import { readOciLayout } from './helpers/images.js';
-import { type CountingProxy, type MirrorImage, imageBlobs, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from './helpers/mirror.js';
+import { type CountingProxy, type MirrorImage, imageBlobs, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from './helpers/mirror-clients.js';
 import { errorCode, makeImage, pushImage, raw } from './helpers/oci.js';
 import { type Registry2, startRegistry2 } from './helpers/registry2.js';
 import { type ContainersStore, containersStore, describeWithTools, freePort, logToolVersions, run } from './helpers/tools.js';
