@@ -21,10 +21,10 @@ import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
-import type { Ctx, HandlerDeps, RequestState } from './context.js';
+import type { Ctx, HandlerDeps, NameRouting, RequestState } from './context.js';
 import { sendError } from './error-response.js';
 import { type Method, ROUTES, type Route, matchRoute } from './routes.js';
-import { repoName } from './params.js';
+import { queryValue, repoName } from './params.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { createUploadStateCodec } from './upload-state.js';
 
@@ -55,6 +55,8 @@ export interface AppOptions {
   readonly accessLog?: boolean;
   /** Receives the registry events handlers report (`notifications`); none: no events are built. */
   readonly events?: EventSink;
+  /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
+  readonly names?: NameRouting;
 }
 
 /** What a request observer is told when a request starts and once its response is over. */
@@ -143,7 +145,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
     ctx.body = '';
   });
   app.use(abortSignal);
-  const router = buildRouter(deps, opts.access, opts.readOnly);
+  const router = buildRouter(deps, opts.access, opts.readOnly, opts.names);
   if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
   app.use(router.routes());
   app.use(
@@ -159,7 +161,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   return app;
 }
 
-function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean): Router<RequestState> {
+function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean, names: NameRouting | undefined): Router<RequestState> {
   const router = new Router<RequestState>();
   for (const route of ROUTES) {
     router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
@@ -169,6 +171,11 @@ function buildRouter(deps: HandlerDeps, access: AccessController | undefined, re
       if (readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
       ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
       ctx.state.route = route.name;
+      // Decided once, before access control: a mirror's users need pull on the mirrored name.
+      const name = ctx.state.params['name'];
+      if (names && name !== undefined) {
+        ctx.state.params['name'] = await names.route(name, { ns: queryValue(ctx, 'ns'), write: WRITE_METHODS.has(ctx.method) });
+      }
       if (access) await authorize(ctx, access, route);
       await handler(ctx, deps);
     }, { name: route.name, pathAsRegExp: true });
