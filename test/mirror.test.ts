@@ -3,38 +3,16 @@
  * recording proxy (test/helpers/upstream-proxy.ts), which counts what the mirror asks and can be made to
  * fail. Berth runs as `berth serve` does, in process, with a `proxy` section.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Serving, serve } from '../src/cli/serve.js';
-import { type Image, MT, ACCEPT_ALL, errorCode, makeImage, pushBlobPostPut, pushImage, putManifest, raw } from './helpers/oci.js';
+import type { Serving } from '../src/cli/serve.js';
+import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
+import { ACCEPT_ALL, MT, errorCode, makeImage, pushImage, putManifest, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
 import { describeWithTool } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
-
-/** Pushes an image to registry:2 (POST then PUT for each blob, as 2.8 needs). */
-export async function pushImageToRegistry2(base: string, repo: string, tag: string, img: Image): Promise<void> {
-  for (const b of [img.config, ...img.layers]) await pushBlobPostPut(base, repo, b);
-  const res = await putManifest(base, repo, tag, img.manifest, img.mediaType);
-  if (res.status !== 201) throw new Error(`push manifest to registry:2: ${res.status} ${res.body.toString()}`);
-}
-
-/** A Berth serving `proxy` (YAML lines under `proxy:`), filesystem storage under `dir`. */
-export async function serveMirror(dir: string, proxyLines: readonly string[], extra: readonly string[] = []): Promise<Serving> {
-  const config = join(dir, `config-${Math.random().toString(36).slice(2)}.yml`);
-  await writeFile(config, [
-    'version: 0.1',
-    'log: {level: error}',
-    'http: {addr: "127.0.0.1:0"}',
-    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}}`,
-    'proxy:',
-    ...proxyLines.map((l) => `  ${l}`),
-    ...extra,
-    '',
-  ].join('\n'));
-  return serve(config, {});
-}
 
 describeWithTool('docker-registry', registry2Available(), 'a mirror of docker-registry 2.8', () => {
   let dir: string;

@@ -23,6 +23,8 @@ export interface UpstreamProxy {
   readonly requests: string[];
   /** How many recorded requests match `method` and `pathPart`. */
   count(method: string, pathPart: string): number;
+  /** Resolves once `n` requests matching `method` and `pathPart` have arrived (counting those before). */
+  arrived(method: string, pathPart: string, n?: number): Promise<void>;
   /** Cut every connection at once. */
   down: boolean;
   /** Answer every request with this status (and an OCI error body); undefined: forward. */
@@ -39,6 +41,7 @@ export async function startUpstreamProxy(target: string): Promise<UpstreamProxy>
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const faults = new Map<string, Fault>();
   const sockets = new Set<Socket>();
+  const listeners = new Set<() => void>();
   const self = {
     requests: [] as string[],
     down: false,
@@ -48,6 +51,7 @@ export async function startUpstreamProxy(target: string): Promise<UpstreamProxy>
 
   const forward = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     self.requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    for (const l of [...listeners]) l();
     if (self.hold) await self.hold;
     if (self.down) {
       req.socket.destroy();
@@ -85,9 +89,19 @@ export async function startUpstreamProxy(target: string): Promise<UpstreamProxy>
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const count = (method: string, pathPart: string): number => self.requests.filter((r) => r.startsWith(`${method} `) && r.includes(pathPart)).length;
   return Object.assign(self, {
     url: `http://127.0.0.1:${port}`,
-    count: (method: string, pathPart: string) => self.requests.filter((r) => r.startsWith(`${method} `) && r.includes(pathPart)).length,
+    count,
+    arrived: (method: string, pathPart: string, n = 1) => new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (count(method, pathPart) < n) return;
+        listeners.delete(check);
+        resolve();
+      };
+      listeners.add(check);
+      check();
+    }),
     fault: (part: string, f: Fault | undefined) => void (f === undefined ? faults.delete(part) : faults.set(part, f)),
     async close() {
       for (const s of sockets) s.destroy();
