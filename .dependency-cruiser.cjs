@@ -48,6 +48,13 @@ module.exports = {
       to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli)/', 'node_modules/(koa|@koa)/'] },
     },
     {
+      name: 'mirror-wraps-the-storage-face',
+      comment: 'mirror/ wraps the Registry face: it imports storage\'s API and errors, never a driver, the layout, config, http or koa',
+      severity: 'error',
+      from: { path: '^src/mirror/' },
+      to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli|indexdb|metrics)/', 'node_modules/(koa|@koa|level|classic-level)/'] },
+    },
+    {
       name: 'only-the-composition-root-sees-config',
       severity: 'error',
       from: { path: '^src/', pathNot: ['^src/(main\\.ts|cli/|config/)'] },

@@ -14,6 +14,7 @@ import { ConfigError } from '../config/raw.js';
 import { createAuth } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
+import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
@@ -60,9 +61,12 @@ export async function serve(file: string | undefined, env: Record<string, string
   const index = await startIndex(config, driver, log);
   if (index) metrics.observeIndex(index);
   const health = startHealth(healthChecksFor(config, driver), log);
-  const registry = createRegistry({
+  const storageRegistry = createRegistry({
     driver, deleteEnabled: storage.delete.enabled, ...(index && { index }), ...(replicas && { linkGate: replicas.linkGate }),
   });
+  // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
+  const mirror = await startMirror(config, storageRegistry, log, metrics.registry);
+  const registry = mirror?.registry ?? storageRegistry;
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
   const { access, tokenHandlers } = await createAuth(config.auth, keyPath);
@@ -82,18 +86,20 @@ export async function serve(file: string | undefined, env: Record<string, string
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
     ...(notifier && { events: notifier.sink }),
+    ...(mirror?.names && { names: mirror.names }),
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
   log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none', tls: tls !== undefined });
-  const stopPurging = schedulePurging(registry, config, log);
-  const collector = startCollector({ registry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  const stopPurging = schedulePurging(storageRegistry, config, log);
+  const collector = startCollector({ registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   let stopping: Promise<void> | undefined;
   const stopAll = async (drainMs: number): Promise<void> => {
     health.drain();
     if (drainMs > 0 && running.inFlight > 0) log.info('draining requests in flight', { requests: running.inFlight, timeoutMs: drainMs });
     await running.close({ drainMs });
+    await mirror?.close();
     await notifier?.stop(); // after the requests, so their events are queued and written to disk
     stopPurging();
     health.stop();

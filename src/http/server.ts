@@ -14,7 +14,8 @@ import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
-import type { Ctx, HandlerDeps, RequestState } from './context.js';
+import type { Ctx, HandlerDeps, NameRouting, RequestState } from './context.js';
+import { queryValue } from './params.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { abortSignal } from './middleware/abort-signal.js';
 import { authorize } from './middleware/auth.js';
@@ -56,6 +57,8 @@ export interface AppOptions {
   readonly accessLog?: boolean;
   /** Receives the registry events handlers report (`notifications`); none: no events are built. */
   readonly events?: EventSink;
+  /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
+  readonly names?: NameRouting;
 }
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -78,7 +81,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   app.use(probes(opts.health));
   app.use(rootPath);
   app.use(abortSignal);
-  const router = buildRouter(deps, opts.access, opts.readOnly);
+  const router = buildRouter(deps, opts.access, opts.readOnly, opts.names);
   if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
   app.use(router.routes());
   app.use(
@@ -103,7 +106,7 @@ async function rootPath(ctx: Ctx, next: Koa.Next): Promise<void> {
   ctx.body = '';
 }
 
-function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean): Router<RequestState> {
+function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean, names: NameRouting | undefined): Router<RequestState> {
   const router = new Router<RequestState>();
   for (const route of ROUTES) {
     router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
@@ -113,6 +116,11 @@ function buildRouter(deps: HandlerDeps, access: AccessController | undefined, re
       if (readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
       ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
       ctx.state.route = route.name;
+      // Decided once, before access control: a mirror's users need pull on the mirrored name.
+      const name = ctx.state.params['name'];
+      if (names && name !== undefined) {
+        ctx.state.params['name'] = await names.route(name, { ns: queryValue(ctx, 'ns'), write: WRITE_METHODS.has(ctx.method) });
+      }
       if (access) await authorize(ctx, access, route);
       await handler(ctx, deps);
     }, { name: route.name, pathAsRegExp: true });

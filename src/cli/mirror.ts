@@ -1,0 +1,103 @@
+/**
+ * Builds the pull-through cache from the `proxy` section (config/proxy.ts): an upstream client per
+ * upstream with its credentials, the blob spool, the mirror wrapping the registry (src/mirror/), its
+ * name routing, metrics and one log line per upstream fetch.
+ */
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
+import type { Config } from '../config/schema.js';
+import type { NameRouting } from '../http/context.js';
+import type { Logger } from '../log.js';
+import { createMirrorMetrics } from '../metrics/mirror.js';
+import { createBlobSpool } from '../mirror/blob-spool.js';
+import type { MirrorEvents } from '../mirror/mirror-context.js';
+import { createMirror } from '../mirror/mirror.js';
+import { createNameRouter } from '../mirror/routing.js';
+import type { Credentials } from '../mirror/upstream-auth.js';
+import { createUpstreamClient } from '../mirror/upstream.js';
+import type { Registry } from '../storage/registry.js';
+
+export interface StartedMirror {
+  /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
+  readonly registry: Registry;
+  /** Name routing for Berth's form; undefined for registry:2's (every name is mirrored as is). */
+  readonly names: NameRouting | undefined;
+  close(): Promise<void>;
+}
+
+/** The mirror of `config.proxy` over `local`; undefined when no upstream is configured. */
+export async function startMirror(config: Config, local: Registry, log: Logger, metrics: PromRegistry): Promise<StartedMirror | undefined> {
+  const proxy = config.proxy;
+  if (proxy === undefined) return undefined;
+  const spoolDir = await makeSpoolDir(config);
+  const spool = createBlobSpool(spoolDir);
+  const counters = createMirrorMetrics(metrics);
+  const events: MirrorEvents = {
+    ...counters,
+    fetched(r) {
+      counters.fetched(r);
+      const fields = { upstream: r.upstream, kind: r.kind, repository: r.repository, digest: r.digest, bytes: r.bytes, seconds: Number(r.seconds.toFixed(3)) };
+      if (r.error === undefined) log.info('upstream fetch', fields);
+      else log.warn('upstream fetch failed', { ...fields, err: r.error.message });
+    },
+  };
+  const upstreams = proxy.upstreams.map((u) => ({
+    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: credentialsOf(u) }),
+    prefix: u.prefix,
+    revalidateMs: u.revalidateMs,
+  }));
+  const registry = createMirror({ local, upstreams, spool, events });
+  log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
+  return {
+    registry,
+    names: routerFor(proxy, local),
+    async close() {
+      await spool.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
+  if (proxy.form === 'remoteurl') return undefined;
+  return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
+}
+
+/** Beside the registry:2 tree on filesystem storage (one filesystem, outside docker/registry/v2); else the OS temp dir. */
+async function makeSpoolDir(config: Config): Promise<string> {
+  const storage = config.storage;
+  if (storage.driver !== 'filesystem') return mkdtemp(join(tmpdir(), 'berth-mirror-spool-'));
+  const dir = join(resolve(storage.rootdirectory), 'berth', 'mirror-spool');
+  await rm(dir, { recursive: true, force: true }); // leftovers of a previous run are never whole blobs
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** The upstream's credentials: its username and password, or its credentials file read at each use. */
+function credentialsOf(u: UpstreamConfig): () => Promise<Credentials | undefined> {
+  if (u.username !== undefined) {
+    const fixed = { username: u.username, password: u.password ?? '' };
+    return async () => fixed;
+  }
+  const file = u.credentialsfile;
+  if (file === undefined) return async () => undefined;
+  const host = new URL(u.remoteurl).host;
+  return async () => fromDockerConfig(JSON.parse(await readFile(file, 'utf8')) as unknown, host);
+}
+
+/** `auths.<host>` of a docker config.json: `auth` (base64 user:password) or `username` and `password`. */
+function fromDockerConfig(doc: unknown, host: string): Credentials | undefined {
+  const auths = (doc as { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> } | null)?.auths;
+  const entry = auths?.[host] ?? auths?.[`https://${host}`] ?? auths?.[`http://${host}`];
+  if (entry === undefined) return undefined;
+  if (typeof entry.auth === 'string') {
+    const text = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const at = text.indexOf(':');
+    if (at > 0) return { username: text.slice(0, at), password: text.slice(at + 1) };
+  }
+  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
+  return undefined;
+}

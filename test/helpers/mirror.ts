@@ -1,0 +1,31 @@
+/**
+ * Shared by the mirror tests: pushing to registry:2 2.8 and starting a Berth with a `proxy` section.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Serving, serve } from '../../src/cli/serve.js';
+import { type Image, pushBlobPostPut, putManifest } from './oci.js';
+
+/** Pushes an image to registry:2 (POST then PUT for each blob, as 2.8 needs). */
+export async function pushImageToRegistry2(base: string, repo: string, tag: string, img: Image): Promise<void> {
+  for (const b of [img.config, ...img.layers]) await pushBlobPostPut(base, repo, b);
+  const res = await putManifest(base, repo, tag, img.manifest, img.mediaType);
+  if (res.status !== 201) throw new Error(`push manifest to registry:2: ${res.status} ${res.body.toString()}`);
+}
+
+/** A Berth serving `proxy` (YAML lines under `proxy:`), filesystem storage under `dir`. */
+export async function serveMirror(dir: string, proxyLines: readonly string[], extra: readonly string[] = []): Promise<Serving> {
+  const config = join(dir, `config-${Math.random().toString(36).slice(2)}.yml`);
+  await writeFile(config, [
+    'version: 0.1',
+    'log: {level: error}',
+    'http: {addr: "127.0.0.1:0"}',
+    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}}`,
+    'proxy:',
+    ...proxyLines.map((l) => `  ${l}`),
+    ...extra,
+    '',
+  ].join('\n'));
+  return serve(config, {});
+}
+
