@@ -10,11 +10,13 @@
  * upstream) and then warm (everything cached). A pull is what a client does, through a Node client
  * over a keep-alive agent: the manifest by tag, then the config and the three layers in parallel, each
  * streamed through sha256 and checked (skopeo tops out near 150 MB/s here, which would measure skopeo).
- * Both mirrors keep their defaults for re-checking a tag: registry:2 asks the upstream on every pull
+ * Each round also times the same pull straight from the upstream (the client's and machine's limit)
+ * and the notes give the load average (the machine is shared). Both mirrors keep their defaults for re-checking a tag: registry:2 asks the upstream on every pull
  * by tag, Berth at most every `revalidate` (30 s by default).
  */
 import { mkdir } from 'node:fs/promises';
 import { Agent } from 'node:http';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { type CountingProxy, type MirrorImage, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
@@ -71,6 +73,9 @@ interface Bench {
   readonly warm: Record<Target, number[]>;
   readonly counts: Record<Target, Counts>;
   readonly failures: string[];
+  /** The same pull straight from the upstream (no mirror): what the client and machine allow. */
+  readonly direct: number[];
+  readonly load: readonly string[];
 }
 
 /** A cold pull of `repo:1` through `t`, then a warm one; samples and upstream request counts recorded when `record`. */
@@ -95,6 +100,8 @@ async function cycle(b: Bench, seed: number, size: number, order: readonly Targe
   const m = imageOf(seed, size);
   const repo = `library/bench-${seed}`;
   await seedUpstream(b.upstream, repo, m, '1', 'multi');
+  const direct = await timed(() => pullOverHttp(b.upstream, repo, '1', { agent: b.agent }));
+  if (record) b.direct.push(direct.ms);
   for (const t of order) {
     try {
       await pullBoth(b, t, repo, m, record);
@@ -119,6 +126,8 @@ function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
     `upstream requests per pull (median over rounds): Berth cold ${med(berth.cold)}, warm ${med(berth.warm)}; registry:2 cold ${med(registry2.cold)}, warm ${med(registry2.warm)}`,
     `upstream requests, every round: Berth cold ${berth.cold.join(' ')}, warm ${berth.warm.join(' ')}; registry:2 cold ${registry2.cold.join(' ')}, warm ${registry2.warm.join(' ')}`,
     `client: node:http keep-alive, manifest by tag then config and 3 layers in parallel, each sha256-checked; layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
+    `the same pull straight from the upstream registry:2 (no mirror, no counting proxy), median: ${formatValue(median(b.direct), 'ms')} (what this client and machine allow)`,
+    `load average (1, 5, 15 min) at the start ${b.load.join(', ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')}`,
     `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold then warm)`,
     b.failures.length === 0 ? 'every pull succeeded' : `failed pulls (no sample that round): ${b.failures.join('; ')}`,
   ];
@@ -136,7 +145,7 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
     const { url, upstream } = started;
     ctx.log(`mirror: upstream ${upstream.url} (counted at ${proxy.url}); Berth at ${url.berth}, registry:2 at ${url.registry2}`);
     const b: Bench = {
-      ctx, proxy, upstream: upstream.url, url, agent, failures: [],
+      ctx, proxy, upstream: upstream.url, url, agent, failures: [], direct: [], load: loadavg().map((x) => x.toFixed(2)),
       cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
     };
     await cycle(b, 1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
