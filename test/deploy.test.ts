@@ -20,7 +20,7 @@ import { type Serving, parseAddr, serve } from '../src/cli/serve.js';
 import { loadConfig } from '../src/config/parse.js';
 import type { Config } from '../src/config/schema.js';
 import { DEBUG_HEALTH_PATH } from '../src/http/debug.js';
-import { LIVENESS_PATH, READINESS_PATH } from '../src/http/server.js';
+import { LIVENESS_PATH, READINESS_PATH } from '../src/http/middleware/probes.js';
 import { raw } from './helpers/oci.js';
 import { describeWithTool, freePort, run, runResult, toolAvailable, which } from './helpers/tools.js';
 

@@ -22,11 +22,12 @@ import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
-import { type RunningServer, type TlsOptions, createApp, listen } from '../http/server.js';
+import { type RunningServer, type TlsOptions, listen } from '../http/listen.js';
+import { createApp } from '../http/server.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
-import { createRegistry, type Registry } from '../storage/registry.js';
+import { createRegistry, type LocalRegistry } from '../storage/registry.js';
 
 export interface Serving {
   readonly running: RunningServer;
@@ -177,7 +178,7 @@ export function parseAddr(addr: string): { host: string; port: number } {
 }
 
 /** Runs upload purging shortly after start and then every interval; answers a function that stops it. */
-function schedulePurging(registry: Registry, config: Config, log: Logger): () => void {
+function schedulePurging(registry: LocalRegistry, config: Config, log: Logger): () => void {
   const purging = config.storage.maintenance.uploadpurging;
   if (!purging.enabled) return () => undefined;
   const run = (): void => {

@@ -15,9 +15,10 @@
  * health/), so this module knows nothing of storage.
  */
 import Koa from 'koa';
+import type { Context } from 'koa';
 import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
-import { LIVENESS_PATH, READINESS_PATH, readinessOf } from './server.js';
+import { LIVENESS_PATH, READINESS_PATH, readinessOf } from './middleware/probes.js';
 
 /** Runs one collection: its report, or `busy` when one is already going. */
 export type GcTrigger = () => Promise<{ readonly status: 'done'; readonly report: object } | { readonly status: 'busy' }>;
@@ -42,64 +43,83 @@ export const DEBUG_GC_PATH = '/debug/gc';
 export const METRICS_PATH = '/metrics';
 export const DEBUG_HEALTH_PATH = '/debug/health';
 
+type DebugHandler = (ctx: Context) => Promise<void> | void;
+/** One endpoint of the debug listener: its handlers by method; `*` takes any method. */
+type DebugRoute = Readonly<Record<string, DebugHandler>>;
+
+/** The debug listener's app: a table of path → method → handler; other paths 404, other methods 405. */
 export function createDebugApp(opts: DebugAppOptions): Koa {
   const app = new Koa();
   app.silent = true;
-  const metricsPath = opts.metricsPath ?? METRICS_PATH;
-  app.use(async (ctx, next) => {
-    if (ctx.path === LIVENESS_PATH || ctx.path === READINESS_PATH || ctx.path === DEBUG_HEALTH_PATH) {
-      ctx.set('Cache-Control', 'no-cache');
-      if (ctx.path === LIVENESS_PATH) {
-        ctx.body = { status: 'ok' };
-      } else if (ctx.path === READINESS_PATH) {
-        const readiness = readinessOf(opts.health);
-        ctx.status = readiness.ready ? 200 : 503;
-        ctx.body = readiness.body;
-      } else {
-        const failures = opts.health?.failures() ?? {};
-        ctx.status = Object.keys(failures).length === 0 ? 200 : 503;
-        ctx.body = failures;
-      }
-      return;
-    }
-    await next();
-  });
+  const table = debugRoutes(opts);
   app.use(async (ctx) => {
-    if (ctx.path === metricsPath && opts.metrics) {
-      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-        ctx.status = 405;
-        ctx.set('Allow', 'GET, HEAD');
-        ctx.body = { error: `use GET ${metricsPath}` };
-        return;
-      }
-      ctx.type = opts.metrics.contentType;
-      ctx.body = await opts.metrics.metrics();
-      return;
-    }
-    if (ctx.path !== DEBUG_GC_PATH) {
+    const route = table.get(ctx.path);
+    if (route === undefined) {
       ctx.status = 404;
       ctx.body = { error: 'not found' };
       return;
     }
-    if (ctx.method !== 'POST') {
+    const handler = route[ctx.method] ?? route['*'];
+    if (handler === undefined) {
+      const allowed = Object.keys(route);
       ctx.status = 405;
-      ctx.set('Allow', 'POST');
-      ctx.body = { error: `use POST ${DEBUG_GC_PATH}` };
+      ctx.set('Allow', allowed.join(', '));
+      ctx.body = { error: `use ${allowed[0] ?? 'GET'} ${ctx.path}` };
       return;
     }
-    try {
-      const outcome = await opts.runGc();
-      if (outcome.status === 'busy') {
-        ctx.status = 409;
-        ctx.body = { error: 'a garbage collection is already running' };
-        return;
-      }
-      ctx.body = outcome.report;
-    } catch (err) {
-      opts.log.error('garbage collection failed', { err });
-      ctx.status = 500;
-      ctx.body = { error: `garbage collection failed: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    await handler(ctx);
   });
   return app;
+}
+
+function debugRoutes(opts: DebugAppOptions): ReadonlyMap<string, DebugRoute> {
+  const probe = (answer: () => { status: number; body: object }) => (ctx: Context): void => {
+    ctx.set('Cache-Control', 'no-cache');
+    const { status, body } = answer();
+    ctx.status = status;
+    ctx.body = body;
+  };
+  const liveness = probe(() => ({ status: 200, body: { status: 'ok' } }));
+  const readiness = probe(() => {
+    const r = readinessOf(opts.health);
+    return { status: r.ready ? 200 : 503, body: r.body };
+  });
+  const health = probe(() => {
+    const failures = opts.health?.failures() ?? {};
+    return { status: Object.keys(failures).length === 0 ? 200 : 503, body: failures };
+  });
+  // The probes answer any method, as they always have.
+  const anyMethod = (h: DebugHandler): DebugRoute => ({ '*': h });
+  const table = new Map<string, DebugRoute>([
+    [LIVENESS_PATH, anyMethod(liveness)],
+    [READINESS_PATH, anyMethod(readiness)],
+    [DEBUG_HEALTH_PATH, anyMethod(health)],
+    [DEBUG_GC_PATH, { POST: (ctx) => runGc(ctx, opts) }],
+  ]);
+  const metrics = opts.metrics;
+  if (metrics) {
+    const serveMetrics = async (ctx: Context): Promise<void> => {
+      ctx.type = metrics.contentType;
+      ctx.body = await metrics.metrics();
+    };
+    table.set(opts.metricsPath ?? METRICS_PATH, { GET: serveMetrics, HEAD: serveMetrics });
+  }
+  return table;
+}
+
+/** `POST /debug/gc`: one collection now; its report, 409 while one runs, 500 when it fails. */
+async function runGc(ctx: Context, opts: DebugAppOptions): Promise<void> {
+  try {
+    const outcome = await opts.runGc();
+    if (outcome.status === 'busy') {
+      ctx.status = 409;
+      ctx.body = { error: 'a garbage collection is already running' };
+      return;
+    }
+    ctx.body = outcome.report;
+  } catch (err) {
+    opts.log.error('garbage collection failed', { err });
+    ctx.status = 500;
+    ctx.body = { error: `garbage collection failed: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }

@@ -17,7 +17,7 @@
  * DriverCallObserver); this module only counts.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { RequestObserver, RequestSample } from '../http/server.js';
+import type { RequestObserver, RequestSample } from '../http/middleware/observe.js';
 import type { DriverCallObserver } from '../storage/driver/instrument.js';
 import { BoundHistogram } from './bound-histogram.js';
 

@@ -22,7 +22,7 @@ import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, readdir, realpath, renam
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Dockerd } from './dockerd.js';
-import { run, which } from './tools.js';
+import { run, which } from './process.js';
 
 /** The commands making the root needs, each with its apt package. */
 export const BASE_IMAGE_TOOLS: Readonly<Record<string, string>> = { debootstrap: 'debootstrap', chroot: 'coreutils', tar: 'tar' };
@@ -154,8 +154,11 @@ async function installNode(root: string, npm: string, ca: string | undefined): P
   if (version.stdout.trim() !== process.version) throw new Error(`node in the root answers ${version.stdout.trim()}, not ${process.version}`);
 }
 
-/** `docker import`s the root as `tag`, with the official image's PATH and CMD. */
-export async function importNodeBase(d: Dockerd, root: NodeBaseRoot, tag: string): Promise<void> {
+/**
+ * `docker import`s the root as `tag`, with the official image's PATH and CMD. `d` is any docker CLI: a
+ * test's private daemon, or the machine's own (scripts/node-base-image.ts).
+ */
+export async function importNodeBase(d: Pick<Dockerd, 'docker'>, root: NodeBaseRoot, tag: string): Promise<void> {
   const changes = [
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     `ENV NODE_VERSION=${process.version.slice(1)}`,
