@@ -18,7 +18,8 @@ import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
 import type { Credentials } from '../mirror/upstream-auth.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
-import type { Registry } from '../storage/registry.js';
+import type { Digest } from '../storage/digest.js';
+import type { LocalRegistry, Registry } from '../storage/registry.js';
 
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
@@ -29,7 +30,7 @@ export interface StartedMirror {
 }
 
 /** The mirror of `config.proxy` over `local`; undefined when no upstream is configured. */
-export async function startMirror(config: Config, local: Registry, log: Logger, metrics: PromRegistry): Promise<StartedMirror | undefined> {
+export async function startMirror(config: Config, local: LocalRegistry, log: Logger, metrics: PromRegistry): Promise<StartedMirror | undefined> {
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
   const spoolDir = await makeSpoolDir(config);
@@ -49,7 +50,8 @@ export async function startMirror(config: Config, local: Registry, log: Logger, 
     prefix: u.prefix,
     revalidateMs: u.revalidateMs,
   }));
-  const registry = createMirror({ local, upstreams, spool, events });
+  const holds = async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined;
+  const registry = createMirror({ local, upstreams, spool, events, holds });
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,

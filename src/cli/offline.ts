@@ -11,12 +11,12 @@ import { serverHoldsIndex } from './index-command.js';
 import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { type Registry, createRegistry } from '../storage/registry.js';
+import { type LocalRegistry, createRegistry } from '../storage/registry.js';
 
 export interface Offline {
   readonly config: Config;
   readonly log: Logger;
-  readonly registry: Registry;
+  readonly registry: LocalRegistry;
 }
 
 /** @throws ConfigError, for main to print. `writeLog` receives each log line (default: stderr). */

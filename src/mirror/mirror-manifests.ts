@@ -8,7 +8,7 @@
  */
 import { isRegistryError, manifestUnknown, unsupported } from '../errors.js';
 import { type Digest, digestAlgorithm, digestOf, parseDigest } from '../storage/digest.js';
-import type { ManifestStore, StoredManifest } from '../storage/manifests.js';
+import type { RepositoryManifests, StoredManifest } from '../storage/registry.js';
 import type { Reference } from '../storage/reference.js';
 import type { MirrorContext } from './mirror-context.js';
 import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
@@ -23,7 +23,7 @@ export const ACCEPT_ANY_MANIFEST = [
 ].join(', ');
 
 /** The manifest store of mirrored repository `m.name`, over its local store. */
-export function mirrorManifests(m: MirrorContext, local: ManifestStore): ManifestStore {
+export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): RepositoryManifests {
   const cached = async (ref: Reference): Promise<StoredManifest | undefined> => {
     try {
       return await local.get(ref);
@@ -77,7 +77,6 @@ export function mirrorManifests(m: MirrorContext, local: ManifestStore): Manifes
   };
 
   return {
-    ...local,
     async get(ref, o) {
       if ('tag' in ref) return byTag(ref, o?.accept);
       const have = await cached(ref);

@@ -12,13 +12,12 @@
  * scheduler-state.json is neither read nor written; `credentialsfile` is read but not watched.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
-import type { BlobInfo, BlobStore } from '../storage/blobs.js';
 import type { Digest } from '../storage/digest.js';
-import type { ReferrerDescriptor } from '../storage/referrers.js';
 import type { RepoName } from '../storage/reference.js';
-import type { Registry, Repository } from '../storage/registry.js';
-import type { UploadStore } from '../storage/uploads.js';
-import type { BlobSpool } from './blob-spool.js';
+import type {
+  BlobServing, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+} from '../storage/registry.js';
+import type { BlobSpool, InFlightBlob } from './blob-spool.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
@@ -37,12 +36,19 @@ export interface MirrorOptions {
   readonly upstreams: readonly MirrorUpstream[];
   /** Where blob fetches spool (blob-spool.ts). */
   readonly spool: BlobSpool;
+  /**
+   * Whether storage holds a blob's bytes (under any repository): such a blob is linked into the mirrored
+   * repository once its upstream confirms it has it (a HEAD), instead of fetched again. Without it every
+   * uncached blob is fetched.
+   */
+  readonly holds?: (d: Digest) => Promise<boolean>;
   readonly events?: MirrorEvents;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
 }
 
 const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
+const VIEWS_KEPT = 256;
 
 /** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
 export function createMirror(o: MirrorOptions): Registry {
@@ -61,9 +67,8 @@ export function createMirror(o: MirrorOptions): Registry {
 
   const views = new Map<RepoName, Repository>();
   const repository = (name: RepoName): Repository => {
-    const local = o.local.repository(name);
     const found = upstreamOf(name);
-    if (found === undefined) return local;
+    if (found === undefined) return o.local.repository(name);
     let view = views.get(name);
     if (view === undefined) {
       const context: MirrorContext = {
@@ -72,27 +77,14 @@ export function createMirror(o: MirrorOptions): Registry {
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
       };
-      view = mirroredRepository(context, local, o);
+      view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
-      if (views.size > 256) views.delete(views.keys().next().value as RepoName);
+      if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as RepoName);
     }
     return view;
   };
 
-  return { ...o.local, repository, blobs: spoolingBlobs(o.local.blobs, o.spool) };
-}
-
-/** The global blob store, with blobs being fetched readable before they are cached. */
-function spoolingBlobs(local: BlobStore, spool: BlobSpool): BlobStore {
-  return {
-    ...local,
-    async open(d, range, opts) {
-      const stream = await spool.inFlight(d)?.open(range);
-      return stream ?? local.open(d, range, opts);
-    },
-    // A blob still arriving has no bytes in storage to redirect to.
-    redirectUrl: async (d, method) => (spool.inFlight(d) === undefined ? local.redirectUrl(d, method) : undefined),
-  };
+  return { repository, repositories: (range) => o.local.repositories(range) };
 }
 
 const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
@@ -100,33 +92,19 @@ const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-o
 function mirroredRepository(m: MirrorContext, local: Repository, o: MirrorOptions): Repository {
   const refuse = (): Promise<never> => Promise.reject(readOnly(m));
   const uploads: UploadStore = { start: refuse, status: refuse, append: refuse, commit: refuse, cancel: refuse };
+  const blobs: RepositoryBlobs = {
+    stat: (d, opts) => local.blobs.stat(d, opts),
+    serve: (d, opts) => serveBlob(m, local, o, d, opts),
+    delete: refuse,
+    mountFrom: refuse,
+    mountExisting: refuse,
+  };
   return {
     name: local.name,
-    blobs: {
-      ...local.blobs,
-      link: refuse,
-      unlink: refuse,
-      delete: refuse,
-      mountFrom: refuse,
-      mountExisting: refuse,
-      require: (d) => requireBlob(m, local, o, d),
-    },
+    blobs,
     uploads,
     manifests: mirrorManifests(m, local.manifests),
-    async tags(range) {
-      try {
-        const limit = range?.limit;
-        const page = await m.flights.run(`tags ${m.name} ${range?.after ?? ''} ${limit ?? ''}`, () =>
-          m.client.tags(m.remote, { n: limit, last: range?.after }, m.signal()));
-        const after = range?.after;
-        const sorted = [...page].sort().filter((t) => after === undefined || t > after);
-        return limit === undefined ? sorted : sorted.slice(0, limit);
-      } catch (err) {
-        if (isTransient(err)) return local.tags(range).catch((e: unknown) => Promise.reject(isRegistryError(e, 'NAME_UNKNOWN') ? toRegistryError(err, e) : e));
-        m.events.failed(m.client.name, err);
-        throw toRegistryError(err, nameUnknown(m.name));
-      }
-    },
+    tags: (range) => mirroredTags(m, local, range),
     async referrers(subject, filter, opts) {
       try {
         const listed = await m.client.referrers(m.remote, subject, filter.artifactType, m.signal());
@@ -139,47 +117,93 @@ function mirroredRepository(m: MirrorContext, local: Repository, o: MirrorOption
   };
 }
 
-/**
- * A blob of a mirrored repository: linked here already, or being fetched, or in the global store from
- * another repository (linked once the upstream confirms this repository has it), or fetched now.
- */
-async function requireBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<BlobInfo> {
+/** The upstream's tags when it answers, the cached ones when it is down. */
+async function mirroredTags(m: MirrorContext, local: Repository, range: { after?: string | undefined; limit?: number | undefined } | undefined): Promise<readonly string[]> {
   try {
-    const info = await local.blobs.require(d);
+    const limit = range?.limit;
+    const after = range?.after;
+    const page = await m.flights.run(`tags ${m.name} ${after ?? ''} ${limit ?? ''}`, () =>
+      m.client.tags(m.remote, { n: limit, last: after }, m.signal()));
+    const sorted = [...page].sort().filter((t) => after === undefined || t > after);
+    return limit === undefined ? sorted : sorted.slice(0, limit);
+  } catch (err) {
+    m.events.failed(m.client.name, err);
+    if (!isTransient(err)) throw toRegistryError(err, nameUnknown(m.name));
+    try {
+      return await local.tags(range);
+    } catch (cached) {
+      throw isRegistryError(cached, 'NAME_UNKNOWN') ? toRegistryError(err, cached) : cached;
+    }
+  }
+}
+
+/**
+ * A blob of a mirrored repository: from storage when this repository links it; else, for HEAD, the
+ * upstream's answer; else from a fetch (this request's, or one in progress), read as it arrives.
+ */
+async function serveBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest, opts: ServeOptions): Promise<BlobServing> {
+  try {
+    const served = await local.blobs.serve(d, opts);
     m.events.hit(m.client.name);
-    return info;
+    return served;
   } catch (err) {
     if (!isRegistryError(err, 'BLOB_UNKNOWN')) throw err;
   }
   m.events.miss(m.client.name);
   try {
-    // The bytes may be here under another repository; only the upstream may say this one has them
-    // (a user allowed to pull this mirror must not read another repository's blobs by digest).
-    if (o.spool.inFlight(d) === undefined && (await o.local.blobs.stat(d)) !== undefined) {
+    if (await linkedFromStorage(m, local, o, d)) return await local.blobs.serve(d, opts);
+    if (opts.method === 'HEAD') {
       const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
       if (size === undefined) throw blobUnknown(d);
-      const linked = await local.blobs.mountExisting(d);
-      if (linked !== undefined) return linked;
+      const info = { digest: d, size };
+      const range = opts.range?.(size);
+      return range === 'unsatisfiable' ? { kind: 'unsatisfiable', info } : { kind: 'stream', info, range, stream: undefined };
     }
-    const entry = await o.spool.fetch(`${m.name}@${d}`, {
-      digest: d,
-      start: (signal) => m.client.getBlob(m.remote, d, signal),
-      store: async (stream) => {
-        const upload = await local.uploads.start();
-        try {
-          await local.uploads.commit(upload.id, d, stream);
-        } catch (err) {
-          await local.uploads.cancel(upload.id).catch(() => undefined);
-          throw err;
-        }
-      },
-      report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
-    });
-    return { digest: d, size: await entry.size() };
+    const entry = await fetchBlob(m, local, o, d);
+    const info = { digest: d, size: await entry.size() };
+    // A fetch that ended since it was found is in storage now.
+    return (await answer(info, opts, entry)) ?? (await local.blobs.serve(d, opts));
   } catch (err) {
     m.events.failed(m.client.name, err);
     throw toRegistryError(err, blobUnknown(d));
   }
+}
+
+/** The answer for `info`: 416 or the spooled stream; undefined when the fetch is over (read storage). */
+async function answer(info: { digest: Digest; size: number }, opts: ServeOptions, entry: InFlightBlob): Promise<BlobServing | undefined> {
+  const range = opts.range?.(info.size);
+  if (range === 'unsatisfiable') return { kind: 'unsatisfiable', info };
+  const stream = await entry.open(range);
+  return stream === undefined ? undefined : { kind: 'stream', info, range, stream };
+}
+
+/**
+ * Links a blob whose bytes storage holds under another repository, once the upstream confirms this
+ * repository has it (a user allowed to pull this mirror must not read other repositories' blobs by digest).
+ */
+async function linkedFromStorage(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<boolean> {
+  if (o.holds === undefined || o.spool.inFlight(d) !== undefined || !(await o.holds(d))) return false;
+  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  if (size === undefined) throw blobUnknown(d);
+  return (await local.blobs.mountExisting(d)) !== undefined;
+}
+
+/** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
+function fetchBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
+  return o.spool.fetch(`${m.name}@${d}`, {
+    digest: d,
+    start: (signal) => m.client.getBlob(m.remote, d, signal),
+    store: async (stream) => {
+      const upload = await local.uploads.start();
+      try {
+        await local.uploads.commit(upload.id, d, stream);
+      } catch (err) {
+        await local.uploads.cancel(upload.id).catch(() => undefined);
+        throw err;
+      }
+    },
+    report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
+  });
 }
 
 function isReferrer(x: unknown): x is ReferrerDescriptor {

@@ -1,7 +1,7 @@
 /**
  * Shared by the mirror tests: pushing to registry:2 2.8 and starting a Berth with a `proxy` section.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Serving, serve } from '../../src/cli/serve.js';
 import { type Image, pushBlobPostPut, putManifest } from './oci.js';
@@ -15,6 +15,7 @@ export async function pushImageToRegistry2(base: string, repo: string, tag: stri
 
 /** A Berth serving `proxy` (YAML lines under `proxy:`), filesystem storage under `dir`. */
 export async function serveMirror(dir: string, proxyLines: readonly string[], extra: readonly string[] = []): Promise<Serving> {
+  await mkdir(dir, { recursive: true });
   const config = join(dir, `config-${Math.random().toString(36).slice(2)}.yml`);
   await writeFile(config, [
     'version: 0.1',

@@ -71,7 +71,7 @@ export async function startUpstreamProxy(target: string): Promise<UpstreamProxy>
       res.end(Buffer.alloc(fault.bytes, 0x20));
       return;
     }
-    const headers = { ...req.headers, host: to.host };
+    const headers = { ...req.headers };
     const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers, agent });
     upstream.on('response', (answer) => relay(answer, res, fault));
     upstream.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
