@@ -8,9 +8,11 @@
  *   containerd through hosts.toml (`?ns=docker.io`, and `?ns=index.docker.io`), skopeo and podman
  *   through registries.conf mirrors with a `docker.io` path prefix, all against one Berth in the
  *   `proxy.upstreams` form (docker.io the default upstream, quay.io a second one).
- * - The upstream stopped: cached tags still pull (docker, skopeo, HTTP).
+ * - The upstream stopped: cached tags still pull (docker, skopeo, HTTP), Berth's with a `Warning` header.
+ * - An upstream that moves a tag: the next pull gets the new digest (`revalidate: 0s`).
  * - Twelve concurrent cold pulls of one 3-layer image: each blob fetched upstream exactly once.
- * - Mixed mode: local pushes and pulls beside the two mirrored upstreams; pushes into a mirror 405.
+ * - Mixed mode: local pushes and pulls beside the two mirrored upstreams (skopeo through a quay.io
+ *   mirror too); pushes into a mirror 405; the catalog lists local and cached names.
  * - registry:2's form (`proxy.remoteurl`): containerd and HTTP clients through it; pushes 405.
  * - The same twelve concurrent pulls against registry:2's own proxy mode, its counts printed only.
  *
