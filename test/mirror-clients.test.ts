@@ -150,6 +150,7 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
   let unavailable = 'dockerd was not started';
   let dockerd: Dockerd | undefined;
   let containerd: Containerd;
+  const daemon = (ctx: { skip: (note?: string) => never }): Dockerd => dockerd ?? ctx.skip(unavailable);
 
   beforeAll(async () => {
     work = await tempDir('berth-mirror-clients-');
@@ -159,6 +160,13 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
     await seedUpstream(quay.registry.url, 'org/other', other, '1', 'multi');
     containerd = await startContainerd();
     closers.push(() => containerd.close());
+    const started = await startDockerdOrReason();
+    if ('reason' in started) unavailable = started.reason;
+    else {
+      dockerd = started.dockerd;
+      const d = dockerd;
+      closers.push(() => d.close());
+    }
     logToolVersions(['dockerd', 'containerd', 'skopeo', 'podman', 'docker-registry']);
   }, 120_000);
 
@@ -167,28 +175,19 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       let mirror = '';
       let host = '';
       let store: ContainersStore;
-      const daemon = (ctx: { skip: (note?: string) => never }): Dockerd => dockerd ?? ctx.skip(unavailable);
       const containers = (args: readonly string[], cmd: 'skopeo' | 'podman'): ReturnType<typeof run> =>
         run(cmd, [...(cmd === 'podman' ? store.podmanArgs : store.skopeoArgs), ...args], { env: store.env, timeoutMs: 120_000 });
 
       beforeAll(async () => {
-        await dockerd?.close();
-        dockerd = undefined;
         mirror = await target.start(hub, quay);
         host = new URL(mirror).host;
         store = await containersStore(await tempDir('berth-mirror-containers-'), [{ prefix: 'docker.io', location: target.podmanLocation(host) }]);
-        const started = await startDockerdOrReason({ registryMirrors: [mirror] });
-        if ('reason' in started) unavailable = started.reason;
-        else dockerd = started.dockerd;
+        await dockerd?.setRegistryMirrors([mirror]);
       }, 180_000);
-
-      afterAll(async () => {
-        await dockerd?.close();
-        dockerd = undefined;
-      }, 60_000);
 
       it('docker pull of Docker Hub names through registry-mirrors: the image and an index, every blob from the upstream', async (ctx) => {
         const d = daemon(ctx);
+        await d.dockerResult(['rmi', 'mirror-x:1', 'mirror-x:multi']); // the daemon is shared: nothing left from another mirror
         hub.proxy.reset();
         await d.docker(['pull', 'mirror-x:1'], { timeoutMs: 180_000 });
         const id = await d.docker(['image', 'inspect', '--format', '{{.Id}}', 'docker.io/library/mirror-x:1']);
@@ -312,7 +311,18 @@ describeWithTools(TOOLS, 'real clients through a pull-through cache of docker-re
       const port = await freePort();
       await startMirrorBerth(port, [`remoteurl: ${hub.proxy.url}`]);
       mirror = `http://127.0.0.1:${port}`;
+      await dockerd?.setRegistryMirrors([mirror]);
     }, 60_000);
+
+    it('docker pulls through it as registry-mirrors (the daemon reloaded with this mirror)', async (ctx) => {
+      const d = daemon(ctx);
+      await d.dockerResult(['rmi', 'mirror-x:1', 'mirror-x:multi']); // pulled through the other Berth earlier
+      hub.proxy.reset();
+      await d.docker(['pull', 'mirror-x:multi'], { timeoutMs: 180_000 });
+      const id = await d.docker(['image', 'inspect', '--format', '{{.Id}}', 'mirror-x:multi']);
+      expect(id.stdout.trim()).toBe(pulled.image.config.digest);
+      expect(blobFetches(hub, 'library/mirror-x', pulled)).toEqual([1, 1, 1, 1]);
+    }, 400_000);
 
     it('containerd and an HTTP client pull through it under the upstream names; pushes answer 405 UNSUPPORTED', async () => {
       const hostsDir = await tempDir('berth-mirror-hosts-');
