@@ -9,19 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Serving } from '../src/cli/serve.js';
-import { ACCEPT_ALL, MT, type Image, blob, descriptor, errorCode, makeImage, manifestBlob, randomBytesSeeded, raw } from './helpers/oci.js';
+import { ACCEPT_ALL, errorCode, makeImage, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
 import { describeWithTool } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
-import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
-
-/** A one-layer image whose layer is `size` bytes. */
-function bigImage(seed: number, size: number): Image {
-  const config = blob(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
-  const layer = blob(randomBytesSeeded(size, seed));
-  const manifest = manifestBlob({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] });
-  return { config, layers: [layer], manifest, mediaType: MT.ociManifest };
-}
+import { bigImage, pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 
 describeWithTool('docker-registry', registry2Available(), 'the mirror cache', () => {
   let dir: string;
