@@ -14,13 +14,13 @@ export async function pushImageToRegistry2(base: string, repo: string, tag: stri
 }
 
 /** A Berth serving `proxy` (YAML lines under `proxy:`), filesystem storage under `dir`. */
-export async function serveMirror(dir: string, proxyLines: readonly string[], extra: readonly string[] = []): Promise<Serving> {
+export async function serveMirror(dir: string, proxyLines: readonly string[], extra: readonly string[] = [], o: { debug?: boolean } = {}): Promise<Serving> {
   await mkdir(dir, { recursive: true });
   const config = join(dir, `config-${Math.random().toString(36).slice(2)}.yml`);
   await writeFile(config, [
     'version: 0.1',
     'log: {level: error}',
-    'http: {addr: "127.0.0.1:0"}',
+    o.debug === true ? 'http: {addr: "127.0.0.1:0", debug: {addr: "127.0.0.1:0", prometheus: {enabled: true}}}' : 'http: {addr: "127.0.0.1:0"}',
     `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}}`,
     'proxy:',
     ...proxyLines.map((l) => `  ${l}`),
