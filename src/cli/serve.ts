@@ -78,6 +78,8 @@ export async function serve(file: string | undefined, env: Record<string, string
     secret: httpSecret(config, log),
     relativeUrls: config.http.relativeurls,
     host: config.http.host,
+    prefix: config.http.prefix,
+    automaticCrossMount: storage.automaticcrossmount,
     readOnly: storage.maintenance.readonly.enabled,
     headers: config.http.headers,
     health,
@@ -90,10 +92,16 @@ export async function serve(file: string | undefined, env: Record<string, string
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
-  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none', tls: tls !== undefined });
   const stopPurging = schedulePurging(storageRegistry, config, log);
   const collector = startCollector({ registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
+  // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.
+  health.started();
+  log.info('listening', {
+    addr: config.http.addr, url: running.url, ...(debug && { debug: debug.url }), storage: driver.name,
+    auth: config.auth?.kind ?? 'none', tls: tls !== undefined, readOnly: storage.maintenance.readonly.enabled,
+    ...(config.http.prefix !== '' && { prefix: config.http.prefix }),
+  });
   let stopping: Promise<void> | undefined;
   const stopAll = async (drainMs: number): Promise<void> => {
     health.drain();
