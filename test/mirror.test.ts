@@ -98,6 +98,16 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of docker-re
     expect(proxy.count('GET', '/v2/team/app/')).toBe(0);
   });
 
+  it.each([
+    ['/v2/docker.io/../x/manifests/1'], ['/v2/docker.io/%2e%2e/x/manifests/1'], ['/v2/library/%2e%2e/manifests/1?ns=docker.io'],
+  ])('refuses %s, a name escaping the prefix, as NAME_INVALID without asking upstream', async (path) => {
+    const before = proxy.requests.length;
+    const res = await raw(url, 'GET', path, { headers: { Accept: ACCEPT_ALL } });
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('NAME_INVALID');
+    expect(proxy.requests.length).toBe(before);
+  });
+
   it('answers a name the upstream does not have with the spec code of its 404', async () => {
     const res = await raw(url, 'GET', '/v2/docker.io/library/nothing/manifests/1', { headers: { Accept: ACCEPT_ALL } });
     expect(res.status).toBe(404);

@@ -90,26 +90,25 @@ export function createBlobSpool(dir: string): BlobSpool {
       if (stream === undefined) throw new Error('spool file gone before the cache write began');
       await f.store(stream);
     })();
-    const cached = Promise.all([pumped, stored]).then(() => undefined);
-    const entry: InFlightBlob = { digest: f.digest, size: () => file.size(), open: (range) => file.open(range), cached };
-    byDigest.set(f.digest, entry);
     const forget = (): void => {
       if (byKey.get(key) === promise) byKey.delete(key);
-      if (byDigest.get(f.digest) === entry) byDigest.delete(f.digest);
+      if (byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
     };
     // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
     pumped.catch(forget);
-    void Promise.allSettled([pumped, stored]).then(async ([p, s]) => {
+    // Over once both are: the entry forgotten, the spool file removed, the fetch reported.
+    const cached = Promise.allSettled([pumped, stored]).then(async ([p, s]) => {
       forget();
       controllers.delete(controller);
       await file.remove();
       const failed = p.status === 'rejected' ? p.reason : s.status === 'rejected' ? s.reason : undefined;
-      f.report?.({
-        bytes: file.written, seconds: Number(process.hrtime.bigint() - began) / 1e9,
-        ...(failed !== undefined && { error: failed instanceof Error ? failed : new Error(String(failed)) }),
-      });
+      const error = failed === undefined ? undefined : failed instanceof Error ? failed : new Error(String(failed));
+      f.report?.({ bytes: file.written, seconds: Number(process.hrtime.bigint() - began) / 1e9, ...(error && { error }) });
+      if (error) throw error;
     });
     cached.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+    const entry: InFlightBlob = { digest: f.digest, size: () => file.size(), open: (range) => file.open(range), cached };
+    byDigest.set(f.digest, entry);
     return entry;
   };
 
