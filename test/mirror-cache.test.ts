@@ -9,19 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Serving } from '../src/cli/serve.js';
-import { ACCEPT_ALL, MT, type Image, blob, descriptor, errorCode, makeImage, manifestBlob, randomBytesSeeded, raw } from './helpers/oci.js';
+import { ACCEPT_ALL, MT, errorCode, makeImage, onLinux, platformIndex, putManifest, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
 import { describeWithTool } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
-import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
-
-/** A one-layer image whose layer is `size` bytes. */
-function bigImage(seed: number, size: number): Image {
-  const config = blob(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
-  const layer = blob(randomBytesSeeded(size, seed));
-  const manifest = manifestBlob({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] });
-  return { config, layers: [layer], manifest, mediaType: MT.ociManifest };
-}
+import { bigImage, pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 
 describeWithTool('docker-registry', registry2Available(), 'the mirror cache', () => {
   let dir: string;
@@ -71,6 +63,25 @@ describeWithTool('docker-registry', registry2Available(), 'the mirror cache', ()
     const before = proxy.requests.length;
     expect((await tag(hourly)).header('Docker-Content-Digest')).toBe(v1.manifest.digest);
     expect(proxy.requests.length).toBe(before);
+  });
+
+  it('honours Accept: an index for clients that take one, the linux/amd64 manifest for those that do not', async () => {
+    const amd64 = makeImage(204, { docker: true });
+    const arm64 = makeImage(205, { docker: true });
+    for (const [i, img] of [amd64, arm64].entries()) await pushImageToRegistry2(upstream.url, 'library/multi', `p${i}`, img);
+    const list = platformIndex(MT.dockerList, [onLinux('amd64', amd64), onLinux('arm64', arm64)]);
+    expect((await putManifest(upstream.url, 'library/multi', 'latest', list, MT.dockerList)).status).toBe(201);
+    for (const s of [always, hourly]) {
+      const index = await tag(s, 'library/multi');
+      expect(index.header('Content-Type')).toBe(MT.dockerList);
+      expect(index.header('Docker-Content-Digest')).toBe(list.digest);
+      const single = await raw(s.running.url, 'GET', '/v2/docker.io/library/multi/manifests/latest', { headers: { Accept: MT.dockerManifest } });
+      expect(single.status).toBe(200);
+      expect(single.header('Content-Type')).toBe(MT.dockerManifest);
+      expect(single.header('Docker-Content-Digest')).toBe(amd64.manifest.digest);
+      const child = await raw(s.running.url, 'GET', `/v2/docker.io/library/multi/manifests/${arm64.manifest.digest}`, { headers: { Accept: ACCEPT_ALL } });
+      expect(child.body.equals(arm64.manifest.bytes)).toBe(true);
+    }
   });
 
   it.each([

@@ -11,7 +11,7 @@ import type { Serving } from '../src/cli/serve.js';
 import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 import { ACCEPT_ALL, MT, errorCode, makeImage, pushImage, putManifest, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
-import { describeWithTool } from './helpers/tools.js';
+import { describeWithTool, sleep } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
 
 describeWithTool('docker-registry', registry2Available(), 'a mirror of docker-registry 2.8', () => {
@@ -98,6 +98,16 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of docker-re
     expect(proxy.count('GET', '/v2/team/app/')).toBe(0);
   });
 
+  it.each([
+    ['/v2/docker.io/../x/manifests/1'], ['/v2/docker.io/%2e%2e/x/manifests/1'], ['/v2/library/%2e%2e/manifests/1?ns=docker.io'],
+  ])('refuses %s, a name escaping the prefix, as NAME_INVALID without asking upstream', async (path) => {
+    const before = proxy.requests.length;
+    const res = await raw(url, 'GET', path, { headers: { Accept: ACCEPT_ALL } });
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('NAME_INVALID');
+    expect(proxy.requests.length).toBe(before);
+  });
+
   it('answers a name the upstream does not have with the spec code of its 404', async () => {
     const res = await raw(url, 'GET', '/v2/docker.io/library/nothing/manifests/1', { headers: { Accept: ACCEPT_ALL } });
     expect(res.status).toBe(404);
@@ -105,5 +115,61 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of docker-re
     const blob = await raw(url, 'GET', `/v2/docker.io/library/nothing/blobs/sha256:${'0'.repeat(64)}`);
     expect(blob.status).toBe(404);
     expect(errorCode(blob)).toBe('BLOB_UNKNOWN');
+  });
+});
+
+describeWithTool('docker-registry', registry2Available(), "registry:2's proxy mode (proxy.remoteurl)", () => {
+  let dir: string;
+  let upstream: Registry2;
+  let proxy: UpstreamProxy;
+  let berth: Serving;
+  const image = makeImage(111, { docker: true });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-mirror-remoteurl-'));
+    upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    proxy = await startUpstreamProxy(upstream.url);
+    await pushImageToRegistry2(upstream.url, 'library/redis', '7', image);
+    berth = await serveMirror(dir, [`remoteurl: ${JSON.stringify(proxy.url)}`, 'ttl: 0'], [], { debug: true });
+  });
+  afterAll(async () => {
+    await berth?.stop();
+    await proxy?.close();
+    await upstream?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('mirrors every name as is, refuses every push, and counts hits, misses and upstream bytes', async () => {
+    const url = berth.running.url;
+    const m = await raw(url, 'GET', '/v2/library/redis/manifests/7', { headers: { Accept: ACCEPT_ALL } });
+    expect(m.status).toBe(200);
+    expect(m.header('Docker-Content-Digest')).toBe(image.manifest.digest);
+    for (const b of [image.config, ...image.layers]) {
+      expect((await raw(url, 'GET', `/v2/library/redis/blobs/${b.digest}`)).body.equals(b.bytes)).toBe(true);
+    }
+    const catalog = await raw(url, 'GET', '/v2/_catalog');
+    expect(catalog.json()).toEqual({ repositories: ['library/redis'] });
+    const push = await raw(url, 'POST', '/v2/mine/app/blobs/uploads/');
+    expect(push.status).toBe(405);
+    expect(errorCode(push)).toBe('UNSUPPORTED');
+
+    const debug = berth.debug?.url ?? '';
+    const host = new URL(proxy.url).host;
+    let text = '';
+    const sample = (series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    // A fetch is counted once its cache write is over, just after its client got the last byte: scrape until it is.
+    const fetches = `berth_mirror_upstream_fetch_seconds_count{upstream="${host}",kind="blob"}`;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(20)) {
+      text = (await raw(debug, 'GET', '/metrics')).body.toString();
+      if (sample(fetches) === 1 + image.layers.length) break;
+    }
+    // Cached now: a read is a hit.
+    expect((await raw(url, 'GET', `/v2/library/redis/blobs/${image.config.digest}`)).status).toBe(200);
+    text = (await raw(debug, 'GET', '/metrics')).body.toString();
+    expect(sample(`berth_mirror_requests_total{upstream="${host}",result="hit"}`)).toBe(1);
+    expect(sample(`berth_mirror_requests_total{upstream="${host}",result="miss"}`)).toBe(1 + 1 + image.layers.length);
+    const bytes = image.manifest.size + image.config.size + image.layers.reduce((n, l) => n + l.size, 0);
+    expect(sample(`berth_mirror_upstream_bytes_total{upstream="${host}"}`)).toBe(bytes);
+    expect(sample(`berth_mirror_upstream_fetch_seconds_count{upstream="${host}",kind="blob"}`)).toBe(1 + image.layers.length);
   });
 });

@@ -35,7 +35,7 @@ export interface RegistryApiOptions {
   /** `http.prefix`, for the realm of auth challenges. */
   readonly prefix: string;
   /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
-  readonly names?: NameRouting;
+  readonly names?: NameRouting | undefined;
 }
 
 /** The `/v2/` API: route, method check, read-only guard, auth, handler. */
@@ -51,9 +51,9 @@ export function registryApi(opts: RegistryApiOptions): Koa.Middleware<RequestSta
     if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
     ctx.state.params = match.params;
     // Decided once, before access control: a mirror's users need pull on the mirrored name.
-    const name = ctx.state.params['name'];
+    const name = match.params['name'];
     if (opts.names && name !== undefined) {
-      ctx.state.params = { ...ctx.state.params, name: await opts.names.route(name, { ns: queryValue(ctx, 'ns'), write: WRITE_METHODS.has(ctx.method) }) };
+      ctx.state.params['name'] = await opts.names.route(name, { ns: queryValue(ctx, 'ns'), write: WRITE_METHODS.has(ctx.method) });
     }
     if (opts.access) await authorize(ctx, opts.access, route, opts.prefix);
     await handler(ctx, opts.deps);

@@ -89,7 +89,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
-  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, ...(opts.names && { names: opts.names }) }));
+  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);
   });

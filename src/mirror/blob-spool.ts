@@ -21,7 +21,7 @@ import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { type Digest, Digester, digestAlgorithm } from '../storage/digest.js';
-import type { UpstreamBlob } from './upstream.js';
+import { type UpstreamBlob, UpstreamError } from './upstream.js';
 
 /** A byte range, both ends inclusive (already checked against the size). */
 export interface SpoolRange {
@@ -70,17 +70,18 @@ export function createBlobSpool(dir: string): BlobSpool {
   const byDigest = new Map<Digest, InFlightBlob>();
   const controllers = new Set<AbortController>();
 
-  const begin = async (key: string, f: BlobFetch): Promise<InFlightBlob> => {
+  const begin = async (key: string, f: BlobFetch, self: () => Promise<InFlightBlob> | undefined): Promise<InFlightBlob> => {
     const controller = new AbortController();
     const began = process.hrtime.bigint();
     let upstream: UpstreamBlob;
     try {
       upstream = await f.start(controller.signal);
     } catch (err) {
-      byKey.delete(key);
+      if (byKey.get(key) === self()) byKey.delete(key);
       throw err;
     }
     controllers.add(controller);
+    const promise = self();
     const path = join(dir, randomUUID());
     const file = new SpoolFile(await open(path, 'w+'), path, f.digest, upstream.size);
     const pumped = file.fill(upstream.body);
@@ -89,21 +90,25 @@ export function createBlobSpool(dir: string): BlobSpool {
       if (stream === undefined) throw new Error('spool file gone before the cache write began');
       await f.store(stream);
     })();
-    const cached = Promise.all([pumped, stored]).then(() => undefined);
-    const entry: InFlightBlob = { digest: f.digest, size: () => file.size(), open: (range) => file.open(range), cached };
-    byDigest.set(f.digest, entry);
-    void Promise.allSettled([pumped, stored]).then(async ([p, s]) => {
-      byKey.delete(key);
-      if (byDigest.get(f.digest) === entry) byDigest.delete(f.digest);
+    const forget = (): void => {
+      if (byKey.get(key) === promise) byKey.delete(key);
+      if (byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
+    };
+    // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
+    pumped.catch(forget);
+    // Over once both are: the entry forgotten, the spool file removed, the fetch reported.
+    const cached = Promise.allSettled([pumped, stored]).then(async ([p, s]) => {
+      forget();
       controllers.delete(controller);
       await file.remove();
       const failed = p.status === 'rejected' ? p.reason : s.status === 'rejected' ? s.reason : undefined;
-      f.report?.({
-        bytes: file.written, seconds: Number(process.hrtime.bigint() - began) / 1e9,
-        ...(failed !== undefined && { error: failed instanceof Error ? failed : new Error(String(failed)) }),
-      });
+      const error = failed === undefined ? undefined : failed instanceof Error ? failed : new Error(String(failed));
+      f.report?.({ bytes: file.written, seconds: Number(process.hrtime.bigint() - began) / 1e9, ...(error && { error }) });
+      if (error) throw error;
     });
     cached.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+    const entry: InFlightBlob = { digest: f.digest, size: () => file.size(), open: (range) => file.open(range), cached };
+    byDigest.set(f.digest, entry);
     return entry;
   };
 
@@ -111,7 +116,8 @@ export function createBlobSpool(dir: string): BlobSpool {
     fetch(key, f) {
       let entry = byKey.get(key);
       if (entry === undefined) {
-        entry = begin(key, f);
+        const started: Promise<InFlightBlob> = begin(key, f, () => started);
+        entry = started;
         byKey.set(key, entry);
       }
       return entry;
@@ -140,7 +146,7 @@ class SpoolFile {
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (this.expected !== undefined && this.written + chunk.length > this.expected) {
-          throw new Error(`the upstream sent more than its Content-Length of ${this.expected} bytes`);
+          throw new UpstreamError('invalid', `the upstream sent more than its Content-Length of ${this.expected} bytes`);
         }
         digester.update(chunk);
         await this.handle.write(chunk, 0, chunk.length, this.written);
@@ -148,14 +154,14 @@ class SpoolFile {
         this.wake();
       }
       if (this.expected !== undefined && this.written !== this.expected) {
-        throw new Error(`the upstream sent ${this.written} of ${this.expected} bytes`);
+        throw new UpstreamError('invalid', `the upstream sent ${this.written} of ${this.expected} bytes`);
       }
       const actual = digester.digest();
-      if (actual !== this.digest) throw new Error(`the upstream's bytes do not match ${this.digest} (they hash to ${actual})`);
+      if (actual !== this.digest) throw new UpstreamError('invalid', `the upstream's bytes do not match ${this.digest} (they hash to ${actual})`);
       this.state = 'verified';
     } catch (err) {
       body.destroy();
-      this.error = err instanceof Error ? err : new Error(String(err));
+      this.error = err instanceof UpstreamError ? err : new UpstreamError('invalid', err instanceof Error ? err.message : String(err), undefined, { cause: err });
       this.state = 'failed';
       throw this.error;
     } finally {
@@ -173,6 +179,7 @@ class SpoolFile {
 
   /** A reader of `range` (default: everything); undefined once the file is removed. */
   async open(range?: SpoolRange): Promise<Readable | undefined> {
+    if (this.state === 'failed') throw this.error ?? new Error('fetch failed');
     if (this.removed) return undefined;
     let handle: FileHandle;
     try {

@@ -9,7 +9,7 @@
 import { isRegistryError, manifestUnknown, unsupported } from '../errors.js';
 import { type Digest, digestAlgorithm, digestOf, parseDigest } from '../storage/digest.js';
 import type { RepositoryManifests, StoredManifest } from '../storage/registry.js';
-import type { Reference } from '../storage/reference.js';
+import type { Reference, Tag } from '../storage/reference.js';
 import type { MirrorContext } from './mirror-context.js';
 import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
 import { UpstreamError } from './upstream.js';
@@ -22,71 +22,19 @@ export const ACCEPT_ANY_MANIFEST = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
-/** The manifest store of mirrored repository `m.name`, over its local store. */
+/** The manifests of mirrored repository `m.name`, over its local manifests. */
 export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): RepositoryManifests {
-  const cached = async (ref: Reference): Promise<StoredManifest | undefined> => {
-    try {
-      return await local.get(ref);
-    } catch (err) {
-      if (isRegistryError(err, 'MANIFEST_UNKNOWN')) return undefined;
-      throw err;
-    }
-  };
-
-  /** Fetches `ref` upstream, checks it and caches it (under the tag too, for a tag). */
-  const fetchAndCache = (ref: Reference, accept: string, expected: string | undefined): Promise<StoredManifest> => {
-    const refText = 'tag' in ref ? ref.tag : ref.digest;
-    return m.flights.run(`manifest ${m.name} ${refText} ${accept}`, async () => {
-      const began = process.hrtime.bigint();
-      const got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
-      const digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
-      await local.put(ref, got.content, got.mediaType, { unchecked: true });
-      m.events.fetched({ upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length, seconds: seconds(began) });
-      return { digest, mediaType: got.mediaType, content: got.content };
-    });
-  };
-
-  const byTag = async (ref: Reference & { tag: string }, accept: string | undefined): Promise<StoredManifest> => {
-    const have = await cached(ref);
-    const key = `${m.name}:${ref.tag}`;
-    if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {
-      m.events.hit(m.client.name);
-      return have;
-    }
-    const wanted = accept ?? ACCEPT_ANY_MANIFEST;
-    try {
-      const head = await m.flights.run(`head ${m.name}:${ref.tag} ${wanted}`, () => m.client.headManifest(m.remote, ref.tag, wanted, m.signal()));
-      m.events.revalidated(m.client.name);
-      if (have !== undefined && head.digest === have.digest) {
-        m.markFresh(key);
-        m.events.hit(m.client.name);
-        return have;
-      }
-      m.events.miss(m.client.name);
-      const fetched = await fetchAndCache(ref, wanted, head.digest !== undefined ? digestOrThrow(head.digest, m.client.name) : undefined);
-      m.markFresh(key);
-      return fetched;
-    } catch (err) {
-      if (have !== undefined && isTransient(err)) {
-        m.events.stale(m.client.name, err);
-        return { ...have, stale: staleWarning(m.client.name, err) };
-      }
-      m.events.failed(m.client.name, err);
-      throw toRegistryError(err, manifestUnknown(ref.tag));
-    }
-  };
-
   return {
     async get(ref, o) {
-      if ('tag' in ref) return byTag(ref, o?.accept);
-      const have = await cached(ref);
+      if ('tag' in ref) return byTag(m, local, ref, o?.accept);
+      const have = await cached(local, ref);
       if (have !== undefined) {
         m.events.hit(m.client.name);
         return have;
       }
       m.events.miss(m.client.name);
       try {
-        return await fetchAndCache(ref, o?.accept ?? ACCEPT_ANY_MANIFEST, undefined);
+        return await fetchAndCache(m, local, ref, o?.accept ?? ACCEPT_ANY_MANIFEST, undefined);
       } catch (err) {
         m.events.failed(m.client.name, err);
         throw toRegistryError(err, manifestUnknown(ref.digest));
@@ -95,6 +43,60 @@ export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): R
     put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
     delete: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
   };
+}
+
+/** The cached manifest, or undefined. */
+async function cached(local: RepositoryManifests, ref: Reference): Promise<StoredManifest | undefined> {
+  try {
+    return await local.get(ref);
+  } catch (err) {
+    if (isRegistryError(err, 'MANIFEST_UNKNOWN')) return undefined;
+    throw err;
+  }
+}
+
+/** Fetches `ref` upstream (once for concurrent callers), checks it and caches it (under the tag too, for a tag). */
+function fetchAndCache(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string, expected: Digest | undefined): Promise<StoredManifest> {
+  const refText = 'tag' in ref ? ref.tag : ref.digest;
+  return m.flights.run(`manifest ${m.name} ${refText} ${accept}`, async () => {
+    const began = process.hrtime.bigint();
+    const got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
+    const digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
+    await local.put(ref, got.content, got.mediaType, { unchecked: true });
+    m.events.fetched({ upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length, seconds: seconds(began) });
+    return { digest, mediaType: got.mediaType, content: got.content };
+  });
+}
+
+/** A tag: cached while fresh; else revalidated by HEAD, fetched when changed, stale when the upstream fails. */
+async function byTag(m: MirrorContext, local: RepositoryManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
+  const have = await cached(local, ref);
+  const key = `${m.name}:${ref.tag}`;
+  if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {
+    m.events.hit(m.client.name);
+    return have;
+  }
+  const wanted = accept ?? ACCEPT_ANY_MANIFEST;
+  try {
+    const head = await m.flights.run(`head ${m.name}:${ref.tag} ${wanted}`, () => m.client.headManifest(m.remote, ref.tag, wanted, m.signal()));
+    m.events.revalidated(m.client.name);
+    if (have !== undefined && head.digest === have.digest) {
+      m.markFresh(key);
+      m.events.hit(m.client.name);
+      return have;
+    }
+    m.events.miss(m.client.name);
+    const fetched = await fetchAndCache(m, local, ref, wanted, head.digest !== undefined ? digestOrThrow(head.digest, m.client.name) : undefined);
+    m.markFresh(key);
+    return fetched;
+  } catch (err) {
+    if (have !== undefined && isTransient(err)) {
+      m.events.stale(m.client.name, err);
+      return { ...have, stale: staleWarning(m.client.name, err) };
+    }
+    m.events.failed(m.client.name, err);
+    throw toRegistryError(err, manifestUnknown(ref.tag));
+  }
 }
 
 /** Whether a client's Accept takes `mediaType` (no Accept, or a wildcard, takes anything). */

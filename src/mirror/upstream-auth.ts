@@ -107,10 +107,15 @@ export function createUpstreamAuth(credentials: () => Promise<Credentials | unde
       return last.scheme === 'basic' ? basic() : token(last, scope, signal);
     },
     async answer(challenge, scope, signal) {
-      last = challenge;
-      if (challenge.scheme === 'basic') return basic();
+      if (challenge.scheme === 'basic') {
+        const header = await basic();
+        if (header !== undefined) last = challenge;
+        return header;
+      }
       tokens.delete(scope);
-      return token(challenge, scope, signal);
+      const header = await token(challenge, scope, signal);
+      last = challenge; // only a challenge that gave a token is answered ahead of time
+      return header;
     },
     forget(scope) {
       tokens.delete(scope);

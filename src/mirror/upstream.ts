@@ -75,38 +75,47 @@ interface RequestOptions {
   readonly signal: AbortSignal;
 }
 
-/** A client of the upstream `o.url`. */
-export function createUpstreamClient(o: UpstreamOptions): UpstreamClient {
+/** Authenticated requests to one upstream (`request`), and the check that turns an error status into an UpstreamError (`ok`). */
+function requester(o: UpstreamOptions): {
+  request(repo: string, path: string, r: RequestOptions): Promise<Response>;
+  ok(res: Response, what: string): Promise<Response>;
+} {
   const origin = new URL(o.url).origin;
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const auth = createUpstreamAuth(o.credentials, (url, init) => fetchWithDeadline(url, { method: 'GET', ...init }, timeoutMs));
-
-  const request = async (repo: string, path: string, r: RequestOptions): Promise<Response> => {
-    const scope = `repository:${repo}:pull`;
-    const headers: Record<string, string> = { 'User-Agent': 'berth-mirror' };
-    if (r.accept !== undefined) headers['Accept'] = r.accept;
-    try {
-      const known = await auth.known(scope, r.signal);
-      let res = await follow(`${o.url}/v2/${repo}/${path}`, origin, { method: r.method, headers: withAuth(headers, known), signal: r.signal }, timeoutMs);
-      if (res.status !== 401) return res;
-      const challenge = parseChallenge(res.headers.get('WWW-Authenticate'));
-      await res.body?.cancel();
-      const answer = challenge === undefined ? undefined : await auth.answer(challenge, scope, r.signal);
-      if (answer === undefined) return res;
-      res = await follow(`${o.url}/v2/${repo}/${path}`, origin, { method: r.method, headers: withAuth(headers, answer), signal: r.signal }, timeoutMs);
-      if (res.status === 401) auth.forget(scope);
-      return res;
-    } catch (err) {
-      throw asUpstreamError(err, o.name);
-    }
+  const send = (url: string, r: RequestOptions, headers: Record<string, string>, authorization: string | undefined): Promise<Response> =>
+    follow(url, origin, { method: r.method, headers: withAuth(headers, authorization), signal: r.signal }, timeoutMs);
+  return {
+    async request(repo, path, r) {
+      const scope = `repository:${repo}:pull`;
+      const url = `${o.url}/v2/${repo}/${path}`;
+      const headers: Record<string, string> = { 'User-Agent': 'berth-mirror' };
+      if (r.accept !== undefined) headers['Accept'] = r.accept;
+      try {
+        let res = await send(url, r, headers, await auth.known(scope, r.signal));
+        if (res.status !== 401) return res;
+        const challenge = parseChallenge(res.headers.get('WWW-Authenticate'));
+        await res.body?.cancel();
+        const answer = challenge === undefined ? undefined : await auth.answer(challenge, scope, r.signal);
+        if (answer === undefined) return res;
+        res = await send(url, r, headers, answer);
+        if (res.status === 401) auth.forget(scope);
+        return res;
+      } catch (err) {
+        throw asUpstreamError(err, o.name);
+      }
+    },
+    async ok(res, what) {
+      if (res.ok) return res;
+      await res.body?.cancel().catch(() => undefined);
+      throw new UpstreamError('status', `upstream ${o.name} answered ${res.status} for ${what}`, res.status);
+    },
   };
+}
 
-  const ok = async (res: Response, what: string): Promise<Response> => {
-    if (res.ok) return res;
-    await res.body?.cancel().catch(() => undefined);
-    throw new UpstreamError('status', `upstream ${o.name} answered ${res.status} for ${what}`, res.status);
-  };
-
+/** A client of the upstream `o.url`. */
+export function createUpstreamClient(o: UpstreamOptions): UpstreamClient {
+  const { request, ok } = requester(o);
   return {
     name: o.name,
     async headManifest(repo, ref, accept, signal) {

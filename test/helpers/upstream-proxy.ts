@@ -15,7 +15,8 @@ export type Fault =
   | { readonly kind: 'flip'; readonly atByte: number }
   | { readonly kind: 'length'; readonly delta: number }
   | { readonly kind: 'redirect-loop' }
-  | { readonly kind: 'huge-manifest'; readonly bytes: number };
+  | { readonly kind: 'huge-manifest'; readonly bytes: number }
+  | { readonly kind: 'challenge'; readonly header: string };
 
 export interface UpstreamProxy {
   readonly url: string;
@@ -64,6 +65,10 @@ export async function startUpstreamProxy(target: string): Promise<UpstreamProxy>
     const fault = [...faults].find(([part]) => req.url?.includes(part) === true)?.[1];
     if (fault?.kind === 'redirect-loop') {
       res.writeHead(307, { Location: req.url ?? '/' }).end();
+      return;
+    }
+    if (fault?.kind === 'challenge') {
+      res.writeHead(401, { 'WWW-Authenticate': fault.header, 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"test"}]}');
       return;
     }
     if (fault?.kind === 'huge-manifest') {
