@@ -65,7 +65,10 @@ export async function serve(file: string | undefined, env: Record<string, string
     driver, deleteEnabled: storage.delete.enabled, ...(index && { index }), ...(replicas && { linkGate: replicas.linkGate }),
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
-  const mirror = await startMirror(config, storageRegistry, log, metrics.registry);
+  const evictable = config.proxy && createRegistry({
+    driver, deleteEnabled: true, ...(index && { index }), linkGate: storageRegistry.linkGate,
+  });
+  const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   const registry = mirror?.registry ?? storageRegistry;
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;

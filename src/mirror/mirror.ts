@@ -18,6 +18,7 @@ import type {
   BlobServing, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
 import type { BlobSpool, InFlightBlob } from './blob-spool.js';
+import type { PullRecord } from './eviction.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
@@ -43,6 +44,8 @@ export interface MirrorOptions {
    */
   readonly holds?: (d: Digest) => Promise<boolean>;
   readonly events?: MirrorEvents;
+  /** Where pulls of mirrored manifests are noted (eviction.ts); none: not recorded. */
+  readonly record?: PullRecord;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
 }
@@ -76,6 +79,7 @@ export function createMirror(o: MirrorOptions): Registry {
         fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
+        pulled: (digest) => o.record?.pulled(name, digest),
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
