@@ -7,9 +7,9 @@
  * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
  * and rsync all see it. Every other repository is the local one, untouched.
  *
- * Not done yet (issue #13 P3): pull times are not recorded, so `ttl` expiry and `budget` eviction do
- * not happen (cached content stays until the ordinary collector removes it); registry:2's
- * scheduler-state.json is neither read nor written; `credentialsfile` is read but not watched.
+ * Pull times go to `o.record` for expiry (eviction.ts). Not done yet (issue #13): registry:2's
+ * scheduler-state.json is neither read nor written; `credentialsfile` is re-read at each use, not
+ * watched; a HEAD of an uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Digest } from '../storage/digest.js';
