@@ -3,7 +3,7 @@
  * is evicted, and one over `budget` goes least recently pulled first; the collector then frees the
  * bytes, keeping every blob a kept image still names; a later pull fetches again.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -111,3 +111,60 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
     expect(await cachedOffline(byBudget, 'older', older.layers[1]!.digest)).toBe(false);
   });
 });
+
+describeWithTool('docker-registry', registry2Available(), "registry:2's scheduler-state.json", () => {
+  it('is read from a registry:2 mirror root and written back compatibly', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-sched-'));
+    const upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    const root = join(dir, 'mirror', 'root'); // where serveMirror(join(dir, 'mirror')) keeps its storage
+    const image = imageOf(510, [blob(randomBytesSeeded(2048, 511))]);
+    try {
+      await pushImageToRegistry2(upstream.url, 'library/sched', '1', image);
+      // registry:2 as the mirror first: it caches the image and schedules its expiry.
+      const r2 = await startRegistry2({ root, proxyRemoteUrl: upstream.url });
+      try {
+        const m = await raw(r2.url, 'GET', '/v2/library/sched/manifests/1', { headers: { Accept: ACCEPT_ALL } });
+        expect(m.status).toBe(200);
+        for (const b of [image.config, ...image.layers]) expect((await raw(r2.url, 'GET', `/v2/library/sched/blobs/${b.digest}`)).status).toBe(200);
+        await until('registry:2 saved its scheduler state', async () => Object.keys(await readState(root)).length >= 2);
+      } finally {
+        await r2.close();
+      }
+      const before = await readState(root);
+      const manifestKey = `library/sched@${image.manifest.digest}`;
+      expect(before[manifestKey]?.EntryType).toBe(1);
+      // Berth takes the root over, serves the cache, and writes the schedule back when it stops.
+      const berth = await serveMirror(join(dir, 'mirror'), [`remoteurl: ${JSON.stringify(upstream.url)}`, 'ttl: 24h']);
+      const pulledAt = Date.now();
+      try {
+        const m = await raw(berth.running.url, 'GET', `/v2/library/sched/manifests/${image.manifest.digest}`, { headers: { Accept: ACCEPT_ALL } });
+        expect(m.status).toBe(200);
+      } finally {
+        await berth.stop();
+      }
+      const after = await readState(root);
+      for (const [key, entry] of Object.entries(before)) if (entry.EntryType === 0) expect(after[key]).toEqual(entry);
+      const expiry = Date.parse(after[manifestKey]?.ExpiryData ?? '');
+      expect(expiry).toBeGreaterThanOrEqual(pulledAt + 24 * 3_600_000 - 1000);
+      // registry:2 reads it back and serves the root again.
+      const again = await startRegistry2({ root, proxyRemoteUrl: upstream.url });
+      try {
+        expect((await raw(again.url, 'GET', `/v2/library/sched/manifests/${image.manifest.digest}`, { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** registry:2's scheduler-state.json under `root` ({} while absent). */
+async function readState(root: string): Promise<Record<string, { Key: string; ExpiryData: string; EntryType: number }>> {
+  try {
+    return JSON.parse(await readFile(join(root, 'scheduler-state.json'), 'utf8')) as Record<string, { Key: string; ExpiryData: string; EntryType: number }>;
+  } catch {
+    return {};
+  }
+}

@@ -3,7 +3,7 @@
  * upstream with its credentials, the blob spool, the mirror wrapping the registry (src/mirror/), its
  * name routing, metrics and one log line per upstream fetch.
  */
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
@@ -17,6 +17,7 @@ import { type PullRecord, createPullRecord, evict } from '../mirror/eviction.js'
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
+import { type PullTimesFile, berthPullTimes, schedulerState } from './pull-times.js';
 import type { Credentials } from '../mirror/upstream-auth.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
@@ -79,21 +80,19 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
 const SAVE_EVERY_MS = 30_000;
 
 /**
- * Pull times (kept in `<rootdirectory>/berth/mirror-pulls.json` on filesystem storage, in memory
- * otherwise, saved every 30 s and at stop) and the eviction pass, every quarter of the shortest `ttl`
+ * Pull times (pull-times.ts: registry:2's scheduler-state.json or Berth's own file on filesystem
+ * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass, every quarter of the shortest `ttl`
  * (between 1 s and 1 min), or every 5 s for a `budget` alone. Eviction removes manifests; the
  * collector's next sweep frees their blobs.
  */
 async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<{ record: PullRecord; stop(): Promise<void> }> {
-  const file = config.storage.driver === 'filesystem' ? join(resolve(config.storage.rootdirectory), 'berth', 'mirror-pulls.json') : undefined;
-  const saved = file === undefined ? {} : await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record<string, number>).catch(() => ({}));
-  const record = createPullRecord(saved);
+  const file = pullTimesFile(config, proxy);
+  const record = createPullRecord(file === undefined ? {} : await file.load());
   const save = async (): Promise<void> => {
     const snap = record.snapshot();
     if (file === undefined || !snap.dirty) return;
     record.saved();
-    await writeFile(`${file}.tmp`, JSON.stringify(snap.entries));
-    await rename(`${file}.tmp`, file);
+    await file.save(snap.entries);
   };
   const ttls = proxy.upstreams.map((u) => u.ttlMs).filter((t) => t > 0);
   const everyMs = ttls.length > 0 ? Math.min(60_000, Math.max(1_000, Math.min(...ttls) / 4)) : proxy.budgetBytes !== undefined ? 5_000 : undefined;
@@ -119,6 +118,14 @@ async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Regist
       await save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err }));
     },
   };
+}
+
+/** registry:2's scheduler-state.json for its `remoteurl` form, Berth's own file otherwise; none off the filesystem. */
+function pullTimesFile(config: Config, proxy: ProxyConfig): PullTimesFile | undefined {
+  if (config.storage.driver !== 'filesystem') return undefined;
+  const root = resolve(config.storage.rootdirectory);
+  if (proxy.form === 'remoteurl') return schedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0);
+  return berthPullTimes(join(root, 'berth', 'mirror-pulls.json'));
 }
 
 /** The upstream a cached repository's name belongs to. */

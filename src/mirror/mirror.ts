@@ -7,9 +7,9 @@
  * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
  * and rsync all see it. Every other repository is the local one, untouched.
  *
- * Pull times go to `o.record` for expiry (eviction.ts). Not done yet (issue #13): registry:2's
- * scheduler-state.json is neither read nor written; `credentialsfile` is re-read at each use, not
- * watched; a HEAD of an uncached blob asks the upstream every time.
+ * Pull times go to `o.record` for expiry (eviction.ts; cli/pull-times.ts keeps them, in registry:2's
+ * scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
+ * use, not watched; a HEAD of an uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Digest } from '../storage/digest.js';
