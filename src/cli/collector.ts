@@ -9,7 +9,7 @@ import { GcBusyError, collectGarbage } from '../gc/run.js';
 import type { GcReport } from '../gc/report.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { Logger } from '../log.js';
-import type { Registry } from '../storage/registry.js';
+import type { Maintenance } from '../storage/registry.js';
 import type { ClusterLock } from '../coordination/cluster-lock.js';
 
 export interface Collector {
@@ -20,7 +20,7 @@ export interface Collector {
 }
 
 export interface CollectorOptions {
-  readonly registry: Registry;
+  readonly registry: Maintenance;
   readonly config: Config;
   readonly log: Logger;
   /** Told each run's report (and a failed run's error): where metrics will plug in (issue #6). */

@@ -13,12 +13,12 @@ import { holdRootForWriting, otherHolder } from './root-holder.js';
 import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { type Registry, createRegistry } from '../storage/registry.js';
+import { type LocalRegistry, createRegistry } from '../storage/registry.js';
 
 export interface Offline {
   readonly config: Config;
   readonly log: Logger;
-  readonly registry: Registry;
+  readonly registry: LocalRegistry;
   /** Lets go of the root (a writing command held it). */
   close(): Promise<void>;
 }

@@ -26,7 +26,7 @@ import { createApp } from '../http/server.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
-import { createRegistry, type Registry } from '../storage/registry.js';
+import { createRegistry, type LocalRegistry } from '../storage/registry.js';
 
 export interface Serving {
   readonly running: RunningServer;
@@ -172,7 +172,7 @@ export function parseAddr(addr: string): { host: string; port: number } {
 }
 
 /** Runs upload purging shortly after start and then every interval; answers a function that stops it. */
-function schedulePurging(registry: Registry, config: Config, log: Logger): () => void {
+function schedulePurging(registry: LocalRegistry, config: Config, log: Logger): () => void {
   const purging = config.storage.maintenance.uploadpurging;
   if (!purging.enabled) return () => undefined;
   const run = (): void => {

@@ -10,7 +10,7 @@
  * recently; offline runs use 0, as registry:2 does. At the end the gate forgets link times older than
  * `runStart - graceMs`, which no later run can need.
  */
-import type { Registry } from '../storage/registry.js';
+import type { Maintenance } from '../storage/registry.js';
 import { markAll } from './mark.js';
 import { removeLeftovers } from './leftovers.js';
 import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings, describeReport } from './report.js';
@@ -66,7 +66,7 @@ export function isCollecting(): boolean {
  * Runs one collection over `registry`. @throws GcBusyError when a run is already going; storage
  * failures (after which nothing more is deleted; what was deleted was unreachable)
  */
-export async function collectGarbage(registry: Registry, opts: GcRunOptions): Promise<GcReport> {
+export async function collectGarbage(registry: Maintenance, opts: GcRunOptions): Promise<GcReport> {
   if (running) throw new GcBusyError();
   running = true;
   const now = opts.now ?? Date.now;
@@ -113,7 +113,7 @@ interface RunContext {
   readonly warnings: Warnings;
 }
 
-async function collect(registry: Registry, opts: GcRunOptions, run: RunContext): Promise<void> {
+async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContext): Promise<void> {
   const inv = registry.inventory;
   const sweepOptions = {
     deleteUntagged: opts.deleteUntagged,

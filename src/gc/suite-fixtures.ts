@@ -13,10 +13,10 @@ import { createDriver } from '../storage/driver/factory.js';
 import { type LinkGate, createLinkGate } from '../storage/link-gate.js';
 import { MEDIA_TYPES } from '../storage/manifest-format.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
-import { type Registry, createRegistry } from '../storage/registry.js';
+import { type LocalRegistry, createRegistry } from '../storage/registry.js';
 
 export interface Fixture {
-  readonly registry: Registry;
+  readonly registry: LocalRegistry;
   readonly driver: StorageDriver;
   readonly gate: LinkGate;
   /** The filesystem root, for the filesystem driver. */
@@ -46,7 +46,7 @@ export async function makeFixture(kind: DriverKind): Promise<Fixture> {
 }
 
 /** Uploads `content` into `repo` and answers its digest. */
-export async function pushBlob(registry: Registry, repo: string, content: string | Buffer): Promise<Digest> {
+export async function pushBlob(registry: LocalRegistry, repo: string, content: string | Buffer): Promise<Digest> {
   const bytes = Buffer.from(content);
   const d = digestOf(bytes);
   const uploads = registry.repository(parseRepoName(repo)).uploads;
@@ -69,7 +69,7 @@ export interface PushedImage extends PushedManifest {
 const descriptor = (mediaType: string, d: Digest, size: number, extra: object = {}): object => ({ mediaType, digest: d, size, ...extra });
 
 /** PUTs a manifest document under `tag`, or by digest when no tag is given. */
-export async function putManifest(registry: Registry, repo: string, doc: object, tag?: string): Promise<PushedManifest> {
+export async function putManifest(registry: LocalRegistry, repo: string, doc: object, tag?: string): Promise<PushedManifest> {
   const content = Buffer.from(JSON.stringify(doc));
   const d = digestOf(content);
   const mediaType = String((doc as { mediaType?: string }).mediaType ?? MEDIA_TYPES.ociManifest);
@@ -83,7 +83,7 @@ export async function putManifest(registry: Registry, repo: string, doc: object,
  * content gives shared layers). `subject` makes it a referrer; `foreign` adds a layer with `urls`.
  */
 export async function pushImage(
-  registry: Registry,
+  registry: LocalRegistry,
   repo: string,
   name: string,
   opts: { tag?: string; layers?: readonly string[]; subject?: PushedManifest; foreign?: Digest } = {},
@@ -108,7 +108,7 @@ export async function pushImage(
 }
 
 /** Pushes an OCI index of `children` (already in the repository). */
-export function pushIndex(registry: Registry, repo: string, children: readonly PushedManifest[], tag?: string): Promise<PushedManifest> {
+export function pushIndex(registry: LocalRegistry, repo: string, children: readonly PushedManifest[], tag?: string): Promise<PushedManifest> {
   const doc = {
     schemaVersion: 2,
     mediaType: MEDIA_TYPES.ociIndex,
@@ -118,7 +118,7 @@ export function pushIndex(registry: Registry, repo: string, children: readonly P
 }
 
 /** Every blob digest in the store. */
-export async function storedBlobs(registry: Registry): Promise<Set<Digest>> {
+export async function storedBlobs(registry: LocalRegistry): Promise<Set<Digest>> {
   const found = new Set<Digest>();
   for await (const b of registry.inventory.blobs()) found.add(b.digest);
   return found;

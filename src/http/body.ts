@@ -9,7 +9,7 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
-import { isSendable } from '../storage/blobs.js';
+import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */
@@ -49,7 +49,7 @@ export function respondEmpty(ctx: Ctx, status: number): void {
 
 /**
  * Answers with `body` as the response body (status and headers, Content-Length included, already set).
- * A stream that can send itself (storage's SendableStream, the filesystem driver's) writes straight to
+ * A stream that can send itself (a driver's SendableReader, the filesystem driver's) writes straight to
  * the socket through reused buffers, and this resolves once it is all sent; any other goes to Koa as
  * `ctx.body`. A failure before the first byte is thrown, for the usual JSON error; after it, as with
  * Koa's own streaming, the connection is cut (the client must not take a short body for the blob) and

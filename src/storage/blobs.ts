@@ -2,10 +2,10 @@
  * The global, content-addressed blob store: `blobs/<alg>/<hex2>/<hex>/data`. It knows nothing of
  * repositories; whether a repository may serve a blob is decided by its links (repository.ts).
  */
-import { Readable, type Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { blobUnknown, tooLarge } from '../errors.js';
 import { type Digest, digestOf, digestAlgorithm } from './digest.js';
-import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { type CallOptions, type StorageDriver, isSendable } from './driver/driver.js';
 import { unlessNotFound } from './links.js';
 import { paths } from './paths.js';
 
@@ -21,28 +21,11 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/**
- * A blob stream that can do more than Readable (the filesystem driver's readers can): `cap(n)` limits it
- * to n bytes, and `sendTo(dest)` writes it to a writable that drops each chunk once it has called back
- * for it (a socket, an HTTP response) through a couple of reused buffers, then closes it; it rejects if
- * the transfer stops short. Used only before the stream has been read.
- */
-export interface SendableStream extends Readable {
-  cap(length: number): this;
-  sendTo(dest: Writable): Promise<void>;
-}
-
-/** Whether `s` offers `cap` and `sendTo` (see SendableStream). */
-export function isSendable(s: Readable): s is SendableStream {
-  const maybe = s as Partial<SendableStream>;
-  return typeof maybe.cap === 'function' && typeof maybe.sendTo === 'function';
-}
-
 /** The global blob store: bytes by digest, shared by every repository. */
 export interface BlobStore {
   /** The blob's size, or undefined when the store has no such blob. */
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
-  /** A stream of the blob (or of `range`); it may be a SendableStream. @throws RegistryError BLOB_UNKNOWN */
+  /** A stream of the blob (or of `range`); a SendableReader when the driver's are (driver.ts). @throws RegistryError BLOB_UNKNOWN */
   open(d: Digest, range?: ByteRange, o?: CallOptions): Promise<Readable>;
   /** Whole content of a small blob (a manifest). @throws BLOB_UNKNOWN, TOO_LARGE above `maxBytes` */
   readSmall(d: Digest, maxBytes: number, o?: CallOptions): Promise<Buffer>;

@@ -43,6 +43,7 @@ export function observeDriver(driver: StorageDriver, index: GuardedIndex): Stora
   };
   return {
     name: driver.name,
+    ...(driver.capabilities && { capabilities: driver.capabilities }),
     getContent: (p, o) => driver.getContent(p, o),
     putContent: (p, data, o) => after(() => driver.putContent(p, data, o), p),
     reader: (p, offset, o) => driver.reader(p, offset, o),

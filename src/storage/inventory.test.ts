@@ -12,7 +12,7 @@ import { referencesOf } from './inventory.js';
 import { MEDIA_TYPES } from './manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
-import { type Registry, createRegistry } from './registry.js';
+import { type LocalRegistry, createRegistry } from './registry.js';
 
 
 const app = parseRepoName('team/app');
@@ -23,7 +23,7 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-async function pushBlob(registry: Registry, repo: typeof app, data: string): Promise<Digest> {
+async function pushBlob(registry: LocalRegistry, repo: typeof app, data: string): Promise<Digest> {
   const d = digestOf(Buffer.from(data));
   const s = await registry.repository(repo).uploads.start();
   await registry.repository(repo).uploads.commit(s.id, d, Readable.from([Buffer.from(data)]));
@@ -38,7 +38,7 @@ function manifest(config: Digest, layers: Digest[], extra: object = {}): Buffer 
 describe.each(TEST_DRIVERS)('inventory over the %s driver', (_name, make) => {
   let driver: StorageDriver;
   let cleanup: () => Promise<void>;
-  let registry: Registry;
+  let registry: LocalRegistry;
   beforeEach(async () => {
     ({ driver, cleanup } = await make());
     registry = createRegistry({ driver, deleteEnabled: true });

@@ -12,7 +12,7 @@ import { TEST_DRIVERS } from './driver/suite-drivers.js';
 import { MEDIA_TYPES } from './manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
-import { type Registry, createRegistry } from './registry.js';
+import { type LocalRegistry, createRegistry } from './registry.js';
 
 
 const repo = parseRepoName('team/app');
@@ -28,7 +28,7 @@ async function codeOf(p: Promise<unknown>): Promise<OciCode | 'none'> {
   }
 }
 
-async function pushBlob(registry: Registry, data: string): Promise<Digest> {
+async function pushBlob(registry: LocalRegistry, data: string): Promise<Digest> {
   const d = digestOf(Buffer.from(data));
   const session = await registry.repository(repo).uploads.start();
   await registry.repository(repo).uploads.commit(session.id, d, body(data));
@@ -45,7 +45,7 @@ function imageManifest(config: Digest, layers: Digest[], extra: object = {}): Bu
 describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
   let driver: StorageDriver;
   let cleanup: () => Promise<void>;
-  let registry: Registry;
+  let registry: LocalRegistry;
   beforeEach(async () => {
     ({ driver, cleanup } = await make());
     registry = createRegistry({ driver, deleteEnabled: true });
@@ -147,6 +147,27 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     expect(await target.blobs.mountFrom(parseRepoName('nobody/app'), d)).toBeUndefined();
     expect(await target.blobs.mountFrom(repo, d)).toEqual({ digest: d, size: 9 });
     expect(await target.blobs.stat(d)).toEqual({ digest: d, size: 9 });
+  });
+
+  it('serves a blob only through a repository that links it: whole, ranged, past the end, HEAD', async () => {
+    const d = await pushBlob(registry, 'served bytes');
+    const other = registry.repository(parseRepoName('other/app'));
+    expect(await codeOf(other.blobs.serve(d, { method: 'GET' }))).toBe('BLOB_UNKNOWN');
+    const blobs = registry.repository(repo).blobs;
+    const redirect = await driver.redirectUrl?.(paths.blobData(d), 'GET');
+    if (redirect !== undefined) {
+      // A driver that hands out URLs (s3) answers every read with one, after the same link check.
+      expect(await blobs.serve(d, { method: 'GET', range: () => 'unsatisfiable' })).toMatchObject({ kind: 'redirect', info: { digest: d, size: 12 } });
+      return;
+    }
+    const whole = await blobs.serve(d, { method: 'GET' });
+    expect(whole.kind === 'stream' && whole.range === undefined && whole.stream !== undefined).toBe(true);
+    if (whole.kind === 'stream' && whole.stream) expect((await whole.stream.toArray()).join('')).toBe('served bytes');
+    const part = await blobs.serve(d, { method: 'GET', range: (size) => ({ start: 7, end: size - 1 }) });
+    expect(part.kind === 'stream' ? part.range : part.kind).toEqual({ start: 7, end: 11 });
+    if (part.kind === 'stream' && part.stream) expect((await part.stream.toArray()).join('')).toBe('bytes');
+    expect(await blobs.serve(d, { method: 'GET', range: () => 'unsatisfiable' })).toEqual({ kind: 'unsatisfiable', info: { digest: d, size: 12 } });
+    expect(await blobs.serve(d, { method: 'HEAD' })).toEqual({ kind: 'stream', info: { digest: d, size: 12 }, range: undefined, stream: undefined });
   });
 
   it('lists repositories in lexical order, nested names included', async () => {

@@ -1,26 +1,38 @@
 /**
- * Storage's one entry point: `createRegistry(options).repository(name)` gives the blobs, uploads,
- * manifests, tags and referrers of one repository over one storage driver. Everything here speaks
- * registry concepts and throws RegistryError; nothing here knows HTTP or configuration.
+ * Storage's one entry point: `createRegistry(options)` gives a registry over one storage driver, with
+ * two faces (registry-face.ts): `Registry`, whose `repository(name)` holds the blobs, uploads,
+ * manifests, tags and referrers HTTP serves, and `Maintenance` (the whole tree, the global blobs, the
+ * link gate, upload purging) for the collector, the integrity check and the command line. Everything
+ * here speaks registry concepts and throws RegistryError; nothing here knows HTTP or configuration.
+ *
+ * The HTTP layer imports storage through this file only (and digest.ts and reference.ts, the branded
+ * types it parses at its boundary): every type it needs is re-exported below.
  */
-import { blobUnknown, nameUnknown, unsupported } from '../errors.js';
-import { type BlobInfo, type BlobStore, createBlobStore } from './blobs.js';
-import { listRepositories, repositoryExists } from './catalog.js';
-import type { Digest } from './digest.js';
-import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { createBlobStore } from './blobs.js';
+import { listRepositories } from './catalog.js';
+import type { StorageDriver } from './driver/driver.js';
 import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './index-port.js';
 import { observeDriver } from './index-observer.js';
-import { type Inventory, createInventory } from './inventory.js';
+import { createInventory } from './inventory.js';
 import { type LinkGate, createLinkGate } from './link-gate.js';
-import { type LinkedBlobStore, createLinkedBlobStore } from './linked-blobs.js';
 import { createManifestCache } from './manifest-cache.js';
-import { type ManifestStore, createManifestStore } from './manifests.js';
+import { purgeUploads } from './purge-uploads.js';
 import type { RepoName } from './reference.js';
-import { type PurgeReport, purgeUploads } from './purge-uploads.js';
-import { type ReferrerDescriptor, listReferrers, sortByDigest } from './referrers.js';
-import { createTagStore } from './tags.js';
+import type { LocalRegistry, Repository } from './registry-face.js';
+import { createRepository } from './repository.js';
 import { createUploadSessions } from './upload-sessions.js';
-import { type UploadStore, createUploadStore } from './uploads.js';
+
+export type {
+  BlobServing, LocalRegistry, Maintenance, Registry, Repository, RepositoryBlobs, RepositoryManifests, ServeOptions,
+} from './registry-face.js';
+export type { BlobInfo, ByteRange } from './blobs.js';
+export { type SendableReader, isSendable } from './driver/driver.js';
+export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifest-format.js';
+export type { ListRange } from './index-port.js';
+export type { PurgeReport } from './purge-uploads.js';
+export type { ReferrerDescriptor } from './referrers.js';
+export type { PutManifestResult, StoredManifest } from './manifests.js';
+export type { UploadStatus, UploadStore, AppendOptions } from './uploads.js';
 
 /** How to build a registry. */
 export interface RegistryOptions {
@@ -36,102 +48,20 @@ export interface RegistryOptions {
   readonly index?: RegistryIndex | undefined;
 }
 
-/** Everything one repository holds. */
-export interface Repository {
-  readonly name: RepoName;
-  readonly blobs: LinkedBlobStore & {
-    /** @throws RegistryError BLOB_UNKNOWN unless the repository links the blob and its bytes exist */
-    require(d: Digest, o?: CallOptions): Promise<BlobInfo>;
-    /** Removes the repository's link (bytes stay until garbage collection). @throws BLOB_UNKNOWN, UNSUPPORTED */
-    delete(d: Digest, o?: CallOptions): Promise<void>;
-    /** Links `d` from `from` when `from` has it; answers undefined when it cannot. */
-    mountFrom(from: RepoName, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
-    /** Links `d` when the registry holds its bytes; answers undefined when it does not. */
-    mountExisting(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
-  };
-  readonly uploads: UploadStore;
-  readonly manifests: ManifestStore;
-  /** Sorted tag names (those after `o.after`, at most `o.limit`). @throws NAME_UNKNOWN when the repository does not exist */
-  tags(o?: CallOptions & ListRange): Promise<readonly string[]>;
-  referrers(subject: Digest, filter: { artifactType?: string | undefined }, o?: CallOptions): Promise<ReferrerDescriptor[]>;
-}
-
-/** The registry over one storage driver. */
-export interface Registry {
-  repository(name: RepoName): Repository;
-  /** Every repository name, sorted (those after `o.after`, at most `o.limit`). */
-  repositories(o?: CallOptions & ListRange): Promise<readonly string[]>;
-  /** The global blob store (for tools such as garbage collection). */
-  readonly blobs: BlobStore;
-  /** Orders link operations against the collector's deletes (link-gate.ts). */
-  readonly linkGate: LinkGate;
-  /** The whole tree, for the garbage collector and the integrity check (inventory.ts). */
-  readonly inventory: Inventory;
-  /** Removes upload sessions started before `olderThan` in every repository. */
-  purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
-}
-
 /** How many repository views a registry keeps built. */
 const VIEWS_KEPT = 256;
 
 /** A registry over `opts.driver`; the entry point of storage. */
-export function createRegistry(opts: RegistryOptions): Registry {
+export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const index = guardIndex(opts.index);
   // Every write goes through the observed driver, so the index hears of each one (index-observer.ts).
   const driver = index.active ? observeDriver(opts.driver, index) : opts.driver;
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
-  const cache = createManifestCache();
   const gate = opts.linkGate ?? createLinkGate();
-
-  const makeRepository = (name: RepoName): Repository => {
-    const linked = createLinkedBlobStore(driver, blobs, name);
-    const tagStore = createTagStore(driver, name);
-    const manifests = createManifestStore({
-      driver, name, blobs, linked, tags: tagStore, cache, gate, deleteEnabled: opts.deleteEnabled,
-    });
-    const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
-      gate.link([d], async () => {
-        const info = ok ? await blobs.stat(d, o) : undefined;
-        if (info) await linked.link(d, o);
-        return info;
-      });
-    return {
-      name,
-      blobs: {
-        ...linked,
-        async require(d, o) {
-          // Touch before looking: a client that finds a blob may skip its upload and name it in a
-          // manifest, so either the sweep sees this read or this read sees the blob gone.
-          gate.touch(d);
-          const info = await linked.stat(d, o);
-          if (!info) throw blobUnknown(d);
-          return info;
-        },
-        async delete(d, o) {
-          if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
-          if (!(await linked.unlink(d, o))) throw blobUnknown(d);
-        },
-        mountFrom: async (from, d, o) => mountIf((await repository(from).blobs.stat(d, o)) !== undefined, d, o),
-        mountExisting: (d, o) => mountIf(true, d, o),
-      },
-      uploads: createUploadStore({ driver, name, blobs, linked, sessions, gate }),
-      manifests,
-      async tags(o) {
-        const indexed = await index.tags(name, rangeOf(o));
-        if (indexed) return indexed;
-        const all = await tagStore.all(o);
-        if (all !== undefined) return sliceSorted(all, rangeOf(o));
-        if (await repositoryExists(driver, name, o)) return [];
-        throw nameUnknown(name);
-      },
-      async referrers(subject, filter, o) {
-        const indexed = await index.referrers(name, subject);
-        if (!indexed) return listReferrers(manifests, subject, filter, o);
-        const { artifactType } = filter;
-        return sortByDigest(artifactType === undefined ? indexed : indexed.filter((r) => r.artifactType === artifactType));
-      },
-    };
+  const context = {
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, deleteEnabled: opts.deleteEnabled,
+    repository: (name: RepoName): Repository => repository(name),
   };
 
   // A repository is a stateless view over the stores above: the last few used are kept rather than
@@ -140,7 +70,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const repository = (name: RepoName): Repository => {
     let view = views.get(name);
     if (view === undefined) {
-      view = makeRepository(name);
+      view = createRepository(context, name);
       views.set(name, view);
       if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as RepoName);
     }

@@ -13,7 +13,7 @@ import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
 import { createIndexSource } from '../../src/storage/index-source.js';
-import { type Registry, createRegistry } from '../../src/storage/registry.js';
+import { type LocalRegistry, createRegistry } from '../../src/storage/registry.js';
 
 export interface TestBerth {
   /** e.g. `http://127.0.0.1:40123` */
@@ -23,7 +23,7 @@ export interface TestBerth {
   /** What the server logged at error level (bugs), for asserting nothing went wrong. */
   readonly errors: string[];
   /** The storage API the server runs on (e.g. to run the garbage collector beside it). */
-  readonly registry: Registry;
+  readonly registry: LocalRegistry;
   /** What the server logged at warn level. */
   readonly warnings: string[];
   /** The index, with `index: true` (undefined when it could not be opened). */

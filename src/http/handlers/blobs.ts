@@ -14,25 +14,26 @@ const IMMUTABLE_CACHE = 'max-age=31536000';
 export const getBlob: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const digest = digestParam(ctx);
-  const { size } = await repo.blobs.require(digest, { signal: ctx.state.signal });
-  const redirect = await deps.registry.blobs.redirectUrl(digest, ctx.method === 'HEAD' ? 'HEAD' : 'GET');
-  if (redirect !== undefined) {
-    await notify(ctx, deps, { kind: 'blob', action: 'pull', repository: repo.name, digest, size });
-    ctx.status = 307;
-    ctx.set('Docker-Content-Digest', digest);
-    ctx.redirect(redirect);
-    return;
-  }
-  const range = parseRange(ctx.get('Range') || undefined, size);
-  if (range === 'unsatisfiable') {
+  const header = ctx.get('Range') || undefined;
+  const served = await repo.blobs.serve(digest, {
+    method: ctx.method === 'HEAD' ? 'HEAD' : 'GET',
+    range: (size) => parseRange(header, size),
+    signal: ctx.state.signal,
+  });
+  const { size } = served.info;
+  if (served.kind === 'unsatisfiable') {
     ctx.set('Content-Range', `bytes */${size}`);
     respondEmpty(ctx, 416);
     return;
   }
-  // Open before answering: a blob that vanished since the check still gets a JSON 404.
-  const body = ctx.method === 'HEAD' ? undefined : await deps.registry.blobs.open(digest, range, { signal: ctx.state.signal });
   await notify(ctx, deps, { kind: 'blob', action: 'pull', repository: repo.name, digest, size });
   ctx.set('Docker-Content-Digest', digest);
+  if (served.kind === 'redirect') {
+    ctx.status = 307;
+    ctx.redirect(served.redirect);
+    return;
+  }
+  const { range, stream } = served;
   ctx.set('ETag', `"${digest}"`);
   ctx.set('Cache-Control', IMMUTABLE_CACHE);
   ctx.set('Accept-Ranges', 'bytes');
@@ -40,7 +41,7 @@ export const getBlob: Handler = async (ctx, deps) => {
   if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   ctx.type = 'application/octet-stream';
   ctx.length = range ? range.end - range.start + 1 : size;
-  if (body) await sendBody(ctx, body);
+  if (stream) await sendBody(ctx, stream);
 };
 
 /** `DELETE /v2/<name>/blobs/<digest>`: unlinks; the bytes stay until garbage collection. */

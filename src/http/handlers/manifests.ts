@@ -2,7 +2,7 @@
  * `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`.
  */
 import { isRegistryError, manifestUnknown } from '../../errors.js';
-import { MAX_MANIFEST_BYTES } from '../../storage/manifest-format.js';
+import { MAX_MANIFEST_BYTES } from '../../storage/registry.js';
 import type { Reference } from '../../storage/reference.js';
 import { readSmallBody, respondEmpty } from '../body.js';
 import type { Ctx, Handler } from '../context.js';

@@ -2,7 +2,7 @@
  * `GET /v2/<name>/referrers/<digest>[?artifactType=]` (OCI v1.1): always 200 with an OCI image index
  * of the manifests whose subject is `<digest>`; `OCI-Filters-Applied: artifactType` when filtered.
  */
-import { MEDIA_TYPES } from '../../storage/manifest-format.js';
+import { MEDIA_TYPES } from '../../storage/registry.js';
 import type { Handler } from '../context.js';
 import { digestParam, queryValue, repoName } from '../params.js';
 

@@ -8,11 +8,9 @@
  */
 import { allows, mountSourceAccess } from '../../auth/access.js';
 import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
-import type { BlobInfo } from '../../storage/blobs.js';
-import type { Repository } from '../../storage/registry.js';
+import type { BlobInfo, Repository, UploadStatus } from '../../storage/registry.js';
 import type { Digest } from '../../storage/digest.js';
 import { parseDigestParam, parseRepoName, type RepoName, type UploadId } from '../../storage/reference.js';
-import type { UploadStatus } from '../../storage/uploads.js';
 import { respondEmpty } from '../body.js';
 import type { Ctx, Handler, HandlerDeps } from '../context.js';
 import { parseContentRange, uploadRange } from '../headers.js';

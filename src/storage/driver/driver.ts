@@ -48,8 +48,40 @@ export interface FileWriter extends Writable {
   cancel(): Promise<void>;
 }
 
+/**
+ * Optional features a driver declares, so that callers (and the shared suite) branch on what a driver
+ * offers rather than on its name. A driver without `capabilities` offers none of them.
+ */
+export interface DriverCapabilities {
+  /** Every stream `reader` answers is a SendableReader (the filesystem driver's are). */
+  readonly sendableReaders?: boolean;
+}
+
+/**
+ * A reader that can do more than Readable, offered by drivers declaring `sendableReaders`. Both
+ * methods may be called only before anything has been read (else they throw):
+ * - `cap(n)` makes the stream end after `n` bytes (a byte range), reading no more than it needs;
+ * - `sendTo(dest)` writes everything the stream would yield to `dest`, a writable that drops each chunk
+ *   once it has called back for it (a socket, an HTTP response), through a couple of reused buffers,
+ *   then closes the stream. It rejects when the file ends before a cap, when reading or writing fails,
+ *   or when either stream is destroyed; `dest` is left open (the caller ends it).
+ */
+export interface SendableReader extends Readable {
+  /** Marks the stream as one of these (see isSendable). */
+  readonly sendable: true;
+  cap(length: number): this;
+  sendTo(dest: Writable): Promise<void>;
+}
+
+/** Whether `s` is a SendableReader (a driver with `sendableReaders` made it). */
+export function isSendable(s: Readable): s is SendableReader {
+  return 'sendable' in s && s.sendable === true;
+}
+
 export interface StorageDriver {
   readonly name: string;
+  /** Optional features this driver offers (see DriverCapabilities); none when absent. */
+  readonly capabilities?: DriverCapabilities;
   /**
    * Whole content of a small object (links, manifests, `startedat`), as a buffer the caller owns.
    * @throws PathNotFoundError when there is no file at `path` (a directory is not a file).
@@ -63,6 +95,7 @@ export interface StorageDriver {
   /**
    * A stream of the file from `offset`. Resolves once the file is open; rejects before any byte flows.
    * An offset equal to the size gives an empty stream. Aborting the signal destroys the stream.
+   * With `capabilities.sendableReaders` the stream is a SendableReader.
    * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end, negative or not an integer).
    */
   reader(path: string, offset: number, o?: CallOptions): Promise<Readable>;

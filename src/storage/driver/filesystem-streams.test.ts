@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type SendableStream, isSendable } from '../blobs.js';
+import { type SendableReader, isSendable } from './driver.js';
 import { PathNotFoundError, type StorageDriver } from './driver.js';
 import { createFilesystemDriver } from './filesystem.js';
 import { instrument } from './instrument.js';
@@ -50,7 +50,7 @@ async function socketPair(): Promise<{ out: Socket; received: Promise<Buffer>; c
   };
 }
 
-async function sendable(d: StorageDriver, path: string, offset: number): Promise<SendableStream> {
+async function sendable(d: StorageDriver, path: string, offset: number): Promise<SendableReader> {
   const r: Readable = await d.reader(path, offset);
   if (!isSendable(r)) throw new Error('the filesystem reader is not sendable');
   return r;

@@ -30,7 +30,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Readable, Writable, addAbortSignal } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DriverError, InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
-import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
+import type { CallOptions, FileInfo, FileWriter, SendableReader, StorageDriver } from './driver.js';
 import { isValidPath } from './instrument.js';
 
 const NAME = 'filesystem';
@@ -74,6 +74,8 @@ export function createFilesystemDriver({ root }: FilesystemDriverOptions): Stora
 
 class FilesystemDriver implements StorageDriver {
   readonly name = NAME;
+  /** Its readers are FileReaders. */
+  readonly capabilities = { sendableReaders: true } as const;
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
 
@@ -137,7 +139,7 @@ class FilesystemDriver implements StorageDriver {
     });
   }
 
-  async reader(path: string, offset: number, o?: CallOptions): Promise<Readable> {
+  async reader(path: string, offset: number, o?: CallOptions): Promise<SendableReader> {
     const full = this.full(path);
     checkOffset(path, offset);
     return guard(path, o, MISSING, async () => {
@@ -287,14 +289,15 @@ class FilesystemDriver implements StorageDriver {
  * A file's bytes from an offset, as a Readable over a raw descriptor (the callback API costs about half
  * the CPU per call of FileHandle's, which counts for small ranged reads), read `READ_CHUNK` at a time.
  *
- * Beyond Readable (see `SendableStream` in storage/blobs.ts, which finds these by their shape):
+ * A SendableReader (driver.ts), which the driver declares with `capabilities.sendableReaders`:
  * `cap(n)` caps what it yields, so a byte range reads no more than it needs; `sendTo(dest)` writes what
  * it would yield straight to a writable through two buffers, reading into one while the other is being
  * written and reusing each only once the writable has called back for it (the bytes have left for the
  * socket). A download then allocates two buffers instead of one per chunk, which otherwise costs a
  * garbage collection every few dozen megabytes.
  */
-class FileReader extends Readable {
+class FileReader extends Readable implements SendableReader {
+  readonly sendable = true;
   private position: number;
   private remaining = Number.POSITIVE_INFINITY;
   private started = false;

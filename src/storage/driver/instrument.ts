@@ -62,6 +62,7 @@ export function instrument(driver: StorageDriver, observe?: DriverCallObserver):
     });
   const wrapped: StorageDriver = {
     name: driver.name,
+    ...(driver.capabilities && { capabilities: driver.capabilities }),
     getContent: (p, o) => call('getContent', [p], o, () => driver.getContent(p, o)),
     putContent: (p, data, o) => call('putContent', [p], o, () => driver.putContent(p, data, o)),
     reader: (p, offset, o) =>

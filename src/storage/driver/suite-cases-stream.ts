@@ -2,7 +2,9 @@
  * Driver suite: reader offsets, writer append/truncate/cancel, concurrent readers, abort signals
  * (distribution's testsuites TestReadStreamWithOffset, TestContinueStreamAppend*, TestConcurrentStreamReads).
  */
+import { Writable } from 'node:stream';
 import { expect } from 'vitest';
+import { type SendableReader, isSendable } from './driver.js';
 import {
   bytes,
   closed,
@@ -210,5 +212,52 @@ const cancelAndAbortCases: DriverCase[] = [
   },
 ];
 
+/** A writable that keeps a copy of every chunk and calls back at once (as a socket that has sent it). */
+function collector(): { sink: Writable; bytes(): Buffer } {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk)); // copied: the sender reuses its buffers once called back
+      cb();
+    },
+  });
+  return { sink, bytes: () => Buffer.concat(chunks) };
+}
+
+/** The optional capability `sendableReaders` (driver.ts SendableReader). */
+const sendableCases: DriverCase[] = [
+  {
+    title: 'readers are SendableReaders exactly when the driver declares sendableReaders',
+    body: async ({ d, p }) => {
+      await d.putContent(`${p}/f`, bytes('0123456789'));
+      const r = await d.reader(`${p}/f`, 0);
+      expect(isSendable(r)).toBe(d.capabilities?.sendableReaders === true);
+      expect((await readAll(r)).toString()).toBe('0123456789');
+    },
+  },
+  {
+    title: 'a SendableReader sends from its offset to a writable, capped or to the end, and yields no more than its cap',
+    requires: 'sendableReaders',
+    body: async ({ d, p }) => {
+      const data = random(2 * 1024 * 1024 + 9);
+      await d.putContent(`${p}/f`, data);
+      const sendable = async (offset: number): Promise<SendableReader> => {
+        const r = await d.reader(`${p}/f`, offset);
+        if (!isSendable(r)) throw new Error('the driver declares sendableReaders but its reader is not one');
+        return r;
+      };
+      const whole = collector();
+      await (await sendable(5)).sendTo(whole.sink);
+      expect(whole.bytes().equals(data.subarray(5))).toBe(true);
+      const capped = collector();
+      const length = 1024 * 1024 + 3;
+      await (await sendable(7)).cap(length).sendTo(capped.sink);
+      expect(capped.bytes().equals(data.subarray(7, 7 + length))).toBe(true);
+      expect((await readAll((await sendable(11)).cap(100))).equals(data.subarray(11, 111))).toBe(true);
+      await expect((await sendable(data.length - 4)).cap(10).sendTo(collector().sink)).rejects.toThrow();
+    },
+  },
+];
+
 /** reader / writer cases. */
-export const streamCases: readonly DriverCase[] = [...readerCases, ...writerCases, ...cancelAndAbortCases];
+export const streamCases: readonly DriverCase[] = [...readerCases, ...sendableCases, ...writerCases, ...cancelAndAbortCases];

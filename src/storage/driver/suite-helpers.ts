@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'vitest';
 import { DriverError } from './driver.js';
-import type { DriverErrorCode, FileInfo, FileWriter, StorageDriver } from './driver.js';
+import type { DriverCapabilities, DriverErrorCode, FileInfo, FileWriter, StorageDriver } from './driver.js';
 
 /** What a case gets: the instrumented driver and a fresh prefix that only this test uses. */
 export interface CaseContext {
@@ -24,6 +24,8 @@ export interface DriverCase {
   readonly timeout?: number;
   /** When set, the test is skipped and this reason printed. */
   readonly skipReason?: string | undefined;
+  /** An optional capability the case tests: on a driver without it, the case is skipped with that reason printed. */
+  readonly requires?: keyof DriverCapabilities;
 }
 
 /** `n` random bytes. */

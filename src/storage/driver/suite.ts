@@ -86,8 +86,14 @@ export function runDriverSuite(
 /** Declares one case: skipped with its reason printed, or run with a prefix deleted afterwards. */
 function declare(suite: string, c: DriverCase, reason: string | undefined, driver: () => StorageDriver): void {
   if (reason !== undefined) console.log(`[driver suite ${suite}] skipping "${c.title}": ${reason}`);
-  it.skipIf(reason !== undefined)(c.title, async () => {
+  it.skipIf(reason !== undefined)(c.title, async (test) => {
     const ctx: CaseContext = { d: driver(), p: `/t-${randomBytes(6).toString('hex')}` };
+    if (c.requires !== undefined && ctx.d.capabilities?.[c.requires] !== true) {
+      const why = `the driver does not declare the optional capability ${c.requires}`;
+      console.log(`[driver suite ${suite}] skipping "${c.title}": ${why}`);
+      test.skip(why);
+      return;
+    }
     let passed = false;
     try {
       await c.body(ctx);

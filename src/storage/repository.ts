@@ -1,0 +1,107 @@
+/**
+ * One repository's view over the registry's stores (registry.ts builds them once and shares them):
+ * the blobs it links, its upload sessions, manifests, tags and referrers, each operation one call
+ * that does its own access check. A blob is served only after the repository's link to it is
+ * found, so no caller can reach the global store around that check.
+ */
+import { blobUnknown, nameUnknown, unsupported } from '../errors.js';
+import type { BlobInfo, BlobStore } from './blobs.js';
+import { repositoryExists } from './catalog.js';
+import type { Digest } from './digest.js';
+import type { CallOptions, StorageDriver } from './driver/driver.js';
+import { type GuardedIndex, type ListRange, sliceSorted } from './index-port.js';
+import type { LinkGate } from './link-gate.js';
+import { createLinkedBlobStore } from './linked-blobs.js';
+import type { ManifestCache } from './manifest-cache.js';
+import { createManifestStore } from './manifests.js';
+import type { RepoName } from './reference.js';
+import { listReferrers, sortByDigest } from './referrers.js';
+import type { BlobServing, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
+import { createTagStore } from './tags.js';
+import type { UploadSessions } from './upload-sessions.js';
+import { createUploadStore } from './uploads.js';
+
+/** What every repository view shares with the registry that makes it. */
+export interface RepositoryContext {
+  readonly driver: StorageDriver;
+  readonly blobs: BlobStore;
+  readonly sessions: UploadSessions;
+  readonly cache: ManifestCache;
+  readonly gate: LinkGate;
+  readonly index: GuardedIndex;
+  readonly deleteEnabled: boolean;
+  /** Another repository of the same registry (a mount's source). */
+  readonly repository: (name: RepoName) => Repository;
+}
+
+/** The view of repository `name` over `ctx`'s stores. */
+export function createRepository(ctx: RepositoryContext, name: RepoName): Repository {
+  const { driver, blobs, gate, index } = ctx;
+  const linked = createLinkedBlobStore(driver, blobs, name);
+  const tagStore = createTagStore(driver, name);
+  const manifests = createManifestStore({
+    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, deleteEnabled: ctx.deleteEnabled,
+  });
+  const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
+    gate.link([d], async () => {
+      const info = ok ? await blobs.stat(d, o) : undefined;
+      if (info) await linked.link(d, o);
+      return info;
+    });
+  const repoBlobs: RepositoryBlobs = {
+    stat: (d, o) => linked.stat(d, o),
+    serve: (d, o) => serveBlob({ blobs, gate, stat: linked.stat }, d, o),
+    async delete(d, o) {
+      if (!ctx.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+      if (!(await linked.unlink(d, o))) throw blobUnknown(d);
+    },
+    mountFrom: async (from, d, o) => mountIf((await ctx.repository(from).blobs.stat(d, o)) !== undefined, d, o),
+    mountExisting: (d, o) => mountIf(true, d, o),
+  };
+  return {
+    name,
+    blobs: repoBlobs,
+    uploads: createUploadStore({ driver, name, blobs, linked, sessions: ctx.sessions, gate }),
+    manifests,
+    async tags(o) {
+      const range = { after: o?.after, limit: o?.limit } satisfies ListRange;
+      const indexed = await index.tags(name, range);
+      if (indexed) return indexed;
+      const all = await tagStore.all(o);
+      if (all !== undefined) return sliceSorted(all, range);
+      if (await repositoryExists(driver, name, o)) return [];
+      throw nameUnknown(name);
+    },
+    async referrers(subject, filter, o) {
+      const indexed = await index.referrers(name, subject);
+      if (!indexed) return listReferrers(manifests, subject, filter, o);
+      const { artifactType } = filter;
+      return sortByDigest(artifactType === undefined ? indexed : indexed.filter((r) => r.artifactType === artifactType));
+    },
+  };
+}
+
+/**
+ * A blob read through a repository, in the order the answer needs: the access check (the repository
+ * links the blob and its bytes exist), a redirect when the driver offers one, the range against the
+ * size, and only then the stream (opened before anything is answered, so a blob that vanished since
+ * the check is still BLOB_UNKNOWN).
+ */
+async function serveBlob(
+  deps: { blobs: BlobStore; gate: LinkGate; stat: (d: Digest, o?: CallOptions) => Promise<BlobInfo | undefined> },
+  d: Digest,
+  o: ServeOptions,
+): Promise<BlobServing> {
+  const call: CallOptions = o.signal ? { signal: o.signal } : {};
+  // Touch before looking: a client that finds a blob may skip its upload and name it in a
+  // manifest, so either the sweep sees this read or this read sees the blob gone.
+  deps.gate.touch(d);
+  const info = await deps.stat(d, call);
+  if (!info) throw blobUnknown(d);
+  const redirect = await deps.blobs.redirectUrl(d, o.method);
+  if (redirect !== undefined) return { kind: 'redirect', info, redirect };
+  const range = o.range?.(info.size);
+  if (range === 'unsatisfiable') return { kind: 'unsatisfiable', info };
+  const stream = o.method === 'HEAD' ? undefined : await deps.blobs.open(d, range, call);
+  return { kind: 'stream', info, range, stream };
+}
