@@ -4,7 +4,11 @@
  * `http/error-response.ts`. This module imports nothing internal.
  */
 
-/** Every error code Berth can answer with. */
+/**
+ * Every error code Berth can answer with: the distribution-spec's (BLOB_UNKNOWN … TOOMANYREQUESTS) and
+ * registry:2's additions (TAG_INVALID, RANGE_INVALID, PAGINATION_NUMBER_INVALID, UNAVAILABLE, UNKNOWN).
+ * No code of Berth's own: a client written against either must understand every answer.
+ */
 export type OciCode =
   | 'BLOB_UNKNOWN'
   | 'BLOB_UPLOAD_INVALID'
@@ -23,9 +27,7 @@ export type OciCode =
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
   | 'PAGINATION_NUMBER_INVALID'
-  | 'TOO_LARGE'
   | 'UNAVAILABLE'
-  | 'NOT_FOUND'
   | 'UNKNOWN';
 
 /** A failure the client can be told about. `detail` is sent to the client: never put secrets in it. */
@@ -90,8 +92,37 @@ export const unsupported = (what: string): RegistryError =>
 export const paginationInvalid = (reason: string): RegistryError =>
   new RegistryError('PAGINATION_NUMBER_INVALID', `invalid number of results requested: ${reason}`);
 
-export const tooLarge = (limit: number): RegistryError =>
-  new RegistryError('TOO_LARGE', `payload exceeds the limit of ${limit} bytes`, { limit });
+/**
+ * A body over a size limit: answered 413 with the spec's code for what was refused, MANIFEST_INVALID for
+ * a manifest, SIZE_INVALID for anything else (neither spec nor registry:2 has a code of its own for it).
+ */
+export class TooLargeError extends RegistryError {
+  constructor(
+    readonly limit: number,
+    code: 'MANIFEST_INVALID' | 'SIZE_INVALID',
+  ) {
+    super(code, `payload exceeds the limit of ${limit} bytes`, { limit });
+    this.name = 'TooLargeError';
+  }
+}
+
+/** A body over `limit` bytes; `code` says what it was (default SIZE_INVALID). */
+export const tooLarge = (limit: number, code: 'MANIFEST_INVALID' | 'SIZE_INVALID' = 'SIZE_INVALID'): TooLargeError =>
+  new TooLargeError(limit, code);
+
+/** True when `err` refused a body (or stored object) for its size. */
+export const isTooLarge = (err: unknown): err is TooLargeError => err instanceof TooLargeError;
+
+/**
+ * A path that is no endpoint: answered 404 with the code that fits what the path looks like
+ * (NAME_INVALID, DIGEST_INVALID, BLOB_UNKNOWN…), whatever that code's usual status.
+ */
+export class NoRouteError extends RegistryError {
+  constructor(code: OciCode, message: string, detail?: unknown) {
+    super(code, message, detail);
+    this.name = 'NoRouteError';
+  }
+}
 
 /**
  * 401 with a challenge for the WWW-Authenticate header (`Bearer realm="…",service="…",scope="…"` or

@@ -98,6 +98,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     secret: httpSecret(config, log),
     relativeUrls: config.http.relativeurls,
     host: config.http.host,
+    prefix: config.http.prefix,
+    automaticCrossMount: storage.automaticcrossmount,
     readOnly: storage.maintenance.readonly.enabled,
     headers: config.http.headers,
     health,
@@ -110,12 +112,18 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
   opened.push(() => running.close({ drainMs: 0 }));
-  log.info('listening', { addr: config.http.addr, url: running.url, storage: driver.name, auth: config.auth?.kind ?? 'none', tls: tls !== undefined });
   const stopPurging = schedulePurging(registry, config, log);
   opened.push(stopPurging);
   const collector = startCollector({ registry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
   opened.push(() => collector.stop());
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
+  // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.
+  health.started();
+  log.info('listening', {
+    addr: config.http.addr, url: running.url, ...(debug && { debug: debug.url }), storage: driver.name,
+    auth: config.auth?.kind ?? 'none', tls: tls !== undefined, readOnly: storage.maintenance.readonly.enabled,
+    ...(config.http.prefix !== '' && { prefix: config.http.prefix }),
+  });
   let stopping: Promise<void> | undefined;
   const stopAll = async (drainMs: number): Promise<void> => {
     health.drain();

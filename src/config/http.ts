@@ -59,3 +59,17 @@ export function readPrometheus(root: RawMap): { enabled: boolean; path: string }
   if (!/^\/[\w./-]*$/.test(path)) throw new ConfigError('http.debug.prometheus.path', `expected an absolute path like /metrics, got ${JSON.stringify(path)}`);
   return { enabled: readBool(root, 'http.debug.prometheus.enabled', true), path };
 }
+
+/**
+ * `http.prefix` (registry:2): the path the API is served under. `/registry/` and `/registry` both mean
+ * `/registry/v2/…`; unset, '' or '/' mean the root. Kept without its trailing slash.
+ */
+export function readPrefix(root: RawMap): string {
+  const prefix = readString(root, 'http.prefix') ?? '';
+  const trimmed = prefix.replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed)) {
+    throw new ConfigError('http.prefix', `expected a path like /registry/, got ${JSON.stringify(prefix)}`);
+  }
+  return trimmed;
+}

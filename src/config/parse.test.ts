@@ -18,6 +18,7 @@ const DEFAULT_PURGING = { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOU
 const DEFAULT_GC = { enabled: false, intervalMs: 24 * HOUR, graceperiodMs: HOUR, deleteuntagged: false, dryrun: false };
 const DEFAULT_LOG = { level: 'info', formatter: 'text', fields: {}, accesslog: { disabled: false } } as const;
 const DEFAULT_HTTP_SERVING = {
+  prefix: '',
   debug: { addr: undefined, prometheus: { enabled: true, path: '/metrics' } },
   tls: undefined,
   headers: {},
@@ -39,6 +40,7 @@ describe('loadConfig defaults', () => {
         rootdirectory: './data',
         delete: { enabled: true },
         redirect: { disable: false },
+        automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);
@@ -347,7 +349,7 @@ describe('ConfigError', () => {
     ['auth silly', `${MINIMAL}auth:\n  silly: {realm: r, service: s}\n`, {}, 'auth.silly', /^config: auth.silly: not supported yet by Berth$/],
     ['auth htpasswd without path, via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: 'r' }, 'auth.htpasswd.path', /required$/],
     ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /expected a mapping/],
-    ['http.prefix', `${MINIMAL}http:\n  prefix: /registry\n`, {}, 'http.prefix', /not supported yet/],
+    ['http.prefix not a path', `${MINIMAL}http:\n  prefix: registry\n`, {}, 'http.prefix', /expected a path like \/registry\//],
     ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
     ['middleware', `${MINIMAL}middleware: {storage: [{name: cloudfront}]}\n`, {}, 'middleware', /not supported yet/],
     ['s3 without a region', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3.region', /missing/],
@@ -430,6 +432,7 @@ describe('config.example.yaml', () => {
         rootdirectory: '/var/lib/registry',
         delete: { enabled: false },
         redirect: { disable: false },
+        automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
       },
     } satisfies Config);

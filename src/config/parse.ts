@@ -22,7 +22,7 @@ import type {
 import { readAuth } from './auth.js';
 import { readNotifications } from './notifications.js';
 import { readRedis } from './redis.js';
-import { readDrainTimeout, readHeaders, readPrometheus, readTls } from './http.js';
+import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls } from './http.js';
 import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
 import { readS3 } from './s3.js';
 import {
@@ -267,6 +267,7 @@ function buildConfig(root: RawMap): Config {
       secret: readString(root, 'http.secret') || undefined,
       relativeurls: readBool(root, 'http.relativeurls', false),
       host: readHost(root),
+      prefix: readPrefix(root),
       debug: { addr: readDebugAddr(root), prometheus: readPrometheus(root) },
       tls: readTls(root),
       headers: readHeaders(root),
@@ -291,6 +292,7 @@ function readLogLevel(root: RawMap): LogLevel {
   const level = readString(root, 'log.level')?.toLowerCase();
   if (level === undefined) return 'info';
   if (level === 'panic' || level === 'fatal') return 'error';
+  if (level === 'trace') return 'debug'; // registry:2 (logrus) takes trace; Berth logs nothing finer than debug
   const levels: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
   const known = levels.find((l) => l === level);
   if (known !== undefined) return known;
@@ -349,6 +351,7 @@ function readStorage(root: RawMap): Config['storage'] {
     ...readDriver(root),
     delete: { enabled: readBool(root, 'storage.delete.enabled', false) },
     redirect: { disable: readBool(root, 'storage.redirect.disable', false) },
+    automaticcrossmount: readBool(root, 'storage.automaticcrossmount', true),
     maintenance: {
       uploadpurging: readUploadPurging(root),
       readonly: { enabled: readBool(root, 'storage.maintenance.readonly.enabled', false) },

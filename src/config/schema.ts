@@ -145,6 +145,11 @@ export interface Config {
     readonly relativeurls: boolean;
     /** Base URL (scheme://host[:port]) used for absolute Location headers, if set. */
     readonly host: string | undefined;
+    /**
+     * registry:2's `http.prefix`: the path the API is served under (`/registry` serves `/registry/v2/…`),
+     * without a trailing slash; '' (the default) serves it at the root.
+     */
+    readonly prefix: string;
     /** registry:2's debug listener (`host:port`); Berth serves `POST /debug/gc`, health and metrics there. Undefined: none. */
     readonly debug: {
       readonly addr: string | undefined;
@@ -169,6 +174,11 @@ export interface Config {
     readonly delete: { readonly enabled: boolean };
     /** registry:2's `storage.redirect.disable`: serve blobs through Berth even when the driver could redirect. */
     readonly redirect: { readonly disable: boolean };
+    /**
+     * `storage.automaticcrossmount` (default true): a mount without `from` links any blob the caller may
+     * pull from some repository. False: only a mount with `from` can link; without it, a plain upload.
+     */
+    readonly automaticcrossmount: boolean;
     readonly maintenance: {
       readonly uploadpurging: UploadPurgingConfig;
       readonly readonly: { readonly enabled: boolean };
@@ -251,7 +261,7 @@ export const CONFIG_KEYS: KeySection = {
   },
   http: {
     addr: 'value', net: 'value', host: 'value', secret: 'value', relativeurls: 'value',
-    prefix: UNSAFE,
+    prefix: 'value',
     tls: { certificate: 'value', key: 'value', clientcas: 'value', minimumtls: 'value', ciphersuites: 'ignored', letsencrypt: UNSAFE },
     debug: { addr: 'value', prometheus: { enabled: 'value', path: 'value' } },
     headers: 'value', http2: 'ignored', h2c: 'ignored', draintimeout: 'value',
@@ -274,7 +284,7 @@ export const CONFIG_KEYS: KeySection = {
       readonly: { enabled: 'value' },
       gc: { enabled: 'value', interval: 'value', graceperiod: 'value', deleteuntagged: 'value', dryrun: 'value' },
     },
-    cache: 'ignored', redirect: { disable: 'value' }, tag: 'ignored',
+    cache: 'ignored', redirect: { disable: 'value' }, tag: 'ignored', automaticcrossmount: 'value',
   },
   auth: {
     token: {

@@ -24,11 +24,15 @@ export interface HealthState {
   failures(): Readonly<Record<string, string>>;
   /** True once a graceful shutdown has begun: readiness fails, requests in flight finish. */
   readonly draining: boolean;
+  /** True until start-up is over (every listener bound): readiness fails meanwhile. */
+  readonly starting: boolean;
 }
 
 export interface Health extends HealthState {
   /** Marks the start of a graceful shutdown. */
   drain(): void;
+  /** Marks the end of start-up: from now on readiness follows the checks. */
+  started(): void;
   /** Stops the timers and aborts a check in flight. */
   stop(): void;
 }
@@ -38,13 +42,20 @@ export function startHealth(checks: readonly HealthCheck[], log: Logger): Health
   const failing = new Map<string, string>();
   const stops = checks.map((check) => schedule(check, failing, log));
   let draining = false;
+  let starting = true;
   return {
     failures: () => Object.fromEntries(failing),
     get draining() {
       return draining;
     },
+    get starting() {
+      return starting;
+    },
     drain() {
       draining = true;
+    },
+    started() {
+      starting = false;
     },
     stop() {
       for (const stop of stops) stop();

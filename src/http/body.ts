@@ -1,10 +1,13 @@
 /**
- * Reading a small request body (a manifest) into memory, refused with 413 above a limit: before it
- * is read when Content-Length says so, and as soon as it passes the limit otherwise.
+ * Reading a small request body (a manifest, a token form) into memory, refused with 413 above a limit:
+ * before it is read when Content-Length says so, and as soon as it passes the limit otherwise
+ * (`Transfer-Encoding: chunked`). Either way the answer is the same JSON error.
  *
  * A refused body is still read and dropped, up to a bound, before the answer goes out: closing a
  * socket with unread bytes in it resets the connection, and the client would see a broken pipe
- * instead of the 413. Past the bound the connection is closed after the answer.
+ * instead of the 413. Past the bound the connection is closed after the answer. The body is read
+ * through one iterator that does not destroy the request when left, so the socket stays there for the
+ * answer (leaving a plain `for await` destroys it, and the 413 with it).
  */
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -15,30 +18,31 @@ import type { Ctx } from './context.js';
 /** How much of a refused body is read and dropped so the client can read the 413. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
 
-export async function readSmallBody(ctx: Ctx, limit: number): Promise<Buffer> {
+/**
+ * The whole body, at most `limit` bytes. @throws TooLargeError (413) with `code`: MANIFEST_INVALID for
+ * a manifest, SIZE_INVALID (the default) for anything else.
+ */
+export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INVALID' | 'SIZE_INVALID' = 'SIZE_INVALID'): Promise<Buffer> {
   const declared = ctx.request.length;
-  if (declared !== undefined && declared > limit) return refuse(ctx, limit, 0);
+  let over = declared !== undefined && declared > limit;
+  if (over && declared !== undefined && declared > DISCARD_LIMIT) return refuse(ctx, limit, code);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) return refuse(ctx, limit, total);
-    chunks.push(chunk);
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
+    const bytes: Buffer = chunk;
+    total += bytes.length;
+    if (total > limit) over = true;
+    if (!over) chunks.push(bytes);
+    else if (total > DISCARD_LIMIT) break;
   }
+  if (over) return refuse(ctx, limit, code);
   return Buffer.concat(chunks, total);
 }
 
-/** Drops the rest of the body (up to DISCARD_LIMIT in all), then throws TOO_LARGE. */
-async function refuse(ctx: Ctx, limit: number, alreadyRead: number): Promise<never> {
-  let read = alreadyRead;
-  if (ctx.request.length === undefined || ctx.request.length <= DISCARD_LIMIT) {
-    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-      read += (chunk as Buffer).length;
-      if (read > DISCARD_LIMIT) break;
-    }
-  }
+/** Throws the 413, closing the connection after the answer when part of the body was left unread. */
+function refuse(ctx: Ctx, limit: number, code: 'MANIFEST_INVALID' | 'SIZE_INVALID'): never {
   if (!ctx.req.readableEnded) ctx.set('Connection', 'close'); // gave up reading: don't reuse this socket
-  throw tooLarge(limit);
+  throw tooLarge(limit, code);
 }
 
 /** Ends the response with `status` and no body (Content-Length: 0). */

@@ -26,6 +26,10 @@ export interface HandlerDeps {
   readonly uploadStates: UploadStateCodec;
   /** An absolute or relative URL for a path of this registry, as `http.relativeurls` and `http.host` say. */
   readonly urlFor: (ctx: Ctx, path: string) => string;
+  /** `http.prefix`: the path the API is served under ('' for the root); Link headers carry it. */
+  readonly prefix: string;
+  /** A mount without `from` may link a blob the caller can pull from some repository (`storage.automaticcrossmount`). */
+  readonly automaticCrossMount: boolean;
   /** Largest `n` a list request may ask for; larger asks are cut to this and paginated. */
   readonly maxListEntries: number;
   /** Where handlers report pushes, pulls, mounts and deletes (`notifications`); none when not configured. */

@@ -5,7 +5,7 @@
  * 500 UNKNOWN, never echoed.
  */
 import type { Context } from 'koa';
-import { type OciCode, RegistryError, UnauthorizedError } from '../errors.js';
+import { NoRouteError, type OciCode, RegistryError, TooLargeError, UnauthorizedError } from '../errors.js';
 
 export const ERROR_STATUS: Readonly<Record<OciCode, number>> = {
   BLOB_UNKNOWN: 404,
@@ -25,11 +25,16 @@ export const ERROR_STATUS: Readonly<Record<OciCode, number>> = {
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
   PAGINATION_NUMBER_INVALID: 400,
-  TOO_LARGE: 413,
   UNAVAILABLE: 503,
-  NOT_FOUND: 404,
   UNKNOWN: 500,
 };
+
+/** The status of `err`: 413 for a refused size, 404 for a path that is no endpoint, else its code's. */
+function statusOf(err: RegistryError): number {
+  if (err instanceof TooLargeError) return 413;
+  if (err instanceof NoRouteError) return 404;
+  return ERROR_STATUS[err.code];
+}
 
 export interface ErrorBody {
   errors: { code: OciCode; message: string; detail?: unknown }[];
@@ -40,7 +45,7 @@ export function errorResponse(err: unknown, report: (err: unknown) => void): { s
   if (err instanceof RegistryError) {
     const entry: ErrorBody['errors'][number] = { code: err.code, message: err.message };
     if (err.detail !== undefined) entry.detail = err.detail;
-    return { status: ERROR_STATUS[err.code], body: { errors: [entry] } };
+    return { status: statusOf(err), body: { errors: [entry] } };
   }
   report(err);
   return { status: 500, body: { errors: [{ code: 'UNKNOWN', message: 'unknown error' }] } };
@@ -50,7 +55,7 @@ export function errorResponse(err: unknown, report: (err: unknown) => void): { s
 export function sendError(ctx: Context, err: unknown, report: (err: unknown) => void): void {
   if (ctx.headerSent) {
     report(err);
-    ctx.req.socket.destroy();
+    ctx.res.destroy(); // the socket with it (ctx.req.socket may already be gone)
     return;
   }
   const { status, body } = errorResponse(err, report);

@@ -1,28 +1,29 @@
 /**
  * The HTTP app: a Koa app whose middleware (middleware/) runs in this order for every request:
- *   request id, fixed headers → request observer (metrics) → error response and access log →
+ *   request id, fixed headers → access log → request observer (metrics) → error response →
  *   probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
- * and, inside the router for /v2 routes: read-only guard → auth → handler.
+ * → token endpoints → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
+ * (unrouted.ts).
  * Handlers do the rest: parse, one storage call, headers and body. Serving it is listen.ts's.
  */
-import Router from '@koa/router';
 import Koa from 'koa';
 import type { AccessController } from '../auth/controller.js';
-import { RegistryError, unsupported } from '../errors.js';
+import { NoRouteError } from '../errors.js';
 import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
 import type { Ctx, HandlerDeps, RequestState } from './context.js';
+import { registryApi, tokenApi } from './dispatch.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { abortSignal } from './middleware/abort-signal.js';
-import { authorize } from './middleware/auth.js';
+import { accessLog } from './middleware/access-log.js';
 import { type RequestObserver, observeRequests } from './middleware/observe.js';
 import { probes } from './middleware/probes.js';
 import { requestId } from './middleware/request-id.js';
 import { onLateError, respondErrors } from './middleware/respond-errors.js';
-import { type Method, ROUTES } from './routes.js';
+import { unroutedError } from './unrouted.js';
 import { createUploadStateCodec } from './upload-state.js';
 
 export { type RunningServer, type TlsOptions, listen } from './listen.js';
@@ -38,6 +39,10 @@ export interface AppOptions {
   readonly relativeUrls: boolean;
   /** http.host: base URL for absolute Locations; otherwise taken from the request. */
   readonly host: string | undefined;
+  /** `http.prefix`: serve the API under this path (no trailing slash); default '' (the root). */
+  readonly prefix?: string;
+  /** `storage.automaticcrossmount`: a mount without `from` may link a blob found elsewhere; default true. */
+  readonly automaticCrossMount?: boolean;
   /** storage.maintenance.readonly.enabled: every write answers UNSUPPORTED. */
   readonly readOnly: boolean;
   /** Largest page a list request gets (registry:2's catalog.maxentries, 1000). */
@@ -58,40 +63,49 @@ export interface AppOptions {
   readonly events?: EventSink;
 }
 
-const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
 export function createApp(opts: AppOptions): Koa<RequestState> {
   const app = new Koa<RequestState>();
   app.silent = true; // errors are answered and logged by our own middleware…
   app.on('error', onLateError(opts.log)); // …except those after the headers went
+  const prefix = opts.prefix ?? '';
   const deps: HandlerDeps = {
     registry: opts.registry,
     uploadStates: createUploadStateCodec(opts.secret),
-    urlFor: (ctx, path) => (opts.relativeUrls ? path : `${opts.host ?? requestBaseUrl(ctx)}${path}`),
+    urlFor: (ctx, path) => (opts.relativeUrls ? `${prefix}${path}` : `${opts.host ?? requestBaseUrl(ctx)}${prefix}${path}`),
+    prefix,
+    automaticCrossMount: opts.automaticCrossMount ?? true,
     maxListEntries: opts.maxListEntries ?? 1000,
     ...(opts.events && { events: opts.events }),
   };
   app.use(requestId({ ...(opts.headers && { headers: opts.headers }), ...(opts.health && { health: opts.health }) }));
+  if (opts.accessLog !== false) app.use(accessLog(opts.log));
   if (opts.observe) app.use(observeRequests(opts.observe));
-  app.use(respondErrors(opts.log, opts.accessLog !== false));
+  app.use(respondErrors(opts.log));
   app.use(probes(opts.health));
   app.use(rootPath);
+  if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
-  const router = buildRouter(deps, opts.access, opts.readOnly);
-  if (opts.tokenHandlers) addTokenRoutes(router, opts.tokenHandlers);
-  app.use(router.routes());
-  app.use(
-    router.allowedMethods({
-      throw: true,
-      methodNotAllowed: () => unsupported('method not allowed on this endpoint'),
-      notImplemented: () => unsupported('method not implemented'),
-    }),
-  );
-  app.use(async () => {
-    throw new RegistryError('NOT_FOUND', 'page not found');
+  if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
+  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix }));
+  app.use(async (ctx) => {
+    throw unroutedError(ctx.path);
   });
   return app;
+}
+
+/**
+ * `http.prefix`: the API lives under `prefix`; the rest of the path is routed as usual. A path outside
+ * the prefix is no endpoint (the 404 of unrouted.ts).
+ */
+function stripPrefix(prefix: string): Koa.Middleware<RequestState> {
+  return async (ctx, next) => {
+    if (!ctx.path.startsWith(`${prefix}/`)) {
+      throw new NoRouteError('UNSUPPORTED', `page not found: the registry API is served under ${prefix}/v2/`, { path: ctx.path });
+    }
+    ctx.path = ctx.path.slice(prefix.length);
+    await next();
+  };
 }
 
 /** registry:2 answers `/` with 200 for load balancers, behind the health gate. */
@@ -101,31 +115,4 @@ async function rootPath(ctx: Ctx, next: Koa.Next): Promise<void> {
   ctx.set('Cache-Control', 'no-cache');
   ctx.status = 200;
   ctx.body = '';
-}
-
-function buildRouter(deps: HandlerDeps, access: AccessController | undefined, readOnly: boolean): Router<RequestState> {
-  const router = new Router<RequestState>();
-  for (const route of ROUTES) {
-    router.register(route.pattern, Object.keys(route.methods), async (ctx: Ctx) => {
-      const handler = route.methods[ctx.method as Method];
-      if (!handler) throw unsupported('method not allowed on this endpoint');
-      // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
-      if (readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
-      ctx.state.params = { ...route.pattern.exec(ctx.path)?.groups };
-      ctx.state.route = route.name;
-      if (access) await authorize(ctx, access, route);
-      await handler(ctx, deps);
-    }, { name: route.name, pathAsRegExp: true });
-  }
-  return router;
-}
-
-function addTokenRoutes(router: Router<RequestState>, handlers: TokenHandlers): void {
-  const named = (handler: (ctx: Ctx) => Promise<void>) => async (ctx: Ctx): Promise<void> => {
-    ctx.state.route = 'token';
-    await handler(ctx);
-  };
-  router.get('/auth/token', named(handlers.getToken));
-  router.post('/auth/token', named(handlers.postToken));
-  router.get('/auth/jwks', named(handlers.getJwks));
 }

@@ -27,7 +27,7 @@ export interface BlobStore {
   stat(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
   /** A stream of the blob (or of `range`); a SendableReader when the driver's are (driver.ts). @throws RegistryError BLOB_UNKNOWN */
   open(d: Digest, range?: ByteRange, o?: CallOptions): Promise<Readable>;
-  /** Whole content of a small blob (a manifest). @throws BLOB_UNKNOWN, TOO_LARGE above `maxBytes` */
+  /** Whole content of a small blob (a manifest). @throws BLOB_UNKNOWN, TooLargeError (SIZE_INVALID, 413) above `maxBytes` */
   readSmall(d: Digest, maxBytes: number, o?: CallOptions): Promise<Buffer>;
   /** Stores `content` under its digest (in `d`'s algorithm) unless it is already there. */
   putSmall(d: Digest, content: Uint8Array, o?: CallOptions): Promise<void>;

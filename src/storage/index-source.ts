@@ -4,7 +4,7 @@
  * folder for tags, revision folders and their manifests for referrers), so an index built from it gives
  * the walk's answers. Give it the driver storage writes through, unobserved (index-observer.ts).
  */
-import { isRegistryError } from '../errors.js';
+import { isRegistryError, isTooLarge } from '../errors.js';
 import { createBlobStore } from './blobs.js';
 import { listRepositories, repositoryExists } from './catalog.js';
 import { type Digest, DIGEST_ALGORITHMS, parseDigest } from './digest.js';
@@ -32,7 +32,7 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
       return await blobs.readSmall(d, MAX_MANIFEST_BYTES, o);
     } catch (err) {
       // As the referrers walk: a missing or oversized manifest describes nothing.
-      if (isRegistryError(err, 'BLOB_UNKNOWN') || isRegistryError(err, 'TOO_LARGE')) return undefined;
+      if (isRegistryError(err, 'BLOB_UNKNOWN') || isTooLarge(err)) return undefined;
       throw err;
     }
   };

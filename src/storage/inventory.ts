@@ -9,7 +9,7 @@
  * more than one directory's names at a time (and the sorted repository names). Names read from the
  * tree are trusted as they are: they came from the tree's own directory names, so they cannot leave it.
  */
-import { isRegistryError } from '../errors.js';
+import { isRegistryError, isTooLarge } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import { repositoryDirs } from './catalog.js';
 import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from './digest.js';
@@ -172,7 +172,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
         body = await blobs.readSmall(d, MAX_MANIFEST_BYTES, o);
       } catch (err) {
         if (isRegistryError(err, 'BLOB_UNKNOWN')) return { ok: false, problem: 'the manifest blob is missing' };
-        if (isRegistryError(err, 'TOO_LARGE')) return { ok: false, problem: `larger than ${MAX_MANIFEST_BYTES} bytes` };
+        if (isTooLarge(err)) return { ok: false, problem: `larger than ${MAX_MANIFEST_BYTES} bytes` };
         throw err;
       }
       return referencesOf(body);

@@ -5,7 +5,7 @@
  * A PUT is accepted only when everything it refers to is already in the repository (blobs linked,
  * index children present as revisions); a `subject` need not exist (OCI v1.1).
  */
-import { digestInvalid, isRegistryError, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
+import { digestInvalid, isRegistryError, isTooLarge, manifestBlobUnknown, manifestUnknown, tooLarge, unsupported } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf, parseDigest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
@@ -37,7 +37,7 @@ export interface ManifestStore {
   get(ref: Reference, o?: CallOptions): Promise<StoredManifest>;
   /**
    * Stores a manifest under a tag or its digest. @throws MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN,
-   * DIGEST_INVALID (body does not match the digest in the URL), TOO_LARGE
+   * DIGEST_INVALID (body does not match the digest in the URL), MANIFEST_INVALID (413, over 4 MiB)
    */
   put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
   /**
@@ -95,7 +95,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
     },
 
     async put(ref, content, contentType, o) {
-      if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES);
+      if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
       const info = parseManifest(content, contentType);
       const d = manifestDigest(ref, content);
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
@@ -141,7 +141,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
         return cache.remember(d, await blobs.readSmall(d, MAX_MANIFEST_BYTES, o), describeStored);
       } catch (err) {
         // A missing or oversized revision describes nothing; anything else is a real failure.
-        if (isRegistryError(err, 'BLOB_UNKNOWN') || isRegistryError(err, 'TOO_LARGE')) return undefined;
+        if (isRegistryError(err, 'BLOB_UNKNOWN') || isTooLarge(err)) return undefined;
         throw err;
       }
     },

@@ -10,7 +10,7 @@ import type { AuthConfig } from '../../src/config/schema.js';
 import { listen } from '../../src/http/listen.js';
 import { createApp } from '../../src/http/server.js';
 import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
-import { createLogger } from '../../src/log.js';
+import { type Level, createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
 import { createIndexSource } from '../../src/storage/index-source.js';
 import { type LocalRegistry, createRegistry } from '../../src/storage/registry.js';
@@ -45,6 +45,13 @@ export interface TestBerthOptions {
    * rebuild from storage has finished (or failed).
    */
   readonly index?: boolean;
+  /** Every log line at or above `logLevel` (default warn) also goes here, e.g. to read access lines. */
+  readonly onLog?: (line: string) => void;
+  readonly logLevel?: Level;
+  /** `http.prefix` (default none). */
+  readonly prefix?: string;
+  /** `storage.automaticcrossmount` (default true). */
+  readonly automaticCrossMount?: boolean;
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -52,9 +59,14 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
   const errors: string[] = [];
   const warnings: string[] = [];
   const log = createLogger({
-    level: 'warn',
+    level: opts.logLevel ?? 'warn',
     format: 'json',
-    write: (line) => ((JSON.parse(line) as { level: string }).level === 'error' ? errors : warnings).push(line),
+    write: (line) => {
+      opts.onLog?.(line);
+      const level = (JSON.parse(line) as { level: string }).level;
+      if (level === 'error') errors.push(line);
+      else if (level === 'warn') warnings.push(line);
+    },
   });
   const driver = createDriver({ kind: 'filesystem', root });
   const index = opts.index
@@ -70,6 +82,8 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     relativeUrls: opts.relativeUrls ?? false,
     host: undefined,
     readOnly: opts.readOnly ?? false,
+    ...(opts.prefix !== undefined && { prefix: opts.prefix }),
+    ...(opts.automaticCrossMount !== undefined && { automaticCrossMount: opts.automaticCrossMount }),
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
   });

@@ -8,7 +8,7 @@ import { RegistryError } from '../../errors.js';
 import { readSmallBody } from '../body.js';
 import type { Ctx } from '../context.js';
 
-/** Largest POST form accepted; larger ones get 413 TOO_LARGE. */
+/** Largest POST form accepted; larger ones get 413 SIZE_INVALID. */
 export const MAX_TOKEN_FORM_BYTES = 64 * 1024;
 
 /** The built-in issuer's endpoints. */
@@ -22,7 +22,7 @@ export interface TokenHandlers {
  * Handlers bound to `issuer`. Errors are thrown for the error middleware: the issuer's
  * UnauthorizedError (401 with its Basic challenge) and RegistryErrors; here NAME_INVALID (400) for a
  * query value given twice, UNSUPPORTED (405) for a POST body that is not
- * application/x-www-form-urlencoded, TOO_LARGE (413) for one over MAX_TOKEN_FORM_BYTES.
+ * application/x-www-form-urlencoded, SIZE_INVALID (413) for one over MAX_TOKEN_FORM_BYTES.
  */
 export function createTokenHandlers(issuer: TokenIssuer): TokenHandlers {
   return {

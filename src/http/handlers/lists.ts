@@ -36,7 +36,7 @@ export const getCatalog: Handler = async (ctx, deps) => {
   // Without `n` the catalog is still cut into pages of the maximum size, as registry:2 does.
   const request = { n: n ?? deps.maxListEntries, last };
   const repos = await deps.registry.repositories({ signal: ctx.state.signal, ...rangeOf(request) });
-  sendPage(ctx, '/v2/_catalog', repos, request, (repositories) => ({ repositories }));
+  sendPage(ctx, `${deps.prefix}/v2/_catalog`, repos, request, (repositories) => ({ repositories }));
 };
 
 /** `GET /v2/<name>/tags/list?n=&last=`. */
@@ -48,7 +48,7 @@ export const getTags: Handler = async (ctx, deps) => {
     sendWholeTags(ctx, name, tags);
     return;
   }
-  sendPage(ctx, `/v2/${name}/tags/list`, tags, request, (items) => ({ name, tags: items }));
+  sendPage(ctx, `${deps.prefix}/v2/${name}/tags/list`, tags, request, (items) => ({ name, tags: items }));
 };
 
 /** Every tag of `name`: the same bytes as `sendPage` would send, serialized once per list. */

@@ -53,7 +53,7 @@ export const getManifest: Handler = async (ctx, deps) => {
 export const putManifest: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const ref = reference(ctx);
-  const body = await readSmallBody(ctx, MAX_MANIFEST_BYTES);
+  const body = await readSmallBody(ctx, MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
   const result = await deps.registry
     .repository(name)
     .manifests.put(ref, body, ctx.get('Content-Type') || undefined, { signal: ctx.state.signal });

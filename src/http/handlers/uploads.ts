@@ -6,7 +6,7 @@
  * offset (or a chunk's Content-Range) must equal the bytes received so far, else 416 with the current
  * Range: the session stays usable and the client can resume from there.
  */
-import { allows, mountSourceAccess } from '../../auth/access.js';
+import { type Grant, allows, mountSourceAccess } from '../../auth/access.js';
 import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, Repository, UploadStatus } from '../../storage/registry.js';
 import type { Digest } from '../../storage/digest.js';
@@ -74,16 +74,45 @@ async function withSessionRange<T>(ctx: Ctx, deps: HandlerDeps, name: RepoName, 
 /**
  * Mounts `d` when the caller may read where it comes from; otherwise answers undefined and the
  * caller gets a plain upload session, which says nothing about whether the blob exists anywhere.
- * Without auth, a mount without `from` takes any blob the registry holds; with auth it needs `from`
- * (knowing which readable repository holds a blob needs the index of issue #5).
+ * With `from`, that repository must link the blob (and, with auth, the caller may pull it). Without
+ * `from` (automatic cross-mount, unless `storage.automaticcrossmount` is off): without auth, or for a
+ * caller who may do everything (htpasswd), any blob the registry holds; with tokens, a blob linked by
+ * one of the repositories the caller's grant lets it pull.
  */
-async function tryMount(ctx: Ctx, repo: Repository, d: Digest, from: string | undefined): Promise<BlobInfo | undefined> {
+async function tryMount(ctx: Ctx, deps: HandlerDeps, repo: Repository, d: Digest, from: string | undefined): Promise<BlobInfo | undefined> {
   const signal = { signal: ctx.state.signal };
   const grant = ctx.state.grant;
-  if (from === undefined) return grant === undefined ? repo.blobs.mountExisting(d, signal) : undefined;
+  if (from === undefined) {
+    if (!deps.automaticCrossMount) return undefined;
+    if (grant === undefined || grant.everything === true) return repo.blobs.mountExisting(d, signal);
+    for (const source of pullableRepositories(grant, repo.name)) {
+      const mounted = await repo.blobs.mountFrom(source, d, signal);
+      if (mounted) return mounted;
+    }
+    return undefined;
+  }
   const source = parseRepoName(from);
   if (grant !== undefined && !allows(grant, mountSourceAccess(source))) return undefined;
   return repo.blobs.mountFrom(source, d, signal);
+}
+
+/** The repositories other than `target` that `grant` lets its holder pull (names that do not parse are skipped). */
+function pullableRepositories(grant: Grant, target: RepoName): RepoName[] {
+  const names = new Set<RepoName>();
+  for (const item of grant.access) {
+    if (item.type !== 'repository' || item.name === target || !allows(grant, mountSourceAccess(item.name))) continue;
+    const name = parseRepoNameOrUndefined(item.name);
+    if (name !== undefined) names.add(name);
+  }
+  return [...names];
+}
+
+function parseRepoNameOrUndefined(s: string): RepoName | undefined {
+  try {
+    return parseRepoName(s);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `POST /v2/<name>/blobs/uploads/[?digest=|?mount=[&from=]]`. */
@@ -95,7 +124,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   if (mount !== undefined) {
     const d = parseDigestParam(mount);
     const from = queryValue(ctx, 'from');
-    const mounted = await tryMount(ctx, repo, d, from);
+    const mounted = await tryMount(ctx, deps, repo, d, from);
     if (mounted) {
       await notify(ctx, deps, { kind: 'blob', action: 'mount', repository: name, digest: d, size: mounted.size, ...(from !== undefined && { fromRepository: from }) });
       return sendBlobCreated(ctx, deps, name, d);

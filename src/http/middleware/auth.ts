@@ -9,11 +9,14 @@ import { requestBaseUrl } from '../base-url.js';
 import { repoName } from '../params.js';
 import type { Route } from '../routes.js';
 
-/** Checks the caller holds what `route` needs. @throws UnauthorizedError, DENIED, NAME_INVALID */
-export async function authorize(ctx: Ctx, access: AccessController, route: Route): Promise<void> {
+/**
+ * Checks the caller holds what `route` needs; `prefix` (`http.prefix`) is part of the base URL a
+ * challenge's realm is built on. @throws UnauthorizedError, DENIED, NAME_INVALID
+ */
+export async function authorize(ctx: Ctx, access: AccessController, route: Route, prefix = ''): Promise<void> {
   const repo = route.scope === 'repository' ? repoName(ctx) : undefined;
   ctx.state.grant = await access.authorize(
-    { authorization: ctx.get('Authorization') || undefined, baseUrl: requestBaseUrl(ctx) },
+    { authorization: ctx.get('Authorization') || undefined, baseUrl: `${requestBaseUrl(ctx)}${prefix}` },
     requiredAccess(route.scope, ctx.method, repo),
   );
 }

@@ -2,10 +2,10 @@
  * The request observer (the metrics): told when each request arrives and once its response is over,
  * streamed bodies included.
  */
-import type { Socket } from 'node:net';
 import type Koa from 'koa';
 import type { RequestState } from '../context.js';
 import { matchRoute } from '../routes.js';
+import { connectionBytes } from './connection-bytes.js';
 import { LIVENESS_PATH, READINESS_PATH } from './probes.js';
 
 /** What a request observer is told when a request starts and once its response is over. */
@@ -40,27 +40,24 @@ export function routeOfPath(path: string): string {
 }
 
 /**
- * Measures each request from arrival to the end of its response (streamed bodies included). Bytes are
- * the connection's own counters: each request is charged what its connection read and wrote since the
- * previous request on it ended, so small requests read in one go are counted too.
+ * Measures each request from arrival to the end of its response (streamed bodies included), with the
+ * bytes of connection-bytes.ts.
  */
 export function observeRequests(observer: RequestObserver): Koa.Middleware<RequestState> {
-  const counted = new WeakMap<Socket, { read: number; written: number }>();
+  const bytesOf = connectionBytes();
   return async (ctx, next) => {
     const socket = ctx.req.socket;
     const began = process.hrtime.bigint();
     const done = observer.start({ method: ctx.method, route: routeOfPath(ctx.path) });
     ctx.res.once('close', () => {
-      const previous = counted.get(socket) ?? { read: 0, written: 0 };
-      const now = { read: socket.bytesRead, written: socket.bytesWritten };
-      counted.set(socket, now);
+      const { bytesIn, bytesOut } = bytesOf(socket);
       done({
         route: ctx.state.route,
         method: ctx.method,
         status: ctx.res.writableFinished ? ctx.status : 499,
         seconds: Number(process.hrtime.bigint() - began) / 1e9,
-        bytesIn: now.read - previous.read,
-        bytesOut: now.written - previous.written,
+        bytesIn,
+        bytesOut,
         aborted: !ctx.res.writableFinished,
       });
     });

@@ -12,8 +12,8 @@ export const LIVENESS_PATH = '/healthz';
 export const READINESS_PATH = '/readyz';
 
 /**
- * `/healthz` (alive: 200 while the process answers), `/readyz` (200 when every check passes and no
- * shutdown has begun, else 503 with the reasons), then the gate: while a check fails, every other request
+ * `/healthz` (alive: 200 while the process answers), `/readyz` (200 once start-up is over, while every
+ * check passes and no shutdown has begun, else 503 with the reasons), then the gate: while a check fails, every other request
  * gets 503 UNAVAILABLE naming the failing checks, as registry:2 does.
  */
 export function probes(health: HealthState | undefined): Koa.Middleware<RequestState> {
@@ -36,6 +36,10 @@ export function probes(health: HealthState | undefined): Koa.Middleware<RequestS
 export function readinessOf(health: HealthState | undefined): { ready: boolean; body: object } {
   const failures = health?.failures() ?? {};
   const draining = health?.draining ?? false;
-  const ready = !draining && Object.keys(failures).length === 0;
-  return { ready, body: { status: ready ? 'ok' : 'unavailable', ...(draining && { draining }), ...(!ready && { checks: failures }) } };
+  const starting = health?.starting ?? false;
+  const ready = !starting && !draining && Object.keys(failures).length === 0;
+  return {
+    ready,
+    body: { status: ready ? 'ok' : 'unavailable', ...(starting && { starting }), ...(draining && { draining }), ...(!ready && { checks: failures }) },
+  };
 }

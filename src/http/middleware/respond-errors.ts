@@ -1,16 +1,15 @@
 /**
  * The one middleware that catches: a thrown error becomes the JSON answer (error-response.ts), a client
- * that went away gets nothing, and the access line is written once the answer is decided. Errors after
+ * that went away gets nothing (its access line says 499, access-log.ts). Errors after
  * the headers went (a blob stream failing midway) reach the app's 'error' event: `onLateError` logs them.
  */
 import type Koa from 'koa';
 import type { Logger } from '../../log.js';
 import type { Ctx, RequestState } from '../context.js';
 import { sendError } from '../error-response.js';
-import { logAccess } from './access-log.js';
 
-/** Catches, answers and logs each request's errors; writes the access line unless `accessLog` is false. */
-export function respondErrors(log: Logger, accessLog: boolean): Koa.Middleware<RequestState> {
+/** Catches, answers and logs each request's errors. */
+export function respondErrors(log: Logger): Koa.Middleware<RequestState> {
   return async (ctx, next) => {
     try {
       await next();
@@ -18,28 +17,32 @@ export function respondErrors(log: Logger, accessLog: boolean): Koa.Middleware<R
       if (ctx.state.signal?.aborted) {
         // The client went away mid-request: nobody to answer, and not a fault of ours.
         log.info('client disconnected', { requestId: ctx.state.requestId, path: ctx.path });
-        ctx.req.socket.destroy();
+        ctx.res.destroy(); // the socket with it (ctx.req.socket may already be gone)
         return;
       }
       sendError(ctx, err, (bug) => log.error('request failed', { err: bug, requestId: ctx.state.requestId }));
     }
-    if (accessLog) logAccess(log, ctx);
   };
 }
 
 /** Error codes of a connection the client closed or reset. */
 const DISCONNECT_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-/** The error's code when it says the client closed or reset the connection; undefined otherwise. */
+/**
+ * The error's code when it says the client closed or reset the connection; undefined otherwise.
+ * Node's HTTP parser errors (`HPE_*`, e.g. a chunked body cut off by the client closing) count too:
+ * they come from what the client sent, not from a fault of ours.
+ */
 function disconnectCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && DISCONNECT_CODES.has(code) ? code : undefined;
+  return typeof code === 'string' && (DISCONNECT_CODES.has(code) || code.startsWith('HPE_')) ? code : undefined;
 }
 
 /**
- * The app's 'error' listener, for failures after the headers went (Koa cuts the socket). A client going
- * away mid-transfer is ordinary (Koa may report its reset socket before the request's abort signal
- * fires): info. Anything else, a storage read failing say, is a warning.
+ * The app's 'error' listener, for failures after the headers went (Koa cuts the socket) and for the
+ * connection failing under a request (Koa reports those too). A client going away mid-transfer is
+ * ordinary (Koa may report its reset socket before the request's abort signal fires): info, without a
+ * stack; its access line says 499. Anything else, a storage read failing say, is a warning.
  */
 export function onLateError(log: Logger): (err: unknown, ctx?: Ctx) => void {
   return (err, ctx) => {

@@ -1,0 +1,69 @@
+/**
+ * Dispatch of the registry API (routes.ts's table) and the token endpoints: the first route whose
+ * pattern matches the raw path takes the request. A known endpoint asked with a method it does not
+ * serve answers 405 UNSUPPORTED with `Allow`, as registry:2 does; inside a route: read-only guard → auth
+ * → handler. A path no route matches goes on to the next middleware (the 404 of unrouted.ts).
+ */
+import type Koa from 'koa';
+import type { AccessController } from '../auth/controller.js';
+import { unsupported } from '../errors.js';
+import type { Ctx, Handler, HandlerDeps, RequestState } from './context.js';
+import type { TokenHandlers } from './handlers/auth-token.js';
+import { authorize } from './middleware/auth.js';
+import { type Route, matchRoute } from './routes.js';
+
+const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The handler `methods` has for `method`; HEAD falls back to GET (Koa sends no body for a HEAD). */
+function handlerFor<H>(methods: Readonly<Partial<Record<string, H>>>, method: string): H | undefined {
+  return methods[method] ?? (method === 'HEAD' ? methods['GET'] : undefined);
+}
+
+/** 405 UNSUPPORTED naming the methods the endpoint serves. */
+function methodNotAllowed(ctx: Ctx, methods: object): never {
+  const allowed = Object.keys(methods);
+  if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
+  ctx.set('Allow', allowed.join(', '));
+  throw unsupported(`method ${ctx.method} not allowed on this endpoint`);
+}
+
+export interface RegistryApiOptions {
+  readonly deps: HandlerDeps;
+  readonly access: AccessController | undefined;
+  readonly readOnly: boolean;
+  /** `http.prefix`, for the realm of auth challenges. */
+  readonly prefix: string;
+}
+
+/** The `/v2/` API: route, method check, read-only guard, auth, handler. */
+export function registryApi(opts: RegistryApiOptions): Koa.Middleware<RequestState> {
+  return async (ctx, next) => {
+    const match = matchRoute(ctx.path);
+    if (match === undefined) return next();
+    const route: Route = match.route;
+    ctx.state.route = route.name;
+    const handler = handlerFor<Handler>(route.methods, ctx.method);
+    if (handler === undefined) methodNotAllowed(ctx, route.methods);
+    // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
+    if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
+    ctx.state.params = match.params;
+    if (opts.access) await authorize(ctx, opts.access, route, opts.prefix);
+    await handler(ctx, opts.deps);
+  };
+}
+
+/** The built-in issuer's endpoints: `GET|POST /auth/token`, `GET /auth/jwks`. */
+export function tokenApi(handlers: TokenHandlers): Koa.Middleware<RequestState> {
+  const table: ReadonlyMap<string, Readonly<Record<string, (ctx: Ctx) => Promise<void>>>> = new Map([
+    ['/auth/token', { GET: handlers.getToken, POST: handlers.postToken }],
+    ['/auth/jwks', { GET: handlers.getJwks }],
+  ]);
+  return async (ctx, next) => {
+    const methods = table.get(ctx.path);
+    if (methods === undefined) return next();
+    ctx.state.route = 'token';
+    const handler = handlerFor(methods, ctx.method);
+    if (handler === undefined) methodNotAllowed(ctx, methods);
+    await handler(ctx);
+  };
+}
