@@ -100,6 +100,19 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
     expect(proxy.count('GET', `/blobs/${older.layers[1]!.digest}`)).toBe(before + 1);
   });
 
+  it('never breaks a pull racing eviction passes and collections', async () => {
+    // ttl 2s, a pass every second: pulls 2.5 s apart find the image evicted in between, or in the
+    // middle of their blob reads, while collections run beside them.
+    const before = proxy.count('GET', `/manifests/`);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all([pull(byTtl, 'older', older), collect(byTtl)]);
+      await sleep(2_500);
+    }
+    await Promise.all([pull(byTtl, 'older', older), collect(byTtl), pull(byTtl, 'older', older)]);
+    // The image was evicted and fetched again along the way.
+    expect(proxy.count('GET', `/manifests/`)).toBeGreaterThan(before);
+  }, 60_000);
+
   it('over budget, evicts the least recently pulled image, keeping the blob it shares with the kept one', async () => {
     await pull(byBudget, 'older', older);
     await pull(byBudget, 'newer', newer);
