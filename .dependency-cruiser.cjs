@@ -51,6 +51,13 @@ module.exports = {
       to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli)/', 'node_modules/(koa|@koa)/'] },
     },
     {
+      name: 'check-goes-through-the-storage-api',
+      comment: 'check/ (the integrity check) reads and repairs through the storage inventory: never a driver, the layout, gc/, or anything above storage',
+      severity: 'error',
+      from: { path: '^src/check/', pathNot: '\\.test\\.ts$' },
+      to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli|gc|indexdb|notifications|coordination)/', 'node_modules/(koa|@koa|level|classic-level)/'] },
+    },
+    {
       name: 'only-the-composition-root-sees-config',
       severity: 'error',
       from: { path: '^src/', pathNot: ['^src/(main\\.ts|cli/|config/)'] },

@@ -4,6 +4,7 @@
  * one line and exit 1; a bad command line prints the usage and exits 2. Each command's modules are
  * loaded when it runs, so an offline command does not start by loading the server's.
  */
+import { CommandError } from './cli/command-error.js';
 import { ConfigError } from './config/raw.js';
 
 const USAGE = `usage: berth <command> [args]
@@ -11,14 +12,15 @@ const USAGE = `usage: berth <command> [args]
 commands:
   serve [config.yml]   serve the registry (config file, else REGISTRY_CONFIGURATION_PATH,
                        else the built-in development config: :5000, ./data, delete enabled)
-  garbage-collect [--dry-run|-d] [--delete-untagged|-m] [config.yml]
+  garbage-collect [--dry-run|-d] [--delete-untagged|-m] [--force] [config.yml]
                        delete blobs no manifest references, as registry:2's garbage-collect
-                       (offline: stop the server or make it read-only; the server can also
-                       collect while it serves, see storage.maintenance.gc)
-  check [--repair] [config.yml]
+                       (offline: refuses while a server serves the root, unless --force; the
+                       server can also collect while it serves, see storage.maintenance.gc)
+  check [--repair] [--force] [config.yml]
                        verify every blob's digest and every link, tag and manifest reference;
                        --repair removes dangling layer links and broken tags and moves corrupt
-                       blobs aside; exit 1 while problems remain
+                       blobs aside (refused while a server serves the root, unless --force);
+                       exit 1 while problems remain
   index rebuild [config.yml]
                        rebuild the listing index (<rootdirectory>/berth/index) from storage
                        (the server rebuilds it at every start; stop the server first)
@@ -88,6 +90,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else if (err instanceof CommandError) process.stderr.write(`berth: ${err.message}\n`);
     else process.stderr.write(`berth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },

@@ -68,7 +68,7 @@ describe('online garbage collection', () => {
     expect(res.status).toBe(200);
     expect(res.header('Content-Type')).toMatch(/^application\/json/);
     expect(res.json()).toEqual({
-      marked: 4, swept: 1, bytesFreed: loose.size, untaggedRemoved: 0, uploadsPurged: 0,
+      marked: 4, swept: 1, bytesFreed: loose.size, keptYoung: 0, layerLinksRemoved: 1, leftoversRemoved: 0, untaggedRemoved: 0, uploadsPurged: 0,
       durationMs: expect.any(Number), dryRun: false, warnings: [],
     });
     expect((await raw(s.running.url, 'GET', `/v2/app/blobs/${loose.digest}`)).status).toBe(404);

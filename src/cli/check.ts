@@ -2,33 +2,39 @@
  * `berth check [--repair] [config.yml]`: the integrity check of gc/check.ts over the configured storage.
  * One line per problem on stdout (`<kind>: <what>`, with `; repaired: <how>` when --repair fixed it),
  * one line per orphaned blob, then a summary. Exit 0 when no problem remains, 1 when some do (orphaned
- * blobs are not problems: garbage-collect removes them). Run it on a stopped or read-only registry.
+ * blobs are not problems: garbage-collect removes them). The check alone only reads, so it may run beside a
+ * server; `--repair` refuses while a server holds the root, unless `--force`.
  */
-import { checkStorage } from '../gc/check.js';
+import { checkStorage } from '../check/check.js';
 import { type CommandIo, createProgress, openOffline, processIo } from './offline.js';
 
 export interface CheckCommand {
   readonly repair: boolean;
+  /** Repair even while a server holds the root. */
+  readonly force: boolean;
   readonly file: string | undefined;
 }
 
 /** Parses the arguments after `check`; answers an error message for a bad command line. */
 export function parseCheckArgs(args: readonly string[]): CheckCommand | string {
   let repair = false;
+  let force = false;
   const files: string[] = [];
   for (const arg of args) {
     if (arg === '--repair') repair = true;
+    else if (arg === '--force') force = true;
     else if (arg.startsWith('-')) return `unknown flag ${arg}`;
     else files.push(arg);
   }
   if (files.length > 1) return 'at most one configuration file';
-  return { repair, file: files[0] };
+  return { repair, force, file: files[0] };
 }
 
 /** Runs the check; answers the exit code. @throws ConfigError and storage failures, for main to print */
 export async function check(cmd: CheckCommand, env: Record<string, string | undefined>, io: CommandIo = processIo()): Promise<number> {
   const progress = createProgress(io);
-  const { registry } = await openOffline(cmd.file, env, (line) => progress.err(line));
+  const writes = cmd.repair ? { command: 'check --repair', force: cmd.force } : undefined;
+  const { registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes);
   let report;
   try {
     report = await checkStorage(registry.inventory, {
@@ -40,6 +46,7 @@ export async function check(cmd: CheckCommand, env: Record<string, string | unde
     });
   } finally {
     progress.done();
+    await close();
   }
   const remaining = report.problems - report.repaired;
   progress.out(

@@ -15,8 +15,7 @@ import type { ClusterLock } from '../coordination/cluster-lock.js';
 export interface Collector {
   /** Runs one collection now: its report, or `busy` when one is already going. */
   readonly runNow: GcTrigger;
-  /** Stops the schedule and aborts a running collection (what it deleted stays deleted). */
-  /** Stops the schedule and any run in progress, resolving once that run has let go of storage. */
+  /** Stops the schedule and any run in progress, resolving once that run has let go of storage (what it deleted stays deleted). */
   stop(): Promise<void>;
 }
 
@@ -60,9 +59,16 @@ export function startCollector(opts: CollectorOptions): Collector {
       await lease.release();
     }
   };
+  // `current` is the run in progress, if any. A request while one runs is answered busy and never
+  // becomes `current`: stop() must wait for the run that holds storage, not for the refusal.
   const run = (dryRun: boolean): Promise<GcReport> => {
+    if (current) return Promise.reject(new GcBusyError());
     const started = opts.cluster ? clustered(opts.cluster, dryRun) : collect(stopping.signal, dryRun);
     current = started;
+    const settled = (): void => {
+      if (current === started) current = undefined;
+    };
+    started.then(settled, settled);
     return started;
   };
   // A dry run asked for (`POST /debug/gc?dryrun=true`) or configured is dry; nothing asks for a real one.

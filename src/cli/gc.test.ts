@@ -17,25 +17,27 @@ import type { CommandIo } from './offline.js';
 
 describe('parseGcArgs', () => {
   it.each([
-    [[], { dryRun: false, deleteUntagged: false, file: undefined }],
-    [['--dry-run', 'c.yml'], { dryRun: true, deleteUntagged: false, file: 'c.yml' }],
-    [['-d', '-m'], { dryRun: true, deleteUntagged: true, file: undefined }],
-    [['-dm', 'c.yml'], { dryRun: true, deleteUntagged: true, file: 'c.yml' }],
-    [['c.yml', '--delete-untagged'], { dryRun: false, deleteUntagged: true, file: 'c.yml' }],
-    [['--dry-run=false', '--delete-untagged=true'], { dryRun: false, deleteUntagged: true, file: undefined }],
+    [[], { dryRun: false, deleteUntagged: false, force: false, file: undefined }],
+    [['--dry-run', 'c.yml'], { dryRun: true, deleteUntagged: false, force: false, file: 'c.yml' }],
+    [['-d', '-m'], { dryRun: true, deleteUntagged: true, force: false, file: undefined }],
+    [['-dm', 'c.yml'], { dryRun: true, deleteUntagged: true, force: false, file: 'c.yml' }],
+    [['--force', 'c.yml'], { dryRun: false, deleteUntagged: false, force: true, file: 'c.yml' }],
+    [['c.yml', '--delete-untagged'], { dryRun: false, deleteUntagged: true, force: false, file: 'c.yml' }],
+    [['--dry-run=false', '--delete-untagged=true'], { dryRun: false, deleteUntagged: true, force: false, file: undefined }],
   ])('%j', (args, want) => {
     expect(parseGcArgs(args)).toEqual(want);
   });
 
-  it.each([[['--force']], [['-x']], [['a.yml', 'b.yml']]])('refuses %j', (args) => {
+  it.each([[['--forced']], [['-x']], [['a.yml', 'b.yml']]])('refuses %j', (args) => {
     expect(typeof parseGcArgs(args)).toBe('string');
   });
 });
 
 describe('parseCheckArgs', () => {
   it('reads --repair and a file', () => {
-    expect(parseCheckArgs(['--repair', 'c.yml'])).toEqual({ repair: true, file: 'c.yml' });
-    expect(parseCheckArgs([])).toEqual({ repair: false, file: undefined });
+    expect(parseCheckArgs(['--repair', 'c.yml'])).toEqual({ repair: true, force: false, file: 'c.yml' });
+    expect(parseCheckArgs(['--repair', '--force'])).toEqual({ repair: true, force: true, file: undefined });
+    expect(parseCheckArgs([])).toEqual({ repair: false, force: false, file: undefined });
     expect(parseCheckArgs(['--dry-run'])).toBe('unknown flag --dry-run');
   });
 });
@@ -64,7 +66,7 @@ describe('garbageCollect output', () => {
 
   it("prints registry:2's lines, and logs each deletion", async () => {
     const io = capture(false);
-    expect(await garbageCollect({ dryRun: false, deleteUntagged: false, file: config }, {}, io)).toBe(0);
+    expect(await garbageCollect({ dryRun: false, deleteUntagged: false, force: false, file: config }, {}, io)).toBe(0);
     const d = digestOf(Buffer.from('loose'));
     expect(io.out.join('')).toBe(`app\n\n0 blobs marked, 1 blobs and 0 manifests eligible for deletion\nblob eligible for deletion: ${d}\n`);
     expect(io.err.join('')).toContain(`msg="Deleting blob: /docker/registry/v2/blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}"`);
@@ -73,7 +75,7 @@ describe('garbageCollect output', () => {
 
   it('keeps a progress line on a terminal and clears it at the end', async () => {
     const io = capture(true);
-    await garbageCollect({ dryRun: true, deleteUntagged: false, file: config }, {}, io);
+    await garbageCollect({ dryRun: true, deleteUntagged: false, force: false, file: config }, {}, io);
     const err = io.err.join('');
     expect(err).toContain('\r\x1b[Kmarking: 1/1 repositories');
     expect(err.endsWith('\r\x1b[K')).toBe(true);

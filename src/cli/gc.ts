@@ -12,8 +12,9 @@
  *   blob eligible for deletion: <digest>
  *
  * and in the log (stderr) `Deleting blob: <path>` for each blob removed. A progress line is kept on
- * stderr when it is a terminal. The grace period is 0, as in registry:2: run it on a stopped or
- * read-only registry, or use the online collector (`storage.maintenance.gc`), which needs neither.
+ * stderr when it is a terminal. The grace period is 0, as in registry:2: run it on a stopped registry,
+ * or use the online collector (`storage.maintenance.gc`), which needs no stop. While a server holds the
+ * root it refuses (exit 1) unless `--force` (offline.ts); `--dry-run` deletes nothing and always runs.
  * Unlike registry:2, a manifest that cannot be read is skipped with a warning (its repository's blobs
  * are all kept) instead of stopping the run.
  */
@@ -24,6 +25,8 @@ import { type CommandIo, type Progress, createProgress, openOffline, processIo }
 export interface GcCommand {
   readonly dryRun: boolean;
   readonly deleteUntagged: boolean;
+  /** Run even while a server holds the root (registry:2's data-loss trap; see root-holder.ts). */
+  readonly force: boolean;
   readonly file: string | undefined;
 }
 
@@ -31,6 +34,7 @@ export interface GcCommand {
 export function parseGcArgs(args: readonly string[]): GcCommand | string {
   let dryRun = false;
   let deleteUntagged = false;
+  let force = false;
   const files: string[] = [];
   for (const arg of args) {
     const long = /^--(dry-run|delete-untagged)(?:=(true|false))?$/.exec(arg);
@@ -38,6 +42,8 @@ export function parseGcArgs(args: readonly string[]): GcCommand | string {
       const value = long[2] !== 'false';
       if (long[1] === 'dry-run') dryRun = value;
       else deleteUntagged = value;
+    } else if (arg === '--force') {
+      force = true;
     } else if (/^-[dm]+$/.test(arg)) {
       dryRun ||= arg.includes('d');
       deleteUntagged ||= arg.includes('m');
@@ -48,7 +54,7 @@ export function parseGcArgs(args: readonly string[]): GcCommand | string {
     }
   }
   if (files.length > 1) return 'at most one configuration file';
-  return { dryRun, deleteUntagged, file: files[0] };
+  return { dryRun, deleteUntagged, force, file: files[0] };
 }
 
 /** Runs the collection; answers the exit code. @throws ConfigError and storage failures, for main to print */
@@ -58,7 +64,8 @@ export async function garbageCollect(
   io: CommandIo = processIo(),
 ): Promise<number> {
   const progress = createProgress(io);
-  const { log, registry } = await openOffline(cmd.file, env, (line) => progress.err(line));
+  const writes = cmd.dryRun ? undefined : { command: 'garbage-collect', force: cmd.force };
+  const { log, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes);
   try {
     await collectGarbage(registry, {
       graceMs: 0,
@@ -69,6 +76,7 @@ export async function garbageCollect(
     });
   } finally {
     progress.done();
+    await close();
   }
   return 0;
 }
@@ -91,6 +99,8 @@ function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void
       return progress.out(`blob eligible for deletion: ${e.digest}\n`);
     case 'blob-deleted':
       return log.info(`Deleting blob: ${e.path}`);
+    case 'leftover-removed':
+      return log.info(`removing ${e.what}: ${e.path}`);
     case 'blob-kept':
       return log.info(`keeping blob ${e.digest}: ${e.reason}`);
     case 'warning':

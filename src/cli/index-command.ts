@@ -11,7 +11,7 @@
  * database while the server is stopped (replacing a damaged one), reports what it found, and exits.
  * While a server holds the database it refuses (LevelDB's lock) and exits 1.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
 import { type IndexDb, isIndexLocked, openIndexDb, startIndexDb } from '../indexdb/index-db.js';
@@ -19,26 +19,34 @@ import { type Logger, createLogger } from '../log.js';
 import type { StorageDriver } from '../storage/driver/driver.js';
 import { createDriver } from '../storage/driver/factory.js';
 import { createIndexSource } from '../storage/index-source.js';
+import { describeHolder, indexLocation, otherHolder, readHolder, recordHolder, serveRefusal } from './root-holder.js';
 
 const USAGE = 'usage: berth index rebuild [config.yml]\n';
 
-/** Where the index of a filesystem root lives. */
-export function indexLocation(rootdirectory: string): string {
-  return join(resolve(rootdirectory), 'berth', 'index');
-}
+export { indexLocation };
 
 /**
  * For `serve`: opens the index of the configured root and starts its rebuild in the background.
  * Undefined for the in-memory driver, with `redis` (replicas), and (after a warning) when the
- * database cannot be opened.
- * `driver` is the driver the registry is given; the index reads storage through it directly.
+ * database cannot be opened. `driver` is the driver the registry is given; the index reads storage
+ * through it directly. The index's lock doubles as the root's: when another process holds it (a
+ * second `serve` on one root without `redis`, or an offline command that writes), start-up is refused
+ * with a CommandError naming the root and that process (root-holder.ts).
  */
 export async function startIndex(config: Config, driver: StorageDriver, log: Logger): Promise<IndexDb | undefined> {
   if (config.storage.driver !== 'filesystem') return undefined;
   // Replicas (`redis` configured) on one root: each one's index would miss the others' writes, so
   // none keeps one and listings walk storage.
   if (config.redis !== undefined) return undefined;
-  return startIndexDb({ location: indexLocation(config.storage.rootdirectory), source: createIndexSource(driver), log });
+  const root = config.storage.rootdirectory;
+  const other = await otherHolder(config);
+  if (other) throw serveRefusal(root, other.holder);
+  const location = indexLocation(root);
+  const index = await startIndexDb({ location, source: createIndexSource(driver), log });
+  // Lost a race with another process that took the lock between the look and the open.
+  if (!index && (await otherHolder(config))) throw serveRefusal(root, await readHolder(location));
+  if (index) await recordHolder(location, 'serve');
+  return index;
 }
 
 /**
@@ -73,9 +81,12 @@ export async function indexCommand(args: readonly string[], env: Record<string, 
   const driver = createDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) });
   const index = await openIndexDb({ location, source: createIndexSource(driver), log });
   if (!index) {
-    process.stderr.write(`berth index: cannot open ${location} (is a server using it? it rebuilds the index at every start)\n`);
+    const other = await otherHolder(config);
+    const why = other ? `it is in use by ${describeHolder(other.holder)}; a server rebuilds the index at every start` : 'see the log above';
+    process.stderr.write(`berth index: cannot open ${location} (${why})\n`);
     return 1;
   }
+  const forget = await recordHolder(location, 'index rebuild');
   try {
     const report = await index.rebuild();
     if (!report) {
@@ -88,6 +99,7 @@ export async function indexCommand(args: readonly string[], env: Record<string, 
     );
     return 0;
   } finally {
+    await forget();
     await index.close();
   }
 }

@@ -3,11 +3,13 @@
  * REGISTRY_CONFIGURATION_PATH, else the development config, with REGISTRY_* overrides, as `serve`),
  * a logger, the registry over the configured storage, and a progress line on a terminal.
  *
- * Like registry:2's garbage-collect, these commands are meant for a registry that is stopped or in
- * read-only mode: they order their deletions only against this process, not against a server.
+ * Like registry:2's garbage-collect, these commands are meant for a stopped registry: they order their
+ * deletions only against this process, not against a server. A command that writes (garbage-collect
+ * without --dry-run, check --repair) therefore refuses, unless `--force`, when a server holds the root
+ * (root-holder.ts), and holds the root itself while it runs so no server starts meanwhile.
  */
 import { loadConfig } from '../config/parse.js';
-import { serverHoldsIndex } from './index-command.js';
+import { holdRootForWriting, otherHolder } from './root-holder.js';
 import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -17,13 +19,27 @@ export interface Offline {
   readonly config: Config;
   readonly log: Logger;
   readonly registry: LocalRegistry;
+  /** Lets go of the root (a writing command held it). */
+  close(): Promise<void>;
 }
 
-/** @throws ConfigError, for main to print. `writeLog` receives each log line (default: stderr). */
+/** A command that will write the tree: it takes the root, or refuses while a server holds it. */
+export interface OfflineWrites {
+  /** As the messages name it: `garbage-collect`, `check --repair`. */
+  readonly command: string;
+  /** Go on (with a warning) even when a server holds the root. */
+  readonly force: boolean;
+}
+
+/**
+ * @throws ConfigError, and CommandError when `writes` and a server holds the root, for main to print.
+ * `writeLog` receives each log line (default: stderr).
+ */
 export async function openOffline(
   file: string | undefined,
   env: Record<string, string | undefined>,
   writeLog?: (line: string) => void,
+  writes?: OfflineWrites,
 ): Promise<Offline> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
@@ -32,10 +48,9 @@ export async function openOffline(
   const storage = config.storage;
   const driver = await driverFor(storage);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
-  if (await serverHoldsIndex(config)) {
-    log.warn('a Berth server is serving this root: its listing index will not see changes made here until it restarts');
-  }
-  return { config, log, registry: createRegistry({ driver, deleteEnabled: storage.delete.enabled }) };
+  const close = writes ? await holdRootForWriting(config, { ...writes, log }) : async () => undefined;
+  if (!writes && (await otherHolder(config))) log.info('a Berth server is serving this root; this command only reads it');
+  return { config, log, registry: createRegistry({ driver, deleteEnabled: storage.delete.enabled }), close };
 }
 
 /** Where command output goes; a test passes its own. */

@@ -45,6 +45,8 @@ export interface MarkState {
   readonly linkTimes: Map<Digest, number>;
   /** In removal order: every candidate after its parents. */
   readonly untagged: UntaggedCandidate[];
+  /** Every repository the mark went through, sorted. */
+  readonly repositories: readonly RepoName[];
 }
 
 /**
@@ -60,9 +62,9 @@ const MARK_AT_ONCE = 16;
  * @throws only storage failures (unreadable content is a warning), the first in repository order
  */
 export async function markAll(inv: Inventory, opts: MarkOptions): Promise<MarkState> {
-  const state: MarkState = { marked: new Set(), linkTimes: new Map(), untagged: [] };
   const repos: RepoName[] = [];
   for await (const repo of inv.repositories(signalOf(opts))) repos.push(repo);
+  const state: MarkState = { marked: new Set(), linkTimes: new Map(), untagged: [], repositories: repos };
   for (let from = 0; from < repos.length; from += MARK_AT_ONCE) {
     opts.signal?.throwIfAborted();
     const batch = repos.slice(from, from + MARK_AT_ONCE).map((repo) => {

@@ -12,6 +12,12 @@ export interface GcReport {
   /** Blobs deleted. */
   readonly swept: number;
   readonly bytesFreed: number;
+  /** Unreferenced blobs the grace period kept (they, or their newest link, are younger than it). */
+  readonly keptYoung: number;
+  /** `_layers` links removed with the blobs they named. */
+  readonly layerLinksRemoved: number;
+  /** Crash leftovers removed: temporary files and unfinished tags older than the grace period (leftovers.ts). */
+  readonly leftoversRemoved: number;
   /** Untagged manifest revisions removed (`deleteUntagged`). */
   readonly untaggedRemoved: number;
   /** Stale upload sessions removed (online runs). */
@@ -37,9 +43,51 @@ export type GcEvent =
   | { readonly type: 'blob-deleted'; readonly digest: Digest; readonly path: string; readonly size: number }
   /** An eligible blob the sweep kept after all: linked during the run, or written since it was listed. */
   | { readonly type: 'blob-kept'; readonly digest: Digest; readonly reason: string }
+  /** A crash leftover removed (leftovers.ts): a driver path, or `<repo>:<tag>` for an unfinished tag. */
+  | { readonly type: 'leftover-removed'; readonly what: string; readonly path: string }
   | { readonly type: 'progress'; readonly phase: 'mark' | 'sweep'; readonly done: number; readonly total: number };
 
 export type EmitEvent = (e: GcEvent) => void;
+
+/**
+ * One line for people: `swept 3 blobs (freed 1.2 MiB); kept 12 younger than 1h; …`, and in a dry run
+ * `would sweep 3 blobs (would free 1.2 MiB)`.
+ */
+export function describeReport(r: GcReport, graceMs: number): string {
+  const bytes = formatBytes(r.bytesFreed);
+  const parts = [
+    `marked ${r.marked}`,
+    r.dryRun ? `would sweep ${r.swept} blobs (would free ${bytes})` : `swept ${r.swept} blobs (freed ${bytes})`,
+  ];
+  if (graceMs > 0) parts.push(`kept ${r.keptYoung} younger than ${formatDuration(graceMs)}`);
+  if (r.untaggedRemoved > 0) parts.push(`${r.dryRun ? 'would remove' : 'removed'} ${r.untaggedRemoved} untagged manifests`);
+  if (r.layerLinksRemoved > 0) parts.push(`removed ${r.layerLinksRemoved} layer links of deleted blobs`);
+  if (r.leftoversRemoved > 0) parts.push(`${r.dryRun ? 'would remove' : 'removed'} ${r.leftoversRemoved} crash leftovers`);
+  if (r.uploadsPurged > 0) parts.push(`${r.dryRun ? 'would purge' : 'purged'} ${r.uploadsPurged} stale uploads`);
+  return parts.join('; ');
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u] ?? ''}`;
+}
+
+/** `1h`, `90s`, `1h30m`, `250ms`: the largest whole units. */
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  let s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h > 0 ? `${h}h` : ''}${m > 0 ? `${m}m` : ''}${s > 0 ? `${s}s` : ''}`;
+}
 
 /** The most warnings a report carries; the rest are counted in one last line. */
 export const MAX_WARNINGS = 1000;

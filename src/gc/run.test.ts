@@ -55,8 +55,11 @@ describe('collectGarbage', () => {
     expect(reports).toEqual([report]);
     expect(lines).toEqual([
       {
-        msg: 'garbage collection done',
-        fields: { marked: 0, swept: 1, bytesFreed: 5, untaggedRemoved: 0, uploadsPurged: 0, durationMs: report.durationMs, dryRun: false, warnings: 0 },
+        msg: 'garbage collection done: marked 0; swept 1 blobs (freed 5 B); removed 1 layer links of deleted blobs',
+        fields: {
+          marked: 0, swept: 1, bytesFreed: 5, keptYoung: 0, layerLinksRemoved: 1, leftoversRemoved: 0, untaggedRemoved: 0, uploadsPurged: 0,
+          durationMs: report.durationMs, dryRun: false, warnings: 0,
+        },
       },
     ]);
   });

@@ -12,8 +12,9 @@
  */
 import type { Maintenance } from '../storage/registry.js';
 import { markAll } from './mark.js';
-import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings } from './report.js';
-import { removeUntagged, sweepBlobs } from './sweep.js';
+import { removeLeftovers } from './leftovers.js';
+import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings, describeReport } from './report.js';
+import { removeLayerLinks, removeUntagged, sweepBlobs } from './sweep.js';
 
 /** The logger a run writes to (Berth's Logger fits). */
 export interface GcLog {
@@ -77,7 +78,9 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
     running = false;
     throw err;
   }
-  const progress = { marked: 0, swept: 0, bytesFreed: 0, untaggedRemoved: 0, uploadsPurged: 0 };
+  const progress: Progress = {
+    marked: 0, swept: 0, bytesFreed: 0, keptYoung: 0, layerLinksRemoved: 0, leftoversRemoved: 0, untaggedRemoved: 0, uploadsPurged: 0,
+  };
   const emit: EmitEvent = (e: GcEvent) => opts.onEvent?.(e);
   const warnings = createWarnings((e) => {
     emit(e);
@@ -89,7 +92,7 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
   try {
     await collect(registry, opts, { runStart, progress, emit, warnings });
     const report = finish();
-    opts.log?.info('garbage collection done', { ...report, warnings: report.warnings.length });
+    opts.log?.info(`garbage collection done: ${describeReport(report, opts.graceMs)}`, { ...report, warnings: report.warnings.length });
     opts.report?.(report);
     return report;
   } catch (err) {
@@ -101,9 +104,11 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
   }
 }
 
+type Progress = { -readonly [K in 'marked' | 'swept' | 'bytesFreed' | 'keptYoung' | 'layerLinksRemoved' | 'leftoversRemoved' | 'untaggedRemoved' | 'uploadsPurged']: number };
+
 interface RunContext {
   readonly runStart: number;
-  readonly progress: { marked: number; swept: number; bytesFreed: number; untaggedRemoved: number; uploadsPurged: number };
+  readonly progress: Progress;
   readonly emit: EmitEvent;
   readonly warnings: Warnings;
 }
@@ -126,6 +131,10 @@ async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContex
   const swept = await sweepBlobs(inv, state, sweepOptions, state.untagged.length);
   run.progress.swept = swept.swept;
   run.progress.bytesFreed = swept.bytesFreed;
+  run.progress.keptYoung = swept.keptYoung;
+  run.progress.layerLinksRemoved = await removeLayerLinks(inv, state.repositories, swept.deleted, sweepOptions);
+  const leftovers = await removeLeftovers(inv, state.repositories, sweepOptions);
+  run.progress.leftoversRemoved = leftovers.files + leftovers.tags;
   if (opts.purgeUploadsOlderThanMs !== undefined) {
     const olderThan = new Date((opts.now ?? Date.now)() - opts.purgeUploadsOlderThanMs);
     const purged = await registry.purgeUploads({ olderThan, dryRun: opts.dryRun }, opts.signal ? { signal: opts.signal } : {});

@@ -16,6 +16,7 @@
 import type { Digest } from '../storage/digest.js';
 import type { Inventory } from '../storage/inventory.js';
 import type { LinkGate } from '../storage/link-gate.js';
+import type { RepoName } from '../storage/reference.js';
 import { type MarkOptions, type MarkState, type UntaggedCandidate, markTree } from './mark.js';
 
 export interface SweepOptions extends MarkOptions {
@@ -28,6 +29,10 @@ export interface SweepOptions extends MarkOptions {
 export interface SweepResult {
   readonly swept: number;
   readonly bytesFreed: number;
+  /** Unmarked blobs kept because they (or their newest link) were written within the grace period. */
+  readonly keptYoung: number;
+  /** The blobs deleted (in a dry run: that would be), whose `_layers` links go next (`removeLayerLinks`). */
+  readonly deleted: ReadonlySet<Digest>;
 }
 
 /** Removes the revision links of untagged candidates (step 1); answers how many went (or would go). */
@@ -66,25 +71,30 @@ export async function sweepBlobs(
   opts: SweepOptions,
   manifestsEligible: number,
 ): Promise<SweepResult> {
-  const eligible = await eligibleBlobs(inv, state, opts);
+  const { eligible, young } = await eligibleBlobs(inv, state, opts);
   opts.emit({ type: 'summary', marked: state.marked.size, blobs: eligible.length, manifests: manifestsEligible });
   let swept = 0;
   let bytesFreed = 0;
   let done = 0;
+  let keptYoung = young;
+  const deleted = new Set<Digest>();
   // Deletions are independent (each holds only its own digest's lock), so a few run at once: on an
   // object store each is a round trip.
   await forEachConcurrently(eligible, SWEEP_CONCURRENCY, async (b) => {
     opts.signal?.throwIfAborted();
     opts.emit({ type: 'blob-eligible', digest: b.digest });
-    const size = opts.dryRun ? b.size : await deleteBlob(inv, b.digest, opts);
-    if (size !== undefined) {
+    const outcome = opts.dryRun ? { size: b.size } : await deleteBlob(inv, b.digest, opts);
+    if ('size' in outcome) {
       swept += 1;
-      bytesFreed += size;
+      bytesFreed += outcome.size;
+      deleted.add(b.digest);
+    } else if (outcome.kept === 'young') {
+      keptYoung += 1;
     }
     done += 1;
     opts.emit({ type: 'progress', phase: 'sweep', done, total: eligible.length });
   });
-  return { swept, bytesFreed };
+  return { swept, bytesFreed, keptYoung, deleted };
 }
 
 /** How many blob deletions a sweep runs at once. */
@@ -109,19 +119,57 @@ async function forEachConcurrently<T>(items: readonly T[], limit: number, fn: (i
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Unmarked blobs whose data and newest link are older than the grace period (digests and sizes only). */
+/**
+ * Unmarked blobs whose data and newest link are older than the grace period (digests and sizes only),
+ * and how many unmarked ones the grace period spared.
+ */
 async function eligibleBlobs(
   inv: Inventory,
   state: MarkState,
   opts: SweepOptions,
-): Promise<{ digest: Digest; size: number }[]> {
+): Promise<{ eligible: { digest: Digest; size: number }[]; young: number }> {
   const eligible: { digest: Digest; size: number }[] = [];
+  let young = 0;
   for await (const b of inv.blobs(signalOf(opts))) {
     if (state.marked.has(b.digest)) continue;
-    if (isYoung(b.modTime, opts) || isYoung(state.linkTimes.get(b.digest), opts)) continue;
-    eligible.push({ digest: b.digest, size: b.size });
+    if (isYoung(b.modTime, opts) || isYoung(state.linkTimes.get(b.digest), opts)) young += 1;
+    else eligible.push({ digest: b.digest, size: b.size });
   }
-  return eligible;
+  return { eligible, young };
+}
+
+/**
+ * Removes the `_layers` links of the blobs this run deleted, in every repository (distribution v3 does
+ * the same), so no repository is left linking a blob that is gone. Each removal runs inside
+ * `linkGate.sweep(digest)` and is skipped when the digest was linked since the run began or its blob
+ * exists again: a push that re-uploaded the blob after the sweep keeps its link. Answers how many went
+ * (in a dry run: how many links the blobs that would go have).
+ */
+export async function removeLayerLinks(
+  inv: Inventory,
+  repos: readonly RepoName[],
+  deleted: ReadonlySet<Digest>,
+  opts: SweepOptions,
+): Promise<number> {
+  if (deleted.size === 0) return 0;
+  let removed = 0;
+  for (const repo of repos) {
+    const dangling: Digest[] = [];
+    for await (const l of inv.layers(repo, signalOf(opts))) if (deleted.has(l.digest)) dangling.push(l.digest);
+    if (opts.dryRun) {
+      removed += dangling.length;
+      continue;
+    }
+    for (const d of dangling) {
+      opts.signal?.throwIfAborted();
+      const gone = await opts.gate.sweep(d, async (last) => {
+        if (linkedRecently(last, opts) || (await inv.statBlob(d, signalOf(opts))) !== undefined) return false;
+        return inv.deleteLayerLink(repo, d, signalOf(opts));
+      });
+      if (gone) removed += 1;
+    }
+  }
+  return removed;
 }
 
 /**
@@ -132,23 +180,26 @@ function linkedRecently(last: number | undefined, opts: SweepOptions): boolean {
   return last !== undefined && last >= (opts.youngAfter ?? opts.runStart); // youngAfter = runStart - grace
 }
 
-/** Deletes one blob inside the gate; answers the bytes freed, or undefined when it was kept or already gone. */
-function deleteBlob(inv: Inventory, d: Digest, opts: SweepOptions): Promise<number | undefined> {
-  return opts.gate.sweep(d, async (last) => {
+/** What became of one eligible blob: deleted (its size), or kept (and why), or already gone. */
+type BlobOutcome = { readonly size: number } | { readonly kept: 'linked' | 'young' | 'gone' };
+
+/** Deletes one blob inside the gate. */
+function deleteBlob(inv: Inventory, d: Digest, opts: SweepOptions): Promise<BlobOutcome> {
+  return opts.gate.sweep(d, async (last): Promise<BlobOutcome> => {
     if (linkedRecently(last, opts)) {
       opts.emit({ type: 'blob-kept', digest: d, reason: 'linked or read within the grace period, or since the collection began' });
-      return undefined;
+      return { kept: 'linked' };
     }
     const now = await inv.statBlob(d, signalOf(opts));
-    if (now === undefined) return undefined;
+    if (now === undefined) return { kept: 'gone' };
     if (isYoung(now.modTime, opts)) {
       opts.emit({ type: 'blob-kept', digest: d, reason: 'written within the grace period' });
-      return undefined;
+      return { kept: 'young' };
     }
     const path = await inv.deleteBlob(d, signalOf(opts));
-    if (path === undefined) return undefined;
+    if (path === undefined) return { kept: 'gone' };
     opts.emit({ type: 'blob-deleted', digest: d, path, size: now.size });
-    return now.size;
+    return { size: now.size };
   });
 }
 

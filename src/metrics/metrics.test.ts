@@ -4,7 +4,7 @@ import type { GcReport } from '../gc/report.js';
 import { createMetrics } from './metrics.js';
 
 const report = (over: Partial<GcReport> = {}): GcReport => ({
-  marked: 7, swept: 3, bytesFreed: 1500, untaggedRemoved: 2, uploadsPurged: 1,
+  marked: 7, swept: 3, bytesFreed: 1500, keptYoung: 0, layerLinksRemoved: 0, leftoversRemoved: 0, untaggedRemoved: 2, uploadsPurged: 1,
   durationMs: 250, dryRun: false, warnings: [], ...over,
 });
 

@@ -57,6 +57,7 @@ export function observeDriver(driver: StorageDriver, index: GuardedIndex): Stora
     delete: (p, o) => after(() => driver.delete(p, o), p),
     walk: (p, o?: CallOptions) => driver.walk(p, o),
     ...(driver.redirectUrl && { redirectUrl: driver.redirectUrl.bind(driver) }),
+    ...(driver.leftovers && { leftovers: driver.leftovers.bind(driver) }),
   };
 }
 

@@ -108,6 +108,18 @@ export interface Inventory {
   /** Removes the tag's folder. Answers false when there was none. */
   deleteTag(name: RepoName, tag: Tag, o?: CallOptions): Promise<boolean>;
   /**
+   * What writes cut short by a crash left in the registry tree: the driver's temporary files (none for
+   * drivers without `leftovers`), with when each was last written.
+   */
+  leftovers(o?: CallOptions): AsyncIterable<{ readonly path: string; readonly modTime: number }>;
+  /** Removes one path `leftovers` answered. Answers false when it was already gone. */
+  deleteLeftover(path: string, o?: CallOptions): Promise<boolean>;
+  /**
+   * The repository's tags that have no `current/link` (a tag write cut short between its index link
+   * and its current link), sorted, with the newest time anything in the tag's folder was written.
+   */
+  unfinishedTags(name: RepoName, o?: CallOptions): AsyncIterable<{ readonly tag: Tag; readonly modTime: number }>;
+  /**
    * Moves the blob's data out of the registry tree, to Berth's quarantine beside it, and answers where
    * it went (driver path). @throws PathNotFoundError when the blob has no data
    */
@@ -183,6 +195,24 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       return (await deleteIfExists(driver, dir, o)) ? dir : undefined;
     },
     deleteLayerLink: (name, d, o) => deleteIfExists(driver, paths.layerLinkDir(name, d), o),
+    async *leftovers(o) {
+      if (driver.leftovers === undefined) return;
+      try {
+        for await (const f of driver.leftovers(paths.root, o)) yield { path: f.path, modTime: f.modTime.getTime() };
+      } catch (err) {
+        if (!isDriverError(err, 'PATH_NOT_FOUND')) throw err; // an empty root has no tree yet
+      }
+    },
+    deleteLeftover: (path, o) => deleteIfExists(driver, path, o),
+    async *unfinishedTags(name, o) {
+      const dirs = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
+      for (const tag of dirs.map(baseName).sort(compareStrings) as Tag[]) {
+        if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) continue;
+        let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
+        for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
+        yield { tag, modTime };
+      }
+    },
     deleteTag: (name, tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
     async quarantineBlob(d, o) {
       const to = paths.quarantineData(d);

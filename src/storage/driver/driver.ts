@@ -126,6 +126,13 @@ export interface StorageDriver {
    * @throws PathNotFoundError on iteration when `path` is missing or is a file.
    */
   walk(path: string, o?: CallOptions): AsyncIterable<FileInfo>;
+  /**
+   * The driver's own temporary files under `path` (recursively), which `list` and `walk` never show:
+   * what a write cut short by a crash left behind (the filesystem driver writes `.<name>.<16 hex>.tmp`
+   * beside a target, then renames it). Each may be removed with `delete`. Drivers whose writes leave
+   * nothing behind (inmemory, s3) do not have it. Errors reject the iteration, as `walk`'s do.
+   */
+  leftovers?(path: string, o?: CallOptions): AsyncIterable<FileInfo>;
   /** A URL a client may fetch the file from directly, or undefined to have the server stream it. */
   redirectUrl?(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
 }

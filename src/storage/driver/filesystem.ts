@@ -219,6 +219,28 @@ class FilesystemDriver implements StorageDriver {
     return this.walkFrom(path, o);
   }
 
+  /**
+   * The temporary files of writes cut short (StorageDriver.leftovers). One readdir per directory (with
+   * entry types, so no lstat of every file as `walk` does) and an lstat per temporary file only.
+   */
+  async *leftovers(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
+    yield* this.leftoversIn(path, this.full(path, true), true, o);
+  }
+
+  private async *leftoversIn(path: string, full: string, top: boolean, o?: CallOptions): AsyncGenerator<FileInfo> {
+    const listed = guard(path, o, MISSING, () => readdir(full, { withFileTypes: true }));
+    const entries = top ? await listed : await listed.catch(skipMissing);
+    for (const e of entries ?? []) {
+      const child = childPath(path, e.name);
+      if (e.isDirectory()) {
+        yield* this.leftoversIn(child, join(full, e.name), false, o);
+      } else if (e.isFile() && TEMP_FILE.test(e.name)) {
+        const st = await guard(child, o, MISSING, () => lstat(join(full, e.name))).catch(skipMissing);
+        if (st !== undefined) yield toInfo(child, st);
+      }
+    }
+  }
+
   private async *walkFrom(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
     const full = this.full(path, true);
     const entries = await guard(path, o, MISSING, () => readdir(full));

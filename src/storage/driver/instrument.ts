@@ -82,6 +82,13 @@ export function instrument(driver: StorageDriver, observe?: DriverCallObserver):
     delete: (p, o) => call('delete', [p], o, () => driver.delete(p, o)),
     walk: (p, o) => walkChecked(driver, p, o, observe),
   };
+  const leftovers = driver.leftovers?.bind(driver);
+  if (leftovers !== undefined) {
+    wrapped.leftovers = async function* (p, o) {
+      checkPath(driver.name, p, true);
+      yield* leftovers(p, o);
+    };
+  }
   const redirectUrl = driver.redirectUrl?.bind(driver);
   if (redirectUrl !== undefined) {
     wrapped.redirectUrl = (p, method) => call('redirectUrl', [p], undefined, () => redirectUrl(p, method));

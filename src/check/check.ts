@@ -10,12 +10,17 @@
  *   unreadable-manifest     a revision whose manifest does not parse (or is too large)
  *   missing-reference       a manifest naming a blob that is missing or not linked in its repository,
  *                           or an index child that is not a revision of it
- *   broken-tag              a tag whose `current` link is missing, empty or not a digest
+ *   broken-tag              a tag whose `current` link is empty or not a digest
+ *   unfinished-tag          a tag folder with no `current` link (a tag write cut short by a crash)
  *   dangling-tag            a tag naming a manifest that is not a revision of the repository
+ *   leftover-file           a temporary file of a write cut short by a crash (the storage driver's own,
+ *                           which no listing shows); without --repair, only those older than a minute,
+ *                           as a younger one may be a server's write in progress
  * and, apart from problems, orphaned blobs: blobs no repository links, which garbage-collect removes.
  *
  * `repair` does only what is safe: it removes dangling `_layers` links (their blob is gone), removes
- * broken and dangling tags (they resolve to nothing), and moves corrupt blob data out of the registry
+ * broken, unfinished and dangling tags (they resolve to nothing) and leftover files (never published),
+ * and moves corrupt blob data out of the registry
  * tree to Berth's quarantine (`<root>/berth/quarantine/…`), so clients re-push it instead of pulling bad
  * bytes. It never deletes content that verifies, and never touches manifests.
  */
@@ -31,7 +36,9 @@ export type CheckProblemKind =
   | 'unreadable-manifest'
   | 'missing-reference'
   | 'broken-tag'
-  | 'dangling-tag';
+  | 'unfinished-tag'
+  | 'dangling-tag'
+  | 'leftover-file';
 
 export interface CheckProblem {
   readonly kind: CheckProblemKind;
@@ -47,7 +54,12 @@ export interface CheckOptions {
   readonly onOrphan: (d: Digest, size: number) => void;
   readonly onProgress?: (phase: 'blobs' | 'repositories', done: number, total: number | undefined) => void;
   readonly signal?: AbortSignal;
+  /** The clock (ms since the epoch), for the age of leftover files. Default Date.now. */
+  readonly now?: () => number;
 }
+
+/** Without repair, leftover files younger than this may be writes in progress, and are not reported. */
+export const LEFTOVER_MIN_AGE_MS = 60_000;
 
 export interface CheckReport {
   readonly blobs: number;
@@ -78,6 +90,7 @@ export async function checkStorage(inv: Inventory, opts: CheckOptions): Promise<
     opts.onProblem(p);
   };
   const { present, checked } = await verifyBlobs(inv, opts, report);
+  await checkLeftovers(inv, opts, report);
   const repos: RepoName[] = [];
   for await (const repo of inv.repositories(signalOf(opts))) repos.push(repo);
   const linked = new Set<Digest>();
@@ -122,6 +135,20 @@ async function verifyBlobs(
     report({ kind: 'corrupt-blob', message, repaired: `moved to ${to}` });
   }
   return { present, checked };
+}
+
+async function checkLeftovers(inv: Inventory, opts: CheckOptions, report: Report): Promise<void> {
+  const youngAfter = (opts.now ?? Date.now)() - LEFTOVER_MIN_AGE_MS;
+  for await (const f of inv.leftovers(signalOf(opts))) {
+    if (!opts.repair && f.modTime > youngAfter) continue;
+    const message = `${f.path}: a temporary file of a write cut short (last written ${new Date(f.modTime).toISOString()})`;
+    if (!opts.repair) {
+      report({ kind: 'leftover-file', message });
+      continue;
+    }
+    await inv.deleteLeftover(f.path, signalOf(opts));
+    report({ kind: 'leftover-file', message, repaired: 'removed' });
+  }
 }
 
 async function checkRepository(inv: Inventory, repo: RepoName, c: RepoCheck): Promise<void> {
@@ -187,7 +214,9 @@ async function checkManifest(
 async function checkTags(inv: Inventory, repo: RepoName, revisions: ReadonlySet<Digest>, c: RepoCheck): Promise<void> {
   for await (const t of inv.tags(repo, signalOf(c.opts))) {
     let problem: CheckProblem | undefined;
-    if ('problem' in t.target) problem = { kind: 'broken-tag', message: `${repo}:${t.tag}: its current link is ${t.target.problem}` };
+    if ('problem' in t.target && t.target.problem === 'missing') {
+      problem = { kind: 'unfinished-tag', message: `${repo}:${t.tag}: has no current link (a tag write cut short); it names nothing` };
+    } else if ('problem' in t.target) problem = { kind: 'broken-tag', message: `${repo}:${t.tag}: its current link is ${t.target.problem}` };
     else if (!revisions.has(t.target.digest)) {
       problem = { kind: 'dangling-tag', message: `${repo}:${t.tag}: names ${t.target.digest}, which is not a revision of the repository` };
     }
