@@ -4,7 +4,7 @@
  * Bearer flow Docker Hub and ghcr.io use), reached with credentials under one prefix and anonymously
  * under another. The mirror's own users need pull on the mirrored (prefixed) name.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -53,11 +53,16 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of a plain a
     await pushImageWith(secured.url, 'org/private', 'v1', privateImage, await ownerToken('org/private'));
     await pushImageWith(secured.url, 'public/tool', 'v1', publicImage, await ownerToken('public/tool'));
     const upstream = JSON.stringify(securedProxy.url);
+    // A docker config.json naming the upstream's host, as credentialsfile takes it.
+    const credentials = join(dir, 'docker-config.json');
+    const auth = Buffer.from(`mirror:${USERS.mirror}`).toString('base64');
+    await writeFile(credentials, JSON.stringify({ auths: { [new URL(securedProxy.url).host]: { auth } } }));
     berth = await serveMirror(join(dir, 'mirror'), [
       'upstreams:',
       `  - {prefix: docker.io, remoteurl: ${JSON.stringify(plain.url)}, default: true}`,
       `  - {prefix: ghcr.io, remoteurl: ${upstream}, username: mirror, password: ${JSON.stringify(USERS.mirror)}}`,
       `  - {prefix: quay.io, remoteurl: ${upstream}}`,
+      `  - {prefix: cred.io, remoteurl: ${upstream}, credentialsfile: ${JSON.stringify(credentials)}}`,
     ]);
     url = berth.running.url;
   });
@@ -97,6 +102,10 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of a plain a
     await pull('ghcr.io/org/private', 'v2', [again.config, ...again.layers]);
     expect(securedProxy.count('GET', '/auth/token')).toBe(tokens);
     expect(securedProxy.requests.filter((r) => r.includes('/auth/token')).every((r) => r.includes('scope=repository%3A'))).toBe(true);
+  });
+
+  it('reads credentials from a docker config.json (credentialsfile)', async () => {
+    await pull('cred.io/org/private', 'v1', [privateImage.config, ...privateImage.layers]);
   });
 
   it('sends no credentials where none are configured: anonymous pulls of a private name are denied', async () => {

@@ -105,6 +105,22 @@ describeWithTool('docker-registry', registry2Available(), 'the mirror cache', ()
     }
   });
 
+  it('serves a cached tag with a Warning when the upstream is too slow to answer (15 s)', async () => {
+    expect((await tag(always)).status).toBe(200);
+    let release = (): void => undefined;
+    proxy.hold = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const began = Date.now();
+      const stale = await tag(always);
+      expect(stale.status).toBe(200);
+      expect(stale.header('Warning')).toMatch(/^110 berth "Response is Stale: upstream docker\.io failed: no answer from .* within 15000 ms/);
+      expect(Date.now() - began).toBeGreaterThanOrEqual(14_000);
+    } finally {
+      proxy.hold = undefined;
+      release();
+    }
+  }, 60_000);
+
   it('fetches a blob once for twelve concurrent cold readers, Range requests included, and caches it', async () => {
     const layer = big.layers[0]!;
     const path = `/v2/docker.io/library/big/blobs/${layer.digest}`;

@@ -82,7 +82,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   };
   app.use(requestId({ ...(opts.headers && { headers: opts.headers }), ...(opts.health && { health: opts.health }) }));
   if (opts.accessLog !== false) app.use(accessLog(opts.log));
-  if (opts.observe) app.use(observeRequests(opts.observe));
+  if (opts.observe) app.use(observeRequests(opts.observe, prefix));
   app.use(respondErrors(opts.log));
   app.use(probes(opts.health));
   app.use(rootPath);

@@ -6,7 +6,7 @@
  *   berth_mirror_upstream_fetch_seconds{upstream,kind}       histogram of whole fetches (manifest, blob)
  *   berth_mirror_revalidations_total{upstream}               tags re-checked upstream with a HEAD
  *   berth_mirror_stale_total{upstream}                       cached manifests served because the upstream failed
- *   berth_mirror_evictions_total{upstream}                   cached entries evicted (always 0 until eviction lands: issue #13 P3)
+ *   berth_mirror_evictions_total{upstream}                   cached images evicted by ttl or budget
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 
@@ -17,6 +17,7 @@ export interface MirrorMetrics {
   revalidated(upstream: string): void;
   stale(upstream: string): void;
   failed(upstream: string): void;
+  evicted(upstream: string): void;
   fetched(record: { readonly upstream: string; readonly kind: 'manifest' | 'blob'; readonly bytes: number; readonly seconds: number; readonly error?: Error }): void;
 }
 
@@ -31,7 +32,7 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
   const latency = new Histogram({ name: 'berth_mirror_upstream_fetch_seconds', help: 'Whole upstream fetches of manifests and blobs.', labelNames: ['upstream', 'kind'] as const, buckets: FETCH_BUCKETS, registers });
   const revalidations = new Counter({ name: 'berth_mirror_revalidations_total', help: 'Cached tags re-checked with a HEAD upstream.', labelNames: ['upstream'] as const, registers });
   const stale = new Counter({ name: 'berth_mirror_stale_total', help: 'Cached manifests served stale because the upstream failed.', labelNames: ['upstream'] as const, registers });
-  new Counter({ name: 'berth_mirror_evictions_total', help: 'Cached entries evicted by ttl or budget (not implemented yet: always 0).', labelNames: ['upstream'] as const, registers });
+  const evictions = new Counter({ name: 'berth_mirror_evictions_total', help: 'Cached images evicted by ttl or budget.', labelNames: ['upstream'] as const, registers });
   return {
     hit: (upstream) => requests.inc({ upstream, result: 'hit' }),
     miss: (upstream) => requests.inc({ upstream, result: 'miss' }),
@@ -41,6 +42,7 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
       errors.inc({ upstream });
     },
     failed: (upstream) => errors.inc({ upstream }),
+    evicted: (upstream) => evictions.inc({ upstream }),
     fetched: (r) => {
       bytes.inc({ upstream: r.upstream }, r.bytes);
       latency.observe({ upstream: r.upstream, kind: r.kind }, r.seconds);

@@ -45,11 +45,13 @@ export interface MirrorEvents {
   failed(upstream: string, err: unknown): void;
   /** One upstream fetch of a manifest or blob is over (successful or not). */
   fetched(record: FetchRecord): void;
+  /** A cached image was evicted (eviction.ts). */
+  evicted(upstream: string): void;
 }
 
 /** Events nobody listens to. */
 export const NO_EVENTS: MirrorEvents = {
-  hit: () => undefined, miss: () => undefined, revalidated: () => undefined, stale: () => undefined, failed: () => undefined, fetched: () => undefined,
+  hit: () => undefined, miss: () => undefined, revalidated: () => undefined, stale: () => undefined, failed: () => undefined, fetched: () => undefined, evicted: () => undefined,
 };
 
 /** One mirrored repository's view of its upstream. */
@@ -64,6 +66,8 @@ export interface MirrorContext {
   /** True when tag `key` was revalidated within the upstream's `revalidate`. */
   fresh(key: string): boolean;
   markFresh(key: string): void;
+  /** Notes a pull of manifest `digest` of this repository (for expiry by last pull). */
+  pulled(digest: string): void;
   /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */
   signal(): AbortSignal;
 }

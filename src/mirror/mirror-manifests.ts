@@ -26,23 +26,30 @@ export const ACCEPT_ANY_MANIFEST = [
 export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): RepositoryManifests {
   return {
     async get(ref, o) {
-      if ('tag' in ref) return byTag(m, local, ref, o?.accept);
-      const have = await cached(local, ref);
-      if (have !== undefined) {
-        m.events.hit(m.client.name);
-        return have;
-      }
-      m.events.miss(m.client.name);
-      try {
-        return await fetchAndCache(m, local, ref, o?.accept ?? ACCEPT_ANY_MANIFEST, undefined);
-      } catch (err) {
-        m.events.failed(m.client.name, err);
-        throw toRegistryError(err, manifestUnknown(ref.digest));
-      }
+      const got = await getManifest(m, local, ref, o?.accept);
+      m.pulled(got.digest);
+      return got;
     },
     put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
     delete: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
   };
+}
+
+/** A manifest by tag or digest, from the cache or the upstream. */
+async function getManifest(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string | undefined): Promise<StoredManifest> {
+  if ('tag' in ref) return byTag(m, local, ref, accept);
+  const have = await cached(local, ref);
+  if (have !== undefined) {
+    m.events.hit(m.client.name);
+    return have;
+  }
+  m.events.miss(m.client.name);
+  try {
+    return await fetchAndCache(m, local, ref, accept ?? ACCEPT_ANY_MANIFEST, undefined);
+  } catch (err) {
+    m.events.failed(m.client.name, err);
+    throw toRegistryError(err, manifestUnknown(ref.digest));
+  }
 }
 
 /** The cached manifest, or undefined. */

@@ -7,9 +7,9 @@
  * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
  * and rsync all see it. Every other repository is the local one, untouched.
  *
- * Not done yet (issue #13 P3): pull times are not recorded, so `ttl` expiry and `budget` eviction do
- * not happen (cached content stays until the ordinary collector removes it); registry:2's
- * scheduler-state.json is neither read nor written; `credentialsfile` is read but not watched.
+ * Pull times go to `o.record` for expiry (eviction.ts; cli/pull-times.ts keeps them, in registry:2's
+ * scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
+ * use, not watched; a HEAD of an uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Digest } from '../storage/digest.js';
@@ -18,6 +18,7 @@ import type {
   BlobServing, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
 import type { BlobSpool, InFlightBlob } from './blob-spool.js';
+import type { PullRecord } from './eviction.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
@@ -43,6 +44,8 @@ export interface MirrorOptions {
    */
   readonly holds?: (d: Digest) => Promise<boolean>;
   readonly events?: MirrorEvents;
+  /** Where pulls of mirrored manifests are noted (eviction.ts); none: not recorded. */
+  readonly record?: PullRecord;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
 }
@@ -76,6 +79,7 @@ export function createMirror(o: MirrorOptions): Registry {
         fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
+        pulled: (digest) => o.record?.pulled(name, digest),
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);

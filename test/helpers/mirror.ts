@@ -21,7 +21,7 @@ export async function serveMirror(dir: string, proxyLines: readonly string[], ex
     'version: 0.1',
     'log: {level: error}',
     o.debug === true ? 'http: {addr: "127.0.0.1:0", debug: {addr: "127.0.0.1:0", prometheus: {enabled: true}}}' : 'http: {addr: "127.0.0.1:0"}',
-    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}}`,
+    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}, maintenance: {gc: {graceperiod: 0s}}}`,
     'proxy:',
     ...proxyLines.map((l) => `  ${l}`),
     ...extra,

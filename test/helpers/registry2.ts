@@ -29,13 +29,10 @@ export interface Registry2Options {
   readonly root: string;
   /** http.secret, which signs upload `_state` tokens; give Berth the same one to take over uploads. */
   readonly secret?: string;
-  /**
-   * registry:2's own pull-through cache mode (`proxy: {remoteurl}`): it then mirrors that one upstream
-   * and refuses pushes. Used as the mirror tests' and benchmark's baseline.
-   */
-  readonly proxyRemoteUrl?: string;
   /** How long to wait for `GET /v2/` to answer 200. Default 10 s. */
   readonly readyTimeoutMs?: number;
+  /** registry:2's proxy mode: `proxy.remoteurl` (the pull-through cache). */
+  readonly proxyRemoteUrl?: string;
 }
 
 const BINARY = 'docker-registry';
@@ -47,7 +44,7 @@ export function registry2Available(): ToolAvailability {
     : { ok: true };
 }
 
-function configYaml(root: string, port: number, secret: string | undefined, proxyRemoteUrl: string | undefined): string {
+function configYaml(root: string, port: number, secret: string | undefined, proxyRemoteUrl?: string): string {
   const lines = [
     'version: 0.1',
     'log:',
