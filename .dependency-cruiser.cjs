@@ -51,6 +51,16 @@ module.exports = {
       to: { path: ['^src/storage/driver/', '^src/storage/paths\\.ts$', '^src/(http|auth|config|cli)/', 'node_modules/(koa|@koa)/'] },
     },
     {
+      name: 'mirror-wraps-the-storage-face',
+      comment: 'mirror/ wraps the Registry face: storage only through registry.ts (and digest.ts, reference.ts), and errors; never a driver, the layout, config, http or koa',
+      severity: 'error',
+      from: { path: '^src/mirror/', pathNot: '\\.test\\.ts$' },
+      to: {
+        path: ['^src/storage/', '^src/(http|auth|config|cli|indexdb|metrics)/', 'node_modules/(koa|@koa|level|classic-level)/'],
+        pathNot: '^src/storage/(registry|digest|reference)\\.ts$',
+      },
+    },
+    {
       name: 'check-goes-through-the-storage-api',
       comment: 'check/ (the integrity check) reads and repairs through the storage inventory: never a driver, the layout, gc/, or anything above storage',
       severity: 'error',

@@ -17,6 +17,7 @@ import { blobsFamily } from './blobs.js';
 import { dockerFamily } from './docker.js';
 import { listingFamily } from './listing.js';
 import { manifestsFamily } from './manifests.js';
+import { mirrorFamily } from './mirror.js';
 import { s3Family } from './s3.js';
 import { summarizeProfiles } from './lib/cpuprofile.js';
 import { type Family, type RunContext, parseOptions } from './lib/family.js';
@@ -25,7 +26,7 @@ import { type FamilyReport, legend, textTable, writeResults } from './lib/report
 import { BERTH_TSX, buildBerth, registry2Version } from './lib/servers.js';
 
 /** In the order `npm run bench` runs them. */
-const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family];
+const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family, mirrorFamily];
 
 function usage(): string {
   return [

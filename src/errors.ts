@@ -114,6 +114,42 @@ export const tooLarge = (limit: number, code: 'MANIFEST_INVALID' | 'SIZE_INVALID
 export const isTooLarge = (err: unknown): err is TooLargeError => err instanceof TooLargeError;
 
 /**
+ * The storage has no room left (ENOSPC, EDQUOT) for what a write needed. Neither the spec nor registry:2
+ * has a code for it; UNAVAILABLE is registry:2's code for "the service cannot do this now", and it is
+ * answered with 507 Insufficient Storage (RFC 4918 §11.5), which says exactly why, so a client or proxy
+ * does not take it for a passing 503 and retry at once, nor for a bug (500). `where` (the storage path)
+ * is for the log only, never sent.
+ */
+export class StorageFullError extends RegistryError {
+  constructor(
+    readonly where: string,
+    options?: ErrorOptions,
+  ) {
+    super('UNAVAILABLE', 'the registry storage is full: no space left for this upload');
+    this.name = 'StorageFullError';
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** Error codes of a storage without room left. */
+const NO_SPACE_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * `err` as a StorageFullError when it, or an error in its `cause` chain, is an out-of-space error;
+ * undefined otherwise.
+ */
+export function asStorageFull(err: unknown): StorageFullError | undefined {
+  if (err instanceof StorageFullError) return err;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = 'code' in e ? e.code : undefined;
+    if (typeof code === 'string' && NO_SPACE_CODES.has(code)) {
+      return new StorageFullError(err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+  return undefined;
+}
+
+/**
  * A path that is no endpoint: answered 404 with the code that fits what the path looks like
  * (NAME_INVALID, DIGEST_INVALID, BLOB_UNKNOWN…), whatever that code's usual status.
  */

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `berth` command line: `berth serve|garbage-collect|check|index …`. Errors in the configuration print
- * one line and exit 1; a bad command line prints the usage and exits 2. Each command's modules are
- * loaded when it runs, so an offline command does not start by loading the server's.
+ * The `berth` command line: `berth serve|garbage-collect|check|index|htpasswd|version …`. Errors in the
+ * configuration print one line and exit 1; a bad command line (an unknown command too) prints what is
+ * wrong and the usage and exits 2; `--help` after any command prints the usage. Each command's modules
+ * are loaded when it runs, so an offline command does not start by loading the server's.
  */
+import { readFile } from 'node:fs/promises';
 import { CommandError } from './cli/command-error.js';
 import { ConfigError } from './config/raw.js';
 
@@ -24,16 +26,24 @@ commands:
   index rebuild [config.yml]
                        rebuild the listing index (<rootdirectory>/berth/index) from storage
                        (the server rebuilds it at every start; stop the server first)
-  help                 show this text
+  htpasswd [--cost N] USER
+                       print an htpasswd line (bcrypt) for USER; the password is read from
+                       stdin, or asked for when stdin is a terminal
+  version, --version   print Berth's version
+  help, --help         show this text
   <file>.yml           the same as serve <file>.yml (as registry:2's image takes it)
 `;
 
 async function main(argv: string[]): Promise<number> {
   // As registry:2's image: `berth /etc/docker/registry/config.yml` means `berth serve <that file>`.
   const [command, ...args] = argv.length === 1 && /\.ya?ml$/.test(argv[0] ?? '') ? ['serve', ...argv] : argv;
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (command) {
     case 'serve': {
-      if (args.length > 1) break;
+      if (args.length > 1) return usageError('serve takes at most one configuration file');
       const { serve } = await import('./cli/serve.js');
       const serving = await serve(args[0], process.env);
       // The first SIGTERM or SIGINT drains (http.draintimeout); a second one cuts what is left.
@@ -67,16 +77,30 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'index':
       return (await import('./cli/index-command.js')).indexCommand(args, process.env);
+    case 'htpasswd':
+      return (await import('./cli/htpasswd.js')).htpasswdCommand(args);
+    case 'version':
+    case '--version':
+      process.stdout.write(`berth ${await version()} (node ${process.version})\n`);
+      return 0;
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
       return 0;
+    case undefined:
+      process.stderr.write(USAGE);
+      return 2;
     default:
-      break;
+      return usageError(`unknown command ${JSON.stringify(command)}`);
   }
-  process.stderr.write(USAGE);
-  return 2;
+}
+
+/** The version in package.json, which sits one level above this file in the source tree and in dist/. */
+async function version(): Promise<string> {
+  const pkg: unknown = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+  const v = typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>)['version'] : undefined;
+  return typeof v === 'string' ? v : 'unknown';
 }
 
 function usageError(problem: string): number {

@@ -96,8 +96,8 @@ export function configTail(port: number, sections: readonly string[] = [], secre
   ];
 }
 
-/** Berth's config.yml for `root`; `port` undefined for offline commands. */
-export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error'): string {
+/** Berth's config.yml for `root`, with top-level `sections` (e.g. a `proxy:` block) before the listener. */
+export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error', sections: readonly string[] = []): string {
   return [
     'version: 0.1',
     'log:',
@@ -108,12 +108,12 @@ export function berthConfig(root: string, port: number, level: 'info' | 'warn' |
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
-    ...configTail(port),
+    ...configTail(port, sections),
   ].join('\n');
 }
 
-/** docker-registry's config.yml for `root`. */
-export function registry2Config(root: string, port: number): string {
+/** docker-registry's config.yml for `root`, with top-level `sections`. */
+export function registry2Config(root: string, port: number, sections: readonly string[] = []): string {
   return [
     'version: 0.1',
     'log:',
@@ -123,7 +123,7 @@ export function registry2Config(root: string, port: number): string {
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
-    ...configTail(port),
+    ...configTail(port, sections),
   ].join('\n');
 }
 
@@ -171,13 +171,15 @@ export interface BerthStart {
   /** Node flags before the script (e.g. `--cpu-prof --cpu-prof-dir <dir>`). */
   readonly nodeFlags?: readonly string[];
   readonly readyMs?: number;
+  /** Top-level config sections (YAML lines), e.g. `proxy:` and what is under it. */
+  readonly sections?: readonly string[];
 }
 
 /** Starts Berth over `root` (config written into `confDir`) and waits until it is ready. */
 export async function startBerth(root: string, confDir: string, how: BerthStart): Promise<Running> {
   const port = await freePort();
   const config = join(confDir, 'berth-serve.yml');
-  await writeFile(config, berthConfig(root, port, how.level));
+  await writeFile(config, berthConfig(root, port, how.level, how.sections));
   const started = Date.now();
   const args = [...(how.nodeFlags ?? []), ...how.command.args, 'serve', config];
   const server = startServer(how.command.cmd, args, `http://127.0.0.1:${port}`, REPO_ROOT);
@@ -192,11 +194,14 @@ export async function startBerth(root: string, confDir: string, how: BerthStart)
   return { target: 'berth', server, url: server.url, readyMs: Date.now() - started };
 }
 
-/** Starts docker-registry over `root` and waits, at most `readyMs`, until `GET /v2/` answers 200. */
-export async function startRegistry2(root: string, confDir: string, readyMs = 30_000): Promise<Running> {
+/**
+ * Starts docker-registry over `root` and waits, at most `readyMs`, until `GET /v2/` answers 200.
+ * `sections`: top-level config sections (e.g. `proxy:` for its pull-through cache mode).
+ */
+export async function startRegistry2(root: string, confDir: string, readyMs = 30_000, sections: readonly string[] = []): Promise<Running> {
   const port = await freePort();
   const config = join(confDir, 'registry2-serve.yml');
-  await writeFile(config, registry2Config(root, port));
+  await writeFile(config, registry2Config(root, port, sections));
   const started = Date.now();
   const server = startServer(registry2Binary(), ['serve', config], `http://127.0.0.1:${port}`);
   try {

@@ -6,13 +6,13 @@
 import { readFile } from 'node:fs/promises';
 import { createBasicController } from '../auth/basic-controller.js';
 import type { AccessController } from '../auth/controller.js';
-import { loadHtpasswd } from '../auth/htpasswd.js';
+import { type Htpasswd, loadHtpasswd } from '../auth/htpasswd.js';
 import { createIssuer } from '../auth/issuer.js';
 import { loadOrCreateSigningKey } from '../auth/signing-key.js';
 import { createTokenController } from '../auth/token-controller.js';
 import { type JsonWebKeySet, createTokenVerifier } from '../auth/token.js';
 import { ConfigError } from '../config/raw.js';
-import type { AuthConfig, BuiltinAuthConfig, TokenAuthConfig } from '../config/schema.js';
+import type { AuthConfig, BuiltinAuthConfig, Config, TokenAuthConfig } from '../config/schema.js';
 import { type TokenHandlers, createTokenHandlers } from '../http/handlers/auth-token.js';
 
 export interface AuthSetup {
@@ -27,8 +27,14 @@ export const TOKEN_PATH = '/auth/token';
  * @param auth the config's `auth` section
  * @param defaultKeyPath where the built-in issuer keeps its key when `auth.builtin.signingkey` is unset
  *   (undefined: in memory)
+ * @param warn told what start-up should warn about: users that access rules or groups name and the
+ *   htpasswd file lacks (such a rule grants them nothing: a typo, or a user not yet added)
  */
-export async function createAuth(auth: AuthConfig | undefined, defaultKeyPath: string | undefined): Promise<AuthSetup> {
+export async function createAuth(
+  auth: AuthConfig | undefined,
+  defaultKeyPath: string | undefined,
+  warn: (msg: string) => void = () => undefined,
+): Promise<AuthSetup> {
   if (auth === undefined) return { access: undefined, tokenHandlers: undefined };
   switch (auth.kind) {
     case 'htpasswd': {
@@ -38,7 +44,7 @@ export async function createAuth(auth: AuthConfig | undefined, defaultKeyPath: s
     case 'token':
       return { access: await tokenController(auth), tokenHandlers: undefined };
     default:
-      return builtin(auth, defaultKeyPath);
+      return builtin(auth, defaultKeyPath, warn);
   }
 }
 
@@ -63,8 +69,9 @@ async function tokenController(auth: TokenAuthConfig): Promise<AccessController>
   return createTokenController({ realm, realmPath: new URL(auth.realm).pathname, service: auth.service, verifier });
 }
 
-async function builtin(auth: BuiltinAuthConfig, defaultKeyPath: string | undefined): Promise<AuthSetup> {
+async function builtin(auth: BuiltinAuthConfig, defaultKeyPath: string | undefined, warn: (msg: string) => void): Promise<AuthSetup> {
   const users = await keyed('auth.builtin.htpasswd', () => loadHtpasswd(auth.htpasswd));
+  for (const msg of missingUsers(auth, users)) warn(msg);
   const keyPath = auth.signingkey ?? defaultKeyPath;
   const key = await keyed('auth.builtin.signingkey', () => loadOrCreateSigningKey({ path: keyPath }));
   const issuer = await keyed('auth.builtin', async () =>
@@ -83,6 +90,36 @@ async function builtin(auth: BuiltinAuthConfig, defaultKeyPath: string | undefin
     access: createTokenController({ realm: auth.realm, realmPath: TOKEN_PATH, service: auth.service, verifier }),
     tokenHandlers: createTokenHandlers(issuer),
   };
+}
+
+/**
+ * The warning for Basic credentials (htpasswd, or `docker login` against the built-in issuer) sent over
+ * plain HTTP to an address other hosts can reach; undefined when TLS is on, the address is loopback,
+ * or `http.host` says a TLS proxy fronts the server (an https URL).
+ */
+export function plainHttpCredentialsWarning(config: Pick<Config, 'auth' | 'http'>): string | undefined {
+  const kind = config.auth?.kind;
+  if ((kind !== 'htpasswd' && kind !== 'builtin') || config.http.tls !== undefined) return undefined;
+  if (config.http.host?.startsWith('https://') === true) return undefined;
+  const addr = config.http.addr;
+  const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+  if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) return undefined;
+  return `auth.${kind}: Basic credentials (passwords) will cross the network in clear text: http.addr ${addr} is plain HTTP ` +
+    'on an address other hosts can reach; configure http.tls, or put a TLS proxy in front and set http.host to its https URL';
+}
+
+/** One line per user a rule or a group names that the htpasswd file does not have. */
+export function missingUsers(auth: Pick<BuiltinAuthConfig, 'rules' | 'groups' | 'htpasswd'>, users: Pick<Htpasswd, 'has'>): string[] {
+  const named = new Map<string, string>(); // user → where it is named first
+  auth.rules.forEach((rule, i) => {
+    for (const u of rule.users ?? []) if (u !== '*' && !named.has(u)) named.set(u, `auth.builtin.rules[${i}]`);
+  });
+  for (const [group, members] of Object.entries(auth.groups)) {
+    for (const u of members) if (!named.has(u)) named.set(u, `auth.builtin.groups.${group}`);
+  }
+  return [...named]
+    .filter(([u]) => !users.has(u))
+    .map(([u, where]) => `config: ${where}: names user ${JSON.stringify(u)}, who is not in the htpasswd file ${auth.htpasswd}; the rule grants that name nothing until the user is added`);
 }
 
 /** Runs `load`, turning any failure into a one-line ConfigError naming `key`. */

@@ -1,5 +1,5 @@
 /**
- * `berth check [--repair] [config.yml]`: the integrity check of gc/check.ts over the configured storage.
+ * `berth check [--repair] [--force] [config.yml]`: the integrity check of check/check.ts over the configured storage.
  * One line per problem on stdout (`<kind>: <what>`, with `; repaired: <how>` when --repair fixed it),
  * one line per orphaned blob, then a summary. Exit 0 when no problem remains, 1 when some do (orphaned
  * blobs are not problems: garbage-collect removes them). The check alone only reads, so it may run beside a

@@ -39,31 +39,31 @@ export function startCollector(opts: CollectorOptions): Collector {
   const log = opts.log.child({ component: 'gc' });
   const stopping = new AbortController();
   let current: Promise<GcReport> | undefined;
-  const collect = (signal: AbortSignal): Promise<GcReport> =>
+  const collect = (signal: AbortSignal, dryRun: boolean): Promise<GcReport> =>
     collectGarbage(opts.registry, {
       graceMs: gc.graceperiodMs,
       deleteUntagged: gc.deleteuntagged,
-      dryRun: gc.dryrun,
+      dryRun,
       ...(purging.enabled && { purgeUploadsOlderThanMs: purging.ageMs }),
       log,
       signal,
       ...(opts.report && { report: opts.report }),
       ...(opts.cluster && { startedAt: opts.cluster.now }),
     });
-  const clustered = async (cluster: NonNullable<CollectorOptions['cluster']>): Promise<GcReport> => {
+  const clustered = async (cluster: NonNullable<CollectorOptions['cluster']>, dryRun: boolean): Promise<GcReport> => {
     const lease = await cluster.lock.tryAcquire();
     if (!lease) throw new GcBusyError(); // another replica is collecting
     try {
-      return await collect(AbortSignal.any([stopping.signal, lease.signal]));
+      return await collect(AbortSignal.any([stopping.signal, lease.signal]), dryRun);
     } finally {
       await lease.release();
     }
   };
   // `current` is the run in progress, if any. A request while one runs is answered busy and never
   // becomes `current`: stop() must wait for the run that holds storage, not for the refusal.
-  const run = (): Promise<GcReport> => {
+  const run = (dryRun: boolean): Promise<GcReport> => {
     if (current) return Promise.reject(new GcBusyError());
-    const started = opts.cluster ? clustered(opts.cluster) : collect(stopping.signal);
+    const started = opts.cluster ? clustered(opts.cluster, dryRun) : collect(stopping.signal, dryRun);
     current = started;
     const settled = (): void => {
       if (current === started) current = undefined;
@@ -71,9 +71,10 @@ export function startCollector(opts: CollectorOptions): Collector {
     started.then(settled, settled);
     return started;
   };
-  const runNow: GcTrigger = async () => {
+  // A dry run asked for (`POST /debug/gc?dryrun=true`) or configured is dry; nothing asks for a real one.
+  const runNow: GcTrigger = async (o = {}) => {
     try {
-      return { status: 'done', report: await run() };
+      return { status: 'done', report: await run(o.dryRun === true || gc.dryrun) };
     } catch (err) {
       if (err instanceof GcBusyError) return { status: 'busy' };
       throw err;

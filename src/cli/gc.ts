@@ -69,6 +69,9 @@ export async function garbageCollect(
   try {
     await collectGarbage(registry, {
       graceMs: 0,
+      // Holding the root, no server writes beside this run: every leftover is a crash's. With --force
+      // one may be, so the collector's floor for writes in progress stays.
+      ...(!cmd.force && { leftoverMinAgeMs: 0 }),
       deleteUntagged: cmd.deleteUntagged,
       dryRun: cmd.dryRun,
       log,

@@ -95,12 +95,15 @@ export function serveRefusal(root: string, holder: RootHolder | undefined): Comm
  * For offline commands that write the tree: takes the root's lock for as long as the command runs (so a
  * server cannot start meanwhile), or, when a server holds it, refuses with a CommandError unless `force`
  * (then warns and goes on without the lock). Answers a function that lets go. Storage that keeps no
- * index (s3, inmemory) cannot be checked: the caller is told nothing and nothing is held.
+ * index (s3, inmemory) cannot be checked: nothing is held, and for s3 the log says so.
  */
 export async function holdRootForWriting(
   config: Config,
   opts: { command: string; force: boolean; log: Logger },
 ): Promise<() => Promise<void>> {
+  if (config.storage.driver === 's3') {
+    opts.log.warn(`${opts.command}: Berth cannot tell whether a server serves this bucket (only filesystem roots are locked); stop every server using it first`);
+  }
   if (config.storage.driver !== 'filesystem') return async () => undefined;
   const root = config.storage.rootdirectory;
   const location = indexLocation(root);

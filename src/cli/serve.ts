@@ -11,9 +11,10 @@ import { join, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
-import { createAuth } from './auth.js';
+import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
+import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
@@ -48,26 +49,57 @@ export async function serve(file: string | undefined, env: Record<string, string
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
   const log = loggerFor(config);
   for (const w of warnings) log.warn(w);
+  // What has been started so far, closed in reverse order should a later step fail (a port taken,
+  // an unreadable file): a failed start leaves no connection, lock or listener behind.
+  const opened: (() => Promise<void> | void)[] = [];
+  try {
+    return await start(config, log, opened);
+  } catch (err) {
+    for (const close of opened.reverse()) {
+      try {
+        await close();
+      } catch (closeErr) {
+        log.warn('while giving up start-up: a part failed to close', { err: closeErr });
+      }
+    }
+    throw err;
+  }
+}
+
+async function start(config: Config, log: Logger, opened: (() => Promise<void> | void)[]): Promise<Serving> {
   const storage = config.storage;
   const metrics = createMetrics();
   const traffic = createTrafficMetrics(metrics.registry);
   const driver = await driverFor(storage, traffic.storage);
   const tls = await readTls(config);
+  const plainBasic = plainHttpCredentialsWarning(config);
+  if (plainBasic !== undefined) log.warn(plainBasic);
   // Replicas (`redis`): the link gate and the collector's lock are shared through Redis (replicas.ts).
   const replicas = await startReplicas(config, log);
+  if (replicas) opened.push(() => replicas.close());
   // The listing index (LevelDB, filesystem storage only, none with replicas) is rebuilt from storage at
   // every start and trusted only once that rebuild is done; until then listings come from storage.
   const index = await startIndex(config, driver, log);
+  if (index) opened.push(() => index.close());
   if (index) metrics.observeIndex(index);
   const health = startHealth(healthChecksFor(config, driver), log);
-  const registry = createRegistry({
+  opened.push(() => health.stop());
+  const storageRegistry = createRegistry({
     driver, deleteEnabled: storage.delete.enabled, ...(index && { index }), ...(replicas && { linkGate: replicas.linkGate }),
   });
+  // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
+  const evictable = config.proxy && createRegistry({
+    driver, deleteEnabled: true, ...(index && { index }), linkGate: storageRegistry.linkGate,
+  });
+  const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
+  if (mirror) opened.push(() => mirror.close());
+  const registry = mirror?.registry ?? storageRegistry;
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
   const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
-  const { access, tokenHandlers } = await createAuth(config.auth, keyPath);
+  const { access, tokenHandlers } = await createAuth(config.auth, keyPath, (m) => log.warn(m));
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
   const notifier = await startNotifications(config, log, metrics.registry);
+  if (notifier) opened.push(() => notifier.stop());
   const app = createApp({
     registry,
     log,
@@ -84,11 +116,15 @@ export async function serve(file: string | undefined, env: Record<string, string
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
     ...(notifier && { events: notifier.sink }),
+    ...(mirror?.names && { names: mirror.names }),
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
-  const stopPurging = schedulePurging(registry, config, log);
-  const collector = startCollector({ registry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  opened.push(() => running.close({ drainMs: 0 }));
+  const stopPurging = schedulePurging(storageRegistry, config, log);
+  opened.push(stopPurging);
+  const collector = startCollector({ registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  opened.push(() => collector.stop());
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.
   health.started();
@@ -102,6 +138,7 @@ export async function serve(file: string | undefined, env: Record<string, string
     health.drain();
     if (drainMs > 0 && running.inFlight > 0) log.info('draining requests in flight', { requests: running.inFlight, timeoutMs: drainMs });
     await running.close({ drainMs });
+    await mirror?.close();
     await notifier?.stop(); // after the requests, so their events are queued and written to disk
     stopPurging();
     health.stop();

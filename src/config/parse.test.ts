@@ -304,14 +304,16 @@ describe('REGISTRY_CONFIGURATION_PATH', () => {
 describe('ConfigError', () => {
   const UP = 'storage.maintenance.uploadpurging';
   const cases: [string, string | undefined, Record<string, string>, string, RegExp][] = [
-    ['unknown key', `${MINIMAL}http:\n  adr: ':5000'\n`, {}, 'http.adr', /^config: http\.adr: unknown key$/],
-    ['unknown top-level key', `${MINIMAL}storge: {}\n`, {}, 'storge', /unknown key$/],
+    ['unknown key', `${MINIMAL}http:\n  adr: ':5000'\n`, {}, 'http.adr', /^config: http\.adr: unknown key \(did you mean http\.addr\?\)$/],
+    ['unknown top-level key', `${MINIMAL}storge: {}\n`, {}, 'storge', /unknown key \(did you mean storage\?\)$/],
+    ['misspelt driver', 'version: 0.1\nstorage:\n  filesytem: {rootdirectory: /r}\n', {}, 'storage.filesytem',
+      /^config: storage\.filesytem: unknown key \(did you mean storage\.filesystem\?\)$/],
     ['inherited property name', `${MINIMAL}constructor: {}\n`, {}, 'constructor', /unknown key$/],
     ['unknown driver parameter', `${MINIMAL}    maxsize: 5\n`, {}, 'storage.filesystem.maxsize', /unknown key$/],
     ['wrong type (bool)', `${MINIMAL}  delete: {enabled: "true"}\n`, {}, 'storage.delete.enabled',
       /expected true or false, got "true"$/],
     ['wrong type (bool from env)', MINIMAL, { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' }, 'storage.delete.enabled',
-      /got "maybe"$/],
+      /^config: REGISTRY_STORAGE_DELETE_ENABLED \(storage\.delete\.enabled\): expected true or false, got "maybe"$/],
     ['wrong type (section)', `${MINIMAL}http: 5\n`, {}, 'http', /expected a mapping, got 5$/],
     ['wrong type (string)', `${MINIMAL}http:\n  addr: [a]\n`, {}, 'http.addr', /expected a string, got a list$/],
     ['readonly not a map', `${MINIMAL}  maintenance:\n    readonly: true\n`, {}, 'storage.maintenance.readonly',
@@ -320,7 +322,7 @@ describe('ConfigError', () => {
       /expected one of error, warn, info, debug, got "loud"$/],
     ['bad formatter', `${MINIMAL}log: {formatter: xml}\n`, {}, 'log.formatter', /expected one of text, json, logstash/],
     ['bad addr', `${MINIMAL}http: {addr: abc}\n`, {}, 'http.addr', /^config: http\.addr: expected host:port, got "abc"$/],
-    ['bad addr from env', MINIMAL, { REGISTRY_HTTP_ADDR: '5000' }, 'http.addr', /expected host:port, got "5000"$/],
+    ['bad addr from env', MINIMAL, { REGISTRY_HTTP_ADDR: '5000' }, 'http.addr', /^config: REGISTRY_HTTP_ADDR \(http\.addr\): expected host:port, got "5000"$/],
     ['port out of range', `${MINIMAL}http: {addr: ':65536'}\n`, {}, 'http.addr', /port must be 0 to 65535/],
     ['unix socket', `${MINIMAL}http: {net: unix, addr: /run/r.sock}\n`, {}, 'http.net', /not supported yet/],
     ['bad net', `${MINIMAL}http: {net: udp}\n`, {}, 'http.net', /expected tcp, got "udp"$/],
@@ -343,12 +345,12 @@ describe('ConfigError', () => {
     ['no storage with a file', 'version: 0.1\n', {}, 'storage', /^config: storage: no storage driver configured$/],
     ['storage without a driver', 'version: 0.1\nstorage:\n  delete: {enabled: true}\n', {}, 'storage', /no storage driver/],
     ['unknown driver', 'version: 0.1\nstorage: floppy\n', {}, 'storage', /unknown storage driver "floppy"$/],
-    ['unknown driver via env', MINIMAL, { REGISTRY_STORAGE: 'floppy' }, 'storage', /unknown storage driver/],
+    ['unknown driver via env', MINIMAL, { REGISTRY_STORAGE: 'floppy' }, 'storage', /^config: REGISTRY_STORAGE \(storage\): unknown storage driver/],
     ['auth silly', `${MINIMAL}auth:\n  silly: {realm: r, service: s}\n`, {}, 'auth.silly', /^config: auth.silly: not supported yet by Berth$/],
     ['auth htpasswd without path, via env', MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: 'r' }, 'auth.htpasswd.path', /required$/],
     ['auth as a string', `${MINIMAL}auth: silly\n`, {}, 'auth', /expected a mapping/],
     ['http.prefix not a path', `${MINIMAL}http:\n  prefix: registry\n`, {}, 'http.prefix', /expected a path like \/registry\//],
-    ['proxy', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io}\n`, {}, 'proxy', /not supported yet/],
+    ['proxy.exec', `${MINIMAL}proxy: {remoteurl: https://registry-1.docker.io, exec: {command: helper}}\n`, {}, 'proxy.exec', /not supported yet/],
     ['middleware', `${MINIMAL}middleware: {storage: [{name: cloudfront}]}\n`, {}, 'middleware', /not supported yet/],
     ['s3 without a region', 'version: 0.1\nstorage:\n  s3: {bucket: b}\n', {}, 'storage.s3.region', /missing/],
     ['s3 via env without a bucket', MINIMAL, { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_REGION: 'us-east-1' }, 'storage.s3.bucket', /missing/],
@@ -360,7 +362,8 @@ describe('ConfigError', () => {
     expect(err.key).toBe(key);
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toMatch(message);
-    expect(err.message.startsWith(`config: ${key}: `)).toBe(true);
+    // A key an environment variable set is named with that variable: `config: REGISTRY_HTTP_ADDR (http.addr): …`.
+    expect(err.message.startsWith(`config: ${err.variable === undefined ? key : `${err.variable} (${key})`}: `)).toBe(true);
     expect(err.message).not.toContain('\n');
   });
 

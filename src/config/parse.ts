@@ -21,6 +21,7 @@ import type {
 } from './schema.js';
 import { readAuth } from './auth.js';
 import { readNotifications } from './notifications.js';
+import { readProxy } from './proxy.js';
 import { readRedis } from './redis.js';
 import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls } from './http.js';
 import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
@@ -28,6 +29,7 @@ import { readS3 } from './s3.js';
 import {
   ConfigError, Lit, NULL, type Raw, type RawMap, describe, isEmpty, lookup, readBool, readChoice, readDuration, readString,
 } from './raw.js';
+import { nearest } from './suggest.js';
 
 
 /** Options of loadConfig. */
@@ -53,9 +55,29 @@ export async function loadConfig(o: LoadConfigOptions): Promise<Config> {
     ? parseRoot(DEVELOPMENT_DOCUMENT, '<built-in>')
     : parseRoot(await readConfigFile(file), file);
   normalizeStorage(root);
-  applyEnv(root, o.env, warn);
-  checkSection(root, CONFIG_KEYS, '', warn);
-  return deepFreeze(buildConfig(root));
+  const fromEnv = applyEnv(root, o.env, warn);
+  try {
+    checkSection(root, CONFIG_KEYS, '', warn);
+    return deepFreeze(buildConfig(root));
+  } catch (err) {
+    throw namingTheVariable(err, fromEnv);
+  }
+}
+
+/**
+ * A ConfigError about a key (or something inside a key) that an environment variable set names that
+ * variable too: `config: REGISTRY_STORAGE_DELETE_ENABLED (storage.delete.enabled): …`.
+ */
+function namingTheVariable(err: unknown, fromEnv: ReadonlyMap<string, string>): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  let found: [string, string] | undefined; // the longest key that holds the one at fault
+  for (const [key, name] of fromEnv) {
+    const holds = err.key === key || err.key.startsWith(`${key}.`) || err.key.startsWith(`${key}[`);
+    if (holds && key.length > (found?.[0].length ?? -1)) found = [key, name];
+  }
+  if (found === undefined) return err;
+  const problem = err.message.slice(`config: ${err.key}: `.length);
+  return new ConfigError(err.key, problem, { cause: err, variable: found[1] });
 }
 
 
@@ -130,7 +152,8 @@ function envValue(text: string): Raw {
  * registry:2's scheme: REGISTRY_HTTP_ADDR sets http.addr. Names are applied in sorted order, so
  * REGISTRY_STORAGE (a driver name) comes before REGISTRY_STORAGE_DELETE_ENABLED.
  */
-function applyEnv(root: RawMap, env: Record<string, string | undefined>, warn: (msg: string) => void): void {
+function applyEnv(root: RawMap, env: Record<string, string | undefined>, warn: (msg: string) => void): Map<string, string> {
+  const applied = new Map<string, string>();
   const names = Object.keys(env)
     .filter((name) => name.startsWith('REGISTRY_') && name !== 'REGISTRY_CONFIGURATION_PATH')
     .sort();
@@ -144,11 +167,17 @@ function applyEnv(root: RawMap, env: Record<string, string | undefined>, warn: (
     }
     const value = envValue(text);
     if (path.length === 1 && path[0] === 'storage' && value instanceof Lit && value.value !== null) {
-      selectDriver(root, value.text);
+      try {
+        selectDriver(root, value.text);
+      } catch (err) {
+        throw namingTheVariable(err, new Map([['storage', name]]));
+      }
     } else {
       setIn(root, path, value);
+      applied.set(path.join('.'), name);
     }
   }
+  return applied;
 }
 
 /** True when the path names a key, or lies inside a key whose contents Berth does not inspect. */
@@ -210,7 +239,10 @@ function checkSection(raw: Raw | undefined, section: KeySection, key: string, wa
   for (const [name, value] of raw) {
     const full = key === '' ? name : `${key}.${name}`;
     const spec = childSpec(section, name);
-    if (spec === undefined) throw new ConfigError(full, 'unknown key');
+    if (spec === undefined) {
+      const near = nearest(name, Object.keys(section));
+      throw new ConfigError(full, `unknown key${near === undefined ? '' : ` (did you mean ${key === '' ? near : `${key}.${near}`}?)`}`);
+    }
     if (typeof spec === 'object') checkSection(value, spec, full, warn);
     else if (spec === 'ignored') warn(`config: ${full}: ignored: not supported yet by Berth`);
     else if (spec === 'unsupported' || (spec === 'unsupported-unless-empty' && !isEmpty(value))) {
@@ -246,6 +278,7 @@ function buildConfig(root: RawMap): Config {
     auth: readAuth(root),
     ...readNotifications(root),
     ...readRedis(root),
+    ...readProxy(root),
     storage: readStorage(root),
   };
 }

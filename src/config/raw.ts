@@ -11,10 +11,14 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   /** The dotted key at fault (`http.addr`), or the file path for unreadable or malformed YAML. */
   readonly key: string;
+  /** The REGISTRY_* variable that set the key, when one did (then the message names it first). */
+  readonly variable: string | undefined;
 
-  constructor(key: string, problem: string, options?: ErrorOptions) {
-    super(`config: ${key}: ${problem}`.replace(/\s*[\r\n]+\s*/g, ' '), options);
+  constructor(key: string, problem: string, options?: ErrorOptions & { readonly variable?: string }) {
+    const where = options?.variable === undefined ? key : `${options.variable} (${key})`;
+    super(`config: ${where}: ${problem}`.replace(/\s*[\r\n]+\s*/g, ' '), options);
     this.key = key;
+    this.variable = options?.variable;
   }
 }
 

@@ -7,6 +7,7 @@
 
 import type { AccessRule } from '../auth/rules.js';
 import type { NotificationsConfig } from './notifications.js';
+import type { ProxyConfig } from './proxy.js';
 import type { RedisConfig } from './redis.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -170,6 +171,8 @@ export interface Config {
   readonly notifications?: NotificationsConfig;
   /** registry:2's `redis` (redis.ts): shared state of replicas; absent when no address is configured. */
   readonly redis?: RedisConfig;
+  /** `proxy` (proxy.ts): the pull-through cache; absent when no upstream is configured. */
+  readonly proxy?: ProxyConfig;
   readonly storage: StorageConfig & {
     readonly delete: { readonly enabled: boolean };
     /** registry:2's `storage.redirect.disable`: serve blobs through Berth even when the driver could redirect. */
@@ -298,7 +301,12 @@ export const CONFIG_KEYS: KeySection = {
     },
     silly: 'unsupported', none: 'ignored',
   },
-  proxy: UNSAFE, middleware: UNSAFE,
+  // registry:2's proxy keys and Berth's upstreams (proxy.ts); v3's credential helper is not supported.
+  proxy: {
+    remoteurl: 'value', username: 'value', password: 'value', ttl: 'value', exec: UNSAFE,
+    upstreams: 'value', budget: 'value',
+  },
+  middleware: UNSAFE,
   notifications: { endpoints: 'value', events: { includereferences: 'value' } },
   redis: {
     addr: 'value', addrs: 'value', username: 'value', password: 'value', db: 'value',

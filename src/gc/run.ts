@@ -29,6 +29,13 @@ export interface GcRunOptions {
   readonly deleteUntagged: boolean;
   /** Report what would be removed; remove nothing. */
   readonly dryRun: boolean;
+  /**
+   * Crash leftovers (temporary files, unfinished tags: leftovers.ts) younger than this are kept whatever
+   * the grace period, as they may be writes in progress: a temporary file lives while a link or small
+   * file is written, an unfinished tag between a tag's two link writes. Default 60 s. Only a run that
+   * knows no server is writing (the offline command holding the root) passes 0.
+   */
+  readonly leftoverMinAgeMs?: number;
   /** Also remove upload sessions started longer ago than this (online runs); undefined: leave uploads. */
   readonly purgeUploadsOlderThanMs?: number;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
@@ -45,6 +52,9 @@ export interface GcRunOptions {
   readonly report?: (report: GcReport, error?: unknown) => void;
   readonly signal?: AbortSignal;
 }
+
+/** How old a crash leftover must be before a run that may race writes removes it (GcRunOptions.leftoverMinAgeMs). */
+export const LEFTOVER_MIN_AGE_MS = 60_000;
 
 /** A run was asked for while another one was going. */
 export class GcBusyError extends Error {
@@ -133,7 +143,11 @@ async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContex
   run.progress.bytesFreed = swept.bytesFreed;
   run.progress.keptYoung = swept.keptYoung;
   run.progress.layerLinksRemoved = await removeLayerLinks(inv, state.repositories, swept.deleted, sweepOptions);
-  const leftovers = await removeLeftovers(inv, state.repositories, sweepOptions);
+  const leftoverAge = Math.max(opts.graceMs, opts.leftoverMinAgeMs ?? LEFTOVER_MIN_AGE_MS);
+  const leftovers = await removeLeftovers(inv, state.repositories, {
+    ...sweepOptions,
+    youngAfter: leftoverAge > 0 ? run.runStart - leftoverAge : undefined,
+  });
   run.progress.leftoversRemoved = leftovers.files + leftovers.tags;
   if (opts.purgeUploadsOlderThanMs !== undefined) {
     const olderThan = new Date((opts.now ?? Date.now)() - opts.purgeUploadsOlderThanMs);

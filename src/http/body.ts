@@ -9,7 +9,7 @@
  * through one iterator that does not destroy the request when left, so the socket stays there for the
  * answer (leaving a plain `for await` destroys it, and the 413 with it).
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
 import { isSendable } from '../storage/registry.js';
@@ -37,6 +37,47 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
   }
   if (over) return refuse(ctx, limit, code);
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Runs `op` (an upload write) on the request body through a stand-in stream, so that a failure midway
+ * (the storage full, say) leaves the request itself intact: the rest of the body is then read and
+ * dropped, up to DISCARD_LIMIT, and the client reads the JSON error instead of a reset connection (a
+ * pipeline that fails destroys its source, and a destroyed request takes its socket along). A client
+ * that goes away still stops the write: the request's abort signal is `op`'s.
+ */
+export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
+  const body = new PassThrough({ highWaterMark: 64 * 1024 });
+  const forward = (err: Error): void => {
+    body.destroy(err);
+  };
+  ctx.req.once('error', forward);
+  ctx.req.pipe(body);
+  try {
+    return await op(body);
+  } catch (err) {
+    ctx.req.unpipe(body);
+    body.destroy();
+    if (!ctx.state.signal.aborted && !ctx.req.readableEnded && !ctx.req.destroyed) await discardRest(ctx);
+    throw err;
+  } finally {
+    ctx.req.off('error', forward);
+  }
+}
+
+/** Reads and drops what is left of the body, up to DISCARD_LIMIT; past it, the connection closes after the answer. */
+async function discardRest(ctx: Ctx): Promise<void> {
+  let read = 0;
+  try {
+    for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
+      const bytes: Buffer = chunk;
+      read += bytes.length;
+      if (read > DISCARD_LIMIT) break;
+    }
+  } catch {
+    // the client went away while we read: nothing to answer
+  }
+  if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
 }
 
 /** Throws the 413, closing the connection after the answer when part of the body was left unread. */

@@ -37,3 +37,12 @@ export interface HandlerDeps {
 }
 
 export type Handler = (ctx: Ctx, deps: HandlerDeps) => Promise<void>;
+
+/**
+ * Which repository a request's name means, decided once per request before access control (the
+ * mirror's routing, src/mirror/routing.ts): `ns` is containerd's `?ns=` value, `write` is true for
+ * POST, PUT, PATCH and DELETE. Answers the name to serve.
+ */
+export interface NameRouting {
+  route(name: string, hints: { readonly ns: string | undefined; readonly write: boolean }): Promise<string>;
+}

@@ -4,7 +4,8 @@
  *
  *   POST /debug/gc     runs one garbage collection now and answers its report as JSON
  *                      (`{marked, swept, bytesFreed, untaggedRemoved, uploadsPurged, durationMs, dryRun,
- *                      warnings}`); 409 while a collection is already running; 500 when it fails.
+ *                      warnings}`); `?dryrun=true` (or `?dryrun`) deletes nothing; any other parameter or
+ *                      value is 400; 409 while a collection is already running; 500 when it fails.
  *   GET /metrics       the Prometheus metrics (text format, the registry's content type), when given
  *                      (the path is `http.debug.prometheus.path`)
  *   GET /debug/health  registry:2's health report: `{}` and 200, or each failing check with its error
@@ -20,8 +21,11 @@ import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
 import { LIVENESS_PATH, READINESS_PATH, readinessOf } from './middleware/probes.js';
 
-/** Runs one collection: its report, or `busy` when one is already going. */
-export type GcTrigger = () => Promise<{ readonly status: 'done'; readonly report: object } | { readonly status: 'busy' }>;
+/**
+ * Runs one collection: its report, or `busy` when one is already going. `dryRun: true` only reports what
+ * it would delete (a configured dry run stays dry whatever is asked).
+ */
+export type GcTrigger = (o?: { readonly dryRun?: boolean }) => Promise<{ readonly status: 'done'; readonly report: object } | { readonly status: 'busy' }>;
 
 /** What `GET /metrics` serves (a prom-client Registry fits). */
 export interface MetricsSource {
@@ -107,10 +111,29 @@ function debugRoutes(opts: DebugAppOptions): ReadonlyMap<string, DebugRoute> {
   return table;
 }
 
-/** `POST /debug/gc`: one collection now; its report, 409 while one runs, 500 when it fails. */
+/** `dryrun` of `POST /debug/gc`: true for `dryrun`, `dryrun=true` or `=1`, false for `false` or `0`. */
+const DRYRUN_VALUES: ReadonlyMap<string, boolean> = new Map([['', true], ['true', true], ['1', true], ['false', false], ['0', false]]);
+
+/** The options of `POST /debug/gc` from its query, or the reason it is refused. */
+function gcOptions(query: Context['query']): { dryRun: boolean } | { error: string } {
+  const unknown = Object.keys(query).filter((k) => k !== 'dryrun');
+  if (unknown.length > 0) return { error: `unknown parameter ${unknown.map((k) => JSON.stringify(k)).join(', ')}; ${DEBUG_GC_PATH} takes only dryrun` };
+  const raw = query['dryrun'];
+  if (raw === undefined) return { dryRun: false };
+  const dryRun = typeof raw === 'string' ? DRYRUN_VALUES.get(raw.toLowerCase()) : undefined;
+  return dryRun === undefined ? { error: 'dryrun must be given once, as true or false' } : { dryRun };
+}
+
+/** `POST /debug/gc[?dryrun=true]`: one collection now; its report, 400 for a bad query, 409 while one runs, 500 when it fails. */
 async function runGc(ctx: Context, opts: DebugAppOptions): Promise<void> {
+  const options = gcOptions(ctx.query);
+  if ('error' in options) {
+    ctx.status = 400;
+    ctx.body = { error: options.error };
+    return;
+  }
   try {
-    const outcome = await opts.runGc();
+    const outcome = await opts.runGc(options);
     if (outcome.status === 'busy') {
       ctx.status = 409;
       ctx.body = { error: 'a garbage collection is already running' };

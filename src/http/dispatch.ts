@@ -7,9 +7,10 @@
 import type Koa from 'koa';
 import type { AccessController } from '../auth/controller.js';
 import { unsupported } from '../errors.js';
-import type { Ctx, Handler, HandlerDeps, RequestState } from './context.js';
+import type { Ctx, Handler, HandlerDeps, NameRouting, RequestState } from './context.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { authorize } from './middleware/auth.js';
+import { queryValue } from './params.js';
 import { type Route, matchRoute } from './routes.js';
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -33,6 +34,8 @@ export interface RegistryApiOptions {
   readonly readOnly: boolean;
   /** `http.prefix`, for the realm of auth challenges. */
   readonly prefix: string;
+  /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
+  readonly names?: NameRouting | undefined;
 }
 
 /** The `/v2/` API: route, method check, read-only guard, auth, handler. */
@@ -47,6 +50,11 @@ export function registryApi(opts: RegistryApiOptions): Koa.Middleware<RequestSta
     // Read-only refuses writes to the registry API only: token requests (POST /auth/token) still work.
     if (opts.readOnly && WRITE_METHODS.has(ctx.method)) throw unsupported('the registry is in read-only mode');
     ctx.state.params = match.params;
+    // Decided once, before access control: a mirror's users need pull on the mirrored name.
+    const name = match.params['name'];
+    if (opts.names && name !== undefined) {
+      ctx.state.params['name'] = await opts.names.route(name, { ns: queryValue(ctx, 'ns'), write: WRITE_METHODS.has(ctx.method) });
+    }
     if (opts.access) await authorize(ctx, opts.access, route, opts.prefix);
     await handler(ctx, opts.deps);
   };

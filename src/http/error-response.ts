@@ -5,7 +5,7 @@
  * 500 UNKNOWN, never echoed.
  */
 import type { Context } from 'koa';
-import { NoRouteError, type OciCode, RegistryError, TooLargeError, UnauthorizedError } from '../errors.js';
+import { NoRouteError, type OciCode, RegistryError, StorageFullError, TooLargeError, UnauthorizedError } from '../errors.js';
 
 export const ERROR_STATUS: Readonly<Record<OciCode, number>> = {
   BLOB_UNKNOWN: 404,
@@ -29,9 +29,13 @@ export const ERROR_STATUS: Readonly<Record<OciCode, number>> = {
   UNKNOWN: 500,
 };
 
-/** The status of `err`: 413 for a refused size, 404 for a path that is no endpoint, else its code's. */
+/**
+ * The status of `err`: 413 for a refused size, 404 for a path that is no endpoint, 507 for a full storage
+ * (see StorageFullError), else its code's.
+ */
 function statusOf(err: RegistryError): number {
   if (err instanceof TooLargeError) return 413;
+  if (err instanceof StorageFullError) return 507;
   if (err instanceof NoRouteError) return 404;
   return ERROR_STATUS[err.code];
 }

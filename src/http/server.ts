@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
 import type { Registry } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
-import type { Ctx, HandlerDeps, RequestState } from './context.js';
+import type { Ctx, HandlerDeps, NameRouting, RequestState } from './context.js';
 import { registryApi, tokenApi } from './dispatch.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { abortSignal } from './middleware/abort-signal.js';
@@ -61,6 +61,8 @@ export interface AppOptions {
   readonly accessLog?: boolean;
   /** Receives the registry events handlers report (`notifications`); none: no events are built. */
   readonly events?: EventSink;
+  /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
+  readonly names?: NameRouting;
 }
 
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
@@ -80,14 +82,14 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   };
   app.use(requestId({ ...(opts.headers && { headers: opts.headers }), ...(opts.health && { health: opts.health }) }));
   if (opts.accessLog !== false) app.use(accessLog(opts.log));
-  if (opts.observe) app.use(observeRequests(opts.observe));
+  if (opts.observe) app.use(observeRequests(opts.observe, prefix));
   app.use(respondErrors(opts.log));
   app.use(probes(opts.health));
   app.use(rootPath);
   if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
-  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix }));
+  app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);
   });

@@ -23,6 +23,26 @@ export interface StoredManifest {
   readonly digest: Digest;
   readonly mediaType: string;
   readonly content: Buffer;
+  /**
+   * Set by a mirror (src/mirror/) serving a cached manifest it could not revalidate with its upstream:
+   * the text of a `Warning` header saying it may be stale. Storage never sets it.
+   */
+  readonly stale?: string;
+}
+
+/** Options of a manifest read. */
+export interface ManifestGetOptions extends CallOptions {
+  /** The media types the client accepts (its `Accept`); storage ignores them, a mirror asks its upstream for them. */
+  readonly accept?: string | undefined;
+}
+
+/** Options of a manifest write. */
+export interface ManifestPutOptions extends CallOptions {
+  /**
+   * Store without checking that what the manifest names is present: a mirror caches a manifest before
+   * the blobs it names, which it fetches when they are asked for.
+   */
+  readonly unchecked?: boolean;
 }
 
 /** What a manifest PUT stored: its digest, and its subject when it has one. */
@@ -34,12 +54,12 @@ export interface PutManifestResult {
 /** The manifests of one repository. */
 export interface ManifestStore {
   /** @throws RegistryError MANIFEST_UNKNOWN */
-  get(ref: Reference, o?: CallOptions): Promise<StoredManifest>;
+  get(ref: Reference, o?: ManifestGetOptions): Promise<StoredManifest>;
   /**
    * Stores a manifest under a tag or its digest. @throws MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN,
    * DIGEST_INVALID (body does not match the digest in the URL), MANIFEST_INVALID (413, over 4 MiB)
    */
-  put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
+  put(ref: Reference, content: Buffer, contentType: string | undefined, o?: ManifestPutOptions): Promise<PutManifestResult>;
   /**
    * By digest: the revision and every tag naming it; by tag: that tag only. Answers the tags removed.
    * @throws MANIFEST_UNKNOWN, UNSUPPORTED
@@ -101,7 +121,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
       // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
       await opts.gate.link(named, async () => {
-        await checkReferences(opts, info, o);
+        if (o?.unchecked !== true) await checkReferences(opts, info, o);
         await blobs.putSmall(d, content, o);
         // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
         await writeLink(driver, paths.revisionLink(name, d), d, o);

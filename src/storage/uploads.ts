@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { blobUploadUnknown, digestInvalid, rangeInvalid } from '../errors.js';
+import { asStorageFull, blobUploadUnknown, digestInvalid, rangeInvalid } from '../errors.js';
 import type { BlobInfo, BlobStore } from './blobs.js';
 import { type Digest, Digester, digestAlgorithm } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
@@ -87,7 +87,7 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
       if (final) await writer.commit();
     } catch (err) {
       writer.destroy();
-      throw err; // the hash is dropped: it may have seen bytes the file did not keep
+      throw asStorageFull(err) ?? err; // the hash is dropped: it may have seen bytes the file did not keep
     }
     if (digester) sessions.keepHash(key(id), digester);
     return { ...current, size: writer.size };
@@ -101,7 +101,12 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
       await Promise.all([
         driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o),
         driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o),
-      ]);
+      ]).catch(async (err: unknown) => {
+        const full = asStorageFull(err);
+        if (full === undefined) throw err;
+        await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // no half-made session left
+        throw full;
+      });
       return { id, size: 0, startedAt };
     },
     status,
@@ -114,7 +119,9 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
         if (actual !== d) throw digestInvalid('uploaded content does not match the digest', { expected: d, actual });
         // Verified: this is the commit point. A client that goes away now must not leave the blob
         // moved but unlinked, so publishing no longer listens to the request's signal.
-        await publish(opts, id, d, {});
+        await publish(opts, id, d, {}).catch((err: unknown) => {
+          throw asStorageFull(err) ?? err;
+        });
         sessions.forget(key(id));
         return { digest: d, size };
       }),

@@ -13,13 +13,17 @@ const MAIN = join(PROJECT, 'src/main.ts');
 const TSX = pathToFileURL(createRequire(join(PROJECT, 'package.json')).resolve('tsx')).href;
 
 /** Runs `berth <args>`; answers whatever the exit code. */
-export function runBerthCli(args: readonly string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runBerthCli(
+  args: readonly string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<RunResult> {
   const env: Record<string, string | undefined> = { NODE_OPTIONS: undefined };
   for (const k of Object.keys(process.env)) if (k.startsWith('REGISTRY_')) env[k] = undefined;
   return runResult(process.execPath, ['--import', TSX, MAIN, ...args], {
     env: { ...env, ...opts.env },
     cwd: PROJECT,
     timeoutMs: opts.timeoutMs ?? 60_000,
+    ...(opts.input !== undefined && { input: opts.input }),
   });
 }
 

@@ -11,8 +11,8 @@
  * independent of that default.)
  *
  * What is not under the directory: dockerd 20.10 creates /run/docker/plugins (a fixed path) and reads
- * /etc/docker/certs.d for registry certificates; `--config-file` points at an empty daemon.json in the
- * directory, so /etc/docker/daemon.json is never read.
+ * /etc/docker/certs.d for registry certificates; `--config-file` points at a daemon.json in the
+ * directory (empty, or holding `registry-mirrors`), so /etc/docker/daemon.json is never read.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -48,6 +48,11 @@ export interface Dockerd {
   docker(args: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** The same, answering a non-zero exit instead of throwing. */
   dockerResult(args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /**
+   * Rewrites daemon.json's `registry-mirrors`, sends dockerd SIGHUP (it reloads them without a restart)
+   * and resolves once `docker info` reports the new list.
+   */
+  setRegistryMirrors(mirrors: readonly string[]): Promise<void>;
   /** The last part of what dockerd logged. */
   output(): string;
   /** Stops dockerd by its PID (SIGTERM, SIGKILL after 20 s), then the containerd it started if still alive, and removes the directory. */
@@ -57,6 +62,13 @@ export interface Dockerd {
 export interface DockerdOptions {
   /** Berth ports: each becomes `--insecure-registry 127.0.0.1:<port>` and `localhost:<port>`. */
   readonly registryPorts?: readonly number[];
+  /**
+   * `registry-mirrors` (e.g. `http://127.0.0.1:<port>`), written to the daemon.json it reads: docker then
+   * asks the first that answers for Docker Hub images (`docker pull alpine:1` as `library/alpine`),
+   * falling back to docker.io itself (unreachable here, so a pull that succeeds came through a mirror).
+   * `setRegistryMirrors` changes them on the running daemon.
+   */
+  readonly registryMirrors?: readonly string[];
   /** How long to wait for `docker info` to succeed. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -75,6 +87,27 @@ function dockerdArgs(dir: string, ports: readonly number[]): string[] {
   ];
   for (const port of ports) args.push('--insecure-registry', `127.0.0.1:${port}`, '--insecure-registry', `localhost:${port}`);
   return args;
+}
+
+function daemonJson(mirrors: readonly string[]): string {
+  return `${JSON.stringify(mirrors.length > 0 ? { 'registry-mirrors': mirrors } : {})}\n`;
+}
+
+type DockerRun = (args: readonly string[], o?: RunOptions) => Promise<RunResult>;
+
+async function reloadMirrors(pid: number, dir: string, mirrors: readonly string[], dockerResult: DockerRun): Promise<void> {
+  await writeFile(join(dir, 'daemon.json'), daemonJson(mirrors));
+  process.kill(pid, 'SIGHUP');
+  // docker info shows each mirror with a trailing slash
+  const want = JSON.stringify(mirrors.map((m) => (m.endsWith('/') ? m : `${m}/`)));
+  let seen = '';
+  for (let i = 0; i < 100; i++) {
+    const info = await dockerResult(['info', '--format', '{{json .RegistryConfig.Mirrors}}'], { timeoutMs: 10_000 });
+    seen = info.stdout.trim();
+    if (seen === want || (mirrors.length === 0 && (seen === 'null' || seen === '[]'))) return;
+    await sleep(100);
+  }
+  throw new Error(`dockerd did not take registry-mirrors ${want} after SIGHUP (docker info says ${seen})`);
 }
 
 /** Is `pid` alive and a containerd whose command line names `dir` (so one this daemon started)? */
@@ -112,8 +145,12 @@ async function stopDockerd(child: ChildProcess, dir: string): Promise<void> {
 }
 
 /** dockerd as a child process, its log tail collected, SIGTERM'd by PID if the test process exits without closing it. */
-function spawnDockerd(binary: string, dir: string, ports: readonly number[]): { child: ChildProcess; log: () => string; spawnError: () => Error | undefined } {
-  const child = spawn(binary, dockerdArgs(dir, ports), { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnDockerd(
+  binary: string,
+  dir: string,
+  opts: DockerdOptions,
+): { child: ChildProcess; log: () => string; spawnError: () => Error | undefined } {
+  const child = spawn(binary, dockerdArgs(dir, opts.registryPorts ?? []), { stdio: ['ignore', 'pipe', 'pipe'] });
   killAtExit(child, 'SIGTERM'); // dockerd then stops the containerd it started
   let log = '';
   let error: Error | undefined;
@@ -137,7 +174,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const cli = which('docker');
   if (binary === undefined || cli === undefined) throw new Error('docker and dockerd must be on PATH (apt-get install -y docker.io)');
   const dir = await mkdtemp(join(tmpdir(), 'berth-dockerd-'));
-  await writeFile(join(dir, 'daemon.json'), '{}\n');
+  await writeFile(join(dir, 'daemon.json'), daemonJson(opts.registryMirrors ?? []));
   await mkdir(join(dir, 'client-config'));
   const env = {
     DOCKER_HOST: `unix://${join(dir, 'docker.sock')}`,
@@ -149,7 +186,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const docker = (args: readonly string[], o: RunOptions = {}): Promise<RunResult> => run(cli, args, { ...o, env: { ...o.env, ...env } });
   const dockerResult = (args: readonly string[], o: RunOptions = {}): Promise<RunResult> =>
     runResult(cli, args, { ...o, env: { ...o.env, ...env } });
-  const { child, log, spawnError } = spawnDockerd(binary, dir, opts.registryPorts ?? []);
+  const { child, log, spawnError } = spawnDockerd(binary, dir, opts);
 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
@@ -157,7 +194,9 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   while (Date.now() < deadline && spawnError() === undefined && !hasExited(child) && child.pid !== undefined) {
     const info = await dockerResult(['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 10_000 }).catch((e: Error) => e);
     if (!(info instanceof Error) && info.code === 0) {
-      return { pid: child.pid, dir, host: env.DOCKER_HOST, env, docker, dockerResult, output: log, close: () => stopDockerd(child, dir) };
+      const pid = child.pid;
+      const setRegistryMirrors = (mirrors: readonly string[]): Promise<void> => reloadMirrors(pid, dir, mirrors, dockerResult);
+      return { pid, dir, host: env.DOCKER_HOST, env, docker, dockerResult, setRegistryMirrors, output: log, close: () => stopDockerd(child, dir) };
     }
     lastInfo = info instanceof Error ? info.message : `${info.stdout}${info.stderr}`.trim();
     await sleep(250);

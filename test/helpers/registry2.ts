@@ -31,6 +31,8 @@ export interface Registry2Options {
   readonly secret?: string;
   /** How long to wait for `GET /v2/` to answer 200. Default 10 s. */
   readonly readyTimeoutMs?: number;
+  /** registry:2's proxy mode: `proxy.remoteurl` (the pull-through cache). */
+  readonly proxyRemoteUrl?: string;
 }
 
 const BINARY = 'docker-registry';
@@ -42,7 +44,7 @@ export function registry2Available(): ToolAvailability {
     : { ok: true };
 }
 
-function configYaml(root: string, port: number, secret: string | undefined): string {
+function configYaml(root: string, port: number, secret: string | undefined, proxyRemoteUrl?: string): string {
   const lines = [
     'version: 0.1',
     'log:',
@@ -61,6 +63,7 @@ function configYaml(root: string, port: number, secret: string | undefined): str
     `  addr: 127.0.0.1:${port}`,
   ];
   if (secret !== undefined) lines.push(`  secret: ${JSON.stringify(secret)}`);
+  if (proxyRemoteUrl !== undefined) lines.push('proxy:', `  remoteurl: ${JSON.stringify(proxyRemoteUrl)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -75,7 +78,7 @@ export async function startRegistry2(opts: Registry2Options): Promise<Registry2>
     const dir = await mkdtemp(join(tmpdir(), 'registry2-conf-'));
     const port = await freePort();
     const configPath = join(dir, 'config.yml');
-    await writeFile(configPath, configYaml(opts.root, port, opts.secret));
+    await writeFile(configPath, configYaml(opts.root, port, opts.secret, opts.proxyRemoteUrl));
     const child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     killAtExit(child);
     let output = '';

@@ -69,8 +69,38 @@ export interface ContainersStore {
   readonly podmanArgs: readonly string[];
   /** Global flags for buildah, before the subcommand. */
   readonly buildahArgs: readonly string[];
+  /**
+   * Global flags for skopeo, before the subcommand: `--registries-conf` (skopeo 1.9 does not read
+   * CONTAINERS_REGISTRIES_CONF; verified: with only the variable it went to registry-1.docker.io).
+   */
+  readonly skopeoArgs: readonly string[];
   /** Environment for both (pass as RunOptions.env). */
   readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+/** A `[[registry.mirror]]` of registries.conf: pulls of `prefix` images go to `location` first. */
+export interface RegistryMirror {
+  /** The registry whose images are mirrored, e.g. `docker.io`. */
+  readonly prefix: string;
+  /** host:port, optionally with a path prefix (`127.0.0.1:PORT/docker.io`); always plain HTTP here (`insecure = true`). */
+  readonly location: string;
+}
+
+/** registries.conf: no search registries, and for each mirror a `[[registry]]` with its `[[registry.mirror]]`. */
+export function registriesConf(mirrors: readonly RegistryMirror[]): string {
+  const lines = ['unqualified-search-registries = []'];
+  for (const m of mirrors) {
+    lines.push(
+      '',
+      '[[registry]]',
+      `prefix = ${JSON.stringify(m.prefix)}`,
+      `location = ${JSON.stringify(m.prefix)}`,
+      '[[registry.mirror]]',
+      `location = ${JSON.stringify(m.location)}`,
+      'insecure = true',
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -87,16 +117,18 @@ export interface ContainersStore {
  *   lock goes to /etc/containers/networks). Podman 4.3 has flags for some of these (`--tmpdir`,
  *   `--events-backend`, `--cgroup-manager`, `--network-config-dir`), buildah 1.28 does not, so the file serves both.
  * - `TMPDIR` under `dir`: c/image's temporary copies of blobs (otherwise /var/tmp).
- * - `CONTAINERS_REGISTRIES_CONF` → an empty registries.conf: no search registries, no mirrors; every
- *   reference in the tests is fully qualified (`127.0.0.1:PORT/repo:tag`). Pass `--tls-verify=false` per
- *   command for the plain-HTTP Berth.
+ * - `CONTAINERS_REGISTRIES_CONF` → a registries.conf with no search registries and the `mirrors` given
+ *   (none by default); every reference in the tests is fully qualified (`127.0.0.1:PORT/repo:tag`, or
+ *   `docker.io/library/x:1` through a mirror). Pass `--tls-verify=false` per command for the plain-HTTP
+ *   Berth (a mirror's `insecure = true` covers it). Verified with skopeo 1.9 (given `skopeoArgs`) and podman
+ *   4.3: a mirror location with a path (`127.0.0.1:PORT/docker.io`) makes them ask for `/v2/docker.io/library/x/…`.
  * - No user namespaces, no `--isolation chroot` needed: the tests never run a container (`buildah from
  *   scratch`, `copy`, `config`, `commit`, `push`; `podman pull/push/tag/image inspect`).
  * - Not redirected: c/image's blob-info cache (/var/lib/containers/cache/blob-info-cache-v1.boltdb for
  *   root; no flag or variable moves it). It holds only hints keyed by registry host:port and repository.
  * - The signature policy is the package's /etc/containers/policy.json (insecureAcceptAnything).
  */
-export async function containersStore(dir: string): Promise<ContainersStore> {
+export async function containersStore(dir: string, mirrors: readonly RegistryMirror[] = []): Promise<ContainersStore> {
   const paths = {
     root: join(dir, 'storage'),
     runroot: join(dir, 'run'),
@@ -130,12 +162,13 @@ export async function containersStore(dir: string): Promise<ContainersStore> {
     ['[storage]', 'driver = "vfs"', `graphroot = ${JSON.stringify(paths.root)}`, `runroot = ${JSON.stringify(paths.runroot)}`, ''].join('\n'),
   );
   const registries = join(dir, 'registries.conf');
-  await writeFile(registries, 'unqualified-search-registries = []\n');
+  await writeFile(registries, registriesConf(mirrors));
   const storageArgs = ['--root', paths.root, '--runroot', paths.runroot, '--storage-driver', 'vfs'];
   return {
     dir,
     podmanArgs: [...storageArgs, '--tmpdir', paths.libpodTmp, '--events-backend', 'file', '--cgroup-manager', 'cgroupfs'],
     buildahArgs: storageArgs,
+    skopeoArgs: ['--registries-conf', registries],
     env: {
       CONTAINERS_CONF: conf,
       CONTAINERS_REGISTRIES_CONF: registries,

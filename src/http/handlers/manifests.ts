@@ -35,9 +35,10 @@ function notModified(ctx: Ctx, etag: string): boolean {
 export const getManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const ref = existingReference(ctx);
-  const manifest = await repo.manifests.get(ref, { signal: ctx.state.signal });
+  const manifest = await repo.manifests.get(ref, { signal: ctx.state.signal, accept: ctx.get('Accept') || undefined });
   const etag = `"${manifest.digest}"`;
   ctx.set('Docker-Content-Digest', manifest.digest);
+  if (manifest.stale !== undefined) ctx.set('Warning', manifest.stale);
   if (notModified(ctx, etag)) return;
   await notify(ctx, deps, {
     kind: 'manifest', action: 'pull', repository: repo.name, digest: manifest.digest, content: manifest.content,

@@ -11,7 +11,7 @@ import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.j
 import type { BlobInfo, Repository, UploadStatus } from '../../storage/registry.js';
 import type { Digest } from '../../storage/digest.js';
 import { parseDigestParam, parseRepoName, type RepoName, type UploadId } from '../../storage/reference.js';
-import { respondEmpty } from '../body.js';
+import { respondEmpty, withRequestBody } from '../body.js';
 import type { Ctx, Handler, HandlerDeps } from '../context.js';
 import { parseContentRange, uploadRange } from '../headers.js';
 import { notify } from '../notify.js';
@@ -136,7 +136,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
   let blob: BlobInfo;
   try {
-    blob = await repo.uploads.commit(session.id, monolithic, ctx.req, signal);
+    blob = await withRequestBody(ctx, (body) => repo.uploads.commit(session.id, monolithic, body, signal));
   } catch (err) {
     await repo.uploads.cancel(session.id).catch(() => undefined); // the client never saw this session
     throw err;
@@ -161,7 +161,7 @@ export const patchUpload: Handler = async (ctx, deps) => {
   const offset = expectedOffset(ctx, deps, name, id);
   const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
   const uploads = deps.registry.repository(name).uploads;
-  const status = await withSessionRange(ctx, deps, name, id, () => uploads.append(id, ctx.req, options));
+  const status = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.append(id, body, options)));
   sendUploadStatus(ctx, deps, name, status, 202);
 };
 
@@ -173,7 +173,7 @@ export const putUpload: Handler = async (ctx, deps) => {
   const offset = expectedOffset(ctx, deps, name, id);
   const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
   const uploads = deps.registry.repository(name).uploads;
-  const blob = await withSessionRange(ctx, deps, name, id, () => uploads.commit(id, digest, ctx.req, options));
+  const blob = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.commit(id, digest, body, options)));
   await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest, size: blob.size });
   sendBlobCreated(ctx, deps, name, digest);
 };

@@ -43,12 +43,14 @@ export function routeOfPath(path: string): string {
  * Measures each request from arrival to the end of its response (streamed bodies included), with the
  * bytes of connection-bytes.ts.
  */
-export function observeRequests(observer: RequestObserver): Koa.Middleware<RequestState> {
+export function observeRequests(observer: RequestObserver, prefix = ''): Koa.Middleware<RequestState> {
   const bytesOf = connectionBytes();
   return async (ctx, next) => {
     const socket = ctx.req.socket;
     const began = process.hrtime.bigint();
-    const done = observer.start({ method: ctx.method, route: routeOfPath(ctx.path) });
+    // Under `http.prefix` the API's paths start with it (it is stripped later, inside the error handler).
+    const path = prefix !== '' && ctx.path.startsWith(`${prefix}/`) ? ctx.path.slice(prefix.length) : ctx.path;
+    const done = observer.start({ method: ctx.method, route: routeOfPath(path) });
     ctx.res.once('close', () => {
       const { bytesIn, bytesOut } = bytesOf(socket);
       done({

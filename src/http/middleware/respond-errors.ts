@@ -4,6 +4,7 @@
  * the headers went (a blob stream failing midway) reach the app's 'error' event: `onLateError` logs them.
  */
 import type Koa from 'koa';
+import { StorageFullError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Ctx, RequestState } from '../context.js';
 import { sendError } from '../error-response.js';
@@ -20,6 +21,8 @@ export function respondErrors(log: Logger): Koa.Middleware<RequestState> {
         ctx.res.destroy(); // the socket with it (ctx.req.socket may already be gone)
         return;
       }
+      // A full storage is no bug (no stack) but needs an operator: logged once, with where it happened.
+      if (err instanceof StorageFullError) log.error('storage full', { where: err.where, requestId: ctx.state.requestId, path: ctx.path });
       sendError(ctx, err, (bug) => log.error('request failed', { err: bug, requestId: ctx.state.requestId }));
     }
   };

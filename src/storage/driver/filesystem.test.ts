@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidPathError, PathNotFoundError } from './driver.js';
-import type { StorageDriver } from './driver.js';
+import type { FileInfo, StorageDriver } from './driver.js';
 import { createFilesystemDriver } from './filesystem.js';
 import { instrument } from './instrument.js';
 import { runDriverSuite } from './suite.js';
@@ -35,6 +35,31 @@ describe('filesystem driver specifics', () => {
     await expect(d.list('/')).rejects.toBeInstanceOf(PathNotFoundError);
     await d.putContent('/a', Buffer.from('x'));
     expect(await d.list('/')).toEqual(['/a']);
+  });
+
+  it('leftovers lists the temporary files a cut-short write leaves, which list and walk hide; delete removes one', async () => {
+    const leftovers = (path: string): Promise<FileInfo[]> => {
+      if (d.leftovers === undefined) throw new Error('the filesystem driver has leftovers');
+      return drain(d.leftovers(path));
+    };
+    await d.putContent('/a/b/link', Buffer.from('x'));
+    expect(await leftovers('/')).toEqual([]);
+    // What a kill -9 between the temporary write and the rename leaves.
+    await writeFile(join(root, 'a/b/.link.0123456789abcdef.tmp'), 'partial');
+    await mkdir(join(root, 'c'), { recursive: true });
+    await writeFile(join(root, 'c/.data.fedcba9876543210.tmp'), 'partial!');
+    await writeFile(join(root, 'c/.not-ours.tmp'), 'someone else\'s');
+    const found = await leftovers('/');
+    expect(found.map((f) => [f.path, f.size, f.isDir]).sort()).toEqual([
+      ['/a/b/.link.0123456789abcdef.tmp', 7, false],
+      ['/c/.data.fedcba9876543210.tmp', 8, false],
+    ]);
+    expect(found.every((f) => Date.now() - f.modTime.getTime() < 60_000)).toBe(true);
+    expect(await d.list('/a/b')).toEqual(['/a/b/link']);
+    expect((await drain(d.walk('/'))).map((f) => f.path)).not.toContain('/a/b/.link.0123456789abcdef.tmp');
+    await d.delete('/a/b/.link.0123456789abcdef.tmp');
+    expect(await leftovers('/a')).toEqual([]);
+    await expect(leftovers('/missing')).rejects.toBeInstanceOf(PathNotFoundError);
   });
 
   it('putContent leaves no temporary files behind, also when it fails', async () => {

@@ -1,0 +1,175 @@
+/**
+ * Builds the pull-through cache from the `proxy` section (config/proxy.ts): an upstream client per
+ * upstream with its credentials, the blob spool, the mirror wrapping the registry (src/mirror/), its
+ * name routing, metrics and one log line per upstream fetch.
+ */
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
+import type { Config } from '../config/schema.js';
+import type { NameRouting } from '../http/context.js';
+import type { Logger } from '../log.js';
+import { createMirrorMetrics } from '../metrics/mirror.js';
+import { createBlobSpool } from '../mirror/blob-spool.js';
+import { type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
+import type { MirrorEvents } from '../mirror/mirror-context.js';
+import { createMirror } from '../mirror/mirror.js';
+import { createNameRouter } from '../mirror/routing.js';
+import { type PullTimesFile, berthPullTimes, schedulerState } from './pull-times.js';
+import type { Credentials } from '../mirror/upstream-auth.js';
+import { createUpstreamClient } from '../mirror/upstream.js';
+import type { Digest } from '../storage/digest.js';
+import type { LocalRegistry, Registry } from '../storage/registry.js';
+
+export interface StartedMirror {
+  /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
+  readonly registry: Registry;
+  /** Name routing for Berth's form; undefined for registry:2's (every name is mirrored as is). */
+  readonly names: NameRouting | undefined;
+  close(): Promise<void>;
+}
+
+/** What the mirror is built over. */
+export interface MirrorStorage {
+  /** The registry HTTP would serve without a mirror. */
+  readonly local: LocalRegistry;
+  /** The same storage with deletes enabled, for eviction (whatever `storage.delete.enabled` says). */
+  readonly evictable: Registry;
+}
+
+/** The mirror of `config.proxy` over `storage`; undefined when no upstream is configured. */
+export async function startMirror(config: Config, storage: MirrorStorage, log: Logger, metrics: PromRegistry): Promise<StartedMirror | undefined> {
+  const proxy = config.proxy;
+  if (proxy === undefined) return undefined;
+  const { local } = storage;
+  const spoolDir = await makeSpoolDir(config);
+  const spool = createBlobSpool(spoolDir);
+  const counters = createMirrorMetrics(metrics);
+  const events: MirrorEvents = {
+    ...counters,
+    fetched(r) {
+      counters.fetched(r);
+      const fields = { upstream: r.upstream, kind: r.kind, repository: r.repository, digest: r.digest, bytes: r.bytes, seconds: Number(r.seconds.toFixed(3)) };
+      if (r.error === undefined) log.info('upstream fetch', fields);
+      else log.warn('upstream fetch failed', { ...fields, err: r.error.message });
+    },
+  };
+  const upstreams = proxy.upstreams.map((u) => ({
+    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: credentialsOf(u) }),
+    prefix: u.prefix,
+    revalidateMs: u.revalidateMs,
+  }));
+  const holds = async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined;
+  const expiry = await startExpiry(config, proxy, storage.evictable, events, log);
+  const registry = createMirror({ local, upstreams, spool, events, holds, record: expiry.record });
+  log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
+  return {
+    registry,
+    names: routerFor(proxy, local),
+    async close() {
+      await expiry.stop();
+      await spool.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** How often pull times are saved. */
+const SAVE_EVERY_MS = 30_000;
+
+/**
+ * Pull times (pull-times.ts: registry:2's scheduler-state.json or Berth's own file on filesystem
+ * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass, every quarter of the shortest `ttl`
+ * (between 1 s and 1 min), or every 5 s for a `budget` alone. Eviction removes manifests; the
+ * collector's next sweep frees their blobs.
+ */
+async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<{ record: PullRecord; stop(): Promise<void> }> {
+  const file = pullTimesFile(config, proxy);
+  const record = createPullRecord(file === undefined ? {} : await file.load());
+  const save = async (): Promise<void> => {
+    const snap = record.snapshot();
+    if (file === undefined || !snap.dirty) return;
+    record.saved();
+    await file.save(snap.entries);
+  };
+  const ttls = proxy.upstreams.map((u) => u.ttlMs).filter((t) => t > 0);
+  const everyMs = ttls.length > 0 ? Math.min(60_000, Math.max(1_000, Math.min(...ttls) / 4)) : proxy.budgetBytes !== undefined ? 5_000 : undefined;
+  const ttlOf = (name: string): number | undefined => upstreamFor(proxy, name)?.ttlMs;
+  let running: Promise<unknown> = Promise.resolve();
+  const pass = (): void => {
+    running = evict({
+      local: evictable, record, ttlOf, budgetBytes: proxy.budgetBytes,
+      evicted: (image) => {
+        events.evicted(upstreamFor(proxy, image.name)?.prefix ?? new URL(proxy.upstreams[0]?.remoteurl ?? 'http://upstream').host);
+        log.info('mirror evicted', image);
+      },
+    }).catch((err: unknown) => log.warn('mirror eviction failed', { err }));
+  };
+  const timers = [setInterval(() => void save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err })), SAVE_EVERY_MS)];
+  if (everyMs !== undefined) timers.push(setInterval(pass, everyMs));
+  for (const t of timers) t.unref();
+  return {
+    record,
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await running;
+      await save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err }));
+    },
+  };
+}
+
+/** registry:2's scheduler-state.json for its `remoteurl` form, Berth's own file otherwise; none off the filesystem. */
+function pullTimesFile(config: Config, proxy: ProxyConfig): PullTimesFile | undefined {
+  if (config.storage.driver !== 'filesystem') return undefined;
+  const root = resolve(config.storage.rootdirectory);
+  if (proxy.form === 'remoteurl') return schedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0);
+  return berthPullTimes(join(root, 'berth', 'mirror-pulls.json'));
+}
+
+/** The upstream a cached repository's name belongs to. */
+function upstreamFor(proxy: ProxyConfig, name: string): UpstreamConfig | undefined {
+  return proxy.upstreams.find((u) => u.prefix === undefined || name.startsWith(`${u.prefix}/`));
+}
+
+function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
+  if (proxy.form === 'remoteurl') return undefined;
+  return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
+}
+
+/** Beside the registry:2 tree on filesystem storage (one filesystem, outside docker/registry/v2); else the OS temp dir. */
+async function makeSpoolDir(config: Config): Promise<string> {
+  const storage = config.storage;
+  if (storage.driver !== 'filesystem') return mkdtemp(join(tmpdir(), 'berth-mirror-spool-'));
+  const dir = join(resolve(storage.rootdirectory), 'berth', 'mirror-spool');
+  await rm(dir, { recursive: true, force: true }); // leftovers of a previous run are never whole blobs
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** The upstream's credentials: its username and password, or its credentials file read at each use. */
+function credentialsOf(u: UpstreamConfig): () => Promise<Credentials | undefined> {
+  if (u.username !== undefined) {
+    const fixed = { username: u.username, password: u.password ?? '' };
+    return async () => fixed;
+  }
+  const file = u.credentialsfile;
+  if (file === undefined) return async () => undefined;
+  const host = new URL(u.remoteurl).host;
+  return async () => fromDockerConfig(JSON.parse(await readFile(file, 'utf8')) as unknown, host);
+}
+
+/** `auths.<host>` of a docker config.json: `auth` (base64 user:password) or `username` and `password`. */
+function fromDockerConfig(doc: unknown, host: string): Credentials | undefined {
+  const auths = (doc as { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> } | null)?.auths;
+  const entry = auths?.[host] ?? auths?.[`https://${host}`] ?? auths?.[`http://${host}`];
+  if (entry === undefined) return undefined;
+  if (typeof entry.auth === 'string') {
+    const text = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const at = text.indexOf(':');
+    if (at > 0) return { username: text.slice(0, at), password: text.slice(at + 1) };
+  }
+  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
+  return undefined;
+}

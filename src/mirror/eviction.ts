@@ -1,0 +1,155 @@
+/**
+ * Expiry of cached content (issue #13): pull times of mirrored manifests, recorded in memory as pulls
+ * happen (no I/O on the pull path; the composition root saves them in batches), and the eviction pass
+ * that removes, through storage's own manifest delete, every cached image last pulled longer ago than
+ * its upstream's `ttl`, then the least recently pulled ones while the cache is over `budget`. Evicting
+ * removes the manifest revision and the tags naming it; the bytes go at the collector's next sweep, which
+ * orders its deletes against pulls by the link gate and keeps every blob a kept image still names. A
+ * pull racing an eviction finds the manifest or fetches it again: it never breaks.
+ *
+ * Sizes for the budget are each image's manifest, config and layers as its manifest states them (for
+ * an index, its cached children's too); a blob shared by two images counts for both, so the budget errs
+ * on the side of evicting early.
+ */
+import { isRegistryError } from '../errors.js';
+import { type Digest, parseDigest } from '../storage/digest.js';
+import { parseRepoName, parseTag } from '../storage/reference.js';
+import type { Registry, Repository } from '../storage/registry.js';
+
+/** Last pull times of mirrored manifests, by repository and digest. */
+export interface PullRecord {
+  /** Notes a pull now (in memory). */
+  pulled(name: string, digest: string): void;
+  lastPull(name: string, digest: string): number | undefined;
+  forget(name: string, digest: string): void;
+  /** Every record, for saving; `dirty` says whether anything changed since the last `saved()`. */
+  snapshot(): { readonly entries: Readonly<Record<string, number>>; readonly dirty: boolean };
+  saved(): void;
+}
+
+/** A record starting from `entries` (a snapshot saved before), with `now` as its clock. */
+export function createPullRecord(entries: Readonly<Record<string, number>> = {}, now: () => number = Date.now): PullRecord {
+  const times = new Map<string, number>(Object.entries(entries).filter(([, t]) => Number.isFinite(t)));
+  let dirty = false;
+  return {
+    pulled(name, digest) {
+      times.set(`${name}@${digest}`, now());
+      dirty = true;
+    },
+    lastPull: (name, digest) => times.get(`${name}@${digest}`),
+    forget(name, digest) {
+      dirty = times.delete(`${name}@${digest}`) || dirty;
+    },
+    snapshot: () => ({ entries: Object.fromEntries(times), dirty }),
+    saved() {
+      dirty = false;
+    },
+  };
+}
+
+/** A cached image: where it is, when it was last pulled, how big it is. */
+interface Cached {
+  readonly name: string;
+  readonly digest: Digest;
+  readonly lastPull: number;
+  readonly size: number;
+  readonly ttlMs: number;
+}
+
+export interface EvictionOptions {
+  /** The local registry, with deletes enabled. */
+  readonly local: Registry;
+  readonly record: PullRecord;
+  /** The `ttl` of a mirrored repository's upstream (0: never), or undefined when the name is no mirror. */
+  readonly ttlOf: (name: string) => number | undefined;
+  /** `proxy.budget` in bytes; undefined: none. */
+  readonly budgetBytes: number | undefined;
+  readonly now?: () => number;
+  /** Told each eviction (metrics, log). */
+  readonly evicted?: (image: { name: string; digest: string; reason: 'ttl' | 'budget'; size: number }) => void;
+}
+
+/** One eviction pass; answers how many images it evicted. */
+export async function evict(o: EvictionOptions): Promise<number> {
+  const now = (o.now ?? Date.now)();
+  const cached = await cachedImages(o, now);
+  let total = cached.reduce((n, c) => n + c.size, 0);
+  let count = 0;
+  const byAge = [...cached].sort((a, b) => a.lastPull - b.lastPull);
+  for (const image of byAge) {
+    const expired = image.ttlMs > 0 && now - image.lastPull > image.ttlMs;
+    const over = o.budgetBytes !== undefined && total > o.budgetBytes;
+    if (!expired && !over) continue;
+    if (await remove(o, image)) {
+      total -= image.size;
+      count += 1;
+      o.evicted?.({ name: image.name, digest: image.digest, reason: expired ? 'ttl' : 'budget', size: image.size });
+    }
+  }
+  return count;
+}
+
+/** Every tagged image of every mirrored repository; one never seen pulled counts as pulled now. */
+async function cachedImages(o: EvictionOptions, now: number): Promise<Cached[]> {
+  const found: Cached[] = [];
+  for (const name of await o.local.repositories()) {
+    const ttlMs = o.ttlOf(name);
+    if (ttlMs === undefined) continue;
+    const repo = o.local.repository(parseRepoName(name));
+    const digests = new Set<Digest>();
+    for (const tag of await repo.tags().catch(() => [])) {
+      const manifest = await repo.manifests.get({ tag: parseTag(tag) }).catch(() => undefined);
+      if (manifest !== undefined) digests.add(manifest.digest);
+    }
+    for (const digest of digests) {
+      let lastPull = o.record.lastPull(name, digest);
+      if (lastPull === undefined) {
+        o.record.pulled(name, digest);
+        lastPull = now;
+      }
+      found.push({ name, digest, lastPull, ttlMs, size: await sizeOf(repo, digest) });
+    }
+  }
+  return found;
+}
+
+/** The manifest's bytes plus what it names (an index: its cached children, each with what it names). */
+async function sizeOf(repo: Repository, digest: Digest, depth = 0): Promise<number> {
+  const manifest = await repo.manifests.get({ digest }).catch(() => undefined);
+  if (manifest === undefined) return 0;
+  const doc = JSON.parse(manifest.content.toString('utf8')) as { config?: { size?: unknown }; layers?: { size?: unknown }[]; manifests?: { digest?: unknown }[] };
+  let size = manifest.content.length + sizeField(doc.config) + (doc.layers ?? []).reduce((n, l) => n + sizeField(l), 0);
+  if (depth === 0) {
+    for (const child of doc.manifests ?? []) {
+      const d = typeof child.digest === 'string' ? parseDigest(child.digest) : undefined;
+      if (d !== undefined) size += await sizeOf(repo, d, 1);
+    }
+  }
+  return size;
+}
+
+function sizeField(x: { size?: unknown } | undefined): number {
+  return typeof x?.size === 'number' && Number.isFinite(x.size) && x.size > 0 ? x.size : 0;
+}
+
+/**
+ * Deletes the revision and every tag naming it, and an index's children that no tag names (a pull of
+ * one later fetches it again); an image already gone counts as not evicted.
+ */
+async function remove(o: EvictionOptions, image: Cached): Promise<boolean> {
+  const repo = o.local.repository(parseRepoName(image.name));
+  try {
+    const manifest = await repo.manifests.get({ digest: image.digest });
+    const children = (JSON.parse(manifest.content.toString('utf8')) as { manifests?: { digest?: unknown }[] }).manifests ?? [];
+    await repo.manifests.delete({ digest: image.digest });
+    for (const child of children) {
+      const d = typeof child.digest === 'string' ? parseDigest(child.digest) : undefined;
+      if (d !== undefined) await repo.manifests.delete({ digest: d }).catch(() => undefined);
+    }
+    o.record.forget(image.name, image.digest);
+    return true;
+  } catch (err) {
+    if (isRegistryError(err, 'MANIFEST_UNKNOWN')) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * What the parts of a mirrored repository share: its upstream, the name it has there, single-flight
+ * requests, the revalidation clock of its tags, and the events the metrics and the log are told of.
+ */
+import type { UpstreamClient } from './upstream.js';
+
+/** Runs one call per key at a time: callers that come while it runs share its result. */
+export interface Flights {
+  run<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** A Flights over one map of calls in progress. */
+export function createFlights(): Flights {
+  const running = new Map<string, Promise<unknown>>();
+  return {
+    run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+      const current = running.get(key);
+      if (current !== undefined) return current as Promise<T>;
+      const started = fn().finally(() => running.delete(key));
+      running.set(key, started);
+      return started;
+    },
+  };
+}
+
+/** One upstream fetch, as the log line and the metrics see it. */
+export interface FetchRecord {
+  readonly upstream: string;
+  readonly kind: 'manifest' | 'blob';
+  readonly repository: string;
+  readonly digest: string;
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly error?: Error;
+}
+
+/** What the mirror reports (metrics/log): all optional to listen to. */
+export interface MirrorEvents {
+  hit(upstream: string): void;
+  miss(upstream: string): void;
+  revalidated(upstream: string): void;
+  /** A cached manifest was served because the upstream failed. */
+  stale(upstream: string, err: unknown): void;
+  /** An upstream request failed and the client got an error. */
+  failed(upstream: string, err: unknown): void;
+  /** One upstream fetch of a manifest or blob is over (successful or not). */
+  fetched(record: FetchRecord): void;
+  /** A cached image was evicted (eviction.ts). */
+  evicted(upstream: string): void;
+}
+
+/** Events nobody listens to. */
+export const NO_EVENTS: MirrorEvents = {
+  hit: () => undefined, miss: () => undefined, revalidated: () => undefined, stale: () => undefined, failed: () => undefined, fetched: () => undefined, evicted: () => undefined,
+};
+
+/** One mirrored repository's view of its upstream. */
+export interface MirrorContext {
+  /** The repository's name here (with the prefix, in Berth's form). */
+  readonly name: string;
+  /** Its name at the upstream. */
+  readonly remote: string;
+  readonly client: UpstreamClient;
+  readonly flights: Flights;
+  readonly events: MirrorEvents;
+  /** True when tag `key` was revalidated within the upstream's `revalidate`. */
+  fresh(key: string): boolean;
+  markFresh(key: string): void;
+  /** Notes a pull of manifest `digest` of this repository (for expiry by last pull). */
+  pulled(digest: string): void;
+  /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */
+  signal(): AbortSignal;
+}

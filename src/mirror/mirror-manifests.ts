@@ -1,0 +1,136 @@
+/**
+ * Manifests of one mirrored repository. By digest: from the cache, else fetched once from the upstream,
+ * checked against the digest and cached. By tag: the cached manifest while the tag was revalidated within
+ * `revalidate`; otherwise a HEAD upstream says whether the digest changed (Docker Hub does not count
+ * HEADs against its pull limit), and only a changed tag is fetched again. When the upstream is down,
+ * slow, answers 429 or 5xx, a cached tag is served marked stale; a tag never cached fails with the
+ * upstream's status as a spec code. Concurrent fetches of one manifest share one upstream request.
+ */
+import { isRegistryError, manifestUnknown, unsupported } from '../errors.js';
+import { type Digest, digestAlgorithm, digestOf, parseDigest } from '../storage/digest.js';
+import type { RepositoryManifests, StoredManifest } from '../storage/registry.js';
+import type { Reference, Tag } from '../storage/reference.js';
+import type { MirrorContext } from './mirror-context.js';
+import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
+import { UpstreamError } from './upstream.js';
+
+/** What a registry:2 mirror asks for when the client names nothing: every manifest type. */
+export const ACCEPT_ANY_MANIFEST = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+/** The manifests of mirrored repository `m.name`, over its local manifests. */
+export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): RepositoryManifests {
+  return {
+    async get(ref, o) {
+      const got = await getManifest(m, local, ref, o?.accept);
+      m.pulled(got.digest);
+      return got;
+    },
+    put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
+    delete: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
+  };
+}
+
+/** A manifest by tag or digest, from the cache or the upstream. */
+async function getManifest(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string | undefined): Promise<StoredManifest> {
+  if ('tag' in ref) return byTag(m, local, ref, accept);
+  const have = await cached(local, ref);
+  if (have !== undefined) {
+    m.events.hit(m.client.name);
+    return have;
+  }
+  m.events.miss(m.client.name);
+  try {
+    return await fetchAndCache(m, local, ref, accept ?? ACCEPT_ANY_MANIFEST, undefined);
+  } catch (err) {
+    m.events.failed(m.client.name, err);
+    throw toRegistryError(err, manifestUnknown(ref.digest));
+  }
+}
+
+/** The cached manifest, or undefined. */
+async function cached(local: RepositoryManifests, ref: Reference): Promise<StoredManifest | undefined> {
+  try {
+    return await local.get(ref);
+  } catch (err) {
+    if (isRegistryError(err, 'MANIFEST_UNKNOWN')) return undefined;
+    throw err;
+  }
+}
+
+/** Fetches `ref` upstream (once for concurrent callers), checks it and caches it (under the tag too, for a tag). */
+function fetchAndCache(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string, expected: Digest | undefined): Promise<StoredManifest> {
+  const refText = 'tag' in ref ? ref.tag : ref.digest;
+  return m.flights.run(`manifest ${m.name} ${refText} ${accept}`, async () => {
+    const began = process.hrtime.bigint();
+    const got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
+    const digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
+    await local.put(ref, got.content, got.mediaType, { unchecked: true });
+    m.events.fetched({ upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length, seconds: seconds(began) });
+    return { digest, mediaType: got.mediaType, content: got.content };
+  });
+}
+
+/** A tag: cached while fresh; else revalidated by HEAD, fetched when changed, stale when the upstream fails. */
+async function byTag(m: MirrorContext, local: RepositoryManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
+  const have = await cached(local, ref);
+  const key = `${m.name}:${ref.tag}`;
+  if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {
+    m.events.hit(m.client.name);
+    return have;
+  }
+  const wanted = accept ?? ACCEPT_ANY_MANIFEST;
+  try {
+    const head = await m.flights.run(`head ${m.name}:${ref.tag} ${wanted}`, () => m.client.headManifest(m.remote, ref.tag, wanted, m.signal()));
+    m.events.revalidated(m.client.name);
+    if (have !== undefined && head.digest === have.digest) {
+      m.markFresh(key);
+      m.events.hit(m.client.name);
+      return have;
+    }
+    m.events.miss(m.client.name);
+    const fetched = await fetchAndCache(m, local, ref, wanted, head.digest !== undefined ? digestOrThrow(head.digest, m.client.name) : undefined);
+    m.markFresh(key);
+    return fetched;
+  } catch (err) {
+    if (have !== undefined && isTransient(err)) {
+      m.events.stale(m.client.name, err);
+      return { ...have, stale: staleWarning(m.client.name, err) };
+    }
+    m.events.failed(m.client.name, err);
+    throw toRegistryError(err, manifestUnknown(ref.tag));
+  }
+}
+
+/** Whether a client's Accept takes `mediaType` (no Accept, or a wildcard, takes anything). */
+function accepts(accept: string | undefined, mediaType: string): boolean {
+  if (accept === undefined || accept.trim() === '') return true;
+  return accept.split(',').some((part) => {
+    const t = part.split(';')[0]?.trim() ?? '';
+    return t === mediaType || t === '*/*' || t === 'application/*';
+  });
+}
+
+function digestOrThrow(text: string, upstream: string): Digest {
+  const d = parseDigest(text);
+  if (d === undefined) throw new UpstreamError('invalid', `upstream ${upstream} sent the digest ${JSON.stringify(text)}`);
+  return d;
+}
+
+/** The manifest's digest, checked against the one asked for or announced; wrong bytes are never cached. */
+function checkedDigest(ref: Reference, content: Buffer, announced: string | undefined, upstream: string): Digest {
+  const expected = 'digest' in ref ? ref.digest : announced === undefined ? undefined : digestOrThrow(announced, upstream);
+  const actual = digestOf(content, expected === undefined ? 'sha256' : digestAlgorithm(expected));
+  if (expected !== undefined && actual !== expected) {
+    throw new UpstreamError('invalid', `upstream ${upstream} sent a manifest that does not match ${expected} (it hashes to ${actual})`);
+  }
+  return actual;
+}
+
+function seconds(began: bigint): number {
+  return Number(process.hrtime.bigint() - began) / 1e9;
+}

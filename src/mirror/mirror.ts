@@ -1,0 +1,217 @@
+/**
+ * The pull-through cache (DESIGN.md §9, issue #13): a wrapper of the Registry face HTTP uses, as
+ * distribution's registry/proxy wraps its registry. `createMirror(local, upstreams)` answers the same
+ * interface. A repository under an upstream's prefix (every repository, in registry:2's `remoteurl`
+ * form) is a read-only mirror: it answers from storage when it can and from its upstream when it must,
+ * and writes what it fetches into the normal layout through storage's own API (uploads for blobs,
+ * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
+ * and rsync all see it. Every other repository is the local one, untouched.
+ *
+ * Pull times go to `o.record` for expiry (eviction.ts; cli/pull-times.ts keeps them, in registry:2's
+ * scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
+ * use, not watched; a HEAD of an uncached blob asks the upstream every time.
+ */
+import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
+import type { Digest } from '../storage/digest.js';
+import type { RepoName } from '../storage/reference.js';
+import type {
+  BlobServing, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+} from '../storage/registry.js';
+import type { BlobSpool, InFlightBlob } from './blob-spool.js';
+import type { PullRecord } from './eviction.js';
+import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
+import { mirrorManifests } from './mirror-manifests.js';
+import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
+import type { UpstreamClient } from './upstream.js';
+
+/** One upstream as the mirror uses it. */
+export interface MirrorUpstream {
+  readonly client: UpstreamClient;
+  /** Repositories under `<prefix>/` are this upstream's; undefined: every repository is (registry:2's form). */
+  readonly prefix: string | undefined;
+  readonly revalidateMs: number;
+}
+
+export interface MirrorOptions {
+  readonly local: Registry;
+  readonly upstreams: readonly MirrorUpstream[];
+  /** Where blob fetches spool (blob-spool.ts). */
+  readonly spool: BlobSpool;
+  /**
+   * Whether storage holds a blob's bytes (under any repository): such a blob is linked into the mirrored
+   * repository once its upstream confirms it has it (a HEAD), instead of fetched again. Without it every
+   * uncached blob is fetched.
+   */
+  readonly holds?: (d: Digest) => Promise<boolean>;
+  readonly events?: MirrorEvents;
+  /** Where pulls of mirrored manifests are noted (eviction.ts); none: not recorded. */
+  readonly record?: PullRecord;
+  /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
+  readonly fetchTimeoutMs?: number;
+}
+
+const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
+const VIEWS_KEPT = 256;
+
+/** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
+export function createMirror(o: MirrorOptions): Registry {
+  const events = o.events ?? NO_EVENTS;
+  const flights = createFlights();
+  const checked = new Map<string, number>();
+  const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+
+  const upstreamOf = (name: string): { upstream: MirrorUpstream; remote: string } | undefined => {
+    for (const upstream of o.upstreams) {
+      if (upstream.prefix === undefined) return { upstream, remote: name };
+      if (name.startsWith(`${upstream.prefix}/`)) return { upstream, remote: name.slice(upstream.prefix.length + 1) };
+    }
+    return undefined;
+  };
+
+  const views = new Map<RepoName, Repository>();
+  const repository = (name: RepoName): Repository => {
+    const found = upstreamOf(name);
+    if (found === undefined) return o.local.repository(name);
+    let view = views.get(name);
+    if (view === undefined) {
+      const context: MirrorContext = {
+        name, remote: found.remote, client: found.upstream.client, flights, events,
+        fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
+        markFresh: (key) => void checked.set(key, Date.now()),
+        signal: () => AbortSignal.timeout(timeout),
+        pulled: (digest) => o.record?.pulled(name, digest),
+      };
+      view = mirroredRepository(context, o.local.repository(name), o);
+      views.set(name, view);
+      if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as RepoName);
+    }
+    return view;
+  };
+
+  return { repository, repositories: (range) => o.local.repositories(range) };
+}
+
+const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
+
+function mirroredRepository(m: MirrorContext, local: Repository, o: MirrorOptions): Repository {
+  const refuse = (): Promise<never> => Promise.reject(readOnly(m));
+  const uploads: UploadStore = { start: refuse, status: refuse, append: refuse, commit: refuse, cancel: refuse };
+  const blobs: RepositoryBlobs = {
+    stat: (d, opts) => local.blobs.stat(d, opts),
+    serve: (d, opts) => serveBlob(m, local, o, d, opts),
+    delete: refuse,
+    mountFrom: refuse,
+    mountExisting: refuse,
+  };
+  return {
+    name: local.name,
+    blobs,
+    uploads,
+    manifests: mirrorManifests(m, local.manifests),
+    tags: (range) => mirroredTags(m, local, range),
+    async referrers(subject, filter, opts) {
+      try {
+        const listed = await m.client.referrers(m.remote, subject, filter.artifactType, m.signal());
+        if (listed !== undefined) return listed.filter(isReferrer).filter((r) => filter.artifactType === undefined || r.artifactType === filter.artifactType);
+      } catch (err) {
+        if (!isTransient(err) && !isNotFound(err)) throw toRegistryError(err, nameUnknown(m.name));
+      }
+      return local.referrers(subject, filter, opts);
+    },
+  };
+}
+
+/** The upstream's tags when it answers, the cached ones when it is down. */
+async function mirroredTags(m: MirrorContext, local: Repository, range: { after?: string | undefined; limit?: number | undefined } | undefined): Promise<readonly string[]> {
+  try {
+    const limit = range?.limit;
+    const after = range?.after;
+    const page = await m.flights.run(`tags ${m.name} ${after ?? ''} ${limit ?? ''}`, () =>
+      m.client.tags(m.remote, { n: limit, last: after }, m.signal()));
+    const sorted = [...page].sort().filter((t) => after === undefined || t > after);
+    return limit === undefined ? sorted : sorted.slice(0, limit);
+  } catch (err) {
+    m.events.failed(m.client.name, err);
+    if (!isTransient(err)) throw toRegistryError(err, nameUnknown(m.name));
+    try {
+      return await local.tags(range);
+    } catch (cached) {
+      throw isRegistryError(cached, 'NAME_UNKNOWN') ? toRegistryError(err, cached) : cached;
+    }
+  }
+}
+
+/**
+ * A blob of a mirrored repository: from storage when this repository links it; else, for HEAD, the
+ * upstream's answer; else from a fetch (this request's, or one in progress), read as it arrives.
+ */
+async function serveBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest, opts: ServeOptions): Promise<BlobServing> {
+  try {
+    const served = await local.blobs.serve(d, opts);
+    m.events.hit(m.client.name);
+    return served;
+  } catch (err) {
+    if (!isRegistryError(err, 'BLOB_UNKNOWN')) throw err;
+  }
+  m.events.miss(m.client.name);
+  try {
+    if (await linkedFromStorage(m, local, o, d)) return await local.blobs.serve(d, opts);
+    if (opts.method === 'HEAD') {
+      const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+      if (size === undefined) throw blobUnknown(d);
+      const info = { digest: d, size };
+      const range = opts.range?.(size);
+      return range === 'unsatisfiable' ? { kind: 'unsatisfiable', info } : { kind: 'stream', info, range, stream: undefined };
+    }
+    const entry = await fetchBlob(m, local, o, d);
+    const info = { digest: d, size: await entry.size() };
+    // A fetch that ended since it was found is in storage now.
+    return (await answer(info, opts, entry)) ?? (await local.blobs.serve(d, opts));
+  } catch (err) {
+    m.events.failed(m.client.name, err);
+    throw toRegistryError(err, blobUnknown(d));
+  }
+}
+
+/** The answer for `info`: 416 or the spooled stream; undefined when the fetch is over (read storage). */
+async function answer(info: { digest: Digest; size: number }, opts: ServeOptions, entry: InFlightBlob): Promise<BlobServing | undefined> {
+  const range = opts.range?.(info.size);
+  if (range === 'unsatisfiable') return { kind: 'unsatisfiable', info };
+  const stream = await entry.open(range);
+  return stream === undefined ? undefined : { kind: 'stream', info, range, stream };
+}
+
+/**
+ * Links a blob whose bytes storage holds under another repository, once the upstream confirms this
+ * repository has it (a user allowed to pull this mirror must not read other repositories' blobs by digest).
+ */
+async function linkedFromStorage(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<boolean> {
+  if (o.holds === undefined || o.spool.inFlight(d) !== undefined || !(await o.holds(d))) return false;
+  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  if (size === undefined) throw blobUnknown(d);
+  return (await local.blobs.mountExisting(d)) !== undefined;
+}
+
+/** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
+function fetchBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
+  return o.spool.fetch(`${m.name}@${d}`, {
+    digest: d,
+    start: (signal) => m.client.getBlob(m.remote, d, signal),
+    store: async (stream) => {
+      const upload = await local.uploads.start();
+      try {
+        await local.uploads.commit(upload.id, d, stream);
+      } catch (err) {
+        await local.uploads.cancel(upload.id).catch(() => undefined);
+        throw err;
+      }
+    },
+    report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
+  });
+}
+
+function isReferrer(x: unknown): x is ReferrerDescriptor {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Partial<Record<keyof ReferrerDescriptor, unknown>>;
+  return typeof r.mediaType === 'string' && typeof r.digest === 'string' && typeof r.size === 'number';
+}
