@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { blobUnknown, tooLarge } from '../errors.js';
 import { type Digest, digestOf, digestAlgorithm } from './digest.js';
 import { type CallOptions, type StorageDriver, isSendable } from './driver/driver.js';
-import { unlessNotFound } from './links.js';
+import { unlessNotFound } from './driver/not-found.js';
 import { paths } from './paths.js';
 
 /** What a blob is: its digest and size in bytes. */

@@ -2,13 +2,14 @@
  * The repository list: every directory under `repositories/` that holds `_layers` (how registry:2
  * v2.8 recognises a repository) or `_manifests` (v3), found by walking the tree. Directories whose
  * names start with `_` belong to a repository and are not searched for more repositories.
- * (The LevelDB index of issue #5 will answer this without the walk.)
+ * With a listing index (src/indexdb/, through index-port.ts) the registry answers from it instead, and
+ * walks only while the index cannot vouch.
  */
 import type { CallOptions, StorageDriver } from './driver/driver.js';
-import { unlessNotFound } from './links.js';
+import { unlessNotFound } from './driver/not-found.js';
 import { LAYERS_DIR, MANIFESTS_DIR, baseName, paths, repoNameOfDir } from './paths.js';
 import type { RepoName } from './reference.js';
-import { compareStrings } from './tags.js';
+import { compareStrings } from './listing.js';
 
 /** A directory under `repositories/` and the names of its children. */
 export interface RepositoryDir {

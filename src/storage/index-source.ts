@@ -10,13 +10,14 @@ import { listRepositories, repositoryExists } from './catalog.js';
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js';
-import { readLink, unlessNotFound } from './links.js';
+import { readLink } from './links.js';
+import { unlessNotFound } from './driver/not-found.js';
 import { createManifestCache } from './manifest-cache.js';
 import { MAX_MANIFEST_BYTES, describeStored } from './manifest-format.js';
-import { paths, tagsOfListing } from './paths.js';
+import { paths } from './paths.js';
 import { listRevisions } from './manifests.js';
 import { referrerOf } from './referrers.js';
-import { compareStrings } from './tags.js';
+import { listTags } from './tags.js';
 
 
 export function createIndexSource(driver: StorageDriver): IndexSource {
@@ -38,10 +39,7 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
   return {
     repositories: (o) => listRepositories(driver, o),
     repositoryExists: (repo, o) => repositoryExists(driver, repo, o),
-    async tagNames(repo, o) {
-      const children = (await unlessNotFound(() => driver.list(paths.tags(repo), o))) ?? [];
-      return tagsOfListing(children).sort(compareStrings);
-    },
+    tagNames: async (repo, o) => (await listTags(driver, repo, o)) ?? [],
     tagExists: (repo, tag, o) => exists(paths.tag(repo, tag), o),
     tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repo, tag), o),
     revisions: (repo, o) => listRevisions(driver, repo, o),

@@ -14,11 +14,12 @@ import type { BlobStore } from './blobs.js';
 import { isRepository, repositoryDirs } from './catalog.js';
 import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from './digest.js';
 import { type CallOptions, type FileInfo, type StorageDriver, isDriverError } from './driver/driver.js';
-import { deleteIfExists, unlessNotFound } from './links.js';
+import { deleteIfExists, unlessNotFound } from './driver/not-found.js';
 import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
-import { blobDataDigestOf, linkDigestOf, paths, tagsOfListing } from './paths.js';
+import { blobDataDigestOf, linkDigestOf, paths } from './paths.js';
 import type { RepoName, Tag } from './reference.js';
-import { compareStrings } from './tags.js';
+import { compareStrings } from './listing.js';
+import { listTags } from './tags.js';
 
 /** A link file in a repository (`_layers/…/link` or `_manifests/revisions/…/link`). */
 export interface LinkEntry {
@@ -147,8 +148,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     revisions: (name, o) => linksUnder(driver, (alg) => paths.revisionsOf(name, alg), o),
     layers: (name, o) => linksUnder(driver, (alg) => paths.layersOf(name, alg), o),
     async *tags(name, o) {
-      const dirs = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
-      for (const tag of tagsOfListing(dirs).sort(compareStrings)) {
+      for (const tag of (await listTags(driver, name, o)) ?? []) {
         const path = paths.tagCurrentLink(name, tag);
         yield { tag, path, target: await linkTarget({ path }, o) };
       }
@@ -184,8 +184,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       return actual === d ? { ok: true, size: digester.size } : { ok: false, problem: 'mismatch', actual, size: digester.size };
     },
     async deleteRevision(name, d, o) {
-      const tags = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
-      for (const tag of tagsOfListing(tags)) await deleteIfExists(driver, paths.tagIndexEntry(name, tag, d), o);
+      for (const tag of (await listTags(driver, name, o)) ?? []) await deleteIfExists(driver, paths.tagIndexEntry(name, tag, d), o);
       return deleteIfExists(driver, paths.revisionDir(name, d), o);
     },
     async deleteBlob(d, o) {
@@ -203,8 +202,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     },
     deleteLeftover: (path, o) => deleteIfExists(driver, path, o),
     async *unfinishedTags(name, o) {
-      const dirs = (await unlessNotFound(() => driver.list(paths.tags(name), o))) ?? [];
-      for (const tag of tagsOfListing(dirs).sort(compareStrings)) {
+      for (const tag of (await listTags(driver, name, o)) ?? []) {
         if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) continue;
         let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
         for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
@@ -253,9 +251,10 @@ function schema1References(body: Buffer): ManifestReferences | undefined {
   const sums = layers.map((l: unknown) =>
     typeof l === 'object' && l !== null ? parseDigest(String((l as Record<string, unknown>)['blobSum'])) : undefined,
   );
-  if (sums.some((s) => s === undefined)) return undefined;
+  const digests = sums.filter((s): s is Digest => s !== undefined);
+  if (digests.length < sums.length) return undefined;
   const mediaType = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
-  return { ok: true, mediaType, blobs: [...new Set(sums as Digest[])], children: [] };
+  return { ok: true, mediaType, blobs: [...new Set(digests)], children: [] };
 }
 
 function whyUnparsable(body: Buffer): string {

@@ -5,7 +5,8 @@
 import { type Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { BlobInfo, BlobStore } from './blobs.js';
-import { deleteIfExists, readLink, writeLink } from './links.js';
+import { readLink, writeLink } from './links.js';
+import { deleteIfExists } from './driver/not-found.js';
 import { paths } from './paths.js';
 import type { RepoName } from './reference.js';
 

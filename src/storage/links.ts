@@ -24,24 +24,3 @@ export async function readLink(driver: StorageDriver, path: string, o?: CallOpti
     throw err;
   }
 }
-
-/** Runs `op` and answers undefined instead of throwing when a path was not found. */
-export async function unlessNotFound<T>(op: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await op();
-  } catch (err) {
-    if (isDriverError(err, 'PATH_NOT_FOUND')) return undefined;
-    throw err;
-  }
-}
-
-/** Deletes `path` (recursively); answers false when there was nothing to delete. */
-export async function deleteIfExists(driver: StorageDriver, path: string, o?: CallOptions): Promise<boolean> {
-  try {
-    await driver.delete(path, o);
-    return true;
-  } catch (err) {
-    if (isDriverError(err, 'PATH_NOT_FOUND')) return false;
-    throw err;
-  }
-}

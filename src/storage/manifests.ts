@@ -11,7 +11,8 @@ import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf } from './dig
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
-import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
+import { readLink, writeLink } from './links.js';
+import { deleteIfExists, unlessNotFound } from './driver/not-found.js';
 import { type ManifestInfo, MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
 import type { ManifestCache } from './manifest-cache.js';
 import { paths, revisionDigestOf } from './paths.js';

@@ -4,7 +4,7 @@
  * nothing is removed on a guess.
  */
 import type { CallOptions, StorageDriver } from './driver/driver.js';
-import { deleteIfExists, unlessNotFound } from './links.js';
+import { deleteIfExists, unlessNotFound } from './driver/not-found.js';
 import { repositoryDirs } from './catalog.js';
 import { UPLOADS_DIR, parsePath, paths } from './paths.js';
 

@@ -4,9 +4,11 @@
  */
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
-import { deleteIfExists, readLink, unlessNotFound, writeLink } from './links.js';
+import { readLink, writeLink } from './links.js';
+import { deleteIfExists, unlessNotFound } from './driver/not-found.js';
 import { paths, tagsOfListing } from './paths.js';
 import type { RepoName, Tag } from './reference.js';
+import { compareStrings } from './listing.js';
 
 /** The tags of one repository. */
 export interface TagStore {
@@ -31,10 +33,7 @@ export function createTagStore(driver: StorageDriver, name: RepoName): TagStore 
       await writeLink(driver, paths.tagCurrentLink(name, tag), d, o);
     },
     untag: (tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
-    async all(o) {
-      const children = await unlessNotFound(() => driver.list(paths.tags(name), o));
-      return children && tagsOfListing(children).sort(compareStrings);
-    },
+    all: (o) => listTags(driver, name, o),
     async untagDigest(d, o) {
       const removed: Tag[] = [];
       for (const tag of (await store.all(o)) ?? []) {
@@ -46,7 +45,12 @@ export function createTagStore(driver: StorageDriver, name: RepoName): TagStore 
   return store;
 }
 
-/** Plain code-unit order, the "lexical" order of the distribution-spec. */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/**
+ * The tags of repository `name` (the folders under `_manifests/tags`), sorted in code-unit order, or
+ * undefined when the repository has no tags folder. The one reader of a tag listing: the tag store,
+ * the inventory and the index source all list tags through it.
+ */
+export async function listTags(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<Tag[] | undefined> {
+  const children = await unlessNotFound(() => driver.list(paths.tags(name), o));
+  return children && tagsOfListing(children).sort(compareStrings);
 }

@@ -17,7 +17,7 @@ import { type Digest, Digester, digestAlgorithm } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import type { LinkGate } from './link-gate.js';
 import type { LinkedBlobStore } from './linked-blobs.js';
-import { deleteIfExists, unlessNotFound } from './links.js';
+import { deleteIfExists, unlessNotFound } from './driver/not-found.js';
 import { formatStartedAt, paths } from './paths.js';
 import type { RepoName, UploadId } from './reference.js';
 import type { UploadSessions } from './upload-sessions.js';
