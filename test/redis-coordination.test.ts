@@ -1,6 +1,6 @@
 /**
  * The Redis link gate and cluster lock (src/coordination/) against a real redis-server, each "replica"
- * with its own connection: the orderings of src/storage/link-gate.test.ts across replicas, leases that
+ * with its own connection: the orderings of src/storage/maintenance/link-gate.test.ts across replicas, leases that
  * outlive a crashed holder and are renewed for a long operation, link times on Redis's clock, what the
  * gate answers after Redis lost its data, the bound on what it keeps, and one collector lock holder at
  * a time. Then `berth serve` with `redis`: start-up refuses an unreachable Redis, and while Redis is down

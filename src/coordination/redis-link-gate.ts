@@ -1,5 +1,5 @@
 /**
- * The link gate (src/storage/link-gate.ts) shared by every replica through Redis, so that a push or a
+ * The link gate (src/storage/maintenance/link-gate.ts) shared by every replica through Redis, so that a push or a
  * mount on one replica is ordered against the collector sweeping on another.
  *
  * State in Redis (keys under `prefix`, `berth:` by default):
@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { RegistryError } from '../errors.js';
 import type { Digest } from '../storage/digest.js';
-import type { LinkGate } from '../storage/link-gate.js';
+import type { LinkGate } from '../storage/maintenance/link-gate.js';
 import { type RedisClient, type ScriptArg, luaScript } from './redis-client.js';
 
 /** How to build the gate. */

@@ -6,7 +6,7 @@ import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isRegistryError } from '../errors.js';
-import { type LinkGate, createLinkGate } from '../storage/link-gate.js';
+import { type LinkGate, createLinkGate } from '../storage/maintenance/link-gate.js';
 import { paths } from '../storage/paths.js';
 import { createRegistry } from '../storage/registry.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
@@ -14,7 +14,7 @@ import type { GcEvent, GcReport } from './report.js';
 import { collectGarbage } from './run.js';
 import {
   DRIVER_KINDS, type Fixture, imageBlobs, makeFixture, pushBlob, pushImage, pushIndex, putManifest, storedBlobs,
-} from './suite-fixtures.js';
+} from './suite/fixtures.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

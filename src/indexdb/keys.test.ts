@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sliceSorted } from '../storage/index-port.js';
+import { sliceSorted } from '../storage/indexing/index-port.js';
 import { compareStrings } from '../storage/listing.js';
 import { isIndexable, lastField, repoKey, repoRange, tagKey, tagRange } from './keys.js';
 

@@ -11,7 +11,7 @@
  */
 import type { Digest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
-import type { IndexSource, RepoName } from '../storage/index-port.js';
+import type { IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, putBlobHints } from './entries.js';
 import { isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
 

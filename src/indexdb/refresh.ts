@@ -4,7 +4,7 @@
  * them per item at a time (key-queue.ts), so the entry ends as storage ends (index-port.ts, rule 2).
  */
 import type { Digest } from '../storage/digest.js';
-import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/index-port.js';
+import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
 import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
 
