@@ -78,6 +78,37 @@ describe('access lines', () => {
     expect(berth.errors).toEqual([]);
   });
 
+  it('thirty clients going away mid-upload leave no uncaught error behind (each would kill the process)', async () => {
+    // The request's 'error' (ECONNRESET 'aborted') arrives after the upload has failed on the same
+    // abort; once it was thrown with no listener left, on nearly every abort.
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      uncaught.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const url = new URL(berth.url);
+      for (let i = 0; i < 30; i++) {
+        const path = locationPath(await raw(berth.url, 'POST', `/v2/log/gone${i}/blobs/uploads/`));
+        const req = request({
+          host: url.hostname, port: url.port, method: 'PATCH', path,
+          headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked', Expect: '100-continue' },
+        });
+        req.on('error', () => undefined); // the socket we destroy
+        await new Promise<void>((resolve) => req.once('continue', resolve));
+        await new Promise<void>((resolve) => req.write(Buffer.alloc(64 * 1024, 1), () => resolve()));
+        req.destroy();
+        await accessLine((l) => l['method'] === 'PATCH' && String(l['path']).startsWith(`/v2/log/gone${i}/`));
+      }
+      // One more request answered after the last abort: any 'error' those aborts emit has been emitted by now.
+      expect((await raw(berth.url, 'GET', '/v2/')).status).toBe(200);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
+    expect(berth.errors).toEqual([]);
+  });
+
   it('a client that goes away mid-download gets a 499 line and nothing at warn', async () => {
     const big = blob(randomBytesSeeded(16 * 1024 * 1024, 4));
     await pushBlob(berth.url, 'log/dl', big);

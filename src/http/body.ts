@@ -48,10 +48,14 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
  */
 export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
   const body = new PassThrough({ highWaterMark: 64 * 1024 });
-  const forward = (err: Error): void => {
-    body.destroy(err);
-  };
-  ctx.req.once('error', forward);
+  // A client going away makes the request emit 'error' (ECONNRESET 'aborted'), often after `op` has
+  // already failed on the same abort and its pipeline has let go of the stand-in. Both listeners stay
+  // for the streams' lives: Node decides whether an aborted request emits 'error' by its listeners when
+  // it is destroyed and emits a tick later, and the stand-in, destroyed with that error, must not throw
+  // it either. An uncaught 'error' here would take the whole process down. While `op` runs, its own
+  // listeners see the error as before.
+  body.on('error', () => undefined);
+  ctx.req.on('error', (err: Error) => body.destroy(err));
   ctx.req.pipe(body);
   try {
     return await op(body);
@@ -60,8 +64,6 @@ export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promi
     body.destroy();
     if (!ctx.state.signal.aborted && !ctx.req.readableEnded && !ctx.req.destroyed) await discardRest(ctx);
     throw err;
-  } finally {
-    ctx.req.off('error', forward);
   }
 }
 
