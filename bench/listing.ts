@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { createDriver } from '../src/storage/driver/factory.js';
 import type { StorageDriver } from '../src/storage/driver/driver.js';
 import { type Digest, digestOf } from '../src/storage/digest.js';
-import { writeLink } from '../src/storage/links.js';
+import { writeLink } from '../src/storage/blobs/links.js';
 import { paths } from '../src/storage/paths.js';
 import { type RepoName, type Tag, parseRepoName, parseTag } from '../src/storage/reference.js';
 import { send } from './lib/client.js';

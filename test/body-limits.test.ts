@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TOKEN_FORM_BYTES } from '../src/http/handlers/auth-token.js';
-import { MAX_MANIFEST_BYTES } from '../src/storage/manifest-format.js';
+import { MAX_MANIFEST_BYTES } from '../src/storage/manifests/manifest-format.js';
 import { builtinAuth, writeHtpasswd } from './helpers/auth.js';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { MT } from './helpers/oci.js';

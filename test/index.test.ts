@@ -14,6 +14,7 @@ import { DEFAULT_SETTINGS, formatResult, runConformance } from '../conformance/r
 import { indexCommand, serverHoldsIndex } from '../src/cli/index-command.js';
 import { loadConfig } from '../src/config/parse.js';
 import type { Digest } from '../src/storage/digest.js';
+import { parseRepoName } from '../src/storage/reference.js';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { blobData, layerLink, repoDir, revisionLink, tagLinks, v2 } from './helpers/layout.js';
 import { type Blob, MT, type RawResponse, artifactManifest, blob, descriptor, makeImage, pushBlob, pushImage, putManifest, raw } from './helpers/oci.js';
@@ -110,19 +111,19 @@ describe('the index answers what the walk answers', () => {
     await pushSignature(b.url, 'team/app', one.manifest, 'b');
     const subjects: [string, string][] = [['team/app', one.manifest.digest], ['team/app', two.manifest.digest], ['zeta', three.manifest.digest]];
     await expectSameAnswers(b, subjects);
-    expect(await b.index?.tags('team/app', {})).toEqual(['1.0', 'A', 'latest', 'v1', 'v1.1']);
+    expect(await b.index?.tags(parseRepoName('team/app'), {})).toEqual(['1.0', 'A', 'latest', 'v1', 'v1.1']);
 
     await pushImage(b.url, 'team/app', 'latest', two); // re-tag
     expect((await raw(b.url, 'DELETE', '/v2/team/app/manifests/v1.1')).status).toBe(202); // by tag
     expect((await raw(b.url, 'DELETE', `/v2/team/app/manifests/${sig.digest}`)).status).toBe(202); // a referrer by digest
     expect((await raw(b.url, 'DELETE', `/v2/team-app/manifests/${three.manifest.digest}`)).status).toBe(202); // with its tag
     await expectSameAnswers(b, subjects);
-    expect(await b.index?.tags('team-app', {})).toEqual([]);
-    expect(await b.index?.referrers('team/app', one.manifest.digest as Digest)).toHaveLength(1);
+    expect(await b.index?.tags(parseRepoName('team-app'), {})).toEqual([]);
+    expect(await b.index?.referrers(parseRepoName('team/app'), one.manifest.digest as Digest)).toHaveLength(1);
 
     expect((await raw(b.url, 'DELETE', `/v2/team/app/manifests/${one.manifest.digest}`)).status).toBe(202);
     await expectSameAnswers(b, subjects);
-    expect(await b.index?.tags('team/app', {})).toEqual(['latest']);
+    expect(await b.index?.tags(parseRepoName('team/app'), {})).toEqual(['latest']);
     expect(b.errors).toEqual([]);
     expect(b.warnings).toEqual([]);
   });
@@ -196,8 +197,8 @@ describe('a tree changed while Berth was stopped', () => {
     const second = await berth({ root, index: true });
     await expectSameAnswers(second, subjects);
     expect(await second.index?.repositories({})).toEqual(['copied/in', 'kept']);
-    expect(await second.index?.tags('kept', {})).toEqual(['v1']);
-    expect(await second.index?.referrers('kept', one.manifest.digest as Digest)).toEqual([]);
+    expect(await second.index?.tags(parseRepoName('kept'), {})).toEqual(['v1']);
+    expect(await second.index?.referrers(parseRepoName('kept'), one.manifest.digest as Digest)).toEqual([]);
     expect(await second.index?.generation()).toMatchObject({ generation: 2, state: 'complete' });
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The Redis link gate and cluster lock (src/coordination/) against a real redis-server, each "replica"
- * with its own connection: the orderings of src/storage/link-gate.test.ts across replicas, leases that
+ * with its own connection: the orderings of src/storage/maintenance/link-gate.test.ts across replicas, leases that
  * outlive a crashed holder and are renewed for a long operation, link times on Redis's clock, what the
  * gate answers after Redis lost its data, the bound on what it keeps, and one collector lock holder at
  * a time. Then `berth serve` with `redis`: start-up refuses an unreachable Redis, and while Redis is down
@@ -18,7 +18,7 @@ import { parseRepoName } from '../src/storage/reference.js';
 import { createRegistry } from '../src/storage/registry.js';
 import { createRedisClusterLock } from '../src/coordination/cluster-lock.js';
 import { type RedisClient, connectRedis } from '../src/coordination/redis-client.js';
-import { createRedisLinkGate } from '../src/coordination/redis-link-gate.js';
+import { type GateWait, createRedisLinkGate } from '../src/coordination/redis-link-gate.js';
 import { isRegistryError } from '../src/errors.js';
 import type { Digest } from '../src/storage/digest.js';
 import { type TestRedis, redisAvailability, startRedis } from './helpers/redis.js';
@@ -37,6 +37,24 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
+/** The waits a gate reports (its onWait hook): `next(op)` resolves once an operation of that kind has found its digests held. */
+function waits(): { onWait: (w: GateWait) => void; next(op: GateWait['op']): Promise<GateWait> } {
+  const seen: GateWait[] = [];
+  const pending: { op: GateWait['op']; resolve: (w: GateWait) => void }[] = [];
+  return {
+    onWait(w) {
+      const i = pending.findIndex((p) => p.op === w.op);
+      if (i >= 0) pending.splice(i, 1)[0]!.resolve(w);
+      else seen.push(w);
+    },
+    next(op) {
+      const i = seen.findIndex((w) => w.op === op);
+      if (i >= 0) return Promise.resolve(seen.splice(i, 1)[0]!);
+      return new Promise((resolve) => pending.push({ op, resolve }));
+    },
+  };
+}
+
 describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and collector lock', () => {
   let redis: TestRedis;
   const clients: RedisClient[] = [];
@@ -46,7 +64,7 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
     clients.push(c);
     return c;
   };
-  const gate = async (o: { leaseMs?: number; maxLinkTimes?: number } = {}) =>
+  const gate = async (o: { leaseMs?: number; maxLinkTimes?: number; onWait?: (w: GateWait) => void } = {}) =>
     createRedisLinkGate({ client: await client(), ...o, onError: (msg) => errors.push(msg) });
 
   beforeAll(async () => {
@@ -62,22 +80,25 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
   });
 
   it('a sweep on one replica waits for a link on another, and sees its time on the gate clock', async () => {
-    const [one, two] = [await gate(), await gate()];
+    const twoWaits = waits();
+    const [one, two] = [await gate(), await gate({ onWait: twoWaits.onWait })];
     const before = await one.now();
     const linkGo = deferred();
+    const linkIn = deferred();
     const order: string[] = [];
     const linking = one.link([A, B], async () => {
       order.push('link start');
+      linkIn.resolve();
       await linkGo.promise;
       order.push('link end');
     });
-    await sleep(20);
+    await linkIn.promise;
     let seen: number | undefined;
     const sweeping = two.sweep(A, async (last) => {
       seen = last;
       order.push('sweep');
     });
-    await sleep(50);
+    expect(await twoWaits.next('sweep')).toEqual({ op: 'sweep', digests: [A] }); // it tried, and found A held
     expect(order).toEqual(['link start']);
     linkGo.resolve();
     await Promise.all([linking, sweeping]);
@@ -87,27 +108,34 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
   });
 
   it('a link on one replica waits for a sweep on another; links share a digest; other digests are never blocked', async () => {
-    const [one, two] = [await gate(), await gate()];
+    const twoWaits = waits();
+    const [one, two] = [await gate(), await gate({ onWait: twoWaits.onWait })];
     const sweepGo = deferred();
+    const sweepIn = deferred();
     const order: string[] = [];
     const sweeping = one.sweep(A, async () => {
       order.push('sweep start');
+      sweepIn.resolve();
       await sweepGo.promise;
       order.push('sweep end');
     });
-    await sleep(20);
+    await sweepIn.promise;
     const linking = two.link([B, A], async () => void order.push('link'));
+    const linkWaits = twoWaits.next('link');
     expect(await two.sweep(C, async () => 'other digest')).toBe('other digest');
     let inside = 0;
     let most = 0;
     const hold = deferred();
+    const bothIn = deferred();
     const shared = [one, two].map((g) => g.link([C], async () => {
       inside += 1;
       most = Math.max(most, inside);
+      if (inside === 2) bothIn.resolve();
       await hold.promise;
       inside -= 1;
     }));
-    await sleep(50);
+    await bothIn.promise; // both shared holders are inside at once
+    expect(await linkWaits).toEqual({ op: 'link', digests: [A, B] }); // the link tried, and found A swept
     expect(order).toEqual(['sweep start']);
     expect(most).toBe(2);
     hold.resolve();
@@ -117,15 +145,20 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
   });
 
   it('a waiting sweep is not starved by later links; a failed operation releases its lock and records nothing', async () => {
-    const [one, two] = [await gate(), await gate()];
+    const [oneWaits, twoWaits] = [waits(), waits()];
+    const [one, two] = [await gate({ onWait: oneWaits.onWait }), await gate({ onWait: twoWaits.onWait })];
     const first = deferred();
+    const l1In = deferred();
     const order: string[] = [];
-    const l1 = one.link([A], () => first.promise);
-    await sleep(20);
+    const l1 = one.link([A], () => {
+      l1In.resolve();
+      return first.promise;
+    });
+    await l1In.promise;
     const s = two.sweep(A, async () => void order.push('sweep'));
-    await sleep(30); // the sweep has claimed the digest
+    await twoWaits.next('sweep'); // the sweep found A held, and has claimed it
     const l2 = one.link([A], async () => void order.push('late link'));
-    await sleep(30);
+    await oneWaits.next('link'); // the late link found the claim, and waits behind the sweep
     first.resolve();
     await Promise.all([l1, s, l2]);
     expect(order).toEqual(['sweep', 'late link']);
@@ -139,8 +172,12 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
     const crashing = createRedisLinkGate({ client: crashingClient, leaseMs: 300 });
     const survivor = await gate();
     const never = deferred();
-    const linking = crashing.link([A], () => never.promise);
-    await sleep(20);
+    const held = deferred();
+    const linking = crashing.link([A], () => {
+      held.resolve();
+      return never.promise;
+    });
+    await held.promise;
     await crashingClient.close(); // the replica's connection dies: no more renewals
     const t0 = Date.now();
     expect(await survivor.sweep(A, async () => 'swept')).toBe('swept');
@@ -154,8 +191,12 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
 
   it('a long link operation renews its lease: a sweep waits for it past several leases', async () => {
     const [slow, sweeper] = [await gate({ leaseMs: 150 }), await gate()];
-    const linking = slow.link([A], () => sleep(700));
-    await sleep(20);
+    const held = deferred();
+    const linking = slow.link([A], () => {
+      held.resolve();
+      return sleep(700); // the long operation itself: several leases of 150 ms
+    });
+    await held.promise;
     const t0 = Date.now();
     await sweeper.sweep(A, async () => undefined);
     expect(Date.now() - t0).toBeGreaterThan(500);
@@ -185,17 +226,17 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
     for (const d of digests) {
       await g.link([d], async () => undefined);
       times.push(await g.now());
-      await sleep(3);
+      await clockPast(g, times.at(-1)!); // each digest gets a time of its own
     }
     expect(Number((await redis.command('ZCARD berth:gate:linked')).slice(1))).toBeLessThanOrEqual(4);
     // The first digests' times are gone: the gate answers a time no earlier than theirs.
     expect(await g.sweep(digests[0]!, async (l) => l)).toBeGreaterThanOrEqual(times[0]!);
     expect(await g.sweep(digests[5]!, async (l) => l)).toBeGreaterThanOrEqual(times[4]!);
     g.touch(A);
-    await sleep(20);
+    await until(async () => !(await redis.command(`ZSCORE berth:gate:linked ${A}`)).startsWith('$-1')); // the touch has landed
     const cut = await g.now();
     g.forgetBefore(cut + 1);
-    await sleep(20);
+    await until(async () => (await redis.command(`ZSCORE berth:gate:linked ${A}`)).startsWith('$-1')); // and is forgotten
     expect(await g.sweep(A, async (l) => l)).toBe(cut + 1);
   });
 
@@ -239,8 +280,12 @@ describeWithTool('redis-server', redisAvailability(), 'the Redis link gate and c
     const next = await two.tryAcquire();
     expect(next).toBeDefined();
     expect(next?.signal.aborted).toBe(false);
+    const lost = new Promise<void>((resolve) => {
+      if (next?.signal.aborted) resolve();
+      next?.signal.addEventListener('abort', () => resolve());
+    });
     await redis.command('FLUSHALL');
-    await sleep(150);
+    await lost; // the lock's next renewal finds it gone
     expect(next?.signal.aborted).toBe(true);
     await next?.release();
   });
@@ -296,3 +341,17 @@ describeWithTool('redis-server', redisAvailability(), 'berth serve with redis', 
     }
   }, 60_000);
 });
+
+/** Resolves once `g`'s clock reads later than `t`. */
+async function clockPast(g: { now(): Promise<number> }, t: number): Promise<void> {
+  await until(async () => (await g.now()) > t);
+}
+
+/** Resolves once `check` answers true, asking again after each answer (failing the test after 5 s). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('the awaited state never came');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}

@@ -13,6 +13,8 @@
  * replicas asked to collect at once run one collection. Without Redis each replica would have its own
  * in-process gate (and lose acknowledged blobs in that race): on a filesystem root the second replica
  * now refuses to start.
+ * The loss itself is shown deterministically in src/gc/sweep.test.ts (two registries on one storage,
+ * each with its own gate: a mount on one just before the sweep on the other is deleted).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';

@@ -26,7 +26,7 @@ interface CpuProfile {
   readonly timeDeltas: readonly number[];
 }
 
-/** Where a frame's code lives, shortened: `koa`, `node:stream`, `src/storage/uploads.ts`, `(garbage collector)`. */
+/** Where a frame's code lives, shortened: `koa`, `node:stream`, `src/storage/uploads/uploads.ts`, `(garbage collector)`. */
 function place(url: string, fn: string): string {
   if (url === '') return fn.startsWith('(') ? fn : '(native)';
   const path = url.replace(/^file:\/\//, '');

@@ -26,7 +26,7 @@
  * bytes. It never deletes content that verifies, and never touches manifests.
  */
 import type { Digest } from '../storage/digest.js';
-import type { Inventory, LinkEntry, LinkTarget } from '../storage/inventory.js';
+import type { Inventory, LinkEntry, LinkTarget } from '../storage/maintenance/inventory.js';
 import type { RepoName } from '../storage/reference.js';
 
 export type CheckProblemKind =

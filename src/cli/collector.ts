@@ -23,7 +23,7 @@ export interface CollectorOptions {
   readonly registry: Maintenance;
   readonly config: Config;
   readonly log: Logger;
-  /** Told each run's report (and a failed run's error): where metrics will plug in (issue #6). */
+  /** Told each run's report (and a failed run's error): `serve` records it in the gc metrics. */
   readonly report?: (report: GcReport, error?: unknown) => void;
   /**
    * Replicas (`redis` configured): a run first takes this cluster-wide lock (busy when another replica

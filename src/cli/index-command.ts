@@ -18,7 +18,7 @@ import { type IndexDb, isIndexLocked, openIndexDb, startIndexDb } from '../index
 import { type Logger, createLogger } from '../log.js';
 import type { StorageDriver } from '../storage/driver/driver.js';
 import { createDriver } from '../storage/driver/factory.js';
-import { createIndexSource } from '../storage/index-source.js';
+import { createIndexSource } from '../storage/indexing/index-source.js';
 import { describeHolder, indexLocation, otherHolder, readHolder, recordHolder, serveRefusal } from './root-holder.js';
 
 const USAGE = 'usage: berth index rebuild [config.yml]\n';

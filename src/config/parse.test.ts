@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './parse.js';
 import { ConfigError, parseDuration } from './raw.js';
 import type { Config } from './schema.js';
-import { configFiles } from './test-helpers.js';
+import { configFiles } from './suite/helpers.js';
 
 const files = configFiles('berth-config-');
 beforeAll(files.open);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFiles, sectionLoader } from './test-helpers.js';
+import { configFiles, sectionLoader } from './suite/helpers.js';
 
 const files = configFiles('berth-proxy-config-');
 beforeAll(files.open);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFiles, sectionLoader } from './test-helpers.js';
+import { configFiles, sectionLoader } from './suite/helpers.js';
 
 const files = configFiles('berth-redis-config-');
 beforeAll(files.open);

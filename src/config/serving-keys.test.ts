@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFiles } from './test-helpers.js';
+import { configFiles } from './suite/helpers.js';
 
 const files = configFiles('berth-serving-keys-');
 beforeAll(files.open);

@@ -1,5 +1,5 @@
 /**
- * The link gate (src/storage/link-gate.ts) shared by every replica through Redis, so that a push or a
+ * The link gate (src/storage/maintenance/link-gate.ts) shared by every replica through Redis, so that a push or a
  * mount on one replica is ordered against the collector sweeping on another.
  *
  * State in Redis (keys under `prefix`, `berth:` by default):
@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { RegistryError } from '../errors.js';
 import type { Digest } from '../storage/digest.js';
-import type { LinkGate } from '../storage/link-gate.js';
+import type { LinkGate } from '../storage/maintenance/link-gate.js';
 import { type RedisClient, type ScriptArg, luaScript } from './redis-client.js';
 
 /** How to build the gate. */
@@ -51,6 +51,17 @@ export interface RedisLinkGateOptions {
   readonly maxLinkTimes?: number;
   /** Told why a touch or a clean-up failed, or that a lease was lost. */
   readonly onError?: (msg: string, err?: unknown) => void;
+  /**
+   * Told, once per operation, that a link or sweep found its digests held by another and now waits
+   * (a waiting sweep's claim is in place by then, keeping new links out). For tests that order steps.
+   */
+  readonly onWait?: (wait: GateWait) => void;
+}
+
+/** A link operation or sweep that has to wait for its digests. */
+export interface GateWait {
+  readonly op: 'link' | 'sweep';
+  readonly digests: readonly Digest[];
 }
 
 /** The gate, and its clock. */
@@ -253,7 +264,7 @@ export function createRedisLinkGate(o: RedisLinkGateOptions): RedisLinkGate {
       const token = newToken();
       const field = `r:${token}`;
       const keys = unique.map(lockKey);
-      await poll(async () => (await run(LINK_ACQUIRE, [...keys, clockKey], [token, leaseMs])) === 1);
+      await poll(async () => (await run(LINK_ACQUIRE, [...keys, clockKey], [token, leaseMs])) === 1, () => o.onWait?.({ op: 'link', digests: unique }));
       const renewal = keepAlive(keys, field);
       let outcome: { ok: true; value: Awaited<ReturnType<typeof op>> } | { ok: false; err: unknown };
       try {
@@ -289,7 +300,7 @@ export function createRedisLinkGate(o: RedisLinkGateOptions): RedisLinkGate {
         if (reply[0] !== 1) return false;
         last = Number(reply[1]);
         return true;
-      });
+      }, () => o.onWait?.({ op: 'sweep', digests: [d] }));
       const renewal = keepAlive([key], field);
       let outcome: { ok: true; value: Awaited<ReturnType<typeof op>> } | { ok: false; err: unknown };
       try {
@@ -318,10 +329,11 @@ export function createRedisLinkGate(o: RedisLinkGateOptions): RedisLinkGate {
   };
 }
 
-/** Retries `attempt` with backoff (1 ms doubling to 50 ms, with jitter) until it answers true. */
-async function poll(attempt: () => Promise<boolean>): Promise<void> {
+/** Retries `attempt` with backoff (1 ms doubling to 50 ms, with jitter) until it answers true; `waiting` is called once, on the first refusal. */
+async function poll(attempt: () => Promise<boolean>, waiting: () => void): Promise<void> {
   let delay = 1;
   while (!(await attempt())) {
+    if (delay === 1) waiting();
     await new Promise((resolve) => setTimeout(resolve, delay + Math.random() * delay));
     delay = Math.min(delay * 2, MAX_POLL_MS);
   }

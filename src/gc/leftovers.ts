@@ -12,7 +12,7 @@
  * as the offline commands refuse to run beside a server). An unfinished tag is looked at again just
  * before it goes, and kept when its current link has appeared meanwhile.
  */
-import type { Inventory } from '../storage/inventory.js';
+import type { Inventory } from '../storage/maintenance/inventory.js';
 import type { RepoName } from '../storage/reference.js';
 import type { EmitEvent } from './report.js';
 

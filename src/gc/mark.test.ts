@@ -7,14 +7,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../storage/digest.js';
 import { paths } from '../storage/paths.js';
-import type { Inventory } from '../storage/inventory.js';
+import type { Inventory } from '../storage/maintenance/inventory.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
 import { markAll } from './mark.js';
 import { collectGarbage } from './run.js';
 import { type GcEvent, type GcReport, createWarnings } from './report.js';
 import {
   DRIVER_KINDS, type Fixture, imageBlobs, makeFixture, pushBlob, pushImage, pushIndex, storedBlobs,
-} from './suite-fixtures.js';
+} from './suite/fixtures.js';
 
 describe.each(DRIVER_KINDS)('mark and sweep over the %s driver', (kind) => {
   let fx: Fixture;

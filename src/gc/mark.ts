@@ -18,7 +18,7 @@
  * noted, for the sweep's grace period.
  */
 import type { Digest } from '../storage/digest.js';
-import type { Inventory, ManifestReferences } from '../storage/inventory.js';
+import type { Inventory, ManifestReferences } from '../storage/maintenance/inventory.js';
 import type { RepoName } from '../storage/reference.js';
 import type { EmitEvent, Warnings } from './report.js';
 

@@ -7,7 +7,7 @@ import { paths } from '../storage/paths.js';
 import { parseRepoName } from '../storage/reference.js';
 import type { GcReport } from './report.js';
 import { GcBusyError, collectGarbage, isCollecting } from './run.js';
-import { type Fixture, makeFixture, pushBlob, pushImage } from './suite-fixtures.js';
+import { type Fixture, makeFixture, pushBlob, pushImage } from './suite/fixtures.js';
 
 describe('collectGarbage', () => {
   let fx: Fixture;

@@ -48,7 +48,7 @@ export interface GcRunOptions {
   readonly log?: GcLog;
   /** Told each event as it happens (the offline command prints them). */
   readonly onEvent?: EmitEvent;
-  /** Told every finished run's report, and the error of a failed one: the seam for metrics (issue #6). */
+  /** Told every finished run's report, and the error of a failed one (`serve` records it in the gc metrics). */
   readonly report?: (report: GcReport, error?: unknown) => void;
   readonly signal?: AbortSignal;
 }

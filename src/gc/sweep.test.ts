@@ -6,13 +6,15 @@ import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isRegistryError } from '../errors.js';
+import { type LinkGate, createLinkGate } from '../storage/maintenance/link-gate.js';
 import { paths } from '../storage/paths.js';
+import { createRegistry } from '../storage/registry.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
 import type { GcEvent, GcReport } from './report.js';
 import { collectGarbage } from './run.js';
 import {
   DRIVER_KINDS, type Fixture, imageBlobs, makeFixture, pushBlob, pushImage, pushIndex, putManifest, storedBlobs,
-} from './suite-fixtures.js';
+} from './suite/fixtures.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -61,8 +63,11 @@ describe.each(DRIVER_KINDS)('sweep over the %s driver', (kind) => {
       expect(await collect({ graceMs: HOUR, deleteUntagged: true })).toMatchObject({ swept: 3, untaggedRemoved: 1 });
     });
 
-    it('keeps an old blob while a link to it is younger than the grace period', async () => {
-      if (fx.root === undefined) return; // needs file times set by hand: filesystem only
+    // Needs file times set by hand, so a root on disk: skipped with that reason on the other drivers.
+    const noRoot = kind === 'filesystem' ? undefined : `the ${kind} driver has no root whose file times a test can set`;
+    if (noRoot !== undefined) console.log(`[sweep over the ${kind} driver] skipping the link-age case: ${noRoot}`);
+    it.skipIf(noRoot !== undefined)('keeps an old blob while a link to it is younger than the grace period', async () => {
+      if (fx.root === undefined) throw new Error('the filesystem fixture has no root');
       const d = await pushBlob(fx.registry, 'one', 'old bytes');
       const threeHoursAgo = new Date(Date.now() - 3 * HOUR);
       await utimes(join(fx.root, paths.blobData(d)), threeHoursAgo, threeHoursAgo);
@@ -91,6 +96,37 @@ describe.each(DRIVER_KINDS)('sweep over the %s driver', (kind) => {
       expect(await Promise.all(mounts)).toEqual([{ digest: d, size: 8 }]);
       expect(report.swept).toBe(0);
       expect(await fx.registry.repository(parseRepoName('two')).blobs.stat(d)).toEqual({ digest: d, size: 8 });
+    });
+
+    // Replicas on one storage, the collector on the first, a mount on the second acknowledged just before
+    // the sweep reaches its blob (the collector's gate lets that sweep start only once the mount has
+    // answered). With one gate between them the sweep sees the link and keeps the blob; with a gate of
+    // its own per replica (no Redis) it cannot, and the acknowledged blob is deleted.
+    it.each([
+      ['one shared gate', true],
+      ['a gate of its own per replica', false],
+    ] as const)('a mount on another replica just before the sweep, with %s: kept = %s', async (_label, shared) => {
+      const d = await pushBlob(fx.registry, 'one', 'mount me');
+      const other = createRegistry({ driver: fx.driver, deleteEnabled: true, linkGate: shared ? fx.gate : createLinkGate(fx.clock) });
+      let mounted: Promise<unknown> = Promise.resolve();
+      const gate: LinkGate = {
+        ...fx.gate,
+        sweep: async (digest, op) => {
+          await mounted;
+          return fx.gate.sweep(digest, op);
+        },
+      };
+      const collecting = createRegistry({ driver: fx.driver, deleteEnabled: true, linkGate: gate });
+      fx.offset.ms += 5; // the run begins after the push
+      const report = await collectGarbage(collecting, {
+        graceMs: 0, deleteUntagged: false, dryRun: false, now: fx.clock,
+        onEvent: (e) => {
+          if (e.type === 'blob-eligible' && e.digest === d) mounted = other.repository(parseRepoName('two')).blobs.mountExisting(d);
+        },
+      });
+      expect(await mounted).toEqual({ digest: d, size: 8 }); // acknowledged either way
+      expect(report.swept).toBe(shared ? 0 : 1);
+      expect(await other.repository(parseRepoName('two')).blobs.stat(d)).toEqual(shared ? { digest: d, size: 8 } : undefined);
     });
 
     it('a mount after the delete finds no blob and links nothing', async () => {

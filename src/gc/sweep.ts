@@ -14,8 +14,8 @@
  *    fails cleanly. The grace period only spares work in progress from needless failures.
  */
 import type { Digest } from '../storage/digest.js';
-import type { Inventory } from '../storage/inventory.js';
-import type { LinkGate } from '../storage/link-gate.js';
+import type { Inventory } from '../storage/maintenance/inventory.js';
+import type { LinkGate } from '../storage/maintenance/link-gate.js';
 import type { RepoName } from '../storage/reference.js';
 import { type MarkOptions, type MarkState, type UntaggedCandidate, markTree } from './mark.js';
 

@@ -3,12 +3,10 @@
  * (upload chunks), the upload Range answer, and Link (pagination).
  */
 import { rangeInvalid } from '../errors.js';
+import type { ByteRange } from '../storage/registry.js';
 
-/** Inclusive byte range. */
-export interface ByteRange {
-  readonly start: number;
-  readonly end: number;
-}
+/** Inclusive byte range: storage's, the one type for it. */
+export type { ByteRange };
 
 /**
  * A request's `Range: bytes=…` against a resource of `size` bytes: a single range, `'unsatisfiable'`

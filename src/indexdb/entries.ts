@@ -3,7 +3,7 @@
  * how blob descriptors are written, and the record of what the index must leave to storage.
  */
 import type { Level } from 'level';
-import type { RevisionFacts } from '../storage/index-port.js';
+import type { RevisionFacts } from '../storage/indexing/index-port.js';
 import { blobKey } from './keys.js';
 
 /** The database: string keys, JSON values. */

@@ -13,10 +13,10 @@ import { createLogger } from '../log.js';
 import { type Digest, digestOf } from '../storage/digest.js';
 import { DriverError, type StorageDriver } from '../storage/driver/driver.js';
 import { createDriver } from '../storage/driver/factory.js';
-import { type IndexSource, guardIndex } from '../storage/index-port.js';
-import { observeDriver } from '../storage/index-observer.js';
-import { createIndexSource } from '../storage/index-source.js';
-import { MEDIA_TYPES } from '../storage/manifest-format.js';
+import { type IndexSource, guardIndex } from '../storage/indexing/index-port.js';
+import { observeDriver } from '../storage/indexing/index-observer.js';
+import { createIndexSource } from '../storage/indexing/index-source.js';
+import { MEDIA_TYPES } from '../storage/manifests/manifest-format.js';
 import { paths } from '../storage/paths.js';
 import { type RepoName, parseRepoName, parseTag } from '../storage/reference.js';
 import { type Registry, createRegistry } from '../storage/registry.js';
@@ -245,11 +245,11 @@ describe('index changes', () => {
     const d = await pushImage(w.indexed, APP, 'racy', 'a');
     // Two writers raced: the tag was removed last, but the report of the earlier write comes last.
     await w.walked.repository(APP).manifests.delete({ tag: parseTag('racy') });
-    await w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' });
-    await w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' });
+    await w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') });
+    await w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') });
     expect(await w.index.tags(APP, {})).toEqual([]);
     await w.walked.repository(APP).manifests.put({ tag: parseTag('racy') }, (await w.walked.repository(APP).manifests.get({ digest: d })).content, undefined);
-    await Promise.all([w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' }), w.index.onChange({ kind: 'tag', repo: APP, tag: 'racy' })]);
+    await Promise.all([w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') }), w.index.onChange({ kind: 'tag', repo: APP, tag: parseTag('racy') })]);
     expect(await w.index.tags(APP, {})).toEqual(['racy']);
   });
 
@@ -329,7 +329,7 @@ describe('index failures', () => {
     }));
     await index.rebuild();
     expect(index.state).toBe('ready');
-    expect(await index.tags('bad', {})).toBeUndefined();
+    expect(await index.tags(parseRepoName('bad'), {})).toBeUndefined();
     expect(await index.tags(APP, {})).toEqual(['v1']);
     expect(await w.indexed.repository(bad).tags()).toEqual(['v1']);
     expect(w.warnings.join('')).toContain('could not be read');

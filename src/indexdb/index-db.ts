@@ -42,7 +42,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Digest } from '../storage/digest.js';
-import { type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted } from '../storage/index-port.js';
+import { type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted } from '../storage/indexing/index-port.js';
 import { createKeyQueue } from './key-queue.js';
 import { GENERATION_KEY, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
 import { messageOf, openLevel } from './open.js';

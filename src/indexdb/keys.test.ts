@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sliceSorted } from '../storage/index-port.js';
-import { compareStrings } from '../storage/tags.js';
+import { sliceSorted } from '../storage/indexing/index-port.js';
+import { compareStrings } from '../storage/listing.js';
 import { isIndexable, lastField, repoKey, repoRange, tagKey, tagRange } from './keys.js';
 
 const REPOS = ['b', 'a/b', 'a-b', 'a', 'a.b', 'a_b', 'a__b', 'ab', 'a/b/c', 'a0', 'z/z', 'library/ubuntu', 'a/a'];

@@ -17,7 +17,7 @@
  * declines to answer for it rather than answer in the wrong order.
  */
 import type { Digest } from '../storage/digest.js';
-import type { ListRange } from '../storage/index-port.js';
+import type { ListRange } from '../storage/indexing/index-port.js';
 
 const SEP = '\x00';
 /** One past SEP: the end of every "prefix + SEP" range. */

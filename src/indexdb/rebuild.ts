@@ -11,7 +11,7 @@
  */
 import type { Digest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
-import type { IndexSource } from '../storage/index-port.js';
+import type { IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, putBlobHints } from './entries.js';
 import { isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
 
@@ -55,7 +55,7 @@ export async function walkInto(
   };
   const call: CallOptions = o.signal ? { signal: o.signal } : {};
 
-  const tagsOf = async (repo: string): Promise<void> => {
+  const tagsOf = async (repo: RepoName): Promise<void> => {
     const names = await source.tagNames(repo, call);
     if (!names.every(isIndexable)) {
       o.warn('index: a tag name cannot be indexed; its repository lists tags from storage', { repository: repo });
@@ -68,7 +68,7 @@ export async function walkInto(
     });
   };
 
-  const revisionsOf = async (repo: string): Promise<void> => {
+  const revisionsOf = async (repo: RepoName): Promise<void> => {
     const revisions: Digest[] = [];
     for await (const d of source.revisions(repo, call)) revisions.push(d);
     await eachLimited(revisions, ITEMS_AT_ONCE, async (d) => {

@@ -4,7 +4,7 @@
  * them per item at a time (key-queue.ts), so the entry ends as storage ends (index-port.ts, rule 2).
  */
 import type { Digest } from '../storage/digest.js';
-import type { IndexChange, IndexSource } from '../storage/index-port.js';
+import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
 import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
 
@@ -40,7 +40,7 @@ export async function refreshItem(db: IndexLevel, source: IndexSource, change: I
   }
 }
 
-async function refreshRepository(db: IndexLevel, source: IndexSource, repo: string, distrust: Distrust): Promise<void> {
+async function refreshRepository(db: IndexLevel, source: IndexSource, repo: RepoName, distrust: Distrust): Promise<void> {
   if (!isIndexable(repo)) {
     distrust.catalog = true;
     return;
@@ -49,7 +49,7 @@ async function refreshRepository(db: IndexLevel, source: IndexSource, repo: stri
   else await db.del(repoKey(repo));
 }
 
-async function refreshTag(db: IndexLevel, source: IndexSource, repo: string, tag: string, distrust: Distrust): Promise<void> {
+async function refreshTag(db: IndexLevel, source: IndexSource, repo: RepoName, tag: Tag, distrust: Distrust): Promise<void> {
   if (!isIndexable(repo) || !isIndexable(tag)) {
     distrust.repos.add(repo);
     return;
@@ -63,7 +63,7 @@ async function refreshTag(db: IndexLevel, source: IndexSource, repo: string, tag
 
 type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
-async function refreshRevision(db: IndexLevel, source: IndexSource, repo: string, d: Digest, distrust: Distrust): Promise<void> {
+async function refreshRevision(db: IndexLevel, source: IndexSource, repo: RepoName, d: Digest, distrust: Distrust): Promise<void> {
   if (!isIndexable(repo)) {
     distrust.repos.add(repo);
     return;

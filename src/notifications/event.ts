@@ -12,7 +12,7 @@
  * manifest, or the manifests of an index, as the manifest lists them.
  */
 import { randomUUID } from 'node:crypto';
-import { describeStored } from '../storage/manifest-format.js';
+import { describeStored } from '../storage/manifests/manifest-format.js';
 
 /** The Content-Type of every notification request (registry:2 2.8; v3 renamed it `…events.v2+json`). */
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';

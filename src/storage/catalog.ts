@@ -2,18 +2,19 @@
  * The repository list: every directory under `repositories/` that holds `_layers` (how registry:2
  * v2.8 recognises a repository) or `_manifests` (v3), found by walking the tree. Directories whose
  * names start with `_` belong to a repository and are not searched for more repositories.
- * (The LevelDB index of issue #5 will answer this without the walk.)
+ * With a listing index (src/indexdb/, through index-port.ts) the registry answers from it instead, and
+ * walks only while the index cannot vouch.
  */
 import type { CallOptions, StorageDriver } from './driver/driver.js';
-import { unlessNotFound } from './links.js';
+import { unlessNotFound } from './driver/not-found.js';
 import { LAYERS_DIR, MANIFESTS_DIR, baseName, paths, repoNameOfDir } from './paths.js';
 import type { RepoName } from './reference.js';
-import { compareStrings } from './tags.js';
+import { compareStrings } from './listing.js';
 
 /** A directory under `repositories/` and the names of its children. */
 export interface RepositoryDir {
   /** The name the directory stands for (`a/b` for `…/repositories/a/b`). */
-  readonly name: string;
+  readonly name: RepoName;
   readonly children: readonly string[];
 }
 
@@ -23,18 +24,20 @@ export async function* repositoryDirs(driver: StorageDriver, o?: CallOptions): A
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     const listed = (await unlessNotFound(() => driver.list(dir, o))) ?? [];
     const children = listed.map(baseName);
-    if (dir !== paths.repositoriesRoot) yield { name: repoNameOfDir(dir), children };
+    const name = repoNameOfDir(dir);
+    if (name !== undefined) yield { name, children };
     for (const child of listed) if (!baseName(child).startsWith('_')) pending.push(child);
   }
 }
 
-function isRepository(children: readonly string[]): boolean {
+/** Whether a directory with these children is a repository (it holds `_layers` or `_manifests`). */
+export function isRepository(children: readonly string[]): boolean {
   return children.includes(LAYERS_DIR) || children.includes(MANIFESTS_DIR);
 }
 
 /** Every repository name, sorted in code-unit order. */
-export async function listRepositories(driver: StorageDriver, o?: CallOptions): Promise<string[]> {
-  const found: string[] = [];
+export async function listRepositories(driver: StorageDriver, o?: CallOptions): Promise<RepoName[]> {
+  const found: RepoName[] = [];
   for await (const dir of repositoryDirs(driver, o)) if (isRepository(dir.children)) found.push(dir.name);
   return found.sort(compareStrings);
 }

@@ -34,7 +34,10 @@ export function digestProblem(s: string): string | undefined {
   return undefined;
 }
 
-/** The digest `s`, or undefined when `digestProblem(s)` has something to say. */
+/**
+ * The digest `s`, or undefined when `digestProblem(s)` has something to say: the one digest parser
+ * (reference.ts parseDigestParam is its throwing face, for requests).
+ */
 export function parseDigest(s: string): Digest | undefined {
   return digestProblem(s) === undefined ? (s as Digest) : undefined;
 }
@@ -51,9 +54,9 @@ export function digestHex(d: Digest): string {
 
 /** Builds a digest from an algorithm and hex already known to be valid (from a hash, or a checked path). */
 export function makeDigest(alg: DigestAlgorithm, hex: string): Digest {
-  const d = `${alg}:${hex}`;
-  if (digestProblem(d) !== undefined) throw new Error(`not a digest: ${d}`);
-  return d as Digest;
+  const d = parseDigest(`${alg}:${hex}`);
+  if (d === undefined) throw new Error(`not a digest: ${alg}:${hex}`);
+  return d;
 }
 
 /** The digest of a whole buffer. */

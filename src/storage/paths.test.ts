@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from './digest.js';
 import { parseDigest } from './digest.js';
-import { baseName, formatStartedAt, LAYERS_DIR, linkContent, MANIFESTS_DIR, paths, repoNameOfDir, UPLOADS_DIR } from './paths.js';
+import {
+  baseName, blobDataDigestOf, formatStartedAt, LAYERS_DIR, type LayoutPath, linkContent, linkDigestOf, MANIFESTS_DIR, parsePath, paths,
+  repoNameOfDir, tagsOfListing, UPLOADS_DIR,
+} from './paths.js';
 import { parseRepoName, parseTag, parseUploadId } from './reference.js';
 
 function digest(s: string): Digest {
@@ -159,5 +162,60 @@ describe('repoNameOfDir', () => {
     for (const n of ['a', 'a/b', 'library/tiny', 'a/b/c/d-e_f.g']) {
       expect(repoNameOfDir(paths.repo(parseRepoName(n)))).toBe(n);
     }
+  });
+});
+
+describe('parsePath: every path kind read back (round trip)', () => {
+  const layer = (repo: typeof TINY, d: Digest, rest: string[]): LayoutPath => ({ kind: 'layer', repo, named: true, digest: d, rest });
+  const revision = (repo: typeof TINY, d: Digest, rest: string[]): LayoutPath => ({ kind: 'revision', repo, named: true, digest: d, rest });
+  const cases: ReadonlyArray<readonly [string, string, LayoutPath]> = [
+    ['root', '/', { kind: 'ancestor' }],
+    ['/docker', '/docker', { kind: 'ancestor' }],
+    ['paths.root', paths.root, { kind: 'ancestor' }],
+    ['repositoriesRoot', paths.repositoriesRoot, { kind: 'ancestor' }],
+    ['blobsRoot', paths.blobsRoot, { kind: 'blob', digest: undefined, rest: [] }],
+    ['blobsOf', paths.blobsOf('sha256'), { kind: 'blob', digest: undefined, rest: [] }],
+    ['blobDir', paths.blobDir(D256), { kind: 'blob', digest: D256, rest: [] }],
+    ['blobData', paths.blobData(D256), { kind: 'blob', digest: D256, rest: ['data'] }],
+    ['blobData sha512', paths.blobData(D512), { kind: 'blob', digest: D512, rest: ['data'] }],
+    ['blob with a wrong hex2', `${V2}/blobs/sha256/00/${HEX256}/data`, { kind: 'blob', digest: undefined, rest: [] }],
+    ['repo', paths.repo(TINY), { kind: 'repositories', name: TINY }],
+    ['repo a/b/c', paths.repo(ABC), { kind: 'repositories', name: ABC }],
+    ['a `_` folder under repositories', `${V2}/repositories/_x`, { kind: 'repositories', name: undefined }],
+    ['layersOf', paths.layersOf(TINY, 'sha256'), { kind: 'layer', repo: TINY, named: false, digest: undefined, rest: [] }],
+    ['layerLinkDir', paths.layerLinkDir(ABC, D256), layer(ABC, D256, [])],
+    ['layerLink', paths.layerLink(TINY, D256), layer(TINY, D256, ['link'])],
+    ['manifests', paths.manifests(TINY), { kind: 'manifests', repo: TINY }],
+    ['revisionsOf', paths.revisionsOf(TINY, 'sha512'), { kind: 'revision', repo: TINY, named: false, digest: undefined, rest: [] }],
+    ['revisionDir', paths.revisionDir(TINY, D512), revision(TINY, D512, [])],
+    ['revisionLink', paths.revisionLink(ABC, D256), revision(ABC, D256, ['link'])],
+    ['revision of a bad hex', `${paths.revisionsOf(TINY, 'sha256')}/zz`, { kind: 'revision', repo: TINY, named: true, digest: undefined, rest: [] }],
+    ['tags', paths.tags(TINY), { kind: 'tag', repo: TINY, tag: undefined, rest: [] }],
+    ['tag', paths.tag(TINY, V1), { kind: 'tag', repo: TINY, tag: V1, rest: [] }],
+    ['tagCurrentLink', paths.tagCurrentLink(ABC, V1), { kind: 'tag', repo: ABC, tag: V1, rest: ['current', 'link'] }],
+    ['tagIndexEntry', paths.tagIndexEntry(TINY, V1, D256), { kind: 'tag', repo: TINY, tag: V1, rest: ['index', 'sha256', HEX256] }],
+    ['tagIndexLink', paths.tagIndexLink(TINY, V1, D256), { kind: 'tag', repo: TINY, tag: V1, rest: ['index', 'sha256', HEX256, 'link'] }],
+    ['uploads', paths.uploads(TINY), { kind: 'upload', repo: TINY, id: undefined, rest: [] }],
+    ['upload', paths.upload(TINY, UUID), { kind: 'upload', repo: TINY, id: UUID, rest: [] }],
+    ['uploadData', paths.uploadData(ABC, UUID), { kind: 'upload', repo: ABC, id: UUID, rest: ['data'] }],
+    ['uploadStartedAt', paths.uploadStartedAt(TINY, UUID), { kind: 'upload', repo: TINY, id: UUID, rest: ['startedat'] }],
+    ['uploadHashStates', paths.uploadHashStates(TINY, UUID, 'sha256'), { kind: 'upload', repo: TINY, id: UUID, rest: ['hashstates', 'sha256'] }],
+    ['an unknown `_` folder of a repository', `${paths.repo(TINY)}/_other/x`, { kind: 'other', repo: TINY }],
+    ['an unknown folder in _manifests', `${paths.manifests(TINY)}/other`, { kind: 'manifests', repo: TINY }],
+    ['quarantineData', paths.quarantineData(D256), { kind: 'outside' }],
+    ['outside the tree', '/elsewhere/x', { kind: 'outside' }],
+  ];
+  it.each(cases)('%s', (_kind, path, expected) => {
+    expect(parsePath(path)).toEqual(expected);
+  });
+
+  it('the helpers built on it: link digests, blob data digests, tags of a listing', () => {
+    expect(linkDigestOf(paths.layerLink(TINY, D256))).toBe(D256);
+    expect(linkDigestOf(paths.revisionLink(ABC, D512))).toBe(D512);
+    expect(linkDigestOf(paths.layerLinkDir(TINY, D256))).toBeUndefined();
+    expect(linkDigestOf(paths.tagCurrentLink(TINY, V1))).toBeUndefined();
+    expect(blobDataDigestOf(paths.blobData(D512))).toBe(D512);
+    expect(blobDataDigestOf(paths.blobDir(D512))).toBeUndefined();
+    expect(tagsOfListing([paths.tag(TINY, V1), paths.tag(TINY, parseTag('latest'))])).toEqual(['v1', 'latest']);
   });
 });

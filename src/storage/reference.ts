@@ -5,7 +5,7 @@
  * are UUIDs.
  */
 import { blobUploadUnknown, digestInvalid, nameInvalid, tagInvalid } from '../errors.js';
-import { type Digest, digestProblem } from './digest.js';
+import { type Digest, digestProblem, parseDigest } from './digest.js';
 
 /** A repository name that passed parseRepoName. */
 export type RepoName = string & { readonly __brand: 'RepoName' };
@@ -39,11 +39,14 @@ export function parseTag(s: string): Tag {
   return s as Tag;
 }
 
-/** @throws RegistryError DIGEST_INVALID */
+/**
+ * The throwing face of digest.ts's parseDigest, for requests: the same check, failing with the reason.
+ * @throws RegistryError DIGEST_INVALID
+ */
 export function parseDigestParam(s: string): Digest {
-  const problem = digestProblem(s);
-  if (problem !== undefined) throw digestInvalid(problem, { digest: s });
-  return s as Digest;
+  const d = parseDigest(s);
+  if (d === undefined) throw digestInvalid(digestProblem(s) ?? 'malformed digest', { digest: s });
+  return d;
 }
 
 /** A tag, or a digest when the string contains `:` (tags cannot). @throws TAG_INVALID, DIGEST_INVALID */

@@ -8,17 +8,17 @@
  * distribution's proxy package wraps its registry. registry.ts re-exports everything here.
  */
 import type { Readable } from 'node:stream';
-import type { BlobInfo, BlobStore, ByteRange } from './blobs.js';
+import type { BlobInfo, BlobStore, ByteRange } from './blobs/blobs.js';
 import type { Digest } from './digest.js';
 import type { CallOptions } from './driver/driver.js';
-import type { ListRange } from './index-port.js';
-import type { Inventory } from './inventory.js';
-import type { LinkGate } from './link-gate.js';
-import type { ManifestStore } from './manifests.js';
-import type { PurgeReport } from './purge-uploads.js';
+import type { ListRange } from './indexing/index-port.js';
+import type { Inventory } from './maintenance/inventory.js';
+import type { LinkGate } from './maintenance/link-gate.js';
+import type { ManifestStore } from './manifests/manifests.js';
+import type { PurgeReport } from './uploads/purge-uploads.js';
 import type { RepoName } from './reference.js';
-import type { ReferrerDescriptor } from './referrers.js';
-import type { UploadStore } from './uploads.js';
+import type { ReferrerDescriptor } from './manifests/referrers.js';
+import type { UploadStore } from './uploads/uploads.js';
 
 /** How a blob is to be served. */
 export interface ServeOptions extends CallOptions {

@@ -8,31 +8,31 @@
  * The HTTP layer imports storage through this file only (and digest.ts and reference.ts, the branded
  * types it parses at its boundary): every type it needs is re-exported below.
  */
-import { createBlobStore } from './blobs.js';
+import { createBlobStore } from './blobs/blobs.js';
 import { listRepositories } from './catalog.js';
 import type { StorageDriver } from './driver/driver.js';
-import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './index-port.js';
-import { observeDriver } from './index-observer.js';
-import { createInventory } from './inventory.js';
-import { type LinkGate, createLinkGate } from './link-gate.js';
-import { createManifestCache } from './manifest-cache.js';
-import { purgeUploads } from './purge-uploads.js';
+import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './indexing/index-port.js';
+import { observeDriver } from './indexing/index-observer.js';
+import { createInventory } from './maintenance/inventory.js';
+import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
+import { createManifestCache } from './manifests/manifest-cache.js';
+import { purgeUploads } from './uploads/purge-uploads.js';
 import type { RepoName } from './reference.js';
 import type { LocalRegistry, Repository } from './registry-face.js';
 import { createRepository } from './repository.js';
-import { createUploadSessions } from './upload-sessions.js';
+import { createUploadSessions } from './uploads/upload-sessions.js';
 
 export type {
   BlobServing, LocalRegistry, Maintenance, Registry, Repository, RepositoryBlobs, RepositoryManifests, ServeOptions,
 } from './registry-face.js';
-export type { BlobInfo, ByteRange } from './blobs.js';
+export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
-export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifest-format.js';
-export type { ListRange } from './index-port.js';
-export type { PurgeReport } from './purge-uploads.js';
-export type { ReferrerDescriptor } from './referrers.js';
-export type { PutManifestResult, StoredManifest } from './manifests.js';
-export type { UploadStatus, UploadStore, AppendOptions } from './uploads.js';
+export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js';
+export type { ListRange } from './indexing/index-port.js';
+export type { PurgeReport } from './uploads/purge-uploads.js';
+export type { ReferrerDescriptor } from './manifests/referrers.js';
+export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
+export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
 
 /** How to build a registry. */
 export interface RegistryOptions {

@@ -5,21 +5,21 @@
  * found, so no caller can reach the global store around that check.
  */
 import { blobUnknown, nameUnknown, unsupported } from '../errors.js';
-import type { BlobInfo, BlobStore } from './blobs.js';
+import type { BlobInfo, BlobStore } from './blobs/blobs.js';
 import { repositoryExists } from './catalog.js';
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
-import { type GuardedIndex, type ListRange, sliceSorted } from './index-port.js';
-import type { LinkGate } from './link-gate.js';
-import { createLinkedBlobStore } from './linked-blobs.js';
-import type { ManifestCache } from './manifest-cache.js';
-import { createManifestStore } from './manifests.js';
+import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index-port.js';
+import type { LinkGate } from './maintenance/link-gate.js';
+import { createLinkedBlobStore } from './blobs/linked-blobs.js';
+import type { ManifestCache } from './manifests/manifest-cache.js';
+import { createManifestStore } from './manifests/manifests.js';
 import type { RepoName } from './reference.js';
-import { listReferrers, sortByDigest } from './referrers.js';
+import { listReferrers, sortByDigest } from './manifests/referrers.js';
 import type { BlobServing, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
-import { createTagStore } from './tags.js';
-import type { UploadSessions } from './upload-sessions.js';
-import { createUploadStore } from './uploads.js';
+import { createTagStore } from './manifests/tags.js';
+import type { UploadSessions } from './uploads/upload-sessions.js';
+import { createUploadStore } from './uploads/uploads.js';
 
 /** What every repository view shares with the registry that makes it. */
 export interface RepositoryContext {

@@ -12,7 +12,7 @@ import { createApp } from '../../src/http/server.js';
 import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { type Level, createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
-import { createIndexSource } from '../../src/storage/index-source.js';
+import { createIndexSource } from '../../src/storage/indexing/index-source.js';
 import { type LocalRegistry, createRegistry } from '../../src/storage/registry.js';
 
 export interface TestBerth {

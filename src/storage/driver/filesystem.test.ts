@@ -6,8 +6,8 @@ import { InvalidPathError, PathNotFoundError } from './driver.js';
 import type { FileInfo, StorageDriver } from './driver.js';
 import { createFilesystemDriver } from './filesystem.js';
 import { instrument } from './instrument.js';
-import { runDriverSuite } from './suite.js';
-import { drain, writeOne } from './suite-helpers.js';
+import { runDriverSuite } from './suite/suite.js';
+import { drain, writeOne } from './suite/helpers.js';
 
 runDriverSuite('filesystem', async () => {
   const root = await mkdtemp(join(tmpdir(), 'berth-fs-driver-'));

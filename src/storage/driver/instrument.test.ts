@@ -4,7 +4,7 @@ import type { StorageDriver } from './driver.js';
 import { instrument, isValidPath } from './instrument.js';
 import type { DriverCall } from './instrument.js';
 import { createMemoryDriver } from './memory.js';
-import { drain } from './suite-helpers.js';
+import { drain } from './suite/helpers.js';
 
 describe('isValidPath', () => {
   it.each([

@@ -12,7 +12,7 @@ import { DriverError } from './driver.js';
 import { instrument } from './instrument.js';
 import { createS3Driver } from './s3.js';
 import type { S3DriverOptions } from './s3.js';
-import { readAll, sha256, writeAndEnd } from './suite-helpers.js';
+import { readAll, sha256, writeAndEnd } from './suite/helpers.js';
 import { deleteBucket, describeWithS3, s3DriverOptions } from '../../../test/helpers/ceph.js';
 import { freePort } from '../../../test/helpers/process.js';
 

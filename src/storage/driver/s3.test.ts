@@ -15,8 +15,8 @@ import type { StorageDriver } from './driver.js';
 import { instrument } from './instrument.js';
 import { createS3Driver } from './s3.js';
 import type { S3DriverOptions } from './s3.js';
-import { runDriverSuite } from './suite.js';
-import { drain, readAll, sha256, writeAndEnd, writeOne } from './suite-helpers.js';
+import { runDriverSuite } from './suite/suite.js';
+import { drain, readAll, sha256, writeAndEnd, writeOne } from './suite/helpers.js';
 import { createBucket, deleteBucket, describeWithS3, listKeys, s3DriverOptions, testS3Client } from '../../../test/helpers/ceph.js';
 import type { S3TestSettings } from '../../../test/helpers/ceph.js';
 
