@@ -75,10 +75,17 @@ module.exports = {
     },
     {
       name: 'no-test-code-in-src',
-      comment: 'test support inside src/ lives in a suite/ folder beside what it supports (driver/suite/, gc/suite/, config/suite/); only it and *.test.ts may import vitest or test/',
+      comment: 'test support inside src/ lives in a suite/ folder beside what it supports (driver/suite/, gc/suite/, config/suite/, notifications/suite/); only it and *.test.ts may import vitest',
       severity: 'error',
       from: { path: '^src/', pathNot: '(\\.test\\.ts|/suite/[^/]+\\.ts)$' },
-      to: { path: ['^test/', 'node_modules/vitest/'] },
+      to: { path: 'node_modules/vitest/' },
+    },
+    {
+      name: 'src-never-imports-test',
+      comment: 'nothing in src/, its tests and suites included, imports from test/ (test/ may import src/ suites)',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^test/' },
     },
   ],
   options: {

@@ -2,7 +2,8 @@
  * vitest global setup: starts one Ceph RGW (scripts/ceph-s3.sh) for the whole run when a selected test
  * file needs S3, and tells the test workers where it is through BERTH_TEST_S3_* (helpers/ceph.ts).
  *
- * - A file needs S3 when it uses helpers/ceph or the storage driver list (driver/suite/drivers.ts). A run of
+ * - A file needs S3 when it uses helpers/ceph, the S3 test settings (driver/suite/s3-*.ts) or the
+ *   storage driver list (driver/suite/drivers.ts). A run of
  *   other files starts nothing.
  * - BERTH_TEST_S3_ENDPOINT already set (another S3 server, by hand): nothing is started.
  * - BERTH_TEST_CEPH=off: nothing is started, and the S3 tests act as if Ceph were missing.
@@ -25,7 +26,7 @@ function runNeedsS3(project: TestProject): boolean {
   return files.some((file) => {
     try {
       const text = readFileSync(file, 'utf8');
-      return text.includes('suite/drivers') || text.includes('helpers/ceph');
+      return text.includes('suite/drivers') || text.includes('suite/s3-') || text.includes('helpers/ceph');
     } catch {
       return false;
     }

@@ -1,5 +1,5 @@
 /**
- * The notifier against a real webhook receiver (node:http, test/helpers/webhook.ts): delivery with
+ * The notifier against a real webhook receiver (node:http, suite/webhook.ts): delivery with
  * registry:2's request shape, retries and the circuit breaker, 3xx answers, filters, the queue bound,
  * metrics, and queues that outlive a stop while the receiver is down.
  */
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startWebhook, type Webhook } from '../../test/helpers/webhook.js';
+import { startWebhook, type Webhook } from './suite/webhook.js';
 import { createLogger } from '../log.js';
 import type { EndpointOptions } from './endpoint.js';
 import { type EventOrigin, type EventSubject, EVENTS_MEDIA_TYPE } from './event.js';

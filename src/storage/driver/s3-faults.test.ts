@@ -12,9 +12,9 @@ import { DriverError } from './driver.js';
 import { instrument } from './instrument.js';
 import { createS3Driver } from './s3.js';
 import type { S3DriverOptions } from './s3.js';
-import { readAll, sha256, writeAndEnd } from './suite/helpers.js';
-import { deleteBucket, describeWithS3, s3DriverOptions } from '../../../test/helpers/ceph.js';
-import { freePort } from '../../../test/helpers/process.js';
+import { readAll, sha256, unusedPort, writeAndEnd } from './suite/helpers.js';
+import { describeWithS3 } from './suite/s3-describe.js';
+import { deleteBucket, s3DriverOptions } from './suite/s3-settings.js';
 
 const MiB = 1024 * 1024;
 
@@ -190,7 +190,7 @@ describeWithS3('s3 driver faults and errors', (s3) => {
   });
 
   it('says when the endpoint cannot be reached, after retrying', async () => {
-    const port = await freePort();
+    const port = await unusedPort();
     const d = instrument(createS3Driver(s3DriverOptions(s3, 'unreachable', { regionEndpoint: `http://127.0.0.1:${port}`, maxAttempts: 2 })));
     await expect(d.getContent('/x')).rejects.toMatchObject({
       code: 'DRIVER_FAILURE',
@@ -201,7 +201,7 @@ describeWithS3('s3 driver faults and errors', (s3) => {
 
 describe('s3 driver errors without a server', () => {
   it('turns an aborted call into its AbortError, not a DriverError', async () => {
-    const port = await freePort();
+    const port = await unusedPort();
     const d = instrument(createS3Driver({
       ...s3DriverOptions({ endpoint: `http://127.0.0.1:${port}`, accessKey: 'a', secretKey: 'b', region: 'us-east-1', bucket: 'b' }, ''),
       maxAttempts: 10,

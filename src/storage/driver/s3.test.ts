@@ -17,8 +17,9 @@ import { createS3Driver } from './s3.js';
 import type { S3DriverOptions } from './s3.js';
 import { runDriverSuite } from './suite/suite.js';
 import { drain, readAll, sha256, writeAndEnd, writeOne } from './suite/helpers.js';
-import { createBucket, deleteBucket, describeWithS3, listKeys, s3DriverOptions, testS3Client } from '../../../test/helpers/ceph.js';
-import type { S3TestSettings } from '../../../test/helpers/ceph.js';
+import { describeWithS3 } from './suite/s3-describe.js';
+import { createBucket, deleteBucket, listKeys, s3DriverOptions, testS3Client } from './suite/s3-settings.js';
+import type { S3TestSettings } from './suite/s3-settings.js';
 
 const MiB = 1024 * 1024;
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StorageDriver } from '../driver.js';
 import { createDriver, openDriver } from '../factory.js';
-import { s3Availability, s3DriverOptions } from '../../../../test/helpers/ceph-server.js';
+import { s3Availability, s3DriverOptions } from './s3-settings.js';
 
 /** A driver under test and how to remove what it stored. */
 export interface TestDriver {
@@ -30,7 +30,7 @@ export const TEST_DRIVERS: readonly (readonly [string, () => Promise<TestDriver>
 ];
 
 /**
- * The s3 driver on the run's Ceph RGW (test/helpers/ceph.ts), each instance under a rootdirectory of
+ * The s3 driver on the run's Ceph RGW (s3-settings.ts), each instance under a rootdirectory of
  * its own that cleanup empties. Without an S3 server: under CI=true an entry whose every test fails
  * with the reason; otherwise no entry, and the reason printed.
  */

@@ -3,6 +3,7 @@
  * tsconfig.build.json leaves every `suite/` folder (test support inside src/) out of the build.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -114,4 +115,13 @@ export function sorted(paths: readonly string[]): string[] {
 /** True if either of the environment switches that enable the slow group is set. */
 export function slowTestsEnabled(): boolean {
   return process.env['CI'] === 'true' || process.env['BERTH_SLOW_TESTS'] === '1';
+}
+
+/** A loopback port nobody listened on a moment ago (for "the server cannot be reached" cases). */
+export async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
