@@ -8,7 +8,8 @@
  *   dangling-revision-link  a revision link whose manifest blob is missing
  *   broken-link             a layer or revision link that is empty, not a digest, or names another digest
  *   unreadable-manifest     a revision whose manifest does not parse (or is too large)
- *   missing-reference       a manifest naming a blob that is missing or not linked in its repository,
+ *   missing-reference       a manifest naming a blob that is missing or not linked in its repository
+ *                           (not in a repository fetched on demand, a mirror's: `onDemand`),
  *                           or an index child that is not a revision of it
  *   broken-tag              a tag whose `current` link is empty or not a digest
  *   unfinished-tag          a tag folder with no `current` link (a tag write cut short by a crash)
@@ -54,6 +55,13 @@ export interface CheckOptions {
   readonly onOrphan: (d: Digest, size: number) => void;
   readonly onProgress?: (phase: 'blobs' | 'repositories', done: number, total: number | undefined) => void;
   readonly signal?: AbortSignal;
+  /**
+   * True for a repository whose content is fetched on demand (a mirror's): a blob or child manifest its
+   * manifests name that was never pulled is missing there by design, reported to `onInfo`, not a problem.
+   */
+  readonly onDemand?: (repo: RepoName) => boolean;
+  /** Told what is not a problem but worth a line (a mirror's content not pulled yet). */
+  readonly onInfo?: (message: string) => void;
   /** The clock (ms since the epoch), for the age of leftover files. Default Date.now. */
   readonly now?: () => number;
 }
@@ -202,12 +210,16 @@ async function checkManifest(
     c.report({ kind: 'unreadable-manifest', message: `${repo}@${d}: ${refs.problem}` });
     return;
   }
+  const missing = (message: string): void => {
+    if (c.opts.onDemand?.(repo) === true) c.opts.onInfo?.(`${message} (not pulled yet: a mirror fetches it on demand)`);
+    else c.report({ kind: 'missing-reference', message });
+  };
   for (const b of refs.blobs) {
     const why = !c.present.has(b) ? 'which is missing' : !has.layers.has(b) && !has.revisions.has(b) ? 'which the repository does not link' : undefined;
-    if (why !== undefined) c.report({ kind: 'missing-reference', message: `${repo}@${d}: refers to blob ${b}, ${why}` });
+    if (why !== undefined) missing(`${repo}@${d}: refers to blob ${b}, ${why}`);
   }
   for (const child of refs.children) {
-    if (!has.revisions.has(child)) c.report({ kind: 'missing-reference', message: `${repo}@${d}: lists manifest ${child}, which is not a revision of the repository` });
+    if (!has.revisions.has(child)) missing(`${repo}@${d}: lists manifest ${child}, which is not a revision of the repository`);
   }
 }
 

@@ -6,6 +6,7 @@
  * server; `--repair` refuses while a server holds the root, unless `--force`.
  */
 import { checkStorage } from '../check/check.js';
+import type { Config } from '../config/schema.js';
 import { type CommandIo, createProgress, openOffline, processIo } from './offline.js';
 
 export interface CheckCommand {
@@ -34,12 +35,14 @@ export function parseCheckArgs(args: readonly string[]): CheckCommand | string {
 export async function check(cmd: CheckCommand, env: Record<string, string | undefined>, io: CommandIo = processIo()): Promise<number> {
   const progress = createProgress(io);
   const writes = cmd.repair ? { command: 'check --repair', force: cmd.force } : undefined;
-  const { registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes);
+  const { config, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes);
   let report;
   try {
     report = await checkStorage(registry.inventory, {
       repair: cmd.repair,
       onProblem: (p) => progress.out(`${p.kind}: ${p.message}${p.repaired === undefined ? '' : `; repaired: ${p.repaired}`}\n`),
+      onDemand: mirrored(config),
+      onInfo: (m) => progress.out(`info: ${m}\n`),
       onOrphan: (d, size) => progress.out(`orphaned blob: ${d} (${size} bytes): no repository links it; garbage-collect removes it\n`),
       onProgress: (phase, done, total) =>
         progress.show(phase === 'blobs' ? `verifying blobs: ${done}` : `checking repositories: ${done}/${total ?? '?'}`),
@@ -55,4 +58,13 @@ export async function check(cmd: CheckCommand, env: Record<string, string | unde
       `, ${report.orphans} orphaned blobs\n`,
   );
   return remaining === 0 ? 0 : 1;
+}
+
+/** Is a repository a mirror's (its layers and child manifests fetched on demand)? Every one in registry:2's `remoteurl` form. */
+function mirrored(config: Config): (repo: string) => boolean {
+  const proxy = config.proxy;
+  if (proxy === undefined) return () => false;
+  if (proxy.form === 'remoteurl') return () => true;
+  const prefixes = proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [`${u.prefix}/`]));
+  return (repo) => prefixes.some((p) => repo.startsWith(p));
 }

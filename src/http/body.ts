@@ -97,21 +97,27 @@ export function respondEmpty(ctx: Ctx, status: number): void {
 /**
  * Answers with `body` as the response body (status and headers, Content-Length included, already set).
  * A stream that can send itself (a driver's SendableReader, the filesystem driver's) writes straight to
- * the socket through reused buffers, and this resolves once it is all sent; any other goes to Koa as
- * `ctx.body`. A failure before the first byte is thrown, for the usual JSON error; after it, as with
- * Koa's own streaming, the connection is cut (the client must not take a short body for the blob) and
- * the failure goes to the app's 'error' listener unless the client went away (its socket is gone).
+ * the socket through reused buffers; any other is piped to the response. This resolves once it is all
+ * sent. A failure before the first byte is thrown, for the usual JSON error; after it, the connection
+ * is cut (the client must not take a short body for the blob) and the failure goes to the app's
+ * 'error' listener unless the client went away (its socket is gone).
+ *
+ * Not through Koa's `ctx.body`: Koa 3 sends a stream body with `stream.pipeline`, which puts seven
+ * 'close' listeners on the response; with the middleware's own (access log, metrics, abort signal,
+ * the server's drain) that passed Node's limit of ten and warned (MaxListenersExceededWarning) on
+ * every such response. `pipe` and one `finished` add two.
  */
 export async function sendBody(ctx: Ctx, body: Readable): Promise<void> {
-  if (!isSendable(body)) {
-    ctx.body = body;
-    return;
-  }
   ctx.respond = false;
   try {
-    await body.sendTo(ctx.res);
-    ctx.res.end();
-    await finished(ctx.res); // the request's duration covers the transfer; rejects if the socket closes first
+    if (isSendable(body)) {
+      await body.sendTo(ctx.res);
+      ctx.res.end();
+      await finished(ctx.res); // the request's duration covers the transfer; rejects if the socket closes first
+    } else {
+      body.pipe(ctx.res);
+      await Promise.all([finished(body, { writable: false }), finished(ctx.res)]);
+    }
   } catch (err) {
     body.destroy();
     if (!ctx.res.headersSent) {

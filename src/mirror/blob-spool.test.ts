@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,4 +82,31 @@ describe('the blob spool', () => {
     await expect(entry.cached).rejects.toThrow(/do not match/);
     expect(spool.inFlight(digest)).toBeUndefined();
   });
+
+  it('serves readers that keep up from memory and readers that fell behind from the file, byte for byte', async () => {
+    const big = randomBytes(20 * 1024 * 1024); // more than the 8 MiB window kept in memory
+    const body = new PassThrough();
+    const stored: Buffer[] = [];
+    const entry = await spool.fetch('big', {
+      digest: digestOf(big),
+      start: async () => ({ size: big.length, body }),
+      store: async (s: Readable) => void stored.push(await take(s, Number.POSITIVE_INFINITY)),
+    });
+    const late = await entry.open(); // read only once everything has arrived: behind the window
+    const ranged = await entry.open({ start: 1, end: big.length - 2 });
+    const follower = await entry.open();
+    if (late === undefined || ranged === undefined || follower === undefined) throw new Error('spool gone');
+    const following = take(follower, big.length);
+    for (let at = 0; at < big.length; at += 1024 * 1024) {
+      // Paced by the body's backpressure: the follower reads along, near the tail.
+      if (!body.write(big.subarray(at, at + 1024 * 1024))) await new Promise((resolve) => body.once('drain', resolve));
+    }
+    body.end();
+    expect((await following).equals(big)).toBe(true);
+    await entry.cached;
+    expect((await take(late, big.length)).equals(big)).toBe(true);
+    expect((await take(ranged, big.length)).equals(big.subarray(1, big.length - 1))).toBe(true);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]?.equals(big)).toBe(true);
+  }, 30_000);
 });

@@ -64,6 +64,12 @@ export interface BlobSpool {
 /** Bytes one reader asks the spool file for at a time. */
 const READ_CHUNK = 256 * 1024;
 
+/** The latest written bytes kept in memory for readers that keep up (they then read no file). */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+
+/** Bytes received from the upstream and not yet written that make the upstream wait. */
+const MAX_QUEUED = 4 * 1024 * 1024;
+
 /** A spool of blob fetches whose files go under `dir` (which must exist). */
 export function createBlobSpool(dir: string): BlobSpool {
   const byKey = new Map<string, Promise<InFlightBlob>>();
@@ -137,22 +143,40 @@ class SpoolFile {
   private error: Error | undefined;
   private waiters: (() => void)[] = [];
   private removed = false;
+  /** Chunks received and hashed, not yet written, and their bytes. */
+  private queue: Buffer[] = [];
+  private queued = 0;
+  /** The bytes from `windowStart` to `written`, as written: readers at the tail take them from here. */
+  private window: Buffer[] = [];
+  private windowStart = 0;
+  /** The write loop while it runs. */
+  private writer: Promise<void> | undefined;
+  private writeError: Error | undefined;
 
   constructor(private readonly handle: FileHandle, private readonly path: string, private readonly digest: Digest, private readonly expected: number | undefined) {}
 
-  /** Copies `body` into the file, hashing it; settles the state. */
+  /**
+   * Copies `body` into the file, hashing it; settles the state. Reading the upstream does not wait for
+   * each write: what arrives while a write is in flight is queued (up to MAX_QUEUED bytes, then the
+   * upstream waits) and goes out as one larger write, so small chunks cost neither a write each nor
+   * a round trip each before the next read.
+   */
   async fill(body: Readable): Promise<void> {
     const digester = Digester.create(digestAlgorithm(this.digest));
+    let received = 0;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (this.expected !== undefined && this.written + chunk.length > this.expected) {
+        if (this.expected !== undefined && received + chunk.length > this.expected) {
           throw new UpstreamError('invalid', `the upstream sent more than its Content-Length of ${this.expected} bytes`);
         }
         digester.update(chunk);
-        await this.handle.write(chunk, 0, chunk.length, this.written);
-        this.written += chunk.length;
-        this.wake();
+        received += chunk.length;
+        this.enqueue(chunk);
+        if (this.queued >= MAX_QUEUED) await this.writer;
+        if (this.writeError !== undefined) throw this.writeError;
       }
+      while (this.writer !== undefined) await this.writer;
+      if (this.writeError !== undefined) throw this.writeError;
       if (this.expected !== undefined && this.written !== this.expected) {
         throw new UpstreamError('invalid', `the upstream sent ${this.written} of ${this.expected} bytes`);
       }
@@ -161,12 +185,65 @@ class SpoolFile {
       this.state = 'verified';
     } catch (err) {
       body.destroy();
+      while (this.writer !== undefined) await this.writer; // the handle stays open until no write uses it
       this.error = err instanceof UpstreamError ? err : new UpstreamError('invalid', err instanceof Error ? err.message : String(err), undefined, { cause: err });
       this.state = 'failed';
       throw this.error;
     } finally {
       await this.handle.close();
       this.wake();
+    }
+  }
+
+  /** Adds written `chunks` to the window, dropping its oldest chunks past WINDOW_BYTES. */
+  private keep(chunks: readonly Buffer[]): void {
+    this.window.push(...chunks);
+    let size = this.written + chunks.reduce((n, c) => n + c.length, 0) - this.windowStart;
+    for (let first = this.window[0]; first !== undefined && size - first.length >= WINDOW_BYTES; first = this.window[0]) {
+      this.window.shift();
+      this.windowStart += first.length;
+      size -= first.length;
+    }
+  }
+
+  /** The bytes at `pos` (before `limit`) from the window, without a copy; undefined when the window no longer holds `pos`. */
+  private fromWindow(pos: number, limit: number): Buffer | undefined {
+    if (pos < this.windowStart) return undefined;
+    let at = this.windowStart;
+    for (const c of this.window) {
+      if (pos < at + c.length) return c.subarray(pos - at, Math.min(c.length, limit - at));
+      at += c.length;
+    }
+    return undefined;
+  }
+
+  /** Queues `chunk` for the file, starting the writer when none runs. */
+  private enqueue(chunk: Buffer): void {
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    if (this.writer === undefined) {
+      this.writer = this.drain();
+      this.writer.catch(() => undefined); // kept in writeError, thrown by fill
+    }
+  }
+
+  /** Writes the queue out, each batch as one write, waking readers after each; clears `writer` when the queue is empty. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && this.writeError === undefined) {
+        const chunks = this.queue;
+        const bytes = this.queued;
+        this.queue = [];
+        this.queued = 0;
+        await writeAll(this.handle, chunks, this.written);
+        this.keep(chunks);
+        this.written += bytes;
+        this.wake();
+      }
+    } catch (err) {
+      this.writeError = err instanceof Error ? err : new Error(String(err));
+    } finally {
+      this.writer = undefined; // synchronously with the loop's end: a chunk queued after this starts a new writer
     }
   }
 
@@ -198,7 +275,11 @@ class SpoolFile {
         // Everything but the last byte until the digest is verified: wrong bytes are never served whole.
         const available = this.state === 'verified' ? this.written : Math.max(0, this.written - 1);
         const limit = Math.min(available, end ?? Number.POSITIVE_INFINITY);
-        if (pos < limit) {
+        const kept = pos < limit ? this.fromWindow(pos, limit) : undefined;
+        if (kept !== undefined) {
+          pos += kept.length;
+          yield kept;
+        } else if (pos < limit) {
           const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - pos));
           const { bytesRead } = await handle.read(buffer, 0, buffer.length, pos);
           if (bytesRead === 0) throw new Error('spool file shorter than written');
@@ -227,6 +308,28 @@ class SpoolFile {
 
   async remove(): Promise<void> {
     this.removed = true;
+    this.window = [];
+    this.windowStart = this.written;
     await rm(this.path, { force: true });
+  }
+}
+
+/** Writes `chunks` at `position` with as few writev calls as it takes (no copy into one buffer). */
+async function writeAll(handle: FileHandle, chunks: readonly Buffer[], position: number): Promise<void> {
+  let rest = chunks;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const left: Buffer[] = [];
+    for (const c of rest) {
+      if (skip >= c.length) skip -= c.length;
+      else {
+        left.push(skip > 0 ? c.subarray(skip) : c);
+        skip = 0;
+      }
+    }
+    rest = left;
   }
 }
