@@ -27,6 +27,24 @@ function accessLine(match: (l: Line) => boolean): Promise<Line> {
   return new Promise((resolve) => waiters.push({ match: (l) => l['msg'] === 'request' && match(l), resolve }));
 }
 
+/**
+ * Starts an upload in `repo`, sends part of a chunked PATCH, goes away, and answers the PATCH's access
+ * line. `Expect: 100-continue`: the 'continue' event says the server has taken the request into its app.
+ */
+async function patchAndGoAway(repo: string): Promise<Line> {
+  const path = locationPath(await raw(berth.url, 'POST', `/v2/${repo}/blobs/uploads/`));
+  const url = new URL(berth.url);
+  const req = request({
+    host: url.hostname, port: url.port, method: 'PATCH', path,
+    headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked', Expect: '100-continue' },
+  });
+  req.on('error', () => undefined); // the socket we destroy
+  await new Promise<void>((resolve) => req.once('continue', resolve));
+  await new Promise<void>((resolve) => req.write(Buffer.alloc(64 * 1024, 1), () => resolve()));
+  req.destroy();
+  return accessLine((l) => l['method'] === 'PATCH' && String(l['path']).startsWith(`/v2/${repo}/`));
+}
+
 beforeAll(async () => {
   berth = await startBerth({
     logLevel: 'info',
@@ -60,19 +78,7 @@ describe('access lines', () => {
   });
 
   it('a client that goes away mid-upload gets a 499 line and nothing at warn', async () => {
-    const post = await raw(berth.url, 'POST', '/v2/log/gone/blobs/uploads/');
-    const path = locationPath(post);
-    const url = new URL(berth.url);
-    // Expect: 100-continue: the 'continue' event says the server has taken the request into its app.
-    const req = request({
-      host: url.hostname, port: url.port, method: 'PATCH', path,
-      headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked', Expect: '100-continue' },
-    });
-    req.on('error', () => undefined); // the socket we destroy
-    await new Promise<void>((resolve) => req.once('continue', resolve));
-    await new Promise<void>((resolve) => req.write(Buffer.alloc(64 * 1024, 1), () => resolve()));
-    req.destroy();
-    const line = await accessLine((l) => l['method'] === 'PATCH' && String(l['path']).startsWith('/v2/log/gone/'));
+    const line = await patchAndGoAway('log/gone');
     expect(line['status']).toBe(499);
     expect(berth.warnings).toEqual([]);
     expect(berth.errors).toEqual([]);
@@ -87,19 +93,7 @@ describe('access lines', () => {
     };
     process.on('uncaughtException', onUncaught);
     try {
-      const url = new URL(berth.url);
-      for (let i = 0; i < 30; i++) {
-        const path = locationPath(await raw(berth.url, 'POST', `/v2/log/gone${i}/blobs/uploads/`));
-        const req = request({
-          host: url.hostname, port: url.port, method: 'PATCH', path,
-          headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked', Expect: '100-continue' },
-        });
-        req.on('error', () => undefined); // the socket we destroy
-        await new Promise<void>((resolve) => req.once('continue', resolve));
-        await new Promise<void>((resolve) => req.write(Buffer.alloc(64 * 1024, 1), () => resolve()));
-        req.destroy();
-        await accessLine((l) => l['method'] === 'PATCH' && String(l['path']).startsWith(`/v2/log/gone${i}/`));
-      }
+      for (let i = 0; i < 30; i++) await patchAndGoAway(`log/gone${i}`);
       // One more request answered after the last abort: any 'error' those aborts emit has been emitted by now.
       expect((await raw(berth.url, 'GET', '/v2/')).status).toBe(200);
     } finally {
