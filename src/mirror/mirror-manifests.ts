@@ -8,7 +8,7 @@
  */
 import { isRegistryError, manifestUnknown, unsupported } from '../errors.js';
 import { type Digest, digestAlgorithm, digestOf, parseDigest } from '../storage/digest.js';
-import type { RepositoryManifests, StoredManifest } from '../storage/registry.js';
+import type { CacheManifests, RepositoryManifests, StoredManifest } from '../storage/registry.js';
 import type { Reference, Tag } from '../storage/reference.js';
 import type { MirrorContext } from './mirror-context.js';
 import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
@@ -23,7 +23,7 @@ export const ACCEPT_ANY_MANIFEST = [
 ].join(', ');
 
 /** The manifests of mirrored repository `m.name`, over its local manifests. */
-export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): RepositoryManifests {
+export function mirrorManifests(m: MirrorContext, local: CacheManifests): RepositoryManifests {
   return {
     async get(ref, o) {
       const got = await getManifest(m, local, ref, o?.accept);
@@ -36,7 +36,7 @@ export function mirrorManifests(m: MirrorContext, local: RepositoryManifests): R
 }
 
 /** A manifest by tag or digest, from the cache or the upstream. */
-async function getManifest(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string | undefined): Promise<StoredManifest> {
+async function getManifest(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string | undefined): Promise<StoredManifest> {
   if ('tag' in ref) return byTag(m, local, ref, accept);
   const have = await cached(local, ref);
   if (have !== undefined) {
@@ -53,7 +53,7 @@ async function getManifest(m: MirrorContext, local: RepositoryManifests, ref: Re
 }
 
 /** The cached manifest, or undefined. */
-async function cached(local: RepositoryManifests, ref: Reference): Promise<StoredManifest | undefined> {
+async function cached(local: CacheManifests, ref: Reference): Promise<StoredManifest | undefined> {
   try {
     return await local.get(ref);
   } catch (err) {
@@ -63,7 +63,7 @@ async function cached(local: RepositoryManifests, ref: Reference): Promise<Store
 }
 
 /** Fetches `ref` upstream (once for concurrent callers), checks it and caches it (under the tag too, for a tag). */
-function fetchAndCache(m: MirrorContext, local: RepositoryManifests, ref: Reference, accept: string, expected: Digest | undefined): Promise<StoredManifest> {
+function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined): Promise<StoredManifest> {
   const refText = 'tag' in ref ? ref.tag : ref.digest;
   return m.flights.run(`manifest ${m.name} ${refText} ${accept}`, async () => {
     const began = process.hrtime.bigint();
@@ -76,7 +76,7 @@ function fetchAndCache(m: MirrorContext, local: RepositoryManifests, ref: Refere
 }
 
 /** A tag: cached while fresh; else revalidated by HEAD, fetched when changed, stale when the upstream fails. */
-async function byTag(m: MirrorContext, local: RepositoryManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
+async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
   const have = await cached(local, ref);
   const key = `${m.name}:${ref.tag}`;
   if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {

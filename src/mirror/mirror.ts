@@ -15,7 +15,7 @@ import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../error
 import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/reference.js';
 import type {
-  BlobServing, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+  BlobServing, CacheRegistry, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
 import type { BlobSpool, InFlightBlob } from './blob-spool.js';
 import type { PullRecord } from './eviction.js';
@@ -33,7 +33,8 @@ export interface MirrorUpstream {
 }
 
 export interface MirrorOptions {
-  readonly local: Registry;
+  /** The local registry: the HTTP face, whose manifests can also be cached before the blobs they name. */
+  readonly local: CacheRegistry;
   readonly upstreams: readonly MirrorUpstream[];
   /** Where blob fetches spool (blob-spool.ts). */
   readonly spool: BlobSpool;
@@ -93,7 +94,7 @@ export function createMirror(o: MirrorOptions): Registry {
 
 const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
 
-function mirroredRepository(m: MirrorContext, local: Repository, o: MirrorOptions): Repository {
+function mirroredRepository(m: MirrorContext, local: CacheRepository, o: MirrorOptions): Repository {
   const refuse = (): Promise<never> => Promise.reject(readOnly(m));
   const uploads: UploadStore = { start: refuse, status: refuse, append: refuse, commit: refuse, cancel: refuse };
   const blobs: RepositoryBlobs = {
@@ -122,7 +123,7 @@ function mirroredRepository(m: MirrorContext, local: Repository, o: MirrorOption
 }
 
 /** The upstream's tags when it answers, the cached ones when it is down. */
-async function mirroredTags(m: MirrorContext, local: Repository, range: { after?: string | undefined; limit?: number | undefined } | undefined): Promise<readonly string[]> {
+async function mirroredTags(m: MirrorContext, local: CacheRepository, range: { after?: string | undefined; limit?: number | undefined } | undefined): Promise<readonly string[]> {
   try {
     const limit = range?.limit;
     const after = range?.after;
@@ -145,7 +146,7 @@ async function mirroredTags(m: MirrorContext, local: Repository, range: { after?
  * A blob of a mirrored repository: from storage when this repository links it; else, for HEAD, the
  * upstream's answer; else from a fetch (this request's, or one in progress), read as it arrives.
  */
-async function serveBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest, opts: ServeOptions): Promise<BlobServing> {
+async function serveBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest, opts: ServeOptions): Promise<BlobServing> {
   try {
     const served = await local.blobs.serve(d, opts);
     m.events.hit(m.client.name);
@@ -185,7 +186,7 @@ async function answer(info: { digest: Digest; size: number }, opts: ServeOptions
  * Links a blob whose bytes storage holds under another repository, once the upstream confirms this
  * repository has it (a user allowed to pull this mirror must not read other repositories' blobs by digest).
  */
-async function linkedFromStorage(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<boolean> {
+async function linkedFromStorage(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<boolean> {
   if (o.holds === undefined || o.spool.inFlight(d) !== undefined || !(await o.holds(d))) return false;
   const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
   if (size === undefined) throw blobUnknown(d);
@@ -193,7 +194,7 @@ async function linkedFromStorage(m: MirrorContext, local: Repository, o: MirrorO
 }
 
 /** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
-function fetchBlob(m: MirrorContext, local: Repository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
+function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
   return o.spool.fetch(`${m.name}@${d}`, {
     digest: d,
     start: (signal) => m.client.getBlob(m.remote, d, signal),

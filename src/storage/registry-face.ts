@@ -14,9 +14,9 @@ import type { CallOptions } from './driver/driver.js';
 import type { ListRange } from './indexing/index-port.js';
 import type { Inventory } from './maintenance/inventory.js';
 import type { LinkGate } from './maintenance/link-gate.js';
-import type { ManifestStore } from './manifests/manifests.js';
+import type { ManifestStore, PutManifestResult } from './manifests/manifests.js';
 import type { PurgeReport } from './uploads/purge-uploads.js';
-import type { RepoName } from './reference.js';
+import type { Reference, RepoName } from './reference.js';
 import type { ReferrerDescriptor } from './manifests/referrers.js';
 import type { UploadStore } from './uploads/uploads.js';
 
@@ -55,8 +55,21 @@ export interface RepositoryBlobs {
   mountExisting(d: Digest, o?: CallOptions): Promise<BlobInfo | undefined>;
 }
 
-/** A repository's manifests, as clients reach them. */
-export type RepositoryManifests = Pick<ManifestStore, 'get' | 'put' | 'delete'>;
+/**
+ * A repository's manifests, as clients reach them: a put always checks that what the manifest names is
+ * present (its options carry no way around that).
+ */
+export interface RepositoryManifests extends Pick<ManifestStore, 'get' | 'delete'> {
+  put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
+}
+
+/** A repository's manifests as a pull-through cache writes them: a manifest may go in before what it names. */
+export type CacheManifests = Pick<ManifestStore, 'get' | 'put' | 'delete'>;
+
+/** A repository as a pull-through cache sees the local one (CacheRegistry). */
+export interface CacheRepository extends Repository {
+  readonly manifests: CacheManifests;
+}
 
 /** Everything one repository holds, as HTTP reaches it. */
 export interface Repository {
@@ -78,6 +91,14 @@ export interface Registry {
   repositories(o?: CallOptions & ListRange): Promise<readonly string[]>;
 }
 
+/**
+ * The local registry as a pull-through cache wraps it (src/mirror/): the HTTP face, whose manifests can
+ * also be stored before the blobs they name. HTTP itself is never handed this face.
+ */
+export interface CacheRegistry extends Registry {
+  repository(name: RepoName): CacheRepository;
+}
+
 /** What the garbage collector, the integrity check and upload purging use; never HTTP. */
 export interface Maintenance {
   /** The global blob store. */
@@ -90,5 +111,5 @@ export interface Maintenance {
   purgeUploads(opts: { olderThan: Date; dryRun: boolean }, o?: CallOptions): Promise<PurgeReport>;
 }
 
-/** A registry over local storage: both faces in one object (HTTP is handed it as a `Registry`). */
-export interface LocalRegistry extends Registry, Maintenance {}
+/** A registry over local storage: all its faces in one object (HTTP is handed it as a `Registry`). */
+export interface LocalRegistry extends CacheRegistry, Maintenance {}

@@ -23,7 +23,8 @@ import { createRepository } from './repository.js';
 import { createUploadSessions } from './uploads/upload-sessions.js';
 
 export type {
-  BlobServing, LocalRegistry, Maintenance, Registry, Repository, RepositoryBlobs, RepositoryManifests, ServeOptions,
+  BlobServing, CacheManifests, CacheRegistry, CacheRepository, LocalRegistry, Maintenance, Registry, Repository, RepositoryBlobs,
+  RepositoryManifests, ServeOptions,
 } from './registry-face.js';
 export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
