@@ -85,11 +85,11 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
   const storageRegistry = createRegistry({
-    driver, deleteEnabled: storage.delete.enabled, ...(index && { index }), ...(replicas && { linkGate: replicas.linkGate }),
+    driver, deleteEnabled: storage.delete.enabled, ...(index && { index, times: index.times }), ...(replicas && { linkGate: replicas.linkGate }),
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
-    driver, deleteEnabled: true, ...(index && { index }), linkGate: storageRegistry.linkGate,
+    driver, deleteEnabled: true, ...(index && { index, times: index.times }), linkGate: storageRegistry.linkGate,
   });
   const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   if (mirror) opened.push(() => mirror.close());

@@ -42,13 +42,17 @@
  */
 import type { Logger } from '../log.js';
 import type { Digest } from '../storage/digest.js';
-import { type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted } from '../storage/indexing/index-port.js';
+import {
+  type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted,
+} from '../storage/indexing/index-port.js';
 import { createKeyQueue } from './key-queue.js';
-import { GENERATION_KEY, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
+import { GENERATION_KEY, REBUILT_RANGES, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
 import { messageOf, openLevel } from './open.js';
 import { type Distrust, type IndexLevel, isBlobHint, newDistrust } from './entries.js';
 import { itemKey, refreshItem } from './refresh.js';
 import { type WalkCounts, walkInto } from './rebuild.js';
+import { TimesTable, pruneTimes } from './times.js';
+import type { TimesStore } from '../storage/indexing/manifest-times.js';
 import { createTagLists } from './tag-lists.js';
 
 export { isIndexLocked } from './open.js';
@@ -73,10 +77,14 @@ export interface RebuildReport {
   readonly tags: number;
   readonly referrers: number;
   readonly blobs: number;
+  /** Revisions whose push time was taken from their link's modification time (times.ts). */
+  readonly linkTimes: number;
   readonly ms: number;
 }
 
 export interface IndexDb extends RegistryIndex {
+  /** Push and pull times per manifest revision (times.ts), kept across rebuilds. */
+  readonly times: TimesStore;
   readonly location: string;
   readonly state: IndexState;
   /** Resolves true once the index is ready (now or after the rebuild under way), false if it failed or closed. */
@@ -134,6 +142,9 @@ class LevelIndex implements IndexDb {
   private running: Promise<RebuildReport | undefined> | undefined;
   private distrust: Distrust = newDistrust();
   private waiters: ((ok: boolean) => void)[] = [];
+  readonly times: TimesTable;
+  /** Whether the index was ready when it was closed (the last pulls are written as a ready index would). */
+  private closedReady = false;
 
   constructor(
     private readonly db: IndexLevel,
@@ -142,6 +153,11 @@ class LevelIndex implements IndexDb {
     this.location = opts.location;
     this.source = opts.source;
     this.log = opts.log;
+    this.times = new TimesTable({
+      db, queue: this.queue, ready: () => this.current === 'ready' || this.closedReady,
+      open: () => this.current !== 'failed' && db.status === 'open',
+      fail: (what, err) => this.fail(what, err),
+    });
   }
 
   get state(): IndexState {
@@ -218,11 +234,13 @@ class LevelIndex implements IndexDb {
 
   async close(): Promise<void> {
     if (this.current === 'closed') return;
+    this.closedReady = this.current === 'ready';
     this.current = 'closed';
     this.tagLists.clear();
     this.wake(false);
     this.stop.abort();
     await this.running;
+    await this.times.flushPulls(); // the pulls still in memory, while the database is open
     await this.queue.idle();
     await this.db.close();
   }
@@ -238,8 +256,10 @@ class LevelIndex implements IndexDb {
       await this.queue.idle();
       if (this.now() !== 'rebuilding') return undefined;
       const generation = await this.startGeneration(started);
-      const counts = await walkInto(this.db, this.source, this.distrust, { signal: this.stop.signal, warn: (m, f) => this.log.warn(m, f) });
+      const seen = new Set<string>();
+      const counts = await walkInto(this.db, this.source, this.distrust, { signal: this.stop.signal, warn: (m, f) => this.log.warn(m, f), seen });
       if (this.again) continue;
+      await pruneTimes(this.db, seen, this.distrust.repos);
       this.enter('catching-up');
       await this.catchUp();
       if (this.again) continue;
@@ -263,7 +283,7 @@ class LevelIndex implements IndexDb {
       startedAt: new Date(started).toISOString(),
       pid: process.pid,
     };
-    await this.db.clear();
+    for (const range of REBUILT_RANGES) await this.db.clear(range);
     await this.db.put(GENERATION_KEY, record);
     return record;
   }

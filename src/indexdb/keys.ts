@@ -11,6 +11,11 @@
  *   f NUL <repo> NUL <subject> NUL <digest>   → IndexedReferrer          (referrers, in digest order)
  *   s NUL <repo> NUL <digest>                 → subject                  (which `f` key a revision owns)
  *   b NUL <digest>                            → {size, mediaType?}       (blob descriptors, hints)
+ *   p NUL <repo> NUL <digest>                 → {pushedAt?, pulledAt?}   (push and pull times, times.ts)
+ *
+ * Every table but `p` is derived from the layout and emptied by each rebuild; `p` holds what the
+ * layout cannot give back (pull times, exact push times), so a rebuild keeps it, fills in what is
+ * missing and drops what no longer exists (times.ts).
  *
  * A name holding anything outside printable ASCII (possible only in a tree written by something other
  * than Berth) would break both the separators and the order; `isIndexable` says so, and the index then
@@ -42,6 +47,21 @@ export const tagKey = (repo: string, tag: string): string => `t${SEP}${repo}${SE
 export const referrerKey = (repo: string, subject: Digest, d: Digest): string => `f${SEP}${repo}${SEP}${subject}${SEP}${d}`;
 export const subjectKey = (repo: string, d: Digest): string => `s${SEP}${repo}${SEP}${d}`;
 export const blobKey = (d: Digest): string => `b${SEP}${d}`;
+export const timeKey = (repo: string, d: Digest): string => `p${SEP}${repo}${SEP}${d}`;
+
+/** The ranges a rebuild empties: every table but the times (`p`). */
+export const REBUILT_RANGES: readonly { gte?: string; lt?: string }[] = [{ lt: 'p' }, { gte: 'q' }];
+
+/** The repository and digest of a `p` key. */
+export function timeKeyFields(key: string): { repo: string; digest: string } {
+  const at = key.lastIndexOf(SEP);
+  return { repo: key.slice(2, at), digest: key.slice(at + 1) };
+}
+
+/** Every times key, or those of one repository. */
+export function timeRange(repo?: string): RangeOptions {
+  return repo === undefined ? { gt: `p${SEP}`, lt: 'p' + END } : within(`p${SEP}${repo}${SEP}`, `p${SEP}${repo}${END}`, {});
+}
 
 /** The last field of a key (a repository name of `r`, a tag of `t`). */
 export function lastField(key: string): string {

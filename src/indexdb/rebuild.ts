@@ -13,7 +13,7 @@ import type { Digest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
 import type { IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, putBlobHints } from './entries.js';
-import { isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
+import { isIndexable, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
 
 /** How many repositories, tags and manifests the walk reads at once. */
 const REPOS_AT_ONCE = 4;
@@ -27,21 +27,25 @@ export interface WalkCounts {
   referrers: number;
   /** Blob descriptors written (one per descriptor a manifest gives, repeats included). */
   blobs: number;
+  /** Revisions whose push time was missing and taken from their link's modification time. */
+  linkTimes: number;
 }
 
 type Op = { type: 'put'; key: string; value: unknown };
 
 /**
- * Writes every entry the layout implies into `db` (which the caller has emptied), and records in
- * `distrust` what it could not index faithfully.
+ * Writes every entry the layout implies into `db` (which the caller has emptied but for the times
+ * table), and records in `distrust` what it could not index faithfully. A revision with no times
+ * entry gets one with its link's modification time as its push time; `o.seen` collects the times key
+ * of every revision walked, so that the caller can drop the entries of revisions that are gone.
  */
 export async function walkInto(
   db: IndexLevel,
   source: IndexSource,
   distrust: Distrust,
-  o: CallOptions & { warn: (msg: string, fields: Record<string, unknown>) => void },
+  o: CallOptions & { warn: (msg: string, fields: Record<string, unknown>) => void; seen: Set<string> },
 ): Promise<WalkCounts> {
-  const result: WalkCounts = { repositories: 0, tags: 0, referrers: 0, blobs: 0 };
+  const result: WalkCounts = { repositories: 0, tags: 0, referrers: 0, blobs: 0, linkTimes: 0 };
   let ops: Op[] = [];
   const put = async (key: string, value: unknown): Promise<void> => {
     o.signal?.throwIfAborted();
@@ -80,6 +84,12 @@ export async function walkInto(
       }
       const hints = await putBlobHints(facts, put);
       result.blobs += hints;
+      o.seen.add(timeKey(repo, d));
+      if ((await db.get(timeKey(repo, d))) === undefined) {
+        const pushedAt = await source.revisionLinkTime(repo, d, call);
+        if (pushedAt !== undefined) await put(timeKey(repo, d), { pushedAt });
+        result.linkTimes += 1;
+      }
     });
   };
 

@@ -6,7 +6,7 @@
 import type { Digest } from '../storage/digest.js';
 import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
-import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey } from './keys.js';
+import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
 
 /** The queue key of a change: one per item, so refreshes of one item never overlap. */
 export function itemKey(c: IndexChange): string {
@@ -79,6 +79,12 @@ async function refreshRevision(db: IndexLevel, source: IndexSource, repo: RepoNa
     ops.push({ type: 'put', key: subjectKey(repo, d), value: facts.referrer.subject });
   }
   if (facts) await putBlobHints(facts, async (key, value) => void ops.push({ type: 'put', key, value }));
+  // Times (times.ts): dropped with the revision; a revision without an entry gets its link's time.
+  if (!facts) ops.push({ type: 'del', key: timeKey(repo, d) });
+  else if ((await db.get(timeKey(repo, d))) === undefined) {
+    const pushedAt = await source.revisionLinkTime(repo, d);
+    if (pushedAt !== undefined) ops.push({ type: 'put', key: timeKey(repo, d), value: { pushedAt } });
+  }
   if (ops.length > 0) await db.batch(ops);
 }
 

@@ -14,6 +14,7 @@ import type { CallOptions } from './driver/driver.js';
 import type { ListRange } from './indexing/index-port.js';
 import type { Inventory } from './maintenance/inventory.js';
 import type { LinkGate } from './maintenance/link-gate.js';
+import type { ManifestTimes } from './indexing/manifest-times.js';
 import type { ManifestStore, PutManifestResult } from './manifests/manifests.js';
 import type { PurgeReport } from './uploads/purge-uploads.js';
 import type { Reference, RepoName } from './reference.js';
@@ -105,6 +106,8 @@ export interface Maintenance {
   readonly blobs: BlobStore;
   /** Orders link operations against the collector's deletes (link-gate.ts). */
   readonly linkGate: LinkGate;
+  /** Push and pull times per manifest revision (manifest-times.ts). */
+  readonly times: ManifestTimes;
   /** The whole tree, for the garbage collector and the integrity check (inventory.ts). */
   readonly inventory: Inventory;
   /** Removes upload sessions started before `olderThan` in every repository. */

@@ -13,6 +13,7 @@ import { listRepositories } from './catalog.js';
 import type { StorageDriver } from './driver/driver.js';
 import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './indexing/index-port.js';
 import { observeDriver } from './indexing/index-observer.js';
+import { type TimesStore, createManifestTimes } from './indexing/manifest-times.js';
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
@@ -30,6 +31,7 @@ export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
 export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js';
 export type { ListRange } from './indexing/index-port.js';
+export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
@@ -47,6 +49,11 @@ export interface RegistryOptions {
    * write under the layout is reported to it. Without one, every listing walks the tree.
    */
   readonly index?: RegistryIndex | undefined;
+  /**
+   * Where push and pull times are kept (manifest-times.ts; the index is one). Without one, push times
+   * are the revision links' modification times and pull times live in memory.
+   */
+  readonly times?: TimesStore | undefined;
 }
 
 /** How many repository views a registry keeps built. */
@@ -60,8 +67,9 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
   const gate = opts.linkGate ?? createLinkGate();
+  const times = createManifestTimes(opts.driver, opts.times);
   const context = {
-    driver, blobs, sessions, cache: createManifestCache(), gate, index, deleteEnabled: opts.deleteEnabled,
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled,
     repository: (name: RepoName): Repository => repository(name),
   };
 
@@ -83,6 +91,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     repositories: async (o) => (await index.repositories(rangeOf(o))) ?? sliceSorted(await listRepositories(driver, o), rangeOf(o)),
     blobs,
     linkGate: gate,
+    times,
     inventory: createInventory(driver, blobs),
     purgeUploads: (purge, o) => purgeUploads(driver, purge, (key, fn) => sessions.exclusive(key, fn), o),
   };

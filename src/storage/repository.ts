@@ -11,6 +11,7 @@ import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index-port.js';
 import type { LinkGate } from './maintenance/link-gate.js';
+import type { ManifestTimes } from './indexing/manifest-times.js';
 import { createLinkedBlobStore } from './blobs/linked-blobs.js';
 import type { ManifestCache } from './manifests/manifest-cache.js';
 import { createManifestStore } from './manifests/manifests.js';
@@ -29,6 +30,7 @@ export interface RepositoryContext {
   readonly cache: ManifestCache;
   readonly gate: LinkGate;
   readonly index: GuardedIndex;
+  readonly times: ManifestTimes;
   readonly deleteEnabled: boolean;
   /** Another repository of the same registry (a mount's source). */
   readonly repository: (name: RepoName) => Repository;
@@ -40,7 +42,7 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
   const linked = createLinkedBlobStore(driver, blobs, name);
   const tagStore = createTagStore(driver, name);
   const manifests = createManifestStore({
-    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, deleteEnabled: ctx.deleteEnabled,
+    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, deleteEnabled: ctx.deleteEnabled,
   });
   const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
     gate.link([d], async () => {

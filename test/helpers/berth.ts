@@ -73,7 +73,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ? await startIndexDb({ location: join(root, 'berth', 'index'), source: createIndexSource(driver), log })
     : undefined;
   await index?.ready();
-  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index });
+  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times });
   const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
     registry,

@@ -98,6 +98,8 @@ export interface IndexSource {
   /** Every manifest revision of `repo` (the folders under `_manifests/revisions`), in no particular order. */
   revisions(repo: RepoName, o?: CallOptions): AsyncIterable<Digest>;
   revisionExists(repo: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
+  /** The modification time of the revision's link (ms since the epoch), or undefined when it has none. */
+  revisionLinkTime(repo: RepoName, d: Digest, o?: CallOptions): Promise<number | undefined>;
   /** What the stored manifest `d` says, as the referrers walk reads it; {blobs: []} when unreadable. */
   revisionFacts(d: Digest, o?: CallOptions): Promise<RevisionFacts>;
   /** The global blob's size, or undefined when it has no data. */

@@ -18,6 +18,7 @@ import { paths } from '../paths.js';
 import { listRevisions } from '../manifests/manifests.js';
 import { referrerOf } from '../manifests/referrers.js';
 import { listTags } from '../manifests/tags.js';
+import { linkTime } from './manifest-times.js';
 
 
 export function createIndexSource(driver: StorageDriver): IndexSource {
@@ -44,6 +45,7 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
     tagTarget: (repo, tag, o) => readLink(driver, paths.tagCurrentLink(repo, tag), o),
     revisions: (repo, o) => listRevisions(driver, repo, o),
     revisionExists: (repo, d, o) => exists(paths.revisionDir(repo, d), o),
+    revisionLinkTime: (repo, d, o) => linkTime(driver, repo, d, o),
     async revisionFacts(d, o): Promise<RevisionFacts> {
       let summary = cache.get(d);
       if (!summary) {

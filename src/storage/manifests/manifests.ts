@@ -10,6 +10,7 @@ import type { BlobStore } from '../blobs/blobs.js';
 import { type Digest, DIGEST_ALGORITHMS, digestAlgorithm, digestOf } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
 import type { LinkGate } from '../maintenance/link-gate.js';
+import type { ManifestTimes } from '../indexing/manifest-times.js';
 import type { LinkedBlobStore } from '../blobs/linked-blobs.js';
 import { readLink, writeLink } from '../blobs/links.js';
 import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
@@ -35,6 +36,8 @@ export interface StoredManifest {
 export interface ManifestGetOptions extends CallOptions {
   /** The media types the client accepts (its `Accept`); storage ignores them, a mirror asks its upstream for them. */
   readonly accept?: string | undefined;
+  /** A client's GET (not HEAD): noted as a pull of the revision (manifest-times.ts). */
+  readonly pull?: boolean;
 }
 
 /** Options of a manifest write. */
@@ -81,6 +84,7 @@ export interface ManifestStoreOptions {
   readonly tags: TagStore;
   readonly cache: ManifestCache;
   readonly gate: LinkGate;
+  readonly times: ManifestTimes;
   readonly deleteEnabled: boolean;
 }
 
@@ -112,6 +116,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
         cache.keepContent(d, content);
       }
       const { mediaType } = cache.remember(d, content, describeStored);
+      if (o?.pull === true) opts.times.pulled(name, d);
       return { digest: d, mediaType, content };
     },
 
@@ -130,6 +135,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       });
       cache.remember(d, content, describeStored);
       cache.keepContent(d, content);
+      await opts.times.pushed(name, d);
       return { digest: d, ...(info.subject && { subject: info.subject.digest }) };
     },
 
