@@ -7,6 +7,7 @@
 import type { Config } from '../config/schema.js';
 import { GcBusyError, collectGarbage } from '../gc/run.js';
 import type { GcReport } from '../gc/report.js';
+import type { RetentionOptions } from '../gc/retention/retention.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { Logger } from '../log.js';
 import type { Maintenance } from '../storage/registry.js';
@@ -31,6 +32,8 @@ export interface CollectorOptions {
    * clock, the clock its link times are recorded with.
    */
   readonly cluster?: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
+  /** Retention policies, applied before each run's mark (cli/retention.ts); a dry run applies them dry. */
+  readonly retention?: RetentionOptions | undefined;
 }
 
 export function startCollector(opts: CollectorOptions): Collector {
@@ -49,6 +52,7 @@ export function startCollector(opts: CollectorOptions): Collector {
       signal,
       ...(opts.report && { report: opts.report }),
       ...(opts.cluster && { startedAt: opts.cluster.now }),
+      ...(opts.retention && { retention: { ...opts.retention, dryRun: opts.retention.dryRun || dryRun } }),
     });
   const clustered = async (cluster: NonNullable<CollectorOptions['cluster']>, dryRun: boolean): Promise<GcReport> => {
     const lease = await cluster.lock.tryAcquire();

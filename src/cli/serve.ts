@@ -13,6 +13,7 @@ import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
+import { retentionFor } from './retention.js';
 import { startIndex } from './index-command.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
@@ -86,6 +87,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(() => health.stop());
   const storageRegistry = createRegistry({
     driver, deleteEnabled: storage.delete.enabled, ...(index && { index, times: index.times }), ...(replicas && { linkGate: replicas.linkGate }),
+    immutableTags: storage.immutabletags,
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
@@ -123,7 +125,13 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(() => running.close({ drainMs: 0 }));
   const stopPurging = schedulePurging(storageRegistry, config, log);
   opened.push(stopPurging);
-  const collector = startCollector({ registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
+  const retention = retentionFor(config, createRegistry({
+    driver, deleteEnabled: true, ...(index && { index, times: index.times }), linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
+  }), notifier?.sink);
+  const collector = startCollector({
+    registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }), retention,
+  });
   opened.push(() => collector.stop());
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.

@@ -42,6 +42,7 @@ describe('loadConfig defaults', () => {
         redirect: { disable: false },
         automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
+        immutabletags: [],
       },
     } satisfies Config);
     expect(warnings).toEqual([]);
@@ -434,6 +435,7 @@ describe('config.example.yaml', () => {
         redirect: { disable: false },
         automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
+        immutabletags: [],
       },
     } satisfies Config);
   });

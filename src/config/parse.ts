@@ -22,6 +22,7 @@ import type {
 import { readAuth } from './auth.js';
 import { readNotifications } from './notifications.js';
 import { readProxy } from './proxy.js';
+import { readImmutableTags, readRetention } from './retention.js';
 import { readRedis } from './redis.js';
 import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls } from './http.js';
 import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
@@ -358,7 +359,9 @@ function readStorage(root: RawMap): Config['storage'] {
       uploadpurging: readUploadPurging(root),
       readonly: { enabled: readBool(root, 'storage.maintenance.readonly.enabled', false) },
       gc: readGc(root),
+      ...readRetention(root, readGc(root).graceperiodMs),
     },
+    immutabletags: readImmutableTags(root),
   };
 }
 

@@ -186,8 +186,45 @@ export interface Config {
       readonly uploadpurging: UploadPurgingConfig;
       readonly readonly: { readonly enabled: boolean };
       readonly gc: GcConfig;
+      /** `storage.maintenance.retention` (retention.ts); absent when no policy is configured. */
+      readonly retention?: RetentionConfig;
     };
+    /** `storage.immutabletags` (retention.ts): tags that, once set, cannot be moved or deleted. */
+    readonly immutabletags: readonly ImmutableTagRule[];
   };
+}
+
+/** One `keeptags` rule of a retention policy (regexes and durations checked at load). */
+export interface KeepTagsRule {
+  readonly patterns: readonly string[];
+  readonly mostrecentlypushed?: number;
+  readonly mostrecentlypulled?: number;
+  readonly pushedwithinMs?: number;
+  readonly pulledwithinMs?: number;
+}
+
+/** One retention policy. */
+export interface RetentionPolicyConfig {
+  /** Repository globs (`*` one level, `**` any depth); `["**"]` when not given. */
+  readonly repositories: readonly string[];
+  readonly deleteuntagged: boolean;
+  readonly deletereferrers: boolean;
+  /** Empty: every tag is kept. */
+  readonly keeptags: readonly KeepTagsRule[];
+}
+
+/** `storage.maintenance.retention`. */
+export interface RetentionConfig {
+  readonly dryrun: boolean;
+  /** Untagged manifests and orphaned referrers pushed more recently are kept; default: the gc grace period. */
+  readonly delayMs: number;
+  readonly policies: readonly RetentionPolicyConfig[];
+}
+
+/** One `storage.immutabletags` rule: tags matching a pattern in repositories matching a glob. */
+export interface ImmutableTagRule {
+  readonly repositories: readonly string[];
+  readonly patterns: readonly string[];
 }
 
 export const DEFAULT_ROOT_DIRECTORY = '/var/lib/registry';
@@ -286,7 +323,9 @@ export const CONFIG_KEYS: KeySection = {
       uploadpurging: { enabled: 'value', age: 'value', interval: 'value', dryrun: 'value' },
       readonly: { enabled: 'value' },
       gc: { enabled: 'value', interval: 'value', graceperiod: 'value', deleteuntagged: 'value', dryrun: 'value' },
+      retention: { dryrun: 'value', delay: 'value', policies: 'value' },
     },
+    immutabletags: 'value',
     cache: 'ignored', redirect: { disable: 'value' }, tag: 'ignored', automaticcrossmount: 'value',
   },
   auth: {

@@ -4,6 +4,7 @@
  * `garbage-collect` command prints in registry:2's format).
  */
 import type { Digest } from '../storage/digest.js';
+import type { RetentionReport } from './retention/retention.js';
 
 /** The outcome of one run. In a dry run, `swept`, `bytesFreed` and `untaggedRemoved` count what would go. */
 export interface GcReport {
@@ -26,6 +27,8 @@ export interface GcReport {
   readonly dryRun: boolean;
   /** What was skipped and why; never a reason something was deleted. */
   readonly warnings: readonly string[];
+  /** What retention deleted (or, dry, would delete) before the mark, when policies are configured. */
+  readonly retention?: RetentionReport;
 }
 
 /** Progress and decisions of a run, in order. */
@@ -56,6 +59,9 @@ export type EmitEvent = (e: GcEvent) => void;
 export function describeReport(r: GcReport, graceMs: number): string {
   const bytes = formatBytes(r.bytesFreed);
   const parts = [
+    ...(r.retention
+      ? [`retention ${r.dryRun ? 'would delete' : 'deleted'} ${r.retention.tagsDeleted} tags and ${r.retention.manifestsDeleted} manifests`]
+      : []),
     `marked ${r.marked}`,
     r.dryRun ? `would sweep ${r.swept} blobs (would free ${bytes})` : `swept ${r.swept} blobs (freed ${bytes})`,
   ];

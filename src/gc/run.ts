@@ -15,6 +15,7 @@ import { markAll } from './mark.js';
 import { removeLeftovers } from './leftovers.js';
 import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings, describeReport } from './report.js';
 import { removeLayerLinks, removeUntagged, sweepBlobs } from './sweep.js';
+import { type RetentionOptions, type RetentionReport, applyRetention } from './retention/retention.js';
 
 /** The logger a run writes to (Berth's Logger fits). */
 export interface GcLog {
@@ -38,6 +39,8 @@ export interface GcRunOptions {
   readonly leftoverMinAgeMs?: number;
   /** Also remove upload sessions started longer ago than this (online runs); undefined: leave uploads. */
   readonly purgeUploadsOlderThanMs?: number;
+  /** Retention policies to apply before the mark (retention/retention.ts); undefined: none. */
+  readonly retention?: RetentionOptions | undefined;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
   readonly now?: () => number;
   /**
@@ -96,10 +99,12 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
     emit(e);
     if (e.type === 'warning') opts.log?.warn(`garbage collection: ${e.message}`);
   });
+  let retention: RetentionReport | undefined;
   const finish = (): GcReport => ({
-    ...progress, durationMs: now() - began, dryRun: opts.dryRun, warnings: warnings.list(),
+    ...progress, durationMs: now() - began, dryRun: opts.dryRun, warnings: warnings.list(), ...(retention && { retention }),
   });
   try {
+    if (opts.retention) retention = await retain(registry, opts, opts.retention, warnings);
     await collect(registry, opts, { runStart, progress, emit, warnings });
     const report = finish();
     opts.log?.info(`garbage collection done: ${describeReport(report, opts.graceMs)}`, { ...report, warnings: report.warnings.length });
@@ -121,6 +126,16 @@ interface RunContext {
   readonly progress: Progress;
   readonly emit: EmitEvent;
   readonly warnings: Warnings;
+}
+
+/** Applies retention before the mark: what it removes is unreachable for the mark that follows. */
+async function retain(registry: Maintenance, opts: GcRunOptions, retention: RetentionOptions, warnings: Warnings): Promise<RetentionReport> {
+  return applyRetention(registry, retention, {
+    now: (opts.now ?? Date.now)(),
+    signal: opts.signal,
+    warn: (m) => warnings.add(m),
+    log: (d, dry) => opts.log?.info(`retention: ${dry ? 'would delete' : 'deleted'} ${d.kind}`, { ...d }),
+  });
 }
 
 async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContext): Promise<void> {

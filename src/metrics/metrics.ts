@@ -13,6 +13,8 @@
  *   berth_gc_uploads_purged_total                    stale upload sessions removed (not in dry runs)
  *   berth_gc_duration_seconds                        histogram of run durations (every run)
  *   berth_gc_last_run_timestamp_seconds              when the last run (of any outcome) finished
+ *   berth_retention_tags_deleted_total               tags deleted by retention policies (not in dry runs)
+ *   berth_retention_manifests_deleted_total          manifest revisions deleted by retention (not in dry runs)
  * Index:
  *   berth_index_ready                                1 while the listing index answers, else 0; only
  *                                                    present when an index is observed (filesystem storage)
@@ -40,6 +42,8 @@ export interface Metrics {
   readonly gcBytesFreed: Counter;
   readonly gcUntaggedRemoved: Counter;
   readonly gcUploadsPurged: Counter;
+  readonly retentionTagsDeleted: Counter;
+  readonly retentionManifestsDeleted: Counter;
   readonly gcDuration: Histogram;
   readonly gcLastRun: Gauge;
   /** Records one finished collection; the shape of gc/run.ts's `report` seam. Never throws. */
@@ -68,6 +72,8 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     gcBytesFreed: counter('berth_gc_bytes_freed_total', 'Bytes of the blobs deleted by garbage collection.'),
     gcUntaggedRemoved: counter('berth_gc_untagged_removed_total', 'Untagged manifest revisions removed by garbage collection.'),
     gcUploadsPurged: counter('berth_gc_uploads_purged_total', 'Stale upload sessions removed by garbage collection.'),
+    retentionTagsDeleted: counter('berth_retention_tags_deleted_total', 'Tags deleted by retention policies.'),
+    retentionManifestsDeleted: counter('berth_retention_manifests_deleted_total', 'Manifest revisions deleted by retention policies.'),
     gcDuration: new Histogram({
       name: 'berth_gc_duration_seconds', help: 'Duration of garbage collection runs.', buckets: GC_DURATION_BUCKETS, registers,
     }),
@@ -89,7 +95,11 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   };
 }
 
-type GcMetrics = Pick<Metrics, 'gcRuns' | 'gcBlobsMarked' | 'gcBlobsSwept' | 'gcBytesFreed' | 'gcUntaggedRemoved' | 'gcUploadsPurged' | 'gcDuration' | 'gcLastRun'>;
+type GcMetrics = Pick<
+  Metrics,
+  'gcRuns' | 'gcBlobsMarked' | 'gcBlobsSwept' | 'gcBytesFreed' | 'gcUntaggedRemoved' | 'gcUploadsPurged' | 'gcDuration' | 'gcLastRun'
+  | 'retentionTagsDeleted' | 'retentionManifestsDeleted'
+>;
 
 function recordGcRun(m: GcMetrics, report: GcReport, error: unknown): void {
   const result: GcRunResult = error !== undefined ? 'error' : report.dryRun ? 'dry_run' : 'ok';
@@ -104,4 +114,7 @@ function recordGcRun(m: GcMetrics, report: GcReport, error: unknown): void {
   m.gcBytesFreed.inc(report.bytesFreed);
   m.gcUntaggedRemoved.inc(report.untaggedRemoved);
   m.gcUploadsPurged.inc(report.uploadsPurged);
+  // Retention's deletions stand even when the run failed after them.
+  m.retentionTagsDeleted.inc(report.retention?.tagsDeleted ?? 0);
+  m.retentionManifestsDeleted.inc(report.retention?.manifestsDeleted ?? 0);
 }

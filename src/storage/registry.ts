@@ -14,6 +14,7 @@ import type { StorageDriver } from './driver/driver.js';
 import { type ListRange, type RegistryIndex, guardIndex, sliceSorted } from './indexing/index-port.js';
 import { observeDriver } from './indexing/index-observer.js';
 import { type TimesStore, createManifestTimes } from './indexing/manifest-times.js';
+import { type ImmutableTagRuleSpec, NO_IMMUTABLE_TAGS, createImmutableTags } from './manifests/immutable-tags.js';
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
@@ -31,6 +32,7 @@ export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
 export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js';
 export type { ListRange } from './indexing/index-port.js';
+export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } from './manifests/immutable-tags.js';
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
@@ -54,6 +56,8 @@ export interface RegistryOptions {
    * are the revision links' modification times and pull times live in memory.
    */
   readonly times?: TimesStore | undefined;
+  /** `storage.immutabletags`: tags that, once set, cannot be moved or deleted (immutable-tags.ts). */
+  readonly immutableTags?: readonly ImmutableTagRuleSpec[] | undefined;
 }
 
 /** How many repository views a registry keeps built. */
@@ -70,6 +74,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const times = createManifestTimes(opts.driver, opts.times);
   const context = {
     driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled,
+    immutable: opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS,
     repository: (name: RepoName): Repository => repository(name),
   };
 

@@ -12,6 +12,7 @@ import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index-port.js';
 import type { LinkGate } from './maintenance/link-gate.js';
 import type { ManifestTimes } from './indexing/manifest-times.js';
+import type { ImmutableTags } from './manifests/immutable-tags.js';
 import { createLinkedBlobStore } from './blobs/linked-blobs.js';
 import type { ManifestCache } from './manifests/manifest-cache.js';
 import { createManifestStore } from './manifests/manifests.js';
@@ -31,6 +32,7 @@ export interface RepositoryContext {
   readonly gate: LinkGate;
   readonly index: GuardedIndex;
   readonly times: ManifestTimes;
+  readonly immutable: ImmutableTags;
   readonly deleteEnabled: boolean;
   /** Another repository of the same registry (a mount's source). */
   readonly repository: (name: RepoName) => Repository;
@@ -42,7 +44,7 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
   const linked = createLinkedBlobStore(driver, blobs, name);
   const tagStore = createTagStore(driver, name);
   const manifests = createManifestStore({
-    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, deleteEnabled: ctx.deleteEnabled,
+    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, deleteEnabled: ctx.deleteEnabled,
   });
   const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
     gate.link([d], async () => {

@@ -17,8 +17,9 @@ import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { type ManifestInfo, MAX_MANIFEST_BYTES, describeStored, parseManifest } from './manifest-format.js';
 import type { ManifestCache } from './manifest-cache.js';
 import { paths, revisionDigestOf } from '../paths.js';
-import type { Reference, RepoName } from '../reference.js';
+import type { Reference, RepoName, Tag } from '../reference.js';
 import type { TagStore } from './tags.js';
+import { type ImmutableTags, NO_IMMUTABLE_TAGS, immutableTagDenied } from './immutable-tags.js';
 
 /** A manifest as stored: its digest, media type and exact bytes. */
 export interface StoredManifest {
@@ -85,6 +86,7 @@ export interface ManifestStoreOptions {
   readonly cache: ManifestCache;
   readonly gate: LinkGate;
   readonly times: ManifestTimes;
+  readonly immutable: ImmutableTags;
   readonly deleteEnabled: boolean;
 }
 
@@ -124,6 +126,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
       const info = parseManifest(content, contentType);
       const d = manifestDigest(ref, content);
+      if ('tag' in ref) await refuseMove(opts, ref.tag, d, o);
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
       // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
       await opts.gate.link(named, async () => {
@@ -141,6 +144,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
 
     async delete(ref, o) {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+      await refuseDelete(opts, ref, o);
       if ('tag' in ref) {
         if (!(await tags.untag(ref.tag, o))) throw manifestUnknown(ref.tag);
         return { untagged: [ref.tag] };
@@ -166,6 +170,30 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
     },
   };
   return store;
+}
+
+/** Refuses to point an immutable tag that is set at another manifest (immutable-tags.ts). */
+async function refuseMove(opts: ManifestStoreOptions, tag: Tag, d: Digest, o?: CallOptions): Promise<void> {
+  const rule = opts.immutable.ruleFor(opts.name, tag);
+  if (rule === undefined) return;
+  const current = await opts.tags.resolve(tag, o);
+  if (current !== undefined && current !== d) throw immutableTagDenied(opts.name, tag, rule, `moved from ${current} to another manifest`);
+}
+
+/** Refuses to delete an immutable tag, or a manifest one points to. */
+async function refuseDelete(opts: ManifestStoreOptions, ref: Reference, o?: CallOptions): Promise<void> {
+  if ('tag' in ref) {
+    const rule = opts.immutable.ruleFor(opts.name, ref.tag);
+    if (rule !== undefined && (await opts.tags.resolve(ref.tag, o)) !== undefined) throw immutableTagDenied(opts.name, ref.tag, rule, 'deleted');
+    return;
+  }
+  if (opts.immutable === NO_IMMUTABLE_TAGS) return;
+  for (const tag of (await opts.tags.all(o)) ?? []) {
+    const rule = opts.immutable.ruleFor(opts.name, tag);
+    if (rule !== undefined && (await opts.tags.resolve(tag, o)) === ref.digest) {
+      throw immutableTagDenied(opts.name, tag, rule, `deleted with its manifest ${ref.digest}`);
+    }
+  }
 }
 
 /** The manifest's digest: the URL's digest (checked against the body), or sha256 of the body for a tag. */
