@@ -52,6 +52,8 @@ export interface TestBerthOptions {
   readonly prefix?: string;
   /** `storage.automaticcrossmount` (default true). */
   readonly automaticCrossMount?: boolean;
+  /** `storage.immutabletags` (default none). */
+  readonly immutableTags?: readonly { readonly repositories: readonly string[]; readonly patterns: readonly string[] }[];
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -73,7 +75,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ? await startIndexDb({ location: join(root, 'berth', 'index'), source: createIndexSource(driver), log })
     : undefined;
   await index?.ready();
-  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times });
+  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times, immutableTags: opts.immutableTags });
   const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
     registry,
