@@ -1,0 +1,86 @@
+/**
+ * Immutable tags (`storage.immutabletags`, issue #16) against a real Berth: skopeo pushes a tag the
+ * rule covers, pushes the same image again (accepted), pushes another image to it (refused), and
+ * tries to delete it; raw HTTP checks the 403 DENIED body names the rule, by tag and by digest, and
+ * that tags the rule does not cover move and delete as usual.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type TestBerth, startBerth } from './helpers/berth.js';
+import { singlePlatformImage, writeImageLayout } from './helpers/images.js';
+import { ACCEPT_ALL, errorCode, raw } from './helpers/oci.js';
+import { type ContainersStore, containersStore, describeWithTool, run, runResult, toolAvailable } from './helpers/tools.js';
+
+const RULE = { repositories: ['team/*'], patterns: ['^v[0-9]'] };
+
+describeWithTool('skopeo', toolAvailable('skopeo'), 'immutable tags with skopeo re-pushes', () => {
+  const first = singlePlatformImage('immutable-first');
+  const second = singlePlatformImage('immutable-second');
+  let berth: TestBerth;
+  let work = '';
+  let host = '';
+  let store: ContainersStore;
+
+  const layout = async (name: string, img: typeof first): Promise<string> => {
+    const dir = join(work, name);
+    await writeImageLayout(dir, 'v1', img);
+    return `oci:${dir}:v1`;
+  };
+  const copy = (src: string, repoAndTag: string) =>
+    runResult('skopeo', ['copy', '--dest-tls-verify=false', src, `docker://${host}/${repoAndTag}`], { env: store.env, timeoutMs: 120_000 });
+  const digestOf = async (repoAndTag: string): Promise<string | undefined> => {
+    const [repo, tag] = repoAndTag.split(':');
+    const res = await raw(berth.url, 'HEAD', `/v2/${repo ?? ''}/manifests/${tag ?? ''}`, { headers: { Accept: ACCEPT_ALL } });
+    return res.status === 200 ? res.header('Docker-Content-Digest') : undefined;
+  };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'berth-immutable-'));
+    store = await containersStore(join(work, 'containers'));
+    berth = await startBerth({ index: true, immutableTags: [RULE] });
+    host = new URL(berth.url).host;
+  }, 60_000);
+
+  afterAll(async () => {
+    await berth?.close();
+    if (work !== '') await rm(work, { recursive: true, force: true });
+  });
+
+  it('a covered tag, once set, takes the same image again but not another one', async () => {
+    const a = await layout('first', first);
+    const b = await layout('second', second);
+    expect((await copy(a, 'team/app:v1')).code).toBe(0);
+    const pinned = await digestOf('team/app:v1');
+    expect(pinned).toBe(first.manifest.digest);
+    const again = await copy(a, 'team/app:v1');
+    expect(again.code, again.stderr).toBe(0);
+    const moved = await copy(b, 'team/app:v1');
+    expect(moved.code).not.toBe(0);
+    expect(moved.stderr).toMatch(/denied/i);
+    expect(await digestOf('team/app:v1')).toBe(pinned);
+    // Not covered: another repository level, or a tag the patterns do not match, moves as usual.
+    expect((await copy(a, 'team/app:latest')).code).toBe(0);
+    expect((await copy(b, 'team/app:latest')).code).toBe(0);
+    expect(await digestOf('team/app:latest')).toBe(second.manifest.digest);
+    expect((await copy(a, 'team/app/deeper:v1')).code).toBe(0);
+    expect((await copy(b, 'team/app/deeper:v1')).code).toBe(0);
+  }, 240_000);
+
+  it('refuses to delete a covered tag, or its manifest, with 403 DENIED naming the rule', async () => {
+    const byTag = await raw(berth.url, 'DELETE', '/v2/team/app/manifests/v1');
+    expect(byTag.status).toBe(403);
+    expect(errorCode(byTag)).toBe('DENIED');
+    expect(byTag.body.toString()).toContain('storage.immutabletags[0]');
+    const byDigest = await raw(berth.url, 'DELETE', `/v2/team/app/manifests/${first.manifest.digest}`);
+    expect(byDigest.status).toBe(403);
+    expect(errorCode(byDigest)).toBe('DENIED');
+    const skopeoDelete = await runResult('skopeo', ['delete', '--tls-verify=false', `docker://${host}/team/app:v1`], { env: store.env });
+    expect(skopeoDelete.code).not.toBe(0);
+    expect(await digestOf('team/app:v1')).toBe(first.manifest.digest);
+    // The uncovered tag deletes as usual.
+    await run('skopeo', ['delete', '--tls-verify=false', `docker://${host}/team/app:latest`], { env: store.env });
+    expect(await digestOf('team/app:latest')).toBeUndefined();
+  }, 120_000);
+});
