@@ -77,6 +77,8 @@ export const paths = {
 
   /** Where `check --repair` moves blob data that does not match its digest (Berth's own, outside v2). */
   quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
+  /** The built-in issuer's generated signing key on storage other than a filesystem (Berth's own, outside v2). */
+  signingKey: '/berth/token-signing-key.pem',
 } as const;
 
 /**
