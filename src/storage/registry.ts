@@ -18,6 +18,7 @@ import { type ImmutableTagRuleSpec, NO_IMMUTABLE_TAGS, createImmutableTags } fro
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
+import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
 import type { RepoName } from './reference.js';
 import type { LocalRegistry, Repository } from './registry-face.js';
@@ -34,6 +35,7 @@ export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js'
 export type { ListRange } from './indexing/index-port.js';
 export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } from './manifests/immutable-tags.js';
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
+export type { DeletedRepository, RegistryManagement, RepoUsage, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
@@ -98,6 +100,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     linkGate: gate,
     times,
     inventory: createInventory(driver, blobs),
+    management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled }),
     purgeUploads: (purge, o) => purgeUploads(driver, purge, (key, fn) => sessions.exclusive(key, fn), o),
   };
 }
