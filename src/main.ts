@@ -14,7 +14,7 @@ const USAGE = `usage: berth <command> [args]
 commands:
   serve [config.yml]   serve the registry (config file, else REGISTRY_CONFIGURATION_PATH,
                        else the built-in development config: :5000, ./data, delete enabled)
-  garbage-collect [--dry-run|-d] [--delete-untagged|-m] [--force] [config.yml]
+  garbage-collect [--dry-run|-d] [--delete-untagged|-m] [--retention] [--force] [config.yml]
                        delete blobs no manifest references, as registry:2's garbage-collect
                        (offline: refuses while a server serves the root, unless --force; the
                        server can also collect while it serves, see storage.maintenance.gc)

@@ -17,14 +17,23 @@
  * root it refuses (exit 1) unless `--force` (offline.ts); `--dry-run` deletes nothing and always runs.
  * Unlike registry:2, a manifest that cannot be read is skipped with a warning (its repository's blobs
  * are all kept) instead of stopping the run.
+ *
+ * `--retention` (Berth's) first applies `storage.maintenance.retention` as the online collector does,
+ * with the times the index database holds, and prints the table of what it deleted (or, with
+ * `--dry-run` or `retention.dryrun`, would delete) and why.
  */
 import type { GcEvent } from '../gc/report.js';
 import { collectGarbage } from '../gc/run.js';
 import { type CommandIo, type Progress, createProgress, openOffline, processIo } from './offline.js';
+import { retentionTable } from '../gc/retention/retention.js';
+import { CommandError } from './command-error.js';
+import { retentionFor } from './retention.js';
 
 export interface GcCommand {
   readonly dryRun: boolean;
   readonly deleteUntagged: boolean;
+  /** Apply the retention policies first. */
+  readonly retention: boolean;
   /** Run even while a server holds the root (registry:2's data-loss trap; see root-holder.ts). */
   readonly force: boolean;
   readonly file: string | undefined;
@@ -35,6 +44,7 @@ export function parseGcArgs(args: readonly string[]): GcCommand | string {
   let dryRun = false;
   let deleteUntagged = false;
   let force = false;
+  let retention = false;
   const files: string[] = [];
   for (const arg of args) {
     const long = /^--(dry-run|delete-untagged)(?:=(true|false))?$/.exec(arg);
@@ -44,6 +54,8 @@ export function parseGcArgs(args: readonly string[]): GcCommand | string {
       else deleteUntagged = value;
     } else if (arg === '--force') {
       force = true;
+    } else if (arg === '--retention') {
+      retention = true;
     } else if (/^-[dm]+$/.test(arg)) {
       dryRun ||= arg.includes('d');
       deleteUntagged ||= arg.includes('m');
@@ -54,7 +66,7 @@ export function parseGcArgs(args: readonly string[]): GcCommand | string {
     }
   }
   if (files.length > 1) return 'at most one configuration file';
-  return { dryRun, deleteUntagged, force, file: files[0] };
+  return { dryRun, deleteUntagged, retention, force, file: files[0] };
 }
 
 /** Runs the collection; answers the exit code. @throws ConfigError and storage failures, for main to print */
@@ -65,9 +77,13 @@ export async function garbageCollect(
 ): Promise<number> {
   const progress = createProgress(io);
   const writes = cmd.dryRun ? undefined : { command: 'garbage-collect', force: cmd.force };
-  const { log, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes);
+  const needs = cmd.retention ? { deletes: true, times: true } : {};
+  const { config, log, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes, needs);
   try {
-    await collectGarbage(registry, {
+    const retention = cmd.retention ? retentionFor(config, registry) : undefined;
+    if (cmd.retention && !retention) throw new CommandError('--retention: no policies in storage.maintenance.retention.policies');
+    const report = await collectGarbage(registry, {
+      ...(retention && { retention: { ...retention, dryRun: retention.dryRun || cmd.dryRun } }),
       graceMs: 0,
       // Holding the root, no server writes beside this run: every leftover is a crash's. With --force
       // one may be, so the collector's floor for writes in progress stays.
@@ -77,6 +93,7 @@ export async function garbageCollect(
       log,
       onEvent: (e) => printEvent(e, progress, log),
     });
+    if (report.retention) progress.out(`\n${retentionTable(report.retention.deletions, report.dryRun || (retention?.dryRun ?? false))}\n`);
   } finally {
     progress.done();
     await close();

@@ -9,7 +9,10 @@
  * (root-holder.ts), and holds the root itself while it runs so no server starts meanwhile.
  */
 import { loadConfig } from '../config/parse.js';
-import { holdRootForWriting, otherHolder } from './root-holder.js';
+import { holdRootForWriting, indexLocation, otherHolder } from './root-holder.js';
+import type { IndexLevel } from '../indexdb/entries.js';
+import { openLevel } from '../indexdb/open.js';
+import { offlineTimes } from '../indexdb/times.js';
 import { driverFor, loggerFor } from './setup.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -31,6 +34,17 @@ export interface OfflineWrites {
   readonly force: boolean;
 }
 
+/** What else a command needs of the registry it is given. */
+export interface OfflineNeeds {
+  /** Deletes allowed whatever storage.delete.enabled says (retention deletes as the operator's policy). */
+  readonly deletes?: boolean;
+  /**
+   * Push and pull times from the index database (filesystem roots no server holds); otherwise push
+   * times are the revision links' modification times and pull times are unknown.
+   */
+  readonly times?: boolean;
+}
+
 /**
  * @throws ConfigError, and CommandError when `writes` and a server holds the root, for main to print.
  * `writeLog` receives each log line (default: stderr).
@@ -40,6 +54,7 @@ export async function openOffline(
   env: Record<string, string | undefined>,
   writeLog?: (line: string) => void,
   writes?: OfflineWrites,
+  needs: OfflineNeeds = {},
 ): Promise<Offline> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
@@ -48,9 +63,27 @@ export async function openOffline(
   const storage = config.storage;
   const driver = await driverFor(storage);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
-  const close = writes ? await holdRootForWriting(config, { ...writes, log }) : async () => undefined;
-  if (!writes && (await otherHolder(config))) log.info('a Berth server is serving this root; this command only reads it');
-  return { config, log, registry: createRegistry({ driver, deleteEnabled: storage.delete.enabled }), close };
+  let held: IndexLevel | undefined;
+  const release = writes
+    ? await holdRootForWriting(config, { ...writes, log, held: (db) => void (held = db) })
+    : async () => undefined;
+  const served = !writes && (await otherHolder(config)) !== undefined;
+  if (served) log.info('a Berth server is serving this root; this command only reads it');
+  // A reading command opens the database itself for the times, unless a server holds it.
+  if (needs.times && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
+  const opened = !writes ? held : undefined;
+  if (needs.times && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
+  const registry = createRegistry({
+    driver,
+    deleteEnabled: needs.deletes === true || storage.delete.enabled,
+    immutableTags: storage.immutabletags,
+    ...(needs.times && held && { times: offlineTimes(held) }),
+  });
+  const close = async (): Promise<void> => {
+    await opened?.close();
+    await release();
+  };
+  return { config, log, registry, close };
 }
 
 /** Where command output goes; a test passes its own. */

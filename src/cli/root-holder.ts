@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { isIndexLocked } from '../indexdb/index-db.js';
 import { openLevel } from '../indexdb/open.js';
+import type { IndexLevel } from '../indexdb/entries.js';
 import type { Logger } from '../log.js';
 import { CommandError } from './command-error.js';
 
@@ -99,7 +100,7 @@ export function serveRefusal(root: string, holder: RootHolder | undefined): Comm
  */
 export async function holdRootForWriting(
   config: Config,
-  opts: { command: string; force: boolean; log: Logger },
+  opts: { command: string; force: boolean; log: Logger; held?: (db: IndexLevel) => void },
 ): Promise<() => Promise<void>> {
   if (config.storage.driver === 's3') {
     opts.log.warn(`${opts.command}: Berth cannot tell whether a server serves this bucket (only filesystem roots are locked); stop every server using it first`);
@@ -123,6 +124,7 @@ export async function holdRootForWriting(
   const db = await openLevel(location, opts.log);
   if (db === undefined) return (await isIndexLocked(location)) ? refuse() : async () => undefined;
   const forget = await recordHolder(location, opts.command);
+  opts.held?.(db);
   return async () => {
     await forget();
     await db.close();

@@ -17,7 +17,7 @@ import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/indexing/index-port.js';
 import type { RevisionTimes, TimesStore } from '../storage/indexing/manifest-times.js';
 import type { IndexLevel } from './entries.js';
-import type { KeyQueue } from './key-queue.js';
+import { type KeyQueue, createKeyQueue } from './key-queue.js';
 import { subjectKey, timeKey, timeKeyFields, timeRange } from './keys.js';
 
 /** How often noted pulls are written. */
@@ -132,6 +132,14 @@ export class TimesTable implements TimesStore {
       }
     });
   }
+}
+
+/**
+ * The times table of a database an offline command holds (no index runs over it): reads, and pushes
+ * for revisions that have an entry. What the command deletes leaves entries the next rebuild drops.
+ */
+export function offlineTimes(db: IndexLevel): TimesStore {
+  return new TimesTable({ db, queue: createKeyQueue(), ready: () => true, open: () => db.status === 'open', fail: () => undefined });
 }
 
 /** Deletes the times entries whose revision the walk did not see, except in repositories it could not read. */
