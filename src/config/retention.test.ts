@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INMEMORY_BASE, configFiles } from './suite/helpers.js';
 
@@ -61,5 +63,24 @@ describe('storage.maintenance.retention and storage.immutabletags', () => {
     expect(await errorOf('  maintenance:\n    retention:\n      polices: []\n')).toMatch(/retention\.polices: unknown key \(did you mean storage\.maintenance\.retention\.policies\?\)/);
     expect(await errorOf(`  immutabletags:\n    - repositories: ["a/*"]\n`)).toMatch(/^config: storage\.immutabletags\[0\]\.patterns: missing/);
     expect(await errorOf(`  immutabletags:\n    - patterns: ['[']\n`)).toMatch(/^config: storage\.immutabletags\[0\]\.patterns\[0\]: not a regular expression/);
+  });
+});
+
+describe('config.example.yaml', () => {
+  it('loads its commented retention and immutabletags examples once uncommented', async () => {
+    const example = await readFile(fileURLToPath(new URL('../../config.example.yaml', import.meta.url)), 'utf8');
+    const lines = example.split('\n');
+    const block = (marker: string, indent: string): string => {
+      const start = lines.indexOf(`${indent}# ${marker}:`);
+      expect(start).toBeGreaterThan(0);
+      let end = start + 1;
+      while (lines[end]?.startsWith(`${indent}#   `) === true) end += 1;
+      return lines.slice(start, end).map((l) => l.replace(`${indent}# `, indent)).join('\n');
+    };
+    const { config } = await files.load(doc(`  maintenance:\n${block('retention', '    ')}\n${block('immutabletags', '  ')}\n`));
+    expect(config.storage.maintenance.retention).toMatchObject({ dryrun: true, delayMs: 24 * 3_600_000 });
+    expect(config.storage.maintenance.retention?.policies[0]?.keeptags).toHaveLength(3);
+    expect(config.storage.maintenance.retention?.policies[0]?.keeptags[1]).toEqual({ patterns: ['.*'], mostrecentlypushed: 10, pulledwithinMs: 720 * 3_600_000 });
+    expect(config.storage.immutabletags).toEqual([{ repositories: ['prod/**'], patterns: ['^v[0-9]+\\.[0-9]+\\.[0-9]+$'] }]);
   });
 });
