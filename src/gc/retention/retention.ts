@@ -6,10 +6,12 @@
  * The collector runs it before its mark, so the bytes go in the same collection.
  *
  * Racing clients. Decisions are made from a read of the repository; before each deletion what it
- * rests on is read again: a tag is deleted only while it still points to the manifest decided on, and
- * a manifest only while no tag points to it and it was not pushed again since the run began. A push
- * landing between that re-read and the delete (a few milliseconds) can still lose the tag it moved;
- * nothing a kept tag pointed to when the run read it is ever deleted.
+ * rests on is read again: a tag is deleted only while its link still names the manifest decided on,
+ * and a manifest only while no tag points to it (the tags are read once more after the repository's
+ * tag deletions) and it was not pushed again since the run began. A push landing between such a
+ * re-read and the delete can still lose the tag it moved (a window of milliseconds for a tag; for a
+ * manifest, the time its repository's manifest deletions take); nothing a kept tag pointed to when
+ * the run read it is ever deleted.
  *
  * Failure. Each deletion is one storage operation that leaves the layout consistent (a tag's folder;
  * a revision with the tags naming it); parents go before what they reach, so no kept index or
@@ -66,11 +68,14 @@ export async function applyRetention(maint: Maintenance, o: RetentionOptions, ru
     run.signal?.throwIfAborted();
     const policy = policyFor(o.policies, repo);
     if (!policy) continue;
-    const state = await readRepository(maint, repo, run.signal);
+    const { state, tagPaths } = await readRepository(maint, repo, run.signal);
     const decided = decide(repo, state, policy, { now: run.now, delayMs: o.delayMs, immutable: o.immutable });
+    let tagged: ReadonlySet<Digest> | undefined;
     for (const d of decided) {
       run.signal?.throwIfAborted();
-      const done = o.dryRun || (await carryOut(maint, o, repo, d, run));
+      // Manifests come after every tag: one fresh read of what the tags point to now serves them all.
+      if (d.kind === 'manifest' && !o.dryRun) tagged ??= await taggedNow(maint, repo, run.signal);
+      const done = o.dryRun || (await carryOut(maint, o, { repo, tagPaths, tagged }, d, run));
       if (!done) {
         report.skipped += 1;
         continue;
@@ -85,11 +90,16 @@ export async function applyRetention(maint: Maintenance, o: RetentionOptions, ru
   return report;
 }
 
-/** Tags, revisions, references and times of one repository. */
-async function readRepository(maint: Maintenance, repo: RepoName, signal?: AbortSignal): Promise<RepositoryState> {
+/** Tags (and their link paths), revisions, references and times of one repository. */
+async function readRepository(maint: Maintenance, repo: RepoName, signal?: AbortSignal): Promise<{ state: RepositoryState; tagPaths: Map<string, string> }> {
   const call = signal ? { signal } : {};
   const tags = new Map<string, Digest>();
-  for await (const t of maint.inventory.tags(repo, call)) if ('digest' in t.target) tags.set(t.tag, t.target.digest);
+  const tagPaths = new Map<string, string>();
+  for await (const t of maint.inventory.tags(repo, call)) {
+    if (!('digest' in t.target)) continue;
+    tags.set(t.tag, t.target.digest);
+    tagPaths.set(t.tag, t.path);
+  }
   const recorded = await maint.times.recorded(repo);
   const revisions = new Map<Digest, RevisionState>();
   for await (const link of maint.inventory.revisions(repo, call)) {
@@ -104,22 +114,36 @@ async function readRepository(maint: Maintenance, repo: RepoName, signal?: Abort
       readable: refs.ok,
     });
   }
-  return { tags, revisions };
+  return { state: { tags, revisions }, tagPaths };
+}
+
+/** The manifests the repository's tags point to now. */
+async function taggedNow(maint: Maintenance, repo: RepoName, signal?: AbortSignal): Promise<Set<Digest>> {
+  const out = new Set<Digest>();
+  for await (const t of maint.inventory.tags(repo, signal ? { signal } : {})) if ('digest' in t.target) out.add(t.target.digest);
+  return out;
+}
+
+/** Where a deletion happens, with what was read fresh for it. */
+interface Place {
+  readonly repo: RepoName;
+  readonly tagPaths: ReadonlyMap<string, string>;
+  readonly tagged: ReadonlySet<Digest> | undefined;
 }
 
 /** Deletes one decided item if what the decision rests on still holds; answers whether it did. */
-async function carryOut(maint: Maintenance, o: RetentionOptions, repo: RepoName, d: Deletion, run: RetentionRunContext): Promise<boolean> {
+async function carryOut(maint: Maintenance, o: RetentionOptions, at: Place, d: Deletion, run: RetentionRunContext): Promise<boolean> {
   const call = run.signal ? { signal: run.signal } : {};
+  const { repo } = at;
   const manifests = o.registry.repository(repo).manifests;
   try {
     if (d.kind === 'tag') {
-      if ((await currentTarget(maint, repo, d.tag ?? '', run.signal)) !== d.digest) return skipped(run, d, 'the tag moved since it was read');
+      const target = await maint.inventory.linkTarget({ path: at.tagPaths.get(d.tag ?? '') ?? '' }, call);
+      if (!('digest' in target) || target.digest !== d.digest) return skipped(run, d, 'the tag moved since it was read');
       await manifests.delete({ tag: parseTag(d.tag ?? '') }, call);
       return true;
     }
-    for await (const t of maint.inventory.tags(repo, call)) {
-      if ('digest' in t.target && t.target.digest === d.digest) return skipped(run, d, `tag ${t.tag} points to it now`);
-    }
+    if (at.tagged?.has(d.digest) === true) return skipped(run, d, 'a tag points to it now');
     const pushedAt = (await maint.times.timesOf(repo, d.digest, call)).pushedAt;
     if (pushedAt !== undefined && pushedAt > run.now) return skipped(run, d, 'pushed again since the run began');
     await manifests.delete({ digest: d.digest }, call);
@@ -129,13 +153,6 @@ async function carryOut(maint: Maintenance, o: RetentionOptions, repo: RepoName,
     if (isRegistryError(err, 'MANIFEST_UNKNOWN') || isRegistryError(err, 'DENIED')) return skipped(run, d, err.message);
     throw err;
   }
-}
-
-async function currentTarget(maint: Maintenance, repo: RepoName, tag: string, signal?: AbortSignal): Promise<Digest | undefined> {
-  for await (const t of maint.inventory.tags(repo, signal ? { signal } : {})) {
-    if (t.tag === tag) return 'digest' in t.target ? t.target.digest : undefined;
-  }
-  return undefined;
 }
 
 function skipped(run: RetentionRunContext, d: Deletion, why: string): false {
