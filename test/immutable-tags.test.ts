@@ -4,14 +4,15 @@
  * tries to delete it; raw HTTP checks the 403 DENIED body names the rule, by tag and by digest, and
  * that tags the rule does not cover move and delete as usual.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
-import { singlePlatformImage, writeImageLayout } from './helpers/images.js';
+import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
+import { dockerArchive, singlePlatformImage, writeImageLayout } from './helpers/images.js';
 import { ACCEPT_ALL, errorCode, raw } from './helpers/oci.js';
-import { type ContainersStore, containersStore, describeWithTool, run, runResult, toolAvailable } from './helpers/tools.js';
+import { type ContainersStore, containersStore, describeWithTool, describeWithTools, run, runResult, toolAvailable } from './helpers/tools.js';
 
 const RULE = { repositories: ['team/*'], patterns: ['^v[0-9]'] };
 
@@ -83,4 +84,55 @@ describeWithTool('skopeo', toolAvailable('skopeo'), 'immutable tags with skopeo 
     await run('skopeo', ['delete', '--tls-verify=false', `docker://${host}/team/app:latest`], { env: store.env });
     expect(await digestOf('team/app:latest')).toBeUndefined();
   }, 120_000);
+});
+
+describeWithTools(DOCKER_TOOLS, 'immutable tags with docker re-pushes', () => {
+  const first = singlePlatformImage('immutable-docker-first');
+  const second = singlePlatformImage('immutable-docker-second');
+  let berth: TestBerth;
+  let dockerd: Dockerd | undefined;
+  let unavailable = '';
+  let work = '';
+  let host = '';
+
+  beforeAll(async () => {
+    berth = await startBerth({ immutableTags: [RULE] });
+    const port = Number(new URL(berth.url).port);
+    host = `127.0.0.1:${port}`;
+    work = await mkdtemp(join(tmpdir(), 'berth-immutable-docker-'));
+    const started = await startDockerdOrReason({ registryPorts: [port] });
+    if ('reason' in started) unavailable = started.reason;
+    else dockerd = started.dockerd;
+  }, 120_000);
+
+  afterAll(async () => {
+    await dockerd?.close();
+    await berth?.close();
+    if (work !== '') await rm(work, { recursive: true, force: true });
+  }, 60_000);
+
+  it('docker push of the same image to a covered tag succeeds again; of another image it is denied', async (ctx) => {
+    const d = dockerd ?? ctx.skip(unavailable);
+    const load = async (img: typeof first, tag: string): Promise<void> => {
+      const archive = join(work, `${tag.replace(/[/:]/g, '_')}.tar`);
+      await writeFile(archive, dockerArchive(img, [tag]));
+      await d.docker(['load', '-i', archive]);
+    };
+    const target = `${host}/team/app:v1`;
+    await load(first, 'immutable/first:v1');
+    await load(second, 'immutable/second:v1');
+    await d.docker(['tag', 'immutable/first:v1', target]);
+    const pushed = await d.docker(['push', target], { timeoutMs: 120_000 });
+    const digest = /v1: digest: (sha256:[a-f0-9]{64})/.exec(pushed.stdout)?.[1];
+    expect(digest, pushed.stdout).toBeDefined();
+    const again = await d.dockerResult(['push', target], { timeoutMs: 120_000 });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`v1: digest: ${digest ?? ''}`);
+    await d.docker(['tag', 'immutable/second:v1', target]);
+    const moved = await d.dockerResult(['push', target], { timeoutMs: 120_000 });
+    expect(moved.code).not.toBe(0);
+    expect(`${moved.stdout}${moved.stderr}`).toMatch(/denied/i);
+    const head = await raw(berth.url, 'HEAD', '/v2/team/app/manifests/v1', { headers: { Accept: ACCEPT_ALL } });
+    expect(head.header('Docker-Content-Digest')).toBe(digest);
+  }, 300_000);
 });
