@@ -88,7 +88,9 @@ describeWithTool('skopeo', toolAvailable('skopeo'), 'retention policies run by t
   async function index(repo: string, name: string, tag: string, seeds: [number, number], pushedH: number): Promise<void> {
     const children = [];
     for (const [i, seed] of seeds.entries()) children.push(await image(repo, `${name}-child${i}`, seed, pushedH));
-    const idx = platformIndex(MT.ociIndex, [onLinux('amd64', children[0] as Image), onLinux('arm64', children[1] as Image)]);
+    const [amd64, arm64] = children;
+    if (!amd64 || !arm64) throw new Error('two children expected');
+    const idx = platformIndex(MT.ociIndex, [onLinux('amd64', amd64), onLinux('arm64', arm64)]);
     expect((await putManifest(berth.url, repo, tag, idx, MT.ociIndex)).status).toBe(201);
     digests.set(name, digestOf(idx));
     await setTimes(repo, digestOf(idx), pushedH);
@@ -115,7 +117,9 @@ describeWithTool('skopeo', toolAvailable('skopeo'), 'retention policies run by t
     const outcome = await collector.runNow({ dryRun });
     await collector.stop();
     expect(outcome.status).toBe('done');
-    return reports[reports.length - 1] as GcReport;
+    const last = reports.at(-1);
+    if (!last) throw new Error('no report');
+    return last;
   };
 
   beforeAll(async () => {
@@ -251,6 +255,87 @@ describe('a retention run that fails midway', () => {
       const problems: string[] = [];
       await checkStorage(berth.registry.inventory, { repair: false, onProblem: (p) => problems.push(p.message), onOrphan: () => undefined });
       expect(problems).toEqual([]);
+    } finally {
+      await berth.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a retention run racing pushes and pulls', () => {
+  it('loses nothing a tag points to: moved and re-tagged manifests are kept, and every tag pulls whole afterwards', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'berth-retention-race-'));
+    const berth = await startBerth({ index: true });
+    try {
+      await writeFile(join(work, 'config.yml'), `version: 0.1
+storage:
+  inmemory: {}
+  maintenance:
+    gc: { graceperiod: 0s }
+    retention:
+      delay: 0s
+      policies:
+        - repositories: ["race/*"]
+          keeptags: [{ patterns: ['^keep-'] }]
+`);
+      const config = await loadConfig({ file: join(work, 'config.yml'), env: {} });
+      const repo = 'race/app';
+      const images = new Map<string, Image>();
+      let seed = 500;
+      const push = async (tag: string): Promise<Image> => {
+        const img = makeImage((seed += 1));
+        await pushImage(berth.url, repo, tag, img);
+        images.set(tag, img);
+        return img;
+      };
+      for (let i = 0; i < 6; i += 1) await push(`keep-${i}`);
+      for (let i = 0; i < 6; i += 1) await push(`drop-${i}`);
+      const imageOf = (tag: string): Image => {
+        const img = images.get(tag);
+        if (!img) throw new Error(`no image pushed as ${tag}`);
+        return img;
+      };
+      const doomed = imageOf('drop-5');
+      const base = retentionFor(config, berth.registry);
+      if (!base) throw new Error('no retention configured');
+      // While the run deletes its first tag, clients move a tag it decided to delete, point a new tag
+      // at a manifest it decided to delete, and push new tags; pulls go on throughout.
+      let raced = false;
+      const racing = async (): Promise<void> => {
+        if (raced) return;
+        raced = true;
+        await push('drop-4');
+        await push('keep-new');
+        await pushImage(berth.url, repo, 'rescued', doomed);
+        images.set('rescued', doomed);
+      };
+      let pulling = true;
+      const pulls = (async (): Promise<number> => {
+        let n = 0;
+        while (pulling) {
+          const res = await raw(berth.url, 'GET', `/v2/${repo}/manifests/keep-${n % 6}`, { headers: { Accept: ACCEPT_ALL } });
+          expect(res.status).toBe(200);
+          n += 1;
+        }
+        return n;
+      })();
+      const { collectGarbage } = await import('../src/gc/run.js');
+      const report = await collectGarbage(berth.registry, {
+        graceMs: 0, deleteUntagged: false, dryRun: false, retention: { ...base, onDeleted: racing },
+      }).finally(() => {
+        pulling = false;
+      });
+      expect(await pulls).toBeGreaterThan(0);
+      expect(raced).toBe(true);
+      expect(report.retention?.skipped).toBeGreaterThanOrEqual(2); // drop-4 moved; drop-5's manifest re-tagged
+      const tags = ((await raw(berth.url, 'GET', `/v2/${repo}/tags/list`)).json() as { tags: string[] }).tags.sort();
+      expect(tags).toEqual(['drop-4', 'keep-0', 'keep-1', 'keep-2', 'keep-3', 'keep-4', 'keep-5', 'keep-new', 'rescued']);
+      for (const tag of tags) {
+        const img = imageOf(tag);
+        const m = await raw(berth.url, 'GET', `/v2/${repo}/manifests/${tag}`, { headers: { Accept: ACCEPT_ALL } });
+        expect(m.header('Docker-Content-Digest'), tag).toBe(img.manifest.digest);
+        for (const b of [img.config, ...img.layers]) expect((await raw(berth.url, 'GET', `/v2/${repo}/blobs/${b.digest}`)).status, `${tag} ${b.digest}`).toBe(200);
+      }
     } finally {
       await berth.close();
       await rm(work, { recursive: true, force: true });

@@ -13,7 +13,7 @@
  * (a push's own refresh wrote one), so a push or pull noted for it is dropped rather than written.
  * Pulls are held in memory and written every few seconds and at close.
  */
-import type { Digest } from '../storage/digest.js';
+import { type Digest, parseDigest } from '../storage/digest.js';
 import type { RepoName } from '../storage/indexing/index-port.js';
 import type { RevisionTimes, TimesStore } from '../storage/indexing/manifest-times.js';
 import type { IndexLevel } from './entries.js';
@@ -95,7 +95,8 @@ export class TimesTable implements TimesStore {
       const out = new Map<Digest, RevisionTimes>();
       for (const [key, value] of await db.iterator(timeRange(repo)).all()) {
         const t = asTimes(value);
-        if (t) out.set(timeKeyFields(key).digest as Digest, this.withPending(key, t));
+        const d = parseDigest(timeKeyFields(key).digest);
+      if (t && d) out.set(d, this.withPending(key, t));
       }
       return out;
     });

@@ -86,7 +86,7 @@ export function decide(repo: string, state: RepositoryState, policy: RetentionPo
   for (const [tag, digest] of state.tags) {
     if (!keptTags.has(tag)) out.push({ repository: repo, kind: 'tag', tag, digest, reason: tagReason(state.revisions.get(digest)) });
   }
-  const roots = new Set<Digest>([...keptTags].map((t) => state.tags.get(t) as Digest));
+  const roots = new Set<Digest>([...state.tags].filter(([t]) => keptTags.has(t)).map(([, d]) => d));
   const cutoff = o.now - o.delayMs;
   const young = (r: RevisionState): boolean => r.pushedAt === undefined || r.pushedAt > cutoff;
   // Untagged manifests (and orphaned referrers) that stay: not deleted by the policy, unreadable, or young.
@@ -118,7 +118,10 @@ export function decide(repo: string, state: RepositoryState, policy: RetentionPo
 function keptTagsOf(repo: string, state: RepositoryState, policy: RetentionPolicy, o: DecideOptions): Set<string> {
   const tags = [...state.tags.keys()];
   if (policy.keepTags.length === 0) return new Set(tags);
-  const timesOf = (tag: string): RevisionState | undefined => state.revisions.get(state.tags.get(tag) as Digest);
+  const timesOf = (tag: string): RevisionState | undefined => {
+    const d = state.tags.get(tag);
+    return d === undefined ? undefined : state.revisions.get(d);
+  };
   const kept = new Set<string>();
   for (const rule of policy.keepTags) for (const tag of keptByRule(rule, tags, timesOf, o.now)) kept.add(tag);
   for (const tag of tags) if (o.immutable?.(repo, tag) !== undefined) kept.add(tag);
@@ -155,8 +158,7 @@ function reach(roots: ReadonlySet<Digest>, revisions: ReadonlyMap<Digest, Revisi
   for (const [d, r] of revisions) if (r.subject !== undefined) referrers.set(r.subject, [...(referrers.get(r.subject) ?? []), d]);
   const kept = new Set<Digest>();
   const stack = [...roots];
-  while (stack.length > 0) {
-    const d = stack.pop() as Digest;
+  for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
     if (kept.has(d)) continue;
     kept.add(d);
     stack.push(...(revisions.get(d)?.children ?? []), ...(referrers.get(d) ?? []));

@@ -62,7 +62,8 @@ export interface RetentionRunContext {
 
 /** Applies the policies to every repository. @throws storage failures (what was done stays done) */
 export async function applyRetention(maint: Maintenance, o: RetentionOptions, run: RetentionRunContext): Promise<RetentionReport> {
-  const report = { tagsDeleted: 0, manifestsDeleted: 0, deletions: [] as Deletion[], skipped: 0 };
+  const deletions: Deletion[] = [];
+  const report = { tagsDeleted: 0, manifestsDeleted: 0, deletions, skipped: 0 };
   const call = run.signal ? { signal: run.signal } : {};
   for await (const repo of maint.inventory.repositories(call)) {
     run.signal?.throwIfAborted();

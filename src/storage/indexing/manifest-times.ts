@@ -12,7 +12,7 @@
  * Without a store (in-memory storage, replicas over one bucket) push times come from the link files
  * alone and pull times live in this process's memory only, lost at restart.
  */
-import type { Digest } from '../digest.js';
+import { type Digest, parseDigest } from '../digest.js';
 import { type CallOptions, type StorageDriver, isDriverError } from '../driver/driver.js';
 import { paths } from '../paths.js';
 import type { RepoName } from '../reference.js';
@@ -99,7 +99,12 @@ export function createManifestTimes(driver: StorageDriver, store?: TimesStore, n
       const all = await stored((s) => s.repositoryRevisionTimes(repo));
       if (all) return all;
       const prefix = `${repo}@`;
-      return new Map([...memory].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length) as Digest, t]));
+      const out = new Map<Digest, RevisionTimes>();
+      for (const [k, t] of memory) {
+        const d = k.startsWith(prefix) ? parseDigest(k.slice(prefix.length)) : undefined;
+        if (d) out.set(d, t);
+      }
+      return out;
     },
     async repositoryTimes(repo) {
       let lastPush: number | undefined;
