@@ -129,7 +129,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const stopPurging = schedulePurging(storageRegistry, config, log);
   opened.push(stopPurging);
   // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
-  const retention = retentionFor(config, createRegistry({
+  const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
     driver, deleteEnabled: true, ...(index && { index, times: index.times }), linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
   }), notifier?.sink);
   const collector = startCollector({

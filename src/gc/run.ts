@@ -107,7 +107,12 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
     if (opts.retention) retention = await retain(registry, opts, opts.retention, warnings);
     await collect(registry, opts, { runStart, progress, emit, warnings });
     const report = finish();
-    opts.log?.info(`garbage collection done: ${describeReport(report, opts.graceMs)}`, { ...report, warnings: report.warnings.length });
+    const { retention: retained, ...counts } = report;
+    // Each retention decision was logged as it happened: the summary carries only its counts.
+    const retentionCounts = retained && { tagsDeleted: retained.tagsDeleted, manifestsDeleted: retained.manifestsDeleted, skipped: retained.skipped };
+    opts.log?.info(`garbage collection done: ${describeReport(report, opts.graceMs)}`, {
+      ...counts, warnings: report.warnings.length, ...(retentionCounts && { retention: retentionCounts }),
+    });
     opts.report?.(report);
     return report;
   } catch (err) {
