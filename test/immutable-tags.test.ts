@@ -7,11 +7,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
 import { dockerArchive, singlePlatformImage, writeImageLayout } from './helpers/images.js';
-import { ACCEPT_ALL, errorCode, raw } from './helpers/oci.js';
+import { ACCEPT_ALL, errorCode, makeImage, pushBlob, putManifest, raw } from './helpers/oci.js';
 import { type ContainersStore, containersStore, describeWithTool, describeWithTools, run, runResult, toolAvailable } from './helpers/tools.js';
 
 const RULE = { repositories: ['team/*'], patterns: ['^v[0-9]'] };
@@ -135,4 +135,24 @@ describeWithTools(DOCKER_TOOLS, 'immutable tags with docker re-pushes', () => {
     const head = await raw(berth.url, 'HEAD', '/v2/team/app/manifests/v1', { headers: { Accept: ACCEPT_ALL } });
     expect(head.header('Docker-Content-Digest')).toBe(digest);
   }, 300_000);
+});
+
+describe('immutable tags over HTTP', () => {
+  it('of two racing first pushes of different manifests to a covered tag, one wins and the other is denied', async () => {
+    const berth = await startBerth({ immutableTags: [RULE] });
+    try {
+      const images = [makeImage(901), makeImage(902)];
+      for (const img of images) for (const b of [img.config, ...img.layers]) await pushBlob(berth.url, 'team/race', b);
+      for (let round = 0; round < 5; round += 1) {
+        const tag = `v${round}`;
+        const answers = await Promise.all(images.map((img) => putManifest(berth.url, 'team/race', tag, img.manifest, img.mediaType)));
+        expect(answers.map((a) => a.status).sort()).toEqual([201, 403]);
+        const winner = images[answers.findIndex((a) => a.status === 201)];
+        const head = await raw(berth.url, 'HEAD', `/v2/team/race/manifests/${tag}`, { headers: { Accept: ACCEPT_ALL } });
+        expect(head.header('Docker-Content-Digest')).toBe(winner?.manifest.digest);
+      }
+    } finally {
+      await berth.close();
+    }
+  });
 });

@@ -126,16 +126,21 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       if (content.length > MAX_MANIFEST_BYTES) throw tooLarge(MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
       const info = parseManifest(content, contentType);
       const d = manifestDigest(ref, content);
-      if ('tag' in ref) await refuseMove(opts, ref.tag, d, o);
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
       // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
-      await opts.gate.link(named, async () => {
+      const store = (): Promise<void> => opts.gate.link(named, async () => {
         if (o?.unchecked !== true) await checkReferences(opts, info, o);
         await blobs.putSmall(d, content, o);
         // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
         await writeLink(driver, paths.revisionLink(name, d), d, o);
         if ('tag' in ref) await tags.tag(ref.tag, d, o);
       });
+      if ('tag' in ref) {
+        await opts.immutable.guard(name, ref.tag, async () => {
+          await refuseMove(opts, ref.tag, d, o);
+          await store();
+        });
+      } else await store();
       cache.remember(d, content, describeStored);
       cache.keepContent(d, content);
       await opts.times.pushed(name, d);
@@ -144,11 +149,15 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
 
     async delete(ref, o) {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
-      await refuseDelete(opts, ref, o);
       if ('tag' in ref) {
-        if (!(await tags.untag(ref.tag, o))) throw manifestUnknown(ref.tag);
-        return { untagged: [ref.tag] };
+        const { tag } = ref;
+        return opts.immutable.guard(name, tag, async () => {
+          await refuseDelete(opts, ref, o);
+          if (!(await tags.untag(tag, o))) throw manifestUnknown(tag);
+          return { untagged: [tag] };
+        });
       }
+      await refuseDelete(opts, ref, o);
       if (!(await hasRevision(ref.digest, o))) throw manifestUnknown(ref.digest);
       const untagged = await tags.untagDigest(ref.digest, o);
       await deleteIfExists(driver, paths.revisionDir(name, ref.digest), o);
