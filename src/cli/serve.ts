@@ -13,7 +13,7 @@ import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
-import { startIndex } from './index-command.js';
+import { startIndex, startRedisIndex } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
@@ -80,7 +80,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   if (replicas) opened.push(() => replicas.close());
   // The listing index (LevelDB, filesystem storage only, none with replicas) is rebuilt from storage at
   // every start and trusted only once that rebuild is done; until then listings come from storage.
-  const index = await startIndex(config, driver, log);
+  // With replicas the index is in Redis instead, shared by all of them (trusted once complete there).
+  const index = replicas ? await startRedisIndex(replicas, driver, log) : await startIndex(config, driver, log);
   if (index) opened.push(() => index.close());
   if (index) metrics.observeIndex(index);
   const health = startHealth(healthChecksFor(config, driver), log);
