@@ -28,8 +28,8 @@ export interface Replicas {
   readonly client: RedisClient;
   /** Keys of Berth's shared state start with this. */
   readonly prefix: string;
-  /** A cluster lock on `key` (under `prefix`), e.g. for the index rebuilder. */
-  lock(key: string): ClusterLock;
+  /** A cluster lock on `key` (under `prefix`), e.g. for the index rebuilder; its lease is `leaseMs` (default 30 s). */
+  lock(key: string, leaseMs?: number): ClusterLock;
   readonly linkGate: RedisLinkGate;
   readonly cluster: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
   /** Closes the connection (after the server and the collector have stopped). */
@@ -73,7 +73,9 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
   warnAboutPerProcessKeys(config, rlog);
   return {
     client, prefix: PREFIX, linkGate, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
-    lock: (key) => createRedisClusterLock({ client, key: `${PREFIX}${key}`, onError: (msg, err) => complain(msg, err) }),
+    lock: (key, leaseMs) => createRedisClusterLock({
+      client, key: `${PREFIX}${key}`, onError: (msg, err) => complain(msg, err), ...(leaseMs !== undefined && { leaseMs }),
+    }),
   };
 }
 

@@ -101,7 +101,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
   const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
-  const notifier = await startNotifications(config, log, metrics.registry);
+  const notifier = await startNotifications(config, log, metrics.registry, replicas);
   if (notifier) opened.push(() => notifier.stop());
   const app = createApp({
     registry,
