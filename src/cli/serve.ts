@@ -120,6 +120,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     ...(tokenHandlers && { tokenHandlers }),
     ...(notifier && { events: notifier.sink }),
     ...(mirror?.names && { names: mirror.names }),
+    management: storageRegistry.management,
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);

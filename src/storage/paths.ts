@@ -44,6 +44,7 @@ export const paths = {
   repositoriesRoot: `${V2}/repositories`,
   repo: (name: RepoName): string => `${V2}/repositories/${name}`,
 
+  layers: (name: RepoName): string => `${V2}/repositories/${name}/${LAYERS_DIR}`,
   layersOf: (name: RepoName, alg: DigestAlgorithm): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${alg}`,
   layerLink: (name: RepoName, d: Digest): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${linkSuffix(d)}`,
   layerLinkDir: (name: RepoName, d: Digest): string =>
