@@ -24,6 +24,11 @@
  * same atomic step that finds `dirty` empty. So a write on any replica during the walk is never lost
  * to a value the walk read before it.
  *
+ * Tag lists. Each replica holds whole tag lists in memory with the version Redis gave them (the
+ * generation and a per-repository count of tag changes, bumped in the same script that changes the
+ * tags); a query sends the version it holds and gets only "unchanged" back when it is current, so a
+ * 10,000-tag list is not sent over again while nobody tags. Pages are sliced from the held list.
+ *
  * Failures. A query or change that fails because Redis is unreachable is answered from storage (the
  * port's `undefined`) and never rejects, so the index is not switched off for good; a change whose
  * refresh failed is kept in memory and re-applied once Redis answers again (a replica's own writes
@@ -35,11 +40,11 @@ import type { ClusterLock } from '../coordination/cluster-lock.js';
 import type { RedisClient } from '../coordination/redis-client.js';
 import type { Logger } from '../log.js';
 import type { Digest } from '../storage/digest.js';
-import type { IndexChange, IndexSource, IndexedReferrer, ListRange, RegistryIndex, RepoName } from '../storage/indexing/index-port.js';
+import { type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, type RepoName, sliceSorted } from '../storage/indexing/index-port.js';
 import { messageOf } from './open.js';
 import { itemKey } from './refresh.js';
 import { type RedisRebuildReport, rebuildRedisIndex } from './redis-index-rebuild.js';
-import { APPLY, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAGS, indexKeys, lexRange } from './redis-scripts.js';
+import { APPLY, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAG_LIST, indexKeys, lexRange } from './redis-scripts.js';
 import { isIndexable } from './keys.js';
 
 export type { RedisRebuildReport } from './redis-index-rebuild.js';
@@ -69,6 +74,9 @@ export interface RedisIndexOptions {
   readonly autoRebuild?: boolean;
 }
 
+/** How many tags a replica holds in memory over all repositories (some 50 bytes each, about 10 MiB). */
+const TAGS_HELD = 200_000;
+
 /** How often a replica retries refreshes that failed, and may start another rebuild. */
 const RETRY_MS = 1_000;
 
@@ -86,6 +94,9 @@ class SharedIndex implements RedisIndex {
   private readonly failed = new Map<string, IndexChange>();
   private readonly timer: NodeJS.Timeout;
   private readonly stop = new AbortController();
+  /** Whole tag lists held in memory, by repository, with the version Redis gave them (QUERY_TAG_LIST). */
+  private readonly tagLists = new Map<string, { version: string; tags: readonly string[] }>();
+  private tagsHeld = 0;
 
   constructor(private readonly o: RedisIndexOptions) {
     this.keys = indexKeys(o.prefix ?? 'berth:idx:');
@@ -104,7 +115,13 @@ class SharedIndex implements RedisIndex {
 
   async tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined> {
     const k = this.keys;
-    return this.query(QUERY_TAGS, [k.meta, k.repos, k.distrust, k.tags(repo)], [repo, ...lexRange(range.after, range.limit)]);
+    const held = this.tagLists.get(repo);
+    const reply = await this.query(QUERY_TAG_LIST, [k.meta, k.repos, k.distrust, k.tags(repo), k.tagVersions], [repo, held?.version ?? '']);
+    if (reply === undefined) return undefined;
+    const [version = '', ...tags] = reply;
+    if (held && version === held.version && reply.length === 1) return sliceSorted(held.tags, range);
+    this.holdTags(repo, version, tags);
+    return sliceSorted(tags, range);
   }
 
   async referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined> {
@@ -180,7 +197,7 @@ class SharedIndex implements RedisIndex {
         case 'tag': {
           if (!isIndexable(repo) || !isIndexable(change.tag)) return distrust;
           const exists = (await source.tagTarget(repo, change.tag)) !== undefined || (await source.tagExists(repo, change.tag));
-          return { target: k.tags(repo), args: [exists ? 'zadd' : 'zrem', change.tag] };
+          return { target: k.tags(repo), args: [exists ? 'tagadd' : 'tagrem', change.tag, k.tagVersions, repo] };
         }
         case 'revision': {
           const facts = (await source.revisionExists(repo, change.digest)) ? await source.revisionFacts(change.digest) : undefined;
@@ -196,6 +213,23 @@ class SharedIndex implements RedisIndex {
       this.o.log.warn('index: could not re-read a changed item; its listings come from storage', { change, err: messageOf(err) });
       return distrust;
     }
+  }
+
+  /** Keeps a whole tag list (at most TAGS_HELD tags over all repositories, the oldest dropped first). */
+  private holdTags(repo: string, version: string, tags: readonly string[]): void {
+    const before = this.tagLists.get(repo);
+    if (before) {
+      this.tagLists.delete(repo);
+      this.tagsHeld -= before.tags.length;
+    }
+    if (tags.length > TAGS_HELD) return;
+    for (const [name, held] of this.tagLists) {
+      if (this.tagsHeld + tags.length <= TAGS_HELD) break;
+      this.tagLists.delete(name);
+      this.tagsHeld -= held.tags.length;
+    }
+    this.tagLists.set(repo, { version, tags });
+    this.tagsHeld += tags.length;
   }
 
   /** Runs a query script; undefined (storage answers) when the index is not complete or Redis fails. */

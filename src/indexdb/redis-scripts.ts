@@ -14,6 +14,8 @@
  *   d:repos              sorted set, all scores 0: the catalog (ZRANGEBYLEX gives byte order, which is
  *                        the spec's lexical order for the ASCII names Berth accepts)
  *   d:tags:<repo>        sorted set, scores 0: the repository's tags
+ *   d:tagver             hash: repository → how many refreshes changed its tags (with the generation,
+ *                        the version replicas compare to reuse the tag list they hold in memory)
  *   d:refs:<repo>:<subject>  hash: referrer digest → descriptor JSON
  *   d:subj:<repo>        hash: revision digest → the subject it refers to (which `refs` entry it owns)
  *   rebuild:lock         the cluster lock of the replica that rebuilds
@@ -32,6 +34,7 @@ export interface IndexKeys {
   readonly applied: string;
   readonly distrust: string;
   readonly repos: string;
+  readonly tagVersions: string;
   readonly data: string;
   readonly lock: string;
   tags(repo: string): string;
@@ -49,6 +52,7 @@ export function indexKeys(prefix: string): IndexKeys {
     applied: `${prefix}applied`,
     distrust: `${prefix}distrust`,
     repos: `${prefix}d:repos`,
+    tagVersions: `${prefix}d:tagver`,
     data: `${prefix}d:`,
     lock: `${prefix}rebuild:lock`,
     tags: (repo) => `${prefix}d:tags:${repo}`,
@@ -75,14 +79,19 @@ return redis.call('ZRANGEBYLEX', KEYS[2], unpack(ARGV))
 `);
 
 /**
- * Tags of a repository in a range, or nil unless the index is complete, knows the repository and
- * trusts it. KEYS: meta, repos, distrust, tags. ARGV: repo, then ZRANGEBYLEX arguments.
+ * Every tag of a repository with its version (`<gen>:<changes>`), or only the version when it equals
+ * ARGV[2] (the caller's copy is current); nil as QUERY_TAGS. The reply is `{version, tag…}`.
+ * KEYS: meta, repos, distrust, tags, tagver. ARGV: repo, the version the caller holds ('' for none).
  */
-export const QUERY_TAGS = luaScript(`
+export const QUERY_TAG_LIST = luaScript(`
 if redis.call('HGET', KEYS[1], 'state') ~= 'complete' then return false end
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return false end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return false end
-return redis.call('ZRANGEBYLEX', KEYS[4], unpack(ARGV, 2))
+local version = redis.call('HGET', KEYS[1], 'gen') .. ':' .. (redis.call('HGET', KEYS[5], ARGV[1]) or '0')
+if version == ARGV[2] then return {version} end
+local all = redis.call('ZRANGEBYLEX', KEYS[4], '-', '+')
+table.insert(all, 1, version)
+return all
 `);
 
 /** Referrer descriptors (JSON) of a subject, or nil as QUERY_TAGS. KEYS: meta, repos, distrust, refs. ARGV: repo. */
@@ -99,6 +108,7 @@ return redis.call('HVALS', KEYS[4])
  * Answers 1 when applied, 0 when dropped.
  * KEYS: meta, dirty, applied, target. ARGV: item, ticket, change JSON, op, op's arguments:
  *   zadd | zrem <member>                    on the target sorted set
+ *   tagadd | tagrem <tag> <tagver key> <repo>   on the repository's tags, counting the change
  *   ref <digest> <subject|''> <json> <refs prefix>   target = the repository's subj hash
  *   distrust <repo>                         target = the distrust set
  *   none                                    (nothing to write: a blob)
@@ -111,6 +121,9 @@ redis.call('HSET', KEYS[3], ARGV[1], ticket)
 local op = ARGV[4]
 if op == 'zadd' then redis.call('ZADD', KEYS[4], 0, ARGV[5])
 elseif op == 'zrem' then redis.call('ZREM', KEYS[4], ARGV[5])
+elseif op == 'tagadd' or op == 'tagrem' then
+  if op == 'tagadd' then redis.call('ZADD', KEYS[4], 0, ARGV[5]) else redis.call('ZREM', KEYS[4], ARGV[5]) end
+  redis.call('HINCRBY', ARGV[6], ARGV[7], 1)
 elseif op == 'distrust' then redis.call('SADD', KEYS[4], ARGV[5])
 elseif op == 'ref' then
   local old = redis.call('HGET', KEYS[4], ARGV[5])
