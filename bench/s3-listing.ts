@@ -1,6 +1,6 @@
 /**
  * Part of the `s3` family (issue #18): listings on one bucket of the Ceph RGW, served by three Berth
- * replicas behind a round-robin proxy with the listing index in Redis, and by docker-registry 2.8.2
+ * replicas with the listing index in Redis (the client sends each request to the next one), and by docker-registry 2.8.2
  * on the very same bucket (which walks it).
  *
  * The bucket: one image pushed through Berth, then `listing-tags` tags of it in `bench/tags` and
@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type CephServer, createBucket, testS3Client } from '../test/helpers/ceph-server.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { startRoundRobinProxy } from '../test/helpers/round-robin-proxy.js';
 import { uploadMonolithic } from './lib/client.js';
 import { type RunContext, opt } from './lib/family.js';
 import { type Server, freePort, startServer, which } from './lib/proc.js';
@@ -81,11 +80,12 @@ async function pushOne(base: string, repo: string): Promise<string> {
   return digest;
 }
 
-/** Mean ms of REPEATS GETs of `url` (each must answer 200); answers it and the last body. */
-async function timeGets(url: string): Promise<{ ms: number; body: string }> {
+/** Mean ms of REPEATS GETs of `path` (each must answer 200), each on the next of `bases`; answers it and the last body. */
+async function timeGets(bases: readonly string[], path: string): Promise<{ ms: number; body: string }> {
   let body = '';
   const { ms } = await timed(async () => {
     for (let i = 0; i < REPEATS; i++) {
+      const url = `${bases[i % bases.length] ?? ''}${path}`;
       const res = await fetch(url);
       body = await res.text();
       if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${body.slice(0, 200)}`);
@@ -126,45 +126,45 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
     const redisSection = ['redis:', `  addr: ${redis.addr}`];
     const replicas = [];
     for (let i = 0; i < 3; i++) replicas.push(await start(`berth-${i}`, redisSection));
-    const proxy = await startRoundRobinProxy({ ports: replicas.map((r) => Number(new URL(r.url).port)) });
-    try {
-      for (let i = 0; i < 3; i++) proxy.up(i);
+    {
       while ((await redis.command('HGET berth:idx:meta state')) !== '$8\r\ncomplete\r\n') {
         if (performance.now() - berthStart > 600_000) throw new Error('the index in redis was not complete after 10 minutes');
         await new Promise((r) => setTimeout(r, 200));
       }
       const indexMs = performance.now() - berthStart;
-      const url = { berth: `http://127.0.0.1:${proxy.port}`, registry2: seeder.url } satisfies Record<Target, string>;
-      const tagsUrl = (t: Target): string => `${url[t]}/v2/${TAGS_REPO}/tags/list`;
-      const catalogUrl = (t: Target): string => `${url[t]}/v2/_catalog?n=100`;
+      // Berth: each request to the next replica in turn (as a round-robin balancer would send them).
+      const url = { berth: replicas.map((r) => r.url), registry2: [seeder.url] } satisfies Record<Target, string[]>;
+      const tagsPath = `/v2/${TAGS_REPO}/tags/list`;
+      const catalogPath = '/v2/_catalog?n=100';
       // Same answers first (registry:2 2.8 lists every tag whatever the order of its walk: compare sorted).
-      const tagsOf = async (t: Target): Promise<string[]> => ((JSON.parse((await timeGets(tagsUrl(t))).body) as { tags: string[] }).tags).sort();
+      const tagsOf = async (t: Target): Promise<string[]> => ((JSON.parse((await timeGets(url[t], tagsPath)).body) as { tags: string[] }).tags).sort();
       const [bt, rt] = [await tagsOf('berth'), await tagsOf('registry2')];
       if (bt.length !== nTags + 1 || JSON.stringify(bt) !== JSON.stringify(rt)) throw new Error(`tag lists differ: Berth ${bt.length}, registry:2 ${rt.length}`);
-      const [bc, rc] = [(await timeGets(catalogUrl('berth'))).body, (await timeGets(catalogUrl('registry2'))).body];
+      const [bc, rc] = [(await timeGets(url.berth, catalogPath)).body, (await timeGets(url.registry2, catalogPath)).body];
       if (JSON.stringify(JSON.parse(bc)) !== JSON.stringify(JSON.parse(rc))) throw new Error(`first catalog pages differ: ${bc.slice(0, 200)} / ${rc.slice(0, 200)}`);
       const rounds = opt(o, 'rounds');
-      const measure = (what: string, u: (t: Target) => string) => alternate(rounds, TARGETS, async (t) => {
-        const { ms } = await timeGets(u(t));
+      const measure = (what: string, path: string) => alternate(rounds, TARGETS, async (t) => {
+        const { ms } = await timeGets(url[t], path);
         ctx.log(`  ${what}, ${TARGET_LABEL[t]}: ${formatMs(ms)}`);
         return ms;
       });
-      const catalog = await measure('catalog first page', catalogUrl);
-      const tags = await measure(`${nTags}-tag list`, tagsUrl);
+      const catalog = await measure('catalog first page', catalogPath);
+      const tags = await measure(`${nTags}-tag list`, tagsPath);
       ctx.log(`  catalog first page: Berth ${formatValue(median(catalog.berth), 'ms')}, registry:2 ${formatValue(median(catalog.registry2), 'ms')}; ` +
         `tags: Berth ${formatValue(median(tags.berth), 'ms')}, registry:2 ${formatValue(median(tags.registry2), 'ms')}`);
+      // What any request costs on this path (Berth from source, machine load), for reading the rows.
+      const ping = await alternate(rounds, TARGETS, async (t) => (await timeGets(url[t], '/v2/')).ms);
       const rows: Row[] = [
         { scenario: `S3 (Ceph RGW), 3 replicas + Redis index: catalog first page (n=100) of ${nRepos + 1} repositories`, unit: 'ms', samples: catalog, goal: hundredfold },
         { scenario: `S3 (Ceph RGW), 3 replicas + Redis index: ${nTags + 1}-tag list`, unit: 'ms', samples: tags, goal: hundredfold },
       ];
       const notes = [
         `listing: one bucket for both; ${nTags} tags (+1 pushed) in ${TAGS_REPO} and ${nRepos} repositories of one tag written with the SDK in ${formatMs(seedMs)}; ` +
-          `Berth: 3 replicas behind a round-robin proxy with one Redis, index rebuilt from the bucket at start in ${formatMs(indexMs)} (start included); registry:2 walks the bucket; each sample is the mean of ${REPEATS} GETs`,
+          `Berth: 3 replicas with one Redis, requests sent to each in turn, index rebuilt from the bucket at start in ${formatMs(indexMs)} (start included); registry:2 walks the bucket; each sample is the mean of ${REPEATS} GETs`,
         'listing answers checked first: the same tags (sorted) and the same first catalog page from both',
+        `baseline, GET /v2/ (no storage, no Redis): Berth ${formatValue(median(ping.berth), 'ms')}, registry:2 ${formatValue(median(ping.registry2), 'ms')}`,
       ];
       return { rows, notes };
-    } finally {
-      await proxy.close();
     }
   } finally {
     for (const s of servers) await s.stop(5_000).catch(() => undefined);
