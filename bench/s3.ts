@@ -15,7 +15,9 @@
  *    server's peak resident memory during it;
  * 2. the same size in `chunk-mib` PATCH chunks (Content-Range), then PUT `?digest=` (`chunked` 0 skips it);
  * 3. GET of the whole blob through the server with curl (the warm-up reads it through Node and checks
- *    its sha256).
+ *    its sha256);
+ * 4. listings with three Berth replicas and the index in Redis vs registry:2 on one bucket
+ *    (s3-listing.ts): the catalog's first page and a `listing-tags`-tag list.
  *
  * Every timed upload is a new digest; its blob object is deleted from the bucket afterwards (untimed)
  * and the run waits `settle-seconds` so that RGW's garbage collector frees it before the next timed
@@ -27,6 +29,7 @@ import { join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { type CephServer, createBucket, startCeph, testS3Client } from '../test/helpers/ceph-server.js';
 import { MiB, blobDigest } from './lib/blobdata.js';
+import { listingOnS3 } from './s3-listing.js';
 import { curlGet, fetchDigest, uploadChunked, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { type Server, freePort, makeTempDir, removeTempDir, sleep, startServer, which } from './lib/proc.js';
@@ -275,12 +278,17 @@ async function runS3(o: Readonly<Record<string, number>>, ctx: RunContext): Prom
     ];
     const c: Ctx = { s, ceph: c0, mem, o, log: ctx.log };
     const rows = await Promise.resolve()
-      .then(async () => [...(await uploads(c)), ...(await downloads(c, notes))])
+      .then(async () => (opt(o, 'blobs') === 0 ? [] : [...(await uploads(c)), ...(await downloads(c, notes))]))
       .catch((err: unknown) => {
         const tail = (srv: Server): string => srv.output().trim().split('\n').slice(-20).join('\n') || '(nothing)';
         const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
         throw new Error(`${why}\n--- Berth's output (last lines) ---\n${tail(berth)}\n--- registry:2's output (last lines) ---\n${tail(reg)}`, { cause: err });
       });
+    if (opt(o, 'listing-tags') > 0) {
+      const listing = await listingOnS3(c0, work, o, ctx);
+      rows.push(...listing.rows);
+      notes.push(...listing.notes);
+    }
     notes.push(...(await mem.lines()));
     notes.push(`rounds: ${opt(o, 'rounds')} per scenario after one untimed warm-up per server; A B then B A, alternating`);
     return { family: 's3', title: 'Blobs on S3 (Ceph RGW): Berth vs registry:2', rows, notes };
@@ -295,13 +303,16 @@ async function runS3(o: Readonly<Record<string, number>>, ctx: RunContext): Prom
 
 export const s3Family: Family = {
   name: 's3',
-  summary: 'big monolithic and chunked uploads and a big GET with both servers on the same Ceph RGW (S3), redirects off',
+  summary: 'big monolithic and chunked uploads, a big GET, and listings (3 replicas + Redis index vs registry:2) with both servers on the same Ceph RGW (S3), redirects off',
   options: [
     roundsOption(3, 1),
     { name: 'size-mib', help: 'size of the big blob', full: 1024, quick: 128, min: 1, max: 16_384 },
     { name: 'chunk-mib', help: 'PATCH chunk size', full: 64, quick: 32, min: 1, max: 4096 },
     { name: 'part-mib', help: 'storage.s3.chunksize of both servers, MiB', full: 10, quick: 10, min: 5, max: 5120 },
     { name: 'chunked', help: '1: also time the chunked upload; 0: skip it', full: 1, quick: 1, min: 0, max: 1 },
+    { name: 'blobs', help: '1: time the blob uploads and GET; 0: skip them (listings only)', full: 1, quick: 1, min: 0, max: 1 },
+    { name: 'listing-tags', help: 'tags in the listing scenario (3 replicas + Redis vs registry:2 on one bucket); 0 skips it', full: 10_000, quick: 1000, min: 0, max: 100_000 },
+    { name: 'listing-repos', help: 'repositories of one tag each beside the tagged one, for the catalog', full: 200, quick: 50, min: 0, max: 10_000 },
     { name: 'settle-seconds', help: "wait after deleting each timed upload's blob (RGW garbage collection)", full: 12, quick: 6, min: 0, max: 600 },
   ],
   run: runS3,

@@ -6,6 +6,10 @@
  *   moment, each finds no key in the bucket, generates one and writes it with `If-None-Match: *`; one
  *   write wins and the others read the winner's back. A token from replica 1 then works on replica 3,
  *   and on a replica restarted afterwards.
+ * - One listing index, in Redis: images pushed and deleted through all three replicas, and the
+ *   catalog and tag lists (whole and paged) the replicas answer from Redis equal what a fourth Berth
+ *   without Redis (which walks the bucket) answers. Redis flushed: listings stay right (from storage)
+ *   and the index is rebuilt by a replica.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,9 +18,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bearer, getToken, pushImageWith, writeHtpasswd } from './helpers/auth.js';
 import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
-import { makeImage, raw } from './helpers/oci.js';
+import { makeImage, pushImage, raw } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
+import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
 import { type Cluster, type StorageSetup, startCluster } from './helpers/replicas.js';
+import { freePort } from './helpers/tools.js';
 import { describeWithTools } from './helpers/tools.js';
 
 const TOOLS = { 'redis-server': 'redis-server' };
@@ -93,5 +99,97 @@ describeWithS3('replicas on S3 share state', (s3) => {
       expect(res.status).toBe(200);
       expect(await listKeys(s3, bucket, 'registry/berth/')).toEqual(['registry/berth/token-signing-key.pem']);
     }, 120_000);
+  });
+
+  describeWithTools(TOOLS, 'one listing index in Redis for three replicas', () => {
+    let work = '';
+    let redis: TestRedis;
+    let cluster: Cluster;
+    let walker: BerthProcess;
+    let walkerUrl = '';
+    const bucket = `berth-index-${randomBytes(4).toString('hex')}`;
+
+    beforeAll(async () => {
+      work = await mkdtemp(join(tmpdir(), 'berth-shared-index-'));
+      const storage = await bucketStorage(s3, bucket);
+      redis = await startRedis();
+      cluster = await startCluster({ n: 3, dir: work, storage, redisAddr: redis.addr, graceperiod: '1h' });
+      const port = await freePort();
+      walkerUrl = `http://127.0.0.1:${port}`;
+      const config = ['version: 0.1', 'log:', '  level: info', 'http:', `  addr: 127.0.0.1:${port}`, '  secret: one-secret-for-every-replica', 'storage:', ...storage.yaml, ''];
+      walker = await startBerthProcess({ config: config.join('\n'), configPath: join(work, 'walker.yml'), readyTimeoutMs: 60_000 });
+    }, 180_000);
+
+    afterAll(async () => {
+      await walker?.stop();
+      await cluster?.close();
+      await redis?.stop();
+      await deleteBucket(s3, bucket).catch(() => undefined);
+      if (work !== '') await rm(work, { recursive: true, force: true });
+    }, 60_000);
+
+    /** Catalog whole and in pages of 2 (following Link), and every repository's tags whole and in pages of 3. */
+    const listings = async (base: string): Promise<unknown> => {
+      const get = async (path: string): Promise<{ body: unknown; next: string | undefined }> => {
+        const res = await raw(base, 'GET', path);
+        if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.body.toString()}`);
+        const link = res.headers['link'];
+        const next = typeof link === 'string' ? /<([^>]+)>/.exec(link)?.[1] : undefined;
+        return { body: res.json(), next };
+      };
+      const paged = async (first: string): Promise<unknown[]> => {
+        const pages: unknown[] = [];
+        for (let path: string | undefined = first; path !== undefined && pages.length < 100;) {
+          const page = await get(path);
+          pages.push(page.body);
+          path = page.next;
+        }
+        return pages;
+      };
+      const catalog = (await get('/v2/_catalog')).body as { repositories: string[] };
+      const tags: Record<string, unknown> = {};
+      for (const repo of catalog.repositories) tags[repo] = { all: (await get(`/v2/${repo}/tags/list`)).body, pages: await paged(`/v2/${repo}/tags/list?n=3`) };
+      return { catalog, pages: await paged('/v2/_catalog?n=2'), tags };
+    };
+
+    const indexReady = async (i: number): Promise<string | undefined> =>
+      /^berth_index_ready (\d)/m.exec((await raw(cluster.debugUrl(i), 'GET', '/metrics')).body.toString())?.[1];
+
+    it('pushes and deletes on all three replicas: the replicas answer from Redis what the walking Berth answers', async () => {
+      const proxy = `http://127.0.0.1:${cluster.proxy.port}`;
+      for (let i = 0; i < 12; i++) {
+        const repo = `idx/team-${i % 4}/app`;
+        const res = await pushImage(i % 3 === 0 ? proxy : cluster.url(i % 3), repo, `v${i}`, makeImage(18_100 + i));
+        expect(res.status).toBe(201);
+      }
+      // Deletes on each replica: a tag, and a manifest by digest (its tags go with it).
+      const tagged = await raw(cluster.url(1), 'GET', '/v2/idx/team-1/app/manifests/v5', { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      const digest = tagged.headers['docker-content-digest'];
+      expect(typeof digest).toBe('string');
+      expect((await raw(cluster.url(2), 'DELETE', `/v2/idx/team-1/app/manifests/${String(digest)}`)).status).toBe(202);
+      expect((await raw(cluster.url(0), 'DELETE', '/v2/idx/team-2/app/manifests/v2')).status).toBe(202);
+      for (const i of [0, 1, 2]) expect(await indexReady(i), `replica ${i}`).toBe('1');
+      const expected = await listings(walkerUrl);
+      expect(JSON.stringify(expected)).toContain('idx/team-3/app');
+      expect(JSON.stringify(expected)).not.toContain('"v5"');
+      for (const i of [0, 1, 2]) expect(await listings(cluster.url(i)), `replica ${i}`).toEqual(expected);
+      expect(await listings(proxy)).toEqual(expected);
+    }, 180_000);
+
+    it('Redis flushed: listings stay right meanwhile, and a replica rebuilds the index from the bucket', async () => {
+      await redis.command('FLUSHALL');
+      const expected = await listings(walkerUrl);
+      expect(await listings(cluster.url(2))).toEqual(expected);
+      const deadline = Date.now() + 60_000;
+      while ((await redis.command('HGET berth:idx:meta state')) !== '$8\r\ncomplete\r\n' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(await redis.command('HGET berth:idx:meta state')).toBe('$8\r\ncomplete\r\n');
+      const pushed = await pushImage(cluster.url(1), 'idx/after-flush', 'new', makeImage(18_200));
+      expect(pushed.status).toBe(201);
+      const after = await listings(walkerUrl);
+      expect(JSON.stringify(after)).toContain('idx/after-flush');
+      for (const i of [0, 1, 2]) expect(await listings(cluster.url(i)), `replica ${i}`).toEqual(after);
+      const rebuilt = cluster.replicas.map((r) => r?.log() ?? '').join('\n');
+      expect(rebuilt).toMatch(/index: rebuilt in redis from storage/);
+    }, 180_000);
   });
 });

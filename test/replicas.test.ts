@@ -134,9 +134,9 @@ function replicaSuite(title: string, makeStorage: (work: string) => Promise<Suit
       if (work !== '') await rm(work, { recursive: true, force: true });
     }, 60_000);
 
-    it('every replica shares the gate through Redis and keeps no listing index', async () => {
+    it('every replica shares the gate and the listing index through Redis, and keeps no LevelDB index', async () => {
       for (const r of cluster.replicas) {
-        expect(r?.log()).toMatch(/replicas: link gate and collector lock in redis; the listing index is off/);
+        expect(r?.log()).toMatch(/replicas: link gate, collector lock and listing index in redis/);
         expect(r?.log()).not.toMatch(/no redis configured/);
       }
       expect(storage.hasIndex()).toBe(false);

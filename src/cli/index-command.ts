@@ -19,6 +19,9 @@ import { type Logger, createLogger } from '../log.js';
 import type { StorageDriver } from '../storage/driver/driver.js';
 import { createDriver } from '../storage/driver/factory.js';
 import { createIndexSource } from '../storage/indexing/index-source.js';
+import type { RedisIndex } from '../indexdb/redis-index.js';
+import { type Replicas, startReplicas } from './replicas.js';
+import { driverFor } from './setup.js';
 import { describeHolder, indexLocation, otherHolder, readHolder, recordHolder, serveRefusal } from './root-holder.js';
 
 const USAGE = 'usage: berth index rebuild [config.yml]\n';
@@ -50,6 +53,17 @@ export async function startIndex(config: Config, driver: StorageDriver, log: Log
 }
 
 /**
+ * For `serve` with `redis` (replicas): the listing index in Redis (src/indexdb/redis-index.ts), shared
+ * by every replica, rebuilt by whichever replica finds it incomplete. The module is loaded only then.
+ */
+export async function startRedisIndex(replicas: Replicas, driver: StorageDriver, log: Logger): Promise<RedisIndex> {
+  const { createRedisIndex } = await import('../indexdb/redis-index.js');
+  return createRedisIndex({
+    client: replicas.client, source: createIndexSource(driver), lock: replicas.lock('idx:rebuild:lock'), log, prefix: `${replicas.prefix}idx:`,
+  });
+}
+
+/**
  * True when a server is serving the configured root with its index (it holds the database's lock).
  * An offline command that deletes manifests or tags (garbage-collect --delete-untagged, check --repair)
  * while such a server runs leaves that server's listings stale until it restarts: say so, or refuse.
@@ -73,6 +87,7 @@ export async function indexCommand(args: readonly string[], env: Record<string, 
   const log = createLogger({ level: config.log.level, format: config.log.formatter === 'text' ? 'text' : 'json' });
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
+  if (config.redis !== undefined) return rebuildInRedis(config, log);
   if (storage.driver !== 'filesystem') {
     process.stdout.write('berth index: in-memory storage keeps no index; nothing to rebuild\n');
     return 0;
@@ -101,5 +116,35 @@ export async function indexCommand(args: readonly string[], env: Record<string, 
   } finally {
     await forget();
     await index.close();
+  }
+}
+
+/** `berth index rebuild` with `redis`: rebuilds the replicas' shared index (waiting for a rebuild under way elsewhere). */
+async function rebuildInRedis(config: Config, log: Logger): Promise<number> {
+  const replicas = await startReplicas(config, log);
+  if (!replicas) return 1;
+  try {
+    const driver = await driverFor(config.storage);
+    const { createRedisIndex } = await import('../indexdb/redis-index.js');
+    const index = createRedisIndex({
+      client: replicas.client, source: createIndexSource(driver), lock: replicas.lock('idx:rebuild:lock'), log,
+      prefix: `${replicas.prefix}idx:`, autoRebuild: false,
+    });
+    try {
+      const report = await index.rebuild();
+      if (!report) {
+        process.stderr.write(`berth index: the rebuild in redis (${replicas.client.where}) failed (see the log above)\n`);
+        return 1;
+      }
+      process.stdout.write(
+        `index rebuilt in redis: generation ${report.generation}, ${report.repositories} repositories, ${report.tags} tags, ` +
+          `${report.referrers} referrers, ${report.caughtUp} caught up, in ${report.ms} ms (${replicas.client.where})\n`,
+      );
+      return 0;
+    } finally {
+      await index.close();
+    }
+  } finally {
+    await replicas.close();
   }
 }

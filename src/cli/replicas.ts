@@ -24,6 +24,12 @@ import type { Logger } from '../log.js';
 
 /** The shared parts, when `redis` is configured. */
 export interface Replicas {
+  /** The connection every shared part uses (the listing index and notification queues too). */
+  readonly client: RedisClient;
+  /** Keys of Berth's shared state start with this. */
+  readonly prefix: string;
+  /** A cluster lock on `key` (under `prefix`), e.g. for the index rebuilder; its lease is `leaseMs` (default 30 s). */
+  lock(key: string, leaseMs?: number): ClusterLock;
   readonly linkGate: RedisLinkGate;
   readonly cluster: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
   /** Closes the connection (after the server and the collector have stopped). */
@@ -63,9 +69,14 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
   }
   const linkGate = createRedisLinkGate({ client, prefix: PREFIX, onError: (msg, err) => complain(msg, err) });
   const lock = createRedisClusterLock({ client, key: `${PREFIX}gc:lock`, onError: (msg, err) => complain(msg, err) });
-  rlog.info('replicas: link gate and collector lock in redis; the listing index is off (listings read storage)', { redis: client.where });
+  rlog.info('replicas: link gate, collector lock and listing index in redis', { redis: client.where });
   warnAboutPerProcessKeys(config, rlog);
-  return { linkGate, cluster: { lock, now: () => linkGate.now() }, close: () => client.close() };
+  return {
+    client, prefix: PREFIX, linkGate, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
+    lock: (key, leaseMs) => createRedisClusterLock({
+      client, key: `${PREFIX}${key}`, onError: (msg, err) => complain(msg, err), ...(leaseMs !== undefined && { leaseMs }),
+    }),
+  };
 }
 
 function sayInProcess(config: Config, log: Logger): void {

@@ -14,7 +14,7 @@ import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
 import { retentionFor } from './retention.js';
-import { startIndex } from './index-command.js';
+import { startIndex, startRedisIndex } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
@@ -81,18 +81,22 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   if (replicas) opened.push(() => replicas.close());
   // The listing index (LevelDB, filesystem storage only, none with replicas) is rebuilt from storage at
   // every start and trusted only once that rebuild is done; until then listings come from storage.
-  const index = await startIndex(config, driver, log);
+  // With replicas the index is in Redis instead, shared by all of them (trusted once complete there).
+  const index = replicas ? await startRedisIndex(replicas, driver, log) : await startIndex(config, driver, log);
   if (index) opened.push(() => index.close());
   if (index) metrics.observeIndex(index);
+  // Push and pull times live in the LevelDB index; with replicas they are not shared yet (README "Not done yet").
+  const times = index && 'times' in index ? index.times : undefined;
+  const indexed = { ...(index && { index }), ...(times && { times }) };
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
   const storageRegistry = createRegistry({
-    driver, deleteEnabled: storage.delete.enabled, ...(index && { index, times: index.times }), ...(replicas && { linkGate: replicas.linkGate }),
+    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate }),
     immutableTags: storage.immutabletags,
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
-    driver, deleteEnabled: true, ...(index && { index, times: index.times }), linkGate: storageRegistry.linkGate,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate,
   });
   const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   if (mirror) opened.push(() => mirror.close());
@@ -102,7 +106,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
   const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
-  const notifier = await startNotifications(config, log, metrics.registry);
+  const notifier = await startNotifications(config, log, metrics.registry, replicas);
   if (notifier) opened.push(() => notifier.stop());
   const app = createApp({
     registry,
@@ -130,7 +134,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(stopPurging);
   // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
   const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
-    driver, deleteEnabled: true, ...(index && { index, times: index.times }), linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
   }), notifier?.sink);
   const collector = startCollector({
     registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }), retention,

@@ -46,6 +46,8 @@ export interface RedisClient {
   readonly where: string;
   /** Runs `script` atomically with `keys` and `args`; answers its reply. @throws when Redis fails or cannot be reached */
   run(script: LuaScript, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown>;
+  /** Sends one command (`call('XADD', key, '*', 'f', 'v')`); answers its reply. @throws when Redis fails or cannot be reached */
+  call(command: string, ...args: readonly ScriptArg[]): Promise<unknown>;
   /** A server setting (`CONFIG GET`), or undefined when the server does not say (managed Redis often refuses CONFIG). */
   setting(name: string): Promise<string | undefined>;
   /** Closes the connection (commands in flight are answered first). */
@@ -95,6 +97,7 @@ export async function connectRedis(o: RedisClientOptions): Promise<RedisClient> 
         return client.eval(script.source, keys.length, ...keys, ...args);
       }
     },
+    call: (command, ...args) => client.call(command, ...args),
     async setting(name) {
       try {
         const reply = await client.config('GET', name);

@@ -36,8 +36,10 @@ export interface NotifierOptions {
   readonly endpoints: readonly NotifierEndpoint[];
   /** `notifications.events.includereferences` */
   readonly includeReferences: boolean;
-  /** The directory of the queues; undefined keeps them in memory (lost at exit). */
+  /** The directory of the queues; undefined keeps them in memory (lost at exit), unless `openQueue` is given. */
   readonly dir: string | undefined;
+  /** Opens an endpoint's queue elsewhere (replicas: a Redis Stream shared by all of them, redis-queue.ts). */
+  readonly openQueue?: (endpoint: string, maxBytes: number, log: Logger) => Promise<EventQueue>;
   readonly log: Logger;
   /** `source.instanceID` of this run's events: new at every start. */
   readonly instanceId: string;
@@ -88,7 +90,9 @@ export async function createNotifier(o: NotifierOptions): Promise<Notifier> {
         log.info('notification endpoint disabled, skipping');
         continue;
       }
-      const queue = o.dir === undefined
+      const queue = o.openQueue
+        ? await o.openQueue(endpoint.name, maxBytes, log)
+        : o.dir === undefined
         ? createMemoryQueue({ maxBytes })
         : await openFileQueue({
             dir: join(o.dir, queueDirName(endpoint.name)), maxBytes, segmentBytes, log,

@@ -22,10 +22,12 @@ export function redisAvailability(): ToolAvailability {
   return toolAvailable('redis-server', 'redis-server');
 }
 
-/** Starts redis-server (on `port`, e.g. to restart one, else a free one) and resolves once it answers PING. */
-export async function startRedis(port?: number): Promise<TestRedis> {
+/** Starts redis-server (on `port`, e.g. to restart one, else a free one) and resolves once it answers PING (and, with `aofDir`, has loaded its file). */
+export async function startRedis(port?: number, o: { readonly aofDir?: string } = {}): Promise<TestRedis> {
   port ??= await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
+  // With `aofDir`: every write fsync'd to an append-only file there, so a restart on it keeps the data.
+  const persistence = o.aofDir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', o.aofDir];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   killAtExit(child);
