@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
@@ -24,6 +25,7 @@ import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, type TlsOptions, listen } from '../http/listen.js';
 import { createApp } from '../http/server.js';
+import { type UiAssets, loadUiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
@@ -117,6 +119,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     ...(tokenHandlers && { tokenHandlers }),
     ...(notifier && { events: notifier.sink }),
     ...(mirror?.names && { names: mirror.names }),
+    ...(config.ui.enabled && { ui: { assets: await uiAssets(log) } }),
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
@@ -201,6 +204,15 @@ async function listenDebug(
   const debug = await listen(app, host, port);
   log.info('debug listener', { addr: config.http.debug.addr, url: debug.url });
   return debug;
+}
+
+/** Where `npm run build:ui` writes the web UI: dist/ui/ of the package (from src/cli/ or dist/cli/ alike). */
+export const UI_ASSETS_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+
+async function uiAssets(log: Logger): Promise<UiAssets | undefined> {
+  const assets = await loadUiAssets(UI_ASSETS_DIR);
+  if (assets === undefined) log.warn('the web UI is not built: /ui/ answers 503 until `npm run build:ui` has run', { dir: UI_ASSETS_DIR });
+  return assets;
 }
 
 function httpSecret(config: Config, log: Logger): string {

@@ -9,6 +9,7 @@ import { createAuth } from '../../src/cli/auth.js';
 import type { AuthConfig } from '../../src/config/schema.js';
 import { listen } from '../../src/http/listen.js';
 import { createApp } from '../../src/http/server.js';
+import type { UiAssets } from '../../src/http/ui/assets.js';
 import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { type Level, createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
@@ -52,6 +53,8 @@ export interface TestBerthOptions {
   readonly prefix?: string;
   /** `storage.automaticcrossmount` (default true). */
   readonly automaticCrossMount?: boolean;
+  /** Serve the web UI (`ui.enabled`) from these built files (test/helpers/ui.ts builds them); default: no UI. */
+  readonly ui?: { readonly assets: UiAssets | undefined };
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -86,6 +89,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ...(opts.automaticCrossMount !== undefined && { automaticCrossMount: opts.automaticCrossMount }),
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
+    ...(opts.ui && { ui: opts.ui }),
   });
   const running = await listen(app, '127.0.0.1', 0);
   return {
