@@ -1,0 +1,246 @@
+/**
+ * The web UI in a real browser: Debian's chromium, headless, driven by playwright-core, against a real
+ * Berth with the built-in token issuer and images pushed by skopeo (test/helpers/ui-content.ts).
+ * Anonymous visitors see what anonymous may pull (library/**) and are refused the rest; `admin` signs
+ * in, searches, opens a repository, expands an index's platforms, sees a signature under its subject,
+ * and deletes one tag while the other tag on that digest stays; `viewer` (pull only) sees no delete
+ * button, and a delete forced from the page is refused by the server with nothing deleted.
+ *
+ * Screenshots of each page go to docs/ui/ when BERTH_UI_SCREENSHOTS=1 (so a CI run leaves the tree
+ * as it was): `BERTH_UI_SCREENSHOTS=1 npx vitest run test/ui-browser.test.ts`.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { builtinAuth, writeHtpasswd } from './helpers/auth.js';
+import { type TestBerth, startBerth } from './helpers/berth.js';
+import { MT, raw } from './helpers/oci.js';
+import { describeWithTools } from './helpers/tools.js';
+import { type TestUi, buildTestUi, launchChromium } from './helpers/ui.js';
+import { type PushedContent, SIGNATURE_TYPE, pushUiContent } from './helpers/ui-content.js';
+
+const SCREENSHOTS = process.env['BERTH_UI_SCREENSHOTS'] === '1' ? resolve('docs', 'ui') : undefined;
+
+describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headless chromium', () => {
+  let ui: TestUi;
+  let berth: TestBerth;
+  let root = '';
+  let content: PushedContent;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  const shoot = async (name: string, p: Page = page): Promise<void> => {
+    if (SCREENSHOTS === undefined) return;
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await p.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  };
+  /** Goes to a view of the loaded page (a hash change: no reload, so a sign-in stays). */
+  const open = async (hash: string): Promise<void> => {
+    if (!page.url().startsWith(`${berth.url}/ui/`)) await page.goto(`${berth.url}/ui/`);
+    await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+  };
+  const signIn = async (user: string, password: string): Promise<void> => {
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.getByLabel('User name').fill(user);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText(`Signed in as ${user}`).waitFor();
+  };
+
+  beforeAll(async () => {
+    ui = await buildTestUi();
+    root = await mkdtemp(join(tmpdir(), 'berth-ui-browser-'));
+    // Content goes in through an open Berth; the one under test serves the same root with auth.
+    const loader = await startBerth({ root });
+    try {
+      content = await pushUiContent(loader.url);
+    } finally {
+      await loader.close();
+    }
+    const htpasswd = await writeHtpasswd(root, { admin: 'admin-pw', viewer: 'viewer-pw' });
+    berth = await startBerth({
+      root,
+      ui: { assets: ui.assets },
+      auth: builtinAuth({
+        htpasswd,
+        rules: [
+          { repositories: ['**'], users: ['admin'], actions: ['*'], catalog: true },
+          { repositories: ['**'], users: ['viewer'], actions: ['pull'], catalog: true },
+          { repositories: ['library/**'], anonymous: true, actions: ['pull'] },
+        ],
+      }),
+    });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => {
+      // A refused request (401, 403) or an API this server lacks (404) is logged by the browser as a
+      // failed resource; anything else is a bug.
+      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[134]/.test(msg.text())) pageErrors.push(msg.text());
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await berth?.close();
+    await ui?.close();
+    if (root !== '') await rm(root, { recursive: true, force: true });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('anonymous: the page loads under its CSP with no error; library/** opens, other repositories are refused', async () => {
+    await open('#/r/library/alpine');
+    await page.getByRole('heading', { name: /library\/alpine/ }).waitFor();
+    await page.locator('li.tag[data-tag="1.0"] .facts').waitFor();
+    expect(await page.getByRole('button', { name: /Delete/ }).count()).toBe(0);
+    await open('#/r/apps/web');
+    const refused = page.getByRole('alert');
+    await refused.waitFor();
+    expect(await refused.textContent()).toMatch(/Sign in as a user who may see it/);
+    expect(await page.getByRole('link', { name: 'Sign in' }).isVisible()).toBe(true);
+  });
+
+  it('admin signs in (token in memory only) and searches as they type', async () => {
+    await open('#/');
+    await signIn('admin', 'admin-pw');
+    const rows = page.locator('table.repos tbody tr');
+    await rows.first().waitFor();
+    expect(await rows.locator('th').allTextContents()).toEqual(content.repositories);
+    await shoot('repositories');
+    await page.getByLabel('Search repositories').fill('apps/');
+    await rows.filter({ hasText: 'library/' }).first().waitFor({ state: 'detached' });
+    expect(await rows.locator('th').allTextContents()).toEqual(['apps/multi', 'apps/web']);
+    expect(page.url()).toContain('#/?q=apps%2F');
+    await page.getByLabel('Search repositories').fill('zzz');
+    await page.getByText('No repository starts with “zzz”.').waitFor();
+    // Nothing of the session is stored where another page or a reload could read it.
+    expect(await page.evaluate('[localStorage.length, sessionStorage.length, document.cookie]')).toEqual([0, 0, '']);
+  });
+
+  it('opens a repository: tags by version, digests, sizes, created times, a pull command, and the signature under its subject', async () => {
+    await page.getByLabel('Search repositories').fill('apps/w');
+    await page.getByRole('link', { name: 'apps/web' }).click();
+    await page.getByRole('heading', { name: /apps\/web/ }).first().waitFor();
+    const tags = page.locator('li.tag');
+    await tags.first().waitFor();
+    expect(await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.2.0', '1.0.0', 'latest']);
+    const card = page.locator('li.tag[data-tag="1.2.0"]');
+    await card.locator('.referrers').waitFor();
+    const digest = content.digests.get('apps/web:1.2.0') ?? '';
+    expect(await card.locator('code.digest').getAttribute('title')).toBe(digest);
+    expect(await card.textContent()).toContain('2026-11-02 10:00 UTC'); // created, from the image config
+    expect(await card.locator('.pull code').textContent()).toBe(`docker pull ${new URL(berth.url).host}/apps/web:1.2.0`);
+    const referrer = card.locator('.referrers li.referrer');
+    expect(await referrer.count()).toBe(1);
+    expect(await referrer.textContent()).toContain(SIGNATURE_TYPE);
+    expect(await referrer.locator('.badge').textContent()).toBe('signature');
+    expect(await card.getByRole('button', { name: /Delete tag/ }).count()).toBe(1);
+    await page.locator('li.tag[data-tag="latest"] .referrers').waitFor();
+    await shoot('repository');
+  });
+
+  it('expands an index: its platforms, each with its own digest and size', async () => {
+    await open('#/r/apps/multi');
+    const platforms = page.locator('li.tag[data-tag="v1"] details.platforms');
+    await platforms.waitFor();
+    expect(await platforms.locator('li.platform').first().isVisible()).toBe(false);
+    await platforms.locator('summary').focus();
+    await page.keyboard.press('Enter'); // keyboard, as a screen reader user would
+    const items = platforms.locator('li.platform');
+    await items.first().waitFor({ state: 'visible' });
+    expect(await items.locator('.platform-name').allTextContents()).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(await platforms.getAttribute('open')).toBe('');
+    await shoot('repository-index');
+  });
+
+  it('shows a manifest: layers, history, labels, annotations and the raw JSON', async () => {
+    await open('#/m/apps/web@1.10.0');
+    await page.getByRole('heading', { name: 'Layers' }).waitFor();
+    const layers = page.locator('table').filter({ has: page.locator('caption', { hasText: 'Layers' }) }).locator('tbody tr');
+    expect(await layers.count()).toBe(2);
+    expect(await page.getByText('COPY app/ /app/ # 1.10.0').count()).toBe(1);
+    expect(await page.locator('dl.facts').filter({ hasText: 'org.opencontainers.image.version' }).textContent()).toContain('1.10.0');
+    expect(await page.locator('dl.facts').getByText('https://example.invalid/berth-ui-test').count()).toBe(1);
+    await page.getByText('Raw manifest').click();
+    const rawText = await page.locator('details.raw pre').textContent();
+    expect(JSON.parse(rawText ?? '{}')).toMatchObject({ mediaType: MT.ociManifest, schemaVersion: 2 });
+    await shoot('manifest');
+  });
+
+  it('deletes one tag after a confirmation; the other tag on that digest stays', async () => {
+    await open('#/r/apps/web');
+    const card = page.locator('li.tag[data-tag="1.2.0"]');
+    await card.locator('.facts').waitFor();
+    let asked = '';
+    page.once('dialog', (d) => {
+      asked = d.message();
+      void d.accept();
+    });
+    await card.getByRole('button', { name: /Delete tag/ }).click();
+    await card.waitFor({ state: 'detached' });
+    expect(asked).toContain('Only this tag goes');
+    await open('#/');
+    await open('#/r/apps/web');
+    await page.locator('li.tag[data-tag="latest"] .facts').waitFor();
+    expect(await page.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.0.0', 'latest']);
+    // The server agrees: 1.2.0 is gone, latest still names the same manifest.
+    const tags = await raw(berth.url, 'GET', '/v2/apps/web/tags/list', { headers: await bearer('admin:admin-pw', 'repository:apps/web:pull') });
+    expect((tags.json() as { tags: string[] }).tags).toEqual(['1.0.0', '1.10.0', 'latest']);
+    const latest = await raw(berth.url, 'HEAD', '/v2/apps/web/manifests/latest', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
+    expect(latest.header('Docker-Content-Digest')).toBe(content.digests.get('apps/web:1.2.0'));
+  });
+
+  it('viewer (pull only) sees no delete button, and a delete forced from the page is refused by the server', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn('viewer', 'viewer-pw');
+    await open('#/r/apps/web');
+    await page.locator('li.tag[data-tag="latest"] .facts').waitFor();
+    expect(await page.getByRole('button', { name: /Delete/ }).count()).toBe(0);
+    await open('#/m/apps/web@1.0.0');
+    await page.getByRole('heading', { name: 'Layers' }).waitFor();
+    expect(await page.getByRole('button', { name: /Delete/ }).count()).toBe(0);
+    await shoot('manifest-viewer');
+    const forced = await page.evaluate(async (base) => {
+      const form = new URLSearchParams({ grant_type: 'password', username: 'viewer', password: 'viewer-pw', service: 'berth', scope: 'repository:apps/web:delete' });
+      const token = (await (await fetch(`${base}/auth/token`, { method: 'POST', body: form })).json()) as { token: string; scope: string };
+      const res = await fetch(`${base}/v2/apps/web/manifests/1.0.0`, { method: 'DELETE', headers: { Authorization: `Bearer ${token.token}` }, credentials: 'omit' });
+      return { status: res.status, granted: token.scope, challenge: res.headers.get('WWW-Authenticate') ?? '' };
+    }, berth.url);
+    expect(forced.granted).toBe(''); // the issuer grants viewer no delete…
+    expect(forced.status).toBe(401); // …and the registry refuses the token (the token spec's insufficient_scope)
+    expect(forced.challenge).toContain('error="insufficient_scope"');
+    // The token lived in the page's memory only: a reload signs out.
+    await page.reload();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    const still = await raw(berth.url, 'HEAD', '/v2/apps/web/manifests/1.0.0', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
+    expect(still.status).toBe(200);
+  });
+
+  it('is readable on a phone: nothing wider than the screen', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    try {
+      await p.goto(`${berth.url}/ui/#/r/library/alpine`);
+      await p.locator('li.tag[data-tag="1.0"] .facts').waitFor();
+      const overflow = await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+      expect(overflow).toBeLessThanOrEqual(0);
+      await shoot('repository-phone', p);
+    } finally {
+      await phone.close();
+    }
+  });
+
+  /** An Authorization header with a token of the built-in issuer for `scope`. */
+  async function bearer(credentials: string, scope: string): Promise<Record<string, string>> {
+    const res = await fetch(`${berth.url}/auth/token?service=berth&scope=${encodeURIComponent(scope)}`, {
+      headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` },
+    });
+    const body = (await res.json()) as { token: string };
+    return { Authorization: `Bearer ${body.token}` };
+  }
+});
