@@ -89,6 +89,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ...(opts.automaticCrossMount !== undefined && { automaticCrossMount: opts.automaticCrossMount }),
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
+    management: registry.management,
     ...(opts.ui && { ui: opts.ui }),
   });
   const running = await listen(app, '127.0.0.1', 0);
