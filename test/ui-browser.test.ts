@@ -1,6 +1,6 @@
 /**
  * The web UI in a real browser: Debian's chromium, headless, driven by playwright-core, against a real
- * Berth with the built-in token issuer and images pushed by skopeo (test/helpers/ui-content.ts).
+ * `berth serve` (the UI built into dist/ui/ first) with the built-in token issuer and images pushed by skopeo (test/helpers/ui-content.ts).
  * Anonymous visitors see what anonymous may pull (library/**) and are refused the rest; `admin` signs
  * in, searches, opens a repository, expands an index's platforms, sees a signature under its subject,
  * and deletes one tag while the other tag on that digest stays; `viewer` (pull only) sees no delete
@@ -9,23 +9,25 @@
  * Screenshots of each page go to docs/ui/ when BERTH_UI_SCREENSHOTS=1 (so a CI run leaves the tree
  * as it was): `BERTH_UI_SCREENSHOTS=1 npx vitest run test/ui-browser.test.ts`.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { builtinAuth, writeHtpasswd } from './helpers/auth.js';
-import { type TestBerth, startBerth } from './helpers/berth.js';
+import { buildUi } from '../scripts/build-ui.js';
+import { type Serving, serve } from '../src/cli/serve.js';
+import { writeHtpasswd } from './helpers/auth.js';
+import { startBerth } from './helpers/berth.js';
 import { MT, raw } from './helpers/oci.js';
 import { describeWithTools } from './helpers/tools.js';
-import { type TestUi, buildTestUi, launchChromium } from './helpers/ui.js';
+import { launchChromium } from './helpers/ui.js';
 import { type PushedContent, SIGNATURE_TYPE, pushUiContent } from './helpers/ui-content.js';
 
 const SCREENSHOTS = process.env['BERTH_UI_SCREENSHOTS'] === '1' ? resolve('docs', 'ui') : undefined;
 
 describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headless chromium', () => {
-  let ui: TestUi;
-  let berth: TestBerth;
+  let served: Serving;
+  let url = '';
   let root = '';
   let content: PushedContent;
   let browser: Browser;
@@ -40,7 +42,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
   };
   /** Goes to a view of the loaded page (a hash change: no reload, so a sign-in stays). */
   const open = async (hash: string): Promise<void> => {
-    if (!page.url().startsWith(`${berth.url}/ui/`)) await page.goto(`${berth.url}/ui/`);
+    if (!page.url().startsWith(`${url}/ui/`)) await page.goto(`${url}/ui/`);
     await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
   };
   const signIn = async (user: string, password: string): Promise<void> => {
@@ -52,7 +54,8 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
   };
 
   beforeAll(async () => {
-    ui = await buildTestUi();
+    // `berth serve` serves dist/ui/: build it from the source as it is now.
+    await buildUi();
     root = await mkdtemp(join(tmpdir(), 'berth-ui-browser-'));
     // Content goes in through an open Berth; the one under test serves the same root with auth.
     const loader = await startBerth({ root });
@@ -62,33 +65,35 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       await loader.close();
     }
     const htpasswd = await writeHtpasswd(root, { admin: 'admin-pw', viewer: 'viewer-pw' });
-    berth = await startBerth({
-      root,
-      ui: { assets: ui.assets },
-      auth: builtinAuth({
-        htpasswd,
-        rules: [
-          { repositories: ['**'], users: ['admin'], actions: ['*'], catalog: true },
-          { repositories: ['**'], users: ['viewer'], actions: ['pull'], catalog: true },
-          { repositories: ['library/**'], anonymous: true, actions: ['pull'] },
-        ],
-      }),
-    });
+    const rules = [
+      { repositories: ['**'], users: ['admin'], actions: ['*'], catalog: true },
+      { repositories: ['**'], users: ['viewer'], actions: ['pull'], catalog: true },
+      { repositories: ['library/**'], anonymous: true, actions: ['pull'] },
+    ];
+    const config = join(root, 'config.yml');
+    await writeFile(config, [
+      'version: 0.1', 'log:', '  level: error', 'http:', '  addr: 127.0.0.1:0',
+      'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, '  delete:', '    enabled: true',
+      'auth:', '  builtin:', `    htpasswd: ${JSON.stringify(htpasswd)}`, `    rules: ${JSON.stringify(rules)}`, '',
+    ].join('\n'));
+    // The real composition root: index, usage, status and the collector as `berth serve` has them.
+    served = await serve(config, {});
+    url = served.running.url;
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
-      // A refused request (401, 403) or an API this server lacks (404) is logged by the browser as a
-      // failed resource; anything else is a bug.
-      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[134]/.test(msg.text())) pageErrors.push(msg.text());
+      // A refused request (401, 403), an API this server lacks (404) or usage figures whose index is not
+      // ready (503; the page falls back to the catalog) are logged by the browser as failed resources;
+      // anything else is a bug.
+      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of (40[134]|503)/.test(msg.text())) pageErrors.push(msg.text());
     });
   }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
-    await berth?.close();
-    await ui?.close();
+    await served?.stop();
     if (root !== '') await rm(root, { recursive: true, force: true });
     expect(pageErrors).toEqual([]);
   });
@@ -134,14 +139,19 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     const digest = content.digests.get('apps/web:1.2.0') ?? '';
     expect(await card.locator('code.digest').getAttribute('title')).toBe(digest);
     expect(await card.textContent()).toContain('2026-11-02 10:00 UTC'); // created, from the image config
-    expect(await card.locator('.pull code').textContent()).toBe(`docker pull ${new URL(berth.url).host}/apps/web:1.2.0`);
+    expect(await card.locator('.pull code').textContent()).toBe(`docker pull ${new URL(url).host}/apps/web:1.2.0`);
     const referrer = card.locator('.referrers li.referrer');
     expect(await referrer.count()).toBe(1);
     expect(await referrer.textContent()).toContain(SIGNATURE_TYPE);
     expect(await referrer.locator('.badge').textContent()).toBe('signature');
     expect(await card.getByRole('button', { name: /Delete tag/ }).count()).toBe(1);
     await page.locator('li.tag[data-tag="latest"] .referrers').waitFor();
+    expect(await card.textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/); // from /berth/v1/repositories/<name>/tags
     await shoot('repository');
+    // By push time: skopeo pushed 1.0.0 first and 1.10.0 last.
+    await page.getByLabel('Sort tags by').selectOption('pushed');
+    const byPush = await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
+    expect([byPush[0], byPush.at(-1)]).toEqual(['1.10.0', '1.0.0']);
   });
 
   it('expands an index: its platforms, each with its own digest and size', async () => {
@@ -172,6 +182,22 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await shoot('manifest');
   });
 
+  it('admin page: version, health, the collector with a dry run that lists itself among the last runs', async () => {
+    await open('#/admin');
+    await page.getByRole('heading', { name: 'Garbage collector' }).waitFor();
+    const server = page.locator('dl.facts').first();
+    expect(await server.textContent()).toContain('0.1.0');
+    expect(await server.textContent()).toContain('healthy');
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    await page.getByText(/^Would free .* blobs swept/).waitFor();
+    await open('#/');
+    await open('#/admin');
+    const runs = page.locator('table').filter({ has: page.locator('caption', { hasText: 'Last collections' }) }).locator('tbody tr');
+    await runs.first().waitFor();
+    expect(await runs.first().textContent()).toContain('dry run');
+    await shoot('admin');
+  });
+
   it('deletes one tag after a confirmation; the other tag on that digest stays', async () => {
     await open('#/r/apps/web');
     const card = page.locator('li.tag[data-tag="1.2.0"]');
@@ -189,9 +215,9 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.locator('li.tag[data-tag="latest"] .facts').waitFor();
     expect(await page.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.0.0', 'latest']);
     // The server agrees: 1.2.0 is gone, latest still names the same manifest.
-    const tags = await raw(berth.url, 'GET', '/v2/apps/web/tags/list', { headers: await bearer('admin:admin-pw', 'repository:apps/web:pull') });
+    const tags = await raw(url, 'GET', '/v2/apps/web/tags/list', { headers: await bearer('admin:admin-pw', 'repository:apps/web:pull') });
     expect((tags.json() as { tags: string[] }).tags).toEqual(['1.0.0', '1.10.0', 'latest']);
-    const latest = await raw(berth.url, 'HEAD', '/v2/apps/web/manifests/latest', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
+    const latest = await raw(url, 'HEAD', '/v2/apps/web/manifests/latest', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
     expect(latest.header('Docker-Content-Digest')).toBe(content.digests.get('apps/web:1.2.0'));
   });
 
@@ -205,19 +231,22 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.getByRole('heading', { name: 'Layers' }).waitFor();
     expect(await page.getByRole('button', { name: /Delete/ }).count()).toBe(0);
     await shoot('manifest-viewer');
+    await open('#/admin');
+    await page.getByText('Running the collector needs delete on every repository.').waitFor();
+    expect(await page.getByRole('button', { name: /Run now|Dry run/ }).count()).toBe(0);
     const forced = await page.evaluate(async (base) => {
       const form = new URLSearchParams({ grant_type: 'password', username: 'viewer', password: 'viewer-pw', service: 'berth', scope: 'repository:apps/web:delete' });
       const token = (await (await fetch(`${base}/auth/token`, { method: 'POST', body: form })).json()) as { token: string; scope: string };
       const res = await fetch(`${base}/v2/apps/web/manifests/1.0.0`, { method: 'DELETE', headers: { Authorization: `Bearer ${token.token}` }, credentials: 'omit' });
       return { status: res.status, granted: token.scope, challenge: res.headers.get('WWW-Authenticate') ?? '' };
-    }, berth.url);
+    }, url);
     expect(forced.granted).toBe(''); // the issuer grants viewer no delete…
     expect(forced.status).toBe(401); // …and the registry refuses the token (the token spec's insufficient_scope)
     expect(forced.challenge).toContain('error="insufficient_scope"');
     // The token lived in the page's memory only: a reload signs out.
     await page.reload();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
-    const still = await raw(berth.url, 'HEAD', '/v2/apps/web/manifests/1.0.0', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
+    const still = await raw(url, 'HEAD', '/v2/apps/web/manifests/1.0.0', { headers: { ...(await bearer('admin:admin-pw', 'repository:apps/web:pull')), Accept: MT.ociManifest } });
     expect(still.status).toBe(200);
   });
 
@@ -225,7 +254,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     try {
-      await p.goto(`${berth.url}/ui/#/r/library/alpine`);
+      await p.goto(`${url}/ui/#/r/library/alpine`);
       await p.locator('li.tag[data-tag="1.0"] .facts').waitFor();
       const overflow = await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
       expect(overflow).toBeLessThanOrEqual(0);
@@ -237,7 +266,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
 
   /** An Authorization header with a token of the built-in issuer for `scope`. */
   async function bearer(credentials: string, scope: string): Promise<Record<string, string>> {
-    const res = await fetch(`${berth.url}/auth/token?service=berth&scope=${encodeURIComponent(scope)}`, {
+    const res = await fetch(`${url}/auth/token?service=berth&scope=${encodeURIComponent(scope)}`, {
       headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` },
     });
     const body = (await res.json()) as { token: string };

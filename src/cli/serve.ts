@@ -14,6 +14,8 @@ import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
+import { createStatusKeeper } from './status.js';
+import type { GcReport } from '../gc/report.js';
 import { startIndex } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
@@ -104,6 +106,10 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
   const notifier = await startNotifications(config, log, metrics.registry);
   if (notifier) opened.push(() => notifier.stop());
+  // `/berth/v1/status` and `/berth/v1/gc`: the collector starts once the listener is bound, so the
+  // trigger is bound late (a request before that is answered as if a run were going).
+  let runGcNow: GcTrigger = async () => ({ status: 'busy' });
+  const status = createStatusKeeper({ config, driverName: driver.name, health, metrics: metrics.registry, runGc: (o) => runGcNow(o) });
   const app = createApp({
     registry,
     log,
@@ -122,6 +128,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     ...(notifier && { events: notifier.sink }),
     ...(mirror?.names && { names: mirror.names }),
     management: storageRegistry.management,
+    status: status.source,
     ...(config.ui.enabled && { ui: { assets: await uiAssets(log) } }),
   });
   const { host, port } = parseAddr(config.http.addr);
@@ -129,7 +136,12 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(() => running.close({ drainMs: 0 }));
   const stopPurging = schedulePurging(storageRegistry, config, log);
   opened.push(stopPurging);
-  const collector = startCollector({ registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }) });
+  const report = (r: GcReport, err?: unknown): void => {
+    metrics.recordGcRun(r, err);
+    status.recordRun(r, err);
+  };
+  const collector = startCollector({ registry: storageRegistry, config, log, report, ...(replicas && { cluster: replicas.cluster }) });
+  runGcNow = collector.runNow;
   opened.push(() => collector.stop());
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.

@@ -27,6 +27,7 @@ import { unroutedError } from './unrouted.js';
 import { createUploadStateCodec } from './upload-state.js';
 import type { UiAssets } from './ui/assets.js';
 import { serveUi } from './ui/serve-ui.js';
+import type { ServerStatusSource } from './management/status.js';
 
 export { type RunningServer, type TlsOptions, listen } from './listen.js';
 export { type RequestObserver, type RequestSample } from './middleware/observe.js';
@@ -69,6 +70,8 @@ export interface AppOptions {
   readonly ui?: { readonly assets: UiAssets | undefined };
   /** Repository delete and usage for the management API (`/berth/v1/`); none: those endpoints answer 503. */
   readonly management?: RegistryManagement;
+  /** The status document and the collector for `/berth/v1/status` and `/berth/v1/gc`; none: they answer 503. */
+  readonly status?: ServerStatusSource;
 }
 
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
@@ -97,7 +100,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
-  app.use(managementApi({ deps: { ...deps, management: opts.management }, access: opts.access, readOnly: opts.readOnly, prefix }));
+  app.use(managementApi({ deps: { ...deps, management: opts.management, status: opts.status }, access: opts.access, readOnly: opts.readOnly, prefix }));
   app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);

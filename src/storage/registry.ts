@@ -31,7 +31,7 @@ export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
 export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js';
 export type { ListRange } from './indexing/index-port.js';
-export type { DeletedRepository, RegistryManagement, RepoUsage, UsageQuery } from './management/management-face.js';
+export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';

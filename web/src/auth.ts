@@ -158,22 +158,22 @@ export async function authorizationFor(scope: string | undefined): Promise<strin
 }
 
 /**
- * Whether the caller may do `action` on repository `name` (or the catalog, `registry:catalog`), as the
+ * Whether the caller may do `action` on repository `name` (or `registry:catalog`, `registry:gc`), as the
  * server would decide: no auth and Basic users may do everything; with tokens, the issuer says what it
  * grants. The server checks every request anyway; this only hides buttons that would be refused.
  */
-export async function may(action: 'pull' | 'push' | 'delete' | '*', resource: { repository: string } | 'catalog'): Promise<boolean> {
+export async function may(action: 'pull' | 'push' | 'delete' | '*', resource: { repository: string } | 'catalog' | 'gc'): Promise<boolean> {
   if (mode.kind === 'none') return true;
   if (mode.kind === 'basic') return basicHeader !== undefined;
   if (mode.kind !== 'builtin') return false;
-  const scope = resource === 'catalog' ? 'registry:catalog:*' : `repository:${resource.repository}:${action}`;
+  const wanted = typeof resource === 'string' ? ['registry', resource] : ['repository', resource.repository];
+  const scope = typeof resource === 'string' ? `registry:${resource}:*` : `repository:${resource.repository}:${action}`;
   try {
     const { granted } = await tokenFor(scope);
     return granted.split(' ').some((g) => {
       const [type, ...rest] = g.split(':');
       const actions = (rest.pop() ?? '').split(',');
       const name = rest.join(':');
-      const wanted = resource === 'catalog' ? ['registry', 'catalog'] : ['repository', resource.repository];
       return type === wanted[0] && name === wanted[1] && (actions.includes(action) || actions.includes('*'));
     });
   } catch {

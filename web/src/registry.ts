@@ -96,10 +96,10 @@ export async function listRepositories(prefix: string, last: string | undefined,
       const body = (await res.json()) as { repositories: RepoRow[] };
       return { repos: body.repositories, next: nextLast(res), source: 'usage' };
     }
-    if (res.status !== 404) throw await errorOf(res);
-    usageAvailable = false;
+    // 404: a server without the usage API; 503: its index is not ready (then ask again next time).
+    if (res.status !== 404 && res.status !== 503) throw await errorOf(res);
+    if (res.status === 404) usageAvailable = false;
   }
-  // TODO(usage): once GET /berth/v1/usage is on main everywhere, the catalog path is only a fallback.
   const start = last ?? beforePrefix(prefix);
   const q = new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) });
   const { body, res } = await getJson<{ repositories: string[] }>(`v2/_catalog?${q}`);
@@ -124,14 +124,14 @@ export async function repositoryUsage(name: string): Promise<(RepoRow & { shared
 }
 
 /**
- * Every tag of `name`: from `/berth/v1/repositories/<name>/tags` (digest, size, push time; pages of
- * 1000), else from `/v2/<name>/tags/list` (names only; the page fills in the rest per visible tag).
+ * Every tag of `name`: from `/berth/v1/repositories/<name>/tags` (digest, size, push time; one request
+ * up to 10,000 tags), else from `/v2/<name>/tags/list` (names only; the page fills in the rest per visible tag).
  */
 export async function listTags(name: string): Promise<{ tags: TagRow[]; detailed: boolean }> {
   const tags: TagRow[] = [];
   let last: string | undefined;
   for (;;) {
-    const q = new URLSearchParams({ n: '1000', ...(last !== undefined && { last }) });
+    const q = new URLSearchParams({ n: '10000', ...(last !== undefined && { last }) });
     const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
     if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') break;
     if (!res.ok) throw await errorOf(res);

@@ -4,6 +4,7 @@
  * settings, and the mirror's upstreams with their hit rates. It needs the catalog grant (or no auth).
  */
 import { ApiError, errorOf, getJson, request } from '../api.js';
+import { may } from '../auth.js';
 import { announce, facts, h, replace, table } from '../dom.js';
 import { bytes, when } from '../format.js';
 import { errorBox } from './common.js';
@@ -48,8 +49,9 @@ export interface Status {
 export async function adminPage(root: HTMLElement): Promise<void> {
   root.append(h('h1', {}, 'Admin'));
   let status: Status;
+  let canCollect: boolean;
   try {
-    status = (await getJson<Status>('berth/v1/status')).body;
+    [status, canCollect] = await Promise.all([getJson<Status>('berth/v1/status').then((r) => r.body), may('*', 'gc')]);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
       root.append(h('p', { class: 'notice' }, 'This server has no status API (/berth/v1/status).'));
@@ -69,13 +71,13 @@ export async function adminPage(root: HTMLElement): Promise<void> {
       ['Deletes', status.storage.deleteEnabled ? 'enabled' : 'disabled'],
       ['Read-only', status.storage.readOnly ? 'yes' : 'no'],
     ]),
-    collectorSection(status),
+    collectorSection(status, canCollect),
     policiesSection(status.policies),
     mirrorSection(status.mirror),
   );
 }
 
-function collectorSection(status: Status): HTMLElement {
+function collectorSection(status: Status, canCollect: boolean): HTMLElement {
   const c = status.collector;
   const result = h('div', { 'aria-live': 'polite' });
   const run = (dryRun: boolean) => async (): Promise<void> => {
@@ -101,9 +103,10 @@ function collectorSection(status: Status): HTMLElement {
   return h('section', {},
     h('h2', {}, 'Garbage collector'),
     facts([['Schedule', schedule], ['Grace period', `${c.gracePeriodSeconds} s`], ['Untagged manifests', c.deleteUntagged ? 'deleted' : 'kept'], ['Configured dry run', c.dryRun ? 'yes' : 'no']]),
-    h('div', { class: 'toolbar' },
-      h('button', { type: 'button', class: 'primary', onclick: () => void run(false)() }, 'Run now'),
-      h('button', { type: 'button', onclick: () => void run(true)() }, 'Dry run')),
+    canCollect ? h('div', { class: 'toolbar' },
+      h('button', { type: 'button', class: 'primary', onclick: () => void run(false)().catch((err: unknown) => replace(result, errorBox(err))) }, 'Run now'),
+      h('button', { type: 'button', onclick: () => void run(true)().catch((err: unknown) => replace(result, errorBox(err))) }, 'Dry run'))
+      : h('p', { class: 'muted' }, 'Running the collector needs delete on every repository.'),
     result,
     rows.length === 0 ? h('p', { class: 'muted' }, 'No collection since the server started.') : table('Last collections', ['Finished', 'Kind', 'Freed', 'Blobs swept', 'Took', 'Outcome'], rows));
 }
