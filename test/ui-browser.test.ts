@@ -15,8 +15,9 @@ import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildUi } from '../scripts/build-ui.js';
-import { type Serving, serve } from '../src/cli/serve.js';
-import { writeHtpasswd } from './helpers/auth.js';
+import { type Serving, UI_ASSETS_DIR, serve } from '../src/cli/serve.js';
+import { loadUiAssets } from '../src/http/ui/assets.js';
+import { htpasswdAuth, writeHtpasswd } from './helpers/auth.js';
 import { startBerth } from './helpers/berth.js';
 import { MT, raw } from './helpers/oci.js';
 import { describeWithTools } from './helpers/tools.js';
@@ -35,7 +36,24 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
   let page: Page;
   const pageErrors: string[] = [];
 
+  /**
+   * Checks what a screen reader and a keyboard need on the page as it is (every form control labelled,
+   * every button and link named, one h1), then takes its screenshot when asked.
+   */
   const shoot = async (name: string, p: Page = page): Promise<void> => {
+    const problems = await p.evaluate(`(() => {
+      const out = [];
+      for (const el of document.querySelectorAll('input, select, textarea')) {
+        if (el.getAttribute('aria-hidden') === 'true') continue;
+        if (el.labels.length === 0 && !el.getAttribute('aria-label')) out.push('unlabelled ' + el.outerHTML.slice(0, 80));
+      }
+      for (const el of document.querySelectorAll('button, a[href]')) {
+        if ((el.getAttribute('aria-label') || el.textContent || '').trim() === '') out.push('unnamed ' + el.outerHTML.slice(0, 80));
+      }
+      if (document.querySelectorAll('h1').length !== 1) out.push('h1 count ' + document.querySelectorAll('h1').length);
+      return out;
+    })()`);
+    expect(problems, name).toEqual([]);
     if (SCREENSHOTS === undefined) return;
     await mkdir(SCREENSHOTS, { recursive: true });
     await p.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
@@ -250,6 +268,36 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     expect(still.status).toBe(200);
   });
 
+  it('htpasswd: the page asks for a sign-in first; a wrong password is an alert, the right one opens the repositories', async () => {
+    const htpasswd = await writeHtpasswd(root, { basic: 'basic-pw' }, { file: 'htpasswd-basic' });
+    const basic = await startBerth({ root, auth: htpasswdAuth(htpasswd), ui: { assets: await loadAssets() } });
+    const p = await context.newPage();
+    let nativeDialog = false;
+    p.on('dialog', (d) => {
+      nativeDialog = true;
+      void d.dismiss();
+    });
+    try {
+      await p.goto(`${basic.url}/ui/#/r/apps/web`);
+      await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+      expect(await p.getByText('HTTP Basic accounts').count()).toBe(1);
+      await shoot('login', p);
+      await p.getByLabel('User name').fill('basic');
+      await p.getByLabel('Password').fill('wrong');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      expect(await p.getByRole('alert').textContent()).toBe('Wrong user name or password.');
+      await p.getByLabel('Password').fill('basic-pw');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      // Back where the visit started, with delete rights (htpasswd users may do everything).
+      await p.locator('li.tag[data-tag="latest"] .facts').waitFor();
+      expect(await p.getByRole('button', { name: 'Delete repository' }).count()).toBe(1);
+      expect(nativeDialog).toBe(false);
+    } finally {
+      await p.close();
+      await basic.close();
+    }
+  });
+
   it('is readable on a phone: nothing wider than the screen', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
@@ -263,6 +311,12 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       await phone.close();
     }
   });
+
+  async function loadAssets(): Promise<NonNullable<Awaited<ReturnType<typeof loadUiAssets>>>> {
+    const assets = await loadUiAssets(UI_ASSETS_DIR);
+    if (assets === undefined) throw new Error(`no UI built in ${UI_ASSETS_DIR}`);
+    return assets;
+  }
 
   /** An Authorization header with a token of the built-in issuer for `scope`. */
   async function bearer(credentials: string, scope: string): Promise<Record<string, string>> {

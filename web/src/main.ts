@@ -40,7 +40,10 @@ async function route(focus: boolean): Promise<void> {
   const mine = ++generation;
   const main = byId('main');
   let hash = location.hash === '' ? '#/' : location.hash;
-  if (needsSignIn() && !hash.startsWith('#/login')) hash = `#/login?next=${encodeURIComponent(hash)}`;
+  if (needsSignIn() && !hash.startsWith('#/login')) {
+    hash = `#/login?next=${encodeURIComponent(hash)}`;
+    history.replaceState(null, '', hash); // so that going to `next` after signing in is a change of hash
+  }
   const { view, nav, title } = viewFor(hash);
   document.title = `${title} · Berth`;
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a[data-nav]')) {

@@ -28,7 +28,7 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   root.append(
     h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
-    usage === undefined ? h('p', { class: 'muted' }, `${listed.tags.length} tags.`) : facts([
+    usage === undefined ? h('p', { class: 'muted' }, `${listed.tags.length} tag${listed.tags.length === 1 ? '' : 's'}.`) : facts([
       ['Tags', String(usage.tags ?? listed.tags.length)],
       ['Manifests', String(usage.manifests ?? '—')],
       ['Size', bytes(usage.logicalBytes)],
