@@ -150,7 +150,8 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.getByRole('link', { name: 'apps/web' }).click();
     await page.getByRole('heading', { name: /apps\/web/ }).first().waitFor();
     const tags = page.locator('li.tag');
-    await tags.first().waitFor();
+    // Names first, then every tag's details (digest, size, push time) from the management API.
+    await page.locator('#tag-list[data-detailed="true"] li.tag').first().waitFor();
     expect(await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.2.0', '1.0.0', 'latest']);
     const card = page.locator('li.tag[data-tag="1.2.0"]');
     await card.locator('.referrers').waitFor();
@@ -218,7 +219,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
 
   it('deletes one tag after a confirmation; the other tag on that digest stays', async () => {
     await open('#/r/apps/web');
-    const card = page.locator('li.tag[data-tag="1.2.0"]');
+    const card = page.locator('#tag-list[data-detailed="true"] li.tag[data-tag="1.2.0"]');
     await card.locator('.facts').waitFor();
     let asked = '';
     page.once('dialog', (d) => {

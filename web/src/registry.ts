@@ -82,6 +82,26 @@ export function isIndex(m: FetchedManifest | Manifest): boolean {
 
 let usageAvailable: boolean | undefined;
 
+/** Configs and referrer lists read for the page on screen, by repository and digest (content-addressed). */
+const configs = new Map<string, Promise<ImageConfig | undefined>>();
+const referrerLists = new Map<string, Promise<Descriptor[]>>();
+
+/** Forgets what the page read (a new page reads afresh: referrers may have come or gone). */
+export function clearCache(): void {
+  configs.clear();
+  referrerLists.clear();
+}
+
+function remember<T>(memo: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+  let got = memo.get(key);
+  if (got === undefined) {
+    got = read();
+    memo.set(key, got);
+    got.catch(() => memo.delete(key));
+  }
+  return got;
+}
+
 /**
  * A page of repositories whose names start with `prefix`, after `last`. From `/berth/v1/usage` (with
  * tag count, size and last push); where that API is missing (404), from `/v2/_catalog`, whose sorted
@@ -123,24 +143,28 @@ export async function repositoryUsage(name: string): Promise<(RepoRow & { shared
   return (await res.json()) as RepoRow;
 }
 
+/** Every tag name of `name` (`/v2/<name>/tags/list`, which the index answers from memory). */
+export async function listTagNames(name: string): Promise<TagRow[]> {
+  const { body } = await getJson<{ tags: string[] | null }>(`v2/${pathOf(name)}/tags/list`);
+  return (body.tags ?? []).map((tag) => ({ tag }));
+}
+
 /**
- * Every tag of `name`: from `/berth/v1/repositories/<name>/tags` (digest, size, push time; one request
- * up to 10,000 tags), else from `/v2/<name>/tags/list` (names only; the page fills in the rest per visible tag).
+ * Every tag of `name` with digest, size and push time, from `/berth/v1/repositories/<name>/tags` (one
+ * request up to 10,000 tags); undefined when the server has no such endpoint.
  */
-export async function listTags(name: string): Promise<{ tags: TagRow[]; detailed: boolean }> {
+export async function listTagDetails(name: string): Promise<TagRow[] | undefined> {
   const tags: TagRow[] = [];
   let last: string | undefined;
   for (;;) {
     const q = new URLSearchParams({ n: '10000', ...(last !== undefined && { last }) });
     const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
-    if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') break;
+    if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') return undefined;
     if (!res.ok) throw await errorOf(res);
     tags.push(...((await res.json()) as { tags: TagRow[] }).tags);
     last = nextLast(res);
-    if (last === undefined) return { tags, detailed: true };
+    if (last === undefined) return tags;
   }
-  const { body } = await getJson<{ tags: string[] | null }>(`v2/${pathOf(name)}/tags/list`);
-  return { tags: (body.tags ?? []).map((tag) => ({ tag })), detailed: false };
 }
 
 /** The manifest `reference` (tag or digest) of `name`, in whatever type it was pushed as. @throws ApiError */
@@ -158,9 +182,13 @@ export async function fetchManifest(name: string, reference: string): Promise<Fe
 }
 
 /** The image config a manifest names, when it is a JSON config small enough to show. */
-export async function fetchConfig(name: string, m: Manifest): Promise<ImageConfig | undefined> {
+export function fetchConfig(name: string, m: Manifest): Promise<ImageConfig | undefined> {
   const c = m.config;
-  if (c === undefined || c.size > 4_000_000 || !/json/.test(c.mediaType) || c.size <= 2) return undefined;
+  if (c === undefined || c.size > 4_000_000 || !/json/.test(c.mediaType) || c.size <= 2) return Promise.resolve(undefined);
+  return remember(configs, `${name}@${c.digest}`, () => readConfig(name, c));
+}
+
+async function readConfig(name: string, c: Descriptor): Promise<ImageConfig | undefined> {
   const res = await request(`v2/${pathOf(name)}/blobs/${c.digest}`);
   if (!res.ok) return undefined;
   try {
@@ -177,7 +205,11 @@ export function imageSize(m: Manifest): number | undefined {
 }
 
 /** The referrers of `digest` in `name` (the referrers API). */
-export async function fetchReferrers(name: string, digest: string): Promise<Descriptor[]> {
+export function fetchReferrers(name: string, digest: string): Promise<Descriptor[]> {
+  return remember(referrerLists, `${name}@${digest}`, () => readReferrers(name, digest));
+}
+
+async function readReferrers(name: string, digest: string): Promise<Descriptor[]> {
   try {
     const { body } = await getJson<Manifest>(`v2/${pathOf(name)}/referrers/${digest}`);
     return [...(body.manifests ?? [])];

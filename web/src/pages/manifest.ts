@@ -7,11 +7,12 @@ import { pathOf, send } from '../api.js';
 import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, table } from '../dom.js';
 import { bytes, platformName, shortDigest, when } from '../format.js';
-import { type FetchedManifest, type ImageConfig, fetchConfig, fetchManifest, imageSize, isIndex } from '../registry.js';
+import { type FetchedManifest, type ImageConfig, clearCache, fetchConfig, fetchManifest, imageSize, isIndex } from '../registry.js';
 import { errorBox, manifestLink, referrerTree } from './common.js';
 
 /** Renders the page of `name@reference` (a tag or a digest). */
 export async function manifestPage(root: HTMLElement, name: string, reference: string, current: () => boolean): Promise<void> {
+  clearCache();
   const [m, canDelete] = await Promise.all([fetchManifest(name, reference), may('delete', { repository: name })]);
   const config = isIndex(m) ? undefined : await fetchConfig(name, m.manifest);
   if (!current()) return;

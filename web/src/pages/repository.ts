@@ -8,7 +8,9 @@ import { pathOf, send } from '../api.js';
 import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, replace } from '../dom.js';
 import { bytes, compareVersionsDesc, platformName, shortDigest, when } from '../format.js';
-import { type FetchedManifest, type TagRow, fetchConfig, fetchManifest, imageSize, isIndex, listTags, repositoryUsage } from '../registry.js';
+import {
+  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, repositoryUsage,
+} from '../registry.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
 const PAGE_SIZE = 20;
@@ -18,18 +20,24 @@ type Order = 'version' | 'pushed';
 /** Renders the page of repository `name`. */
 export async function repositoryPage(root: HTMLElement, name: string, current: () => boolean): Promise<void> {
   manifests.clear();
-  const [canDelete, usage, listed] = await Promise.all([
+  deleted.clear();
+  clearCache();
+  // Names first (the index answers them from memory), so the first cards show at once; the details
+  // (digest, size, push time of every tag) follow and replace them.
+  const details = listTagDetails(name).catch(() => undefined);
+  const [canDelete, usage, names] = await Promise.all([
     may('delete', { repository: name }),
     repositoryUsage(name).catch(() => undefined),
-    listTags(name),
+    listTagNames(name),
   ]);
   if (!current()) return;
+  let rows: readonly TagRow[] = names;
   const pull = `docker pull ${location.host}/${name}`;
   root.append(
     h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
-    usage === undefined ? h('p', { class: 'muted' }, `${listed.tags.length} tag${listed.tags.length === 1 ? '' : 's'}.`) : facts([
-      ['Tags', String(usage.tags ?? listed.tags.length)],
+    usage === undefined ? h('p', { class: 'muted' }, `${names.length} tag${names.length === 1 ? '' : 's'}.`) : facts([
+      ['Tags', String(usage.tags ?? names.length)],
       ['Manifests', String(usage.manifests ?? '—')],
       ['Size', bytes(usage.logicalBytes)],
       ['Only here', bytes(usage.exclusiveBytes)],
@@ -39,14 +47,13 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
     ]),
   );
   if (canDelete) root.append(deleteRepositoryButton(name));
-  const order = h('select', { id: 'tag-order' },
-    h('option', { value: 'version' }, 'Version, newest first'),
-    h('option', { value: 'pushed', disabled: !listed.detailed }, 'Push time, newest first'));
+  const byPush = h('option', { value: 'pushed', disabled: true }, 'Push time, newest first');
+  const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), byPush);
   const list = h('div', { id: 'tag-list' });
   root.append(h('h2', {}, 'Tags'), h('div', { class: 'toolbar' }, h('label', { for: 'tag-order' }, 'Sort tags by'), order), list);
   let page = 0;
   const show = (): void => {
-    const sorted = sortTags(listed.tags, order.value === 'pushed' ? 'pushed' : 'version');
+    const sorted = sortTags(rows.filter((r) => !deleted.has(r.tag)), order.value === 'pushed' ? 'pushed' : 'version');
     const slice = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
     const cards = h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...slice.map((t) => tagCard(name, t, canDelete, current)));
     const hasNext = (page + 1) * PAGE_SIZE < sorted.length;
@@ -58,6 +65,14 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
     show();
   });
   show();
+  const detailed = await details;
+  if (detailed === undefined || !current()) return;
+  // Only tags still listed: one deleted meanwhile stays gone.
+  const listed = new Set(rows.map((r) => r.tag));
+  rows = detailed.filter((r) => listed.has(r.tag));
+  byPush.disabled = false;
+  list.dataset['detailed'] = 'true';
+  show();
 }
 
 function sortTags(tags: readonly TagRow[], order: Order): TagRow[] {
@@ -66,7 +81,10 @@ function sortTags(tags: readonly TagRow[], order: Order): TagRow[] {
   return [...tags].sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? '') || byVersion(a, b));
 }
 
-/** Manifests fetched for this page view, by digest or tag, so tags on one digest share the work. */
+/** Tags deleted on this page view (the details that arrive later must not bring them back). */
+const deleted = new Set<string>();
+
+/** Manifests fetched for this page view, by tag (a re-render with details fetches nothing again). */
 const manifests = new Map<string, Promise<FetchedManifest>>();
 
 function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
@@ -137,6 +155,7 @@ async function deleteTag(name: string, tag: string, card: HTMLElement): Promise<
   if (!confirmAction(`Delete the tag ${name}:${tag}?\n\nOnly this tag goes: other tags on the same image stay, and the image stays until no tag or digest reference is left.`)) return;
   try {
     await send(`v2/${pathOf(name)}/manifests/${encodeURIComponent(tag)}`, 'DELETE');
+    deleted.add(tag);
     card.remove();
     announce(`Deleted tag ${tag}`);
   } catch (err) {
