@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildUi } from '../scripts/build-ui.js';
 import { type Serving, UI_ASSETS_DIR, serve } from '../src/cli/serve.js';
 import { loadUiAssets } from '../src/http/ui/assets.js';
-import { htpasswdAuth, writeHtpasswd } from './helpers/auth.js';
+import { createTokenServer, htpasswdAuth, tokenAuth, writeHtpasswd } from './helpers/auth.js';
 import { startBerth } from './helpers/berth.js';
 import { MT, raw } from './helpers/oci.js';
 import { describeWithTools } from './helpers/tools.js';
@@ -296,6 +296,28 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     } finally {
       await p.close();
       await basic.close();
+    }
+  });
+
+  it('external token server: the page says it cannot sign in there, and why', async () => {
+    const server = await createTokenServer();
+    const external = await startBerth({
+      root,
+      ui: { assets: await loadAssets() },
+      auth: tokenAuth({ realm: 'https://auth.example.invalid/token', service: server.service, issuer: server.issuer, rootcertbundle: server.caBundlePath }),
+    });
+    const p = await context.newPage();
+    try {
+      await p.goto(`${external.url}/ui/#/login`);
+      const note = p.getByRole('note');
+      await note.waitFor();
+      expect(await note.textContent()).toContain('external token server (https://auth.example.invalid/token)');
+      expect(await p.locator('#account').textContent()).toBe('External token server');
+      expect(await p.getByLabel('Password').count()).toBe(0);
+    } finally {
+      await p.close();
+      await external.close();
+      await server.close();
     }
   });
 
