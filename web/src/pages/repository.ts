@@ -32,20 +32,7 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   ]);
   if (!current()) return;
   let rows: readonly TagRow[] = names;
-  const pull = `docker pull ${location.host}/${name}`;
-  root.append(
-    h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
-    h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
-    usage === undefined ? h('p', { class: 'muted' }, `${names.length} tag${names.length === 1 ? '' : 's'}.`) : facts([
-      ['Tags', String(usage.tags ?? names.length)],
-      ['Manifests', String(usage.manifests ?? '—')],
-      ['Size', bytes(usage.logicalBytes)],
-      ['Only here', bytes(usage.exclusiveBytes)],
-      ['Shared with others', bytes(usage.sharedBytes)],
-      ['Last push', when(usage.lastPush)],
-      ['Last pull', when(usage.lastPull)],
-    ]),
-  );
+  root.append(...repositoryHeader(name, names.length, usage));
   if (canDelete) root.append(deleteRepositoryButton(name));
   const byPush = h('option', { value: 'pushed', disabled: true }, 'Push time, newest first');
   const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), byPush);
@@ -73,6 +60,24 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   byPush.disabled = false;
   list.dataset['detailed'] = 'true';
   show();
+}
+
+/** Title, pull line and usage figures (or the tag count when the usage API cannot answer). */
+function repositoryHeader(name: string, tagCount: number, usage: Awaited<ReturnType<typeof repositoryUsage>>): HTMLElement[] {
+  const pull = `docker pull ${location.host}/${name}`;
+  return [
+    h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
+    h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
+    usage === undefined ? h('p', { class: 'muted' }, `${tagCount} tag${tagCount === 1 ? '' : 's'}.`) : facts([
+      ['Tags', String(usage.tags ?? tagCount)],
+      ['Manifests', String(usage.manifests ?? '—')],
+      ['Size', bytes(usage.logicalBytes)],
+      ['Only here', bytes(usage.exclusiveBytes)],
+      ['Shared with others', bytes(usage.sharedBytes)],
+      ['Last push', when(usage.lastPush)],
+      ['Last pull', when(usage.lastPull)],
+    ]),
+  ];
 }
 
 function sortTags(tags: readonly TagRow[], order: Order): TagRow[] {
