@@ -52,7 +52,8 @@ function splitPre(tag: string): [string, string] {
 }
 
 function parts(s: string): (number | string)[] {
-  return (s.match(/\d+|[^\d.\-_]+/g) ?? []).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  // `v1.2` is version 1.2: the `v` is no word to sort by.
+  return (s.replace(/^v(?=\d)/, '').match(/\d+|[^\d.\-_]+/g) ?? []).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
 }
 
 function compareParts(x: readonly (number | string)[], y: readonly (number | string)[]): number {
