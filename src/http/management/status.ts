@@ -10,17 +10,10 @@
  */
 import { type AccessItem, CATALOG_ACCESS, GC_ACCESS } from '../../auth/access.js';
 import { RegistryError, unavailable } from '../../errors.js';
-import type { GcTrigger } from '../debug.js';
 import { queryValue } from '../params.js';
-import type { ManagementDeps, ManagementEndpoint } from './types.js';
+import type { ManagementDeps, ManagementEndpoint, ServerStatusSource } from './types.js';
 
-/** What the composition root gives the operator's endpoints. */
-export interface ServerStatusSource {
-  /** The status document (a JSON object; see web/src/pages/admin.ts Status for its shape). */
-  status(): Promise<object>;
-  /** Runs one collection now (the online collector's runNow). */
-  readonly runGc: GcTrigger;
-}
+export type { ServerStatusSource };
 
 function sourceOf(deps: ManagementDeps): ServerStatusSource {
   if (deps.status === undefined) throw unavailable('the status API is not available on this server');
