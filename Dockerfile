@@ -16,7 +16,8 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script (classic-level loads its prebuilt binary).
 RUN npm ci --ignore-scripts --no-audit --no-fund
-# The rest of the context, which .dockerignore limits to the tsconfigs, src/ and two deploy/ files.
+# The rest of the context, which .dockerignore limits to the tsconfigs, src/, the web UI's source (web/ and
+# scripts/build-ui.ts; `npm run build` bundles it into dist/ui/) and two deploy/ files.
 COPY . .
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \

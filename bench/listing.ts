@@ -108,7 +108,7 @@ async function writeImage(driver: StorageDriver, repo: RepoName, layer: { digest
 }
 
 /** Generates the tree under `root`; answers each `repo-*` repository's manifest digest, in order. */
-async function generate(root: string, o: ListingOptions): Promise<Digest[]> {
+export async function generate(root: string, o: Pick<ListingOptions, 'repos' | 'tags'>): Promise<Digest[]> {
   const driver = createDriver({ kind: 'filesystem', root });
   const layerBytes = Buffer.from('berth bench layer\n');
   const layer = { digest: digestOf(layerBytes), size: layerBytes.length };

@@ -23,6 +23,12 @@ export interface Grant {
 /** The catalog resource of the token spec. */
 export const CATALOG_ACCESS: AccessItem = { type: 'registry', name: 'catalog', actions: ['*'] };
 
+/**
+ * Running the garbage collector through the management API (`POST /berth/v1/gc`): "delete on every
+ * repository". The built-in issuer grants it to callers whose rules give delete on `**` (rules.ts).
+ */
+export const GC_ACCESS: AccessItem = { type: 'registry', name: 'gc', actions: ['*'] };
+
 export type RouteScope = 'none' | 'catalog' | 'repository';
 
 /**

@@ -121,7 +121,10 @@ export function grantFor(
 
 function grantedActions(item: AccessItem, rules: readonly AccessRule[]): string[] {
   if (item.type === 'registry') {
-    return item.name === 'catalog' && rules.some((r) => r.catalog === true) ? [...item.actions] : [];
+    if (item.name === 'catalog') return rules.some((r) => r.catalog === true) ? [...item.actions] : [];
+    // `registry:gc:*` (POST /berth/v1/gc): delete on every repository, i.e. a rule over `**` with delete.
+    if (item.name === 'gc') return rules.some(deletesEverywhere) ? [...item.actions] : [];
+    return [];
   }
   if (item.type !== 'repository') return [];
   const allowed = new Set<string>();
@@ -136,6 +139,10 @@ function grantedActions(item: AccessItem, rules: readonly AccessRule[]): string[
     else if (REPOSITORY_ACTIONS.includes(a) && (all || allowed.has(a))) out.push(a);
   }
   return [...new Set(out)];
+}
+
+function deletesEverywhere(rule: AccessRule): boolean {
+  return rule.repositories.includes('**') && (rule.actions.includes('*') || rule.actions.includes('delete'));
 }
 
 function appliesTo(rule: AccessRule, subject: string | undefined, groups: Groups): boolean {

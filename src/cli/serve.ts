@@ -8,12 +8,15 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
 import { retentionFor } from './retention.js';
+import { createStatusKeeper } from './status.js';
+import type { GcReport } from '../gc/report.js';
 import { startIndex, startRedisIndex } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
@@ -26,6 +29,7 @@ import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, type TlsOptions, listen } from '../http/listen.js';
 import { createApp } from '../http/server.js';
+import { type UiAssets, loadUiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
@@ -108,6 +112,10 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
   const notifier = await startNotifications(config, log, metrics.registry, replicas);
   if (notifier) opened.push(() => notifier.stop());
+  // `/berth/v1/status` and `/berth/v1/gc`: the collector starts once the listener is bound, so the
+  // trigger is bound late (a request before that is answered as if a run were going).
+  let runGcNow: GcTrigger = async () => ({ status: 'busy' });
+  const status = createStatusKeeper({ config, driverName: driver.name, health, metrics: metrics.registry, runGc: (o) => runGcNow(o) });
   const app = createApp({
     registry,
     log,
@@ -126,6 +134,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     ...(notifier && { events: notifier.sink }),
     ...(mirror?.names && { names: mirror.names }),
     management: storageRegistry.management,
+    status: status.source,
+    ...(config.ui.enabled && { ui: { assets: await uiAssets(log) } }),
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
@@ -136,9 +146,14 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
     driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
   }), notifier?.sink);
+  const report = (r: GcReport, err?: unknown): void => {
+    metrics.recordGcRun(r, err);
+    status.recordRun(r, err);
+  };
   const collector = startCollector({
-    registry: storageRegistry, config, log, report: metrics.recordGcRun, ...(replicas && { cluster: replicas.cluster }), retention,
+    registry: storageRegistry, config, log, report, ...(replicas && { cluster: replicas.cluster }), retention,
   });
+  runGcNow = collector.runNow;
   opened.push(() => collector.stop());
   const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.
@@ -216,6 +231,15 @@ async function listenDebug(
   const debug = await listen(app, host, port);
   log.info('debug listener', { addr: config.http.debug.addr, url: debug.url });
   return debug;
+}
+
+/** Where `npm run build:ui` writes the web UI: dist/ui/ of the package (from src/cli/ or dist/cli/ alike). */
+export const UI_ASSETS_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+
+async function uiAssets(log: Logger): Promise<UiAssets | undefined> {
+  const assets = await loadUiAssets(UI_ASSETS_DIR);
+  if (assets === undefined) log.warn('the web UI is not built: /ui/ answers 503 until `npm run build:ui` has run', { dir: UI_ASSETS_DIR });
+  return assets;
 }
 
 function httpSecret(config: Config, log: Logger): string {

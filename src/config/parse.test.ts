@@ -34,6 +34,7 @@ describe('loadConfig defaults', () => {
       log: DEFAULT_LOG,
       http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, ...DEFAULT_HTTP_SERVING },
       health: DEFAULT_HEALTH,
+      ui: { enabled: true },
       auth: undefined,
       storage: {
         driver: 'filesystem',
@@ -427,6 +428,7 @@ describe('config.example.yaml', () => {
       log: DEFAULT_LOG,
       http: { addr: ':5000', secret: undefined, relativeurls: false, host: undefined, ...DEFAULT_HTTP_SERVING },
       health: DEFAULT_HEALTH,
+      ui: { enabled: true },
       auth: undefined,
       storage: {
         driver: 'filesystem',

@@ -276,6 +276,7 @@ function buildConfig(root: RawMap): Config {
       draintimeoutMs: readDrainTimeout(root),
     },
     health: { storagedriver: readStorageHealth(root) },
+    ui: { enabled: readBool(root, 'ui.enabled', true) },
     auth: readAuth(root),
     ...readNotifications(root),
     ...readRedis(root),

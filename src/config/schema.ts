@@ -165,6 +165,8 @@ export interface Config {
     readonly draintimeoutMs: number;
   };
   readonly health: { readonly storagedriver: StorageHealthConfig };
+  /** Berth's `ui`: the web UI at `/ui/` on the API listener (DESIGN.md §11); on unless `enabled: false`. */
+  readonly ui: { readonly enabled: boolean };
   /** Undefined: no authentication, every request is allowed. */
   readonly auth: AuthConfig | undefined;
   /** registry:2's `notifications`; absent when no endpoint is configured. */
@@ -361,6 +363,7 @@ export const CONFIG_KEYS: KeySection = {
     routebylatency: UNSAFE, routerandomly: UNSAFE,
   },
   health: { storagedriver: { enabled: 'value', interval: 'value', threshold: 'value' }, file: 'ignored', http: 'ignored', tcp: 'ignored' },
+  ui: { enabled: 'value' },
   reporting: 'ignored',
   validation: 'ignored', compatibility: 'ignored', catalog: 'ignored', tags: 'ignored', policy: 'ignored',
 };

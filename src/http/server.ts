@@ -1,7 +1,7 @@
 /**
  * The HTTP app: a Koa app whose middleware (middleware/) runs in this order for every request:
- *   request id, fixed headers → access log → request observer (metrics) → error response →
- *   probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
+ *   request id, fixed headers → access log → request observer (metrics) → error response → web UI
+ *   (`/ui/`, ui/serve-ui.ts) → probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
  * → token endpoints → management API (`/berth/v1/`, dispatch.ts) → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
  * (unrouted.ts).
  * Handlers do the rest: parse, one storage call, headers and body. Serving it is listen.ts's.
@@ -25,6 +25,9 @@ import { requestId } from './middleware/request-id.js';
 import { onLateError, respondErrors } from './middleware/respond-errors.js';
 import { unroutedError } from './unrouted.js';
 import { createUploadStateCodec } from './upload-state.js';
+import type { UiAssets } from './ui/assets.js';
+import { serveUi } from './ui/serve-ui.js';
+import type { ServerStatusSource } from './management/status.js';
 
 export { type RunningServer, type TlsOptions, listen } from './listen.js';
 export { type RequestObserver, type RequestSample } from './middleware/observe.js';
@@ -63,8 +66,12 @@ export interface AppOptions {
   readonly events?: EventSink;
   /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
   readonly names?: NameRouting;
+  /** The web UI at `<prefix>/ui/` (`ui.enabled`); none: no UI. `assets` undefined: enabled but not built. */
+  readonly ui?: { readonly assets: UiAssets | undefined };
   /** Repository delete and usage for the management API (`/berth/v1/`); none: those endpoints answer 503. */
   readonly management?: RegistryManagement;
+  /** The status document and the collector for `/berth/v1/status` and `/berth/v1/gc`; none: they answer 503. */
+  readonly status?: ServerStatusSource;
 }
 
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
@@ -86,12 +93,14 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   if (opts.accessLog !== false) app.use(accessLog(opts.log));
   if (opts.observe) app.use(observeRequests(opts.observe, prefix));
   app.use(respondErrors(opts.log));
+  // Before the health gate: the page loads, and shows the API's 503s, while storage fails.
+  if (opts.ui) app.use(serveUi({ assets: opts.ui.assets, prefix }));
   app.use(probes(opts.health));
   app.use(rootPath);
   if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
-  app.use(managementApi({ deps: { ...deps, management: opts.management }, access: opts.access, readOnly: opts.readOnly, prefix }));
+  app.use(managementApi({ deps: { ...deps, management: opts.management, status: opts.status }, access: opts.access, readOnly: opts.readOnly, prefix }));
   app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);

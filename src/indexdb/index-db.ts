@@ -41,9 +41,9 @@
  * it stale, so a replica set must run without it.
  */
 import type { Logger } from '../log.js';
-import type { Digest } from '../storage/digest.js';
+import { type Digest, parseDigest } from '../storage/digest.js';
 import {
-  type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, sliceSorted,
+  type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, type TagTarget, sliceSorted,
 } from '../storage/indexing/index-port.js';
 import { createKeyQueue } from './key-queue.js';
 import { GENERATION_KEY, REBUILT_RANGES, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
@@ -192,6 +192,18 @@ class LevelIndex implements IndexDb {
       const all = await this.tagLists.get(repo, async () => ((await this.knows(repo)) ? this.tagsIn(repo, {}) : undefined));
       return all && sliceSorted(all, range);
     });
+  }
+
+  tagTargets(repo: string, range: ListRange): Promise<TagTarget[] | undefined> {
+    return this.answer(async () => {
+      if (!(await this.knows(repo))) return undefined;
+      const entries = await this.db.iterator(tagRange(repo, range)).all();
+      return entries.map(([key, value]) => ({ tag: lastField(key), digest: typeof value === 'string' ? parseDigest(value) : undefined }));
+    });
+  }
+
+  descriptorOf(d: Digest): Promise<Omit<BlobDescriptor, 'digest'> | undefined> {
+    return this.blobHint(d);
   }
 
   referrers(repo: string, subject: Digest): Promise<IndexedReferrer[] | undefined> {

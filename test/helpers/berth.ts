@@ -9,6 +9,7 @@ import { createAuth } from '../../src/cli/auth.js';
 import type { AuthConfig } from '../../src/config/schema.js';
 import { listen } from '../../src/http/listen.js';
 import { createApp } from '../../src/http/server.js';
+import type { UiAssets } from '../../src/http/ui/assets.js';
 import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { type Level, createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
@@ -54,6 +55,8 @@ export interface TestBerthOptions {
   readonly automaticCrossMount?: boolean;
   /** `storage.immutabletags` (default none). */
   readonly immutableTags?: readonly { readonly repositories: readonly string[]; readonly patterns: readonly string[] }[];
+  /** Serve the web UI (`ui.enabled`) from these built files (test/helpers/ui.ts builds them); default: no UI. */
+  readonly ui?: { readonly assets: UiAssets | undefined };
 }
 
 export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth> {
@@ -89,6 +92,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
     management: registry.management,
+    ...(opts.ui && { ui: opts.ui }),
   });
   const running = await listen(app, '127.0.0.1', 0);
   return {

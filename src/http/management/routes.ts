@@ -3,6 +3,8 @@
  * own file in this folder and is listed here; dispatch.ts routes to it through the same auth as `/v2/`.
  */
 import { deleteRepository } from './repositories.js';
+import { getStatus, postGc } from './status.js';
+import { listTagDetails } from './tags.js';
 import type { ManagementRoute } from './types.js';
 import { getRepositoryUsage, listUsage } from './usage.js';
 
@@ -12,7 +14,10 @@ const NAME = '(?<name>.+?)';
 
 /** In match order (see types.ts for how a method decides between routes matching one path). */
 export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
+  { name: 'status', pattern: /^\/berth\/v1\/status$/, methods: { GET: getStatus } },
+  { name: 'gc', pattern: /^\/berth\/v1\/gc$/, methods: { POST: postGc } },
   { name: 'usage', pattern: /^\/berth\/v1\/usage$/, methods: { GET: listUsage } },
+  { name: 'repository-tags', pattern: new RegExp(`^/berth/v1/repositories/${NAME}/tags$`), methods: { GET: listTagDetails } },
   { name: 'repository-usage', pattern: new RegExp(`^/berth/v1/repositories/${NAME}/usage$`), methods: { GET: getRepositoryUsage } },
   { name: 'repository', pattern: new RegExp(`^/berth/v1/repositories/${NAME}$`), methods: { DELETE: deleteRepository } },
 ];

@@ -9,11 +9,22 @@ import type { AccessItem } from '../../auth/access.js';
 import type { Ctx, HandlerDeps } from '../context.js';
 import type { Method } from '../routes.js';
 import type { RegistryManagement } from '../../storage/registry.js';
+import type { GcTrigger } from '../debug.js';
 
 /** What management handlers are given: the registry API's deps, and storage's management face. */
 export interface ManagementDeps extends HandlerDeps {
   /** Repository delete and usage; none when the app was built without it (the endpoints then answer 503). */
   readonly management: RegistryManagement | undefined;
+  /** The status document and the collector (`/berth/v1/status`, `/berth/v1/gc`); none: those answer 503. */
+  readonly status?: ServerStatusSource | undefined;
+}
+
+/** What the composition root gives the operator's endpoints (status.ts; cli/status.ts builds it). */
+export interface ServerStatusSource {
+  /** The status document (a JSON object; see web/src/pages/admin.ts Status for its shape). */
+  status(): Promise<object>;
+  /** Runs one collection now (the online collector's runNow). */
+  readonly runGc: GcTrigger;
 }
 
 /** One method of one management endpoint. */

@@ -74,6 +74,19 @@ export interface RegistryIndex {
   usage?(repo: RepoName): Promise<UsageFigures | undefined>;
   /** Usage of a page of repositories, sorted by name, or undefined when the index cannot vouch. */
   usages?(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  /**
+   * The tags of `repo` within `range` with what each names (`digest` undefined when its link is broken),
+   * in code-unit order; undefined as for `tags`. (The web UI's tag list: one range read.)
+   */
+  tagTargets?(repo: RepoName, range: ListRange): Promise<TagTarget[] | undefined>;
+  /** What the index was told of blob or manifest `d` (size, media type), a hint; undefined when nothing. */
+  descriptorOf?(d: Digest): Promise<Omit<BlobDescriptor, 'digest'> | undefined>;
+}
+
+/** A tag and the manifest its current link names (undefined when the link is missing or broken). */
+export interface TagTarget {
+  readonly tag: string;
+  readonly digest: Digest | undefined;
 }
 
 /** A blob descriptor as a manifest or the blob store gives it. */
@@ -123,6 +136,8 @@ export interface GuardedIndex {
   usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
   repositories(range: ListRange): Promise<readonly string[] | undefined>;
   tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined>;
+  tagTargets(repo: RepoName, range: ListRange): Promise<TagTarget[] | undefined>;
+  descriptorOf(d: Digest): Promise<Omit<BlobDescriptor, 'digest'> | undefined>;
   referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   onChange(change: IndexChange): Promise<void>;
 }
@@ -151,6 +166,8 @@ export function guardIndex(index: RegistryIndex | undefined): GuardedIndex {
     referrers: (repo, subject) => ask((i) => i.referrers(repo, subject)),
     usage: (repo) => ask((i) => i.usage?.(repo) ?? Promise.resolve(undefined)),
     usages: (query) => ask((i) => i.usages?.(query) ?? Promise.resolve(undefined)),
+    tagTargets: (repo, range) => ask((i) => i.tagTargets?.(repo, range) ?? Promise.resolve(undefined)),
+    descriptorOf: (d) => ask((i) => i.descriptorOf?.(d) ?? Promise.resolve(undefined)),
     onChange: async (change) => {
       await ask(async (i) => {
         await i.onChange(change);

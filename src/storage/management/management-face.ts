@@ -6,6 +6,7 @@ import type { Digest } from '../digest.js';
 import type { CallOptions } from '../driver/driver.js';
 import type { RepoName, Tag } from '../reference.js';
 
+
 /**
  * What one repository costs. Bytes count each distinct blob the repository links once (layers,
  * configs and manifests): `logicalBytes` all of them, `sharedBytes` those another repository links too,
@@ -56,4 +57,21 @@ export interface RegistryManagement {
    * @throws NAME_UNKNOWN when it is not a repository; UNSUPPORTED when deletes are disabled
    */
   deleteRepository(name: RepoName, o?: CallOptions): Promise<DeletedRepository>;
+  /**
+   * A page of the repository's tags (code-unit order, after `range.after`, at most `range.limit`) with
+   * the digest, media type and size of what each names and when it was last pushed (tag-details.ts).
+   * @throws NAME_UNKNOWN when it is not a repository
+   */
+  tagDetails(name: RepoName, range: { readonly after?: string | undefined; readonly limit?: number | undefined }, o?: CallOptions): Promise<TagDetail[]>;
+}
+
+/** One tag of a page. Fields are undefined when the tag's link is broken or its manifest is gone. */
+export interface TagDetail {
+  readonly tag: string;
+  readonly digest: Digest | undefined;
+  readonly mediaType: string | undefined;
+  /** The manifest's size in bytes. */
+  readonly size: number | undefined;
+  /** When the tag last moved (its current link's modification time). */
+  readonly pushed: Date | undefined;
 }

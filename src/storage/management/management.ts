@@ -15,6 +15,7 @@ import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
 import type { RepoName } from '../reference.js';
 import type { DeletedRepository, RegistryManagement, RepoUsage } from './management-face.js';
+import { listTagDetails } from './tag-details.js';
 
 export interface ManagementOptions {
   /** The driver storage writes through (observed, so the index hears of the deletes). */
@@ -42,6 +43,7 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
       if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
       return removeRepository(driver, name, o);
     },
+    tagDetails: (name, range, o) => listTagDetails(driver, opts.index, name, range, o),
   };
 }
 

@@ -1,0 +1,97 @@
+/**
+ * Requests to the registry's API (/v2/, /berth/v1/) with the caller's credentials (auth.ts). A Bearer
+ * 401 names the scope it wants; the request is retried once with a token for it.
+ */
+import { apiUrl, authorizationFor, parseChallenge } from './auth.js';
+
+/** An API answer that was not a success: its status and the first OCI error code and message. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Every manifest type the pages understand, for `Accept`. */
+export const MANIFEST_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+export interface RequestOptions {
+  readonly method?: string;
+  readonly accept?: string;
+}
+
+/** The scope a request will need, guessed from its path so the first try usually carries a token. */
+function scopeOf(method: string, path: string): string | undefined {
+  const action = method === 'DELETE' ? 'delete' : method === 'GET' || method === 'HEAD' ? 'pull' : 'pull,push';
+  if (path.startsWith('v2/_catalog') || path.startsWith('berth/v1/usage') || path.startsWith('berth/v1/status')) return 'registry:catalog:*';
+  const v2 = /^v2\/(.+?)\/(?:manifests|blobs|tags|referrers)\//.exec(path);
+  if (v2 !== null) return `repository:${v2[1] ?? ''}:${action}`;
+  const mine = /^berth\/v1\/repositories\/(.+?)(?:\/(?:usage|tags))?(?:\?.*)?$/.exec(path);
+  if (mine !== null) return `repository:${mine[1] ?? ''}:${action}`;
+  return undefined;
+}
+
+/** Sends the request; a Bearer 401 asking another scope is retried once with a token for that scope. */
+export async function request(path: string, opts: RequestOptions = {}): Promise<Response> {
+  const method = opts.method ?? 'GET';
+  let scope = scopeOf(method, path);
+  for (let attempt = 0; ; attempt++) {
+    const headers: Record<string, string> = {};
+    if (opts.accept !== undefined) headers['Accept'] = opts.accept;
+    const authorization = await authorizationFor(scope).catch(() => undefined);
+    if (authorization !== undefined) headers['Authorization'] = authorization;
+    const res = await fetch(apiUrl(path), { method, headers, credentials: 'omit', cache: 'no-store' });
+    if (res.status !== 401 || attempt > 0) return res;
+    const challenge = parseChallenge(res.headers.get('WWW-Authenticate'));
+    const wanted = challenge?.params['scope'];
+    if (challenge?.scheme !== 'bearer' || wanted === undefined || wanted === scope) return res;
+    scope = wanted;
+  }
+}
+
+/** The ApiError of a failed answer (the OCI error body's first entry, when there is one). */
+export async function errorOf(res: Response): Promise<ApiError> {
+  let code = 'UNKNOWN';
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { errors?: { code?: string; message?: string }[] };
+    const first = body.errors?.[0];
+    if (first?.code !== undefined) code = first.code;
+    if (first?.message !== undefined) message = first.message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(res.status, code, message);
+}
+
+/** GET a JSON body. @throws ApiError */
+export async function getJson<T>(path: string, opts: RequestOptions = {}): Promise<{ body: T; res: Response }> {
+  const res = await request(path, opts);
+  if (!res.ok) throw await errorOf(res);
+  return { body: (await res.json()) as T, res };
+}
+
+/** A request whose answer must be a success (DELETE, POST). @throws ApiError */
+export async function send(path: string, method: string): Promise<Response> {
+  const res = await request(path, { method });
+  if (!res.ok) throw await errorOf(res);
+  return res;
+}
+
+/** The `last` of a `Link: <…?n=…&last=…>; rel="next"` header, when more entries follow. */
+export function nextLast(res: Response): string | undefined {
+  const link = res.headers.get('Link');
+  const m = link === null ? null : /<([^>]*)>\s*;\s*rel="?next"?/.exec(link);
+  if (m === null) return undefined;
+  return new URL(m[1] ?? '', location.href).searchParams.get('last') ?? undefined;
+}
+
+/** A repository name or reference in a path: each `/`-separated part URL-encoded. */
+export function pathOf(name: string): string {
+  return name.split('/').map(encodeURIComponent).join('/');
+}

@@ -1,0 +1,77 @@
+/**
+ * The repository list: a search box that filters by name prefix as you type, pages of 50 in name order,
+ * and for each repository its tag count, size and last push (from the usage API; the catalog alone
+ * gives names only).
+ */
+import { pathOf } from '../api.js';
+import { h, replace, table } from '../dom.js';
+import { bytes, when } from '../format.js';
+import { type RepoPage, listRepositories } from '../registry.js';
+import { errorBox, pager } from './common.js';
+
+const PAGE_SIZE = 50;
+
+/** Renders the list; `query` is the search's starting text (the `?q=` of the hash). */
+export async function repositoriesPage(root: HTMLElement, query: string, current: () => boolean): Promise<void> {
+  const search = h('input', {
+    id: 'repo-search', type: 'search', value: query, autocomplete: 'off', spellcheck: 'false',
+    placeholder: 'library/', 'aria-describedby': 'repo-search-help', 'aria-controls': 'repo-results',
+  });
+  const results = h('div', { id: 'repo-results', 'aria-live': 'polite' });
+  root.append(
+    h('h1', {}, 'Repositories'),
+    h('div', { class: 'search' },
+      h('label', { for: 'repo-search' }, 'Search repositories'),
+      search,
+      h('p', { id: 'repo-search-help', class: 'muted' }, 'Names starting with what you type.')),
+    results,
+  );
+  // `starts[i]` is the `last` that page i starts after.
+  let starts: (string | undefined)[] = [undefined];
+  let page = 0;
+  let asked = 0;
+  const load = async (): Promise<void> => {
+    const mine = ++asked;
+    const prefix = search.value.trim();
+    let got: RepoPage;
+    try {
+      got = await listRepositories(prefix, starts[page], PAGE_SIZE);
+    } catch (err) {
+      if (mine === asked && current()) replace(results, errorBox(err));
+      return;
+    }
+    if (mine !== asked || !current()) return;
+    starts[page + 1] = got.next;
+    const go = (p: number): void => {
+      page = p;
+      void load();
+    };
+    replace(results, listing(got, prefix), pager({ page, hasNext: got.next !== undefined, onPage: go, label: 'Repository pages' }));
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  search.addEventListener('input', () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      starts = [undefined];
+      page = 0;
+      const q = search.value.trim();
+      history.replaceState(null, '', q === '' ? '#/' : `#/?q=${encodeURIComponent(q)}`);
+      void load();
+    }, 120);
+  });
+  await load();
+}
+
+function listing(got: RepoPage, prefix: string): HTMLElement {
+  if (got.repos.length === 0) {
+    return h('p', { class: 'empty' }, prefix === '' ? 'No repositories yet. Push one: docker push ' + location.host + '/name:tag' : `No repository starts with “${prefix}”.`);
+  }
+  const withUsage = got.source === 'usage';
+  const rows = got.repos.map((r) => h('tr', {},
+    h('th', { scope: 'row' }, h('a', { href: `#/r/${pathOf(r.name)}` }, r.name)),
+    ...(withUsage ? [h('td', { class: 'num' }, r.tags ?? '—'), h('td', { class: 'num' }, bytes(r.logicalBytes)), h('td', {}, when(r.lastPush))] : [])));
+  const headers = withUsage ? ['Name', 'Tags', 'Size', 'Last push'] : ['Name'];
+  const list = table('Repositories', headers, rows, 'repos');
+  if (withUsage) return list;
+  return h('div', {}, list, h('p', { class: 'muted' }, 'Tag counts, sizes and push times need the usage API (/berth/v1/usage), which this server does not have.'));
+}
