@@ -35,6 +35,7 @@ function usage(): string {
     'With no family, runs every family and writes one table. --quick: small sizes and short runs (the',
     'defaults in brackets). --from-source: run Berth through tsx instead of compiling it first.',
     '--cpu-prof / --heap-prof: Berth writes V8 profiles to $TMPDIR/berth-bench-profiles-<time>/ (kept).',
+    'BERTH_BENCH_MAIN=<path>/dist/main.js: run that compiled Berth instead of compiling this checkout.',
     '',
     'families and their options (full run [quick]):',
     ...FAMILIES.map((f) =>
@@ -89,7 +90,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const build = await makeTempDir('berth-bench-build-');
   try {
     let berth = BERTH_TSX;
-    if (!inv.flags.has('--from-source')) {
+    const prebuilt = process.env['BERTH_BENCH_MAIN'];
+    if (prebuilt !== undefined && prebuilt !== '') {
+      // A Berth compiled elsewhere (another commit's dist/main.js), to compare two commits with one bench.
+      berth = { label: `node ${prebuilt} (BERTH_BENCH_MAIN)`, cmd: process.execPath, args: [prebuilt] };
+    } else if (!inv.flags.has('--from-source')) {
       log('compiling Berth (tsconfig.build.json) …');
       berth = await buildBerth(build, log);
     }

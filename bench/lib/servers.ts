@@ -96,15 +96,18 @@ export function configTail(port: number, sections: readonly string[] = [], secre
   ];
 }
 
-/** Berth's config.yml for `root`, with top-level `sections` (e.g. a `proxy:` block) before the listener. */
-export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error', sections: readonly string[] = []): string {
+/**
+ * Berth's config.yml for `root`, with top-level `sections` (e.g. a `proxy:` block) before the listener.
+ * `accessLog`: one line per request, as a default install writes (`level` must be info for it to show).
+ */
+export function berthConfig(root: string, port: number, level: 'info' | 'warn' | 'error', sections: readonly string[] = [], accessLog = false): string {
   return [
     'version: 0.1',
     'log:',
     `  level: ${level}`,
     '  formatter: json',
     '  accesslog:',
-    '    disabled: true',
+    `    disabled: ${!accessLog}`,
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(root)}`,
@@ -173,13 +176,15 @@ export interface BerthStart {
   readonly readyMs?: number;
   /** Top-level config sections (YAML lines), e.g. `proxy:` and what is under it. */
   readonly sections?: readonly string[];
+  /** Logs at info with the access log on (a default install), whatever `level` waits for. */
+  readonly accessLog?: boolean;
 }
 
 /** Starts Berth over `root` (config written into `confDir`) and waits until it is ready. */
 export async function startBerth(root: string, confDir: string, how: BerthStart): Promise<Running> {
   const port = await freePort();
   const config = join(confDir, 'berth-serve.yml');
-  await writeFile(config, berthConfig(root, port, how.level, how.sections));
+  await writeFile(config, berthConfig(root, port, how.accessLog === true ? 'info' : how.level, how.sections, how.accessLog === true));
   const started = Date.now();
   const args = [...(how.nodeFlags ?? []), ...how.command.args, 'serve', config];
   const server = startServer(how.command.cmd, args, `http://127.0.0.1:${port}`, REPO_ROOT);
