@@ -24,6 +24,7 @@ import { type Family, type RunContext, parseOptions } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, legend, textTable, writeResults } from './lib/report.js';
 import { BERTH_TSX, buildBerth, registry2Version } from './lib/servers.js';
+import { BENCH_TOOLS, ensureTools } from './lib/tools.js';
 
 /** In the order `npm run bench` runs them. */
 const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family, mirrorFamily];
@@ -86,6 +87,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  await ensureTools(BENCH_TOOLS, log);
   const version = await registry2Version();
   const build = await makeTempDir('berth-bench-build-');
   try {
