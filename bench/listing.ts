@@ -107,8 +107,8 @@ async function writeImage(driver: StorageDriver, repo: RepoName, layer: { digest
   return { config: configDigest, layer: layer.digest, manifest: manifestDigest };
 }
 
-/** Generates the tree under `root`; answers each `repo-*` repository's manifest digest, in order. */
-async function generate(root: string, o: ListingOptions): Promise<Digest[]> {
+/** Generates the tree under `root` (exported for profiling the collector on it); answers each `repo-*` repository's manifest digest, in order. */
+export async function generate(root: string, o: ListingOptions): Promise<Digest[]> {
   const driver = createDriver({ kind: 'filesystem', root });
   const layerBytes = Buffer.from('berth bench layer\n');
   const layer = { digest: digestOf(layerBytes), size: layerBytes.length };
