@@ -89,6 +89,12 @@ export const rangeInvalid = (reason: string): RegistryError =>
 export const unsupported = (what: string): RegistryError =>
   new RegistryError('UNSUPPORTED', `the operation is unsupported: ${what}`);
 
+/** The service cannot do this now (503): e.g. the index a figure comes from is rebuilding. */
+export const unavailable = (what: string, detail?: unknown): RegistryError => new RegistryError('UNAVAILABLE', what, detail);
+
+/** Refused by policy (403): a quota, an immutable tag. `message` names the rule and the figures. */
+export const denied = (message: string, detail?: unknown): RegistryError => new RegistryError('DENIED', message, detail);
+
 export const paginationInvalid = (reason: string): RegistryError =>
   new RegistryError('PAGINATION_NUMBER_INVALID', `invalid number of results requested: ${reason}`);
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, compactVerify, CompactSign, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadOrCreateSigningKey } from './signing-key.js';
+import { type KeyStore, loadOrCreateSigningKey } from './signing-key.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -87,4 +87,51 @@ describe('loadOrCreateSigningKey', () => {
     const path = join(blocker, 'key.pem');
     await expect(loadOrCreateSigningKey({ path })).rejects.toThrow(`signing key ${path}: cannot`);
   });
+});
+
+/**
+ * A key store with S3's conditional-write semantics, in memory: the first create wins; a create that
+ * overlaps the winner's write answers false before the winner's object is readable (S3's 409), so
+ * losers must read back until it is.
+ */
+function conditionalStore(): KeyStore & { creates: number } {
+  let stored: string | undefined;
+  let writing: Promise<void> | undefined;
+  const store = {
+    where: 'test-store /berth/token-signing-key.pem',
+    creates: 0,
+    read: async () => stored,
+    async createIfAbsent(pem: string) {
+      store.creates += 1;
+      if (stored !== undefined || writing !== undefined) return false;
+      writing = new Promise((r) => setTimeout(r, 30)).then(() => {
+        stored = pem;
+      });
+      await writing;
+      return true;
+    },
+  };
+  return store;
+}
+
+describe('loadOrCreateSigningKey with a shared key store', () => {
+  it('several starts at once agree on one key: one conditional write wins, the others read it back', async () => {
+    const store = conditionalStore();
+    const keys = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateSigningKey({ path: undefined, store })));
+    expect(new Set(keys.map((k) => k.kid)).size).toBe(1);
+    expect(store.creates).toBe(5);
+    const later = await loadOrCreateSigningKey({ path: undefined, store });
+    expect(later.kid).toBe(keys[0]?.kid);
+    expect(store.creates).toBe(5); // found, not created again
+  });
+
+  it('refuses a stored object that is not an EC P-256 key, naming the store', async () => {
+    const store: KeyStore = { where: 'test-store /k.pem', read: async () => 'not a key', createIfAbsent: async () => false };
+    await expect(loadOrCreateSigningKey({ path: undefined, store })).rejects.toThrow(/signing key test-store \/k\.pem: not a PEM private key/);
+  });
+
+  it('says so when the winning key never becomes readable', async () => {
+    const store: KeyStore = { where: 'test-store /gone.pem', read: async () => undefined, createIfAbsent: async () => false };
+    await expect(loadOrCreateSigningKey({ path: undefined, store })).rejects.toThrow(/test-store \/gone\.pem: another process created it and it is gone again/);
+  }, 30_000);
 });

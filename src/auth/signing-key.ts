@@ -7,7 +7,10 @@
  *   file in the same directory, flushed, and then linked into place. Linking fails if another
  *   process created the file meanwhile, in which case that process's key is read and used, so
  *   replicas starting together over shared storage end up with one key. Every later start reads it.
- * - No path: a key that lives in memory only. Tokens it signed stop verifying when the process
+ * - A key store (S3 storage: an object in the bucket, outside `docker/registry/v2`): read when it is
+ *   there, else generated and stored with a conditional write; a process that loses the race reads
+ *   the winner's, so replicas starting together over one bucket agree on one key.
+ * - Neither: a key that lives in memory only. Tokens it signed stop verifying when the process
  *   ends, so every client must log in again after a restart, and replicas cannot share tokens. Meant
  *   for the in-memory storage driver, whose content does not outlive the process either.
  *
@@ -33,18 +36,64 @@ export interface SigningKey {
 const generateEcKeyPair = promisify(generateKeyPair);
 
 /**
- * The key at `opts.path`, created there first when the file does not exist; an in-memory key when
- * `opts.path` is undefined (see the file comment for what that costs).
- * @throws Error naming the file when it cannot be read or written, or holds anything but an EC P-256
- * private key in PEM. An existing file is never overwritten.
+ * Somewhere other than a local file that keeps the generated key for every process that shares it
+ * (an object in the S3 bucket, outside `docker/registry/v2`). The composition root adapts a storage
+ * driver to it; auth/ knows nothing of drivers.
  */
-export async function loadOrCreateSigningKey(opts: { readonly path: string | undefined }): Promise<SigningKey> {
-  if (opts.path === undefined) return fromPrivateKey(await newPrivateKey());
+export interface KeyStore {
+  /** Names the place in messages (e.g. `s3 /berth/token-signing-key.pem`). */
+  readonly where: string;
+  /** The PEM stored there, or undefined when there is none yet. */
+  read(): Promise<string | undefined>;
+  /** Stores `pem` only if nothing is there yet (a conditional write); true when this call stored it. */
+  createIfAbsent(pem: string): Promise<boolean>;
+}
+
+/** How long a process that lost the race to create the key waits for the winner's to be readable. */
+const READ_BACK_ATTEMPTS = 20;
+
+/**
+ * The key at `opts.path`, created there first when the file does not exist; the key in `opts.store`,
+ * created there first with a conditional write when there is none; an in-memory key when neither is
+ * given (see the file comment for what that costs).
+ * @throws Error naming the file (or store) when it cannot be read or written, or holds anything but
+ * an EC P-256 private key in PEM. An existing key is never overwritten.
+ */
+export async function loadOrCreateSigningKey(opts: { readonly path: string | undefined; readonly store?: KeyStore }): Promise<SigningKey> {
+  if (opts.path === undefined) return opts.store === undefined ? fromPrivateKey(await newPrivateKey()) : loadOrCreateIn(opts.store);
   const existing = await readKeyFile(opts.path);
   if (existing !== undefined) return existing;
   const key = await newPrivateKey();
   const created = await writeNewKeyFile(opts.path, key.export({ type: 'pkcs8', format: 'pem' }) as string);
   return created ? fromPrivateKey(key) : ((await readKeyFile(opts.path)) ?? missingAfterRace(opts.path));
+}
+
+/**
+ * The key in `store`. Two processes starting together both find none, both generate one, and both
+ * write conditionally: one write wins, and the loser reads the winner's key back (retrying briefly,
+ * as S3 may answer 409 while the winning write is still in flight), so both sign with one key.
+ */
+async function loadOrCreateIn(store: KeyStore): Promise<SigningKey> {
+  const existing = await readStored(store);
+  if (existing !== undefined) return existing;
+  const key = await newPrivateKey();
+  if (await store.createIfAbsent(key.export({ type: 'pkcs8', format: 'pem' }) as string)) return fromPrivateKey(key);
+  for (let attempt = 0; attempt < READ_BACK_ATTEMPTS; attempt++) {
+    const winner = await readStored(store);
+    if (winner !== undefined) return winner;
+    await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+  }
+  return missingAfterRace(store.where);
+}
+
+async function readStored(store: KeyStore): Promise<SigningKey | undefined> {
+  let pem: string | undefined;
+  try {
+    pem = await store.read();
+  } catch (err) {
+    throw new Error(`signing key ${store.where}: cannot read it (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+  return pem === undefined ? undefined : parseKey(store.where, pem);
 }
 
 async function newPrivateKey(): Promise<KeyObject> {
@@ -61,6 +110,11 @@ async function readKeyFile(path: string): Promise<SigningKey | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`signing key ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
   }
+  return parseKey(path, pem);
+}
+
+/** The EC P-256 private key in `pem`. @throws Error naming `path` otherwise */
+function parseKey(path: string, pem: string): Promise<SigningKey> {
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
@@ -129,7 +183,7 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function missingAfterRace(path: string): never {
-  throw new Error(`signing key ${path}: another process created the file and it is gone again`);
+  throw new Error(`signing key ${path}: another process created it and it is gone again`);
 }
 
 async function fromPrivateKey(privateKey: KeyObject): Promise<SigningKey> {

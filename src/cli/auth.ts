@@ -8,7 +8,7 @@ import { createBasicController } from '../auth/basic-controller.js';
 import type { AccessController } from '../auth/controller.js';
 import { type Htpasswd, loadHtpasswd } from '../auth/htpasswd.js';
 import { createIssuer } from '../auth/issuer.js';
-import { loadOrCreateSigningKey } from '../auth/signing-key.js';
+import { type KeyStore, loadOrCreateSigningKey } from '../auth/signing-key.js';
 import { createTokenController } from '../auth/token-controller.js';
 import { type JsonWebKeySet, createTokenVerifier } from '../auth/token.js';
 import { ConfigError } from '../config/raw.js';
@@ -25,14 +25,14 @@ export const TOKEN_PATH = '/auth/token';
 
 /**
  * @param auth the config's `auth` section
- * @param defaultKeyPath where the built-in issuer keeps its key when `auth.builtin.signingkey` is unset
- *   (undefined: in memory)
+ * @param defaultKey where the built-in issuer keeps its key when `auth.builtin.signingkey` is unset: a
+ *   file path, a store shared by replicas (the S3 bucket), or undefined (in memory)
  * @param warn told what start-up should warn about: users that access rules or groups name and the
  *   htpasswd file lacks (such a rule grants them nothing: a typo, or a user not yet added)
  */
 export async function createAuth(
   auth: AuthConfig | undefined,
-  defaultKeyPath: string | undefined,
+  defaultKey: string | KeyStore | undefined,
   warn: (msg: string) => void = () => undefined,
 ): Promise<AuthSetup> {
   if (auth === undefined) return { access: undefined, tokenHandlers: undefined };
@@ -44,7 +44,7 @@ export async function createAuth(
     case 'token':
       return { access: await tokenController(auth), tokenHandlers: undefined };
     default:
-      return builtin(auth, defaultKeyPath, warn);
+      return builtin(auth, defaultKey, warn);
   }
 }
 
@@ -69,11 +69,12 @@ async function tokenController(auth: TokenAuthConfig): Promise<AccessController>
   return createTokenController({ realm, realmPath: new URL(auth.realm).pathname, service: auth.service, verifier });
 }
 
-async function builtin(auth: BuiltinAuthConfig, defaultKeyPath: string | undefined, warn: (msg: string) => void): Promise<AuthSetup> {
+async function builtin(auth: BuiltinAuthConfig, defaultKey: string | KeyStore | undefined, warn: (msg: string) => void): Promise<AuthSetup> {
   const users = await keyed('auth.builtin.htpasswd', () => loadHtpasswd(auth.htpasswd));
   for (const msg of missingUsers(auth, users)) warn(msg);
-  const keyPath = auth.signingkey ?? defaultKeyPath;
-  const key = await keyed('auth.builtin.signingkey', () => loadOrCreateSigningKey({ path: keyPath }));
+  const keyPath = auth.signingkey ?? (typeof defaultKey === 'string' ? defaultKey : undefined);
+  const store = auth.signingkey === undefined && typeof defaultKey === 'object' ? defaultKey : undefined;
+  const key = await keyed('auth.builtin.signingkey', () => loadOrCreateSigningKey({ path: keyPath, ...(store && { store }) }));
   const issuer = await keyed('auth.builtin', async () =>
     createIssuer({
       issuer: auth.issuer,

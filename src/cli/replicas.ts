@@ -83,7 +83,7 @@ function warnAboutPerProcessKeys(config: Config, log: Logger): void {
     log.warn('redis is configured (replicas) but http.secret is not: each replica makes its own, and an upload cannot move between them');
   }
   const auth = config.auth;
-  if (auth?.kind === 'builtin' && auth.signingkey === undefined && config.storage.driver !== 'filesystem') {
+  if (auth?.kind === 'builtin' && auth.signingkey === undefined && config.storage.driver === 'inmemory') {
     log.warn('redis is configured (replicas) but auth.builtin.signingkey is not: each replica signs tokens with its own key');
   }
 }

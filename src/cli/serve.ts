@@ -14,6 +14,7 @@ import { ConfigError } from '../config/raw.js';
 import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
 import { startIndex } from './index-command.js';
+import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
 import { startReplicas } from './replicas.js';
@@ -94,9 +95,10 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   if (mirror) opened.push(() => mirror.close());
   const registry = mirror?.registry ?? storageRegistry;
-  // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2), or in memory.
-  const keyPath = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : undefined;
-  const { access, tokenHandlers } = await createAuth(config.auth, keyPath, (m) => log.warn(m));
+  // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2): in the root, in the
+  // bucket (a conditional write, so replicas agree on one), or in memory (inmemory storage).
+  const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
+  const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
   const notifier = await startNotifications(config, log, metrics.registry);
   if (notifier) opened.push(() => notifier.stop());
@@ -117,6 +119,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     ...(tokenHandlers && { tokenHandlers }),
     ...(notifier && { events: notifier.sink }),
     ...(mirror?.names && { names: mirror.names }),
+    management: storageRegistry.management,
   });
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);

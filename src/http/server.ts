@@ -2,7 +2,7 @@
  * The HTTP app: a Koa app whose middleware (middleware/) runs in this order for every request:
  *   request id, fixed headers → access log → request observer (metrics) → error response →
  *   probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
- * → token endpoints → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
+ * → token endpoints → management API (`/berth/v1/`, dispatch.ts) → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
  * (unrouted.ts).
  * Handlers do the rest: parse, one storage call, headers and body. Serving it is listen.ts's.
  */
@@ -12,10 +12,10 @@ import { NoRouteError } from '../errors.js';
 import type { HealthState } from '../health/health.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../notifications/event.js';
-import type { Registry } from '../storage/registry.js';
+import type { Registry, RegistryManagement } from '../storage/registry.js';
 import { requestBaseUrl } from './base-url.js';
 import type { Ctx, HandlerDeps, NameRouting, RequestState } from './context.js';
-import { registryApi, tokenApi } from './dispatch.js';
+import { managementApi, registryApi, tokenApi } from './dispatch.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
 import { abortSignal } from './middleware/abort-signal.js';
 import { accessLog } from './middleware/access-log.js';
@@ -63,6 +63,8 @@ export interface AppOptions {
   readonly events?: EventSink;
   /** Which repository a request's name means (the mirror's prefixes, `?ns=`, default upstream); none: the name itself. */
   readonly names?: NameRouting;
+  /** Repository delete and usage for the management API (`/berth/v1/`); none: those endpoints answer 503. */
+  readonly management?: RegistryManagement;
 }
 
 /** The registry's Koa app, every middleware in place; serve it with `listen()`. */
@@ -89,6 +91,7 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   if (prefix !== '') app.use(stripPrefix(prefix));
   app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
+  app.use(managementApi({ deps: { ...deps, management: opts.management }, access: opts.access, readOnly: opts.readOnly, prefix }));
   app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));
   app.use(async (ctx) => {
     throw unroutedError(ctx.path);

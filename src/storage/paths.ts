@@ -44,6 +44,7 @@ export const paths = {
   repositoriesRoot: `${V2}/repositories`,
   repo: (name: RepoName): string => `${V2}/repositories/${name}`,
 
+  layers: (name: RepoName): string => `${V2}/repositories/${name}/${LAYERS_DIR}`,
   layersOf: (name: RepoName, alg: DigestAlgorithm): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${alg}`,
   layerLink: (name: RepoName, d: Digest): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${linkSuffix(d)}`,
   layerLinkDir: (name: RepoName, d: Digest): string =>
@@ -76,6 +77,8 @@ export const paths = {
 
   /** Where `check --repair` moves blob data that does not match its digest (Berth's own, outside v2). */
   quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
+  /** The built-in issuer's generated signing key on storage other than a filesystem (Berth's own, outside v2). */
+  signingKey: '/berth/token-signing-key.pem',
 } as const;
 
 /**

@@ -18,6 +18,7 @@ import type { ManifestStore, PutManifestResult } from './manifests/manifests.js'
 import type { PurgeReport } from './uploads/purge-uploads.js';
 import type { Reference, RepoName } from './reference.js';
 import type { ReferrerDescriptor } from './manifests/referrers.js';
+import type { RegistryManagement } from './management/management-face.js';
 import type { UploadStore } from './uploads/uploads.js';
 
 /** How a blob is to be served. */
@@ -112,4 +113,7 @@ export interface Maintenance {
 }
 
 /** A registry over local storage: all its faces in one object (HTTP is handed it as a `Registry`). */
-export interface LocalRegistry extends CacheRegistry, Maintenance {}
+export interface LocalRegistry extends CacheRegistry, Maintenance {
+  /** Repository delete and usage (the management API and `berth usage`). */
+  readonly management: RegistryManagement;
+}

@@ -16,6 +16,7 @@ import { observeDriver } from './indexing/index-observer.js';
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
+import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
 import type { RepoName } from './reference.js';
 import type { LocalRegistry, Repository } from './registry-face.js';
@@ -30,6 +31,7 @@ export type { BlobInfo, ByteRange } from './blobs/blobs.js';
 export { type SendableReader, isSendable } from './driver/driver.js';
 export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js';
 export type { ListRange } from './indexing/index-port.js';
+export type { DeletedRepository, RegistryManagement, RepoUsage, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
@@ -84,6 +86,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     blobs,
     linkGate: gate,
     inventory: createInventory(driver, blobs),
+    management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled }),
     purgeUploads: (purge, o) => purgeUploads(driver, purge, (key, fn) => sessions.exclusive(key, fn), o),
   };
 }

@@ -86,6 +86,7 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ...(opts.automaticCrossMount !== undefined && { automaticCrossMount: opts.automaticCrossMount }),
     ...(access && { access }),
     ...(tokenHandlers && { tokenHandlers }),
+    management: registry.management,
   });
   const running = await listen(app, '127.0.0.1', 0);
   return {

@@ -29,6 +29,10 @@ export interface ClusterOptions {
   /** `redis.addr`; none: every replica has its own in-process gate. */
   readonly redisAddr?: string;
   readonly graceperiod: string;
+  /** Top-level YAML sections added to every replica's config (e.g. `auth:`, `notifications:`). */
+  readonly extraYaml?: readonly string[];
+  /** Start the replicas all at once (default: one after another). */
+  readonly together?: boolean;
 }
 
 export interface Cluster {
@@ -70,6 +74,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     '    gc:',
     `      graceperiod: ${o.graceperiod}`,
     ...(o.redisAddr === undefined ? [] : ['redis:', `  addr: ${o.redisAddr}`]),
+    ...(o.extraYaml ?? []),
     '',
   ].join('\n');
   const proxy = await startRoundRobinProxy({ ports: ports.map((p) => p.http) });
@@ -89,7 +94,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     return p;
   };
   try {
-    for (let i = 0; i < o.n; i++) await start(i);
+    if (o.together === true) await Promise.all(Array.from({ length: o.n }, (_, i) => start(i)));
+    else for (let i = 0; i < o.n; i++) await start(i);
   } catch (err) {
     for (const r of replicas) if (r) stopping.add(r);
     for (const r of replicas) await r?.stop();

@@ -93,6 +93,14 @@ export interface StorageDriver {
    */
   putContent(path: string, data: Uint8Array, o?: CallOptions): Promise<void>;
   /**
+   * Writes `data` at `path` only if no object is there (a conditional write, S3's `If-None-Match: *`),
+   * so that of several processes creating one object at once exactly one wins and every other reads
+   * the winner's. Resolves true when this call created the object, false when one was there (or
+   * another writer's conditional write of it was under way). Drivers that cannot do it atomically
+   * across processes do not have it.
+   */
+  createContent?(path: string, data: Uint8Array, o?: CallOptions): Promise<boolean>;
+  /**
    * A stream of the file from `offset`. Resolves once the file is open; rejects before any byte flows.
    * An offset equal to the size gives an empty stream. Aborting the signal destroys the stream.
    * With `capabilities.sendableReaders` the stream is a SendableReader.

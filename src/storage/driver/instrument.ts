@@ -10,6 +10,7 @@ import type { CallOptions, DriverErrorCode, FileInfo, FileWriter, StorageDriver 
 export type DriverOp =
   | 'getContent'
   | 'putContent'
+  | 'createContent'
   | 'reader'
   | 'writer'
   | 'stat'
@@ -88,6 +89,10 @@ export function instrument(driver: StorageDriver, observe?: DriverCallObserver):
       checkPath(driver.name, p, true);
       yield* leftovers(p, o);
     };
+  }
+  const createContent = driver.createContent?.bind(driver);
+  if (createContent !== undefined) {
+    wrapped.createContent = (p, data, o) => call('createContent', [p], o, () => createContent(p, data, o));
   }
   const redirectUrl = driver.redirectUrl?.bind(driver);
   if (redirectUrl !== undefined) {

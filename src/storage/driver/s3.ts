@@ -30,7 +30,7 @@ import type { HeadObjectCommandOutput, ListObjectsV2CommandOutput } from '@aws-s
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js';
 import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
-import { REDIRECT_EXPIRY_SECONDS, createS3Context, isNoSuchKey, s3ErrorCode } from './s3-client.js';
+import { REDIRECT_EXPIRY_SECONDS, createS3Context, isNoSuchKey, s3ErrorCode, s3Status } from './s3-client.js';
 import type { S3Context, S3DriverOptions } from './s3-client.js';
 import { abortUpload, multipartCopy, uploadsUnder } from './s3-multipart.js';
 import { openS3Writer } from './s3-writer.js';
@@ -75,6 +75,24 @@ class S3Driver implements StorageDriver {
       );
     } catch (err) {
       throw this.ctx.fail('putContent', path, err, o);
+    }
+  }
+
+  async createContent(path: string, data: Uint8Array, o?: CallOptions): Promise<boolean> {
+    try {
+      await this.ctx.client.send(
+        new PutObjectCommand({
+          Bucket: this.ctx.bucket, Key: this.ctx.key(path), Body: data, ContentLength: data.length, IfNoneMatch: '*', ...this.ctx.createParams,
+        }),
+        abortOf(o),
+      );
+      return true;
+    } catch (err) {
+      // 412: the object exists. 409 (ConditionalRequestConflict): another conditional write of it is
+      // under way; it will win or fail, and the caller reads back either way.
+      const status = s3Status(err);
+      if (status === 412 || status === 409) return false;
+      throw this.ctx.fail('createContent', path, err, o);
     }
   }
 

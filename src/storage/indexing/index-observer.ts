@@ -40,11 +40,13 @@ export function observeDriver(driver: StorageDriver, index: GuardedIndex): Stora
       throw err;
     }
   };
+  const create = driver.createContent?.bind(driver);
   return {
     name: driver.name,
     ...(driver.capabilities && { capabilities: driver.capabilities }),
     getContent: (p, o) => driver.getContent(p, o),
     putContent: (p, data, o) => after(() => driver.putContent(p, data, o), p),
+    ...(create && { createContent: (p: string, data: Uint8Array, o?: CallOptions) => after(() => create(p, data, o), p) }),
     reader: (p, offset, o) => driver.reader(p, offset, o),
     writer: async (p, o) => {
       const writer = await driver.writer(p, o);

@@ -24,6 +24,12 @@ import type { RepoName, Tag } from '../reference.js';
 
 export type { RepoName, Tag };
 import type { ReferrerDescriptor } from '../manifests/referrers.js';
+import type { RepoUsage, UsageQuery } from '../management/management-face.js';
+
+export type { UsageQuery };
+
+/** The usage figures an index keeps of one repository (the times come from elsewhere). */
+export type UsageFigures = Omit<RepoUsage, 'lastPush' | 'lastPull'>;
 
 /** A slice of a sorted listing: names strictly after `after` (when given), at most `limit` of them. */
 export interface ListRange {
@@ -64,6 +70,10 @@ export interface RegistryIndex {
   referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   /** Called after a storage write to `change` has settled (succeeded or failed); see rule 3 above. */
   onChange(change: IndexChange): Promise<void>;
+  /** What `repo` costs (usage-port.ts), or undefined when the index cannot vouch or does not know `repo`. */
+  usage?(repo: RepoName): Promise<UsageFigures | undefined>;
+  /** Usage of a page of repositories, sorted by name, or undefined when the index cannot vouch. */
+  usages?(query: UsageQuery): Promise<UsageFigures[] | undefined>;
 }
 
 /** A blob descriptor as a manifest or the blob store gives it. */
@@ -107,6 +117,8 @@ export interface IndexSource {
 /** An index as storage uses it: every call safe, `undefined` whenever the index cannot help. */
 export interface GuardedIndex {
   readonly active: boolean;
+  usage(repo: RepoName): Promise<UsageFigures | undefined>;
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
   repositories(range: ListRange): Promise<readonly string[] | undefined>;
   tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined>;
   referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
@@ -135,6 +147,8 @@ export function guardIndex(index: RegistryIndex | undefined): GuardedIndex {
     repositories: (range) => ask((i) => i.repositories(range)),
     tags: (repo, range) => ask((i) => i.tags(repo, range)),
     referrers: (repo, subject) => ask((i) => i.referrers(repo, subject)),
+    usage: (repo) => ask((i) => i.usage?.(repo) ?? Promise.resolve(undefined)),
+    usages: (query) => ask((i) => i.usages?.(query) ?? Promise.resolve(undefined)),
     onChange: async (change) => {
       await ask(async (i) => {
         await i.onChange(change);

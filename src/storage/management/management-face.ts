@@ -1,0 +1,59 @@
+/**
+ * Storage's management face (what `/berth/v1/` and `berth usage` use): repository delete and the usage
+ * figures the index keeps. Types only; registry.ts builds it (management.ts) and re-exports these.
+ */
+import type { Digest } from '../digest.js';
+import type { CallOptions } from '../driver/driver.js';
+import type { RepoName, Tag } from '../reference.js';
+
+/**
+ * What one repository costs. Bytes count each distinct blob the repository links once (layers,
+ * configs and manifests): `logicalBytes` all of them, `sharedBytes` those another repository links too,
+ * `exclusiveBytes` the rest (what deleting the repository would free at the next collection).
+ */
+export interface RepoUsage {
+  readonly name: RepoName;
+  readonly logicalBytes: number;
+  readonly sharedBytes: number;
+  readonly exclusiveBytes: number;
+  readonly tags: number;
+  /** Manifest revisions (images, indexes and their children, artifacts). */
+  readonly manifests: number;
+  /** The last manifest push and pull (times interface), undefined when not known. */
+  readonly lastPush: Date | undefined;
+  readonly lastPull: Date | undefined;
+}
+
+/** A page of usage figures: repositories whose names start with `prefix`, after `after`, at most `limit`. */
+export interface UsageQuery {
+  readonly prefix?: string | undefined;
+  readonly after?: string | undefined;
+  readonly limit?: number | undefined;
+  /** Only repositories this answers true for (the caller's grant); the page is filled from those. */
+  readonly include?: ((name: string) => boolean) | undefined;
+}
+
+/** What a repository delete removed (for notifications and the answer). */
+export interface DeletedRepository {
+  readonly name: RepoName;
+  /** The manifest revisions it linked. */
+  readonly manifests: readonly Digest[];
+  /** The tags it had. */
+  readonly tags: readonly Tag[];
+}
+
+export interface RegistryManagement {
+  /**
+   * The usage of one repository, from the index.
+   * @throws NAME_UNKNOWN when it is not a repository; UNAVAILABLE while the index cannot answer
+   */
+  usage(name: RepoName, o?: CallOptions): Promise<RepoUsage>;
+  /** Usage of a page of repositories, sorted by name. @throws UNAVAILABLE while the index cannot answer */
+  usages(query: UsageQuery, o?: CallOptions): Promise<RepoUsage[]>;
+  /**
+   * Removes every link of the repository (tags, revisions, layers, uploads): it leaves the catalog at
+   * once; blob bytes are freed by the next collection.
+   * @throws NAME_UNKNOWN when it is not a repository; UNSUPPORTED when deletes are disabled
+   */
+  deleteRepository(name: RepoName, o?: CallOptions): Promise<DeletedRepository>;
+}

@@ -1,0 +1,67 @@
+/**
+ * The management face over a registry's driver and index (management-face.ts): repository delete,
+ * which removes the repository's three folders (`_manifests`, `_layers`, `_uploads`) and so every link
+ * it holds, leaving any nested repository (`a/b` under `a`) alone; and usage, which only the index
+ * answers (a walk of every link of every repository is what the index is there to avoid).
+ */
+import { nameUnknown, unavailable, unsupported } from '../../errors.js';
+import { repositoryExists } from '../catalog.js';
+import type { Digest } from '../digest.js';
+import type { CallOptions, StorageDriver } from '../driver/driver.js';
+import { deleteIfExists } from '../driver/not-found.js';
+import type { GuardedIndex } from '../indexing/index-port.js';
+import { listRevisions } from '../manifests/manifests.js';
+import { listTags } from '../manifests/tags.js';
+import { paths } from '../paths.js';
+import type { RepoName } from '../reference.js';
+import type { DeletedRepository, RegistryManagement, RepoUsage } from './management-face.js';
+
+export interface ManagementOptions {
+  /** The driver storage writes through (observed, so the index hears of the deletes). */
+  readonly driver: StorageDriver;
+  readonly index: GuardedIndex;
+  readonly deleteEnabled: boolean;
+}
+
+export function createManagement(opts: ManagementOptions): RegistryManagement {
+  const { driver } = opts;
+  return {
+    async usage(name, o) {
+      if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+      const figures = await opts.index.usage(name);
+      if (figures === undefined) throw indexUnavailable();
+      return withTimes(figures);
+    },
+    async usages(query) {
+      const page = await opts.index.usages(query);
+      if (page === undefined) throw indexUnavailable();
+      return page.map(withTimes);
+    },
+    async deleteRepository(name, o) {
+      if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+      if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+      return removeRepository(driver, name, o);
+    },
+  };
+}
+
+/** Reads what the repository holds, then removes its folders (manifests first: it leaves the catalog of registry:2 v3 at once). */
+async function removeRepository(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<DeletedRepository> {
+  const tags = (await listTags(driver, name, o)) ?? [];
+  const manifests: Digest[] = [];
+  for await (const d of listRevisions(driver, name, o)) manifests.push(d);
+  await deleteIfExists(driver, paths.manifests(name), o);
+  await deleteIfExists(driver, paths.layers(name), o);
+  await deleteIfExists(driver, paths.uploads(name), o);
+  return { name, manifests, tags };
+}
+
+function indexUnavailable(): Error {
+  return unavailable('usage figures come from the index, which is not ready (rebuilding, or not configured); try again shortly');
+}
+
+/** The index's figures with the last push and pull (times interface). */
+function withTimes(f: Omit<RepoUsage, 'lastPush' | 'lastPull'>): RepoUsage {
+  // TODO(times): lastPush/lastPull from helper `retention`'s ManifestTimes once it is on main.
+  return { ...f, lastPush: undefined, lastPull: undefined };
+}
