@@ -9,6 +9,7 @@
  * writing cost the loop. wrk's window starts with the uploads; if they end first, its tail is unloaded.
  */
 import { rm } from 'node:fs/promises';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { pushSmallImage, uploadMonolithic } from './lib/client.js';
@@ -28,9 +29,18 @@ function metric(text: string, name: string): number {
   return m?.[1] === undefined ? Number.NaN : Number(m[1]);
 }
 
-async function scrape(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  return res.text();
+/** GET `url` on a connection of its own (a kept-alive one may have been closed by the server meanwhile). */
+function scrape(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', reject);
+      res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.once('timeout', () => req.destroy(new Error(`${url}: no answer within 30 s`)));
+    req.once('error', reject);
+  });
 }
 
 interface Sample {
