@@ -18,15 +18,17 @@ import { dockerFamily } from './docker.js';
 import { listingFamily } from './listing.js';
 import { manifestsFamily } from './manifests.js';
 import { mirrorFamily } from './mirror.js';
+import { mixedFamily } from './mixed.js';
 import { s3Family } from './s3.js';
 import { summarizeProfiles } from './lib/cpuprofile.js';
 import { type Family, type RunContext, parseOptions } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, legend, textTable, writeResults } from './lib/report.js';
 import { BERTH_TSX, buildBerth, registry2Version } from './lib/servers.js';
+import { BENCH_TOOLS, ensureTools } from './lib/tools.js';
 
 /** In the order `npm run bench` runs them. */
-const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family, mirrorFamily];
+const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family, mirrorFamily, mixedFamily];
 
 function usage(): string {
   return [
@@ -35,6 +37,7 @@ function usage(): string {
     'With no family, runs every family and writes one table. --quick: small sizes and short runs (the',
     'defaults in brackets). --from-source: run Berth through tsx instead of compiling it first.',
     '--cpu-prof / --heap-prof: Berth writes V8 profiles to $TMPDIR/berth-bench-profiles-<time>/ (kept).',
+    'BERTH_BENCH_MAIN=<path>/dist/main.js: run that compiled Berth instead of compiling this checkout.',
     '',
     'families and their options (full run [quick]):',
     ...FAMILIES.map((f) =>
@@ -85,11 +88,16 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  await ensureTools(BENCH_TOOLS, log);
   const version = await registry2Version();
   const build = await makeTempDir('berth-bench-build-');
   try {
     let berth = BERTH_TSX;
-    if (!inv.flags.has('--from-source')) {
+    const prebuilt = process.env['BERTH_BENCH_MAIN'];
+    if (prebuilt !== undefined && prebuilt !== '') {
+      // A Berth compiled elsewhere (another commit's dist/main.js), to compare two commits with one bench.
+      berth = { label: `node ${prebuilt} (BERTH_BENCH_MAIN)`, cmd: process.execPath, args: [prebuilt] };
+    } else if (!inv.flags.has('--from-source')) {
       log('compiling Berth (tsconfig.build.json) …');
       berth = await buildBerth(build, log);
     }

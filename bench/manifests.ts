@@ -9,7 +9,7 @@
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { pushSmallImage, send } from './lib/client.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
-import { type FamilyReport, type Row, alternate, atLeastFor, below, formatValue, median } from './lib/report.js';
+import { type FamilyReport, type Row, alternate, atLeastFor, atMost, formatValue, median } from './lib/report.js';
 import { type Running, type Target, TARGET_LABEL, startBerth, startRegistry2 } from './lib/servers.js';
 import { type LoadResult, runHey, runWrk } from './lib/load.js';
 import { join } from 'node:path';
@@ -27,7 +27,8 @@ async function runManifests(o: Readonly<Record<string, number>>, ctx: RunContext
   const work = await makeTempDir('berth-bench-manifests-');
   const running: Running[] = [];
   try {
-    const berth = await startBerth(join(work, 'berth'), work, { command: ctx.berth, level: 'warn', nodeFlags: profileFlags(ctx, 'manifests') });
+    const accessLog = opt(o, 'access-log') === 1;
+    const berth = await startBerth(join(work, 'berth'), work, { command: ctx.berth, level: 'warn', accessLog, nodeFlags: profileFlags(ctx, 'manifests') });
     running.push(berth);
     const reg = await startRegistry2(join(work, 'registry2'), work);
     running.push(reg);
@@ -46,7 +47,9 @@ async function runManifests(o: Readonly<Record<string, number>>, ctx: RunContext
     const seconds = opt(o, 'seconds');
     const rows: Row[] = [];
     const notes: string[] = [
-      `Berth: ${ctx.berth.label}, log level warn (no line per request); registry:2 log level error with the access log disabled`,
+      accessLog
+        ? `Berth: ${ctx.berth.label}, log level info with the access log on (a default install: one JSON line per request on stderr, read by the bench); registry:2 log level error with the access log disabled`
+        : `Berth: ${ctx.berth.label}, log level warn (no line per request); registry:2 log level error with the access log disabled`,
       `image: one 4 KiB layer, a config and an OCI manifest tagged latest (${digest.berth}), pushed through each server's API`,
     ];
     for (const method of ['GET', 'HEAD'] as const) {
@@ -68,13 +71,13 @@ async function runManifests(o: Readonly<Record<string, number>>, ctx: RunContext
       ctx.log(`  manifest ${method}: Berth ${formatValue(median(rate.berth), 'req/s')} (p99 ${formatValue(median(p99.berth), 'ms')}), registry:2 ${formatValue(median(rate.registry2), 'req/s')} (p50 ${formatValue(median(p50.registry2), 'ms')})`);
       const what = `manifest ${method} by tag, ${connections} connections`;
       rows.push(
-        { scenario: what, unit: 'req/s', samples: rate, ...(method === 'GET' && { goal: atLeastFor('req/s', 3) }), note: `${method === 'GET' ? 'wrk' : 'hey on one CPU (wrk cannot send HEAD)'}, ${seconds} s per sample, every answer checked to be 2xx` },
+        { scenario: what, unit: 'req/s', samples: rate, goal: atLeastFor('req/s', 5), note: `${method === 'GET' ? 'wrk' : 'hey on one CPU (wrk cannot send HEAD)'}, ${seconds} s per sample, every answer checked to be 2xx` },
         { scenario: `${what}, p50 latency`, unit: 'ms', samples: p50 },
         {
           scenario: `${what}, p99 latency`,
           unit: 'ms',
           samples: p99,
-          ...(method === 'GET' && { goal: below(median(p50.registry2), "registry:2's p50", 'ms') }),
+          ...(method === 'GET' && { goal: atMost(20, 'ms') }),
         },
       );
     }
@@ -94,6 +97,7 @@ export const manifestsFamily: Family = {
     { name: 'connections', help: 'wrk connections', full: 50, quick: 50, min: 1, max: 10_000 },
     { name: 'seconds', help: 'wrk duration per sample', full: 10, quick: 3, min: 1, max: 600 },
     { name: 'threads', help: 'wrk threads', full: 1, quick: 1, min: 1, max: 64 },
+    { name: 'access-log', help: "1: Berth logs at info with its access log on (the default install, issue #19's target); 0: warn, no line per request", full: 1, quick: 1, min: 0, max: 1 },
   ],
   run: runManifests,
 };

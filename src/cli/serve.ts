@@ -53,7 +53,7 @@ export interface Serving {
 export async function serve(file: string | undefined, env: Record<string, string | undefined>): Promise<Serving> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
-  const log = loggerFor(config);
+  const log = loggerFor(config, undefined, true);
   for (const w of warnings) log.warn(w);
   // What has been started so far, closed in reverse order should a later step fail (a port taken,
   // an unreadable file): a failed start leaves no connection, lock or listener behind.

@@ -9,10 +9,13 @@ import { openDriver } from '../storage/driver/factory.js';
 import type { S3DriverOptions } from '../storage/driver/s3.js';
 import type { DriverCallObserver } from '../storage/driver/instrument.js';
 
-/** The logger `log.level` and `log.formatter` ask for (`logstash` is written as JSON lines), with `log.fields` on every line. */
-export function loggerFor(config: Config, write?: (line: string) => void): Logger {
+/**
+ * The logger `log.level` and `log.formatter` ask for (`logstash` is written as JSON lines), with
+ * `log.fields` on every line. `async`: stderr written in the background (the server), not line by line.
+ */
+export function loggerFor(config: Config, write?: (line: string) => void, async = false): Logger {
   const format = config.log.formatter === 'text' ? 'text' : 'json';
-  return createLogger({ level: config.log.level, format, ...(write && { write }) }, { ...config.log.fields });
+  return createLogger({ level: config.log.level, format, async, ...(write && { write }) }, { ...config.log.fields });
 }
 
 /**

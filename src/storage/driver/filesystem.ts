@@ -27,17 +27,18 @@
 import { close as closeFd, constants, fstat as fstatFd, open as openFd, stat as statPath } from 'node:fs';
 import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
 import type { CallOptions, FileInfo, FileWriter, SendableReader, StorageDriver } from './driver.js';
 import { isValidPath } from './instrument.js';
 import {
-  type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, skipMissing, syncDir,
+  type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, syncDir,
   tempPathFor, toInfo, versionOf, writeSynced,
 } from './filesystem-io.js';
 import { FileReader } from './filesystem-reader.js';
 import { FilesystemWriter } from './filesystem-writer.js';
+import { tempFiles, walkTree } from './filesystem-walk.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -204,8 +205,8 @@ class FilesystemDriver implements StorageDriver {
     await guard(path, o, MISSING, () => rm(full, { recursive: true, force: false }));
   }
 
-  walk(path: string, o?: CallOptions): AsyncIterable<FileInfo> {
-    return this.walkFrom(path, o);
+  async *walk(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
+    yield* walkTree(path, this.full(path, true), o);
   }
 
   /**
@@ -213,51 +214,7 @@ class FilesystemDriver implements StorageDriver {
    * entry types, so no lstat of every file as `walk` does) and an lstat per temporary file only.
    */
   async *leftovers(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
-    yield* this.leftoversIn(path, this.full(path, true), true, o);
-  }
-
-  private async *leftoversIn(path: string, full: string, top: boolean, o?: CallOptions): AsyncGenerator<FileInfo> {
-    const listed = guard(path, o, MISSING, () => readdir(full, { withFileTypes: true }));
-    const entries = top ? await listed : await listed.catch(skipMissing);
-    for (const e of entries ?? []) {
-      const child = childPath(path, e.name);
-      if (e.isDirectory()) {
-        yield* this.leftoversIn(child, join(full, e.name), false, o);
-      } else if (e.isFile() && TEMP_FILE.test(e.name)) {
-        const st = await guard(child, o, MISSING, () => lstat(join(full, e.name))).catch(skipMissing);
-        if (st !== undefined) yield toInfo(child, st);
-      }
-    }
-  }
-
-  private async *walkFrom(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
-    const full = this.full(path, true);
-    const entries = await guard(path, o, MISSING, () => readdir(full));
-    yield* this.walkEntries(path, full, entries, o);
-  }
-
-  /** Pre-order: each entry, then (for a real directory, not a symlink) everything under it. */
-  private async *walkEntries(
-    path: string,
-    full: string,
-    names: string[],
-    o?: CallOptions,
-  ): AsyncGenerator<FileInfo> {
-    for (const name of names) {
-      if (TEMP_FILE.test(name)) continue;
-      o?.signal?.throwIfAborted();
-      const child = childPath(path, name);
-      const childFull = join(full, name);
-      const info = await guard(child, o, MISSING, async () => {
-        const link = await lstat(childFull);
-        return { link, st: link.isSymbolicLink() ? await stat(childFull) : link };
-      }).catch(skipMissing);
-      if (info === undefined) continue; // removed while walking, or a dangling symlink
-      yield toInfo(child, info.st);
-      if (!info.link.isDirectory()) continue;
-      const below = await guard(child, o, MISSING, () => readdir(childFull)).catch(skipMissing);
-      if (below !== undefined) yield* this.walkEntries(child, childFull, below, o);
-    }
+    yield* tempFiles(path, this.full(path, true), true, o);
   }
 
   /**
