@@ -1,10 +1,9 @@
 /**
  * Builds the pull-through cache from the `proxy` section (config/proxy.ts): an upstream client per
- * upstream with its credentials, the blob spool, the mirror wrapping the registry (src/mirror/), its
+ * upstream with its credentials, the blob fetches in progress, the mirror wrapping the registry (src/mirror/), its
  * name routing, metrics and one log line per upstream fetch.
  */
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
@@ -12,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import type { NameRouting } from '../http/context.js';
 import type { Logger } from '../log.js';
 import { createMirrorMetrics } from '../metrics/mirror.js';
-import { createBlobSpool } from '../mirror/blob-spool.js';
+import { type BlobRange, createBlobFetches } from '../mirror/blob-fetches.js';
 import { type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
@@ -44,8 +43,7 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
   const { local } = storage;
-  const spoolDir = await makeSpoolDir(config);
-  const spool = createBlobSpool(spoolDir);
+  const fetches = createBlobFetches();
   const counters = createMirrorMetrics(metrics);
   const events: MirrorEvents = {
     ...counters,
@@ -61,17 +59,19 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
     prefix: u.prefix,
     revalidateMs: u.revalidateMs,
   }));
-  const holds = async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined;
+  const stored = {
+    holds: async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined,
+    open: (d: Digest, range: BlobRange) => local.blobs.open(d, range),
+  };
   const expiry = await startExpiry(config, proxy, storage.evictable, events, log);
-  const registry = createMirror({ local, upstreams, spool, events, holds, record: expiry.record });
+  const registry = createMirror({ local, upstreams, fetches, events, stored, record: expiry.record });
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,
     names: routerFor(proxy, local),
     async close() {
       await expiry.stop();
-      await spool.close();
-      await rm(spoolDir, { recursive: true, force: true });
+      await fetches.close();
     },
   };
 }
@@ -136,16 +136,6 @@ function upstreamFor(proxy: ProxyConfig, name: string): UpstreamConfig | undefin
 function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
   if (proxy.form === 'remoteurl') return undefined;
   return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
-}
-
-/** Beside the registry:2 tree on filesystem storage (one filesystem, outside docker/registry/v2); else the OS temp dir. */
-async function makeSpoolDir(config: Config): Promise<string> {
-  const storage = config.storage;
-  if (storage.driver !== 'filesystem') return mkdtemp(join(tmpdir(), 'berth-mirror-spool-'));
-  const dir = join(resolve(storage.rootdirectory), 'berth', 'mirror-spool');
-  await rm(dir, { recursive: true, force: true }); // leftovers of a previous run are never whole blobs
-  await mkdir(dir, { recursive: true });
-  return dir;
 }
 
 /** The upstream's credentials: its username and password, or its credentials file read at each use. */

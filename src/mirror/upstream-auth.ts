@@ -7,6 +7,7 @@
  * A realm is followed only over http(s). Credentials belong to one upstream: they go to that upstream
  * and to the realm it names, never anywhere else (blob redirects are fetched without them, upstream.ts).
  */
+import { type UpstreamResponse, readBody } from './upstream-http.js';
 
 /** One parsed `WWW-Authenticate` challenge. */
 export interface Challenge {
@@ -41,13 +42,16 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   return { scheme: (m[1] ?? '').toLowerCase() === 'basic' ? 'basic' : 'bearer', params };
 }
 
+/** A token answer is refused past this size. */
+const MAX_TOKEN_BYTES = 1024 * 1024;
+
 /** Tokens live this long when the token server names no `expires_in` (the token spec's default). */
 const DEFAULT_TOKEN_SECONDS = 60;
 /** A cached token is renewed this long before it expires. */
 const EXPIRY_MARGIN_MS = 5_000;
 
 /** Fetches with the signal and timeout the caller wants (upstream.ts's fetch without redirects). */
-export type Fetcher = (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
+export type Fetcher = (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<UpstreamResponse>;
 
 /** The Authorization headers of one upstream: what to send first, and what to send after a 401. */
 export interface UpstreamAuth {
@@ -88,14 +92,14 @@ export function createUpstreamAuth(credentials: () => Promise<Credentials | unde
     url.searchParams.set('scope', scope);
     const auth = await basic();
     const res = await fetcher(url.href, { headers: auth === undefined ? {} : { Authorization: auth }, signal });
-    if (!res.ok) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status >= 300) {
+      res.discard();
       throw new UpstreamAuthError(`the upstream's token realm answered ${res.status}`, res.status);
     }
-    const body = (await res.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    const value = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
+    const body = await tokenAnswer(res);
+    const value = typeof body?.token === 'string' ? body.token : typeof body?.access_token === 'string' ? body.access_token : undefined;
     if (value === undefined || value === '') throw new UpstreamAuthError("the upstream's token realm answered no token");
-    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+    const seconds = typeof body?.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
     const entry = { header: `Bearer ${value}`, expires: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS };
     tokens.set(scope, entry);
     return entry.header;
@@ -121,4 +125,16 @@ export function createUpstreamAuth(credentials: () => Promise<Credentials | unde
       tokens.delete(scope);
     },
   };
+}
+
+/** The token server's JSON answer; an unreadable one counts as empty (no token in it). @throws UpstreamAuthError past MAX_TOKEN_BYTES */
+async function tokenAnswer(res: UpstreamResponse): Promise<{ token?: unknown; access_token?: unknown; expires_in?: unknown } | undefined> {
+  const tooLarge = (): Error => new UpstreamAuthError(`the upstream's token realm answered more than ${MAX_TOKEN_BYTES} bytes`);
+  try {
+    const parsed = JSON.parse((await readBody(res, MAX_TOKEN_BYTES, tooLarge)).toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? parsed : undefined;
+  } catch (err) {
+    if (err instanceof UpstreamAuthError) throw err;
+    return undefined;
+  }
 }
