@@ -19,7 +19,7 @@
  */
 import { Readable } from 'node:stream';
 import { isRegistryError } from '../errors.js';
-import type { Digest } from '../storage/digest.js';
+import { type Digest, Digester, digestAlgorithm } from '../storage/digest.js';
 import { type UpstreamBlob, UpstreamError } from './upstream.js';
 
 /** A byte range, both ends inclusive (already checked against the size). */
@@ -44,7 +44,10 @@ export interface BlobFetch {
   readonly digest: Digest;
   /** Starts the upstream GET (its signal stops the transfer). @throws UpstreamError */
   start(signal: AbortSignal): Promise<UpstreamBlob>;
-  /** Stores the blob from `stream` (storage's upload API, which verifies the digest); resolves once it is committed. */
+  /**
+   * Stores the blob from `stream`, which ends only once its bytes matched the digest and fails otherwise
+   * (storage's CacheUploads.ingestVerified); resolves once the blob is committed.
+   */
   store(stream: Readable): Promise<void>;
   /** The stored blob's bytes `range` (once `store` resolved), for a reader that fell behind. */
   stored(range: BlobRange): Promise<Readable>;
@@ -65,6 +68,9 @@ export interface BlobFetches {
 /** The latest bytes kept in memory for readers that keep up. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
 
+/** How far the upstream may get ahead of the cache write (the bytes the write has not taken stay in memory). */
+const MAX_AHEAD = 16 * 1024 * 1024;
+
 /** A set of blob fetches. */
 export function createBlobFetches(): BlobFetches {
   const byKey = new Map<string, Promise<InFlightBlob>>();
@@ -83,11 +89,14 @@ export function createBlobFetches(): BlobFetches {
     }
     controllers.add(controller);
     const promise = self();
-    const tee = new Tee(f, upstream.size);
-    const settled = tee.run(upstream.body);
-    const cached = settled.finally(() => {
+    const forget = (): void => {
       if (byKey.get(key) === promise) byKey.delete(key);
       if (byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
+    };
+    // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
+    const tee = new Tee(f, upstream.size, forget);
+    const cached: Promise<void> = tee.run(upstream.body).finally(() => {
+      forget();
       controllers.delete(controller);
       tee.release();
     });
@@ -122,57 +131,114 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** One fetch: the upstream's bytes into the cache write, the latest of them kept for the readers. */
+/**
+ * One fetch: the upstream's bytes pumped into a window in memory, hashed on the way, from which the
+ * cache write and the readers each take them at their own pace. The window keeps the latest
+ * WINDOW_BYTES and everything the cache write has not taken yet; the pump waits while it is more than
+ * MAX_AHEAD bytes ahead of the cache write (unless that write failed: readers then still get the blob).
+ */
 class Tee {
-  /** Bytes passed on to the cache write so far. */
+  /** Bytes received from the upstream so far. */
   received = 0;
+  /** The upstream's bytes: still arriving, all there and matching the digest, or failed. */
   private state: 'filling' | 'verified' | 'failed' = 'filling';
   private error: Error | undefined;
+  /** The cache write: under way, committed, or failed. */
+  private storage: 'writing' | 'stored' | 'failed' = 'writing';
+  private storeError: Error | undefined;
+  /** Bytes the cache write has taken. */
+  private storePos = 0;
   private waiters: (() => void)[] = [];
   private released = false;
   /** The bytes from `windowStart` to `received`. */
   private window: Buffer[] = [];
   private windowStart = 0;
 
-  constructor(private readonly f: BlobFetch, private readonly expected: number | undefined) {}
+  /** `failed` is called as soon as the upstream's bytes turn out wrong or stop coming. */
+  constructor(private readonly f: BlobFetch, private readonly expected: number | undefined, private readonly failed: () => void) {}
 
-  /** Stores `body` through the fetch's cache write; settles the state (and rejects) when either fails. */
+  /** Pumps `body` and stores it; resolves once the blob is verified and stored, rejects with the first failure. */
   async run(body: Readable): Promise<void> {
+    const storing = this.f.store(Readable.from(this.forStorage(), { objectMode: false })).then(
+      () => this.settleStorage('stored'),
+      (err: unknown) => {
+        this.settleStorage('failed', asUpstreamFailure(err, this.f.digest));
+        throw this.storeError;
+      },
+    );
     try {
-      await this.f.store(Readable.from(this.pass(body), { objectMode: false }));
-      this.state = 'verified';
+      await this.pump(body);
     } catch (err) {
-      body.destroy();
       this.error = asUpstreamFailure(err, this.f.digest);
       this.state = 'failed';
-      throw this.error;
-    } finally {
+      this.failed();
       this.wake();
+      await storing.catch(() => undefined);
+      throw this.error;
     }
+    await storing;
   }
 
-  /** `body`'s chunks, counted against Content-Length and kept in the window as they go by. */
-  private async *pass(body: Readable): AsyncGenerator<Buffer> {
+  /** Copies `body` into the window, checking its length and digest; marks it verified. */
+  private async pump(body: Readable): Promise<void> {
+    const digester = Digester.create(digestAlgorithm(this.f.digest));
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (this.expected !== undefined && this.received + chunk.length > this.expected) {
         throw new UpstreamError('invalid', `the upstream sent more than its Content-Length of ${this.expected} bytes`);
       }
+      digester.update(chunk);
       this.keep(chunk);
       this.wake();
-      yield chunk;
+      while (this.storage === 'writing' && this.received - this.storePos > MAX_AHEAD) await this.change();
     }
     if (this.expected !== undefined && this.received !== this.expected) {
       throw new UpstreamError('invalid', `the upstream sent ${this.received} of ${this.expected} bytes`);
     }
+    const actual = digester.digest();
+    if (actual !== this.f.digest) throw new UpstreamError('invalid', `the upstream's bytes do not match ${this.f.digest} (they hash to ${actual})`);
+    this.state = 'verified';
+    this.wake();
   }
 
-  /** Adds `chunk` to the window, dropping its oldest chunks past WINDOW_BYTES (never the newest). */
+  /** What the cache write takes: every byte, as it arrives; ends once the blob is verified. */
+  private async *forStorage(): AsyncGenerator<Buffer> {
+    for (;;) {
+      this.throwIfFailed();
+      const kept = this.storePos < this.received ? this.fromWindow(this.storePos, this.received) : undefined;
+      if (kept !== undefined) {
+        this.storePos += kept.length;
+        this.wake(); // the pump may be waiting for the cache write
+        yield kept;
+      } else if (this.state === 'verified') {
+        return;
+      } else {
+        await this.change();
+      }
+    }
+  }
+
+  private settleStorage(outcome: 'stored' | 'failed', err?: Error): void {
+    this.storage = outcome;
+    this.storeError = err;
+    this.trim();
+    this.wake();
+  }
+
+  /** Adds `chunk` to the window. */
   private keep(chunk: Buffer): void {
     this.window.push(chunk);
     this.received += chunk.length;
-    for (let first = this.window[0]; first !== undefined && this.window.length > 1 && this.received - this.windowStart - first.length >= WINDOW_BYTES; first = this.window[0]) {
+    this.trim();
+  }
+
+  /** Drops the window's oldest chunks past WINDOW_BYTES that the cache write has taken (never the newest). */
+  private trim(): void {
+    const taken = this.storage === 'writing' ? this.storePos : this.received;
+    for (let first = this.window[0]; first !== undefined && this.window.length > 1; first = this.window[0]) {
+      const end = this.windowStart + first.length;
+      if (end > taken || this.received - end < WINDOW_BYTES) break;
       this.window.shift();
-      this.windowStart += first.length;
+      this.windowStart = end;
     }
   }
 
@@ -205,7 +271,7 @@ class Tee {
     let pos = start;
     for (;;) {
       this.throwIfFailed();
-      // Everything but the last byte until the blob is verified and stored: wrong bytes are never served whole.
+      // Everything but the last byte until the blob is verified: wrong bytes are never served whole.
       const available = this.state === 'verified' ? this.received : Math.max(0, this.received - 1);
       const limit = Math.min(available, end ?? Number.POSITIVE_INFINITY);
       if (this.state === 'verified' && pos >= limit) return;
@@ -220,8 +286,8 @@ class Tee {
         continue;
       }
       // Fell behind the window: the rest comes from storage once the blob is there.
-      while (this.state === 'filling') await this.change();
-      this.throwIfFailed();
+      while (this.storage === 'writing') await this.change();
+      if (this.storage === 'failed') throw this.storeError ?? new Error('the cache write failed');
       yield* (await this.f.stored({ start: pos, end: (end ?? this.received) - 1 })) as AsyncIterable<Buffer>;
       return;
     }
@@ -241,9 +307,13 @@ class Tee {
     for (const w of waiting) w();
   }
 
-  /** The fetch is over: the window goes (readers still following it read storage). */
+  /**
+   * The fetch is over: new readers read storage. Once the blob is stored the window goes too (readers
+   * still following it read storage); after a failed cache write it stays for them (and goes with them).
+   */
   release(): void {
     this.released = true;
+    if (this.storage !== 'stored') return;
     this.window = [];
     this.windowStart = this.received;
   }

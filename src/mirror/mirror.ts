@@ -206,15 +206,8 @@ function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d
   return o.fetches.fetch(`${m.name}@${d}`, {
     digest: d,
     start: (signal) => m.client.getBlob(m.remote, d, signal),
-    store: async (stream) => {
-      const upload = await local.uploads.start();
-      try {
-        await local.uploads.commit(upload.id, d, stream);
-      } catch (err) {
-        await local.uploads.cancel(upload.id).catch(() => undefined);
-        throw err;
-      }
-    },
+    // The fetch hashes the bytes as they come and ends the stream only once they match `d`.
+    store: async (stream) => void (await local.uploads.ingestVerified(d, stream)),
     stored: (range) => o.stored.open(d, range),
     report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
   });
