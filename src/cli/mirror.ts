@@ -12,7 +12,7 @@ import type { NameRouting } from '../http/context.js';
 import type { Logger } from '../log.js';
 import { createMirrorMetrics } from '../metrics/mirror.js';
 import { type BlobRange, createBlobFetches } from '../mirror/blob-fetches.js';
-import { type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
+import { type EvictionOptions, type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
@@ -25,6 +25,8 @@ import type { LocalRegistry, Registry } from '../storage/registry.js';
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
   readonly registry: Registry;
+  /** The eviction step of each collector run (before its mark): expired and over-budget images removed. */
+  evict(o: { readonly dryRun: boolean }): Promise<number>;
   /** Name routing for Berth's form; undefined for registry:2's (every name is mirrored as is). */
   readonly names: NameRouting | undefined;
   close(): Promise<void>;
@@ -68,6 +70,7 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,
+    evict: (o) => expiry.evict(o),
     names: routerFor(proxy, local),
     async close() {
       await expiry.stop();
@@ -79,13 +82,20 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
 /** How often pull times are saved. */
 const SAVE_EVERY_MS = 30_000;
 
+/** The mirror's expiry: its pull times (kept and saved) and the eviction step the collector runs. */
+interface Expiry {
+  readonly record: PullRecord;
+  /** One eviction pass (a step of each collector run, before its mark): images removed, or in a dry run that would be. */
+  evict(o: { readonly dryRun: boolean }): Promise<number>;
+  stop(): Promise<void>;
+}
+
 /**
  * Pull times (pull-times.ts: registry:2's scheduler-state.json or Berth's own file on filesystem
- * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass, every quarter of the shortest `ttl`
- * (between 1 s and 1 min), or every 5 s for a `budget` alone. Eviction removes manifests; the
- * collector's next sweep frees their blobs.
+ * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass the collector runs
+ * before its mark, so that one run evicts and frees.
  */
-async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<{ record: PullRecord; stop(): Promise<void> }> {
+async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<Expiry> {
   const file = pullTimesFile(config, proxy);
   const record = createPullRecord(file === undefined ? {} : await file.load());
   const save = async (): Promise<void> => {
@@ -94,30 +104,54 @@ async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Regist
     record.saved();
     await file.save(snap.entries);
   };
-  const ttls = proxy.upstreams.map((u) => u.ttlMs).filter((t) => t > 0);
-  const everyMs = ttls.length > 0 ? Math.min(60_000, Math.max(1_000, Math.min(...ttls) / 4)) : proxy.budgetBytes !== undefined ? 5_000 : undefined;
-  const ttlOf = (name: string): number | undefined => upstreamFor(proxy, name)?.ttlMs;
-  let running: Promise<unknown> = Promise.resolve();
-  const pass = (): void => {
-    running = evict({
-      local: evictable, record, ttlOf, budgetBytes: proxy.budgetBytes,
-      evicted: (image) => {
-        events.evicted(upstreamFor(proxy, image.name)?.prefix ?? new URL(proxy.upstreams[0]?.remoteurl ?? 'http://upstream').host);
-        log.info('mirror evicted', image);
-      },
-    }).catch((err: unknown) => log.warn('mirror eviction failed', { err }));
-  };
-  const timers = [setInterval(() => void save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err })), SAVE_EVERY_MS)];
-  if (everyMs !== undefined) timers.push(setInterval(pass, everyMs));
-  for (const t of timers) t.unref();
+  const timer = setInterval(() => void save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err })), SAVE_EVERY_MS);
+  timer.unref();
+  if (!config.storage.maintenance.gc.enabled && (proxy.budgetBytes !== undefined || proxy.upstreams.some((u) => u.ttlMs > 0))) {
+    log.warn('mirror: ttl and budget are enforced by the garbage collector, which is not scheduled (storage.maintenance.gc.enabled: false): nothing is evicted until POST /debug/gc or berth garbage-collect');
+  }
   return {
     record,
+    evict: (o) => evictionPass(proxy, evictable, record, o.dryRun, (image) => {
+      if (!image.dryRun) events.evicted(upstreamNameOf(proxy, image.name));
+      log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image);
+    }),
     async stop() {
-      for (const t of timers) clearInterval(t);
-      await running;
+      clearInterval(timer);
       await save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err }));
     },
   };
+}
+
+/**
+ * The eviction step of the offline `berth garbage-collect` over `registry` (deletes enabled), with the
+ * pull times the server saved; `close()` saves them back (without the images evicted).
+ */
+export async function offlineEviction(config: Config, registry: Registry, log: Logger): Promise<{ evict(o: { readonly dryRun: boolean }): Promise<number>; close(): Promise<void> } | undefined> {
+  const proxy = config.proxy;
+  if (proxy === undefined) return undefined;
+  const file = pullTimesFile(config, proxy);
+  const record = createPullRecord(file === undefined ? {} : await file.load());
+  return {
+    evict: (o) => evictionPass(proxy, registry, record, o.dryRun, (image) => log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image)),
+    async close() {
+      if (file !== undefined && record.snapshot().dirty) await file.save(record.snapshot().entries);
+    },
+  };
+}
+
+/** One eviction pass over `registry` (deletes enabled) by `proxy`'s ttls and budget. */
+function evictionPass(proxy: ProxyConfig, registry: Registry, record: PullRecord, dryRun: boolean, evicted: EvictionOptions['evicted']): Promise<number> {
+  return evict({
+    local: registry, record, dryRun, budgetBytes: proxy.budgetBytes,
+    ttlOf: (name) => upstreamFor(proxy, name)?.ttlMs,
+    ...(evicted && { evicted }),
+  });
+}
+
+/** The upstream name metrics use for a cached repository. */
+function upstreamNameOf(proxy: ProxyConfig, name: string): string {
+  const u = upstreamFor(proxy, name) ?? proxy.upstreams[0];
+  return u?.prefix ?? new URL(u?.remoteurl ?? 'http://upstream').host;
 }
 
 /** registry:2's scheduler-state.json for its `remoteurl` form, Berth's own file otherwise; none off the filesystem. */

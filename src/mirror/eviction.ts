@@ -3,7 +3,8 @@
  * happen (no I/O on the pull path; the composition root saves them in batches), and the eviction pass
  * that removes, through storage's own manifest delete, every cached image last pulled longer ago than
  * its upstream's `ttl`, then the least recently pulled ones while the cache is over `budget`. Evicting
- * removes the manifest revision and the tags naming it; the bytes go at the collector's next sweep, which
+ * removes the manifest revision and the tags naming it. The pass is a step of each collector run, before
+ * its mark (gc/run.ts `evict`), so the same run sweeps the bytes; the sweep
  * orders its deletes against pulls by the link gate and keeps every blob a kept image still names. A
  * pull racing an eviction finds the manifest or fetches it again: it never breaks.
  *
@@ -65,11 +66,13 @@ export interface EvictionOptions {
   /** `proxy.budget` in bytes; undefined: none. */
   readonly budgetBytes: number | undefined;
   readonly now?: () => number;
+  /** Count what would be evicted, evicting nothing. */
+  readonly dryRun?: boolean;
   /** Told each eviction (metrics, log). */
-  readonly evicted?: (image: { name: string; digest: string; reason: 'ttl' | 'budget'; size: number }) => void;
+  readonly evicted?: (image: { name: string; digest: string; reason: 'ttl' | 'budget'; size: number; dryRun: boolean }) => void;
 }
 
-/** One eviction pass; answers how many images it evicted. */
+/** One eviction pass; answers how many images it evicted (dry: would evict). */
 export async function evict(o: EvictionOptions): Promise<number> {
   const now = (o.now ?? Date.now)();
   const cached = await cachedImages(o, now);
@@ -80,10 +83,10 @@ export async function evict(o: EvictionOptions): Promise<number> {
     const expired = image.ttlMs > 0 && now - image.lastPull > image.ttlMs;
     const over = o.budgetBytes !== undefined && total > o.budgetBytes;
     if (!expired && !over) continue;
-    if (await remove(o, image)) {
+    if (o.dryRun === true || (await remove(o, image))) {
       total -= image.size;
       count += 1;
-      o.evicted?.({ name: image.name, digest: image.digest, reason: expired ? 'ttl' : 'budget', size: image.size });
+      o.evicted?.({ name: image.name, digest: image.digest, reason: expired ? 'ttl' : 'budget', size: image.size, dryRun: o.dryRun === true });
     }
   }
   return count;
