@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
 import { dockerArchive, singlePlatformImage, writeImageLayout } from './helpers/images.js';
-import { ACCEPT_ALL, errorCode, makeImage, pushBlob, putManifest, raw } from './helpers/oci.js';
+import { ACCEPT_ALL, errorCode, makeImage, pushBlob, pushImage, putManifest, raw } from './helpers/oci.js';
 import { type ContainersStore, containersStore, describeWithTool, describeWithTools, run, runResult, toolAvailable } from './helpers/tools.js';
 
 const RULE = { repositories: ['team/*'], patterns: ['^v[0-9]'] };
@@ -151,6 +151,28 @@ describe('immutable tags over HTTP', () => {
         const head = await raw(berth.url, 'HEAD', `/v2/team/race/manifests/${tag}`, { headers: { Accept: ACCEPT_ALL } });
         expect(head.header('Docker-Content-Digest')).toBe(winner?.manifest.digest);
       }
+    } finally {
+      await berth.close();
+    }
+  });
+
+  it('refuses a repository delete while it holds a covered tag, and leaves it whole', async () => {
+    const berth = await startBerth({ index: true, immutableTags: [RULE] });
+    try {
+      const img = makeImage(903);
+      await pushImage(berth.url, 'team/kept', 'v1', img);
+      await pushImage(berth.url, 'team/kept', 'latest', img);
+      const refused = await raw(berth.url, 'DELETE', '/berth/v1/repositories/team/kept');
+      expect(refused.status).toBe(403);
+      expect(errorCode(refused)).toBe('DENIED');
+      expect(refused.body.toString()).toContain('team/kept:v1');
+      expect(refused.body.toString()).toContain('storage.immutabletags[0]');
+      const tags = await raw(berth.url, 'GET', '/v2/team/kept/tags/list');
+      expect((tags.json() as { tags: string[] }).tags).toEqual(['latest', 'v1']);
+      // A repository whose tags no rule covers is deleted as usual.
+      await pushImage(berth.url, 'team/loose', 'latest', img);
+      const deleted = await raw(berth.url, 'DELETE', '/berth/v1/repositories/team/loose');
+      expect(deleted.status).toBe(202);
     } finally {
       await berth.close();
     }

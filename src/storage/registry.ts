@@ -74,9 +74,9 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const sessions = createUploadSessions();
   const gate = opts.linkGate ?? createLinkGate();
   const times = createManifestTimes(opts.driver, opts.times);
+  const immutable = opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS;
   const context = {
-    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled,
-    immutable: opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS,
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable,
     repository: (name: RepoName): Repository => repository(name),
   };
 
@@ -100,7 +100,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     linkGate: gate,
     times,
     inventory: createInventory(driver, blobs),
-    management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled }),
+    management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled, times, immutable }),
     purgeUploads: (purge, o) => purgeUploads(driver, purge, (key, fn) => sessions.exclusive(key, fn), o),
   };
 }

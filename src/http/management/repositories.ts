@@ -3,6 +3,8 @@
  * (tags, revisions, layers, uploads) so it leaves the catalog and the index at once; the collector frees
  * the bytes no other repository links. 202, because the bytes go later. A registry:2 `delete` event is
  * sent for each manifest revision it had (the tags go with them, as a manifest delete by digest).
+ * A repository holding a tag that an immutable-tag rule covers is refused (403 DENIED naming the tag
+ * and the rule) and left whole.
  */
 import type { AccessItem } from '../../auth/access.js';
 import type { Ctx } from '../context.js';
@@ -20,8 +22,6 @@ export const deleteRepository: ManagementEndpoint = {
   writes: true,
   async handle(ctx, deps) {
     const name = repoName(ctx);
-    // TODO(immutable tags): refuse with 403 DENIED when an immutable-tag rule covers one of the
-    // repository's tags, once helper `retention`'s rule checker is on main.
     const deleted = await managementOf(deps).deleteRepository(name, { signal: ctx.state.signal });
     for (const digest of deleted.manifests) await notify(ctx, deps, { kind: 'delete', repository: name, digest });
     ctx.status = 202;

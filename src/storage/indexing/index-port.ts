@@ -31,6 +31,22 @@ export type { UsageQuery };
 /** The usage figures an index keeps of one repository (the times come from elsewhere). */
 export type UsageFigures = Omit<RepoUsage, 'lastPush' | 'lastPull'>;
 
+/**
+ * A set of repositories (a quota's glob): every name starting with `prefix` that `accepts` admits.
+ * `prefix` only narrows the range an index reads; `accepts` decides.
+ */
+export interface RepoScope {
+  readonly prefix: string;
+  accepts(name: RepoName): boolean;
+}
+
+/** What the repositories of a {@link RepoScope} take together. */
+export interface ScopeUsage {
+  /** The sizes of the distinct blobs (layers, configs, manifests) they link, each counted once. */
+  readonly bytes: number;
+  readonly repositories: number;
+}
+
 /** A slice of a sorted listing: names strictly after `after` (when given), at most `limit` of them. */
 export interface ListRange {
   readonly after?: string | undefined;
@@ -74,6 +90,10 @@ export interface RegistryIndex {
   usage?(repo: RepoName): Promise<UsageFigures | undefined>;
   /** Usage of a page of repositories, sorted by name, or undefined when the index cannot vouch. */
   usages?(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  /** What the repositories of `scope` take together (quotas), or undefined when the index cannot vouch. */
+  scopeUsage?(scope: RepoScope): Promise<ScopeUsage | undefined>;
+  /** Whether some repository of `scope` links blob `d` (a layer or manifest link), undefined as above. */
+  scopeLinks?(scope: RepoScope, d: Digest): Promise<boolean | undefined>;
   /**
    * The tags of `repo` within `range` with what each names (`digest` undefined when its link is broken),
    * in code-unit order; undefined as for `tags`. (The web UI's tag list: one range read.)
@@ -134,6 +154,8 @@ export interface GuardedIndex {
   readonly active: boolean;
   usage(repo: RepoName): Promise<UsageFigures | undefined>;
   usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined>;
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined>;
   repositories(range: ListRange): Promise<readonly string[] | undefined>;
   tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined>;
   tagTargets(repo: RepoName, range: ListRange): Promise<TagTarget[] | undefined>;
@@ -166,6 +188,8 @@ export function guardIndex(index: RegistryIndex | undefined): GuardedIndex {
     referrers: (repo, subject) => ask((i) => i.referrers(repo, subject)),
     usage: (repo) => ask((i) => i.usage?.(repo) ?? Promise.resolve(undefined)),
     usages: (query) => ask((i) => i.usages?.(query) ?? Promise.resolve(undefined)),
+    scopeUsage: (scope) => ask((i) => i.scopeUsage?.(scope) ?? Promise.resolve(undefined)),
+    scopeLinks: (scope, d) => ask((i) => i.scopeLinks?.(scope, d) ?? Promise.resolve(undefined)),
     tagTargets: (repo, range) => ask((i) => i.tagTargets?.(repo, range) ?? Promise.resolve(undefined)),
     descriptorOf: (d) => ask((i) => i.descriptorOf?.(d) ?? Promise.resolve(undefined)),
     onChange: async (change) => {

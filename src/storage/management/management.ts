@@ -10,6 +10,8 @@ import type { Digest } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
 import { deleteIfExists } from '../driver/not-found.js';
 import type { GuardedIndex } from '../indexing/index-port.js';
+import type { ManifestTimes } from '../indexing/manifest-times.js';
+import { type ImmutableTags, immutableTagDenied } from '../manifests/immutable-tags.js';
 import { listRevisions } from '../manifests/manifests.js';
 import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
@@ -22,10 +24,19 @@ export interface ManagementOptions {
   readonly driver: StorageDriver;
   readonly index: GuardedIndex;
   readonly deleteEnabled: boolean;
+  /** Where the last push and pull of a repository come from. */
+  readonly times: ManifestTimes;
+  /** A repository holding a tag one of these rules covers is not deleted. */
+  readonly immutable: ImmutableTags;
 }
 
 export function createManagement(opts: ManagementOptions): RegistryManagement {
   const { driver } = opts;
+  /** The index's figures with the repository's last push and pull (the times its revisions have recorded). */
+  const withTimes = async (f: Omit<RepoUsage, 'lastPush' | 'lastPull'>): Promise<RepoUsage> => {
+    const t = await opts.times.repositoryTimes(f.name);
+    return { ...f, lastPush: dateOf(t.lastPush), lastPull: dateOf(t.lastPull) };
+  };
   return {
     async usage(name, o) {
       if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
@@ -36,20 +47,24 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
     async usages(query) {
       const page = await opts.index.usages(query);
       if (page === undefined) throw indexUnavailable();
-      return page.map(withTimes);
+      return Promise.all(page.map(withTimes));
     },
     async deleteRepository(name, o) {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
       if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
-      return removeRepository(driver, name, o);
+      return removeRepository(driver, opts.immutable, name, o);
     },
     tagDetails: (name, range, o) => listTagDetails(driver, opts.index, name, range, o),
   };
 }
 
 /** Reads what the repository holds, then removes its folders (manifests first: it leaves the catalog of registry:2 v3 at once). */
-async function removeRepository(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<DeletedRepository> {
+async function removeRepository(driver: StorageDriver, immutable: ImmutableTags, name: RepoName, o?: CallOptions): Promise<DeletedRepository> {
   const tags = (await listTags(driver, name, o)) ?? [];
+  for (const tag of tags) {
+    const rule = immutable.ruleFor(name, tag);
+    if (rule !== undefined) throw immutableTagDenied(name, tag, rule, 'deleted with its repository');
+  }
   const manifests: Digest[] = [];
   for await (const d of listRevisions(driver, name, o)) manifests.push(d);
   await deleteIfExists(driver, paths.manifests(name), o);
@@ -62,8 +77,6 @@ function indexUnavailable(): Error {
   return unavailable('usage figures come from the index, which is not ready (rebuilding, or not configured); try again shortly');
 }
 
-/** The index's figures with the last push and pull (times interface). */
-function withTimes(f: Omit<RepoUsage, 'lastPush' | 'lastPull'>): RepoUsage {
-  // TODO(times): lastPush/lastPull from helper `retention`'s ManifestTimes once it is on main.
-  return { ...f, lastPush: undefined, lastPull: undefined };
+function dateOf(ms: number | undefined): Date | undefined {
+  return ms === undefined ? undefined : new Date(ms);
 }
