@@ -140,6 +140,50 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
   });
 });
 
+describeWithTool('docker-registry', registry2Available(), "pull times in the index's push and pull times", () => {
+  it('keeps an image pulled within its ttl across a restart, and evicts it once the ttl after that pull passed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-times-'));
+    const upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    const image = imageOf(530, [blob(randomBytesSeeded(2048, 531))]);
+    const lines = ['upstreams:', `  - {prefix: docker.io, remoteurl: ${JSON.stringify(upstream.url)}, ttl: 3s}`];
+    const getManifest = async (s: Serving): Promise<void> => {
+      expect((await raw(s.running.url, 'GET', '/v2/docker.io/library/kept/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+    };
+    const collect = async (s: Serving): Promise<number | undefined> => {
+      const res = await raw(s.debug?.url ?? '', 'POST', '/debug/gc');
+      expect(res.status, res.body.toString()).toBe(200);
+      return (res.json() as { evicted?: number }).evicted;
+    };
+    try {
+      await pushImageToRegistry2(upstream.url, 'library/kept', '1', image);
+      const first = await serveMirror(join(dir, 'mirror'), lines, [], { debug: true });
+      const cachedAt = Date.now();
+      try {
+        await getManifest(first); // cached (and pulled)
+        await sleep(2_000);
+        await getManifest(first); // pulled again: its ttl now runs from here
+      } finally {
+        await first.stop();
+      }
+      const pulledAt = cachedAt + 2_000;
+      const second = await serveMirror(join(dir, 'mirror'), lines, [], { debug: true });
+      try {
+        await sleep(Math.max(0, cachedAt + 3_500 - Date.now())); // past the ttl after caching, within it after the last pull
+        expect(await collect(second)).toBe(0);
+        await sleep(Math.max(0, pulledAt + 3_500 - Date.now()));
+        expect(await collect(second)).toBe(1);
+      } finally {
+        await second.stop();
+      }
+      // Nothing of Berth's former pull-times file.
+      await expect(stat(join(dir, 'mirror', 'root', 'berth', 'mirror-pulls.json'))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describeWithTool('docker-registry', registry2Available(), 'eviction by the offline garbage-collect', () => {
   it('evicts an image past its ttl and frees its blobs in one run; a dry run evicts nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-offline-gc-'));

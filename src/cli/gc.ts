@@ -19,7 +19,7 @@
  * are all kept) instead of stopping the run.
  *
  * With a `proxy` section, the pull-through cache's eviction (expired and over-budget cached images,
- * by the pull times the server saved) runs first, as in the online collector, so one run evicts and frees.
+ * by the pull times in the index) runs first, as in the online collector, so one run evicts and frees.
  *
  * `--retention` (Berth's) first applies `storage.maintenance.retention` as the online collector does,
  * with the times the index database holds, and prints the table of what it deleted (or, with
@@ -81,15 +81,17 @@ export async function garbageCollect(
 ): Promise<number> {
   const progress = createProgress(io);
   const writes = cmd.dryRun ? undefined : { command: 'garbage-collect', force: cmd.force };
-  const needs = cmd.retention ? { deletes: true, times: true } : { deletes: true };
-  const { config, log, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes, needs);
+  const { config, log, registry, timesKnown, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes, {
+    deletes: true,
+    times: (config) => cmd.retention || config.proxy !== undefined,
+  });
   // The mirror's eviction (`proxy`) runs before the mark, as in the online collector.
-  const eviction = await offlineEviction(config, registry, log);
+  const evict = offlineEviction(config, registry, timesKnown, log);
   try {
     const retention = cmd.retention ? retentionFor(config, registry) : undefined;
     if (cmd.retention && !retention) throw new CommandError('--retention: no policies in storage.maintenance.retention.policies');
     const report = await collectGarbage(registry, {
-      ...(eviction && { evict: eviction.evict }),
+      ...(evict && { evict }),
       ...(retention && { retention: { ...retention, dryRun: retention.dryRun || cmd.dryRun } }),
       graceMs: 0,
       // Holding the root, no server writes beside this run: every leftover is a crash's. With --force
@@ -103,7 +105,6 @@ export async function garbageCollect(
     if (report.retention) progress.out(`\n${retentionTable(report.retention.deletions, report.dryRun || (retention?.dryRun ?? false))}\n`);
   } finally {
     progress.done();
-    if (!cmd.dryRun) await eviction?.close();
     await close();
   }
   return 0;

@@ -12,15 +12,16 @@ import type { NameRouting } from '../http/context.js';
 import type { Logger } from '../log.js';
 import { createMirrorMetrics } from '../metrics/mirror.js';
 import { type BlobRange, createBlobFetches } from '../mirror/blob-fetches.js';
-import { type EvictionOptions, type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
+import { type EvictionOptions, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
-import { type PullTimesFile, berthPullTimes, schedulerState } from './pull-times.js';
+import { importFormerPullTimes, loadSchedulerState } from './pull-times.js';
 import type { Credentials } from '../mirror/upstream-auth.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
-import type { LocalRegistry, Registry } from '../storage/registry.js';
+import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
+import type { GcRunOptions } from '../gc/run.js';
 
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
@@ -65,8 +66,8 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
     holds: async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined,
     open: (d: Digest, range: BlobRange) => local.blobs.open(d, range),
   };
-  const expiry = await startExpiry(config, proxy, storage.evictable, events, log);
-  const registry = createMirror({ local, upstreams, fetches, events, stored, record: expiry.record });
+  const expiry = await startExpiry(config, proxy, storage, events, log);
+  const registry = createMirror({ local, upstreams, fetches, events, stored, times: expiry.times });
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,
@@ -79,70 +80,83 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
   };
 }
 
-/** How often pull times are saved. */
+/** How often registry:2's scheduler-state.json is written while pulls happen. */
 const SAVE_EVERY_MS = 30_000;
 
-/** The mirror's expiry: its pull times (kept and saved) and the eviction step the collector runs. */
+/** The mirror's expiry: where pulls are noted, and the eviction step the collector runs. */
 interface Expiry {
-  readonly record: PullRecord;
+  /** Notes a manifest GET of a mirrored repository (storage's pull times). */
+  readonly times: Pick<ManifestTimes, 'pulled'>;
   /** One eviction pass (a step of each collector run, before its mark): images removed, or in a dry run that would be. */
   evict(o: { readonly dryRun: boolean }): Promise<number>;
   stop(): Promise<void>;
 }
 
 /**
- * Pull times (pull-times.ts: registry:2's scheduler-state.json or Berth's own file on filesystem
- * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass the collector runs
- * before its mark, so that one run evicts and frees.
+ * Pulls go to storage's push and pull times (the listing index, Redis with replicas, memory without
+ * either); in registry:2's form they are also written to its scheduler-state.json (every 30 s while
+ * pulls happen, after each eviction and at stop). The eviction pass is the collector's step.
  */
-async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<Expiry> {
-  const file = pullTimesFile(config, proxy);
-  const record = createPullRecord(file === undefined ? {} : await file.load());
+async function startExpiry(config: Config, proxy: ProxyConfig, storage: MirrorStorage, events: MirrorEvents, log: Logger): Promise<Expiry> {
+  const source = { registry: storage.local, times: storage.local.times };
+  const root = config.storage.driver === 'filesystem' ? resolve(config.storage.rootdirectory) : undefined;
+  if (root !== undefined) await importFormerPullTimes(join(root, 'berth', 'mirror-pulls.json'), source);
+  const state = root !== undefined && proxy.form === 'remoteurl'
+    ? await loadSchedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0, source)
+    : undefined;
+  let dirty = false;
   const save = async (): Promise<void> => {
-    const snap = record.snapshot();
-    if (file === undefined || !snap.dirty) return;
-    record.saved();
-    await file.save(snap.entries);
+    if (state === undefined) return;
+    dirty = false;
+    await state.save().catch((err: unknown) => log.warn('saving scheduler-state.json failed', { err }));
   };
-  const timer = setInterval(() => void save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err })), SAVE_EVERY_MS);
+  const timer = setInterval(() => void (dirty && save()), SAVE_EVERY_MS);
   timer.unref();
   if (!config.storage.maintenance.gc.enabled && (proxy.budgetBytes !== undefined || proxy.upstreams.some((u) => u.ttlMs > 0))) {
     log.warn('mirror: ttl and budget are enforced by the garbage collector, which is not scheduled (storage.maintenance.gc.enabled: false): nothing is evicted until POST /debug/gc or berth garbage-collect');
   }
   return {
-    record,
-    evict: (o) => evictionPass(proxy, evictable, record, o.dryRun, (image) => {
-      if (!image.dryRun) events.evicted(upstreamNameOf(proxy, image.name));
-      log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image);
-    }),
+    times: {
+      pulled(name, d) {
+        storage.local.times.pulled(name, d);
+        dirty = true;
+      },
+    },
+    async evict(o) {
+      const evicted = await evictionPass(proxy, storage.evictable, storage.local.times, o.dryRun, (image) => {
+        if (!image.dryRun) events.evicted(upstreamNameOf(proxy, image.name));
+        log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image);
+      });
+      if (evicted > 0 && !o.dryRun) await save();
+      return evicted;
+    },
     async stop() {
       clearInterval(timer);
-      await save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err }));
+      await storage.local.times.flush().catch(() => undefined);
+      await save();
     },
   };
 }
 
 /**
- * The eviction step of the offline `berth garbage-collect` over `registry` (deletes enabled), with the
- * pull times the server saved; `close()` saves them back (without the images evicted).
+ * The eviction step of the offline `berth garbage-collect` over `registry` (deletes enabled), by the
+ * pull times it holds; undefined without a mirror, or (with a warning) when the pull times are unknown
+ * (the index is not available), as every image would then look unpulled since it was cached.
  */
-export async function offlineEviction(config: Config, registry: Registry, log: Logger): Promise<{ evict(o: { readonly dryRun: boolean }): Promise<number>; close(): Promise<void> } | undefined> {
+export function offlineEviction(config: Config, registry: LocalRegistry, timesKnown: boolean, log: Logger): GcRunOptions['evict'] {
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
-  const file = pullTimesFile(config, proxy);
-  const record = createPullRecord(file === undefined ? {} : await file.load());
-  return {
-    evict: (o) => evictionPass(proxy, registry, record, o.dryRun, (image) => log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image)),
-    async close() {
-      if (file !== undefined && record.snapshot().dirty) await file.save(record.snapshot().entries);
-    },
-  };
+  if (!timesKnown) {
+    log.warn('mirror: pull times are unknown (the index is not available), so no cached image is evicted');
+    return undefined;
+  }
+  return (o) => evictionPass(proxy, registry, registry.times, o.dryRun, (image) => log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image));
 }
 
 /** One eviction pass over `registry` (deletes enabled) by `proxy`'s ttls and budget. */
-function evictionPass(proxy: ProxyConfig, registry: Registry, record: PullRecord, dryRun: boolean, evicted: EvictionOptions['evicted']): Promise<number> {
+function evictionPass(proxy: ProxyConfig, registry: Registry, times: EvictionOptions['times'], dryRun: boolean, evicted: EvictionOptions['evicted']): Promise<number> {
   return evict({
-    local: registry, record, dryRun, budgetBytes: proxy.budgetBytes,
+    local: registry, times, dryRun, budgetBytes: proxy.budgetBytes,
     ttlOf: (name) => upstreamFor(proxy, name)?.ttlMs,
     ...(evicted && { evicted }),
   });
@@ -152,14 +166,6 @@ function evictionPass(proxy: ProxyConfig, registry: Registry, record: PullRecord
 function upstreamNameOf(proxy: ProxyConfig, name: string): string {
   const u = upstreamFor(proxy, name) ?? proxy.upstreams[0];
   return u?.prefix ?? new URL(u?.remoteurl ?? 'http://upstream').host;
-}
-
-/** registry:2's scheduler-state.json for its `remoteurl` form, Berth's own file otherwise; none off the filesystem. */
-function pullTimesFile(config: Config, proxy: ProxyConfig): PullTimesFile | undefined {
-  if (config.storage.driver !== 'filesystem') return undefined;
-  const root = resolve(config.storage.rootdirectory);
-  if (proxy.form === 'remoteurl') return schedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0);
-  return berthPullTimes(join(root, 'berth', 'mirror-pulls.json'));
 }
 
 /** The upstream a cached repository's name belongs to. */

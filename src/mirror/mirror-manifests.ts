@@ -27,7 +27,7 @@ export function mirrorManifests(m: MirrorContext, local: CacheManifests): Reposi
   return {
     async get(ref, o) {
       const got = await getManifest(m, local, ref, o?.accept);
-      m.pulled(got.digest);
+      if (o?.pull === true) m.pulled(got.digest);
       return got;
     },
     put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),

@@ -7,8 +7,8 @@
  * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
  * and rsync all see it. Every other repository is the local one, untouched.
  *
- * Pull times go to `o.record` for expiry (eviction.ts; cli/pull-times.ts keeps them, in registry:2's
- * scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
+ * Manifest GETs are noted in storage's pull times (`o.times`) for expiry (eviction.ts; cli/pull-times.ts
+ * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
  * use, not watched; a HEAD of an uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
@@ -16,10 +16,9 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/reference.js';
 import type {
-  BlobServing, CacheRegistry, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
 import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
-import type { PullRecord } from './eviction.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
@@ -53,8 +52,8 @@ export interface MirrorOptions {
   /** The bytes storage holds under any repository (the global blob store). */
   readonly stored: StoredBlobs;
   readonly events?: MirrorEvents;
-  /** Where pulls of mirrored manifests are noted (eviction.ts); none: not recorded. */
-  readonly record?: PullRecord;
+  /** Storage's push and pull times, where each manifest GET of a mirrored repository is noted (for eviction.ts). */
+  readonly times?: Pick<ManifestTimes, 'pulled'>;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
 }
@@ -88,7 +87,7 @@ export function createMirror(o: MirrorOptions): Registry {
         fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
-        pulled: (digest) => o.record?.pulled(name, digest),
+        pulled: (digest) => o.times?.pulled(name, digest),
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
