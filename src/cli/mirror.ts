@@ -3,7 +3,6 @@
  * upstream with its credentials, the blob fetches in progress, the mirror wrapping the registry (src/mirror/), its
  * name routing, metrics and one log line per upstream fetch.
  */
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
@@ -16,8 +15,8 @@ import { type EvictionOptions, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
+import { credentialsOf } from './mirror-credentials.js';
 import { importFormerPullTimes, loadSchedulerState } from './pull-times.js';
-import type { Credentials } from '../mirror/upstream-auth.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
 import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
@@ -57,8 +56,9 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
       else log.warn('upstream fetch failed', { ...fields, err: r.error.message });
     },
   };
-  const upstreams = proxy.upstreams.map((u) => ({
-    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: credentialsOf(u) }),
+  const credentials = proxy.upstreams.map((u) => credentialsOf(u, log));
+  const upstreams = proxy.upstreams.map((u, i) => ({
+    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: () => credentials[i]?.get() ?? Promise.resolve(undefined) }),
     prefix: u.prefix,
     revalidateMs: u.revalidateMs,
   }));
@@ -76,6 +76,7 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
     async close() {
       await expiry.stop();
       await fetches.close();
+      for (const c of credentials) c.close();
     },
   };
 }
@@ -176,30 +177,4 @@ function upstreamFor(proxy: ProxyConfig, name: string): UpstreamConfig | undefin
 function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
   if (proxy.form === 'remoteurl') return undefined;
   return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
-}
-
-/** The upstream's credentials: its username and password, or its credentials file read at each use. */
-function credentialsOf(u: UpstreamConfig): () => Promise<Credentials | undefined> {
-  if (u.username !== undefined) {
-    const fixed = { username: u.username, password: u.password ?? '' };
-    return async () => fixed;
-  }
-  const file = u.credentialsfile;
-  if (file === undefined) return async () => undefined;
-  const host = new URL(u.remoteurl).host;
-  return async () => fromDockerConfig(JSON.parse(await readFile(file, 'utf8')) as unknown, host);
-}
-
-/** `auths.<host>` of a docker config.json: `auth` (base64 user:password) or `username` and `password`. */
-function fromDockerConfig(doc: unknown, host: string): Credentials | undefined {
-  const auths = (doc as { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> } | null)?.auths;
-  const entry = auths?.[host] ?? auths?.[`https://${host}`] ?? auths?.[`http://${host}`];
-  if (entry === undefined) return undefined;
-  if (typeof entry.auth === 'string') {
-    const text = Buffer.from(entry.auth, 'base64').toString('utf8');
-    const at = text.indexOf(':');
-    if (at > 0) return { username: text.slice(0, at), password: text.slice(at + 1) };
-  }
-  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
-  return undefined;
 }

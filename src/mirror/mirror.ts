@@ -8,8 +8,8 @@
  * and rsync all see it. Every other repository is the local one, untouched.
  *
  * Manifest GETs are noted in storage's pull times (`o.times`) for expiry (eviction.ts; cli/pull-times.ts
- * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
- * use, not watched; a HEAD of an uncached blob asks the upstream every time.
+ * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): a HEAD of an
+ * uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Readable } from 'node:stream';

@@ -2,7 +2,7 @@
  * How the mirror authenticates to one upstream registry: the 401 challenge (`WWW-Authenticate`), then
  * either Basic with the configured credentials, or the Bearer token flow of the distribution token spec
  * (GET realm?service=&scope=repository:<name>:pull, with Basic credentials when configured), tokens
- * cached per scope until shortly before they expire.
+ * cached per scope until shortly before they expire, or until the credentials change.
  *
  * A realm is followed only over http(s). Credentials belong to one upstream: they go to that upstream
  * and to the realm it names, never anywhere else (blob redirects are fetched without them, upstream.ts).
@@ -66,16 +66,18 @@ export interface UpstreamAuth {
 /** The authentication state of one upstream (its last challenge and its tokens). */
 export function createUpstreamAuth(credentials: () => Promise<Credentials | undefined>, fetcher: Fetcher): UpstreamAuth {
   let last: Challenge | undefined;
-  const tokens = new Map<string, { header: string; expires: number }>();
+  // Each token is kept with the credentials it was got with: new credentials (a credentials file that
+  // changed answers a new object) get new tokens at once.
+  const tokens = new Map<string, { header: string; expires: number; with: Credentials | undefined }>();
 
-  const basic = async (): Promise<string | undefined> => {
-    const c = await credentials();
-    return c === undefined ? undefined : `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-  };
+  const basicOf = (c: Credentials | undefined): string | undefined =>
+    c === undefined ? undefined : `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+  const basic = async (): Promise<string | undefined> => basicOf(await credentials());
 
   const token = async (challenge: Challenge, scope: string, signal: AbortSignal): Promise<string> => {
+    const current = await credentials();
     const cached = tokens.get(scope);
-    if (cached !== undefined && cached.expires > Date.now()) return cached.header;
+    if (cached !== undefined && cached.expires > Date.now() && cached.with === current) return cached.header;
     const realm = challenge.params['realm'];
     if (realm === undefined) throw new UpstreamAuthError('the upstream sent a Bearer challenge without a realm');
     let url: URL;
@@ -90,7 +92,7 @@ export function createUpstreamAuth(credentials: () => Promise<Credentials | unde
     const service = challenge.params['service'];
     if (service !== undefined) url.searchParams.set('service', service);
     url.searchParams.set('scope', scope);
-    const auth = await basic();
+    const auth = basicOf(current);
     const res = await fetcher(url.href, { headers: auth === undefined ? {} : { Authorization: auth }, signal });
     if (res.status < 200 || res.status >= 300) {
       res.discard();
@@ -100,7 +102,7 @@ export function createUpstreamAuth(credentials: () => Promise<Credentials | unde
     const value = typeof body?.token === 'string' ? body.token : typeof body?.access_token === 'string' ? body.access_token : undefined;
     if (value === undefined || value === '') throw new UpstreamAuthError("the upstream's token realm answered no token");
     const seconds = typeof body?.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
-    const entry = { header: `Bearer ${value}`, expires: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS };
+    const entry = { header: `Bearer ${value}`, expires: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS, with: current };
     tokens.set(scope, entry);
     return entry.header;
   };
