@@ -20,6 +20,7 @@ import type { RepoName } from './reference.js';
 import { listReferrers, sortByDigest } from './manifests/referrers.js';
 import type { BlobServing, CacheRepository, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
 import { createTagStore } from './manifests/tags.js';
+import type { TagLanes } from './manifests/tag-lanes.js';
 import type { UploadSessions } from './uploads/upload-sessions.js';
 import { createUploadStore } from './uploads/uploads.js';
 
@@ -33,6 +34,7 @@ export interface RepositoryContext {
   readonly index: GuardedIndex;
   readonly times: ManifestTimes;
   readonly immutable: ImmutableTags;
+  readonly lanes: TagLanes;
   readonly deleteEnabled: boolean;
   /** Another repository of the same registry (a mount's source). */
   readonly repository: (name: RepoName) => Repository;
@@ -44,7 +46,8 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): CacheR
   const linked = createLinkedBlobStore(driver, blobs, name);
   const tagStore = createTagStore(driver, name);
   const manifests = createManifestStore({
-    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, deleteEnabled: ctx.deleteEnabled,
+    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, lanes: ctx.lanes,
+    deleteEnabled: ctx.deleteEnabled,
   });
   const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
     gate.link([d], async () => {
