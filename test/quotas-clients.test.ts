@@ -1,5 +1,5 @@
 /**
- * Quotas (`storage.quotas`, issue #16) with docker: what a user sees when a push is over a limit.
+ * Quotas (`storage.quotas`, issue #16) with docker and skopeo: what a user sees when a push is over a limit.
  *
  * Two Berths serve one root, used one after the other: `open` has no quotas (it seeds the root, as a
  * registry looks before its operator adds or lowers a quota), `limited` has them. docker pushes to both.
@@ -9,6 +9,7 @@
  * - a push whose layers docker mounts from a repository of the glob fits where counting them twice
  *   would not; a push whose big layer would take a glob over is refused at the layer's completion;
  * - the repository-count limit.
+ * skopeo: a copy over a storage limit fails with the quota's message, and a re-copy of what is there works.
  */
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,10 +17,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
-import { type BuiltImage, buildImage, dockerArchive, layer, singlePlatformImage } from './helpers/images.js';
+import { type BuiltImage, buildImage, dockerArchive, layer, singlePlatformImage, writeImageLayout } from './helpers/images.js';
 import { uploadsDir, v2 } from './helpers/layout.js';
 import { randomBytesSeeded } from './helpers/oci.js';
-import { describeWithTools } from './helpers/tools.js';
+import { type ContainersStore, containersStore, describeWithTool, describeWithTools, runResult, toolAvailable } from './helpers/tools.js';
 
 const MIB = 1024 * 1024;
 
@@ -146,4 +147,38 @@ describeWithTools(DOCKER_TOOLS, 'quotas with docker push', () => {
     expect(second.code).not.toBe(0);
     expect(second.stderr).toMatch(/denied: quota exceeded: few\/\* would hold 2 repositories, limit 1 \(storage\.quotas\[2\]\)/);
   }, 300_000);
+});
+
+describeWithTool('skopeo', toolAvailable('skopeo'), 'quotas with skopeo copy', () => {
+  const image = singlePlatformImage('quota-skopeo'); // about 2 MiB
+  let berth: TestBerth;
+  let work = '';
+  let store: ContainersStore;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'berth-quota-skopeo-'));
+    store = await containersStore(join(work, 'containers'));
+    await writeImageLayout(join(work, 'image'), 'v1', image);
+    berth = await startBerth({ quotas: [{ repositories: ['tight/*'], storageBytes: 1 * MIB }, { repositories: ['roomy/*'], storageBytes: 3 * MIB }] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await berth?.close();
+    if (work !== '') await rm(work, { recursive: true, force: true });
+  });
+
+  const copy = (repo: string) =>
+    runResult('skopeo', ['copy', '--dest-tls-verify=false', `oci:${join(work, 'image')}:v1`, `docker://${new URL(berth.url).host}/${repo}:v1`], {
+      env: store.env, timeoutMs: 120_000,
+    });
+
+  it('a copy over the limit fails with the quota message; one that fits is taken, and taken again', async () => {
+    const refused = await copy('tight/app');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/quota exceeded: storage of tight\/\* would be 2(\.\d+)? MiB, limit 1 MiB \(storage\.quotas\[0\]\)/);
+    const fits = await copy('roomy/app');
+    expect(fits.code, fits.stderr).toBe(0);
+    const again = await copy('roomy/app');
+    expect(again.code, again.stderr).toBe(0);
+  }, 240_000);
 });
