@@ -38,7 +38,7 @@ export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } fr
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
 export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
-export type { QuotaReading, QuotaSpec } from './quotas/quotas.js';
+export { type QuotaReading, type QuotaSpec, formatBytes } from './quotas/quotas.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
 export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
