@@ -61,6 +61,27 @@ describe('storage quota', () => {
     await pushBlob(berth.url, 'other/b', b);
   });
 
+  it('of two uploads racing for the last room, one is taken and the other refused', async () => {
+    const berth = await berthWith([{ repositories: ['team/**'], storageBytes: 10 * KIB }]);
+    for (let round = 0; round < 3; round += 1) {
+      const blobs = [blob(randomBytesSeeded(6 * KIB, 100 + 2 * round)), blob(randomBytesSeeded(6 * KIB, 101 + 2 * round))];
+      const repos = [`team/race${round}a`, `team/race${round}b`];
+      // Both sessions are open before either completes, so both completions are checked against the same usage.
+      const posts = await Promise.all(repos.map((r) => raw(berth.url, 'POST', `/v2/${r}/blobs/uploads/`)));
+      const puts = await Promise.all(posts.map((post, i) =>
+        raw(berth.url, 'PUT', `${locationPath(post)}&digest=${encodeURIComponent(blobs[i]?.digest ?? '')}`, {
+          headers: { 'Content-Type': 'application/octet-stream' },
+          body: blobs[i]?.bytes,
+        })));
+      expect(puts.map((p) => p.status).sort()).toEqual([201, 403]);
+      const loser = blobs[puts.findIndex((p) => p.status === 403)];
+      expect(await exists(join(v2(berth.root), blobData(loser?.digest ?? '')))).toBe(false);
+      // Free the room for the next round.
+      const winner = puts.findIndex((p) => p.status === 201);
+      expect((await raw(berth.url, 'DELETE', `/v2/${repos[winner] ?? ''}/blobs/${blobs[winner]?.digest ?? ''}`)).status).toBe(202);
+    }
+  });
+
   it('lets through what the glob already holds: the same blob in another repository, a mount, a re-push', async () => {
     const berth = await berthWith([{ repositories: ['team/**'], storageBytes: 10 * KIB }]);
     const img = makeImage(7, { layerCount: 1 });
