@@ -27,7 +27,7 @@ import type { GuardedIndex, RepoScope, ScopeUsage } from '../indexing/index-port
 import type { RepoName } from '../reference.js';
 import { commonPrefix, globMatcher, literalPrefix } from '../repo-glob.js';
 import { type DeclaredBlob, type Quotas, NO_QUOTAS } from './quota-port.js';
-import { walkScopeLinks, walkScopeUsage } from './scope-walk.js';
+import { repositoryLinks, walkScopeLinks, walkScopeUsage } from './scope-walk.js';
 
 /** One quota as configured. */
 export interface QuotaSpec {
@@ -63,9 +63,10 @@ interface Quota {
   tail: Promise<unknown>;
 }
 
-/** Figures and where they came from. */
+/** Figures, where they came from, and whether the scope links a blob (asked of the same source). */
 interface Figures extends ScopeUsage {
   readonly fromIndex: boolean;
+  links(d: Digest): Promise<boolean>;
 }
 
 /** The quotas `specs` over `opts`' storage and index. @throws SyntaxError for a bad glob (the config check catches it first) */
@@ -89,9 +90,11 @@ export function createQuotas(specs: readonly QuotaSpec[], opts: QuotaOptions): Q
   const checkLink = async (q: Quota, repo: RepoName, d: Digest, size: number, fresh: boolean, o?: CallOptions): Promise<void> => {
     const added = (await isNew(repo, o)) ? 1 : 0;
     const counted = q.maxrepositories !== undefined && added > 0;
-    const cost = q.storageBytes === undefined || (await figures.links(q.scope, d, fresh, o)) ? 0 : size;
+    // The same blob again in the same repository (a re-push) costs nothing: no figures needed.
+    if (!counted && (q.storageBytes === undefined || (added === 0 && (await repositoryLinks(opts.driver, repo, d, o))))) return;
+    const now = await figures.read(q.scope, fresh, o);
+    const cost = q.storageBytes === undefined || (await now.links(d)) ? 0 : size;
     if (!counted && cost === 0) return;
-    const now = await figures.usage(q.scope, fresh, o);
     const refusal = overRepositories(q, now.repositories + added, added > 0) ?? overStorage(q, now.bytes, cost, 'would be');
     if (refusal !== undefined && now.fromIndex) return checkLink(q, repo, d, size, true, o);
     report(opts, q, { bytes: now.bytes + (refusal === undefined ? cost : 0), repositories: now.repositories + (refusal === undefined ? added : 0) });
@@ -101,8 +104,8 @@ export function createQuotas(specs: readonly QuotaSpec[], opts: QuotaOptions): Q
   const checkStart = async (q: Quota, repo: RepoName, declared: DeclaredBlob | undefined, fresh: boolean, o?: CallOptions): Promise<void> => {
     const added = q.maxrepositories !== undefined && (await isNew(repo, o)) ? 1 : 0;
     if (added === 0 && q.storageBytes === undefined) return;
-    const now = await figures.usage(q.scope, fresh, o);
-    const declaredCost = declared === undefined || (await figures.links(q.scope, declared.digest, fresh, o)) ? 0 : declared.size;
+    const now = await figures.read(q.scope, fresh, o);
+    const declaredCost = declared === undefined || (await now.links(declared.digest)) ? 0 : declared.size;
     const refusal =
       overRepositories(q, now.repositories + added, added > 0) ??
       overStorage(q, now.bytes, 0, 'is') ??
@@ -127,21 +130,21 @@ export function createQuotas(specs: readonly QuotaSpec[], opts: QuotaOptions): Q
   };
 }
 
-/** Index figures when the index answers, else (or when `fresh`) the walk of storage. */
-function createFigures(opts: QuotaOptions): {
-  usage(scope: RepoScope, fresh: boolean, o?: CallOptions): Promise<Figures>;
-  links(scope: RepoScope, d: Digest, fresh: boolean, o?: CallOptions): Promise<boolean>;
-} {
+/**
+ * A scope's figures: the index's when it answers (and, unless `fresh`, is asked), else one walk of
+ * storage, which also answers which blobs the scope links.
+ */
+function createFigures(opts: QuotaOptions): { read(scope: RepoScope, fresh: boolean, o?: CallOptions): Promise<Figures> } {
   return {
-    async usage(scope, fresh, o) {
+    async read(scope, fresh, o) {
       const indexed = fresh ? undefined : await opts.index.scopeUsage(scope);
-      if (indexed !== undefined) return { ...indexed, fromIndex: true };
-      return { ...(await walkScopeUsage(opts.driver, opts.blobs, scope, o)), fromIndex: false };
-    },
-    async links(scope, d, fresh, o) {
-      const indexed = fresh ? undefined : await opts.index.scopeLinks(scope, d);
-      // A stale "no" can only lead to a refusal, and a refusal is checked again with `fresh`.
-      return indexed ?? walkScopeLinks(opts.driver, scope, d, o);
+      if (indexed !== undefined) {
+        // A stale "no" can only lead to a refusal, and a refusal is checked again with `fresh`.
+        const links = async (d: Digest): Promise<boolean> => (await opts.index.scopeLinks(scope, d)) ?? walkScopeLinks(opts.driver, scope, d, o);
+        return { bytes: indexed.bytes, repositories: indexed.repositories, fromIndex: true, links };
+      }
+      const walked = await walkScopeUsage(opts.driver, opts.blobs, scope, o);
+      return { bytes: walked.bytes, repositories: walked.repositories, fromIndex: false, links: async (d) => walked.digests.has(d) };
     },
   };
 }

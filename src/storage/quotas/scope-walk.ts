@@ -16,33 +16,44 @@ import { listRevisions } from '../manifests/manifests.js';
 import { layerDigestOf, paths } from '../paths.js';
 import type { RepoName } from '../reference.js';
 
-/** How many blob stats run at once. */
-const STAT_CONCURRENCY = 16;
+/** How many repositories are read, and how many blobs statted, at once. */
+const CONCURRENCY = 16;
 
-/** What the repositories of `scope` take together, read from storage. */
-export async function walkScopeUsage(driver: StorageDriver, blobs: BlobStore, scope: RepoScope, o?: CallOptions): Promise<ScopeUsage> {
+/** What the repositories of a scope take together, with the blobs they link. */
+export interface ScopeWalk extends ScopeUsage {
+  readonly digests: ReadonlySet<Digest>;
+}
+
+/** What the repositories of `scope` take together, read from storage in one pass. */
+export async function walkScopeUsage(driver: StorageDriver, blobs: BlobStore, scope: RepoScope, o?: CallOptions): Promise<ScopeWalk> {
+  const names: RepoName[] = [];
+  for await (const name of scopeRepositories(driver, scope, o)) names.push(name);
   const digests = new Set<Digest>();
-  let repositories = 0;
-  for await (const name of scopeRepositories(driver, scope, o)) {
-    repositories += 1;
+  await inBatches(names, async (name) => {
     for await (const d of linkedDigests(driver, name, o)) digests.add(d);
-  }
-  const pending = [...digests];
-  let bytes = 0;
-  for (let at = 0; at < pending.length; at += STAT_CONCURRENCY) {
-    const sizes = await Promise.all(pending.slice(at, at + STAT_CONCURRENCY).map(async (d) => (await blobs.stat(d, o))?.size ?? 0));
-    for (const size of sizes) bytes += size;
-  }
-  return { bytes, repositories };
+  });
+  const sizes: number[] = [];
+  await inBatches([...digests], async (d) => {
+    const size = (await blobs.stat(d, o))?.size ?? 0;
+    sizes.push(size);
+  });
+  return { bytes: sizes.reduce((sum, n) => sum + n, 0), repositories: names.length, digests };
 }
 
 /** Whether some repository of `scope` links `d` (a layer link or a manifest revision), read from storage. */
 export async function walkScopeLinks(driver: StorageDriver, scope: RepoScope, d: Digest, o?: CallOptions): Promise<boolean> {
-  for await (const name of scopeRepositories(driver, scope, o)) {
-    if ((await readLink(driver, paths.layerLink(name, d), o)) === d) return true;
-    if ((await readLink(driver, paths.revisionLink(name, d), o)) === d) return true;
-  }
+  for await (const name of scopeRepositories(driver, scope, o)) if (await repositoryLinks(driver, name, d, o)) return true;
   return false;
+}
+
+/** Whether repository `name` links `d` (a layer link or a manifest revision). */
+export async function repositoryLinks(driver: StorageDriver, name: RepoName, d: Digest, o?: CallOptions): Promise<boolean> {
+  return (await readLink(driver, paths.layerLink(name, d), o)) === d || (await readLink(driver, paths.revisionLink(name, d), o)) === d;
+}
+
+/** Runs `fn` on every item, CONCURRENCY at a time. */
+async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let at = 0; at < items.length; at += CONCURRENCY) await Promise.all(items.slice(at, at + CONCURRENCY).map(fn));
 }
 
 /** The repositories `scope` accepts, found below the folder its prefix names. */
