@@ -109,7 +109,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
-    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
   });
   const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   if (mirror) opened.push(() => mirror.close());
@@ -153,7 +153,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(stopPurging);
   // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
   const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
-    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
+    immutableTags: storage.immutabletags,
   }), notifier?.sink);
   const report = (r: GcReport, err?: unknown): void => {
     metrics.recordGcRun(r, err);

@@ -17,6 +17,7 @@ import { type TimesStore, createManifestTimes } from './indexing/manifest-times.
 import { type ImmutableTagRuleSpec, NO_IMMUTABLE_TAGS, createImmutableTags } from './manifests/immutable-tags.js';
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
+import { type TagLanes, createTagLanes } from './manifests/tag-lanes.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
 import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
@@ -50,6 +51,8 @@ export interface RegistryOptions {
   readonly deleteEnabled: boolean;
   /** The gate linking shares with the collector; one is made when not given. */
   readonly linkGate?: LinkGate;
+  /** The order of each tag's writes (tag-lanes.ts), shared by every registry over this storage; one is made when not given. */
+  readonly tagLanes?: TagLanes;
   /**
    * A derived index (index-port.ts): listings are answered from it when it vouches for them, and every
    * write under the layout is reported to it. Without one, every listing walks the tree.
@@ -79,11 +82,12 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
   const gate = opts.linkGate ?? createLinkGate();
+  const lanes = opts.tagLanes ?? createTagLanes();
   const times = createManifestTimes(opts.driver, opts.times);
   const immutable = opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS;
   const quotas = createQuotas(opts.quotas ?? [], { driver, blobs, index, observe: opts.observeQuota });
   const context = {
-    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, quotas,
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, quotas, lanes,
     repository: (name: RepoName): Repository => repository(name),
   };
 
@@ -105,6 +109,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     repositories: async (o) => (await index.repositories(rangeOf(o))) ?? sliceSorted(await listRepositories(driver, o), rangeOf(o)),
     blobs,
     linkGate: gate,
+    tagLanes: lanes,
     times,
     inventory: createInventory(driver, blobs),
     management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled, times, immutable }),

@@ -21,6 +21,7 @@ import type { RepoName } from './reference.js';
 import { listReferrers, sortByDigest } from './manifests/referrers.js';
 import type { BlobServing, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
 import { createTagStore } from './manifests/tags.js';
+import type { TagLanes } from './manifests/tag-lanes.js';
 import type { UploadSessions } from './uploads/upload-sessions.js';
 import { createUploadStore } from './uploads/uploads.js';
 
@@ -35,6 +36,7 @@ export interface RepositoryContext {
   readonly times: ManifestTimes;
   readonly immutable: ImmutableTags;
   readonly quotas: Quotas;
+  readonly lanes: TagLanes;
   readonly deleteEnabled: boolean;
   /** Another repository of the same registry (a mount's source). */
   readonly repository: (name: RepoName) => Repository;
@@ -47,6 +49,7 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
   const tagStore = createTagStore(driver, name);
   const manifests = createManifestStore({
     driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, quotas: ctx.quotas,
+    lanes: ctx.lanes,
     deleteEnabled: ctx.deleteEnabled,
   });
   // A mount costs the blob's size in the quotas of this repository (nothing when their globs hold it already).
