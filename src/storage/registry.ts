@@ -21,6 +21,7 @@ import { type TagLanes, createTagLanes } from './manifests/tag-lanes.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
 import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
+import { type QuotaReading, type QuotaSpec, createQuotas } from './quotas/quotas.js';
 import type { RepoName } from './reference.js';
 import type { CacheRepository, LocalRegistry, Repository } from './registry-face.js';
 import { createRepository } from './repository.js';
@@ -38,6 +39,7 @@ export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } fr
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
 export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
+export { type QuotaReading, type QuotaSpec, formatBytes } from './quotas/quotas.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
 export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
@@ -63,6 +65,10 @@ export interface RegistryOptions {
   readonly times?: TimesStore | undefined;
   /** `storage.immutabletags`: tags that, once set, cannot be moved or deleted (immutable-tags.ts). */
   readonly immutableTags?: readonly ImmutableTagRuleSpec[] | undefined;
+  /** `storage.quotas`: limits per repository glob, checked where pushes write (quotas/quotas.ts). */
+  readonly quotas?: readonly QuotaSpec[] | undefined;
+  /** Told each quota figure a check computes (the usage-ratio gauge and the 85% warning). */
+  readonly observeQuota?: ((reading: QuotaReading) => void) | undefined;
 }
 
 /** How many repository views a registry keeps built. */
@@ -79,8 +85,9 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const lanes = opts.tagLanes ?? createTagLanes();
   const times = createManifestTimes(opts.driver, opts.times);
   const immutable = opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS;
+  const quotas = createQuotas(opts.quotas ?? [], { driver, blobs, index, observe: opts.observeQuota });
   const context = {
-    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, lanes,
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, quotas, lanes,
     repository: (name: RepoName): Repository => repository(name),
   };
 

@@ -20,6 +20,7 @@ import { paths, revisionDigestOf } from '../paths.js';
 import type { Reference, RepoName, Tag } from '../reference.js';
 import type { TagStore } from './tags.js';
 import { type ImmutableTags, NO_IMMUTABLE_TAGS, immutableTagDenied } from './immutable-tags.js';
+import type { Quotas } from '../quotas/quota-port.js';
 import type { TagLanes } from './tag-lanes.js';
 
 /** A manifest as stored: its digest, media type and exact bytes. */
@@ -94,6 +95,7 @@ export interface ManifestStoreOptions {
   readonly gate: LinkGate;
   readonly times: ManifestTimes;
   readonly immutable: ImmutableTags;
+  readonly quotas: Quotas;
   /** Orders the writes of each tag (shared by every registry over this storage in the process). */
   readonly lanes: TagLanes;
   readonly deleteEnabled: boolean;
@@ -137,13 +139,14 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       const d = manifestDigest(ref, content);
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
       // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
-      const store = (): Promise<void> => opts.gate.link(named, async () => {
+      // The quotas count the manifest's own bytes (what it names is linked, so counted, already).
+      const store = (): Promise<void> => opts.quotas.admitLink(name, d, content.length, () => opts.gate.link(named, async () => {
         if (o?.unchecked !== true) await checkReferences(opts, info, o);
         await blobs.putSmall(d, content, o);
         // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
         await writeLink(driver, paths.revisionLink(name, d), d, o);
         if ('tag' in ref) await tags.tag(ref.tag, d, o);
-      });
+      }), o);
       if ('tag' in ref) {
         await opts.lanes.run(name, ref.tag, async () => {
           await refuseMove(opts, ref.tag, d, o);

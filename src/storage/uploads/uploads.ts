@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { asStorageFull, blobUploadUnknown, digestInvalid, rangeInvalid } from '../../errors.js';
+import { asStorageFull, blobUploadUnknown, digestInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, BlobStore } from '../blobs/blobs.js';
 import { type Digest, Digester, digestAlgorithm } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
@@ -21,6 +21,7 @@ import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { formatStartedAt, paths } from '../paths.js';
 import type { RepoName, UploadId } from '../reference.js';
 import type { UploadSessions } from './upload-sessions.js';
+import type { DeclaredBlob, Quotas } from '../quotas/quota-port.js';
 
 /** Where an upload session stands. */
 export interface UploadStatus {
@@ -36,14 +37,24 @@ export interface AppendOptions extends CallOptions {
   readonly expectedOffset?: number;
 }
 
+/** Options of an upload's start. */
+export interface StartOptions extends CallOptions {
+  /** The blob a monolithic upload declares (its digest and Content-Length), checked against the quotas. */
+  readonly declared?: DeclaredBlob | undefined;
+}
+
 /** The upload sessions of one repository. */
 export interface UploadStore {
-  start(o?: CallOptions): Promise<UploadStatus>;
+  /** @throws RegistryError DENIED when a quota refuses the upload (quotas.ts) */
+  start(o?: StartOptions): Promise<UploadStatus>;
   /** @throws RegistryError BLOB_UPLOAD_UNKNOWN */
   status(id: UploadId, o?: CallOptions): Promise<UploadStatus>;
   /** Appends a request body. @throws BLOB_UPLOAD_UNKNOWN, RANGE_INVALID (offset is not the current size) */
   append(id: UploadId, body: Readable, o?: AppendOptions): Promise<UploadStatus>;
-  /** Appends `body` if given, then verifies and publishes the blob. @throws DIGEST_INVALID and append's errors */
+  /**
+   * Appends `body` if given, then verifies and publishes the blob. @throws DIGEST_INVALID and append's
+   * errors, DENIED when a quota refuses the blob (the session is then removed)
+   */
   commit(id: UploadId, d: Digest, body: Readable | undefined, o?: AppendOptions): Promise<BlobInfo>;
   /** @throws BLOB_UPLOAD_UNKNOWN */
   cancel(id: UploadId, o?: CallOptions): Promise<void>;
@@ -55,7 +66,7 @@ export interface CacheUploads extends UploadStore {
    * Stores blob `d` from `body` in one go (a new session, written, made durable, published and linked)
    * without hashing it: the caller verifies `body` against `d` as it streams, and `body` must end only
    * when its bytes match `d` and fail otherwise (a pull-through cache hashes what it fetches once).
-   * Nothing is kept when `body` fails. @throws the body's error, STORAGE_FULL
+   * Nothing is kept when `body` fails. @throws the body's error, STORAGE_FULL, DENIED (storage.quotas)
    */
   ingestVerified(d: Digest, body: Readable, o?: CallOptions): Promise<BlobInfo>;
 }
@@ -68,6 +79,7 @@ export interface UploadStoreOptions {
   readonly linked: LinkedBlobStore;
   readonly sessions: UploadSessions;
   readonly gate: LinkGate;
+  readonly quotas: Quotas;
   readonly now?: () => Date;
 }
 
@@ -108,7 +120,8 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
     return { ...current, size: writer.size };
   };
 
-  const start = async (o?: CallOptions): Promise<UploadStatus> => {
+  const start = async (o: StartOptions = {}): Promise<UploadStatus> => {
+    await opts.quotas.checkStart(name, o.declared, signalOf(o));
     const id = randomUUID() as UploadId;
     const startedAt = (opts.now ?? (() => new Date()))();
     // Both files are durable before the session is answered; written side by side, their fsyncs overlap.
@@ -136,9 +149,15 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
         if (actual !== d) throw digestInvalid('uploaded content does not match the digest', { expected: d, actual });
         // Verified: this is the commit point. A client that goes away now must not leave the blob
         // moved but unlinked, so publishing no longer listens to the request's signal.
-        await publish(opts, id, d, {}).catch((err: unknown) => {
+        try {
+          await opts.quotas.admitLink(name, d, size, () => publish(opts, id, d, {}));
+        } catch (err) {
+          if (isRegistryError(err, 'DENIED')) {
+            sessions.forget(key(id));
+            await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // refused bytes are not kept
+          }
           throw asStorageFull(err) ?? err;
-        });
+        }
         sessions.forget(key(id));
         return { digest: d, size };
       }),
@@ -147,7 +166,7 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
       try {
         return await sessions.exclusive(key(id), async () => {
           const { size } = await write(id, body, o, true, true);
-          await publish(opts, id, d, {});
+          await opts.quotas.admitLink(name, d, size, () => publish(opts, id, d, {}));
           return { digest: d, size };
         });
       } catch (err) {
