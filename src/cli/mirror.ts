@@ -3,6 +3,7 @@
  * upstream with its credentials, the blob fetches in progress, the mirror wrapping the registry (src/mirror/), its
  * name routing, metrics and one log line per upstream fetch.
  */
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
@@ -101,7 +102,11 @@ interface Expiry {
 async function startExpiry(config: Config, proxy: ProxyConfig, storage: MirrorStorage, events: MirrorEvents, log: Logger): Promise<Expiry> {
   const source = { registry: storage.local, times: storage.local.times };
   const root = config.storage.driver === 'filesystem' ? resolve(config.storage.rootdirectory) : undefined;
-  if (root !== undefined) await importFormerPullTimes(join(root, 'berth', 'mirror-pulls.json'), source);
+  if (root !== undefined) {
+    await importFormerPullTimes(join(root, 'berth', 'mirror-pulls.json'), source);
+    // Earlier versions spooled blob fetches here; what a stopped one left is never a whole blob.
+    await rm(join(root, 'berth', 'mirror-spool'), { recursive: true, force: true });
+  }
   const state = root !== undefined && proxy.form === 'remoteurl'
     ? await loadSchedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0, source)
     : undefined;
