@@ -103,23 +103,31 @@ function remember<T>(memo: Map<string, Promise<T>>, key: string, read: () => Pro
 }
 
 /**
- * A page of repositories whose names start with `prefix`, after `last`. From `/berth/v1/usage` (with
- * tag count, size and last push); where that API is missing (404), from `/v2/_catalog`, whose sorted
- * order lets a prefix be found by starting just before it.
+ * A page of repositories with usage figures (tag count, size, last push) from `/berth/v1/usage`: names
+ * starting with `prefix`, after `last`. Undefined when the server cannot give figures: it has no usage
+ * API (404, not asked again) or its index is not ready (503, asked again next time).
+ * @throws ApiError for any other failure
  */
-export async function listRepositories(prefix: string, last: string | undefined, n: number): Promise<RepoPage> {
-  if (usageAvailable !== false) {
-    const q = new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) });
-    const res = await request(`berth/v1/usage?${q}`);
-    if (res.ok) {
-      usageAvailable = true;
-      const body = (await res.json()) as { repositories: RepoRow[] };
-      return { repos: body.repositories, next: nextLast(res), source: 'usage' };
-    }
-    // 404: a server without the usage API; 503: its index is not ready (then ask again next time).
-    if (res.status !== 404 && res.status !== 503) throw await errorOf(res);
-    if (res.status === 404) usageAvailable = false;
+export async function usagePage(prefix: string, last: string | undefined, n: number): Promise<RepoPage | undefined> {
+  if (usageAvailable === false) return undefined;
+  const q = new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) });
+  const res = await request(`berth/v1/usage?${q}`);
+  if (res.ok) {
+    usageAvailable = true;
+    const body = (await res.json()) as { repositories: RepoRow[] };
+    return { repos: body.repositories, next: nextLast(res), source: 'usage' };
   }
+  if (res.status !== 404 && res.status !== 503) throw await errorOf(res);
+  if (res.status === 404) usageAvailable = false;
+  return undefined;
+}
+
+/**
+ * A page of repository names from `/v2/_catalog` (answered from the listing index): names starting with
+ * `prefix`, after `last`. The catalog's sorted order lets a prefix be found by starting just before it.
+ * @throws ApiError
+ */
+export async function catalogPage(prefix: string, last: string | undefined, n: number): Promise<RepoPage> {
   const start = last ?? beforePrefix(prefix);
   const q = new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) });
   const { body, res } = await getJson<{ repositories: string[] }>(`v2/_catalog?${q}`);

@@ -31,7 +31,23 @@ export async function listTagDetails(
 ): Promise<TagDetail[]> {
   if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
   const targets = (await index.tagTargets(name, range)) ?? (await targetsFromStorage(driver, name, range, o));
-  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, index, name, t, o));
+  // Many tags may name one manifest (a release tagged `1`, `1.2`, `1.2.3`, `latest`): its facts are read once.
+  const facts = new Map<Digest, Promise<ManifestFacts | undefined>>();
+  const factsOf = (d: Digest): Promise<ManifestFacts | undefined> => {
+    let got = facts.get(d);
+    if (got === undefined) {
+      got = manifestFacts(driver, index, d, o);
+      facts.set(d, got);
+    }
+    return got;
+  };
+  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/** What a tag detail says of the manifest a tag names. */
+interface ManifestFacts {
+  readonly mediaType: string | undefined;
+  readonly size: number | undefined;
 }
 
 async function targetsFromStorage(driver: StorageDriver, name: RepoName, range: ListRange, o?: CallOptions): Promise<TagTarget[]> {
@@ -42,19 +58,29 @@ async function targetsFromStorage(driver: StorageDriver, name: RepoName, range: 
   });
 }
 
-async function detailOf(driver: StorageDriver, index: GuardedIndex, name: RepoName, t: TagTarget, o?: CallOptions): Promise<TagDetail> {
+async function detailOf(
+  driver: StorageDriver,
+  name: RepoName,
+  t: TagTarget,
+  factsOf: (d: Digest) => Promise<ManifestFacts | undefined>,
+  o?: CallOptions,
+): Promise<TagDetail> {
   const tag = tagOf(t.tag);
   const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o));
   const base = { tag: t.tag, digest: t.digest, pushed: link?.modTime };
-  if (t.digest === undefined) return { ...base, mediaType: undefined, size: undefined };
-  const hint = await index.descriptorOf(t.digest);
-  if (hint?.mediaType !== undefined) return { ...base, mediaType: hint.mediaType, size: hint.size };
-  const manifest = await readManifestFacts(driver, t.digest, o);
-  return { ...base, mediaType: manifest?.mediaType, size: manifest?.size };
+  const facts = t.digest === undefined ? undefined : await factsOf(t.digest);
+  return { ...base, mediaType: facts?.mediaType, size: facts?.size };
+}
+
+/** The manifest's media type and size: the index's descriptor when it has one, else the stored bytes. */
+async function manifestFacts(driver: StorageDriver, index: GuardedIndex, d: Digest, o?: CallOptions): Promise<ManifestFacts | undefined> {
+  const hint = await index.descriptorOf(d);
+  if (hint?.mediaType !== undefined) return { mediaType: hint.mediaType, size: hint.size };
+  return readManifestFacts(driver, d, o);
 }
 
 /** The stored manifest's size and media type (its `mediaType` field), when its bytes exist. */
-async function readManifestFacts(driver: StorageDriver, d: Digest, o?: CallOptions): Promise<{ size: number; mediaType: string | undefined } | undefined> {
+async function readManifestFacts(driver: StorageDriver, d: Digest, o?: CallOptions): Promise<ManifestFacts | undefined> {
   const bytes = await unlessNotFound(() => driver.getContent(paths.blobData(d), o));
   if (bytes === undefined) return undefined;
   let mediaType: string | undefined;

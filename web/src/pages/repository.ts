@@ -7,7 +7,7 @@
 import { pathOf, send } from '../api.js';
 import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, replace } from '../dom.js';
-import { bytes, compareVersionsDesc, platformName, shortDigest, when } from '../format.js';
+import { bytes, platformName, shortDigest, sortByVersionDesc, when } from '../format.js';
 import {
   type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, repositoryUsage,
 } from '../registry.js';
@@ -15,23 +15,27 @@ import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
 const PAGE_SIZE = 20;
 
-type Order = 'version' | 'pushed';
+/** How many cards of a page fill at once (each asks its manifest, config and referrers in turn). */
+const FILLING = 4;
 
 /** Renders the page of repository `name`. */
 export async function repositoryPage(root: HTMLElement, name: string, current: () => boolean): Promise<void> {
   manifests.clear();
   deleted.clear();
   clearCache();
-  // Names first (the index answers them from memory), so the first cards show at once; the details
-  // (digest, size, push time of every tag) follow and replace them.
-  const details = listTagDetails(name).catch(() => undefined);
+  // The first screen asks only for what it shows: the tag names (the listing index answers them from
+  // memory; the version order needs them all), then the manifests and configs of the tags on screen,
+  // card by card in order. Every tag's digest, size and push time (for the push-time order) are asked
+  // once those cards are filled, so that large answer never delays the first one.
   const [canDelete, usage, names] = await Promise.all([
     may('delete', { repository: name }),
     repositoryUsage(name).catch(() => undefined),
     listTagNames(name),
   ]);
   if (!current()) return;
-  let rows: readonly TagRow[] = names;
+  let byVersion = sortByVersionDesc(names, (r) => r.tag);
+  let byPushTime: readonly TagRow[] = byVersion;
+  let detailed = false;
   root.append(...repositoryHeader(name, names.length, usage));
   if (canDelete) root.append(deleteRepositoryButton(name));
   const byPush = h('option', { value: 'pushed', disabled: true }, 'Push time, newest first');
@@ -39,27 +43,40 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   const list = h('div', { id: 'tag-list' });
   root.append(h('h2', {}, 'Tags'), h('div', { class: 'toolbar' }, h('label', { for: 'tag-order' }, 'Sort tags by'), order), list);
   let page = 0;
-  const show = (): void => {
-    const sorted = sortTags(rows.filter((r) => !deleted.has(r.tag)), order.value === 'pushed' ? 'pushed' : 'version');
-    const slice = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
-    const cards = h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...slice.map((t) => tagCard(name, t, canDelete, current)));
+  /** Renders the current page's cards; resolves once they are filled in. */
+  const show = (): Promise<void> => {
+    const sorted = (order.value === 'pushed' ? byPushTime : byVersion).filter((r) => !deleted.has(r.tag));
+    const cards = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE).map((t) => tagCard(name, t, { canDelete, detailed, current }));
     const hasNext = (page + 1) * PAGE_SIZE < sorted.length;
-    replace(list, sorted.length === 0 ? h('p', { class: 'empty' }, 'This repository has no tags.') : cards,
-      sorted.length > PAGE_SIZE ? pager({ page, hasNext, label: 'Tag pages', onPage: (p) => { page = p; show(); } }) : null);
+    replace(list, sorted.length === 0 ? h('p', { class: 'empty' }, 'This repository has no tags.') : h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...cards.map((c) => c.card)),
+      sorted.length > PAGE_SIZE ? pager({ page, hasNext, label: 'Tag pages', onPage: (p) => { page = p; void show(); } }) : null);
+    return inOrder(cards.map((c) => c.fill), FILLING);
   };
   order.addEventListener('change', () => {
     page = 0;
-    show();
+    void show();
   });
-  show();
-  const detailed = await details;
-  if (detailed === undefined || !current()) return;
+  await show();
+  if (!current()) return;
+  const details = await listTagDetails(name).catch(() => undefined);
+  if (details === undefined || !current()) return;
   // Only tags still listed: one deleted meanwhile stays gone.
-  const listed = new Set(rows.map((r) => r.tag));
-  rows = detailed.filter((r) => listed.has(r.tag));
+  const byTag = new Map(details.map((d) => [d.tag, d]));
+  byVersion = byVersion.map((r) => byTag.get(r.tag) ?? r);
+  byPushTime = [...byVersion].sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? '')); // stable: ties stay in version order
+  detailed = true;
   byPush.disabled = false;
   list.dataset['detailed'] = 'true';
-  show();
+  await show();
+}
+
+/** Runs `jobs` in their order, `parallel` at a time (none of them rejects). */
+async function inOrder(jobs: readonly (() => Promise<void>)[], parallel: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let job = jobs[next++]; job !== undefined; job = jobs[next++]) await job();
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
 }
 
 /** Title, pull line and usage figures (or the tag count when the usage API cannot answer). */
@@ -80,12 +97,6 @@ function repositoryHeader(name: string, tagCount: number, usage: Awaited<ReturnT
   ];
 }
 
-function sortTags(tags: readonly TagRow[], order: Order): TagRow[] {
-  const byVersion = (a: TagRow, b: TagRow): number => compareVersionsDesc(a.tag, b.tag);
-  if (order === 'version') return [...tags].sort(byVersion);
-  return [...tags].sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? '') || byVersion(a, b));
-}
-
 /** Tags deleted on this page view (the details that arrive later must not bring them back). */
 const deleted = new Set<string>();
 
@@ -103,21 +114,29 @@ function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
   return got;
 }
 
-/** A tag's card: filled in as its manifest, config and referrers arrive. */
-function tagCard(name: string, t: TagRow, canDelete: boolean, current: () => boolean): HTMLLIElement {
+interface CardOptions {
+  readonly canDelete: boolean;
+  /** Whether the tag's push time is known yet (the details come after the first cards). */
+  readonly detailed: boolean;
+  readonly current: () => boolean;
+}
+
+/** A tag's card, and `fill`, which fills it in as its manifest, config and referrers arrive (never rejects). */
+function tagCard(name: string, t: TagRow, o: CardOptions): { card: HTMLLIElement; fill: () => Promise<void> } {
   const details = h('div', { class: 'tag-details' }, h('p', { class: 'muted' }, 'Loading…'));
   const pull = `docker pull ${location.host}/${name}:${t.tag}`;
   const card = h('li', { class: 'tag', 'data-tag': t.tag },
     h('div', { class: 'tag-head' },
       h('h3', {}, manifestLink(name, t.tag)),
-      canDelete ? h('button', { type: 'button', class: 'danger', onclick: () => void deleteTag(name, t.tag, card) }, 'Delete tag', h('span', { class: 'visually-hidden' }, ` ${t.tag}`)) : null),
+      o.canDelete ? h('button', { type: 'button', class: 'danger', onclick: () => void deleteTag(name, t.tag, card) }, 'Delete tag', h('span', { class: 'visually-hidden' }, ` ${t.tag}`)) : null),
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, `the pull command for ${t.tag}`)),
     details);
-  void fillTag(name, t, details, current);
-  return card;
+  // A card no longer on screen (another page, order or re-render) asks nothing.
+  const fill = (): Promise<void> => (card.isConnected ? fillTag(name, t, details, o) : Promise.resolve());
+  return { card, fill };
 }
 
-async function fillTag(name: string, t: TagRow, into: HTMLElement, current: () => boolean): Promise<void> {
+async function fillTag(name: string, t: TagRow, into: HTMLElement, { detailed, current }: CardOptions): Promise<void> {
   try {
     // A tag pushed again since the list was read still shows what it points at now: fetch by tag.
     const m = await manifestOf(name, t.tag);
@@ -127,7 +146,7 @@ async function fillTag(name: string, t: TagRow, into: HTMLElement, current: () =
       ['Digest', h('span', {}, h('code', { class: 'digest', title: m.digest }, shortDigest(m.digest)), ' ', copyButton(m.digest, `the digest of ${t.tag}`))],
       ['Size', isIndex(m) ? 'see platforms' : bytes(imageSize(m.manifest))],
       ['Created', when(config?.created)],
-      ['Pushed', when(t.pushed)],
+      ['Pushed', detailed ? when(t.pushed) : '…'],
       ['Type', isIndex(m) ? 'index (multi-platform)' : m.manifest.artifactType ?? (config?.os !== undefined ? platformName(config) : 'image')],
     ]));
     if (isIndex(m)) into.append(await platforms(name, m));
