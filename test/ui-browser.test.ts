@@ -150,8 +150,8 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.getByRole('link', { name: 'apps/web' }).click();
     await page.getByRole('heading', { name: /apps\/web/ }).first().waitFor();
     const tags = page.locator('li.tag');
-    // Names first, then every tag's details (digest, size, push time) from the management API.
-    await page.locator('#tag-list[data-detailed="true"] li.tag').first().waitFor();
+    // The names, then each card of the page filled in (its push time from the management API).
+    await page.locator('li.tag .facts').first().waitFor();
     expect(await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.2.0', '1.0.0', 'latest']);
     const card = page.locator('li.tag[data-tag="1.2.0"]');
     await card.locator('.referrers').waitFor();
@@ -167,8 +167,9 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.locator('li.tag[data-tag="latest"] .referrers').waitFor();
     expect(await card.textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/); // from /berth/v1/repositories/<name>/tags
     await shoot('repository');
-    // By push time: skopeo pushed 1.0.0 first and 1.10.0 last.
+    // By push time (every tag's push time is read then): skopeo pushed 1.0.0 first and 1.10.0 last.
     await page.getByLabel('Sort tags by').selectOption('pushed');
+    await page.locator('#tag-list[data-order="pushed"] li.tag').first().waitFor();
     const byPush = await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
     expect([byPush[0], byPush.at(-1)]).toEqual(['1.10.0', '1.0.0']);
   });
@@ -219,7 +220,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
 
   it('deletes one tag after a confirmation; the other tag on that digest stays', async () => {
     await open('#/r/apps/web');
-    const card = page.locator('#tag-list[data-detailed="true"] li.tag[data-tag="1.2.0"]');
+    const card = page.locator('li.tag[data-tag="1.2.0"]');
     await card.locator('.facts').waitFor();
     let asked = '';
     page.once('dialog', (d) => {

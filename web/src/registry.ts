@@ -175,6 +175,18 @@ export async function listTagDetails(name: string): Promise<TagRow[] | undefined
   }
 }
 
+/**
+ * The details of the named tags of `name` (at most 100; those that exist), from
+ * `/berth/v1/repositories/<name>/tags?tag=…`; undefined when the server has no such endpoint.
+ */
+export async function namedTagDetails(name: string, tags: readonly string[]): Promise<TagRow[] | undefined> {
+  const q = new URLSearchParams(tags.map((tag) => ['tag', tag]));
+  const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
+  if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') return undefined;
+  if (!res.ok) throw await errorOf(res);
+  return ((await res.json()) as { tags: TagRow[] }).tags;
+}
+
 /** The manifest `reference` (tag or digest) of `name`, in whatever type it was pushed as. @throws ApiError */
 export async function fetchManifest(name: string, reference: string): Promise<FetchedManifest> {
   const res = await request(`v2/${pathOf(name)}/manifests/${encodeURIComponent(reference)}`, { accept: MANIFEST_TYPES });

@@ -31,9 +31,31 @@ export async function listTagDetails(
 ): Promise<TagDetail[]> {
   if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
   const targets = (await index.tagTargets(name, range)) ?? (await targetsFromStorage(driver, name, range, o));
-  // Many tags may name one manifest (a release tagged `1`, `1.2`, `1.2.3`, `latest`): its facts are read once.
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * The details of the named tags of `name` that exist (those whose current link is there), in code-unit
+ * order: what a page of the web UI shows, in whatever order it sorts them. The links are read from
+ * storage, a few files per tag.
+ * @throws NAME_UNKNOWN when `name` is not a repository
+ */
+export async function namedTagDetails(driver: StorageDriver, index: GuardedIndex, name: RepoName, tags: readonly Tag[], o?: CallOptions): Promise<TagDetail[]> {
+  if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+  const unique = [...new Set(tags)].sort();
+  const targets = await mapLimit(unique, PARALLEL, async (tag) => ({ tag, digest: await readLink(driver, paths.tagCurrentLink(name, tag), o) }));
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets.filter((t) => t.digest !== undefined), PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * Reads a manifest's facts, each digest once per answer: many tags may name one manifest (a release
+ * tagged `1`, `1.2`, `1.2.3` and `latest`).
+ */
+function factsReader(driver: StorageDriver, index: GuardedIndex, o?: CallOptions): (d: Digest) => Promise<ManifestFacts | undefined> {
   const facts = new Map<Digest, Promise<ManifestFacts | undefined>>();
-  const factsOf = (d: Digest): Promise<ManifestFacts | undefined> => {
+  return (d) => {
     let got = facts.get(d);
     if (got === undefined) {
       got = manifestFacts(driver, index, d, o);
@@ -41,7 +63,6 @@ export async function listTagDetails(
     }
     return got;
   };
-  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
 }
 
 /** What a tag detail says of the manifest a tag names. */

@@ -9,7 +9,7 @@ import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, replace } from '../dom.js';
 import { bytes, platformName, shortDigest, sortByVersionDesc, when } from '../format.js';
 import {
-  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, repositoryUsage,
+  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, namedTagDetails, repositoryUsage,
 } from '../registry.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
@@ -24,50 +24,69 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   deleted.clear();
   clearCache();
   // The first screen asks only for what it shows: the tag names (the listing index answers them from
-  // memory; the version order needs them all), then the manifests and configs of the tags on screen,
-  // card by card in order. Every tag's digest, size and push time (for the push-time order) are asked
-  // once those cards are filled, so that large answer never delays the first one.
+  // memory; the version order needs them all), the push times of the 20 tags on screen (one small
+  // request), and their manifests and configs, card by card in order. Every tag's push time is asked
+  // only when the tags are sorted by it.
   const [canDelete, usage, names] = await Promise.all([
     may('delete', { repository: name }),
     repositoryUsage(name).catch(() => undefined),
     listTagNames(name),
   ]);
   if (!current()) return;
-  let byVersion = sortByVersionDesc(names, (r) => r.tag);
-  let byPushTime: readonly TagRow[] = byVersion;
-  let detailed = false;
+  const byVersion = sortByVersionDesc(names, (r) => r.tag);
+  const known = new Map<string, TagRow>(); // tags whose details (push time) were read
+  let byPushTime: readonly TagRow[] | undefined;
   root.append(...repositoryHeader(name, names.length, usage));
   if (canDelete) root.append(deleteRepositoryButton(name));
-  const byPush = h('option', { value: 'pushed', disabled: true }, 'Push time, newest first');
-  const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), byPush);
+  const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), h('option', { value: 'pushed' }, 'Push time, newest first'));
   const list = h('div', { id: 'tag-list' });
   root.append(h('h2', {}, 'Tags'), h('div', { class: 'toolbar' }, h('label', { for: 'tag-order' }, 'Sort tags by'), order), list);
   let page = 0;
   /** Renders the current page's cards; resolves once they are filled in. */
-  const show = (): Promise<void> => {
-    const sorted = (order.value === 'pushed' ? byPushTime : byVersion).filter((r) => !deleted.has(r.tag));
-    const cards = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE).map((t) => tagCard(name, t, { canDelete, detailed, current }));
+  const show = async (): Promise<void> => {
+    if (order.value === 'pushed' && byPushTime === undefined) {
+      replace(list, h('p', { class: 'muted' }, 'Reading the push time of every tag…'));
+      byPushTime = await pushTimeOrder(name, byVersion, known).catch((err: unknown) => {
+        replace(list, errorBox(err));
+        return undefined;
+      });
+      if (byPushTime === undefined || !current()) return;
+    }
+    const sorted = (order.value === 'pushed' ? byPushTime ?? byVersion : byVersion).filter((r) => !deleted.has(r.tag));
+    const slice = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+    const times = pushTimes(name, slice, known);
+    const cards = slice.map((t) => tagCard(name, t, { canDelete, times, current }));
     const hasNext = (page + 1) * PAGE_SIZE < sorted.length;
+    list.dataset['order'] = order.value;
     replace(list, sorted.length === 0 ? h('p', { class: 'empty' }, 'This repository has no tags.') : h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...cards.map((c) => c.card)),
       sorted.length > PAGE_SIZE ? pager({ page, hasNext, label: 'Tag pages', onPage: (p) => { page = p; void show(); } }) : null);
-    return inOrder(cards.map((c) => c.fill), FILLING);
+    await inOrder(cards.map((c) => c.fill), FILLING);
   };
   order.addEventListener('change', () => {
     page = 0;
     void show();
   });
   await show();
-  if (!current()) return;
-  const details = await listTagDetails(name).catch(() => undefined);
-  if (details === undefined || !current()) return;
-  // Only tags still listed: one deleted meanwhile stays gone.
-  const byTag = new Map(details.map((d) => [d.tag, d]));
-  byVersion = byVersion.map((r) => byTag.get(r.tag) ?? r);
-  byPushTime = [...byVersion].sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? '')); // stable: ties stay in version order
-  detailed = true;
-  byPush.disabled = false;
-  list.dataset['detailed'] = 'true';
-  await show();
+}
+
+/** The details of the tags of a page, from those already read and one request for the rest (never rejects). */
+async function pushTimes(name: string, tags: readonly TagRow[], known: Map<string, TagRow>): Promise<ReadonlyMap<string, TagRow>> {
+  const missing = tags.filter((t) => !known.has(t.tag)).map((t) => t.tag);
+  if (missing.length > 0) {
+    const got = await namedTagDetails(name, missing).catch(() => undefined);
+    for (const d of got ?? []) known.set(d.tag, d);
+  }
+  return known;
+}
+
+/** Every tag by push time, newest first (ties in version order): all their details, read once. */
+async function pushTimeOrder(name: string, byVersion: readonly TagRow[], known: Map<string, TagRow>): Promise<TagRow[]> {
+  const details = await listTagDetails(name);
+  if (details === undefined) throw new Error('this server gives no push times (/berth/v1/repositories/<name>/tags)');
+  for (const d of details) known.set(d.tag, d);
+  // Only tags listed when the page opened: one deleted meanwhile stays gone. The sort is stable.
+  const rows = byVersion.map((r) => known.get(r.tag) ?? r);
+  return rows.sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? ''));
 }
 
 /** Runs `jobs` in their order, `parallel` at a time (none of them rejects). */
@@ -116,8 +135,8 @@ function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
 
 interface CardOptions {
   readonly canDelete: boolean;
-  /** Whether the tag's push time is known yet (the details come after the first cards). */
-  readonly detailed: boolean;
+  /** The details (push time) of the page's tags, by tag. */
+  readonly times: Promise<ReadonlyMap<string, TagRow>>;
   readonly current: () => boolean;
 }
 
@@ -136,17 +155,18 @@ function tagCard(name: string, t: TagRow, o: CardOptions): { card: HTMLLIElement
   return { card, fill };
 }
 
-async function fillTag(name: string, t: TagRow, into: HTMLElement, { detailed, current }: CardOptions): Promise<void> {
+async function fillTag(name: string, t: TagRow, into: HTMLElement, { times, current }: CardOptions): Promise<void> {
   try {
     // A tag pushed again since the list was read still shows what it points at now: fetch by tag.
     const m = await manifestOf(name, t.tag);
     const config = isIndex(m) ? undefined : await fetchConfig(name, m.manifest);
+    const pushed = (await times).get(t.tag)?.pushed;
     if (!current()) return;
     replace(into, facts([
       ['Digest', h('span', {}, h('code', { class: 'digest', title: m.digest }, shortDigest(m.digest)), ' ', copyButton(m.digest, `the digest of ${t.tag}`))],
       ['Size', isIndex(m) ? 'see platforms' : bytes(imageSize(m.manifest))],
       ['Created', when(config?.created)],
-      ['Pushed', detailed ? when(t.pushed) : '…'],
+      ['Pushed', when(pushed)],
       ['Type', isIndex(m) ? 'index (multi-platform)' : m.manifest.artifactType ?? (config?.os !== undefined ? platformName(config) : 'image')],
     ]));
     if (isIndex(m)) into.append(await platforms(name, m));
