@@ -322,6 +322,32 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     }
   });
 
+  it('no auth: the first view\'s requests go out beside the auth check and are not asked twice', async () => {
+    const open = await startBerth({ root, ui: { assets: await loadAssets() } });
+    const p = await context.newPage();
+    const asked: string[] = [];
+    p.on('request', (r) => asked.push(new URL(r.url()).pathname));
+    try {
+      await p.goto(`${open.url}/ui/#/`);
+      await p.locator('table.repos tbody tr').first().waitFor();
+      expect(await p.locator('table.repos tbody th').allTextContents()).toEqual(content.repositories);
+      // Sent before the auth check itself (the page's first fetch calls, in order).
+      expect(asked.indexOf('/v2/_catalog')).toBeLessThan(asked.indexOf('/v2/'));
+      await p.goto(`${open.url}/ui/#/r/apps/web`);
+      await p.locator('li.tag[data-tag="latest"] .facts').waitFor();
+      const tags = await p.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
+      expect([tags[0], tags.at(-1)]).toEqual(['1.10.0', 'latest']); // 1.2.0 may be deleted by then
+      expect(await p.locator('li.tag[data-tag="latest"]').textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      expect(asked.filter((a) => a === '/v2/_catalog')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/berth/v1/usage')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/v2/apps/web/tags/list')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/usage')).toHaveLength(1);
+    } finally {
+      await p.close();
+      await open.close();
+    }
+  });
+
   it('is readable on a phone: nothing wider than the screen', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const p = await phone.newPage();

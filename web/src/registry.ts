@@ -110,8 +110,7 @@ function remember<T>(memo: Map<string, Promise<T>>, key: string, read: () => Pro
  */
 export async function usagePage(prefix: string, last: string | undefined, n: number): Promise<RepoPage | undefined> {
   if (usageAvailable === false) return undefined;
-  const q = new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) });
-  const res = await request(`berth/v1/usage?${q}`);
+  const res = await request(usagePath(prefix, last, n));
   if (res.ok) {
     usageAvailable = true;
     const body = (await res.json()) as { repositories: RepoRow[] };
@@ -128,12 +127,21 @@ export async function usagePage(prefix: string, last: string | undefined, n: num
  * @throws ApiError
  */
 export async function catalogPage(prefix: string, last: string | undefined, n: number): Promise<RepoPage> {
-  const start = last ?? beforePrefix(prefix);
-  const q = new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) });
-  const { body, res } = await getJson<{ repositories: string[] }>(`v2/_catalog?${q}`);
+  const { body, res } = await getJson<{ repositories: string[] }>(catalogPath(prefix, last, n));
   const matching = body.repositories.filter((r) => r.startsWith(prefix));
   const more = matching.length === body.repositories.length ? nextLast(res) : undefined;
   return { repos: matching.map((name) => ({ name })), next: more, source: 'catalog' };
+}
+
+/** The request of {@link usagePage}. */
+export function usagePath(prefix: string, last: string | undefined, n: number): string {
+  return `berth/v1/usage?${new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) })}`;
+}
+
+/** The request of {@link catalogPage}. */
+export function catalogPath(prefix: string, last: string | undefined, n: number): string {
+  const start = last ?? beforePrefix(prefix);
+  return `v2/_catalog?${new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) })}`;
 }
 
 /** A string just before every name starting with `prefix` in code-unit order (undefined: from the start). */
@@ -145,15 +153,25 @@ function beforePrefix(prefix: string): string | undefined {
 
 /** One repository's usage (`/berth/v1/repositories/<name>/usage`); undefined when the API is missing. */
 export async function repositoryUsage(name: string): Promise<(RepoRow & { sharedBytes?: number; manifests?: number; lastPull?: string | null }) | undefined> {
-  const res = await request(`berth/v1/repositories/${pathOf(name)}/usage`);
+  const res = await request(repositoryUsagePath(name));
   if (res.status === 404 && (await errorOf(res)).code === 'UNSUPPORTED') return undefined;
   if (!res.ok) throw await errorOf(res);
   return (await res.json()) as RepoRow;
 }
 
+/** The request of {@link repositoryUsage}. */
+export function repositoryUsagePath(name: string): string {
+  return `berth/v1/repositories/${pathOf(name)}/usage`;
+}
+
+/** The request of {@link listTagNames}. */
+export function tagNamesPath(name: string): string {
+  return `v2/${pathOf(name)}/tags/list`;
+}
+
 /** Every tag name of `name` (`/v2/<name>/tags/list`, which the index answers from memory). */
 export async function listTagNames(name: string): Promise<TagRow[]> {
-  const { body } = await getJson<{ tags: string[] | null }>(`v2/${pathOf(name)}/tags/list`);
+  const { body } = await getJson<{ tags: string[] | null }>(tagNamesPath(name));
   return (body.tags ?? []).map((tag) => ({ tag }));
 }
 

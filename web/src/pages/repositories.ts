@@ -7,10 +7,15 @@
 import { pathOf } from '../api.js';
 import { h, replace, table } from '../dom.js';
 import { bytes, when } from '../format.js';
-import { type RepoPage, catalogPage, usagePage } from '../registry.js';
+import { type RepoPage, catalogPage, catalogPath, usagePage, usagePath } from '../registry.js';
 import { errorBox, pager } from './common.js';
 
 const PAGE_SIZE = 50;
+
+/** The requests of the list's first page (what main.ts may send before the auth mode is known). */
+export function repositoriesFirstRequests(query: string): string[] {
+  return [usagePath(query.trim(), undefined, PAGE_SIZE), catalogPath(query.trim(), undefined, PAGE_SIZE)];
+}
 
 /** Renders the list; `query` is the search's starting text (the `?q=` of the hash). */
 export async function repositoriesPage(root: HTMLElement, query: string, current: () => boolean): Promise<void> {

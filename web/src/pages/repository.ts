@@ -9,7 +9,7 @@ import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, replace } from '../dom.js';
 import { bytes, platformName, shortDigest, sortByVersionDesc, when } from '../format.js';
 import {
-  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, namedTagDetails, repositoryUsage,
+  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, namedTagDetails, repositoryUsage, repositoryUsagePath, tagNamesPath,
 } from '../registry.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
@@ -17,6 +17,11 @@ const PAGE_SIZE = 20;
 
 /** How many cards of a page fill at once (each asks its manifest, config and referrers in turn). */
 const FILLING = 4;
+
+/** The page's first requests (what main.ts may send before the auth mode is known). */
+export function repositoryFirstRequests(name: string): string[] {
+  return [tagNamesPath(name), repositoryUsagePath(name)];
+}
 
 /** Renders the page of repository `name`. */
 export async function repositoryPage(root: HTMLElement, name: string, current: () => boolean): Promise<void> {
