@@ -72,7 +72,12 @@ function splitPre(tag: string): [string, string] {
 
 function parts(s: string): (number | string)[] {
   // `v1.2` is version 1.2: the `v` is no word to sort by.
-  return (s.replace(/^v(?=\d)/, '').match(/\d+|[^\d.\-_]+/g) ?? []).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  // A part is all digits or has none: its first character says which.
+  return (s.replace(/^v(?=\d)/, '').match(/\d+|[^\d.\-_]+/g) ?? []).map((p) => (isDigit(p.charCodeAt(0)) ? Number(p) : p));
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
 }
 
 function compareParts(x: readonly (number | string)[], y: readonly (number | string)[]): number {
