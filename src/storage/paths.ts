@@ -43,6 +43,8 @@ export const paths = {
 
   repositoriesRoot: `${V2}/repositories`,
   repo: (name: RepoName): string => `${V2}/repositories/${name}`,
+  /** The folder holding every repository whose name starts with `dir/` (the root for ''): `dir` is a name's leading components. */
+  repositoriesUnder: (dir: string): string => (dir === '' ? `${V2}/repositories` : `${V2}/repositories/${dir}`),
 
   layers: (name: RepoName): string => `${V2}/repositories/${name}/${LAYERS_DIR}`,
   layersOf: (name: RepoName, alg: DigestAlgorithm): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${alg}`,
@@ -189,6 +191,12 @@ export function linkDigestOf(path: string): Digest | undefined {
 export function revisionDigestOf(dir: string): Digest | undefined {
   const at = parsePath(dir);
   return at.kind === 'revision' && at.rest.length === 0 ? at.digest : undefined;
+}
+
+/** The digest a layer link folder `…/_layers/<alg>/<hex>` names, or undefined for any other path. */
+export function layerDigestOf(dir: string): Digest | undefined {
+  const at = parsePath(dir);
+  return at.kind === 'layer' && at.rest.length === 0 ? at.digest : undefined;
 }
 
 /** The digest of a blob's data file `…/blobs/<alg>/<hex2>/<hex>/data`, or undefined for any other path. */
