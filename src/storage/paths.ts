@@ -189,6 +189,12 @@ export function revisionDigestOf(dir: string): Digest | undefined {
   return at.kind === 'revision' && at.rest.length === 0 ? at.digest : undefined;
 }
 
+/** The digest a layer link folder `…/_layers/<alg>/<hex>` names, or undefined for any other path. */
+export function layerDigestOf(dir: string): Digest | undefined {
+  const at = parsePath(dir);
+  return at.kind === 'layer' && at.rest.length === 0 ? at.digest : undefined;
+}
+
 /** The digest of a blob's data file `…/blobs/<alg>/<hex2>/<hex>/data`, or undefined for any other path. */
 export function blobDataDigestOf(path: string): Digest | undefined {
   const at = parsePath(path);
