@@ -1,8 +1,8 @@
 /**
  * Automatic cross-mount (a mount without `from`) against a real Berth: on by default, off with
- * `storage.automaticcrossmount: false`; with tokens, it links the blob only when the caller's grant lets
- * it pull some repository that links it, and otherwise answers a plain upload session (202) that says
- * nothing about the blob.
+ * `storage.automaticcrossmount: false`; with the built-in issuer, it links the blob when the caller may pull
+ * some repository that links it (by the rules, whatever the token names), and otherwise answers a plain
+ * upload session (202) that says nothing about the blob.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -79,10 +79,20 @@ describe('with the built-in token issuer', () => {
     expect(await linked(berth.url, 'alice/dst', b.digest, headers)).toBe(200);
   });
 
-  it('answers a plain session when the token names no repository that links it', async () => {
+  it('mounts when the user may pull a repository that links the blob, though the token names only the target', async () => {
     const headers = await token(berth.url, 'alice', ['repository:alice/dst2:pull,push']);
-    expect(await mount(berth.url, 'alice/dst2', b.digest, headers)).toBe(202);
-    expect(await linked(berth.url, 'alice/dst2', b.digest, headers)).toBe(404);
+    expect(await mount(berth.url, 'alice/dst2', b.digest, headers)).toBe(201);
+    const res = await raw(berth.url, 'GET', `/v2/alice/dst2/blobs/${b.digest}`, { headers });
+    expect(res.status).toBe(200);
+    expect(res.body.equals(b.bytes)).toBe(true);
+  });
+
+  it('answers a plain session when the user may pull no repository that links the blob', async () => {
+    const headers = await token(berth.url, 'bob', ['repository:bob/dst2:pull,push']);
+    const res = await raw(berth.url, 'POST', `/v2/bob/dst2/blobs/uploads/?mount=${b.digest}`, { headers });
+    expect(res.status).toBe(202);
+    expect(res.header('Location')).toContain('/v2/bob/dst2/blobs/uploads/');
+    expect(await linked(berth.url, 'bob/dst2', b.digest, headers)).toBe(404);
   });
 
   it('never mounts from a repository the caller may not pull (the issuer drops that scope)', async () => {

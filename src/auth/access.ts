@@ -18,6 +18,13 @@ export interface Grant {
   readonly access: readonly AccessItem[];
   /** Every action on every resource (htpasswd users, as in registry:2), whatever `access` lists. */
   readonly everything?: boolean;
+  /**
+   * Whether the caller may pull `repository`, whatever the token names: present only where the server
+   * itself knows the caller's rights (the built-in issuer's rules). A token from an external token
+   * server carries all Berth knows of its holder's rights, so there this is absent. Automatic
+   * cross-mount uses it to find a repository the caller may mount from (handlers/uploads.ts).
+   */
+  readonly mayPull?: (repository: string) => boolean;
 }
 
 /** The catalog resource of the token spec. */

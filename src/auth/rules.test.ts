@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isRegistryError } from '../errors.js';
 import type { AccessItem } from './access.js';
-import { type AccessRule, globMatches, grantFor, parseScopes, validateRules } from './rules.js';
+import { type AccessRule, globMatches, grantFor, parseScopes, rulesAllowPull, validateRules } from './rules.js';
 
 const repo = (name: string, ...actions: string[]): AccessItem => ({ type: 'repository', name, actions });
 
@@ -101,6 +101,14 @@ describe('grantFor', () => {
 
   it('grants nothing for unknown resource types', () => {
     expect(grant('olga', { type: 'plugin', name: 'x', actions: ['pull'] })).toEqual([]);
+  });
+
+  it('answers whether a caller may pull a repository (rulesAllowPull)', () => {
+    expect(rulesAllowPull({ subject: 'dora' }, 'team/a/b', rules, groups)).toBe(true);
+    expect(rulesAllowPull({ subject: 'dora' }, 'alice/x', rules, groups)).toBe(false);
+    expect(rulesAllowPull({ subject: undefined }, 'library/alpine', rules, groups)).toBe(true);
+    expect(rulesAllowPull({ subject: undefined }, 'shared/x', rules, groups)).toBe(false);
+    expect(rulesAllowPull({ subject: 'olga' }, 'anything/at/all', rules, groups)).toBe(true);
   });
 
   it('never lets an unknown group or a non-member in', () => {

@@ -119,6 +119,11 @@ export function grantFor(
   return granted;
 }
 
+/** Whether `rules` let `caller` pull repository `name` (what a token asking for that pull would hold). */
+export function rulesAllowPull(caller: { readonly subject: string | undefined }, name: string, rules: readonly AccessRule[], groups: Groups): boolean {
+  return grantFor(caller, [{ type: 'repository', name, actions: ['pull'] }], rules, groups).length > 0;
+}
+
 function grantedActions(item: AccessItem, rules: readonly AccessRule[]): string[] {
   if (item.type === 'registry') {
     if (item.name === 'catalog') return rules.some((r) => r.catalog === true) ? [...item.actions] : [];

@@ -15,6 +15,11 @@ export interface TokenControllerOptions {
   readonly realmPath: string;
   readonly service: string;
   readonly verifier: TokenVerifier;
+  /**
+   * What the holder of a verified token may pull beyond its scopes, when this server knows (the built-in
+   * issuer, which signs every token this controller accepts); see `Grant.mayPull`.
+   */
+  readonly mayPull?: (subject: string | undefined, repository: string) => boolean;
 }
 
 const BEARER = /^Bearer\s+([A-Za-z0-9._~+/-]+=*)\s*$/i;
@@ -36,7 +41,9 @@ export function createTokenController(o: TokenControllerOptions): AccessControll
       let grant: Grant;
       try {
         const verified = await o.verifier.verify(token);
-        grant = { subject: verified.subject, access: verified.access };
+        const { subject } = verified;
+        const mayPull = o.mayPull;
+        grant = { subject, access: verified.access, ...(mayPull !== undefined && { mayPull: (repository: string) => mayPull(subject, repository) }) };
       } catch (err) {
         if (err instanceof TokenError) throw new UnauthorizedError(challenge(req, needed, 'invalid_token'), 'invalid token');
         throw err;

@@ -9,6 +9,7 @@ import type { AccessController } from '../auth/controller.js';
 import { type Htpasswd, loadHtpasswd } from '../auth/htpasswd.js';
 import { createIssuer } from '../auth/issuer.js';
 import { type KeyStore, loadOrCreateSigningKey } from '../auth/signing-key.js';
+import { rulesAllowPull } from '../auth/rules.js';
 import { createTokenController } from '../auth/token-controller.js';
 import { type JsonWebKeySet, createTokenVerifier } from '../auth/token.js';
 import { ConfigError } from '../config/raw.js';
@@ -88,7 +89,11 @@ async function builtin(auth: BuiltinAuthConfig, defaultKey: string | KeyStore | 
   );
   const verifier = createTokenVerifier({ issuer: auth.issuer, service: auth.service, jwks: issuer.jwks(), signingAlgorithms: [key.alg] });
   return {
-    access: createTokenController({ realm: auth.realm, realmPath: TOKEN_PATH, service: auth.service, verifier }),
+    access: createTokenController({
+      realm: auth.realm, realmPath: TOKEN_PATH, service: auth.service, verifier,
+      // Tokens here are ours: the rules tell what their holder may pull (automatic cross-mount asks).
+      mayPull: (subject, repository) => rulesAllowPull({ subject }, repository, auth.rules, auth.groups),
+    }),
     tokenHandlers: createTokenHandlers(issuer),
   };
 }

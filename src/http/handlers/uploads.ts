@@ -77,7 +77,8 @@ async function withSessionRange<T>(ctx: Ctx, deps: HandlerDeps, name: RepoName, 
  * With `from`, that repository must link the blob (and, with auth, the caller may pull it). Without
  * `from` (automatic cross-mount, unless `storage.automaticcrossmount` is off): without auth, or for a
  * caller who may do everything (htpasswd), any blob the registry holds; with tokens, a blob linked by
- * one of the repositories the caller's grant lets it pull.
+ * a repository the caller may pull: first those the token names with pull, then, where the server knows
+ * the caller's rights (`grant.mayPull`: the built-in issuer), any other (see `mountFromPullable`).
  */
 async function tryMount(ctx: Ctx, deps: HandlerDeps, repo: Repository, d: Digest, from: string | undefined): Promise<BlobInfo | undefined> {
   const signal = { signal: ctx.state.signal };
@@ -85,15 +86,52 @@ async function tryMount(ctx: Ctx, deps: HandlerDeps, repo: Repository, d: Digest
   if (from === undefined) {
     if (!deps.automaticCrossMount) return undefined;
     if (grant === undefined || grant.everything === true) return repo.blobs.mountExisting(d, signal);
-    for (const source of pullableRepositories(grant, repo.name)) {
+    const named = pullableRepositories(grant, repo.name);
+    for (const source of named) {
       const mounted = await repo.blobs.mountFrom(source, d, signal);
       if (mounted) return mounted;
     }
-    return undefined;
+    if (grant.mayPull === undefined) return undefined;
+    return mountFromPullable(deps, repo, d, grant.mayPull, new Set(named), signal);
   }
   const source = parseRepoName(from);
   if (grant !== undefined && !allows(grant, mountSourceAccess(source))) return undefined;
   return repo.blobs.mountFrom(source, d, signal);
+}
+
+/** How many repositories' links an automatic cross-mount looks at before it gives up (a plain upload then). */
+const MAX_MOUNT_CANDIDATES = 256;
+const CATALOG_PAGE = 500;
+
+/**
+ * Automatic cross-mount for a caller whose rights the server knows: walks the repository list (the
+ * listing index when it vouches, else the tree) in name order, and for each repository other than the
+ * target (and `tried`) that `mayPull` allows, looks for a link to `d` (one stat each). There is no
+ * blob → repository relation to ask, so the cost grows with the repositories the caller may pull; it
+ * stops after MAX_MOUNT_CANDIDATES of them, and the client then simply uploads the blob.
+ */
+async function mountFromPullable(
+  deps: HandlerDeps,
+  repo: Repository,
+  d: Digest,
+  mayPull: (repository: string) => boolean,
+  tried: ReadonlySet<RepoName>,
+  signal: { signal: AbortSignal },
+): Promise<BlobInfo | undefined> {
+  let looked = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await deps.registry.repositories({ ...signal, after, limit: CATALOG_PAGE });
+    for (const name of page) {
+      const source = parseRepoNameOrUndefined(name);
+      if (source === undefined || source === repo.name || tried.has(source) || !mayPull(source)) continue;
+      if (looked++ >= MAX_MOUNT_CANDIDATES) return undefined;
+      const mounted = await repo.blobs.mountFrom(source, d, signal);
+      if (mounted) return mounted;
+    }
+    if (page.length < CATALOG_PAGE) return undefined;
+    after = page[page.length - 1];
+  }
 }
 
 /** The repositories other than `target` that `grant` lets its holder pull (names that do not parse are skipped). */
