@@ -85,6 +85,10 @@ export interface RebuildReport {
 }
 
 export interface IndexDb extends RegistryIndex {
+  usage(repo: RepoName): Promise<UsageFigures | undefined>;
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined>;
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined>;
   /** Push and pull times per manifest revision (times.ts), kept across rebuilds. */
   readonly times: TimesStore;
   readonly location: string;
