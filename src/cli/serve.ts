@@ -110,7 +110,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
   const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
-  const notifier = await startNotifications(config, log, metrics.registry, replicas);
+  const notifier = await startNotifications(config, log, metrics.registry, driver, replicas);
   if (notifier) opened.push(() => notifier.stop());
   // `/berth/v1/status` and `/berth/v1/gc`: the collector starts once the listener is bound, so the
   // trigger is bound late (a request before that is answered as if a run were going).

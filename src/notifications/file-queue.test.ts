@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../log.js';
 import { openFileQueue } from './file-queue.js';
 import { type EventQueue, createMemoryQueue } from './queue.js';
+import { ev, take } from './suite/queue.js';
 
 const lines: string[] = [];
 const log = createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) });
@@ -43,19 +44,6 @@ async function writeTwo(dir: string): Promise<void> {
   await closeNow(q);
 }
 
-/** Takes (and acknowledges) `n` events, in order. */
-async function take(q: EventQueue, n: number): Promise<string[]> {
-  const got: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = await q.next(AbortSignal.timeout(5000));
-    if (e === undefined) throw new Error(`queue ended after ${i} of ${n} events`);
-    got.push(e.line);
-    q.ack(e);
-  }
-  return got;
-}
-
-const ev = (i: number): string => JSON.stringify({ id: `event-${i}`, pad: 'x'.repeat(100) });
 
 describe('file queue', () => {
   it('answers events in order, the same one until it is acknowledged', async () => {

@@ -38,8 +38,11 @@ export interface NotifierOptions {
   readonly includeReferences: boolean;
   /** The directory of the queues; undefined keeps them in memory (lost at exit), unless `openQueue` is given. */
   readonly dir: string | undefined;
-  /** Opens an endpoint's queue elsewhere (replicas: a Redis Stream shared by all of them, redis-queue.ts). */
-  readonly openQueue?: (endpoint: string, maxBytes: number, log: Logger) => Promise<EventQueue>;
+  /**
+   * Opens an endpoint's queue elsewhere (replicas: a Redis Stream shared by all of them, redis-queue.ts;
+   * S3 without redis: objects in the bucket, object-queue.ts). `onLost` counts lines a failed write lost.
+   */
+  readonly openQueue?: (endpoint: string, maxBytes: number, log: Logger, onLost: (count: number) => void) => Promise<EventQueue>;
   readonly log: Logger;
   /** `source.instanceID` of this run's events: new at every start. */
   readonly instanceId: string;
@@ -90,14 +93,12 @@ export async function createNotifier(o: NotifierOptions): Promise<Notifier> {
         log.info('notification endpoint disabled, skipping');
         continue;
       }
+      const onLost = (count: number): void => metrics?.dropped(endpoint.name, 'write_error', count);
       const queue = o.openQueue
-        ? await o.openQueue(endpoint.name, maxBytes, log)
+        ? await o.openQueue(endpoint.name, maxBytes, log, onLost)
         : o.dir === undefined
         ? createMemoryQueue({ maxBytes })
-        : await openFileQueue({
-            dir: join(o.dir, queueDirName(endpoint.name)), maxBytes, segmentBytes, log,
-            onLost: (count) => metrics?.dropped(endpoint.name, 'write_error', count),
-          });
+        : await openFileQueue({ dir: join(o.dir, queueDirName(endpoint.name)), maxBytes, segmentBytes, log, onLost });
       running.push({ options: endpoint, queue, log, droppedWhileFull: 0 });
       log.info('notification endpoint configured', {
         url: endpoint.url, timeoutMs: endpoint.timeoutMs, threshold: endpoint.threshold, backoffMs: endpoint.backoffMs,

@@ -79,6 +79,8 @@ export const paths = {
   quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
   /** The built-in issuer's generated signing key on storage other than a filesystem (Berth's own, outside v2). */
   signingKey: '/berth/token-signing-key.pem',
+  /** A notification endpoint's queue on storage other than a filesystem, without redis (Berth's own, outside v2). */
+  notificationQueue: (queueName: string): string => `/berth/notifications/${queueName}`,
 } as const;
 
 /**
