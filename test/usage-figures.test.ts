@@ -79,6 +79,10 @@ describe('usage figures', () => {
     expect(after.lastPush).toBe(before.lastPush);
     // The other repository was never pulled.
     expect((await usage('usage/a')).lastPull).toBeNull();
+    // A page of usages gives the same times (read for the whole page at once).
+    const page = await raw(berth.url, 'GET', '/berth/v1/usage?prefix=usage/');
+    const { repositories } = page.json() as { repositories: UsageJson[] };
+    expect(repositories).toEqual([await usage('usage/a'), await usage('usage/b')]);
   });
 });
 

@@ -219,15 +219,14 @@ class LevelIndex implements IndexDb {
   }
 
   usage(repo: RepoName): Promise<UsageFigures | undefined> {
-    return this.answer(async () => ((await this.knowsUsageOf(repo)) ? figuresOf(this.db, repo) : undefined));
+    return this.answer(async () => ((await this.knowsUsageOf(repo)) ? (await figuresOf(this.db, [repo]))[0] : undefined));
   }
 
   usages(query: UsageQuery): Promise<UsageFigures[] | undefined> {
     const { prefix = '', after, limit = Number.POSITIVE_INFINITY, include } = query;
     return this.answer(async () => {
       if (!this.usageTrusted()) return undefined;
-      const figures = async (repo: RepoName): Promise<UsageFigures | undefined> => (this.distrust.repos.has(repo) ? undefined : figuresOf(this.db, repo));
-      return usagePage(this.db, { prefix, after, limit, include }, figures);
+      return usagePage(this.db, { prefix, after, limit, include }, (repo) => !this.distrust.repos.has(repo));
     });
   }
 

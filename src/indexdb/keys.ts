@@ -138,3 +138,16 @@ export function repoPrefixRange(prefix: string, after: string | undefined, limit
   const start = after !== undefined && after >= prefix ? { gt: `r${SEP}${after}` } : { gte: `r${SEP}${prefix}` };
   return limit === undefined ? { ...start, lt } : { ...start, lt, limit: Math.max(0, limit) };
 }
+
+/**
+ * Every key of `table` (`l`, `t`, `p`: keyed by repository first) from repository `first` through
+ * repository `last` (in key order, with those between): one range read for a page of repositories.
+ */
+export function repoSpan(table: 'l' | 't' | 'p', first: string, last: string): PrefixRange {
+  return { gte: `${table}${SEP}${first}${SEP}`, lt: `${table}${SEP}${last}${END}` };
+}
+
+/** The repository of a `t` or `p` key (its middle field: neither a tag nor a digest holds NUL). */
+export function repoOfKey(key: string): string {
+  return key.slice(2, key.lastIndexOf(SEP));
+}

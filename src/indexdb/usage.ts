@@ -18,7 +18,7 @@ import { type Digest, parseDigest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
 import type { IndexSource, RepoName, RepoScope, ScopeUsage, UsageFigures } from '../storage/indexing/index-port.js';
 import type { IndexLevel } from './entries.js';
-import { type LinkHow, costKey, lastField, linkKey, linkKeyFields, linkPrefixRange, linkRange, repoPrefixRange, tagRange, userKey, userRange } from './keys.js';
+import { type LinkHow, costKey, lastField, linkKey, linkKeyFields, linkPrefixRange, repoOfKey, repoPrefixRange, repoSpan, userKey, userRange } from './keys.js';
 import { eachLimited } from './rebuild.js';
 
 /** A `c` entry: the blob's size (0 when it has no data) and whether two or more repositories link it. */
@@ -85,49 +85,76 @@ export async function writeCosts(db: IndexLevel, source: IndexSource, o: CallOpt
   return linked.length;
 }
 
-/** The figures of `repo` (which the index knows): its links, its tags, the costs of its blobs. */
-export async function figuresOf(db: IndexLevel, repo: RepoName): Promise<UsageFigures> {
-  const digests: string[] = [];
-  let manifests = 0;
-  for (const key of await db.keys(linkRange(repo)).all()) {
-    const { second: d, how } = linkKeyFields(key);
-    if (how === 'revision') manifests += 1;
-    if (digests.at(-1) !== d) digests.push(d); // a blob's keys are adjacent (digest order)
+/** What a page's range reads gather of one repository. */
+interface RepoLinks {
+  /** The distinct blobs it links, in digest order. */
+  readonly digests: string[];
+  manifests: number;
+  tags: number;
+}
+
+/**
+ * The figures of `repos` (which the index knows), in their order: three range reads over the span
+ * from the first to the last of them in key order (their links, their tags), then one multi-get of
+ * the costs of their blobs, however many they are. Repositories between them that are not asked for
+ * are read past (a page filtered by `include` may read more than it answers).
+ */
+export async function figuresOf(db: IndexLevel, repos: readonly RepoName[]): Promise<UsageFigures[]> {
+  if (repos.length === 0) return [];
+  const wanted = new Map<string, RepoLinks>(repos.map((name) => [name, { digests: [], manifests: 0, tags: 0 }]));
+  const sorted = [...wanted.keys()].sort();
+  const first = sorted[0] ?? '';
+  const last = sorted.at(-1) ?? '';
+  for (const key of await db.keys(repoSpan('l', first, last)).all()) {
+    const { first: repo, second: d, how } = linkKeyFields(key);
+    const w = wanted.get(repo);
+    if (w === undefined) continue;
+    if (how === 'revision') w.manifests += 1;
+    if (w.digests.at(-1) !== d) w.digests.push(d); // a blob's keys are adjacent (digest order)
   }
-  const costs = digests.length === 0 ? [] : await db.getMany(digests.map(costKey));
-  let logicalBytes = 0;
-  let sharedBytes = 0;
-  for (const cost of costs) {
-    if (!isBlobCost(cost)) continue;
-    logicalBytes += cost.size;
-    if (cost.shared) sharedBytes += cost.size;
+  for (const key of await db.keys(repoSpan('t', first, last)).all()) {
+    const w = wanted.get(repoOfKey(key));
+    if (w !== undefined) w.tags += 1;
   }
-  const tags = (await db.keys(tagRange(repo, {})).all()).length;
-  return { name: repo, logicalBytes, sharedBytes, exclusiveBytes: logicalBytes - sharedBytes, tags, manifests };
+  const digests = [...new Set([...wanted.values()].flatMap((w) => w.digests))];
+  const values = digests.length === 0 ? [] : await db.getMany(digests.map(costKey));
+  const costs = new Map<string, BlobCost>();
+  digests.forEach((d, i) => {
+    const cost = values[i];
+    if (isBlobCost(cost)) costs.set(d, cost);
+  });
+  return repos.map((name) => {
+    const w = wanted.get(name) ?? { digests: [], manifests: 0, tags: 0 };
+    let logicalBytes = 0;
+    let sharedBytes = 0;
+    for (const d of w.digests) {
+      const cost = costs.get(d);
+      logicalBytes += cost?.size ?? 0;
+      if (cost?.shared === true) sharedBytes += cost.size;
+    }
+    return { name, logicalBytes, sharedBytes, exclusiveBytes: logicalBytes - sharedBytes, tags: w.tags, manifests: w.manifests };
+  });
 }
 
 /** How many repository names a page of usages reads at a time. */
-const NAMES_AT_ONCE = 100;
+const NAMES_AT_ONCE = 500;
 
 /**
  * Repositories starting with `prefix` after `after` that `include` admits, at most `limit`, in name
- * order; `figures` gives each one's (undefined when it cannot: the whole page is then undefined).
+ * order; `trusted` says whether the index may answer for each (the whole page is undefined if not).
  */
 export async function usagePage(
   db: IndexLevel,
   query: { prefix: string; after: string | undefined; limit: number; include: ((name: string) => boolean) | undefined },
-  figures: (repo: RepoName) => Promise<UsageFigures | undefined>,
+  trusted: (repo: string) => boolean,
 ): Promise<UsageFigures[] | undefined> {
   const page: UsageFigures[] = [];
   let after = query.after;
   while (page.length < query.limit) {
     const names = (await db.keys(repoPrefixRange(query.prefix, after, NAMES_AT_ONCE)).all()).map(lastField);
     const wanted = names.filter((name) => query.include?.(name) ?? true).slice(0, query.limit - page.length);
-    const got = await Promise.all(wanted.map((name) => figures(storedName(name))));
-    for (const f of got) {
-      if (f === undefined) return undefined;
-      page.push(f);
-    }
+    if (!wanted.every(trusted)) return undefined;
+    page.push(...(await figuresOf(db, wanted.map(storedName))));
     if (names.length < NAMES_AT_ONCE) break;
     after = names.at(-1);
   }
