@@ -76,8 +76,10 @@ export async function runUsage(o: UsageBenchOptions, ctx: RunContext): Promise<F
     const gen = await timed(() => generate(root, o));
     log('starting Berth (waiting for its index rebuild) …');
     berth = await startBerth(root, work, { command: ctx.berth, level: 'info', nodeFlags: profileFlags(ctx, 'usage') });
-    const rebuilt = /index: rebuilt from storage[^\n]*"ms":(\d+)/.exec(berth.server.output());
+    const line = /[^\n]*index: rebuilt from storage[^\n]*/.exec(berth.server.output())?.[0] ?? '';
+    const rebuilt = /"ms":(\d+)/.exec(line);
     const rebuildMs = rebuilt?.[1] === undefined ? Number.NaN : Number(rebuilt[1]);
+    if (rebuilt === null) log(`  (no rebuild time in the log line: ${JSON.stringify(line.slice(0, 400))})`);
     log(`  ready after ${formatMs(berth.readyMs)} (index rebuild ${formatMs(rebuildMs)})`);
     const base = berth.url;
     const notes: string[] = [

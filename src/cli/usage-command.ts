@@ -53,14 +53,17 @@ export function parseUsageArgs(args: readonly string[]): UsageArgs | string {
  * Runs `berth usage`; answers the exit code (0, or 1 when the figures cannot be had).
  * @throws ConfigError from the configuration, for main to print
  */
-export async function usageCommand(cmd: UsageArgs, env: Record<string, string | undefined>, io: CommandIo = processIo()): Promise<number> {
+export async function usageCommand(cmd: UsageArgs, env: Record<string, string | undefined>, given?: CommandIo): Promise<number> {
+  const io = given ?? processIo();
   const warnings: string[] = [];
   const config = await loadConfig({ file: cmd.file, env, warn: (m) => warnings.push(m) });
   const log = loggerFor(config, (line) => io.stderr(`${line}\n`));
   for (const w of warnings) log.warn(w);
   try {
-    const figures = await figuresFor(config, cmd.prefix, env, io);
-    io.stdout(usageTable(figures));
+    const table = usageTable(await figuresFor(config, cmd.prefix, env, io));
+    // main exits as soon as this answers: a long table into a pipe must have left the process first.
+    if (given) given.stdout(table);
+    else await new Promise<void>((done) => process.stdout.write(table, () => done()));
     return 0;
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;

@@ -6,6 +6,8 @@
  * 1. The layout is the truth. An index answers `repositories`, `tags` and `referrers` only when it can
  *    vouch for the answer; `undefined` means "not trustworthy right now, ask storage", and storage then
  *    walks the tree exactly as it does without an index. No index, or a failing one, changes nothing.
+ *    Usage figures (`usage`, `usages`, `scopeUsage`, `scopeLinks`) follow the same rule, except that
+ *    storage has no walk for them: the management API answers UNAVAILABLE instead (management.ts).
  * 2. Storage tells the index WHAT changed, never what it changed TO. Every driver write under the layout
  *    (`index-observer.ts`) is followed, once the write has settled, by `onChange` naming the tag,
  *    revision, layer link, repository or blob it touched, and the index re-reads that item from storage through an
