@@ -20,6 +20,7 @@ import type { StorageDriver } from '../storage/driver/driver.js';
 import { createDriver } from '../storage/driver/factory.js';
 import { createIndexSource } from '../storage/indexing/index-source.js';
 import type { RedisIndex } from '../indexdb/redis-index.js';
+import type { RedisTimes } from '../indexdb/redis-times.js';
 import { type Replicas, startReplicas } from './replicas.js';
 import { driverFor } from './setup.js';
 import { describeHolder, indexLocation, otherHolder, readHolder, recordHolder, serveRefusal } from './root-holder.js';
@@ -61,6 +62,12 @@ export async function startRedisIndex(replicas: Replicas, driver: StorageDriver,
   return createRedisIndex({
     client: replicas.client, source: createIndexSource(driver), lock: replicas.lock('idx:rebuild:lock'), log, prefix: `${replicas.prefix}idx:`,
   });
+}
+
+/** The replicas' push and pull times, in Redis beside their shared index (its key prefix). */
+export async function startRedisTimes(replicas: Replicas, log: Logger): Promise<RedisTimes> {
+  const { createRedisTimes } = await import('../indexdb/redis-times.js');
+  return createRedisTimes({ client: replicas.client, prefix: `${replicas.prefix}idx:`, log });
 }
 
 /**

@@ -14,6 +14,8 @@ import type { IndexLevel } from '../indexdb/entries.js';
 import { openLevel } from '../indexdb/open.js';
 import { offlineTimes } from '../indexdb/times.js';
 import { driverFor, loggerFor } from './setup.js';
+import { startRedisTimes } from './index-command.js';
+import { startReplicas } from './replicas.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { type LocalRegistry, createRegistry } from '../storage/registry.js';
@@ -39,8 +41,9 @@ export interface OfflineNeeds {
   /** Deletes allowed whatever storage.delete.enabled says (retention deletes as the operator's policy). */
   readonly deletes?: boolean;
   /**
-   * Push and pull times from the index database (filesystem roots no server holds); otherwise push
-   * times are the revision links' modification times and pull times are unknown.
+   * Push and pull times: the replicas' in Redis with `redis`, else from the index database (filesystem
+   * roots no server holds); otherwise push times are the revision links' modification times and pull
+   * times are unknown.
    */
   readonly times?: boolean;
 }
@@ -69,17 +72,23 @@ export async function openOffline(
     : async () => undefined;
   const served = !writes && (await otherHolder(config)) !== undefined;
   if (served) log.info('a Berth server is serving this root; this command only reads it');
-  // A reading command opens the database itself for the times, unless a server holds it.
-  if (needs.times && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
+  // With `redis` the times are the replicas' (in Redis); else a reading command opens the database
+  // itself for them, unless a server holds it.
+  const replicas = needs.times && config.redis !== undefined ? await startReplicas(config, log) : undefined;
+  const shared = replicas && (await startRedisTimes(replicas, log));
+  if (needs.times && !shared && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
   const opened = !writes ? held : undefined;
-  if (needs.times && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
+  if (needs.times && !shared && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
+  const times = shared ?? (needs.times && held ? offlineTimes(held) : undefined);
   const registry = createRegistry({
     driver,
     deleteEnabled: needs.deletes === true || storage.delete.enabled,
     immutableTags: storage.immutabletags,
-    ...(needs.times && held && { times: offlineTimes(held) }),
+    ...(times && { times }),
   });
   const close = async (): Promise<void> => {
+    await shared?.close();
+    await replicas?.close();
     await opened?.close();
     await release();
   };

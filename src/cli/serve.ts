@@ -17,7 +17,7 @@ import { startCollector } from './collector.js';
 import { retentionFor } from './retention.js';
 import { createStatusKeeper } from './status.js';
 import type { GcReport } from '../gc/report.js';
-import { startIndex, startRedisIndex } from './index-command.js';
+import { startIndex, startRedisIndex, startRedisTimes } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
@@ -89,8 +89,10 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const index = replicas ? await startRedisIndex(replicas, driver, log) : await startIndex(config, driver, log);
   if (index) opened.push(() => index.close());
   if (index) metrics.observeIndex(index);
-  // Push and pull times live in the LevelDB index; with replicas they are not shared yet (README "Not done yet").
-  const times = index && 'times' in index ? index.times : undefined;
+  // Push and pull times: in the LevelDB index, or with replicas in Redis beside the shared index.
+  const sharedTimes = replicas && (await startRedisTimes(replicas, log));
+  if (sharedTimes) opened.push(() => sharedTimes.close());
+  const times = sharedTimes ?? (index && 'times' in index ? index.times : undefined);
   const indexed = { ...(index && { index }), ...(times && { times }) };
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
@@ -175,6 +177,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     await collector.stop();
     await debug?.close();
     await index?.close();
+    await sharedTimes?.close(); // the pulls still noted, while Redis is connected
     await replicas?.close();
   };
   const stopOnce = (drainMs: number): Promise<void> => (stopping ??= stopAll(drainMs));

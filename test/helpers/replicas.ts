@@ -29,6 +29,8 @@ export interface ClusterOptions {
   /** `redis.addr`; none: every replica has its own in-process gate. */
   readonly redisAddr?: string;
   readonly graceperiod: string;
+  /** Lines added under `storage.maintenance:` (indented by four spaces, e.g. `    retention:`). */
+  readonly maintenanceYaml?: readonly string[];
   /** Top-level YAML sections added to every replica's config (e.g. `auth:`, `notifications:`). */
   readonly extraYaml?: readonly string[];
   /** Start the replicas all at once (default: one after another). */
@@ -46,6 +48,8 @@ export interface Cluster {
   start(i: number): Promise<BerthProcess>;
   /** SIGKILL by PID, out of the rotation first. */
   kill(i: number): Promise<void>;
+  /** SIGTERM (a clean shutdown), out of the rotation first; resolves once it has exited. */
+  stop(i: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +77,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     '      enabled: false',
     '    gc:',
     `      graceperiod: ${o.graceperiod}`,
+    ...(o.maintenanceYaml ?? []),
     ...(o.redisAddr === undefined ? [] : ['redis:', `  addr: ${o.redisAddr}`]),
     ...(o.extraYaml ?? []),
     '',
@@ -114,6 +119,12 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       if (p) stopping.add(p);
       if (p?.child.pid !== undefined) process.kill(p.child.pid, 'SIGKILL');
       await p?.exited;
+    },
+    async stop(i) {
+      proxy.down(i);
+      const p = replicas[i];
+      if (p) stopping.add(p);
+      await p?.stop();
     },
     async close() {
       await proxy.close();
