@@ -9,6 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../src/gc/report.js';
+import { writeLink } from '../src/storage/blobs/links.js';
+import { digestOf } from '../src/storage/digest.js';
+import { createDriver } from '../src/storage/driver/factory.js';
+import { paths } from '../src/storage/paths.js';
+import { parseRepoName } from '../src/storage/reference.js';
 import { rootConfig, runBerthCli } from './helpers/berth-cli.js';
 import { startBerth } from './helpers/berth.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
@@ -108,6 +113,23 @@ describe('berth usage', () => {
       ['cli/small', formatBytes(0), formatBytes(bytesOf(base)), formatBytes(bytesOf(base))],
     ]);
     expect(table[0]?.[6]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/); // the push time the server recorded
+  }, 60_000);
+
+  it('prints every row of a long table into a pipe (4,000 repositories, about 400 KiB: a table main once cut by exiting)', async () => {
+    const root = join(dir, 'long');
+    const driver = createDriver({ kind: 'filesystem', root });
+    const layer = Buffer.from('one layer for all\n');
+    const d = digestOf(layer);
+    await driver.putContent(paths.blobData(d), layer);
+    for (let i = 0; i < 4000; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => writeLink(driver, paths.layerLink(parseRepoName(`long/repository-number-${String(i + j).padStart(4, '0')}`), d), d)));
+    }
+    const longConfig = join(dir, 'long.yml');
+    await writeFile(longConfig, rootConfig(root));
+    const r = await runBerthCli(['usage', longConfig]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(rows(r.stdout)).toHaveLength(4000);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('4000 repositories, 0 B exclusive in all');
   }, 60_000);
 
   it('refuses a bad command line (exit 2)', async () => {
