@@ -18,7 +18,7 @@ import { type Digest, parseDigest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
 import type { IndexSource, RepoName, RepoScope, ScopeUsage, UsageFigures } from '../storage/indexing/index-port.js';
 import type { IndexLevel } from './entries.js';
-import { type LinkHow, costKey, lastField, linkKey, linkKeyFields, linkPrefixRange, repoOfKey, repoPrefixRange, repoSpan, userKey, userRange } from './keys.js';
+import { type LinkHow, type PrefixRange, costKey, lastField, linkKey, linkKeyFields, linkPrefixRange, repoOfKey, repoPrefixRange, repoSpan, userKey, userRange } from './keys.js';
 import { eachLimited } from './rebuild.js';
 
 /** A `c` entry: the blob's size (0 when it has no data) and whether two or more repositories link it. */
@@ -28,6 +28,21 @@ export interface BlobCost {
 }
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+/** How many keys a long range read takes at a time. */
+const KEYS_AT_ONCE = 1000;
+
+/** Each key of `range`, read in batches (a scope or the whole `u` table can be large: never all at once). */
+async function eachKey(db: IndexLevel, range: PrefixRange, fn: (key: string) => boolean | void): Promise<void> {
+  const keys = db.keys(range);
+  try {
+    for (let batch = await keys.nextv(KEYS_AT_ONCE); batch.length > 0; batch = await keys.nextv(KEYS_AT_ONCE)) {
+      for (const key of batch) if (fn(key) === false) return;
+    }
+  } finally {
+    await keys.close();
+  }
+}
 
 /** How many blobs the rebuild stats at once. */
 const STATS_AT_ONCE = 16;
@@ -66,14 +81,14 @@ export async function refreshCost(db: IndexLevel, source: IndexSource, d: Digest
 export async function writeCosts(db: IndexLevel, source: IndexSource, o: CallOptions): Promise<number> {
   const linked: { d: Digest; shared: boolean }[] = [];
   let repo = '';
-  for await (const key of db.keys(userRange())) {
+  await eachKey(db, userRange(), (key) => {
     const { first, second } = linkKeyFields(key);
     const last = linked.at(-1);
     const d = parseDigest(first);
     if (last?.d === first) last.shared ||= second !== repo;
     else if (d !== undefined) linked.push({ d, shared: false });
     repo = second;
-  }
+  });
   const ops: Op[] = [];
   await eachLimited(linked, STATS_AT_ONCE, async ({ d, shared }) => {
     o.signal?.throwIfAborted();
@@ -165,12 +180,14 @@ export async function usagePage(
 export async function scopeUsageOf(db: IndexLevel, scope: RepoScope): Promise<ScopeUsage> {
   const accepted = acceptor(scope);
   const digests = new Set<string>();
-  for await (const key of db.keys(linkPrefixRange(scope.prefix))) {
+  await eachKey(db, linkPrefixRange(scope.prefix), (key) => {
     const { first: repo, second: d } = linkKeyFields(key);
     if (accepted(repo)) digests.add(d);
-  }
+  });
   let repositories = 0;
-  for await (const key of db.keys(repoPrefixRange(scope.prefix, undefined))) if (accepted(lastField(key))) repositories += 1;
+  await eachKey(db, repoPrefixRange(scope.prefix, undefined), (key) => {
+    if (accepted(lastField(key))) repositories += 1;
+  });
   const costs = digests.size === 0 ? [] : await db.getMany([...digests].map(costKey));
   const bytes = costs.reduce((sum: number, cost) => sum + (isBlobCost(cost) ? cost.size : 0), 0);
   return { bytes, repositories };
@@ -179,8 +196,12 @@ export async function scopeUsageOf(db: IndexLevel, scope: RepoScope): Promise<Sc
 /** Whether some repository of `scope` links blob `d`. */
 export async function scopeLinksOf(db: IndexLevel, scope: RepoScope, d: Digest): Promise<boolean> {
   const accepted = acceptor(scope);
-  for await (const key of db.keys(userRange(d))) if (accepted(linkKeyFields(key).second)) return true;
-  return false;
+  let found = false;
+  await eachKey(db, userRange(d), (key) => {
+    found = accepted(linkKeyFields(key).second);
+    return !found;
+  });
+  return found;
 }
 
 /** `scope.accepts` asked once per repository of a run of keys sorted by repository. */
