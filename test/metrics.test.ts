@@ -17,7 +17,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
-async function start(): Promise<Serving & { readonly debugUrl: string }> {
+async function start(storageExtra = ''): Promise<Serving & { readonly debugUrl: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-metrics-'));
   dirs.push(dir);
   const config = join(dir, 'config.yml');
@@ -25,7 +25,7 @@ async function start(): Promise<Serving & { readonly debugUrl: string }> {
     'version: 0.1',
     'log: {level: error}',
     'http: {addr: "127.0.0.1:0", debug: {addr: "127.0.0.1:0"}}',
-    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}, maintenance: {gc: {graceperiod: 0s}}}`,
+    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'root'))}}, delete: {enabled: true}, maintenance: {gc: {graceperiod: 0s}}${storageExtra}}`,
     '',
   ].join('\n'));
   const serving = await serve(config, {});
@@ -49,6 +49,18 @@ async function scrape(url: string): Promise<Map<string, number>> {
 }
 
 describe('GET /metrics on the debug listener', () => {
+  it('shows the usage ratio of each quota once a push in its glob was checked', async () => {
+    const s = await start(', quotas: [{repositories: ["team/**"], storage: 100KiB, maxrepositories: 4}]');
+    const img = makeImage(5);
+    await pushImage(s.running.url, 'team/app', 'v1', img);
+    const used = [img.config, ...img.layers, img.manifest].reduce((sum, b) => sum + b.size, 0);
+    const after = await scrape(s.debugUrl);
+    expect(after.get('berth_quota_usage{quota="team/**",kind="storage"}')).toBe(used);
+    expect(after.get('berth_quota_limit{quota="team/**",kind="storage"}')).toBe(100 * 1024);
+    expect(after.get('berth_quota_usage_ratio{quota="team/**",kind="storage"}')).toBeCloseTo(used / (100 * 1024), 6);
+    expect(after.get('berth_quota_usage_ratio{quota="team/**",kind="repositories"}')).toBe(0.25);
+  });
+
   it('counts a POST /debug/gc run that swept a deleted image', async () => {
     const s = await start();
     const before = await scrape(s.debugUrl);

@@ -120,7 +120,8 @@ describe('GET /berth/v1/status and POST /berth/v1/gc on berth serve', () => {
     await writeFile(config, [
       'version: 0.1', 'log:', '  level: error', 'http:', '  addr: 127.0.0.1:0',
       'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(join(dir, 'root'))}`, '  delete:', '    enabled: true',
-      '  maintenance:', '    gc:', '      graceperiod: 0s', '',
+      '  maintenance:', '    gc:', '      graceperiod: 0s',
+      '  quotas:', '    - repositories: ["team/**"]', '      storage: 10GiB', '      maxrepositories: 50', '',
     ].join('\n'));
     s = await serve(config, {});
   });
@@ -139,6 +140,7 @@ describe('GET /berth/v1/status and POST /berth/v1/gc on berth serve', () => {
       health: { status: 'ok', checks: {} },
       collector: { enabled: false, gracePeriodSeconds: 0, deleteUntagged: false, dryRun: false, lastRuns: [] },
       mirror: { upstreams: [] },
+      policies: { quotas: 'team/**: storage 10 GiB, 50 repositories' },
     });
   });
 

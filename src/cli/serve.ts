@@ -32,6 +32,7 @@ import { createApp } from '../http/server.js';
 import { type UiAssets, loadUiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { QUOTA_WARNING_RATIO, createQuotaMetrics } from '../metrics/quotas.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type LocalRegistry } from '../storage/registry.js';
 
@@ -96,13 +97,19 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const indexed = { ...(index && { index }), ...(times && { times }) };
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
+  const quotaMetrics = createQuotaMetrics(metrics.registry);
   const storageRegistry = createRegistry({
     driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate }),
     immutableTags: storage.immutabletags,
+    quotas: storage.quotas,
+    observeQuota: (reading) => {
+      // The 85% event is this log line (a quota is no registry:2 notification: README "Quotas").
+      if (quotaMetrics.record(reading)) log.warn('quota near its limit', { ...reading, ratio: reading.used / reading.limit, threshold: QUOTA_WARNING_RATIO });
+    },
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
-    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
   });
   const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
   if (mirror) opened.push(() => mirror.close());
@@ -146,7 +153,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(stopPurging);
   // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
   const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
-    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, immutableTags: storage.immutabletags,
+    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
+    immutableTags: storage.immutabletags,
   }), notifier?.sink);
   const report = (r: GcReport, err?: unknown): void => {
     metrics.recordGcRun(r, err);

@@ -7,11 +7,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import type { Config } from '../config/schema.js';
+import type { Config, QuotaConfig } from '../config/schema.js';
 import type { GcReport } from '../gc/report.js';
 import type { HealthState } from '../health/health.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { ServerStatusSource } from '../http/management/status.js';
+import { formatBytes } from '../storage/registry.js';
 
 /** How many finished collections the status keeps. */
 const KEPT_RUNS = 10;
@@ -85,10 +86,21 @@ export function createStatusKeeper(o: StatusOptions): StatusKeeper {
 /** The maintenance settings, one line each. */
 function policiesOf(config: Config): Record<string, string> {
   const purging = config.storage.maintenance.uploadpurging;
-  // TODO(retention): retention policies, quotas and immutable tags, once helper `retention`'s config is on main.
+  // TODO(retention): retention policies and immutable tags, once helper `retention`'s config is on main.
+  const quotas = config.storage.quotas;
   return {
     'upload purging': purging.enabled ? `uploads older than ${Math.round(purging.ageMs / 3_600_000)} h, every ${Math.round(purging.intervalMs / 3_600_000)} h${purging.dryrun ? ' (dry run)' : ''}` : 'off',
+    ...(quotas.length > 0 && { quotas: quotas.map(describeQuota).join('; ') }),
   };
+}
+
+/** `team/**: storage 10 GiB, 50 repositories`. */
+function describeQuota(q: QuotaConfig): string {
+  const limits = [
+    ...(q.storageBytes === undefined ? [] : [`storage ${formatBytes(q.storageBytes)}`]),
+    ...(q.maxrepositories === undefined ? [] : [`${q.maxrepositories} repositories`]),
+  ];
+  return `${q.repositories.join(', ')}: ${limits.join(', ')}`;
 }
 
 /** Each configured upstream with its hits and misses so far (the metric's upstream label is the prefix or the host). */

@@ -44,6 +44,7 @@ describe('loadConfig defaults', () => {
         automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
         immutabletags: [],
+        quotas: [],
       },
     } satisfies Config);
     expect(warnings).toEqual([]);
@@ -438,6 +439,7 @@ describe('config.example.yaml', () => {
         automaticcrossmount: true,
         maintenance: { uploadpurging: DEFAULT_PURGING, readonly: { enabled: false }, gc: DEFAULT_GC },
         immutabletags: [],
+        quotas: [],
       },
     } satisfies Config);
   });

@@ -22,6 +22,7 @@ import type {
 import { readAuth } from './auth.js';
 import { readNotifications } from './notifications.js';
 import { readProxy } from './proxy.js';
+import { readQuotas } from './quotas.js';
 import { readImmutableTags, readRetention } from './retention.js';
 import { readRedis } from './redis.js';
 import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls } from './http.js';
@@ -363,6 +364,7 @@ function readStorage(root: RawMap): Config['storage'] {
       ...readRetention(root, readGc(root).graceperiodMs),
     },
     immutabletags: readImmutableTags(root),
+    quotas: readQuotas(root),
   };
 }
 

@@ -64,7 +64,7 @@ function readRule(raw: Raw, key: string): KeepTagsRule {
 }
 
 /** Reads within an entry, re-raising an error about key `name` under its full key. */
-function named<T>(key: string, name: string, read: () => T): T {
+export function named<T>(key: string, name: string, read: () => T): T {
   try {
     return read();
   } catch (err) {
@@ -83,7 +83,7 @@ function count(map: RawMap, key: string, name: string): number | undefined {
   return value;
 }
 
-function globs(map: RawMap, key: string): string[] {
+export function globs(map: RawMap, key: string): string[] {
   const raw = lookup(map, 'repositories');
   const list = raw === undefined ? ['**'] : stringList(raw, `${key}.repositories`);
   list.forEach((g, i) => {
@@ -110,13 +110,13 @@ function regexes(map: RawMap, key: string, name: string): string[] {
 }
 
 /** `raw` as a list, each entry with its key (`<key>[i]`). */
-function listOf(raw: Raw, key: string): [Raw, string][] {
+export function listOf(raw: Raw, key: string): [Raw, string][] {
   if (!Array.isArray(raw)) throw new ConfigError(key, `expected a list, got ${describe(raw)}`);
   return raw.map((entry, i) => [entry, `${key}[${i}]`]);
 }
 
 /** `raw` as a mapping holding only `known` keys (a misspelt one is named with its nearest). */
-function mappingOf(raw: Raw, key: string, known: readonly string[]): RawMap {
+export function mappingOf(raw: Raw, key: string, known: readonly string[]): RawMap {
   if (!(raw instanceof Map)) throw new ConfigError(key, `expected a mapping, got ${describe(raw)}`);
   for (const name of raw.keys()) {
     if (known.includes(name)) continue;

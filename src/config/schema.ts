@@ -193,7 +193,19 @@ export interface Config {
     };
     /** `storage.immutabletags` (retention.ts): tags that, once set, cannot be moved or deleted. */
     readonly immutabletags: readonly ImmutableTagRule[];
+    /** `storage.quotas` (quotas.ts): limits per repository glob, checked when a push writes; [] when absent. */
+    readonly quotas: readonly QuotaConfig[];
   };
+}
+
+/** One `storage.quotas` entry: limits on the repositories its globs match (at least one limit is set). */
+export interface QuotaConfig {
+  /** Repository globs (`*` one level, `**` any depth); `["**"]` when not given. */
+  readonly repositories: readonly string[];
+  /** `storage`: the most bytes those repositories may link together, each distinct blob counted once. */
+  readonly storageBytes?: number;
+  /** `maxrepositories`: the most repositories the globs may match. */
+  readonly maxrepositories?: number;
 }
 
 /** One `keeptags` rule of a retention policy (regexes and durations checked at load). */
@@ -328,6 +340,7 @@ export const CONFIG_KEYS: KeySection = {
       retention: { dryrun: 'value', delay: 'value', policies: 'value' },
     },
     immutabletags: 'value',
+    quotas: 'value',
     cache: 'ignored', redirect: { disable: 'value' }, tag: 'ignored', automaticcrossmount: 'value',
   },
   auth: {

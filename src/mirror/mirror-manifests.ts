@@ -32,6 +32,7 @@ export function mirrorManifests(m: MirrorContext, local: CacheManifests): Reposi
     },
     put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
     delete: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
+    deleteTagIf: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
   };
 }
 

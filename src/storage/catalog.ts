@@ -18,9 +18,12 @@ export interface RepositoryDir {
   readonly children: readonly string[];
 }
 
-/** Every directory under `repositories/` that could be (or hold) a repository, in no particular order. */
-export async function* repositoryDirs(driver: StorageDriver, o?: CallOptions): AsyncGenerator<RepositoryDir> {
-  const pending: string[] = [paths.repositoriesRoot];
+/**
+ * Every directory under `repositories/` that could be (or hold) a repository, in no particular order;
+ * with `under` (a name's leading components, `team` or `team/apps`), only that folder and those below it.
+ */
+export async function* repositoryDirs(driver: StorageDriver, o?: CallOptions, under = ''): AsyncGenerator<RepositoryDir> {
+  const pending: string[] = [paths.repositoriesUnder(under)];
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     const listed = (await unlessNotFound(() => driver.list(dir, o))) ?? [];
     const children = listed.map(baseName);

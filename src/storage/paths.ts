@@ -43,6 +43,8 @@ export const paths = {
 
   repositoriesRoot: `${V2}/repositories`,
   repo: (name: RepoName): string => `${V2}/repositories/${name}`,
+  /** The folder holding every repository whose name starts with `dir/` (the root for ''): `dir` is a name's leading components. */
+  repositoriesUnder: (dir: string): string => (dir === '' ? `${V2}/repositories` : `${V2}/repositories/${dir}`),
 
   layers: (name: RepoName): string => `${V2}/repositories/${name}/${LAYERS_DIR}`,
   layersOf: (name: RepoName, alg: DigestAlgorithm): string => `${V2}/repositories/${name}/${LAYERS_DIR}/${alg}`,

@@ -14,6 +14,7 @@ import type { CallOptions } from './driver/driver.js';
 import type { ListRange } from './indexing/index-port.js';
 import type { Inventory } from './maintenance/inventory.js';
 import type { LinkGate } from './maintenance/link-gate.js';
+import type { TagLanes } from './manifests/tag-lanes.js';
 import type { ManifestTimes } from './indexing/manifest-times.js';
 import type { ManifestStore, PutManifestResult } from './manifests/manifests.js';
 import type { PurgeReport } from './uploads/purge-uploads.js';
@@ -61,12 +62,12 @@ export interface RepositoryBlobs {
  * A repository's manifests, as clients reach them: a put always checks that what the manifest names is
  * present (its options carry no way around that).
  */
-export interface RepositoryManifests extends Pick<ManifestStore, 'get' | 'delete'> {
+export interface RepositoryManifests extends Pick<ManifestStore, 'get' | 'delete' | 'deleteTagIf'> {
   put(ref: Reference, content: Buffer, contentType: string | undefined, o?: CallOptions): Promise<PutManifestResult>;
 }
 
 /** A repository's manifests as a pull-through cache writes them: a manifest may go in before what it names. */
-export type CacheManifests = Pick<ManifestStore, 'get' | 'put' | 'delete'>;
+export type CacheManifests = Pick<ManifestStore, 'get' | 'put' | 'delete' | 'deleteTagIf'>;
 
 /** A repository as a pull-through cache sees the local one (CacheRegistry). */
 export interface CacheRepository extends Repository {
@@ -107,6 +108,8 @@ export interface Maintenance {
   readonly blobs: BlobStore;
   /** Orders link operations against the collector's deletes (link-gate.ts). */
   readonly linkGate: LinkGate;
+  /** Orders each tag's writes; a registry over the same storage is given it (tag-lanes.ts). */
+  readonly tagLanes: TagLanes;
   /** Push and pull times per manifest revision (manifest-times.ts). */
   readonly times: ManifestTimes;
   /** The whole tree, for the garbage collector and the integrity check (inventory.ts). */

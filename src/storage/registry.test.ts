@@ -9,6 +9,7 @@ import { isRegistryError, type OciCode } from '../errors.js';
 import { type Digest, digestOf } from './digest.js';
 import type { StorageDriver } from './driver/driver.js';
 import { TEST_DRIVERS } from './driver/suite/drivers.js';
+import { createMemoryDriver } from './driver/memory.js';
 import { MEDIA_TYPES } from './manifests/manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
@@ -200,5 +201,51 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     const d = await pushBlob(locked, 'kept');
     expect(await codeOf(locked.repository(repo).blobs.delete(d))).toBe('UNSUPPORTED');
     expect(await codeOf(locked.repository(repo).manifests.delete({ tag: parseTag('v1') }))).toBe('UNSUPPORTED');
+  });
+});
+
+describe('tag lanes: a conditional tag delete racing a push of that tag', () => {
+  /** A memory driver whose reads, writes and deletes each take a random 0-3 ms, so racing calls interleave every which way. */
+  function jitteryDriver(): StorageDriver {
+    const inner = createMemoryDriver();
+    const jitter = (): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * 3));
+    return {
+      name: inner.name,
+      getContent: async (p, o) => (await jitter(), inner.getContent(p, o)),
+      putContent: async (p, d, o) => (await jitter(), inner.putContent(p, d, o)),
+      reader: (p, offset, o) => inner.reader(p, offset, o),
+      writer: (p, o) => inner.writer(p, o),
+      stat: async (p, o) => (await jitter(), inner.stat(p, o)),
+      list: (p, o) => inner.list(p, o),
+      move: (from, to, o) => inner.move(from, to, o),
+      delete: async (p, o) => (await jitter(), inner.delete(p, o)),
+      walk: (p, o) => inner.walk(p, o),
+    };
+  }
+
+  it('never loses the push: the tag ends at the pushed manifest whichever runs first', async () => {
+    const registry = createRegistry({ driver: jitteryDriver(), deleteEnabled: true });
+    const config = await pushBlob(registry, 'lane config');
+    const layer = await pushBlob(registry, 'lane layer');
+    const x = imageManifest(config, [layer], { annotations: { which: 'x' } });
+    const y = imageManifest(config, [layer], { annotations: { which: 'y' } });
+    const manifests = registry.repository(repo).manifests;
+    const tag = parseTag('moving');
+    if (tag === undefined) throw new Error('bad tag');
+    const dx = (await manifests.put({ digest: digestOf(x) }, x, MEDIA_TYPES.ociManifest)).digest;
+    const dy = (await manifests.put({ digest: digestOf(y) }, y, MEDIA_TYPES.ociManifest)).digest;
+    const outcomes = new Set<boolean>();
+    for (let i = 0; i < 150; i++) {
+      await manifests.put({ tag }, x, MEDIA_TYPES.ociManifest);
+      // Each starts after its own random wait: the delete anywhere from well before the push to late in it.
+      const after = <T>(fn: () => Promise<T>): Promise<T> => new Promise((r) => setTimeout(r, Math.random() * 15)).then(fn);
+      const [deleted] = await Promise.all([after(() => manifests.deleteTagIf(tag, dx)), after(() => manifests.put({ tag }, y, MEDIA_TYPES.ociManifest))]);
+      outcomes.add(deleted);
+      expect((await manifests.get({ tag })).digest).toBe(dy);
+    }
+    expect(await manifests.deleteTagIf(tag, dx)).toBe(false); // it names y now: left alone
+    expect(await manifests.deleteTagIf(tag, dy)).toBe(true);
+    expect(await codeOf(manifests.get({ tag }))).toBe('MANIFEST_UNKNOWN');
+    expect(outcomes.has(true)).toBe(true); // the delete did run first at least once (and the push came after)
   });
 });

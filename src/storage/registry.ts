@@ -17,9 +17,11 @@ import { type TimesStore, createManifestTimes } from './indexing/manifest-times.
 import { type ImmutableTagRuleSpec, NO_IMMUTABLE_TAGS, createImmutableTags } from './manifests/immutable-tags.js';
 import { createInventory } from './maintenance/inventory.js';
 import { type LinkGate, createLinkGate } from './maintenance/link-gate.js';
+import { type TagLanes, createTagLanes } from './manifests/tag-lanes.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
 import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
+import { type QuotaReading, type QuotaSpec, createQuotas } from './quotas/quotas.js';
 import type { RepoName } from './reference.js';
 import type { LocalRegistry, Repository } from './registry-face.js';
 import { createRepository } from './repository.js';
@@ -37,6 +39,7 @@ export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } fr
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
 export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
+export { type QuotaReading, type QuotaSpec, formatBytes } from './quotas/quotas.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
 export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
@@ -48,6 +51,8 @@ export interface RegistryOptions {
   readonly deleteEnabled: boolean;
   /** The gate linking shares with the collector; one is made when not given. */
   readonly linkGate?: LinkGate;
+  /** The order of each tag's writes (tag-lanes.ts), shared by every registry over this storage; one is made when not given. */
+  readonly tagLanes?: TagLanes;
   /**
    * A derived index (index-port.ts): listings are answered from it when it vouches for them, and every
    * write under the layout is reported to it. Without one, every listing walks the tree.
@@ -60,6 +65,10 @@ export interface RegistryOptions {
   readonly times?: TimesStore | undefined;
   /** `storage.immutabletags`: tags that, once set, cannot be moved or deleted (immutable-tags.ts). */
   readonly immutableTags?: readonly ImmutableTagRuleSpec[] | undefined;
+  /** `storage.quotas`: limits per repository glob, checked where pushes write (quotas/quotas.ts). */
+  readonly quotas?: readonly QuotaSpec[] | undefined;
+  /** Told each quota figure a check computes (the usage-ratio gauge and the 85% warning). */
+  readonly observeQuota?: ((reading: QuotaReading) => void) | undefined;
 }
 
 /** How many repository views a registry keeps built. */
@@ -73,10 +82,12 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const blobs = createBlobStore(driver);
   const sessions = createUploadSessions();
   const gate = opts.linkGate ?? createLinkGate();
+  const lanes = opts.tagLanes ?? createTagLanes();
   const times = createManifestTimes(opts.driver, opts.times);
   const immutable = opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS;
+  const quotas = createQuotas(opts.quotas ?? [], { driver, blobs, index, observe: opts.observeQuota });
   const context = {
-    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable,
+    driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, quotas, lanes,
     repository: (name: RepoName): Repository => repository(name),
   };
 
@@ -98,6 +109,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
     repositories: async (o) => (await index.repositories(rangeOf(o))) ?? sliceSorted(await listRepositories(driver, o), rangeOf(o)),
     blobs,
     linkGate: gate,
+    tagLanes: lanes,
     times,
     inventory: createInventory(driver, blobs),
     management: createManagement({ driver, index, deleteEnabled: opts.deleteEnabled, times, immutable }),

@@ -34,3 +34,20 @@ export function globMatcher(globs: readonly string[]): (repo: string) => boolean
   const compiled = globs.map(compileGlob);
   return (repo) => compiled.some((re) => re.test(repo));
 }
+
+/**
+ * What every name `glob` matches starts with: its characters before the first `*` or `?` (the whole
+ * glob when it has none). An index reads only the names in that range.
+ */
+export function literalPrefix(glob: string): string {
+  const wild = glob.search(/[*?]/);
+  return wild < 0 ? glob : glob.slice(0, wild);
+}
+
+/** The longest prefix the strings share ('' for none). */
+export function commonPrefix(strings: readonly string[]): string {
+  if (strings.length === 0) return '';
+  let prefix = strings[0] as string;
+  for (const s of strings) while (!s.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix;
+}

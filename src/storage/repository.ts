@@ -13,6 +13,7 @@ import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index
 import type { LinkGate } from './maintenance/link-gate.js';
 import type { ManifestTimes } from './indexing/manifest-times.js';
 import type { ImmutableTags } from './manifests/immutable-tags.js';
+import type { Quotas } from './quotas/quota-port.js';
 import { createLinkedBlobStore } from './blobs/linked-blobs.js';
 import type { ManifestCache } from './manifests/manifest-cache.js';
 import { createManifestStore } from './manifests/manifests.js';
@@ -20,6 +21,7 @@ import type { RepoName } from './reference.js';
 import { listReferrers, sortByDigest } from './manifests/referrers.js';
 import type { BlobServing, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
 import { createTagStore } from './manifests/tags.js';
+import type { TagLanes } from './manifests/tag-lanes.js';
 import type { UploadSessions } from './uploads/upload-sessions.js';
 import { createUploadStore } from './uploads/uploads.js';
 
@@ -33,6 +35,8 @@ export interface RepositoryContext {
   readonly index: GuardedIndex;
   readonly times: ManifestTimes;
   readonly immutable: ImmutableTags;
+  readonly quotas: Quotas;
+  readonly lanes: TagLanes;
   readonly deleteEnabled: boolean;
   /** Another repository of the same registry (a mount's source). */
   readonly repository: (name: RepoName) => Repository;
@@ -44,14 +48,21 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
   const linked = createLinkedBlobStore(driver, blobs, name);
   const tagStore = createTagStore(driver, name);
   const manifests = createManifestStore({
-    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, deleteEnabled: ctx.deleteEnabled,
+    driver, name, blobs, linked, tags: tagStore, cache: ctx.cache, gate, times: ctx.times, immutable: ctx.immutable, quotas: ctx.quotas,
+    lanes: ctx.lanes,
+    deleteEnabled: ctx.deleteEnabled,
   });
-  const mountIf = (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> =>
-    gate.link([d], async () => {
-      const info = ok ? await blobs.stat(d, o) : undefined;
-      if (info) await linked.link(d, o);
-      return info;
-    });
+  // A mount costs the blob's size in the quotas of this repository (nothing when their globs hold it already).
+  const mountIf = async (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> => {
+    const size = ok ? (await blobs.stat(d, o))?.size : undefined;
+    if (size === undefined) return undefined;
+    return ctx.quotas.admitLink(name, d, size, () =>
+      gate.link([d], async () => {
+        const info = await blobs.stat(d, o);
+        if (info) await linked.link(d, o);
+        return info;
+      }), o);
+  };
   const repoBlobs: RepositoryBlobs = {
     stat: (d, o) => linked.stat(d, o),
     serve: (d, o) => serveBlob({ blobs, gate, stat: linked.stat }, d, o),
@@ -65,7 +76,7 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
   return {
     name,
     blobs: repoBlobs,
-    uploads: createUploadStore({ driver, name, blobs, linked, sessions: ctx.sessions, gate }),
+    uploads: createUploadStore({ driver, name, blobs, linked, sessions: ctx.sessions, gate, quotas: ctx.quotas }),
     manifests,
     async tags(o) {
       const range = { after: o?.after, limit: o?.limit } satisfies ListRange;

@@ -14,7 +14,7 @@ import { type IndexDb, startIndexDb } from '../../src/indexdb/index-db.js';
 import { type Level, createLogger } from '../../src/log.js';
 import { createDriver } from '../../src/storage/driver/factory.js';
 import { createIndexSource } from '../../src/storage/indexing/index-source.js';
-import { type LocalRegistry, createRegistry } from '../../src/storage/registry.js';
+import { type LocalRegistry, type QuotaReading, type QuotaSpec, createRegistry } from '../../src/storage/registry.js';
 
 export interface TestBerth {
   /** e.g. `http://127.0.0.1:40123` */
@@ -55,6 +55,10 @@ export interface TestBerthOptions {
   readonly automaticCrossMount?: boolean;
   /** `storage.immutabletags` (default none). */
   readonly immutableTags?: readonly { readonly repositories: readonly string[]; readonly patterns: readonly string[] }[];
+  /** `storage.quotas` (default none). */
+  readonly quotas?: readonly QuotaSpec[];
+  /** Told each quota figure a check computes (as serve's gauge and warning are). */
+  readonly observeQuota?: (reading: QuotaReading) => void;
   /** Serve the web UI (`ui.enabled`) from these built files (test/helpers/ui.ts builds them); default: no UI. */
   readonly ui?: { readonly assets: UiAssets | undefined };
 }
@@ -78,7 +82,9 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
     ? await startIndexDb({ location: join(root, 'berth', 'index'), source: createIndexSource(driver), log })
     : undefined;
   await index?.ready();
-  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times, immutableTags: opts.immutableTags });
+  const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times, immutableTags: opts.immutableTags,
+    quotas: opts.quotas, observeQuota: opts.observeQuota,
+  });
   const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
     registry,

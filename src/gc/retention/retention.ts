@@ -6,12 +6,13 @@
  * The collector runs it before its mark, so the bytes go in the same collection.
  *
  * Racing clients. Decisions are made from a read of the repository; before each deletion what it
- * rests on is read again: a tag is deleted only while its link still names the manifest decided on,
- * and a manifest only while no tag points to it (the tags are read once more after the repository's
- * tag deletions) and it was not pushed again since the run began. A push landing between such a
- * re-read and the delete can still lose the tag it moved (a window of milliseconds for a tag; for a
- * manifest, the time its repository's manifest deletions take); nothing a kept tag pointed to when
- * the run read it is ever deleted.
+ * rests on is read again. A tag is deleted only while its link still names the manifest decided on,
+ * read and deleted in the tag's lane (tag-lanes.ts), so a push of that tag through this process comes
+ * wholly before or after, and one that moved it is never lost. A manifest is deleted only while no tag
+ * points to it (the tags are read once more after the repository's tag deletions) and it was not pushed
+ * again since the run began; a push by tag landing between that re-read and the delete (the time its
+ * repository's manifest deletions take) can still find its manifest gone, and so can a push through
+ * another replica in either case. Nothing a kept tag pointed to when the run read it is ever deleted.
  *
  * Failure. Each deletion is one storage operation that leaves the layout consistent (a tag's folder;
  * a revision with the tags naming it); parents go before what they reach, so no kept index or
@@ -69,14 +70,14 @@ export async function applyRetention(maint: Maintenance, o: RetentionOptions, ru
     run.signal?.throwIfAborted();
     const policy = policyFor(o.policies, repo);
     if (!policy) continue;
-    const { state, tagPaths } = await readRepository(maint, repo, run.signal);
+    const state = await readRepository(maint, repo, run.signal);
     const decided = decide(repo, state, policy, { now: run.now, delayMs: o.delayMs, immutable: o.immutable });
     let tagged: ReadonlySet<Digest> | undefined;
     for (const d of decided) {
       run.signal?.throwIfAborted();
       // Manifests come after every tag: one fresh read of what the tags point to now serves them all.
       if (d.kind === 'manifest' && !o.dryRun) tagged ??= await taggedNow(maint, repo, run.signal);
-      const done = o.dryRun || (await carryOut(maint, o, { repo, tagPaths, tagged }, d, run));
+      const done = o.dryRun || (await carryOut(maint, o, { repo, tagged }, d, run));
       if (!done) {
         report.skipped += 1;
         continue;
@@ -91,15 +92,13 @@ export async function applyRetention(maint: Maintenance, o: RetentionOptions, ru
   return report;
 }
 
-/** Tags (and their link paths), revisions, references and times of one repository. */
-async function readRepository(maint: Maintenance, repo: RepoName, signal?: AbortSignal): Promise<{ state: RepositoryState; tagPaths: Map<string, string> }> {
+/** Tags, revisions, references and times of one repository. */
+async function readRepository(maint: Maintenance, repo: RepoName, signal?: AbortSignal): Promise<RepositoryState> {
   const call = signal ? { signal } : {};
   const tags = new Map<string, Digest>();
-  const tagPaths = new Map<string, string>();
   for await (const t of maint.inventory.tags(repo, call)) {
     if (!('digest' in t.target)) continue;
     tags.set(t.tag, t.target.digest);
-    tagPaths.set(t.tag, t.path);
   }
   const recorded = await maint.times.recorded(repo);
   const revisions = new Map<Digest, RevisionState>();
@@ -115,7 +114,7 @@ async function readRepository(maint: Maintenance, repo: RepoName, signal?: Abort
       readable: refs.ok,
     });
   }
-  return { state: { tags, revisions }, tagPaths };
+  return { tags, revisions };
 }
 
 /** The manifests the repository's tags point to now. */
@@ -128,7 +127,6 @@ async function taggedNow(maint: Maintenance, repo: RepoName, signal?: AbortSigna
 /** Where a deletion happens, with what was read fresh for it. */
 interface Place {
   readonly repo: RepoName;
-  readonly tagPaths: ReadonlyMap<string, string>;
   readonly tagged: ReadonlySet<Digest> | undefined;
 }
 
@@ -139,9 +137,8 @@ async function carryOut(maint: Maintenance, o: RetentionOptions, at: Place, d: D
   const manifests = o.registry.repository(repo).manifests;
   try {
     if (d.kind === 'tag') {
-      const target = await maint.inventory.linkTarget({ path: at.tagPaths.get(d.tag ?? '') ?? '' }, call);
-      if (!('digest' in target) || target.digest !== d.digest) return skipped(run, d, 'the tag moved since it was read');
-      await manifests.delete({ tag: parseTag(d.tag ?? '') }, call);
+      const tag = parseTag(d.tag ?? '');
+      if (tag === undefined || !(await manifests.deleteTagIf(tag, d.digest, call))) return skipped(run, d, 'the tag moved since it was read');
       return true;
     }
     if (at.tagged?.has(d.digest) === true) return skipped(run, d, 'a tag points to it now');

@@ -170,7 +170,10 @@ export const startUpload: Handler = async (ctx, deps) => {
   }
   const digest = queryValue(ctx, 'digest');
   const monolithic = digest === undefined ? undefined : parseDigestParam(digest);
-  const session = await repo.uploads.start(signal);
+  // A monolithic POST declares its blob: the quotas can refuse it before its bytes are read.
+  const length = ctx.request.length;
+  const declared = monolithic !== undefined && length !== undefined ? { digest: monolithic, size: length } : undefined;
+  const session = await repo.uploads.start({ ...signal, declared });
   if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
   let blob: BlobInfo;
   try {

@@ -4,8 +4,8 @@
  * to it again succeeds. manifests.ts checks at its write entry points (a PUT by tag, a DELETE by tag
  * or by digest) and refuses with DENIED naming the rule.
  *
- * Writes to one covered tag run one at a time in this process (`guard`), so of two first pushes
- * racing each other the second finds the tag set and is refused. Replicas do not share that order.
+ * Writes to one tag run one at a time in this process (tag-lanes.ts), so of two first pushes racing
+ * each other the second finds the tag set and is refused. Replicas do not share that order.
  */
 import { RegistryError } from '../../errors.js';
 import { globMatcher } from '../repo-glob.js';
@@ -20,8 +20,6 @@ export interface ImmutableTagRuleSpec {
 export interface ImmutableTags {
   /** A description of the rule covering `tag` in `repo` (`storage.immutabletags[0] (…)`), or undefined. */
   ruleFor(repo: string, tag: string): string | undefined;
-  /** Runs `fn` after every earlier guarded write to the same covered tag (at once when no rule covers it). */
-  guard<T>(repo: string, tag: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** The rules compiled. @throws SyntaxError for a bad glob or regex (the config check catches them first) */
@@ -33,26 +31,11 @@ export function createImmutableTags(rules: readonly ImmutableTagRuleSpec[]): Imm
   }));
   const ruleFor = (repo: string, tag: string): string | undefined =>
     compiled.find((r) => r.repo(repo) && r.patterns.some((re) => re.test(tag)))?.name;
-  const tails = new Map<string, Promise<unknown>>();
-  return {
-    ruleFor,
-    async guard(repo, tag, fn) {
-      if (ruleFor(repo, tag) === undefined) return fn();
-      const key = `${repo}:${tag}`;
-      const before = tails.get(key) ?? Promise.resolve();
-      const mine = before.catch(() => undefined).then(fn);
-      tails.set(key, mine);
-      try {
-        return await mine;
-      } finally {
-        if (tails.get(key) === mine) tails.delete(key);
-      }
-    },
-  };
+  return { ruleFor };
 }
 
 /** No tag is immutable. */
-export const NO_IMMUTABLE_TAGS: ImmutableTags = { ruleFor: () => undefined, guard: (_repo, _tag, fn) => fn() };
+export const NO_IMMUTABLE_TAGS: ImmutableTags = { ruleFor: () => undefined };
 
 /** The refusal of a write to an immutable tag. */
 export function immutableTagDenied(repo: string, tag: string, rule: string, what: string): RegistryError {

@@ -20,6 +20,8 @@ import { paths, revisionDigestOf } from '../paths.js';
 import type { Reference, RepoName, Tag } from '../reference.js';
 import type { TagStore } from './tags.js';
 import { type ImmutableTags, NO_IMMUTABLE_TAGS, immutableTagDenied } from './immutable-tags.js';
+import type { Quotas } from '../quotas/quota-port.js';
+import type { TagLanes } from './tag-lanes.js';
 
 /** A manifest as stored: its digest, media type and exact bytes. */
 export interface StoredManifest {
@@ -70,6 +72,12 @@ export interface ManifestStore {
    * @throws MANIFEST_UNKNOWN, UNSUPPORTED
    */
   delete(ref: Reference, o?: CallOptions): Promise<{ readonly untagged: readonly string[] }>;
+  /**
+   * Deletes `tag` only while it names `d`, with no write of that tag in between (tag-lanes.ts):
+   * answers false, deleting nothing, when it names another manifest or nothing.
+   * @throws UNSUPPORTED, DENIED (an immutable tag)
+   */
+  deleteTagIf(tag: Tag, d: Digest, o?: CallOptions): Promise<boolean>;
   /** Every manifest revision of the repository, in no particular order. */
   revisions(o?: CallOptions): AsyncIterable<Digest>;
   /** What a stored manifest says of itself (cached: manifests never change). */
@@ -87,6 +95,9 @@ export interface ManifestStoreOptions {
   readonly gate: LinkGate;
   readonly times: ManifestTimes;
   readonly immutable: ImmutableTags;
+  readonly quotas: Quotas;
+  /** Orders the writes of each tag (shared by every registry over this storage in the process). */
+  readonly lanes: TagLanes;
   readonly deleteEnabled: boolean;
 }
 
@@ -128,15 +139,16 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       const d = manifestDigest(ref, content);
       const named = [d, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)];
       // Inside the gate, so the collector cannot delete what this manifest names while it is stored.
-      const store = (): Promise<void> => opts.gate.link(named, async () => {
+      // The quotas count the manifest's own bytes (what it names is linked, so counted, already).
+      const store = (): Promise<void> => opts.quotas.admitLink(name, d, content.length, () => opts.gate.link(named, async () => {
         if (o?.unchecked !== true) await checkReferences(opts, info, o);
         await blobs.putSmall(d, content, o);
         // Links after the bytes, the tag after the revision: a reader never follows a link to nothing.
         await writeLink(driver, paths.revisionLink(name, d), d, o);
         if ('tag' in ref) await tags.tag(ref.tag, d, o);
-      });
+      }), o);
       if ('tag' in ref) {
-        await opts.immutable.guard(name, ref.tag, async () => {
+        await opts.lanes.run(name, ref.tag, async () => {
           await refuseMove(opts, ref.tag, d, o);
           await store();
         });
@@ -151,7 +163,7 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
       if ('tag' in ref) {
         const { tag } = ref;
-        return opts.immutable.guard(name, tag, async () => {
+        return opts.lanes.run(name, tag, async () => {
           await refuseDelete(opts, ref, o);
           if (!(await tags.untag(tag, o))) throw manifestUnknown(tag);
           return { untagged: [tag] };
@@ -162,6 +174,15 @@ export function createManifestStore(opts: ManifestStoreOptions): ManifestStore {
       const untagged = await tags.untagDigest(ref.digest, o);
       await deleteIfExists(driver, paths.revisionDir(name, ref.digest), o);
       return { untagged };
+    },
+
+    async deleteTagIf(tag, d, o) {
+      if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
+      return opts.lanes.run(name, tag, async () => {
+        if ((await tags.resolve(tag, o)) !== d) return false;
+        await refuseDelete(opts, { tag }, o);
+        return tags.untag(tag, o);
+      });
     },
 
     revisions: (o) => listRevisions(driver, name, o),

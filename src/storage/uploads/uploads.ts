@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { asStorageFull, blobUploadUnknown, digestInvalid, rangeInvalid } from '../../errors.js';
+import { asStorageFull, blobUploadUnknown, digestInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, BlobStore } from '../blobs/blobs.js';
 import { type Digest, Digester, digestAlgorithm } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
@@ -21,6 +21,7 @@ import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { formatStartedAt, paths } from '../paths.js';
 import type { RepoName, UploadId } from '../reference.js';
 import type { UploadSessions } from './upload-sessions.js';
+import type { DeclaredBlob, Quotas } from '../quotas/quota-port.js';
 
 /** Where an upload session stands. */
 export interface UploadStatus {
@@ -36,14 +37,24 @@ export interface AppendOptions extends CallOptions {
   readonly expectedOffset?: number;
 }
 
+/** Options of an upload's start. */
+export interface StartOptions extends CallOptions {
+  /** The blob a monolithic upload declares (its digest and Content-Length), checked against the quotas. */
+  readonly declared?: DeclaredBlob | undefined;
+}
+
 /** The upload sessions of one repository. */
 export interface UploadStore {
-  start(o?: CallOptions): Promise<UploadStatus>;
+  /** @throws RegistryError DENIED when a quota refuses the upload (quotas.ts) */
+  start(o?: StartOptions): Promise<UploadStatus>;
   /** @throws RegistryError BLOB_UPLOAD_UNKNOWN */
   status(id: UploadId, o?: CallOptions): Promise<UploadStatus>;
   /** Appends a request body. @throws BLOB_UPLOAD_UNKNOWN, RANGE_INVALID (offset is not the current size) */
   append(id: UploadId, body: Readable, o?: AppendOptions): Promise<UploadStatus>;
-  /** Appends `body` if given, then verifies and publishes the blob. @throws DIGEST_INVALID and append's errors */
+  /**
+   * Appends `body` if given, then verifies and publishes the blob. @throws DIGEST_INVALID and append's
+   * errors, DENIED when a quota refuses the blob (the session is then removed)
+   */
   commit(id: UploadId, d: Digest, body: Readable | undefined, o?: AppendOptions): Promise<BlobInfo>;
   /** @throws BLOB_UPLOAD_UNKNOWN */
   cancel(id: UploadId, o?: CallOptions): Promise<void>;
@@ -57,6 +68,7 @@ export interface UploadStoreOptions {
   readonly linked: LinkedBlobStore;
   readonly sessions: UploadSessions;
   readonly gate: LinkGate;
+  readonly quotas: Quotas;
   readonly now?: () => Date;
 }
 
@@ -94,7 +106,8 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
   };
 
   return {
-    async start(o) {
+    async start(o = {}) {
+      await opts.quotas.checkStart(name, o.declared, signalOf(o));
       const id = randomUUID() as UploadId;
       const startedAt = (opts.now ?? (() => new Date()))();
       // Both files are durable before the session is answered; written side by side, their fsyncs overlap.
@@ -119,9 +132,15 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
         if (actual !== d) throw digestInvalid('uploaded content does not match the digest', { expected: d, actual });
         // Verified: this is the commit point. A client that goes away now must not leave the blob
         // moved but unlinked, so publishing no longer listens to the request's signal.
-        await publish(opts, id, d, {}).catch((err: unknown) => {
+        try {
+          await opts.quotas.admitLink(name, d, size, () => publish(opts, id, d, {}));
+        } catch (err) {
+          if (isRegistryError(err, 'DENIED')) {
+            sessions.forget(key(id));
+            await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // refused bytes are not kept
+          }
           throw asStorageFull(err) ?? err;
-        });
+        }
         sessions.forget(key(id));
         return { digest: d, size };
       }),
