@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ACCEPT_ALL, makeImage, pushImage, raw } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
-import { type Cluster, startCluster } from './helpers/replicas.js';
+import { type Cluster, filesystemStorage, startCluster } from './helpers/replicas.js';
 import { describeWithTools } from './helpers/tools.js';
 
 const TOOLS = { 'redis-server': 'redis-server' };
@@ -30,10 +30,7 @@ describeWithTools(TOOLS, 'push and pull times shared by replicas through Redis',
     work = await mkdtemp(join(tmpdir(), 'berth-replica-times-'));
     await mkdir(join(work, 'root'));
     redis = await startRedis();
-    const storage = {
-      name: 'filesystem', yaml: ['  filesystem:', `    rootdirectory: ${JSON.stringify(join(work, 'root'))}`],
-      writeOrphans: () => Promise.reject(new Error('not used here')),
-    };
+    const storage = filesystemStorage(join(work, 'root'));
     const retention = [
       '    retention:', '      policies:', `        - repositories: ["times/**"]`, '          keeptags:',
       `            - patterns: [".*"]`, '              pulledwithin: 1h',

@@ -19,6 +19,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterLock } from '../coordination/cluster-lock.js';
 import type { RedisClient } from '../coordination/redis-client.js';
 import type { RedisLinkGate } from '../coordination/redis-link-gate.js';
+import type { TagLanes } from '../storage/manifests/tag-lanes.js';
 import { ConfigError } from '../config/raw.js';
 import type { Logger } from '../log.js';
 
@@ -31,6 +32,8 @@ export interface Replicas {
   /** A cluster lock on `key` (under `prefix`), e.g. for the index rebuilder; its lease is `leaseMs` (default 30 s). */
   lock(key: string, leaseMs?: number): ClusterLock;
   readonly linkGate: RedisLinkGate;
+  /** Each tag's writes take turns across the replicas (redis-tag-lanes.ts). */
+  readonly tagLanes: TagLanes;
   readonly cluster: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
   /** Closes the connection (after the server and the collector have stopped). */
   close(): Promise<void>;
@@ -46,10 +49,11 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
     sayInProcess(config, log);
     return undefined;
   }
-  const [{ connectRedis }, { createRedisLinkGate }, { createRedisClusterLock }] = await Promise.all([
+  const [{ connectRedis }, { createRedisLinkGate }, { createRedisClusterLock }, { createRedisTagLanes }] = await Promise.all([
     import('../coordination/redis-client.js'),
     import('../coordination/redis-link-gate.js'),
     import('../coordination/cluster-lock.js'),
+    import('../coordination/redis-tag-lanes.js'),
   ]);
   const rlog = log.child({ component: 'redis' });
   const complain = throttled(rlog);
@@ -69,10 +73,13 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
   }
   const linkGate = createRedisLinkGate({ client, prefix: PREFIX, onError: (msg, err) => complain(msg, err) });
   const lock = createRedisClusterLock({ client, key: `${PREFIX}gc:lock`, onError: (msg, err) => complain(msg, err) });
-  rlog.info('replicas: link gate, collector lock and listing index in redis', { redis: client.where });
+  const tagLanes = createRedisTagLanes({
+    lockFor: (repo, tag) => createRedisClusterLock({ client, key: `${PREFIX}tag:${repo}:${tag}`, onError: (msg, err) => complain(msg, err) }),
+  });
+  rlog.info('replicas: link gate, tag lanes, collector lock and listing index in redis', { redis: client.where });
   warnAboutPerProcessKeys(config, rlog);
   return {
-    client, prefix: PREFIX, linkGate, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
+    client, prefix: PREFIX, linkGate, tagLanes, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
     lock: (key, leaseMs) => createRedisClusterLock({
       client, key: `${PREFIX}${key}`, onError: (msg, err) => complain(msg, err), ...(leaseMs !== undefined && { leaseMs }),
     }),

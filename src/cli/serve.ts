@@ -99,7 +99,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   opened.push(() => health.stop());
   const quotaMetrics = createQuotaMetrics(metrics.registry);
   const storageRegistry = createRegistry({
-    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate }),
+    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate, tagLanes: replicas.tagLanes }),
     immutableTags: storage.immutabletags,
     quotas: storage.quotas,
     observeQuota: (reading) => {

@@ -13,7 +13,7 @@ import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index
 import type { LinkGate } from './maintenance/link-gate.js';
 import type { ManifestTimes } from './indexing/manifest-times.js';
 import type { ImmutableTags } from './manifests/immutable-tags.js';
-import type { Quotas } from './quotas/quota-port.js';
+import { NO_QUOTAS, type Quotas } from './quotas/quota-port.js';
 import { createLinkedBlobStore } from './blobs/linked-blobs.js';
 import type { ManifestCache } from './manifests/manifest-cache.js';
 import { createManifestStore } from './manifests/manifests.js';
@@ -52,16 +52,20 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): Reposi
     lanes: ctx.lanes,
     deleteEnabled: ctx.deleteEnabled,
   });
-  // A mount costs the blob's size in the quotas of this repository (nothing when their globs hold it already).
+  // A mount costs the blob's size in the quotas of this repository (nothing when their globs hold it
+  // already). Without quotas the link enters the gate in the caller's turn, before any other await, as
+  // every link does: the collector's deletion of the blob then comes wholly before or after it.
   const mountIf = async (ok: boolean, d: Digest, o?: CallOptions): Promise<BlobInfo | undefined> => {
-    const size = ok ? (await blobs.stat(d, o))?.size : undefined;
-    if (size === undefined) return undefined;
-    return ctx.quotas.admitLink(name, d, size, () =>
+    if (!ok) return undefined;
+    const link = (): Promise<BlobInfo | undefined> =>
       gate.link([d], async () => {
         const info = await blobs.stat(d, o);
         if (info) await linked.link(d, o);
         return info;
-      }), o);
+      });
+    if (ctx.quotas === NO_QUOTAS) return link();
+    const size = (await blobs.stat(d, o))?.size;
+    return size === undefined ? undefined : ctx.quotas.admitLink(name, d, size, link, o);
   };
   const repoBlobs: RepositoryBlobs = {
     stat: (d, o) => linked.stat(d, o),

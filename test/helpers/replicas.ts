@@ -21,6 +21,15 @@ export interface StorageSetup {
   writeOrphans(blobs: readonly Blob[]): Promise<void>;
 }
 
+/** One filesystem root shared by every replica, with `extra` lines under `storage:` (indented by two spaces). */
+export function filesystemStorage(root: string, extra: readonly string[] = []): StorageSetup {
+  return {
+    name: 'filesystem',
+    yaml: ['  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, ...extra],
+    writeOrphans: () => Promise.reject(new Error('not used here')),
+  };
+}
+
 export interface ClusterOptions {
   readonly n: number;
   /** Directory for the config files. */

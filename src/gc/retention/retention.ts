@@ -7,12 +7,11 @@
  *
  * Racing clients. Decisions are made from a read of the repository; before each deletion what it
  * rests on is read again. A tag is deleted only while its link still names the manifest decided on,
- * read and deleted in the tag's lane (tag-lanes.ts), so a push of that tag through this process comes
- * wholly before or after, and one that moved it is never lost. A manifest is deleted only while no tag
- * points to it (the tags are read once more after the repository's tag deletions) and it was not pushed
- * again since the run began; a push by tag landing between that re-read and the delete (the time its
- * repository's manifest deletions take) can still find its manifest gone, and so can a push through
- * another replica in either case. Nothing a kept tag pointed to when the run read it is ever deleted.
+ * read and deleted in the tag's lane (tag-lanes.ts, shared by replicas through Redis), so a push of
+ * that tag comes wholly before or after, and one that moved it is never lost. A manifest is deleted
+ * only while no tag points to it (the tags are read once more after the repository's tag deletions)
+ * and it was not pushed again since the run began; a push by tag landing between that re-read and the
+ * delete (the time its repository's manifest deletions take) can still find its manifest gone. Nothing a kept tag pointed to when the run read it is ever deleted.
  *
  * Failure. Each deletion is one storage operation that leaves the layout consistent (a tag's folder;
  * a revision with the tags naming it); parents go before what they reach, so no kept index or

@@ -47,7 +47,11 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
     async usages(query) {
       const page = await opts.index.usages(query);
       if (page === undefined) throw indexUnavailable();
-      return Promise.all(page.map(withTimes));
+      const times = await opts.times.repositoriesTimes(page.map((f) => f.name));
+      return page.map((f) => {
+        const t = times.get(f.name);
+        return { ...f, lastPush: dateOf(t?.lastPush), lastPull: dateOf(t?.lastPull) };
+      });
     },
     async deleteRepository(name, o) {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');

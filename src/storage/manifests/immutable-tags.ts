@@ -4,8 +4,8 @@
  * to it again succeeds. manifests.ts checks at its write entry points (a PUT by tag, a DELETE by tag
  * or by digest) and refuses with DENIED naming the rule.
  *
- * Writes to one tag run one at a time in this process (tag-lanes.ts), so of two first pushes racing
- * each other the second finds the tag set and is refused. Replicas do not share that order.
+ * Writes to one tag run one at a time (tag-lanes.ts; across replicas through Redis), so of two first
+ * pushes racing each other the second finds the tag set and is refused.
  */
 import { RegistryError } from '../../errors.js';
 import { globMatcher } from '../repo-glob.js';

@@ -6,8 +6,8 @@
  * Tags of different names never wait for each other.
  *
  * Every registry over one storage in a process must share one (serve hands storage's to the
- * retention and pull-through cache registries, as it does the link gate). Replicas do not share the
- * order: across processes two writes of one tag still race.
+ * retention and pull-through cache registries, as it does the link gate). Replicas share the order
+ * through Redis (coordination/redis-tag-lanes.ts, which takes a per-tag lock inside this lane).
  */
 export interface TagLanes {
   /** Runs `fn` once every earlier call for the same repository and tag has settled. */
