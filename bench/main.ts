@@ -20,6 +20,7 @@ import { manifestsFamily } from './manifests.js';
 import { mirrorFamily } from './mirror.js';
 import { mixedFamily } from './mixed.js';
 import { s3Family } from './s3.js';
+import { usageFamily } from './usage.js';
 import { summarizeProfiles } from './lib/cpuprofile.js';
 import { type Family, type RunContext, parseOptions } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
@@ -28,7 +29,7 @@ import { BERTH_TSX, buildBerth, registry2Version } from './lib/servers.js';
 import { BENCH_TOOLS, ensureTools } from './lib/tools.js';
 
 /** In the order `npm run bench` runs them. */
-const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, dockerFamily, s3Family, mirrorFamily, mixedFamily];
+const FAMILIES: readonly Family[] = [blobsFamily, manifestsFamily, listingFamily, usageFamily, dockerFamily, s3Family, mirrorFamily, mixedFamily];
 
 function usage(): string {
   return [

@@ -26,6 +26,10 @@ commands:
   index rebuild [config.yml]
                        rebuild the listing index (<rootdirectory>/berth/index) from storage
                        (the server rebuilds it at every start; stop the server first)
+  usage [prefix] [config.yml]
+                       every repository's usage (exclusive, shared and logical bytes, tags,
+                       manifests, last push and pull), largest exclusive bytes first; asks the
+                       server serving the root, else rebuilds the index from the tree to read it
   htpasswd [--cost N] USER
                        print an htpasswd line (bcrypt) for USER; the password is read from
                        stdin, or asked for when stdin is a terminal
@@ -77,6 +81,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'index':
       return (await import('./cli/index-command.js')).indexCommand(args, process.env);
+    case 'usage': {
+      const { parseUsageArgs, usageCommand } = await import('./cli/usage-command.js');
+      const cmd = parseUsageArgs(args);
+      if (typeof cmd === 'string') return usageError(cmd);
+      return usageCommand(cmd, process.env);
+    }
     case 'htpasswd':
       return (await import('./cli/htpasswd.js')).htpasswdCommand(args);
     case 'version':

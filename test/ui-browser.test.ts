@@ -150,8 +150,8 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.getByRole('link', { name: 'apps/web' }).click();
     await page.getByRole('heading', { name: /apps\/web/ }).first().waitFor();
     const tags = page.locator('li.tag');
-    // Names first, then every tag's details (digest, size, push time) from the management API.
-    await page.locator('#tag-list[data-detailed="true"] li.tag').first().waitFor();
+    // The names, then each card of the page filled in (its push time from the management API).
+    await page.locator('li.tag .facts').first().waitFor();
     expect(await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')))).toEqual(['1.10.0', '1.2.0', '1.0.0', 'latest']);
     const card = page.locator('li.tag[data-tag="1.2.0"]');
     await card.locator('.referrers').waitFor();
@@ -167,8 +167,9 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.locator('li.tag[data-tag="latest"] .referrers').waitFor();
     expect(await card.textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/); // from /berth/v1/repositories/<name>/tags
     await shoot('repository');
-    // By push time: skopeo pushed 1.0.0 first and 1.10.0 last.
+    // By push time (every tag's push time is read then): skopeo pushed 1.0.0 first and 1.10.0 last.
     await page.getByLabel('Sort tags by').selectOption('pushed');
+    await page.locator('#tag-list[data-order="pushed"] li.tag').first().waitFor();
     const byPush = await tags.evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
     expect([byPush[0], byPush.at(-1)]).toEqual(['1.10.0', '1.0.0']);
   });
@@ -219,7 +220,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
 
   it('deletes one tag after a confirmation; the other tag on that digest stays', async () => {
     await open('#/r/apps/web');
-    const card = page.locator('#tag-list[data-detailed="true"] li.tag[data-tag="1.2.0"]');
+    const card = page.locator('li.tag[data-tag="1.2.0"]');
     await card.locator('.facts').waitFor();
     let asked = '';
     page.once('dialog', (d) => {
@@ -318,6 +319,32 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       await p.close();
       await external.close();
       await server.close();
+    }
+  });
+
+  it('no auth: the first view\'s requests go out beside the auth check and are not asked twice', async () => {
+    const open = await startBerth({ root, ui: { assets: await loadAssets() } });
+    const p = await context.newPage();
+    const asked: string[] = [];
+    p.on('request', (r) => asked.push(new URL(r.url()).pathname));
+    try {
+      await p.goto(`${open.url}/ui/#/`);
+      await p.locator('table.repos tbody tr').first().waitFor();
+      expect(await p.locator('table.repos tbody th').allTextContents()).toEqual(content.repositories);
+      // Sent before the auth check itself (the page's first fetch calls, in order).
+      expect(asked.indexOf('/v2/_catalog')).toBeLessThan(asked.indexOf('/v2/'));
+      await p.goto(`${open.url}/ui/#/r/apps/web`);
+      await p.locator('li.tag[data-tag="latest"] .facts').waitFor();
+      const tags = await p.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
+      expect([tags[0], tags.at(-1)]).toEqual(['1.10.0', 'latest']); // 1.2.0 may be deleted by then
+      expect(await p.locator('li.tag[data-tag="latest"]').textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      expect(asked.filter((a) => a === '/v2/_catalog')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/berth/v1/usage')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/v2/apps/web/tags/list')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/usage')).toHaveLength(1);
+    } finally {
+      await p.close();
+      await open.close();
     }
   });
 

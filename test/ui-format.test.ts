@@ -1,11 +1,16 @@
 /** The web UI's ordering and formatting (web/src/format.ts): pure functions, no browser needed. */
 import { describe, expect, it } from 'vitest';
-import { bytes, compareVersionsDesc, platformName, shortDigest, when } from '../web/src/format.js';
+import { bytes, compareVersionsDesc, platformName, shortDigest, sortByVersionDesc, when } from '../web/src/format.js';
 
 describe('web UI formatting', () => {
   it('orders tags by version, newest first: numbers by value, releases after their pre-releases, words last', () => {
     const tags = ['1.2.0', 'latest', 'v1.10.0', '1.9.2', '1.2.0-rc1', '1.2', '2', 'edge', '1.2.1', '1.2.0-rc10', '1.2.0-rc2'];
-    expect([...tags].sort(compareVersionsDesc)).toEqual(['2', 'v1.10.0', '1.9.2', '1.2.1', '1.2.0', '1.2.0-rc10', '1.2.0-rc2', '1.2.0-rc1', '1.2', 'latest', 'edge']);
+    const newestFirst = ['2', 'v1.10.0', '1.9.2', '1.2.1', '1.2.0', '1.2.0-rc10', '1.2.0-rc2', '1.2.0-rc1', '1.2', 'latest', 'edge'];
+    expect([...tags].sort(compareVersionsDesc)).toEqual(newestFirst);
+    // The page's sort (each tag parsed once) gives the same order, whatever order the rows come in.
+    const rows = tags.map((tag) => ({ tag }));
+    expect(sortByVersionDesc(rows, (r) => r.tag).map((r) => r.tag)).toEqual(newestFirst);
+    expect(sortByVersionDesc([...rows].reverse(), (r) => r.tag).map((r) => r.tag)).toEqual(newestFirst);
   });
 
   it('formats sizes, times, digests and platforms', () => {

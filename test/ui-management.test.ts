@@ -2,7 +2,7 @@
  * The web UI's endpoints of the management API, on real servers:
  * - `GET /berth/v1/repositories/<name>/tags`: every tag with the digest, media type and size of its
  *   manifest and its push time, the same from the index and from a storage walk; pages with `Link`;
- *   NAME_UNKNOWN, and refused without pull.
+ *   the tags named by `tag`; NAME_UNKNOWN, and refused without pull.
  * - `GET /berth/v1/status` and `POST /berth/v1/gc` on `berth serve`: the document's figures, a dry run
  *   then a real run listed among the last runs, the bad parameter and the grants they need.
  */
@@ -65,6 +65,26 @@ describe.each([{ index: true }, { index: false }])('GET /berth/v1/repositories/<
     const bad = await raw(berth.url, 'GET', '/berth/v1/repositories/team/app/tags?n=x');
     expect(bad.status).toBe(400);
     expect(errorCode(bad)).toBe('PAGINATION_NUMBER_INVALID');
+  });
+
+  it('answers the tags named by tag (those that exist, in tag order); a bad tag or too many are refused', async () => {
+    const res = await raw(berth.url, 'GET', '/berth/v1/repositories/team/app/tags?tag=v2&tag=latest&tag=nope&tag=v2');
+    expect(res.status, res.body.toString()).toBe(200);
+    const { tags } = res.json() as { tags: TagJson[] };
+    expect(tags.map((t) => [t.tag, t.digest, t.mediaType])).toEqual([
+      ['latest', images[0]!.manifest.digest, images[0]!.mediaType], ['v2', images[1]!.manifest.digest, MT.dockerManifest],
+    ]);
+    expect(Date.parse(tags[0]?.pushed ?? '')).toBeGreaterThanOrEqual(before);
+    expect(res.header('Link')).toBeUndefined();
+    const bad = await raw(berth.url, 'GET', '/berth/v1/repositories/team/app/tags?tag=v1&tag=-x');
+    expect(bad.status).toBe(400);
+    expect(errorCode(bad)).toBe('TAG_INVALID');
+    const many = Array.from({ length: 101 }, (_, i) => `tag=t${i}`).join('&');
+    const tooMany = await raw(berth.url, 'GET', `/berth/v1/repositories/team/app/tags?${many}`);
+    expect(tooMany.status).toBe(400);
+    expect(errorCode(tooMany)).toBe('PAGINATION_NUMBER_INVALID');
+    const unknown = await raw(berth.url, 'GET', '/berth/v1/repositories/no/such/tags?tag=v1');
+    expect(errorCode(unknown)).toBe('NAME_UNKNOWN');
   });
 
   it('follows a tag moved and a tag deleted; an unknown repository is NAME_UNKNOWN', async () => {

@@ -76,7 +76,8 @@ export function describeReport(r: GcReport, graceMs: number): string {
   return parts.join('; ');
 }
 
-function formatBytes(n: number): string {
+/** `812 B`, `1.5 KiB`, `2.0 GiB`: binary units, one decimal. */
+export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let u = 0;

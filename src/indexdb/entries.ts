@@ -15,9 +15,15 @@ export interface Distrust {
   readonly repos: Set<string>;
   /** True when the catalog comes from storage. */
   catalog: boolean;
+  /**
+   * True when the usage tables may miss a link (a repository's links could not be read, or a name
+   * cannot be indexed): usage figures are then not answered at all, since one repository's missing
+   * links would make another's shared bytes wrong.
+   */
+  usage: boolean;
 }
 
-export const newDistrust = (): Distrust => ({ repos: new Set(), catalog: false });
+export const newDistrust = (): Distrust => ({ repos: new Set(), catalog: false, usage: false });
 
 /** Puts the blob descriptors a manifest gives (hints: nothing is answered from them); answers how many. */
 export async function putBlobHints(facts: RevisionFacts, put: (key: string, value: unknown) => Promise<void>): Promise<number> {

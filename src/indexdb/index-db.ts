@@ -43,10 +43,11 @@
 import type { Logger } from '../log.js';
 import { type Digest, parseDigest } from '../storage/digest.js';
 import {
-  type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, type TagTarget, sliceSorted,
+  type BlobDescriptor, type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, type RepoName, type RepoScope,
+  type ScopeUsage, type TagTarget, type UsageFigures, type UsageQuery, sliceSorted,
 } from '../storage/indexing/index-port.js';
 import { createKeyQueue } from './key-queue.js';
-import { GENERATION_KEY, REBUILT_RANGES, blobKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
+import { GENERATION_KEY, REBUILT_RANGES, blobKey, costKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
 import { messageOf, openLevel } from './open.js';
 import { type Distrust, type IndexLevel, isBlobHint, newDistrust } from './entries.js';
 import { itemKey, refreshItem } from './refresh.js';
@@ -54,6 +55,7 @@ import { type WalkCounts, walkInto } from './rebuild.js';
 import { TimesTable, pruneTimes } from './times.js';
 import type { TimesStore } from '../storage/indexing/manifest-times.js';
 import { createTagLists } from './tag-lists.js';
+import { figuresOf, refreshCost, scopeLinksOf, scopeUsageOf, usagePage, writeCosts } from './usage.js';
 
 export { isIndexLocked } from './open.js';
 
@@ -83,6 +85,10 @@ export interface RebuildReport {
 }
 
 export interface IndexDb extends RegistryIndex {
+  usage(repo: RepoName): Promise<UsageFigures | undefined>;
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined>;
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined>;
   /** Push and pull times per manifest revision (times.ts), kept across rebuilds. */
   readonly times: TimesStore;
   readonly location: string;
@@ -212,6 +218,26 @@ class LevelIndex implements IndexDb {
     );
   }
 
+  usage(repo: RepoName): Promise<UsageFigures | undefined> {
+    return this.answer(async () => ((await this.knowsUsageOf(repo)) ? (await figuresOf(this.db, [repo]))[0] : undefined));
+  }
+
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined> {
+    const { prefix = '', after, limit = Number.POSITIVE_INFINITY, include } = query;
+    return this.answer(async () => {
+      if (!this.usageTrusted()) return undefined;
+      return usagePage(this.db, { prefix, after, limit, include }, (repo) => !this.distrust.repos.has(repo));
+    });
+  }
+
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined> {
+    return this.answer(async () => (this.usageTrusted() ? scopeUsageOf(this.db, scope) : undefined));
+  }
+
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined> {
+    return this.answer(async () => (this.usageTrusted() ? scopeLinksOf(this.db, scope, d) : undefined));
+  }
+
   async onChange(change: IndexChange): Promise<void> {
     if (this.current === 'failed' || this.current === 'closed') return;
     if (change.kind === 'everything') {
@@ -271,6 +297,8 @@ class LevelIndex implements IndexDb {
       const seen = new Set<string>();
       const counts = await walkInto(this.db, this.source, this.distrust, { signal: this.stop.signal, warn: (m, f) => this.log.warn(m, f), seen });
       if (this.again) continue;
+      await writeCosts(this.db, this.source, { signal: this.stop.signal });
+      if (this.again) continue;
       await pruneTimes(this.db, seen, this.distrust.repos);
       this.enter('catching-up');
       await this.catchUp();
@@ -314,16 +342,32 @@ class LevelIndex implements IndexDb {
     await Promise.all(pending.map((c) => this.queue.run(itemKey(c), () => this.refresh(c))));
   }
 
-  /** Re-reads one item; a storage failure distrusts what it touches, a LevelDB failure the whole index. */
+  /**
+   * Re-reads one item, then recounts the blob whose links or data it touched (in that blob's own queue
+   * slot, after this write); a storage failure distrusts what it touches, a LevelDB failure the whole index.
+   */
   private async refresh(change: IndexChange): Promise<void> {
     try {
-      await refreshItem(this.db, this.source, change, this.distrust);
+      const recount = await refreshItem(this.db, this.source, change, this.distrust);
+      if (recount !== undefined) await this.queue.run(costKey(recount), () => this.recount(recount));
     } catch (err) {
       if (this.current === 'closed' || this.current === 'failed') return;
       await this.refreshFailed(change, err);
     } finally {
       // After the write and before the change's request is answered (tag-lists.ts).
       if (change.kind === 'tag' || change.kind === 'repository') this.tagLists.invalidate(change.repo);
+    }
+  }
+
+  /** Recounts a blob's cost (usage.ts); a storage failure leaves usage figures to no one until the next rebuild. */
+  private async recount(d: Digest): Promise<void> {
+    try {
+      await refreshCost(this.db, this.source, d);
+    } catch (err) {
+      if (this.current === 'closed' || this.current === 'failed') return;
+      if (!isStorageFailure(err)) return this.fail('writing the index database failed', err);
+      this.log.warn('index: could not re-read a blob; usage figures are not answered until the next rebuild', { digest: d, err: messageOf(err) });
+      this.distrust.usage = true;
     }
   }
 
@@ -337,6 +381,7 @@ class LevelIndex implements IndexDb {
     if (change.kind === 'blob') await this.db.del(blobKey(change.digest)).catch((e: unknown) => this.fail('writing failed', e));
     else this.distrust.repos.add(change.repo);
     if (change.kind === 'repository') this.distrust.catalog = true;
+    if (change.kind === 'layer' || change.kind === 'revision') this.distrust.usage = true;
   }
 
   /** Runs a read of the database and answers it only if the index was ready throughout. */
@@ -360,6 +405,16 @@ class LevelIndex implements IndexDb {
   /** Tags of `repo` in `range`, read from the database. */
   private async tagsIn(repo: string, range: ListRange): Promise<string[]> {
     return (await this.keysIn(tagRange(repo, range))).map(lastField);
+  }
+
+  /** Whether the usage tables hold every link (usage.ts). */
+  private usageTrusted(): boolean {
+    return !this.distrust.usage && !this.distrust.catalog;
+  }
+
+  /** Whether the index may answer usage figures for `repo`. */
+  private async knowsUsageOf(repo: RepoName): Promise<boolean> {
+    return this.usageTrusted() && (await this.knows(repo));
   }
 
   /** Whether the index holds `repo` and may answer for it. */

@@ -12,6 +12,13 @@
  *   s NUL <repo> NUL <digest>                 → subject                  (which `f` key a revision owns)
  *   b NUL <digest>                            → {size, mediaType?}       (blob descriptors, hints)
  *   p NUL <repo> NUL <digest>                 → {pushedAt?, pulledAt?}   (push and pull times, times.ts)
+ *   l NUL <repo> NUL <digest> NUL <how>       → 1                        (usage: the blobs a repository links)
+ *   u NUL <digest> NUL <repo> NUL <how>       → 1                        (usage: the repositories linking a blob)
+ *   c NUL <digest>                            → BlobCost                 (usage: a linked blob's size, shared or not)
+ *
+ * `how` is `layer` (a `_layers` link) or `revision` (a manifest revision); a blob linked both ways has
+ * two keys, each written only by the refresh of its own link, so neither refresh rewrites the other's.
+ * `c` exists for every blob some repository links: its size as the global blob data says (usage.ts).
  *
  * Every table but `p` is derived from the layout and emptied by each rebuild; `p` holds what the
  * layout cannot give back (pull times, exact push times), so a rebuild keeps it, fills in what is
@@ -87,4 +94,60 @@ export function referrerRange(repo: string, subject: Digest): RangeOptions {
 function within(prefix: string, end: string, range: ListRange): RangeOptions {
   const gt = prefix + (range.after ?? '');
   return range.limit === undefined ? { gt, lt: end } : { gt, lt: end, limit: Math.max(0, range.limit) };
+}
+
+/** How a repository links a blob: a `_layers` link or a manifest revision. */
+export type LinkHow = 'layer' | 'revision';
+export const linkKey = (repo: string, d: Digest, how: LinkHow): string => `l${SEP}${repo}${SEP}${d}${SEP}${how}`;
+export const userKey = (d: Digest, repo: string, how: LinkHow): string => `u${SEP}${d}${SEP}${repo}${SEP}${how}`;
+export const costKey = (d: string): string => `c${SEP}${d}`;
+
+/** The fields of an `l` or `u` key: repository and digest for `l`, digest and repository for `u`. */
+export function linkKeyFields(key: string): { first: string; second: string; how: string } {
+  const [, first = '', second = '', how = ''] = key.split(SEP);
+  return { first, second, how };
+}
+
+/** Every link key of `repo` (in digest order). */
+export function linkRange(repo: string): RangeOptions {
+  return within(`l${SEP}${repo}${SEP}`, `l${SEP}${repo}${END}`, {});
+}
+
+/** The user keys of blob `d` (in repository order), at most `limit`; every user key when `d` is undefined. */
+export function userRange(d?: Digest, limit?: number): RangeOptions {
+  if (d === undefined) return { gt: `u${SEP}`, lt: 'u' + END };
+  return within(`u${SEP}${d}${SEP}`, `u${SEP}${d}${END}`, { limit });
+}
+
+/** A range that may start at a key itself (`gte`) rather than after it. */
+export interface PrefixRange {
+  readonly gt?: string;
+  readonly gte?: string;
+  readonly lt: string;
+  readonly limit?: number;
+}
+
+/** The link keys of every repository whose name starts with `prefix` (printable ASCII ends below DEL). */
+export function linkPrefixRange(prefix: string): PrefixRange {
+  return { gte: `l${SEP}${prefix}`, lt: `l${SEP}${prefix}\x7f` };
+}
+
+/** Repository names that start with `prefix`, strictly after `after` when given, at most `limit`. */
+export function repoPrefixRange(prefix: string, after: string | undefined, limit?: number): PrefixRange {
+  const lt = `r${SEP}${prefix}\x7f`;
+  const start = after !== undefined && after >= prefix ? { gt: `r${SEP}${after}` } : { gte: `r${SEP}${prefix}` };
+  return limit === undefined ? { ...start, lt } : { ...start, lt, limit: Math.max(0, limit) };
+}
+
+/**
+ * Every key of `table` (`l`, `t`, `p`: keyed by repository first) from repository `first` through
+ * repository `last` (in key order, with those between): one range read for a page of repositories.
+ */
+export function repoSpan(table: 'l' | 't' | 'p', first: string, last: string): PrefixRange {
+  return { gte: `${table}${SEP}${first}${SEP}`, lt: `${table}${SEP}${last}${END}` };
+}
+
+/** The repository of a `t` or `p` key (its middle field: neither a tag nor a digest holds NUL). */
+export function repoOfKey(key: string): string {
+  return key.slice(2, key.lastIndexOf(SEP));
 }

@@ -13,7 +13,7 @@ import type { Digest } from '../storage/digest.js';
 import type { CallOptions } from '../storage/driver/driver.js';
 import type { IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, putBlobHints } from './entries.js';
-import { isIndexable, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
+import { type LinkHow, isIndexable, linkKey, referrerKey, repoKey, subjectKey, tagKey, timeKey, userKey } from './keys.js';
 
 /** How many repositories, tags and manifests the walk reads at once. */
 const REPOS_AT_ONCE = 4;
@@ -29,6 +29,8 @@ export interface WalkCounts {
   blobs: number;
   /** Revisions whose push time was missing and taken from their link's modification time. */
   linkTimes: number;
+  /** Blob links (`_layers` links and manifest revisions) recorded for usage (usage.ts). */
+  links: number;
 }
 
 type Op = { type: 'put'; key: string; value: unknown };
@@ -45,7 +47,7 @@ export async function walkInto(
   distrust: Distrust,
   o: CallOptions & { warn: (msg: string, fields: Record<string, unknown>) => void; seen: Set<string> },
 ): Promise<WalkCounts> {
-  const result: WalkCounts = { repositories: 0, tags: 0, referrers: 0, blobs: 0, linkTimes: 0 };
+  const result: WalkCounts = { repositories: 0, tags: 0, referrers: 0, blobs: 0, linkTimes: 0, links: 0 };
   let ops: Op[] = [];
   const put = async (key: string, value: unknown): Promise<void> => {
     o.signal?.throwIfAborted();
@@ -72,11 +74,22 @@ export async function walkInto(
     });
   };
 
+  const link = async (repo: RepoName, d: Digest, how: LinkHow): Promise<void> => {
+    await put(linkKey(repo, d, how), 1);
+    await put(userKey(d, repo, how), 1);
+    result.links += 1;
+  };
+
+  const layersOf = async (repo: RepoName): Promise<void> => {
+    for await (const d of source.layers(repo, call)) await link(repo, d, 'layer');
+  };
+
   const revisionsOf = async (repo: RepoName): Promise<void> => {
     const revisions: Digest[] = [];
     for await (const d of source.revisions(repo, call)) revisions.push(d);
     await eachLimited(revisions, ITEMS_AT_ONCE, async (d) => {
       const facts = await source.revisionFacts(d, call);
+      await link(repo, d, 'revision');
       if (facts.referrer) {
         await put(referrerKey(repo, facts.referrer.subject, d), facts.referrer.descriptor);
         await put(subjectKey(repo, d), facts.referrer.subject);
@@ -98,18 +111,21 @@ export async function walkInto(
     if (!isIndexable(repo)) {
       o.warn('index: a repository name cannot be indexed; the catalog is listed from storage', { repository: repo });
       distrust.catalog = true;
+      distrust.usage = true;
       return;
     }
     await put(repoKey(repo), 1);
     result.repositories += 1;
-    // One unreadable repository leaves its own listings to storage, not the whole index.
-    for (const part of [tagsOf, revisionsOf]) {
+    // One unreadable repository leaves its own listings to storage, not the whole index; usage
+    // figures depend on every repository's links, so missing links turn them all off.
+    for (const part of [tagsOf, revisionsOf, layersOf]) {
       try {
         await part(repo);
       } catch (err) {
         if (o.signal?.aborted) throw err;
         o.warn('index: part of a repository could not be read; its listings come from storage', { repository: repo, err });
         distrust.repos.add(repo);
+        if (part !== tagsOf) distrust.usage = true;
       }
     }
   });

@@ -177,6 +177,7 @@ class SharedIndex implements RedisIndex {
       return;
     }
     if (change.kind === 'blob') return; // blob descriptors are hints; this index keeps none
+    if (change.kind === 'layer') return; // layer links count only in usage, which this index does not keep
     const ticket = Number(await this.o.client.call('INCR', k.ticket));
     const write = await this.readItem(change);
     const head = [itemKey(change), ticket, record ? JSON.stringify(change) : ''];
@@ -184,7 +185,7 @@ class SharedIndex implements RedisIndex {
   }
 
   /** What storage holds for the item, as the APPLY script's target key and op. */
-  private async readItem(change: Exclude<IndexChange, { kind: 'everything' | 'blob' }>): Promise<{ target: string; args: (string | number)[] }> {
+  private async readItem(change: Exclude<IndexChange, { kind: 'everything' | 'blob' | 'layer' }>): Promise<{ target: string; args: (string | number)[] }> {
     const { source } = this.o;
     const k = this.keys;
     const repo = change.repo;

@@ -6,7 +6,8 @@
 import type { Digest } from '../storage/digest.js';
 import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
-import { GENERATION_KEY, blobKey, isIndexable, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
+import { GENERATION_KEY, blobKey, isIndexable, linkKey, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
+import { linkOps } from './usage.js';
 
 /** The queue key of a change: one per item, so refreshes of one item never overlap. */
 export function itemKey(c: IndexChange): string {
@@ -17,6 +18,8 @@ export function itemKey(c: IndexChange): string {
       return tagKey(c.repo, c.tag);
     case 'revision':
       return subjectKey(c.repo, c.digest);
+    case 'layer':
+      return linkKey(c.repo, c.digest, 'layer');
     case 'blob':
       return blobKey(c.digest);
     case 'everything':
@@ -24,17 +27,25 @@ export function itemKey(c: IndexChange): string {
   }
 }
 
-/** Re-reads the item `change` names and writes its entries. Rejects with storage's or LevelDB's error. */
-export async function refreshItem(db: IndexLevel, source: IndexSource, change: IndexChange, distrust: Distrust): Promise<void> {
+/**
+ * Re-reads the item `change` names and writes its entries. Answers the blob whose cost (usage.ts) must
+ * be recounted after it, if any. Rejects with storage's or LevelDB's error.
+ */
+export async function refreshItem(db: IndexLevel, source: IndexSource, change: IndexChange, distrust: Distrust): Promise<Digest | undefined> {
   switch (change.kind) {
     case 'repository':
-      return refreshRepository(db, source, change.repo, distrust);
+      await refreshRepository(db, source, change.repo, distrust);
+      return undefined;
     case 'tag':
-      return refreshTag(db, source, change.repo, change.tag, distrust);
+      await refreshTag(db, source, change.repo, change.tag, distrust);
+      return undefined;
     case 'revision':
       return refreshRevision(db, source, change.repo, change.digest, distrust);
+    case 'layer':
+      return refreshLayer(db, source, change.repo, change.digest, distrust);
     case 'blob':
-      return refreshBlob(db, source, change.digest);
+      await refreshBlob(db, source, change.digest);
+      return change.digest;
     case 'everything':
       return undefined; // only a rebuild can tell; index-db.ts starts one
   }
@@ -63,10 +74,22 @@ async function refreshTag(db: IndexLevel, source: IndexSource, repo: RepoName, t
 
 type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
-async function refreshRevision(db: IndexLevel, source: IndexSource, repo: RepoName, d: Digest, distrust: Distrust): Promise<void> {
+/** Whether `repo` links `d` in `_layers` (usage.ts). */
+async function refreshLayer(db: IndexLevel, source: IndexSource, repo: RepoName, d: Digest, distrust: Distrust): Promise<Digest | undefined> {
   if (!isIndexable(repo)) {
     distrust.repos.add(repo);
-    return;
+    distrust.usage = true;
+    return undefined;
+  }
+  await db.batch(linkOps(repo, d, 'layer', await source.layerExists(repo, d)));
+  return d;
+}
+
+async function refreshRevision(db: IndexLevel, source: IndexSource, repo: RepoName, d: Digest, distrust: Distrust): Promise<Digest | undefined> {
+  if (!isIndexable(repo)) {
+    distrust.repos.add(repo);
+    distrust.usage = true;
+    return undefined;
   }
   const facts = (await source.revisionExists(repo, d)) ? await source.revisionFacts(d) : undefined;
   const before = await db.get(subjectKey(repo, d));
@@ -85,7 +108,9 @@ async function refreshRevision(db: IndexLevel, source: IndexSource, repo: RepoNa
     const pushedAt = await source.revisionLinkTime(repo, d);
     if (pushedAt !== undefined) ops.push({ type: 'put', key: timeKey(repo, d), value: { pushedAt } });
   }
-  if (ops.length > 0) await db.batch(ops);
+  ops.push(...linkOps(repo, d, 'revision', facts !== undefined));
+  await db.batch(ops);
+  return d;
 }
 
 async function refreshBlob(db: IndexLevel, source: IndexSource, d: Digest): Promise<void> {

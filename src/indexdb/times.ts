@@ -15,10 +15,10 @@
  */
 import { type Digest, parseDigest } from '../storage/digest.js';
 import type { RepoName } from '../storage/indexing/index-port.js';
-import type { RevisionTimes, TimesStore } from '../storage/indexing/manifest-times.js';
+import type { RepositoryTimes, RevisionTimes, TimesStore } from '../storage/indexing/manifest-times.js';
 import type { IndexLevel } from './entries.js';
 import { type KeyQueue, createKeyQueue } from './key-queue.js';
-import { subjectKey, timeKey, timeKeyFields, timeRange } from './keys.js';
+import { repoSpan, subjectKey, timeKey, timeKeyFields, timeRange } from './keys.js';
 
 /** How often noted pulls are written. */
 export const PULL_FLUSH_MS = 5_000;
@@ -97,6 +97,26 @@ export class TimesTable implements TimesStore {
         const t = asTimes(value);
         const d = parseDigest(timeKeyFields(key).digest);
       if (t && d) out.set(d, this.withPending(key, t));
+      }
+      return out;
+    });
+  }
+
+  repositoriesTimes(repos: readonly RepoName[]): Promise<ReadonlyMap<string, RepositoryTimes> | undefined> {
+    return this.read(async (db) => {
+      const out = new Map<string, RepositoryTimes>();
+      if (repos.length === 0) return out;
+      const wanted = new Set<string>(repos);
+      const sorted = [...wanted].sort();
+      for (const [key, value] of await db.iterator(repoSpan('p', sorted[0] ?? '', sorted.at(-1) ?? '')).all()) {
+        const { repo } = timeKeyFields(key);
+        const t = asTimes(value);
+        if (!wanted.has(repo) || t === undefined) continue;
+        const { pushedAt, pulledAt } = this.withPending(key, t);
+        const before = out.get(repo) ?? {};
+        const lastPush = later(before.lastPush, pushedAt);
+        const lastPull = later(before.lastPull, pulledAt);
+        out.set(repo, { ...(lastPush !== undefined && { lastPush }), ...(lastPull !== undefined && { lastPull }) });
       }
       return out;
     });

@@ -2,7 +2,7 @@
  * Requests to the registry's API (/v2/, /berth/v1/) with the caller's credentials (auth.ts). A Bearer
  * 401 names the scope it wants; the request is retried once with a token for it.
  */
-import { apiUrl, authorizationFor, parseChallenge } from './auth.js';
+import { apiUrl, authMode, authorizationFor, parseChallenge } from './auth.js';
 
 /** An API answer that was not a success: its status and the first OCI error code and message. */
 export class ApiError extends Error {
@@ -36,9 +36,35 @@ function scopeOf(method: string, path: string): string | undefined {
   return undefined;
 }
 
+/** GETs sent before the auth mode was known, without credentials, by path (see {@link prefetch}). */
+const early = new Map<string, Promise<Response>>();
+
+/**
+ * Sends the GETs the first view will make at once, without credentials, while the page still asks the
+ * server how it authenticates (`GET /v2/`): on a registry without auth the view then takes these answers
+ * and saves a round trip; with auth they are dropped ({@link dropPrefetched}) and asked again with credentials.
+ */
+export function prefetch(paths: readonly string[]): void {
+  for (const path of paths) {
+    const res = fetch(apiUrl(path), { credentials: 'omit', cache: 'no-store' });
+    res.catch(() => undefined); // a failure is the view's to see, when it takes this answer
+    early.set(path, res);
+  }
+}
+
+/** Forgets the answers {@link prefetch} got that no view took. */
+export function dropPrefetched(): void {
+  early.clear();
+}
+
 /** Sends the request; a Bearer 401 asking another scope is retried once with a token for that scope. */
 export async function request(path: string, opts: RequestOptions = {}): Promise<Response> {
   const method = opts.method ?? 'GET';
+  const prefetched = method === 'GET' && opts.accept === undefined && authMode().kind === 'none' ? early.get(path) : undefined;
+  if (prefetched !== undefined) {
+    early.delete(path);
+    return prefetched;
+  }
   let scope = scopeOf(method, path);
   for (let attempt = 0; ; attempt++) {
     const headers: Record<string, string> = {};

@@ -4,12 +4,13 @@
  * and every view has a link of its own.
  */
 import { authMode, currentUser, detectAuth, needsSignIn, signOut } from './auth.js';
+import { dropPrefetched, prefetch } from './api.js';
 import { byId, h, replace } from './dom.js';
 import { adminPage } from './pages/admin.js';
 import { loginPage } from './pages/login.js';
 import { manifestPage } from './pages/manifest.js';
-import { repositoriesPage } from './pages/repositories.js';
-import { repositoryPage } from './pages/repository.js';
+import { repositoriesFirstRequests, repositoriesPage } from './pages/repositories.js';
+import { repositoryFirstRequests, repositoryPage } from './pages/repository.js';
 import { errorBox } from './pages/common.js';
 
 /** A view: fills `root` (a fresh element); `current()` turns false once the user has moved on. */
@@ -17,12 +18,20 @@ type View = (root: HTMLElement, current: () => boolean) => Promise<void>;
 
 let generation = 0;
 
-function viewFor(hash: string): { view: View; nav: string; title: string } {
+/** A route's view, and the GETs its first screen makes (sent early when they may be; see api.ts's prefetch). */
+interface Route {
+  readonly view: View;
+  readonly nav: string;
+  readonly title: string;
+  readonly first?: readonly string[];
+}
+
+function viewFor(hash: string): Route {
   const path = decodeURIComponent(hash.replace(/^#/, '').split('?')[0] ?? '');
   const query = new URLSearchParams(hash.includes('?') ? hash.slice(hash.indexOf('?') + 1) : '');
   if (path.startsWith('/r/')) {
     const name = path.slice(3);
-    return { view: (root, current) => repositoryPage(root, name, current), nav: 'repositories', title: name };
+    return { view: (root, current) => repositoryPage(root, name, current), nav: 'repositories', title: name, first: repositoryFirstRequests(name) };
   }
   if (path.startsWith('/m/')) {
     const rest = path.slice(3);
@@ -33,7 +42,8 @@ function viewFor(hash: string): { view: View; nav: string; title: string } {
   }
   if (path === '/admin') return { view: (root) => adminPage(root), nav: 'admin', title: 'Admin' };
   if (path === '/login') return { view: (root) => loginPage(root, query.get('next') ?? '#/', renderAccount), nav: '', title: 'Sign in' };
-  return { view: (root, current) => repositoriesPage(root, query.get('q') ?? '', current), nav: 'repositories', title: 'Repositories' };
+  const q = query.get('q') ?? '';
+  return { view: (root, current) => repositoriesPage(root, q, current), nav: 'repositories', title: 'Repositories', first: repositoriesFirstRequests(q) };
 }
 
 async function route(focus: boolean): Promise<void> {
@@ -80,6 +90,8 @@ function renderAccount(): void {
 }
 
 async function start(): Promise<void> {
+  // The first view's requests go out beside the auth check; they are used only if no auth is needed.
+  prefetch(viewFor(location.hash === '' ? '#/' : location.hash).first ?? []);
   try {
     await detectAuth();
   } catch (err) {
@@ -92,6 +104,7 @@ async function start(): Promise<void> {
     void route(true);
   });
   await route(false);
+  dropPrefetched();
 }
 
 void start();

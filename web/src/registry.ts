@@ -103,29 +103,45 @@ function remember<T>(memo: Map<string, Promise<T>>, key: string, read: () => Pro
 }
 
 /**
- * A page of repositories whose names start with `prefix`, after `last`. From `/berth/v1/usage` (with
- * tag count, size and last push); where that API is missing (404), from `/v2/_catalog`, whose sorted
- * order lets a prefix be found by starting just before it.
+ * A page of repositories with usage figures (tag count, size, last push) from `/berth/v1/usage`: names
+ * starting with `prefix`, after `last`. Undefined when the server cannot give figures: it has no usage
+ * API (404, not asked again) or its index is not ready (503, asked again next time).
+ * @throws ApiError for any other failure
  */
-export async function listRepositories(prefix: string, last: string | undefined, n: number): Promise<RepoPage> {
-  if (usageAvailable !== false) {
-    const q = new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) });
-    const res = await request(`berth/v1/usage?${q}`);
-    if (res.ok) {
-      usageAvailable = true;
-      const body = (await res.json()) as { repositories: RepoRow[] };
-      return { repos: body.repositories, next: nextLast(res), source: 'usage' };
-    }
-    // 404: a server without the usage API; 503: its index is not ready (then ask again next time).
-    if (res.status !== 404 && res.status !== 503) throw await errorOf(res);
-    if (res.status === 404) usageAvailable = false;
+export async function usagePage(prefix: string, last: string | undefined, n: number): Promise<RepoPage | undefined> {
+  if (usageAvailable === false) return undefined;
+  const res = await request(usagePath(prefix, last, n));
+  if (res.ok) {
+    usageAvailable = true;
+    const body = (await res.json()) as { repositories: RepoRow[] };
+    return { repos: body.repositories, next: nextLast(res), source: 'usage' };
   }
-  const start = last ?? beforePrefix(prefix);
-  const q = new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) });
-  const { body, res } = await getJson<{ repositories: string[] }>(`v2/_catalog?${q}`);
+  if (res.status !== 404 && res.status !== 503) throw await errorOf(res);
+  if (res.status === 404) usageAvailable = false;
+  return undefined;
+}
+
+/**
+ * A page of repository names from `/v2/_catalog` (answered from the listing index): names starting with
+ * `prefix`, after `last`. The catalog's sorted order lets a prefix be found by starting just before it.
+ * @throws ApiError
+ */
+export async function catalogPage(prefix: string, last: string | undefined, n: number): Promise<RepoPage> {
+  const { body, res } = await getJson<{ repositories: string[] }>(catalogPath(prefix, last, n));
   const matching = body.repositories.filter((r) => r.startsWith(prefix));
   const more = matching.length === body.repositories.length ? nextLast(res) : undefined;
   return { repos: matching.map((name) => ({ name })), next: more, source: 'catalog' };
+}
+
+/** The request of {@link usagePage}. */
+export function usagePath(prefix: string, last: string | undefined, n: number): string {
+  return `berth/v1/usage?${new URLSearchParams({ n: String(n), ...(prefix !== '' && { prefix }), ...(last !== undefined && { last }) })}`;
+}
+
+/** The request of {@link catalogPage}. */
+export function catalogPath(prefix: string, last: string | undefined, n: number): string {
+  const start = last ?? beforePrefix(prefix);
+  return `v2/_catalog?${new URLSearchParams({ n: String(n), ...(start !== undefined && { last: start }) })}`;
 }
 
 /** A string just before every name starting with `prefix` in code-unit order (undefined: from the start). */
@@ -137,15 +153,25 @@ function beforePrefix(prefix: string): string | undefined {
 
 /** One repository's usage (`/berth/v1/repositories/<name>/usage`); undefined when the API is missing. */
 export async function repositoryUsage(name: string): Promise<(RepoRow & { sharedBytes?: number; manifests?: number; lastPull?: string | null }) | undefined> {
-  const res = await request(`berth/v1/repositories/${pathOf(name)}/usage`);
+  const res = await request(repositoryUsagePath(name));
   if (res.status === 404 && (await errorOf(res)).code === 'UNSUPPORTED') return undefined;
   if (!res.ok) throw await errorOf(res);
   return (await res.json()) as RepoRow;
 }
 
+/** The request of {@link repositoryUsage}. */
+export function repositoryUsagePath(name: string): string {
+  return `berth/v1/repositories/${pathOf(name)}/usage`;
+}
+
+/** The request of {@link listTagNames}. */
+export function tagNamesPath(name: string): string {
+  return `v2/${pathOf(name)}/tags/list`;
+}
+
 /** Every tag name of `name` (`/v2/<name>/tags/list`, which the index answers from memory). */
 export async function listTagNames(name: string): Promise<TagRow[]> {
-  const { body } = await getJson<{ tags: string[] | null }>(`v2/${pathOf(name)}/tags/list`);
+  const { body } = await getJson<{ tags: string[] | null }>(tagNamesPath(name));
   return (body.tags ?? []).map((tag) => ({ tag }));
 }
 
@@ -165,6 +191,18 @@ export async function listTagDetails(name: string): Promise<TagRow[] | undefined
     last = nextLast(res);
     if (last === undefined) return tags;
   }
+}
+
+/**
+ * The details of the named tags of `name` (at most 100; those that exist), from
+ * `/berth/v1/repositories/<name>/tags?tag=…`; undefined when the server has no such endpoint.
+ */
+export async function namedTagDetails(name: string, tags: readonly string[]): Promise<TagRow[] | undefined> {
+  const q = new URLSearchParams(tags.map((tag) => ['tag', tag]));
+  const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
+  if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') return undefined;
+  if (!res.ok) throw await errorOf(res);
+  return ((await res.json()) as { tags: TagRow[] }).tags;
 }
 
 /** The manifest `reference` (tag or digest) of `name`, in whatever type it was pushed as. @throws ApiError */

@@ -22,8 +22,11 @@ describe('changesOf', () => {
     [`${R}/a/_manifests/revisions/sha256/${hex}/link`, [{ kind: 'revision', repo: 'a', digest: d }, repo('a')]],
     [`${R}/a/_manifests/revisions/sha256/${hex}`, [{ kind: 'revision', repo: 'a', digest: d }, repo('a')]],
     [`${R}/a/_manifests/revisions/sha256/not-hex`, [repo('a')]],
-    [`${R}/a/_layers/sha256/${hex}/link`, [repo('a')]],
-    [`${R}/a/_layers/sha256/${hex}`, [repo('a')]],
+    [`${R}/a/_layers/sha256/${hex}/link`, [{ kind: 'layer', repo: 'a', digest: d }, repo('a')]],
+    [`${R}/a/_layers/sha256/${hex}`, [{ kind: 'layer', repo: 'a', digest: d }, repo('a')]],
+    [`${R}/a/_layers/sha256/not-hex`, [repo('a')]],
+    [`${R}/a/_layers/sha256`, [{ kind: 'everything' }]],
+    [`${R}/a/_layers`, [{ kind: 'everything' }]],
     [`${R}/a/_uploads/0b4c2d3e-1111-4222-8333-444455556666/data`, []],
     [`${R}/a/_other/thing`, []],
     [`${R}/a/_manifests/tags`, [{ kind: 'everything' }]],
@@ -67,10 +70,11 @@ describe('observeDriver', () => {
     await driver.stat(tagLink);
     expect(told).toEqual([]);
     await driver.move(tagLink, `${R}/b/_layers/sha256/${hex}/link`);
-    expect(told).toEqual([{ kind: 'tag', repo: 'a', tag: 'v1' }, { kind: 'repository', repo: 'a' }, { kind: 'repository', repo: 'b' }]);
+    const layerB = [{ kind: 'layer', repo: 'b', digest: d }, { kind: 'repository', repo: 'b' }];
+    expect(told).toEqual([{ kind: 'tag', repo: 'a', tag: 'v1' }, { kind: 'repository', repo: 'a' }, ...layerB]);
     told.length = 0;
     await driver.delete(`${R}/b/_layers/sha256/${hex}`);
-    expect(told).toEqual([{ kind: 'repository', repo: 'b' }]);
+    expect(told).toEqual(layerB);
   });
 
   it('reports a write that failed, since it may have changed something first; not one that found nothing', async () => {

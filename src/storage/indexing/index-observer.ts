@@ -13,7 +13,8 @@
  * Paths are read back by the layout's own parser (paths.ts parsePath):
  *   repositories/<name>/_manifests/tags/<tag>[/…]             → tag (and its repository)
  *   repositories/<name>/_manifests/revisions/<alg>/<hex>[/…]  → revision (and its repository)
- *   repositories/<name>/_layers/…                             → repository
+ *   repositories/<name>/_layers/<alg>/<hex>[/…]               → layer (and its repository)
+ *   repositories/<name>/_layers[/<alg>]                       → everything (every layer link of it)
  *   repositories/<name>/_uploads/…                            → nothing (uploads are not indexed)
  *   blobs/<alg>/<hex2>/<hex>[/…]                              → blob
  *   anything else under the layout or above it                → everything (only a rebuild can tell)
@@ -92,8 +93,12 @@ export function changesOf(path: string): IndexChange[] {
     case 'repositories': // a repository directory itself, or a folder of repositories
     case 'manifests':
       return [{ kind: 'everything' }];
-    case 'layer':
-      return [{ kind: 'repository', repo: at.repo }];
+    case 'layer': {
+      // The whole `_layers` folder (a repository delete) takes every link of it: only a rebuild can tell.
+      if (!at.named) return [{ kind: 'everything' }];
+      const self: IndexChange = { kind: 'repository', repo: at.repo };
+      return at.digest === undefined ? [self] : [{ kind: 'layer', repo: at.repo, digest: at.digest }, self];
+    }
     case 'tag':
       return at.tag === undefined ? [{ kind: 'everything' }] : [{ kind: 'tag', repo: at.repo, tag: at.tag }, { kind: 'repository', repo: at.repo }];
     case 'revision': {

@@ -6,9 +6,11 @@
  * 1. The layout is the truth. An index answers `repositories`, `tags` and `referrers` only when it can
  *    vouch for the answer; `undefined` means "not trustworthy right now, ask storage", and storage then
  *    walks the tree exactly as it does without an index. No index, or a failing one, changes nothing.
+ *    Usage figures (`usage`, `usages`, `scopeUsage`, `scopeLinks`) follow the same rule, except that
+ *    storage has no walk for them: the management API answers UNAVAILABLE instead (management.ts).
  * 2. Storage tells the index WHAT changed, never what it changed TO. Every driver write under the layout
  *    (`index-observer.ts`) is followed, once the write has settled, by `onChange` naming the tag,
- *    revision, repository or blob it touched, and the index re-reads that item from storage through an
+ *    revision, layer link, repository or blob it touched, and the index re-reads that item from storage through an
  *    {@link IndexSource}. Two requests racing on one tag may report their changes in either order; an
  *    index that applies changes in arrival order would keep the loser's value, while an index that
  *    re-reads (one item at a time) ends with what storage holds, because its last read of an item
@@ -61,7 +63,9 @@ export type IndexedReferrer = ReferrerDescriptor;
  * in the tree (through Berth's API they are always valid ones).
  * - `repository`: whether `repo` is a repository (its directory holds `_layers` or `_manifests`).
  * - `tag`: whether the tag exists and what its `current/link` holds (also implies `repository`).
- * - `revision`: whether the manifest revision exists, and so whether it lists as a referrer.
+ * - `revision`: whether the manifest revision exists, and so whether it lists as a referrer (and
+ *   counts in the repository's usage).
+ * - `layer`: whether the repository links blob `digest` in `_layers` (its usage; also implies `repository`).
  * - `blob`: the global blob's data (blob descriptors are hints; nothing is answered from them).
  * - `everything`: a change the index cannot attribute (a whole repository or tree removed or moved):
  *   only a full rebuild makes the index trustworthy again.
@@ -70,6 +74,7 @@ export type IndexChange =
   | { readonly kind: 'repository'; readonly repo: RepoName }
   | { readonly kind: 'tag'; readonly repo: RepoName; readonly tag: Tag }
   | { readonly kind: 'revision'; readonly repo: RepoName; readonly digest: Digest }
+  | { readonly kind: 'layer'; readonly repo: RepoName; readonly digest: Digest }
   | { readonly kind: 'blob'; readonly digest: Digest }
   | { readonly kind: 'everything' };
 
@@ -86,7 +91,7 @@ export interface RegistryIndex {
   referrers(repo: RepoName, subject: Digest): Promise<IndexedReferrer[] | undefined>;
   /** Called after a storage write to `change` has settled (succeeded or failed); see rule 3 above. */
   onChange(change: IndexChange): Promise<void>;
-  /** What `repo` costs (usage-port.ts), or undefined when the index cannot vouch or does not know `repo`. */
+  /** What `repo` costs (management-face.ts RepoUsage), or undefined when the index cannot vouch or does not know `repo`. */
   usage?(repo: RepoName): Promise<UsageFigures | undefined>;
   /** Usage of a page of repositories, sorted by name, or undefined when the index cannot vouch. */
   usages?(query: UsageQuery): Promise<UsageFigures[] | undefined>;
@@ -141,6 +146,10 @@ export interface IndexSource {
   /** Every manifest revision of `repo` (the folders under `_manifests/revisions`), in no particular order. */
   revisions(repo: RepoName, o?: CallOptions): AsyncIterable<Digest>;
   revisionExists(repo: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
+  /** Every blob `repo` links in `_layers` (the folders `_layers/<alg>/<hex>`), in no particular order. */
+  layers(repo: RepoName, o?: CallOptions): AsyncIterable<Digest>;
+  /** Whether `repo` links blob `d` in `_layers` (its folder `_layers/<alg>/<hex>` exists). */
+  layerExists(repo: RepoName, d: Digest, o?: CallOptions): Promise<boolean>;
   /** The modification time of the revision's link (ms since the epoch), or undefined when it has none. */
   revisionLinkTime(repo: RepoName, d: Digest, o?: CallOptions): Promise<number | undefined>;
   /** What the stored manifest `d` says, as the referrers walk reads it; {blobs: []} when unreadable. */

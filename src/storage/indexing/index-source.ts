@@ -7,14 +7,14 @@
 import { isRegistryError, isTooLarge } from '../../errors.js';
 import { createBlobStore } from '../blobs/blobs.js';
 import { listRepositories, repositoryExists } from '../catalog.js';
-import type { Digest } from '../digest.js';
+import { type Digest, DIGEST_ALGORITHMS } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
 import type { BlobDescriptor, IndexSource, RevisionFacts } from './index-port.js';
 import { readLink } from '../blobs/links.js';
 import { unlessNotFound } from '../driver/not-found.js';
 import { createManifestCache } from '../manifests/manifest-cache.js';
 import { MAX_MANIFEST_BYTES, describeStored } from '../manifests/manifest-format.js';
-import { paths } from '../paths.js';
+import { layerDigestOf, paths } from '../paths.js';
 import { listRevisions } from '../manifests/manifests.js';
 import { referrerOf } from '../manifests/referrers.js';
 import { listTags } from '../manifests/tags.js';
@@ -46,6 +46,15 @@ export function createIndexSource(driver: StorageDriver): IndexSource {
     revisions: (repo, o) => listRevisions(driver, repo, o),
     revisionExists: (repo, d, o) => exists(paths.revisionDir(repo, d), o),
     revisionLinkTime: (repo, d, o) => linkTime(driver, repo, d, o),
+    async *layers(repo, o) {
+      for (const alg of DIGEST_ALGORITHMS) {
+        for (const dir of (await unlessNotFound(() => driver.list(paths.layersOf(repo, alg), o))) ?? []) {
+          const d = layerDigestOf(dir);
+          if (d !== undefined) yield d;
+        }
+      }
+    },
+    layerExists: (repo, d, o) => exists(paths.layerLinkDir(repo, d), o),
     async revisionFacts(d, o): Promise<RevisionFacts> {
       let summary = cache.get(d);
       if (!summary) {

@@ -43,6 +43,11 @@ export interface TimesStore {
   revisionTimes(repo: RepoName, d: Digest): Promise<RevisionTimes | undefined>;
   /** The times of every revision of `repo` the store holds. */
   repositoryRevisionTimes(repo: RepoName): Promise<ReadonlyMap<Digest, RevisionTimes> | undefined>;
+  /**
+   * The last push and pull of each of `repos` over the revisions the store holds times for (a page of
+   * usage figures: one read for all of them); a repository with none is left out.
+   */
+  repositoriesTimes?(repos: readonly RepoName[]): Promise<ReadonlyMap<string, RepositoryTimes> | undefined>;
   /** Writes the pulls noted so far. */
   flushPulls(): Promise<void>;
 }
@@ -57,6 +62,8 @@ export interface ManifestTimes {
   timesOf(repo: RepoName, d: Digest, o?: CallOptions): Promise<RevisionTimes>;
   /** The times of every revision of `repo` that has any recorded (link times are not read). */
   recorded(repo: RepoName): Promise<ReadonlyMap<Digest, RevisionTimes>>;
+  /** The last push and pull of each of `repos`, as `repositoryTimes` answers them one by one. */
+  repositoriesTimes(repos: readonly RepoName[]): Promise<ReadonlyMap<string, RepositoryTimes>>;
   /** The repository's last push and last pull over the revisions with recorded times. */
   repositoryTimes(repo: RepoName): Promise<RepositoryTimes>;
   /** Sets a revision's times outright (tests, imports). */
@@ -114,6 +121,11 @@ export function createManifestTimes(driver: StorageDriver, store?: TimesStore, n
         if (t.pulledAt !== undefined) lastPull = Math.max(lastPull ?? 0, t.pulledAt);
       }
       return { ...(lastPush !== undefined && { lastPush }), ...(lastPull !== undefined && { lastPull }) };
+    },
+    async repositoriesTimes(repos) {
+      const batch = await stored((s) => s.repositoriesTimes?.(repos) ?? Promise.resolve(undefined));
+      if (batch) return batch;
+      return new Map(await Promise.all(repos.map(async (repo) => [repo, await times.repositoryTimes(repo)] as const)));
     },
     async set(repo, d, t) {
       if (store) await stored((s) => s.setTimes(repo, d, t));

@@ -63,6 +63,12 @@ export interface RegistryManagement {
    * @throws NAME_UNKNOWN when it is not a repository
    */
   tagDetails(name: RepoName, range: { readonly after?: string | undefined; readonly limit?: number | undefined }, o?: CallOptions): Promise<TagDetail[]>;
+  /**
+   * The same details of the named tags that exist (their current link is there), in code-unit order:
+   * a page of the web UI in its own order.
+   * @throws NAME_UNKNOWN when it is not a repository
+   */
+  namedTagDetails(name: RepoName, tags: readonly Tag[], o?: CallOptions): Promise<TagDetail[]>;
 }
 
 /** One tag of a page. Fields are undefined when the tag's link is broken or its manifest is gone. */

@@ -17,7 +17,7 @@ import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
 import type { RepoName } from '../reference.js';
 import type { DeletedRepository, RegistryManagement, RepoUsage } from './management-face.js';
-import { listTagDetails } from './tag-details.js';
+import { listTagDetails, namedTagDetails } from './tag-details.js';
 
 export interface ManagementOptions {
   /** The driver storage writes through (observed, so the index hears of the deletes). */
@@ -47,7 +47,11 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
     async usages(query) {
       const page = await opts.index.usages(query);
       if (page === undefined) throw indexUnavailable();
-      return Promise.all(page.map(withTimes));
+      const times = await opts.times.repositoriesTimes(page.map((f) => f.name));
+      return page.map((f) => {
+        const t = times.get(f.name);
+        return { ...f, lastPush: dateOf(t?.lastPush), lastPull: dateOf(t?.lastPull) };
+      });
     },
     async deleteRepository(name, o) {
       if (!opts.deleteEnabled) throw unsupported('deletion is disabled (storage.delete.enabled)');
@@ -55,6 +59,7 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
       return removeRepository(driver, opts.immutable, name, o);
     },
     tagDetails: (name, range, o) => listTagDetails(driver, opts.index, name, range, o),
+    namedTagDetails: (name, tags, o) => namedTagDetails(driver, opts.index, name, tags, o),
   };
 }
 

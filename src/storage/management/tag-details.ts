@@ -31,7 +31,44 @@ export async function listTagDetails(
 ): Promise<TagDetail[]> {
   if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
   const targets = (await index.tagTargets(name, range)) ?? (await targetsFromStorage(driver, name, range, o));
-  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, index, name, t, o));
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * The details of the named tags of `name` that exist (those whose current link is there), in code-unit
+ * order: what a page of the web UI shows, in whatever order it sorts them. The links are read from
+ * storage, a few files per tag.
+ * @throws NAME_UNKNOWN when `name` is not a repository
+ */
+export async function namedTagDetails(driver: StorageDriver, index: GuardedIndex, name: RepoName, tags: readonly Tag[], o?: CallOptions): Promise<TagDetail[]> {
+  if (!(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+  const unique = [...new Set(tags)].sort();
+  const targets = await mapLimit(unique, PARALLEL, async (tag) => ({ tag, digest: await readLink(driver, paths.tagCurrentLink(name, tag), o) }));
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets.filter((t) => t.digest !== undefined), PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * Reads a manifest's facts, each digest once per answer: many tags may name one manifest (a release
+ * tagged `1`, `1.2`, `1.2.3` and `latest`).
+ */
+function factsReader(driver: StorageDriver, index: GuardedIndex, o?: CallOptions): (d: Digest) => Promise<ManifestFacts | undefined> {
+  const facts = new Map<Digest, Promise<ManifestFacts | undefined>>();
+  return (d) => {
+    let got = facts.get(d);
+    if (got === undefined) {
+      got = manifestFacts(driver, index, d, o);
+      facts.set(d, got);
+    }
+    return got;
+  };
+}
+
+/** What a tag detail says of the manifest a tag names. */
+interface ManifestFacts {
+  readonly mediaType: string | undefined;
+  readonly size: number | undefined;
 }
 
 async function targetsFromStorage(driver: StorageDriver, name: RepoName, range: ListRange, o?: CallOptions): Promise<TagTarget[]> {
@@ -42,19 +79,29 @@ async function targetsFromStorage(driver: StorageDriver, name: RepoName, range: 
   });
 }
 
-async function detailOf(driver: StorageDriver, index: GuardedIndex, name: RepoName, t: TagTarget, o?: CallOptions): Promise<TagDetail> {
+async function detailOf(
+  driver: StorageDriver,
+  name: RepoName,
+  t: TagTarget,
+  factsOf: (d: Digest) => Promise<ManifestFacts | undefined>,
+  o?: CallOptions,
+): Promise<TagDetail> {
   const tag = tagOf(t.tag);
   const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o));
   const base = { tag: t.tag, digest: t.digest, pushed: link?.modTime };
-  if (t.digest === undefined) return { ...base, mediaType: undefined, size: undefined };
-  const hint = await index.descriptorOf(t.digest);
-  if (hint?.mediaType !== undefined) return { ...base, mediaType: hint.mediaType, size: hint.size };
-  const manifest = await readManifestFacts(driver, t.digest, o);
-  return { ...base, mediaType: manifest?.mediaType, size: manifest?.size };
+  const facts = t.digest === undefined ? undefined : await factsOf(t.digest);
+  return { ...base, mediaType: facts?.mediaType, size: facts?.size };
+}
+
+/** The manifest's media type and size: the index's descriptor when it has one, else the stored bytes. */
+async function manifestFacts(driver: StorageDriver, index: GuardedIndex, d: Digest, o?: CallOptions): Promise<ManifestFacts | undefined> {
+  const hint = await index.descriptorOf(d);
+  if (hint?.mediaType !== undefined) return { mediaType: hint.mediaType, size: hint.size };
+  return readManifestFacts(driver, d, o);
 }
 
 /** The stored manifest's size and media type (its `mediaType` field), when its bytes exist. */
-async function readManifestFacts(driver: StorageDriver, d: Digest, o?: CallOptions): Promise<{ size: number; mediaType: string | undefined } | undefined> {
+async function readManifestFacts(driver: StorageDriver, d: Digest, o?: CallOptions): Promise<ManifestFacts | undefined> {
   const bytes = await unlessNotFound(() => driver.getContent(paths.blobData(d), o));
   if (bytes === undefined) return undefined;
   let mediaType: string | undefined;
