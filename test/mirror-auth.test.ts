@@ -4,7 +4,7 @@
  * Bearer flow Docker Hub and ghcr.io use), reached with credentials under one prefix and anonymously
  * under another. The mirror's own users need pull on the mirrored (prefixed) name.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { type TestBerth, startBerth } from './helpers/berth.js';
 import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 import { ACCEPT_ALL, errorCode, makeImage, pushImage, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
-import { describeWithTool } from './helpers/tools.js';
+import { describeWithTool, sleep } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
 
 const USERS = { owner: 'owner-pw', mirror: 'mirror-pw', reader: 'reader-pw' };
@@ -26,6 +26,7 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of a plain a
   let securedProxy: UpstreamProxy;
   let berth: Serving;
   let url: string;
+  let credentials: string;
   const hubImage = makeImage(301, { docker: true });
   const privateImage = makeImage(302);
   const publicImage = makeImage(303);
@@ -54,7 +55,7 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of a plain a
     await pushImageWith(secured.url, 'public/tool', 'v1', publicImage, await ownerToken('public/tool'));
     const upstream = JSON.stringify(securedProxy.url);
     // A docker config.json naming the upstream's host, as credentialsfile takes it.
-    const credentials = join(dir, 'docker-config.json');
+    credentials = join(dir, 'docker-config.json');
     const auth = Buffer.from(`mirror:${USERS.mirror}`).toString('base64');
     await writeFile(credentials, JSON.stringify({ auths: { [new URL(securedProxy.url).host]: { auth } } }));
     berth = await serveMirror(join(dir, 'mirror'), [
@@ -106,6 +107,27 @@ describeWithTool('docker-registry', registry2Available(), 'a mirror of a plain a
 
   it('reads credentials from a docker config.json (credentialsfile)', async () => {
     await pull('cred.io/org/private', 'v1', [privateImage.config, ...privateImage.layers]);
+  });
+
+  it('watches the credentialsfile: a change, in place or by a rename, is used at once, even where a token is cached', async () => {
+    const tags = async (): Promise<number> => (await raw(url, 'GET', '/v2/cred.io/org/private/tags/list')).status;
+    expect(await tags()).toBe(200);
+    const tokens = securedProxy.count('GET', '/auth/token');
+    expect(await tags()).toBe(200); // the scope's token is cached
+    expect(securedProxy.count('GET', '/auth/token')).toBe(tokens);
+    const config = (password: string): string =>
+      JSON.stringify({ auths: { [new URL(securedProxy.url).host]: { auth: Buffer.from(`mirror:${password}`).toString('base64') } } });
+    /** Polls until the tag list answers `status` (the file watch tells Berth of a change asynchronously). */
+    const until = async (status: number): Promise<void> => {
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(50)) if ((await tags()) === status) return;
+      throw new Error(`the tag list never answered ${status}`);
+    };
+    await writeFile(credentials, config('wrong-password')); // in place
+    await until(403);
+    expect(securedProxy.count('GET', '/auth/token')).toBeGreaterThan(tokens);
+    await writeFile(`${credentials}.new`, config(USERS.mirror));
+    await rename(`${credentials}.new`, credentials); // replaced, as secret managers do
+    await until(200);
   });
 
   it('sends no credentials where none are configured: anonymous pulls of a private name are denied', async () => {

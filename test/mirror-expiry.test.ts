@@ -1,13 +1,15 @@
 /**
  * Expiry of the mirror's cache (issue #13): an image last pulled longer ago than its upstream's `ttl`
- * is evicted, and one over `budget` goes least recently pulled first; the collector then frees the
- * bytes, keeping every blob a kept image still names; a later pull fetches again.
+ * is evicted, and one over `budget` goes least recently pulled first, by a step of the collector's run
+ * before its mark, so that the same run frees the bytes, keeping every blob a kept image still names;
+ * a later pull fetches again. The offline `berth garbage-collect` evicts the same way.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Serving } from '../src/cli/serve.js';
+import { runBerthCli } from './helpers/berth-cli.js';
 import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 import { ACCEPT_ALL, MT, type Image, blob, descriptor, manifestBlob, randomBytesSeeded, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
@@ -83,17 +85,27 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
       proxy.down = false;
     }
   };
-  const collect = async (s: Serving): Promise<void> => {
-    const res = await raw(s.debug?.url ?? '', 'POST', '/debug/gc');
+  /** One collector run (`POST /debug/gc`): its report. */
+  const collect = async (s: Serving, dryRun = false): Promise<{ evicted?: number; swept: number }> => {
+    const res = await raw(s.debug?.url ?? '', 'POST', `/debug/gc${dryRun ? '?dryrun=true' : ''}`);
     expect(res.status, res.body.toString()).toBe(200);
+    return res.json() as { evicted?: number; swept: number };
   };
 
-  it('evicts an image its ttl after its last pull; the collector frees its blobs; the next pull fetches again', async () => {
+  it('evicts an image its ttl after its last pull in a collector run, which frees its blobs; the next pull fetches again', async () => {
     await pull(byTtl, 'older', older);
     expect(await tagged(byTtl, 'older')).toBe(true);
-    await until('the image is evicted', async () => !(await tagged(byTtl, 'older')));
+    // Nothing evicts between runs: only a run does.
+    expect((await collect(byTtl)).evicted).toBe(0);
+    await sleep(2_100); // the ttl (2 s) passes
+    expect(await tagged(byTtl, 'older')).toBe(true);
+    expect((await collect(byTtl, true)).evicted).toBe(1); // a dry run evicts nothing
+    expect(await tagged(byTtl, 'older')).toBe(true);
+    const run = await collect(byTtl);
+    expect(run.evicted).toBe(1);
+    expect(run.swept).toBeGreaterThanOrEqual(3); // the manifest, its config and both layers
+    expect(await tagged(byTtl, 'older')).toBe(false);
     expect(await cachedOffline(byTtl, 'older', `manifest:${older.manifest.digest}`)).toBe(false);
-    await collect(byTtl);
     expect(await cachedOffline(byTtl, 'older', older.layers[1]!.digest)).toBe(false);
     const before = proxy.count('GET', `/blobs/${older.layers[1]!.digest}`);
     await pull(byTtl, 'older', older);
@@ -101,13 +113,15 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
   });
 
   it('never breaks a pull racing eviction passes and collections', async () => {
-    // ttl 2s, a pass every second: pulls 2.5 s apart find the image evicted in between, or in the
-    // middle of their blob reads, while collections run beside them.
+    // ttl 2s: pulls 2.5 s apart race collector runs that evict the image (and free its blobs) before,
+    // between or in the middle of their blob reads.
     const before = proxy.count('GET', `/manifests/`);
     for (let round = 0; round < 3; round++) {
-      await Promise.all([pull(byTtl, 'older', older), collect(byTtl)]);
       await sleep(2_500);
+      await Promise.all([collect(byTtl), pull(byTtl, 'older', older)]);
     }
+    await sleep(2_500);
+    expect((await collect(byTtl)).evicted).toBe(1);
     await Promise.all([pull(byTtl, 'older', older), collect(byTtl), pull(byTtl, 'older', older)]);
     // The image was evicted and fetched again along the way.
     expect(proxy.count('GET', `/manifests/`)).toBeGreaterThan(before);
@@ -116,13 +130,91 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
   it('over budget, evicts the least recently pulled image, keeping the blob it shares with the kept one', async () => {
     await pull(byBudget, 'older', older);
     await pull(byBudget, 'newer', newer);
-    await until('the older image is evicted', async () => !(await tagged(byBudget, 'older')));
+    expect(await tagged(byBudget, 'older')).toBe(true);
+    expect((await collect(byBudget)).evicted).toBe(1);
+    expect(await tagged(byBudget, 'older')).toBe(false);
     expect(await tagged(byBudget, 'newer')).toBe(true);
-    await collect(byBudget);
     expect(await cachedOffline(byBudget, 'newer', `manifest:${newer.manifest.digest}`)).toBe(true);
     expect(await cachedOffline(byBudget, 'newer', shared.digest)).toBe(true);
     expect(await cachedOffline(byBudget, 'older', older.layers[1]!.digest)).toBe(false);
   });
+});
+
+describeWithTool('docker-registry', registry2Available(), "pull times in the index's push and pull times", () => {
+  it('keeps an image pulled within its ttl across a restart, and evicts it once the ttl after that pull passed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-times-'));
+    const upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    const image = imageOf(530, [blob(randomBytesSeeded(2048, 531))]);
+    const lines = ['upstreams:', `  - {prefix: docker.io, remoteurl: ${JSON.stringify(upstream.url)}, ttl: 3s}`];
+    const getManifest = async (s: Serving): Promise<void> => {
+      expect((await raw(s.running.url, 'GET', '/v2/docker.io/library/kept/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+    };
+    const collect = async (s: Serving): Promise<number | undefined> => {
+      const res = await raw(s.debug?.url ?? '', 'POST', '/debug/gc');
+      expect(res.status, res.body.toString()).toBe(200);
+      return (res.json() as { evicted?: number }).evicted;
+    };
+    try {
+      await pushImageToRegistry2(upstream.url, 'library/kept', '1', image);
+      const first = await serveMirror(join(dir, 'mirror'), lines, [], { debug: true });
+      const cachedAt = Date.now();
+      try {
+        await getManifest(first); // cached (and pulled)
+        await sleep(2_000);
+        await getManifest(first); // pulled again: its ttl now runs from here
+      } finally {
+        await first.stop();
+      }
+      const pulledAt = cachedAt + 2_000;
+      const second = await serveMirror(join(dir, 'mirror'), lines, [], { debug: true });
+      try {
+        await sleep(Math.max(0, cachedAt + 3_500 - Date.now())); // past the ttl after caching, within it after the last pull
+        expect(await collect(second)).toBe(0);
+        await sleep(Math.max(0, pulledAt + 3_500 - Date.now()));
+        expect(await collect(second)).toBe(1);
+      } finally {
+        await second.stop();
+      }
+      // Nothing of Berth's former pull-times file.
+      await expect(stat(join(dir, 'mirror', 'root', 'berth', 'mirror-pulls.json'))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describeWithTool('docker-registry', registry2Available(), 'eviction by the offline garbage-collect', () => {
+  it('evicts an image past its ttl and frees its blobs in one run; a dry run evicts nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-offline-gc-'));
+    const upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    const image = imageOf(520, [blob(randomBytesSeeded(2048, 521))]);
+    const layerData = join(dir, 'mirror', 'root', 'docker', 'registry', 'v2', 'blobs', 'sha256', image.layers[0]!.digest.slice(7, 9), image.layers[0]!.digest.slice(7), 'data');
+    try {
+      await pushImageToRegistry2(upstream.url, 'library/gone', '1', image);
+      const berth = await serveMirror(join(dir, 'mirror'), ['upstreams:', `  - {prefix: docker.io, remoteurl: ${JSON.stringify(upstream.url)}, ttl: 1s}`]);
+      try {
+        expect((await raw(berth.running.url, 'GET', '/v2/docker.io/library/gone/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+        for (const b of [image.config, ...image.layers]) expect((await raw(berth.running.url, 'GET', `/v2/docker.io/library/gone/blobs/${b.digest}`)).status).toBe(200);
+      } finally {
+        await berth.stop(); // saves the pull times
+      }
+      await sleep(1_100); // the ttl passes
+      const config = join(dir, 'mirror', (await readdir(join(dir, 'mirror'))).find((f) => f.startsWith('config-')) ?? '');
+      const dry = await runBerthCli(['garbage-collect', '--dry-run', config], { env: { REGISTRY_LOG_LEVEL: 'info' } });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stderr).toMatch(/mirror would evict/);
+      await stat(layerData);
+      const run = await runBerthCli(['garbage-collect', config], { env: { REGISTRY_LOG_LEVEL: 'info' } });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/mirror evicted/);
+      expect(run.stdout).toMatch(/blob eligible for deletion: /);
+      await expect(stat(layerData)).rejects.toThrow(/ENOENT/);
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describeWithTool('docker-registry', registry2Available(), "registry:2's scheduler-state.json", () => {

@@ -1,5 +1,5 @@
 /**
- * A blob streamed from the mirror's spool as it arrives, watched for process warnings: a spooled
+ * A blob streamed from the mirror's fetch as it arrives, watched for process warnings: a followed
  * response must not pile listeners onto the response (Node's MaxListenersExceededWarning).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import { describeWithTool } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
 import { bigImage, pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 
-describeWithTool('docker-registry', registry2Available(), 'streaming from the spool', () => {
+describeWithTool('docker-registry', registry2Available(), 'streaming a cold blob', () => {
   let dir: string;
   let upstream: Registry2;
   let proxy: UpstreamProxy;
@@ -34,7 +34,7 @@ describeWithTool('docker-registry', registry2Available(), 'streaming from the sp
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  it('serves a cold blob from the spool, whole and without a process warning', async () => {
+  it('serves a cold blob as it arrives, whole and without a process warning', async () => {
     const layer = big.layers[0]!;
     const warnings: Error[] = [];
     const onWarning = (w: Error): void => {

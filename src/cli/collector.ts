@@ -5,7 +5,7 @@
  * sessions older than `uploadpurging.age` when upload purging is enabled.
  */
 import type { Config } from '../config/schema.js';
-import { GcBusyError, collectGarbage } from '../gc/run.js';
+import { GcBusyError, type GcRunOptions, collectGarbage } from '../gc/run.js';
 import type { GcReport } from '../gc/report.js';
 import type { RetentionOptions } from '../gc/retention/retention.js';
 import type { GcTrigger } from '../http/debug.js';
@@ -34,6 +34,8 @@ export interface CollectorOptions {
   readonly cluster?: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
   /** Retention policies, applied before each run's mark (cli/retention.ts); a dry run applies them dry. */
   readonly retention?: RetentionOptions | undefined;
+  /** The mirror's eviction, run before each run's mark after retention (cli/mirror.ts); a dry run evicts nothing. */
+  readonly evict?: GcRunOptions['evict'];
 }
 
 export function startCollector(opts: CollectorOptions): Collector {
@@ -53,6 +55,7 @@ export function startCollector(opts: CollectorOptions): Collector {
       ...(opts.report && { report: opts.report }),
       ...(opts.cluster && { startedAt: opts.cluster.now }),
       ...(opts.retention && { retention: { ...opts.retention, dryRun: opts.retention.dryRun || dryRun } }),
+      ...(opts.evict && { evict: opts.evict }),
     });
   const clustered = async (cluster: NonNullable<CollectorOptions['cluster']>, dryRun: boolean): Promise<GcReport> => {
     const lease = await cluster.lock.tryAcquire();

@@ -18,6 +18,9 @@
  * Unlike registry:2, a manifest that cannot be read is skipped with a warning (its repository's blobs
  * are all kept) instead of stopping the run.
  *
+ * With a `proxy` section, the pull-through cache's eviction (expired and over-budget cached images,
+ * by the pull times in the index) runs first, as in the online collector, so one run evicts and frees.
+ *
  * `--retention` (Berth's) first applies `storage.maintenance.retention` as the online collector does,
  * with the times the index database holds, and prints the table of what it deleted (or, with
  * `--dry-run` or `retention.dryrun`, would delete) and why.
@@ -27,6 +30,7 @@ import { collectGarbage } from '../gc/run.js';
 import { type CommandIo, type Progress, createProgress, openOffline, processIo } from './offline.js';
 import { retentionTable } from '../gc/retention/retention.js';
 import { CommandError } from './command-error.js';
+import { offlineEviction } from './mirror.js';
 import { retentionFor } from './retention.js';
 
 export interface GcCommand {
@@ -77,12 +81,17 @@ export async function garbageCollect(
 ): Promise<number> {
   const progress = createProgress(io);
   const writes = cmd.dryRun ? undefined : { command: 'garbage-collect', force: cmd.force };
-  const needs = cmd.retention ? { deletes: true, times: true } : {};
-  const { config, log, registry, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes, needs);
+  const { config, log, registry, timesKnown, close } = await openOffline(cmd.file, env, (line) => progress.err(line), writes, {
+    deletes: true,
+    times: (config) => cmd.retention || config.proxy !== undefined,
+  });
+  // The mirror's eviction (`proxy`) runs before the mark, as in the online collector.
+  const evict = offlineEviction(config, registry, timesKnown, log);
   try {
     const retention = cmd.retention ? retentionFor(config, registry) : undefined;
     if (cmd.retention && !retention) throw new CommandError('--retention: no policies in storage.maintenance.retention.policies');
     const report = await collectGarbage(registry, {
+      ...(evict && { evict }),
       ...(retention && { retention: { ...retention, dryRun: retention.dryRun || cmd.dryRun } }),
       graceMs: 0,
       // Holding the root, no server writes beside this run: every leftover is a crash's. With --force

@@ -1,10 +1,9 @@
 /**
  * Builds the pull-through cache from the `proxy` section (config/proxy.ts): an upstream client per
- * upstream with its credentials, the blob spool, the mirror wrapping the registry (src/mirror/), its
+ * upstream with its credentials, the blob fetches in progress, the mirror wrapping the registry (src/mirror/), its
  * name routing, metrics and one log line per upstream fetch.
  */
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ProxyConfig, UpstreamConfig } from '../config/proxy.js';
@@ -12,20 +11,23 @@ import type { Config } from '../config/schema.js';
 import type { NameRouting } from '../http/context.js';
 import type { Logger } from '../log.js';
 import { createMirrorMetrics } from '../metrics/mirror.js';
-import { createBlobSpool } from '../mirror/blob-spool.js';
-import { type PullRecord, createPullRecord, evict } from '../mirror/eviction.js';
+import { type BlobRange, createBlobFetches } from '../mirror/blob-fetches.js';
+import { type EvictionOptions, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
-import { type PullTimesFile, berthPullTimes, schedulerState } from './pull-times.js';
-import type { Credentials } from '../mirror/upstream-auth.js';
+import { credentialsOf } from './mirror-credentials.js';
+import { importFormerPullTimes, loadSchedulerState } from './pull-times.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
-import type { LocalRegistry, Registry } from '../storage/registry.js';
+import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
+import type { GcRunOptions } from '../gc/run.js';
 
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
   readonly registry: Registry;
+  /** The eviction step of each collector run (before its mark): expired and over-budget images removed. */
+  evict(o: { readonly dryRun: boolean }): Promise<number>;
   /** Name routing for Berth's form; undefined for registry:2's (every name is mirrored as is). */
   readonly names: NameRouting | undefined;
   close(): Promise<void>;
@@ -44,8 +46,7 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
   const { local } = storage;
-  const spoolDir = await makeSpoolDir(config);
-  const spool = createBlobSpool(spoolDir);
+  const fetches = createBlobFetches();
   const counters = createMirrorMetrics(metrics);
   const events: MirrorEvents = {
     ...counters,
@@ -56,76 +57,121 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
       else log.warn('upstream fetch failed', { ...fields, err: r.error.message });
     },
   };
-  const upstreams = proxy.upstreams.map((u) => ({
-    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: credentialsOf(u) }),
+  const credentials = proxy.upstreams.map((u) => credentialsOf(u, log));
+  const upstreams = proxy.upstreams.map((u, i) => ({
+    client: createUpstreamClient({ name: u.prefix ?? new URL(u.remoteurl).host, url: u.remoteurl, credentials: () => credentials[i]?.get() ?? Promise.resolve(undefined) }),
     prefix: u.prefix,
     revalidateMs: u.revalidateMs,
   }));
-  const holds = async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined;
-  const expiry = await startExpiry(config, proxy, storage.evictable, events, log);
-  const registry = createMirror({ local, upstreams, spool, events, holds, record: expiry.record });
+  const stored = {
+    holds: async (d: Digest): Promise<boolean> => (await local.blobs.stat(d)) !== undefined,
+    open: (d: Digest, range: BlobRange) => local.blobs.open(d, range),
+  };
+  const expiry = await startExpiry(config, proxy, storage, events, log);
+  const registry = createMirror({ local, upstreams, fetches, events, stored, times: expiry.times });
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,
+    evict: (o) => expiry.evict(o),
     names: routerFor(proxy, local),
     async close() {
       await expiry.stop();
-      await spool.close();
-      await rm(spoolDir, { recursive: true, force: true });
+      await fetches.close();
+      for (const c of credentials) c.close();
     },
   };
 }
 
-/** How often pull times are saved. */
+/** How often registry:2's scheduler-state.json is written while pulls happen. */
 const SAVE_EVERY_MS = 30_000;
 
+/** The mirror's expiry: where pulls are noted, and the eviction step the collector runs. */
+interface Expiry {
+  /** Notes a manifest GET of a mirrored repository (storage's pull times). */
+  readonly times: Pick<ManifestTimes, 'pulled'>;
+  /** One eviction pass (a step of each collector run, before its mark): images removed, or in a dry run that would be. */
+  evict(o: { readonly dryRun: boolean }): Promise<number>;
+  stop(): Promise<void>;
+}
+
 /**
- * Pull times (pull-times.ts: registry:2's scheduler-state.json or Berth's own file on filesystem
- * storage, in memory otherwise; saved every 30 s and at stop) and the eviction pass, every quarter of the shortest `ttl`
- * (between 1 s and 1 min), or every 5 s for a `budget` alone. Eviction removes manifests; the
- * collector's next sweep frees their blobs.
+ * Pulls go to storage's push and pull times (the listing index, Redis with replicas, memory without
+ * either); in registry:2's form they are also written to its scheduler-state.json (every 30 s while
+ * pulls happen, after each eviction and at stop). The eviction pass is the collector's step.
  */
-async function startExpiry(config: Config, proxy: ProxyConfig, evictable: Registry, events: MirrorEvents, log: Logger): Promise<{ record: PullRecord; stop(): Promise<void> }> {
-  const file = pullTimesFile(config, proxy);
-  const record = createPullRecord(file === undefined ? {} : await file.load());
+async function startExpiry(config: Config, proxy: ProxyConfig, storage: MirrorStorage, events: MirrorEvents, log: Logger): Promise<Expiry> {
+  const source = { registry: storage.local, times: storage.local.times };
+  const root = config.storage.driver === 'filesystem' ? resolve(config.storage.rootdirectory) : undefined;
+  if (root !== undefined) {
+    await importFormerPullTimes(join(root, 'berth', 'mirror-pulls.json'), source);
+    // Earlier versions spooled blob fetches here; what a stopped one left is never a whole blob.
+    await rm(join(root, 'berth', 'mirror-spool'), { recursive: true, force: true });
+  }
+  const state = root !== undefined && proxy.form === 'remoteurl'
+    ? await loadSchedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0, source)
+    : undefined;
+  let dirty = false;
   const save = async (): Promise<void> => {
-    const snap = record.snapshot();
-    if (file === undefined || !snap.dirty) return;
-    record.saved();
-    await file.save(snap.entries);
+    if (state === undefined) return;
+    dirty = false;
+    await state.save().catch((err: unknown) => log.warn('saving scheduler-state.json failed', { err }));
   };
-  const ttls = proxy.upstreams.map((u) => u.ttlMs).filter((t) => t > 0);
-  const everyMs = ttls.length > 0 ? Math.min(60_000, Math.max(1_000, Math.min(...ttls) / 4)) : proxy.budgetBytes !== undefined ? 5_000 : undefined;
-  const ttlOf = (name: string): number | undefined => upstreamFor(proxy, name)?.ttlMs;
-  let running: Promise<unknown> = Promise.resolve();
-  const pass = (): void => {
-    running = evict({
-      local: evictable, record, ttlOf, budgetBytes: proxy.budgetBytes,
-      evicted: (image) => {
-        events.evicted(upstreamFor(proxy, image.name)?.prefix ?? new URL(proxy.upstreams[0]?.remoteurl ?? 'http://upstream').host);
-        log.info('mirror evicted', image);
-      },
-    }).catch((err: unknown) => log.warn('mirror eviction failed', { err }));
-  };
-  const timers = [setInterval(() => void save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err })), SAVE_EVERY_MS)];
-  if (everyMs !== undefined) timers.push(setInterval(pass, everyMs));
-  for (const t of timers) t.unref();
+  const timer = setInterval(() => void (dirty && save()), SAVE_EVERY_MS);
+  timer.unref();
+  if (!config.storage.maintenance.gc.enabled && (proxy.budgetBytes !== undefined || proxy.upstreams.some((u) => u.ttlMs > 0))) {
+    log.warn('mirror: ttl and budget are enforced by the garbage collector, which is not scheduled (storage.maintenance.gc.enabled: false): nothing is evicted until POST /debug/gc or berth garbage-collect');
+  }
   return {
-    record,
+    times: {
+      pulled(name, d) {
+        storage.local.times.pulled(name, d);
+        dirty = true;
+      },
+    },
+    async evict(o) {
+      const evicted = await evictionPass(proxy, storage.evictable, storage.local.times, o.dryRun, (image) => {
+        if (!image.dryRun) events.evicted(upstreamNameOf(proxy, image.name));
+        log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image);
+      });
+      if (evicted > 0 && !o.dryRun) await save();
+      return evicted;
+    },
     async stop() {
-      for (const t of timers) clearInterval(t);
-      await running;
-      await save().catch((err: unknown) => log.warn('saving mirror pull times failed', { err }));
+      clearInterval(timer);
+      await storage.local.times.flush().catch(() => undefined);
+      await save();
     },
   };
 }
 
-/** registry:2's scheduler-state.json for its `remoteurl` form, Berth's own file otherwise; none off the filesystem. */
-function pullTimesFile(config: Config, proxy: ProxyConfig): PullTimesFile | undefined {
-  if (config.storage.driver !== 'filesystem') return undefined;
-  const root = resolve(config.storage.rootdirectory);
-  if (proxy.form === 'remoteurl') return schedulerState(join(root, 'scheduler-state.json'), proxy.upstreams[0]?.ttlMs ?? 0);
-  return berthPullTimes(join(root, 'berth', 'mirror-pulls.json'));
+/**
+ * The eviction step of the offline `berth garbage-collect` over `registry` (deletes enabled), by the
+ * pull times it holds; undefined without a mirror, or (with a warning) when the pull times are unknown
+ * (the index is not available), as every image would then look unpulled since it was cached.
+ */
+export function offlineEviction(config: Config, registry: LocalRegistry, timesKnown: boolean, log: Logger): GcRunOptions['evict'] {
+  const proxy = config.proxy;
+  if (proxy === undefined) return undefined;
+  if (!timesKnown) {
+    log.warn('mirror: pull times are unknown (the index is not available), so no cached image is evicted');
+    return undefined;
+  }
+  return (o) => evictionPass(proxy, registry, registry.times, o.dryRun, (image) => log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image));
+}
+
+/** One eviction pass over `registry` (deletes enabled) by `proxy`'s ttls and budget. */
+function evictionPass(proxy: ProxyConfig, registry: Registry, times: EvictionOptions['times'], dryRun: boolean, evicted: EvictionOptions['evicted']): Promise<number> {
+  return evict({
+    local: registry, times, dryRun, budgetBytes: proxy.budgetBytes,
+    ttlOf: (name) => upstreamFor(proxy, name)?.ttlMs,
+    ...(evicted && { evicted }),
+  });
+}
+
+/** The upstream name metrics use for a cached repository. */
+function upstreamNameOf(proxy: ProxyConfig, name: string): string {
+  const u = upstreamFor(proxy, name) ?? proxy.upstreams[0];
+  return u?.prefix ?? new URL(u?.remoteurl ?? 'http://upstream').host;
 }
 
 /** The upstream a cached repository's name belongs to. */
@@ -136,40 +182,4 @@ function upstreamFor(proxy: ProxyConfig, name: string): UpstreamConfig | undefin
 function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
   if (proxy.form === 'remoteurl') return undefined;
   return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
-}
-
-/** Beside the registry:2 tree on filesystem storage (one filesystem, outside docker/registry/v2); else the OS temp dir. */
-async function makeSpoolDir(config: Config): Promise<string> {
-  const storage = config.storage;
-  if (storage.driver !== 'filesystem') return mkdtemp(join(tmpdir(), 'berth-mirror-spool-'));
-  const dir = join(resolve(storage.rootdirectory), 'berth', 'mirror-spool');
-  await rm(dir, { recursive: true, force: true }); // leftovers of a previous run are never whole blobs
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
-/** The upstream's credentials: its username and password, or its credentials file read at each use. */
-function credentialsOf(u: UpstreamConfig): () => Promise<Credentials | undefined> {
-  if (u.username !== undefined) {
-    const fixed = { username: u.username, password: u.password ?? '' };
-    return async () => fixed;
-  }
-  const file = u.credentialsfile;
-  if (file === undefined) return async () => undefined;
-  const host = new URL(u.remoteurl).host;
-  return async () => fromDockerConfig(JSON.parse(await readFile(file, 'utf8')) as unknown, host);
-}
-
-/** `auths.<host>` of a docker config.json: `auth` (base64 user:password) or `username` and `password`. */
-function fromDockerConfig(doc: unknown, host: string): Credentials | undefined {
-  const auths = (doc as { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> } | null)?.auths;
-  const entry = auths?.[host] ?? auths?.[`https://${host}`] ?? auths?.[`http://${host}`];
-  if (entry === undefined) return undefined;
-  if (typeof entry.auth === 'string') {
-    const text = Buffer.from(entry.auth, 'base64').toString('utf8');
-    const at = text.indexOf(':');
-    if (at > 0) return { username: text.slice(0, at), password: text.slice(at + 1) };
-  }
-  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
-  return undefined;
 }

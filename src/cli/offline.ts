@@ -24,6 +24,8 @@ export interface Offline {
   readonly config: Config;
   readonly log: Logger;
   readonly registry: LocalRegistry;
+  /** Whether the registry's push and pull times are recorded ones (times needed, and the index or Redis answered). */
+  readonly timesKnown: boolean;
   /** Lets go of the root (a writing command held it). */
   close(): Promise<void>;
 }
@@ -43,9 +45,9 @@ export interface OfflineNeeds {
   /**
    * Push and pull times: the replicas' in Redis with `redis`, else from the index database (filesystem
    * roots no server holds); otherwise push times are the revision links' modification times and pull
-   * times are unknown.
+   * times are unknown. A function decides by the configuration.
    */
-  readonly times?: boolean;
+  readonly times?: boolean | ((config: Config) => boolean);
 }
 
 /**
@@ -64,6 +66,7 @@ export async function openOffline(
   const log = loggerFor(config, writeLog);
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
+  const wantsTimes = typeof needs.times === 'function' ? needs.times(config) : needs.times === true;
   const driver = await driverFor(storage);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
   let held: IndexLevel | undefined;
@@ -74,12 +77,12 @@ export async function openOffline(
   if (served) log.info('a Berth server is serving this root; this command only reads it');
   // With `redis` the times are the replicas' (in Redis); else a reading command opens the database
   // itself for them, unless a server holds it.
-  const replicas = needs.times && config.redis !== undefined ? await startReplicas(config, log) : undefined;
+  const replicas = wantsTimes && config.redis !== undefined ? await startReplicas(config, log) : undefined;
   const shared = replicas && (await startRedisTimes(replicas, log));
-  if (needs.times && !shared && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
+  if (wantsTimes && !shared && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
   const opened = !writes ? held : undefined;
-  if (needs.times && !shared && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
-  const times = shared ?? (needs.times && held ? offlineTimes(held) : undefined);
+  if (wantsTimes && !shared && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
+  const times = shared ?? (wantsTimes && held ? offlineTimes(held) : undefined);
   const registry = createRegistry({
     driver,
     deleteEnabled: needs.deletes === true || storage.delete.enabled,
@@ -92,7 +95,7 @@ export async function openOffline(
     await opened?.close();
     await release();
   };
-  return { config, log, registry, close };
+  return { config, log, registry, timesKnown: times !== undefined, close };
 }
 
 /** Where command output goes; a test passes its own. */

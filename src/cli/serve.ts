@@ -162,6 +162,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   };
   const collector = startCollector({
     registry: storageRegistry, config, log, report, ...(replicas && { cluster: replicas.cluster }), retention,
+    ...(mirror && { evict: mirror.evict }),
   });
   runGcNow = collector.runNow;
   opened.push(() => collector.stop());

@@ -21,6 +21,7 @@ import type { Config } from '../config/schema.js';
 import { formatBytes } from '../gc/report.js';
 import { openIndexDb } from '../indexdb/index-db.js';
 import { createUpstreamAuth, parseChallenge } from '../mirror/upstream-auth.js';
+import { sendUpstream } from '../mirror/upstream-http.js';
 import { createIndexSource } from '../storage/indexing/index-source.js';
 import { type RepoUsage, createRegistry } from '../storage/registry.js';
 import { createDriver } from '../storage/driver/factory.js';
@@ -116,7 +117,10 @@ async function askServer(config: Config, prefix: string | undefined, env: Record
   const base = serverUrl(config);
   const username = env['BERTH_USERNAME'];
   const password = env['BERTH_PASSWORD'] ?? '';
-  const auth = createUpstreamAuth(async () => (username === undefined ? undefined : { username, password }), (url, init) => fetch(url, init));
+  const auth = createUpstreamAuth(
+    async () => (username === undefined ? undefined : { username, password }),
+    (url, init) => sendUpstream(new URL(url), { method: 'GET', ...init, timeoutMs: 30_000 }),
+  );
   const signal = AbortSignal.timeout(120_000);
   const scope = 'registry:catalog:*';
   const out: UsageRow[] = [];

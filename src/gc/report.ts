@@ -29,6 +29,8 @@ export interface GcReport {
   readonly warnings: readonly string[];
   /** What retention deleted (or, dry, would delete) before the mark, when policies are configured. */
   readonly retention?: RetentionReport;
+  /** Cached images the pull-through cache's eviction removed (or, dry, would remove) before the mark, when a mirror is configured. */
+  readonly evicted?: number;
 }
 
 /** Progress and decisions of a run, in order. */
@@ -62,6 +64,7 @@ export function describeReport(r: GcReport, graceMs: number): string {
     ...(r.retention
       ? [`retention ${r.dryRun ? 'would delete' : 'deleted'} ${r.retention.tagsDeleted} tags and ${r.retention.manifestsDeleted} manifests`]
       : []),
+    ...(r.evicted !== undefined ? [`${r.dryRun ? 'would evict' : 'evicted'} ${r.evicted} cached images`] : []),
     `marked ${r.marked}`,
     r.dryRun ? `would sweep ${r.swept} blobs (would free ${bytes})` : `swept ${r.swept} blobs (freed ${bytes})`,
   ];

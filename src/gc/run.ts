@@ -1,5 +1,6 @@
 /**
- * One garbage collection run: mark (mark.ts), remove untagged manifests and sweep blobs (sweep.ts),
+ * One garbage collection run: retention and the mirror's eviction (when configured), then mark
+ * (mark.ts), remove untagged manifests and sweep blobs (sweep.ts),
  * purge stale uploads when asked, then tell the log and the metrics seam. One run at a time per process:
  * a second call while one is going rejects with GcBusyError.
  *
@@ -41,6 +42,13 @@ export interface GcRunOptions {
   readonly purgeUploadsOlderThanMs?: number;
   /** Retention policies to apply before the mark (retention/retention.ts); undefined: none. */
   readonly retention?: RetentionOptions | undefined;
+  /**
+   * Eviction of the pull-through cache (cli/mirror.ts), run before the mark after retention: it removes
+   * the manifests of cached images past their ttl or over the budget, so that this run's mark finds
+   * what only they named unreachable and its sweep frees it. Answers how many images it removed (in a
+   * dry run: would remove, removing nothing). Undefined: no mirror.
+   */
+  readonly evict?: ((o: { readonly dryRun: boolean }) => Promise<number>) | undefined;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
   readonly now?: () => number;
   /**
@@ -100,11 +108,14 @@ export async function collectGarbage(registry: Maintenance, opts: GcRunOptions):
     if (e.type === 'warning') opts.log?.warn(`garbage collection: ${e.message}`);
   });
   let retention: RetentionReport | undefined;
+  let evicted: number | undefined;
   const finish = (): GcReport => ({
     ...progress, durationMs: now() - began, dryRun: opts.dryRun, warnings: warnings.list(), ...(retention && { retention }),
+    ...(evicted !== undefined && { evicted }),
   });
   try {
     if (opts.retention) retention = await retain(registry, opts, opts.retention, warnings);
+    if (opts.evict) evicted = await opts.evict({ dryRun: opts.dryRun });
     await collect(registry, opts, { runStart, progress, emit, warnings });
     const report = finish();
     const { retention: retained, ...counts } = report;

@@ -1,11 +1,14 @@
 /**
- * Expiry of cached content (issue #13): pull times of mirrored manifests, recorded in memory as pulls
- * happen (no I/O on the pull path; the composition root saves them in batches), and the eviction pass
- * that removes, through storage's own manifest delete, every cached image last pulled longer ago than
+ * Expiry of cached content (issue #13): the eviction pass that removes, through storage's own manifest delete, every cached image last pulled longer ago than
  * its upstream's `ttl`, then the least recently pulled ones while the cache is over `budget`. Evicting
- * removes the manifest revision and the tags naming it; the bytes go at the collector's next sweep, which
+ * removes the manifest revision and the tags naming it. The pass is a step of each collector run, before
+ * its mark (gc/run.ts `evict`), so the same run sweeps the bytes; the sweep
  * orders its deletes against pulls by the link gate and keeps every blob a kept image still names. A
  * pull racing an eviction finds the manifest or fetches it again: it never breaks.
+ *
+ * An image's last pull is its revision's pull time in storage's push and pull times (ManifestTimes:
+ * the listing index, Redis with replicas), where the mirror records each manifest GET; an image never
+ * pulled since it was cached counts from its caching (its push time: the revision link's time).
  *
  * Sizes for the budget are each image's manifest, config and layers as its manifest states them (for
  * an index, its cached children's too); a blob shared by two images counts for both, so the budget errs
@@ -14,38 +17,7 @@
 import { isRegistryError } from '../errors.js';
 import { type Digest, parseDigest } from '../storage/digest.js';
 import { parseRepoName, parseTag } from '../storage/reference.js';
-import type { Registry, Repository } from '../storage/registry.js';
-
-/** Last pull times of mirrored manifests, by repository and digest. */
-export interface PullRecord {
-  /** Notes a pull now (in memory). */
-  pulled(name: string, digest: string): void;
-  lastPull(name: string, digest: string): number | undefined;
-  forget(name: string, digest: string): void;
-  /** Every record, for saving; `dirty` says whether anything changed since the last `saved()`. */
-  snapshot(): { readonly entries: Readonly<Record<string, number>>; readonly dirty: boolean };
-  saved(): void;
-}
-
-/** A record starting from `entries` (a snapshot saved before), with `now` as its clock. */
-export function createPullRecord(entries: Readonly<Record<string, number>> = {}, now: () => number = Date.now): PullRecord {
-  const times = new Map<string, number>(Object.entries(entries).filter(([, t]) => Number.isFinite(t)));
-  let dirty = false;
-  return {
-    pulled(name, digest) {
-      times.set(`${name}@${digest}`, now());
-      dirty = true;
-    },
-    lastPull: (name, digest) => times.get(`${name}@${digest}`),
-    forget(name, digest) {
-      dirty = times.delete(`${name}@${digest}`) || dirty;
-    },
-    snapshot: () => ({ entries: Object.fromEntries(times), dirty }),
-    saved() {
-      dirty = false;
-    },
-  };
-}
+import type { ManifestTimes, Registry, Repository } from '../storage/registry.js';
 
 /** A cached image: where it is, when it was last pulled, how big it is. */
 interface Cached {
@@ -59,17 +31,20 @@ interface Cached {
 export interface EvictionOptions {
   /** The local registry, with deletes enabled. */
   readonly local: Registry;
-  readonly record: PullRecord;
+  /** Storage's push and pull times (the local registry's). */
+  readonly times: Pick<ManifestTimes, 'timesOf'>;
   /** The `ttl` of a mirrored repository's upstream (0: never), or undefined when the name is no mirror. */
   readonly ttlOf: (name: string) => number | undefined;
   /** `proxy.budget` in bytes; undefined: none. */
   readonly budgetBytes: number | undefined;
   readonly now?: () => number;
+  /** Count what would be evicted, evicting nothing. */
+  readonly dryRun?: boolean;
   /** Told each eviction (metrics, log). */
-  readonly evicted?: (image: { name: string; digest: string; reason: 'ttl' | 'budget'; size: number }) => void;
+  readonly evicted?: (image: { name: string; digest: string; reason: 'ttl' | 'budget'; size: number; dryRun: boolean }) => void;
 }
 
-/** One eviction pass; answers how many images it evicted. */
+/** One eviction pass; answers how many images it evicted (dry: would evict). */
 export async function evict(o: EvictionOptions): Promise<number> {
   const now = (o.now ?? Date.now)();
   const cached = await cachedImages(o, now);
@@ -80,16 +55,16 @@ export async function evict(o: EvictionOptions): Promise<number> {
     const expired = image.ttlMs > 0 && now - image.lastPull > image.ttlMs;
     const over = o.budgetBytes !== undefined && total > o.budgetBytes;
     if (!expired && !over) continue;
-    if (await remove(o, image)) {
+    if (o.dryRun === true || (await remove(o, image))) {
       total -= image.size;
       count += 1;
-      o.evicted?.({ name: image.name, digest: image.digest, reason: expired ? 'ttl' : 'budget', size: image.size });
+      o.evicted?.({ name: image.name, digest: image.digest, reason: expired ? 'ttl' : 'budget', size: image.size, dryRun: o.dryRun === true });
     }
   }
   return count;
 }
 
-/** Every tagged image of every mirrored repository; one never seen pulled counts as pulled now. */
+/** Every tagged image of every mirrored repository, with its last pull (or caching) time. */
 async function cachedImages(o: EvictionOptions, now: number): Promise<Cached[]> {
   const found: Cached[] = [];
   for (const name of await o.local.repositories()) {
@@ -102,11 +77,8 @@ async function cachedImages(o: EvictionOptions, now: number): Promise<Cached[]> 
       if (manifest !== undefined) digests.add(manifest.digest);
     }
     for (const digest of digests) {
-      let lastPull = o.record.lastPull(name, digest);
-      if (lastPull === undefined) {
-        o.record.pulled(name, digest);
-        lastPull = now;
-      }
+      const times = await o.times.timesOf(repo.name, digest);
+      const lastPull = times.pulledAt ?? times.pushedAt ?? now;
       found.push({ name, digest, lastPull, ttlMs, size: await sizeOf(repo, digest) });
     }
   }
@@ -146,7 +118,6 @@ async function remove(o: EvictionOptions, image: Cached): Promise<boolean> {
       const d = typeof child.digest === 'string' ? parseDigest(child.digest) : undefined;
       if (d !== undefined) await repo.manifests.delete({ digest: d }).catch(() => undefined);
     }
-    o.record.forget(image.name, image.digest);
     return true;
   } catch (err) {
     if (isRegistryError(err, 'MANIFEST_UNKNOWN')) return false;

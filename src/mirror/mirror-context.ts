@@ -2,6 +2,7 @@
  * What the parts of a mirrored repository share: its upstream, the name it has there, single-flight
  * requests, the revalidation clock of its tags, and the events the metrics and the log are told of.
  */
+import type { Digest } from '../storage/digest.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Runs one call per key at a time: callers that come while it runs share its result. */
@@ -66,8 +67,8 @@ export interface MirrorContext {
   /** True when tag `key` was revalidated within the upstream's `revalidate`. */
   fresh(key: string): boolean;
   markFresh(key: string): void;
-  /** Notes a pull of manifest `digest` of this repository (for expiry by last pull). */
-  pulled(digest: string): void;
+  /** Notes a pull (a GET) of manifest `digest` of this repository (for expiry by last pull). */
+  pulled(digest: Digest): void;
   /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */
   signal(): AbortSignal;
 }

@@ -1,7 +1,7 @@
 /**
  * Manifests of one mirrored repository. By digest: from the cache, else fetched once from the upstream,
- * checked against the digest and cached. By tag: the cached manifest while the tag was revalidated within
- * `revalidate`; otherwise a HEAD upstream says whether the digest changed (Docker Hub does not count
+ * checked against the digest and cached. By tag: fetched (one GET) when never cached; the cached
+ * manifest while the tag was revalidated within `revalidate`; otherwise a HEAD upstream says whether the digest changed (Docker Hub does not count
  * HEADs against its pull limit), and only a changed tag is fetched again. When the upstream is down,
  * slow, answers 429 or 5xx, a cached tag is served marked stale; a tag never cached fails with the
  * upstream's status as a spec code. Concurrent fetches of one manifest share one upstream request.
@@ -27,7 +27,7 @@ export function mirrorManifests(m: MirrorContext, local: CacheManifests): Reposi
   return {
     async get(ref, o) {
       const got = await getManifest(m, local, ref, o?.accept);
-      m.pulled(got.digest);
+      if (o?.pull === true) m.pulled(got.digest);
       return got;
     },
     put: () => Promise.reject(unsupported(`${m.name} is a read-only mirror of ${m.client.name}`)),
@@ -86,6 +86,13 @@ async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly ta
   }
   const wanted = accept ?? ACCEPT_ANY_MANIFEST;
   try {
+    if (have === undefined) {
+      // Never cached: one GET (a HEAD first would only tell the digest the GET tells too).
+      m.events.miss(m.client.name);
+      const fetched = await fetchAndCache(m, local, ref, wanted, undefined);
+      m.markFresh(key);
+      return fetched;
+    }
     const head = await m.flights.run(`head ${m.name}:${ref.tag} ${wanted}`, () => m.client.headManifest(m.remote, ref.tag, wanted, m.signal()));
     m.events.revalidated(m.client.name);
     if (have !== undefined && head.digest === have.digest) {

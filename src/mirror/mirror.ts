@@ -7,22 +7,33 @@
  * manifests.put for manifests), under the name it is asked by, so the catalog, the index, the collector
  * and rsync all see it. Every other repository is the local one, untouched.
  *
- * Pull times go to `o.record` for expiry (eviction.ts; cli/pull-times.ts keeps them, in registry:2's
- * scheduler-state.json for its form). Not done yet (issue #13): `credentialsfile` is re-read at each
- * use, not watched; a HEAD of an uncached blob asks the upstream every time.
+ * Manifest GETs are noted in storage's pull times (`o.times`) for expiry (eviction.ts; cli/pull-times.ts
+ * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): a HEAD of an
+ * uncached blob asks the upstream every time.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
+import type { Readable } from 'node:stream';
 import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/reference.js';
 import type {
-  BlobServing, CacheRegistry, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
-import type { BlobSpool, InFlightBlob } from './blob-spool.js';
-import type { PullRecord } from './eviction.js';
+import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
 import type { UpstreamClient } from './upstream.js';
+
+/** What storage holds, whichever repository links it. */
+export interface StoredBlobs {
+  /**
+   * Whether storage holds a blob's bytes: such a blob is linked into the mirrored repository once its
+   * upstream confirms it has it (a HEAD), instead of fetched again.
+   */
+  holds(d: Digest): Promise<boolean>;
+  /** The blob's bytes `range` (for a reader of a fetch that fell behind it, once the blob is stored). @throws BLOB_UNKNOWN */
+  open(d: Digest, range: BlobRange): Promise<Readable>;
+}
 
 /** One upstream as the mirror uses it. */
 export interface MirrorUpstream {
@@ -36,17 +47,13 @@ export interface MirrorOptions {
   /** The local registry: the HTTP face, whose manifests can also be cached before the blobs they name. */
   readonly local: CacheRegistry;
   readonly upstreams: readonly MirrorUpstream[];
-  /** Where blob fetches spool (blob-spool.ts). */
-  readonly spool: BlobSpool;
-  /**
-   * Whether storage holds a blob's bytes (under any repository): such a blob is linked into the mirrored
-   * repository once its upstream confirms it has it (a HEAD), instead of fetched again. Without it every
-   * uncached blob is fetched.
-   */
-  readonly holds?: (d: Digest) => Promise<boolean>;
+  /** The blob fetches in progress (blob-fetches.ts). */
+  readonly fetches: BlobFetches;
+  /** The bytes storage holds under any repository (the global blob store). */
+  readonly stored: StoredBlobs;
   readonly events?: MirrorEvents;
-  /** Where pulls of mirrored manifests are noted (eviction.ts); none: not recorded. */
-  readonly record?: PullRecord;
+  /** Storage's push and pull times, where each manifest GET of a mirrored repository is noted (for eviction.ts). */
+  readonly times?: Pick<ManifestTimes, 'pulled'>;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
 }
@@ -80,7 +87,7 @@ export function createMirror(o: MirrorOptions): Registry {
         fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
-        pulled: (digest) => o.record?.pulled(name, digest),
+        pulled: (digest) => o.times?.pulled(name, digest),
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
@@ -174,7 +181,7 @@ async function serveBlob(m: MirrorContext, local: CacheRepository, o: MirrorOpti
   }
 }
 
-/** The answer for `info`: 416 or the spooled stream; undefined when the fetch is over (read storage). */
+/** The answer for `info`: 416 or the fetch's stream; undefined when the fetch is over (read storage). */
 async function answer(info: { digest: Digest; size: number }, opts: ServeOptions, entry: InFlightBlob): Promise<BlobServing | undefined> {
   const range = opts.range?.(info.size);
   if (range === 'unsatisfiable') return { kind: 'unsatisfiable', info };
@@ -187,7 +194,7 @@ async function answer(info: { digest: Digest; size: number }, opts: ServeOptions
  * repository has it (a user allowed to pull this mirror must not read other repositories' blobs by digest).
  */
 async function linkedFromStorage(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<boolean> {
-  if (o.holds === undefined || o.spool.inFlight(d) !== undefined || !(await o.holds(d))) return false;
+  if (o.fetches.inFlight(d) !== undefined || !(await o.stored.holds(d))) return false;
   const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
   if (size === undefined) throw blobUnknown(d);
   return (await local.blobs.mountExisting(d)) !== undefined;
@@ -195,18 +202,12 @@ async function linkedFromStorage(m: MirrorContext, local: CacheRepository, o: Mi
 
 /** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
 function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
-  return o.spool.fetch(`${m.name}@${d}`, {
+  return o.fetches.fetch(`${m.name}@${d}`, {
     digest: d,
     start: (signal) => m.client.getBlob(m.remote, d, signal),
-    store: async (stream) => {
-      const upload = await local.uploads.start();
-      try {
-        await local.uploads.commit(upload.id, d, stream);
-      } catch (err) {
-        await local.uploads.cancel(upload.id).catch(() => undefined);
-        throw err;
-      }
-    },
+    // The fetch hashes the bytes as they come and ends the stream only once they match `d`.
+    store: async (stream) => void (await local.uploads.ingestVerified(d, stream)),
+    stored: (range) => o.stored.open(d, range),
     report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
   });
 }

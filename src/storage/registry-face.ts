@@ -21,7 +21,7 @@ import type { PurgeReport } from './uploads/purge-uploads.js';
 import type { Reference, RepoName } from './reference.js';
 import type { ReferrerDescriptor } from './manifests/referrers.js';
 import type { RegistryManagement } from './management/management-face.js';
-import type { UploadStore } from './uploads/uploads.js';
+import type { CacheUploads, UploadStore } from './uploads/uploads.js';
 
 /** How a blob is to be served. */
 export interface ServeOptions extends CallOptions {
@@ -72,6 +72,8 @@ export type CacheManifests = Pick<ManifestStore, 'get' | 'put' | 'delete' | 'del
 /** A repository as a pull-through cache sees the local one (CacheRegistry). */
 export interface CacheRepository extends Repository {
   readonly manifests: CacheManifests;
+  /** Uploads, and storing a blob the cache verifies itself as it fetches it. */
+  readonly uploads: CacheUploads;
 }
 
 /** Everything one repository holds, as HTTP reaches it. */

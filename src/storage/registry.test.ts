@@ -102,6 +102,22 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     expect(await driver.list(paths.uploads(repo)).catch(() => [])).toEqual([]);
   });
 
+  it('ingests a blob its caller verified, and keeps nothing of one whose body fails', async () => {
+    const uploads = registry.repository(repo).uploads;
+    const d = digestOf(Buffer.from('verified bytes'));
+    expect(await uploads.ingestVerified(d, body('verified bytes'))).toEqual({ digest: d, size: 14 });
+    expect((await driver.getContent(paths.blobData(d))).toString()).toBe('verified bytes');
+    expect(await registry.repository(repo).blobs.stat(d)).toEqual({ digest: d, size: 14 });
+    const other = digestOf(Buffer.from('never whole'));
+    const failing = Readable.from((async function* () {
+      yield Buffer.from('never ');
+      throw new Error('the bytes do not match');
+    })());
+    await expect(uploads.ingestVerified(other, failing)).rejects.toThrow(/do not match/);
+    expect(await registry.blobs.stat(other)).toBeUndefined();
+    expect(await driver.list(paths.uploads(repo)).catch(() => [])).toEqual([]);
+  });
+
   it('stores a manifest, resolves its tag, and deletes by tag and by digest', async () => {
     const config = await pushBlob(registry, 'config');
     const layer = await pushBlob(registry, 'layer');

@@ -23,7 +23,7 @@ import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
 import { type QuotaReading, type QuotaSpec, createQuotas } from './quotas/quotas.js';
 import type { RepoName } from './reference.js';
-import type { LocalRegistry, Repository } from './registry-face.js';
+import type { CacheRepository, LocalRegistry, Repository } from './registry-face.js';
 import { createRepository } from './repository.js';
 import { createUploadSessions } from './uploads/upload-sessions.js';
 
@@ -93,8 +93,8 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
 
   // A repository is a stateless view over the stores above: the last few used are kept rather than
   // built again for every request (first in, first out).
-  const views = new Map<RepoName, Repository>();
-  const repository = (name: RepoName): Repository => {
+  const views = new Map<RepoName, CacheRepository>();
+  const repository = (name: RepoName): CacheRepository => {
     let view = views.get(name);
     if (view === undefined) {
       view = createRepository(context, name);

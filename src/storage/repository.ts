@@ -19,7 +19,7 @@ import type { ManifestCache } from './manifests/manifest-cache.js';
 import { createManifestStore } from './manifests/manifests.js';
 import type { RepoName } from './reference.js';
 import { listReferrers, sortByDigest } from './manifests/referrers.js';
-import type { BlobServing, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
+import type { BlobServing, CacheRepository, Repository, RepositoryBlobs, ServeOptions } from './registry-face.js';
 import { createTagStore } from './manifests/tags.js';
 import type { TagLanes } from './manifests/tag-lanes.js';
 import type { UploadSessions } from './uploads/upload-sessions.js';
@@ -43,7 +43,7 @@ export interface RepositoryContext {
 }
 
 /** The view of repository `name` over `ctx`'s stores. */
-export function createRepository(ctx: RepositoryContext, name: RepoName): Repository {
+export function createRepository(ctx: RepositoryContext, name: RepoName): CacheRepository {
   const { driver, blobs, gate, index } = ctx;
   const linked = createLinkedBlobStore(driver, blobs, name);
   const tagStore = createTagStore(driver, name);

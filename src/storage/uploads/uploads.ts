@@ -60,6 +60,17 @@ export interface UploadStore {
   cancel(id: UploadId, o?: CallOptions): Promise<void>;
 }
 
+/** A repository's upload sessions as a pull-through cache also uses them. */
+export interface CacheUploads extends UploadStore {
+  /**
+   * Stores blob `d` from `body` in one go (a new session, written, made durable, published and linked)
+   * without hashing it: the caller verifies `body` against `d` as it streams, and `body` must end only
+   * when its bytes match `d` and fail otherwise (a pull-through cache hashes what it fetches once).
+   * Nothing is kept when `body` fails. @throws the body's error, STORAGE_FULL, DENIED (storage.quotas)
+   */
+  ingestVerified(d: Digest, body: Readable, o?: CallOptions): Promise<BlobInfo>;
+}
+
 /** What an upload store needs from its repository and registry. */
 export interface UploadStoreOptions {
   readonly driver: StorageDriver;
@@ -73,7 +84,7 @@ export interface UploadStoreOptions {
 }
 
 /** The upload store of one repository. */
-export function createUploadStore(opts: UploadStoreOptions): UploadStore {
+export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
   const { driver, name, sessions } = opts;
   const key = (id: UploadId): string => paths.upload(name, id);
 
@@ -85,16 +96,20 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
     return { id, size: data.size, startedAt: Number.isNaN(parsed.getTime()) ? new Date(0) : parsed };
   };
 
-  /** Writes `body` after the current end; `final` also commits the writer. Caller holds the session lock. */
-  const write = async (id: UploadId, body: Readable | undefined, o: AppendOptions, final: boolean): Promise<UploadStatus> => {
+  /**
+   * Writes `body` after the current end, hashing it unless `verified` (the caller checks the bytes);
+   * `final` also commits the writer. Caller holds the session lock.
+   */
+  const write = async (id: UploadId, body: Readable | undefined, o: AppendOptions, final: boolean, verified = false): Promise<UploadStatus> => {
     const current = await status(id, o);
     if (o.expectedOffset !== undefined && o.expectedOffset !== current.size) {
       throw rangeInvalid(`upload is at offset ${current.size}, not ${o.expectedOffset}`);
     }
-    const digester = sessions.takeHash(key(id), current.size);
+    const digester = verified ? undefined : sessions.takeHash(key(id), current.size);
     const writer = await driver.writer(paths.uploadData(name, id), { append: true, ...signalOf(o) });
     try {
-      if (body) await pipeline(body, hashing(digester), writer, signalOf(o));
+      if (body && verified) await pipeline(body, writer, signalOf(o));
+      else if (body) await pipeline(body, hashing(digester), writer, signalOf(o));
       else await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
       if (final) await writer.commit();
     } catch (err) {
@@ -105,23 +120,25 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
     return { ...current, size: writer.size };
   };
 
+  const start = async (o: StartOptions = {}): Promise<UploadStatus> => {
+    await opts.quotas.checkStart(name, o.declared, signalOf(o));
+    const id = randomUUID() as UploadId;
+    const startedAt = (opts.now ?? (() => new Date()))();
+    // Both files are durable before the session is answered; written side by side, their fsyncs overlap.
+    await Promise.all([
+      driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o),
+      driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o),
+    ]).catch(async (err: unknown) => {
+      const full = asStorageFull(err);
+      if (full === undefined) throw err;
+      await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // no half-made session left
+      throw full;
+    });
+    return { id, size: 0, startedAt };
+  };
+
   return {
-    async start(o = {}) {
-      await opts.quotas.checkStart(name, o.declared, signalOf(o));
-      const id = randomUUID() as UploadId;
-      const startedAt = (opts.now ?? (() => new Date()))();
-      // Both files are durable before the session is answered; written side by side, their fsyncs overlap.
-      await Promise.all([
-        driver.putContent(paths.uploadStartedAt(name, id), Buffer.from(formatStartedAt(startedAt)), o),
-        driver.putContent(paths.uploadData(name, id), new Uint8Array(0), o),
-      ]).catch(async (err: unknown) => {
-        const full = asStorageFull(err);
-        if (full === undefined) throw err;
-        await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // no half-made session left
-        throw full;
-      });
-      return { id, size: 0, startedAt };
-    },
+    start,
     status,
     append: (id, body, o = {}) =>
       sessions.exclusive(key(id), () => write(id, body, o, false)),
@@ -144,6 +161,19 @@ export function createUploadStore(opts: UploadStoreOptions): UploadStore {
         sessions.forget(key(id));
         return { digest: d, size };
       }),
+    async ingestVerified(d, body, o = {}) {
+      const { id } = await start(o);
+      try {
+        return await sessions.exclusive(key(id), async () => {
+          const { size } = await write(id, body, o, true, true);
+          await opts.quotas.admitLink(name, d, size, () => publish(opts, id, d, {}));
+          return { digest: d, size };
+        });
+      } catch (err) {
+        await deleteIfExists(driver, paths.upload(name, id)).catch(() => undefined); // nothing of it is kept
+        throw asStorageFull(err) ?? err;
+      }
+    },
     async cancel(id, o) {
       await sessions.exclusive(key(id), async () => {
         sessions.forget(key(id));

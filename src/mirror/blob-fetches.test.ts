@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Digest, digestOf } from '../storage/digest.js';
+import { createMemoryDriver } from '../storage/driver/memory.js';
+import { parseRepoName } from '../storage/reference.js';
+import { type LocalRegistry, createRegistry } from '../storage/registry.js';
+import { type BlobFetch, type BlobFetches, createBlobFetches } from './blob-fetches.js';
+
+/** Reads `stream` until it has `n` bytes (or ends). */
+async function take(stream: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stream as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    size += c.length;
+    if (size >= n) break;
+  }
+  return Buffer.concat(chunks);
+}
+
+describe('blob fetches', () => {
+  let registry: LocalRegistry;
+  let fetches: BlobFetches;
+  const repo = parseRepoName('docker.io/library/x');
+  beforeEach(() => {
+    registry = createRegistry({ driver: createMemoryDriver(), deleteEnabled: true });
+    fetches = createBlobFetches();
+  });
+  afterEach(async () => {
+    await fetches.close();
+  });
+
+  /** A fetch of `d` from `body`, cached through the memory registry's uploads. */
+  const fetchOf = (d: Digest, size: number | undefined, body: Readable, counter = { starts: 0 }): BlobFetch => ({
+    digest: d,
+    start: async () => {
+      counter.starts += 1;
+      return { size, body };
+    },
+    store: async (stream) => void (await registry.repository(repo).uploads.ingestVerified(d, stream)),
+    stored: (range) => registry.blobs.open(d, range),
+  });
+
+  const content = Buffer.from('0123456789abcdefghij');
+  const digest = digestOf(content);
+
+  it('starts one fetch per key; readers follow the bytes as they arrive, the last one only once verified', async () => {
+    const body = new PassThrough();
+    const counter = { starts: 0 };
+    const fetch = fetchOf(digest, content.length, body, counter);
+    const [a, b] = await Promise.all([fetches.fetch('k', fetch), fetches.fetch('k', fetch)]);
+    expect(a).toBe(b);
+    expect(counter.starts).toBe(1);
+    expect(await a.size()).toBe(content.length);
+    const whole = await a.open();
+    const ranged = await a.open({ start: 5, end: 9 });
+    if (whole === undefined || ranged === undefined) throw new Error('fetch over');
+    body.write(content.subarray(0, 12));
+    // Everything but the last byte received so far is readable before the digest is known.
+    expect((await take(whole, 11)).equals(content.subarray(0, 11))).toBe(true);
+    expect((await take(ranged, 5)).equals(content.subarray(5, 10))).toBe(true);
+    expect(await registry.blobs.stat(digest)).toBeUndefined();
+    body.end(content.subarray(12));
+    await a.cached;
+    expect(await registry.repository(repo).blobs.stat(digest)).toEqual({ digest, size: content.length });
+    expect(fetches.inFlight(digest)).toBeUndefined();
+    expect(await a.open()).toBeUndefined();
+  });
+
+  it('never releases the last byte of wrong content, stores nothing, and forgets the fetch', async () => {
+    const body = new PassThrough();
+    const entry = await fetches.fetch('k', fetchOf(digest, content.length, body));
+    const reader = await entry.open();
+    if (reader === undefined) throw new Error('fetch over');
+    const got: Buffer[] = [];
+    const ended = new Promise<Error | undefined>((resolve) => {
+      reader.on('data', (c: Buffer) => got.push(c));
+      reader.on('error', resolve);
+      reader.on('end', () => resolve(undefined));
+    });
+    body.end(Buffer.from('0123456789abcdefghiX'));
+    const err = await ended;
+    expect(err?.message).toMatch(/do not match/);
+    expect(Buffer.concat(got).length).toBeLessThan(content.length);
+    await expect(entry.cached).rejects.toThrow(/do not match/);
+    expect(fetches.inFlight(digest)).toBeUndefined();
+    expect(await registry.blobs.stat(digest)).toBeUndefined();
+    expect(await registry.repositories()).toEqual([]);
+  });
+
+  it('fails a body longer than its Content-Length, and one that ends short', async () => {
+    const long = new PassThrough();
+    const first = await fetches.fetch('long', fetchOf(digest, content.length - 1, long));
+    long.end(content);
+    await expect(first.cached).rejects.toThrow(/more than its Content-Length/);
+    const short = new PassThrough();
+    const second = await fetches.fetch('short', fetchOf(digest, content.length + 1, short));
+    short.end(content);
+    await expect(second.cached).rejects.toThrow(/sent 20 of 21 bytes/);
+    expect(await registry.blobs.stat(digest)).toBeUndefined();
+  });
+
+  it('serves readers that keep up from memory and readers that fell behind from storage, byte for byte', async () => {
+    const big = randomBytes(20 * 1024 * 1024); // more than the 8 MiB window kept in memory
+    const d = digestOf(big);
+    const body = new PassThrough();
+    const entry = await fetches.fetch('big', fetchOf(d, big.length, body));
+    const late = await entry.open(); // read only once everything has arrived: behind the window
+    const ranged = await entry.open({ start: 1, end: big.length - 2 });
+    const follower = await entry.open();
+    if (late === undefined || ranged === undefined || follower === undefined) throw new Error('fetch over');
+    const following = take(follower, big.length);
+    for (let at = 0; at < big.length; at += 1024 * 1024) {
+      // Paced by the body's backpressure: the follower reads along, near the tail.
+      if (!body.write(big.subarray(at, at + 1024 * 1024))) await new Promise((resolve) => body.once('drain', resolve));
+    }
+    body.end();
+    expect((await following).equals(big)).toBe(true);
+    await entry.cached;
+    expect((await take(late, big.length)).equals(big)).toBe(true);
+    expect((await take(ranged, big.length)).equals(big.subarray(1, big.length - 1))).toBe(true);
+  }, 30_000);
+});

@@ -1,0 +1,328 @@
+/**
+ * One upstream fetch per blob, however many clients ask for it at once, and each byte written once.
+ *
+ * The first request for a blob starts its fetch. The upstream's bytes go straight into the cache
+ * write (`store`: storage's upload API, which hashes them as it writes and verifies the digest at its
+ * commit), and on their way in, the latest of them stay in memory (a window of WINDOW_BYTES) for the
+ * readers: every reader follows the fetch from its own offset (Range requests too), waiting for bytes
+ * not there yet. The last byte is released to readers only once the cache write has committed, that is
+ * once the whole blob matched its digest (and the upstream's Content-Length): bytes that do not match
+ * are never served whole (a reader gets an error instead and the HTTP layer cuts its connection) and
+ * nothing of them is cached, so the next request fetches again. A reader that fell behind the window
+ * waits for the commit and reads the rest from storage (`stored`).
+ *
+ * The fetch belongs to no client: a client that goes away does not stop it, so it still completes into
+ * the cache (registry:2's cachewritetimeout: the upstream request gives up on a body that sends nothing
+ * for 5 minutes, upstream-http.ts). A fetch that fails leaves no blob: the upload session is cancelled
+ * (after a crash, the collector's upload purge removes it, as any abandoned upload). Once the fetch is
+ * over, the entry is dropped; readers still following it read storage.
+ */
+import { Readable } from 'node:stream';
+import { isRegistryError } from '../errors.js';
+import { type Digest, Digester, digestAlgorithm } from '../storage/digest.js';
+import { type UpstreamBlob, UpstreamError } from './upstream.js';
+
+/** A byte range, both ends inclusive (already checked against the size). */
+export interface BlobRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A blob being fetched. */
+export interface InFlightBlob {
+  readonly digest: Digest;
+  /** The blob's size: at once when the upstream sent Content-Length, otherwise once it is verified. @throws the fetch's error */
+  size(): Promise<number>;
+  /** A stream of the blob (or of `range`) as it arrives; undefined when the fetch is over (read storage instead). */
+  open(range?: BlobRange): Promise<Readable | undefined>;
+  /** Settles when the fetch and the cache write are over: resolves when the blob was cached. */
+  readonly cached: Promise<void>;
+}
+
+/** What a fetch needs: how to start the upstream request, how to store what arrives, how to read it back. */
+export interface BlobFetch {
+  readonly digest: Digest;
+  /** Starts the upstream GET (its signal stops the transfer). @throws UpstreamError */
+  start(signal: AbortSignal): Promise<UpstreamBlob>;
+  /**
+   * Stores the blob from `stream`, which ends only once its bytes matched the digest and fails otherwise
+   * (storage's CacheUploads.ingestVerified); resolves once the blob is committed.
+   */
+  store(stream: Readable): Promise<void>;
+  /** The stored blob's bytes `range` (once `store` resolved), for a reader that fell behind. */
+  stored(range: BlobRange): Promise<Readable>;
+  /** Told once the fetch and the cache write are over, with the error when either failed. */
+  report?(result: { bytes: number; seconds: number; error?: Error }): void;
+}
+
+/** Fetches blobs once each, keyed by the caller (repository and digest). */
+export interface BlobFetches {
+  /** The blob's fetch in progress under `key`, or a new one. @throws what `fetch.start` throws */
+  fetch(key: string, fetch: BlobFetch): Promise<InFlightBlob>;
+  /** A fetch of `digest` in progress under any key, for readers that know only the digest. */
+  inFlight(digest: Digest): InFlightBlob | undefined;
+  /** Stops every fetch in progress (shutdown). */
+  close(): Promise<void>;
+}
+
+/** The latest bytes kept in memory for readers that keep up. */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+
+/** How far the upstream may get ahead of the cache write (the bytes the write has not taken stay in memory). */
+const MAX_AHEAD = 16 * 1024 * 1024;
+
+/** A set of blob fetches. */
+export function createBlobFetches(): BlobFetches {
+  const byKey = new Map<string, Promise<InFlightBlob>>();
+  const byDigest = new Map<Digest, InFlightBlob>();
+  const controllers = new Set<AbortController>();
+
+  const begin = async (key: string, f: BlobFetch, self: () => Promise<InFlightBlob> | undefined): Promise<InFlightBlob> => {
+    const controller = new AbortController();
+    const began = process.hrtime.bigint();
+    let upstream: UpstreamBlob;
+    try {
+      upstream = await f.start(controller.signal);
+    } catch (err) {
+      if (byKey.get(key) === self()) byKey.delete(key);
+      throw err;
+    }
+    controllers.add(controller);
+    const promise = self();
+    const forget = (): void => {
+      if (byKey.get(key) === promise) byKey.delete(key);
+      if (byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
+    };
+    // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
+    const tee = new Tee(f, upstream.size, forget);
+    const cached: Promise<void> = tee.run(upstream.body).finally(() => {
+      forget();
+      controllers.delete(controller);
+      tee.release();
+    });
+    void cached.then(
+      () => f.report?.({ bytes: tee.received, seconds: Number(process.hrtime.bigint() - began) / 1e9 }),
+      (err: unknown) => f.report?.({ bytes: tee.received, seconds: Number(process.hrtime.bigint() - began) / 1e9, error: asError(err) }),
+    );
+    const entry: InFlightBlob = { digest: f.digest, size: () => tee.size(), open: (range) => tee.open(range), cached };
+    byDigest.set(f.digest, entry);
+    return entry;
+  };
+
+  return {
+    fetch(key, f) {
+      let entry = byKey.get(key);
+      if (entry === undefined) {
+        const started: Promise<InFlightBlob> = begin(key, f, () => started);
+        entry = started;
+        byKey.set(key, entry);
+      }
+      return entry;
+    },
+    inFlight: (d) => byDigest.get(d),
+    async close() {
+      for (const c of controllers) c.abort(new Error('the mirror is shutting down'));
+      await Promise.allSettled([...byKey.values()].map(async (e) => (await e).cached));
+    },
+  };
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * One fetch: the upstream's bytes pumped into a window in memory, hashed on the way, from which the
+ * cache write and the readers each take them at their own pace. The window keeps the latest
+ * WINDOW_BYTES and everything the cache write has not taken yet; the pump waits while it is more than
+ * MAX_AHEAD bytes ahead of the cache write (unless that write failed: readers then still get the blob).
+ */
+class Tee {
+  /** Bytes received from the upstream so far. */
+  received = 0;
+  /** The upstream's bytes: still arriving, all there and matching the digest, or failed. */
+  private state: 'filling' | 'verified' | 'failed' = 'filling';
+  private error: Error | undefined;
+  /** The cache write: under way, committed, or failed. */
+  private storage: 'writing' | 'stored' | 'failed' = 'writing';
+  private storeError: Error | undefined;
+  /** Bytes the cache write has taken. */
+  private storePos = 0;
+  private waiters: (() => void)[] = [];
+  private released = false;
+  /** The bytes from `windowStart` to `received`. */
+  private window: Buffer[] = [];
+  private windowStart = 0;
+
+  /** `failed` is called as soon as the upstream's bytes turn out wrong or stop coming. */
+  constructor(private readonly f: BlobFetch, private readonly expected: number | undefined, private readonly failed: () => void) {}
+
+  /** Pumps `body` and stores it; resolves once the blob is verified and stored, rejects with the first failure. */
+  async run(body: Readable): Promise<void> {
+    const storing = this.f.store(Readable.from(this.forStorage(), { objectMode: false })).then(
+      () => this.settleStorage('stored'),
+      (err: unknown) => {
+        this.settleStorage('failed', asUpstreamFailure(err, this.f.digest));
+        throw this.storeError;
+      },
+    );
+    try {
+      await this.pump(body);
+    } catch (err) {
+      this.error = asUpstreamFailure(err, this.f.digest);
+      this.state = 'failed';
+      this.failed();
+      this.wake();
+      await storing.catch(() => undefined);
+      throw this.error;
+    }
+    await storing;
+  }
+
+  /** Copies `body` into the window, checking its length and digest; marks it verified. */
+  private async pump(body: Readable): Promise<void> {
+    const digester = Digester.create(digestAlgorithm(this.f.digest));
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (this.expected !== undefined && this.received + chunk.length > this.expected) {
+        throw new UpstreamError('invalid', `the upstream sent more than its Content-Length of ${this.expected} bytes`);
+      }
+      digester.update(chunk);
+      this.keep(chunk);
+      this.wake();
+      while (this.storage === 'writing' && this.received - this.storePos > MAX_AHEAD) await this.change();
+    }
+    if (this.expected !== undefined && this.received !== this.expected) {
+      throw new UpstreamError('invalid', `the upstream sent ${this.received} of ${this.expected} bytes`);
+    }
+    const actual = digester.digest();
+    if (actual !== this.f.digest) throw new UpstreamError('invalid', `the upstream's bytes do not match ${this.f.digest} (they hash to ${actual})`);
+    this.state = 'verified';
+    this.wake();
+  }
+
+  /** What the cache write takes: every byte, as it arrives; ends once the blob is verified. */
+  private async *forStorage(): AsyncGenerator<Buffer> {
+    for (;;) {
+      this.throwIfFailed();
+      const kept = this.storePos < this.received ? this.fromWindow(this.storePos, this.received) : undefined;
+      if (kept !== undefined) {
+        this.storePos += kept.length;
+        this.wake(); // the pump may be waiting for the cache write
+        yield kept;
+      } else if (this.state === 'verified') {
+        return;
+      } else {
+        await this.change();
+      }
+    }
+  }
+
+  private settleStorage(outcome: 'stored' | 'failed', err?: Error): void {
+    this.storage = outcome;
+    this.storeError = err;
+    this.trim();
+    this.wake();
+  }
+
+  /** Adds `chunk` to the window. */
+  private keep(chunk: Buffer): void {
+    this.window.push(chunk);
+    this.received += chunk.length;
+    this.trim();
+  }
+
+  /** Drops the window's oldest chunks past WINDOW_BYTES that the cache write has taken (never the newest). */
+  private trim(): void {
+    const taken = this.storage === 'writing' ? this.storePos : this.received;
+    for (let first = this.window[0]; first !== undefined && this.window.length > 1; first = this.window[0]) {
+      const end = this.windowStart + first.length;
+      if (end > taken || this.received - end < WINDOW_BYTES) break;
+      this.window.shift();
+      this.windowStart = end;
+    }
+  }
+
+  /** The bytes at `pos` (before `limit`) from the window, without a copy; undefined when the window no longer holds `pos`. */
+  private fromWindow(pos: number, limit: number): Buffer | undefined {
+    if (pos < this.windowStart) return undefined;
+    let at = this.windowStart;
+    for (const c of this.window) {
+      if (pos < at + c.length) return c.subarray(pos - at, Math.min(c.length, limit - at));
+      at += c.length;
+    }
+    return undefined;
+  }
+
+  async size(): Promise<number> {
+    if (this.expected !== undefined) return this.expected;
+    while (this.state === 'filling') await this.change();
+    this.throwIfFailed();
+    return this.received;
+  }
+
+  /** A reader of `range` (default: everything); undefined once the fetch is over. */
+  async open(range?: BlobRange): Promise<Readable | undefined> {
+    this.throwIfFailed();
+    if (this.released) return undefined;
+    return Readable.from(this.follow(range?.start ?? 0, range === undefined ? undefined : range.end + 1), { objectMode: false });
+  }
+
+  private async *follow(start: number, end: number | undefined): AsyncGenerator<Buffer> {
+    let pos = start;
+    for (;;) {
+      this.throwIfFailed();
+      // Everything but the last byte until the blob is verified: wrong bytes are never served whole.
+      const available = this.state === 'verified' ? this.received : Math.max(0, this.received - 1);
+      const limit = Math.min(available, end ?? Number.POSITIVE_INFINITY);
+      if (this.state === 'verified' && pos >= limit) return;
+      if (pos >= limit) {
+        await this.change();
+        continue;
+      }
+      const kept = this.fromWindow(pos, limit);
+      if (kept !== undefined) {
+        pos += kept.length;
+        yield kept;
+        continue;
+      }
+      // Fell behind the window: the rest comes from storage once the blob is there.
+      while (this.storage === 'writing') await this.change();
+      if (this.storage === 'failed') throw this.storeError ?? new Error('the cache write failed');
+      yield* (await this.f.stored({ start: pos, end: (end ?? this.received) - 1 })) as AsyncIterable<Buffer>;
+      return;
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (this.state === 'failed') throw this.error ?? new Error('fetch failed');
+  }
+
+  private change(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w();
+  }
+
+  /**
+   * The fetch is over: new readers read storage. Once the blob is stored the window goes too (readers
+   * still following it read storage); after a failed cache write it stays for them (and goes with them).
+   */
+  release(): void {
+    this.released = true;
+    if (this.storage !== 'stored') return;
+    this.window = [];
+    this.windowStart = this.received;
+  }
+}
+
+/** A failed fetch or cache write as an UpstreamError the client is told of (a digest mismatch is the upstream's fault). */
+function asUpstreamFailure(err: unknown, digest: Digest): Error {
+  if (err instanceof UpstreamError) return err;
+  if (isRegistryError(err, 'DIGEST_INVALID')) return new UpstreamError('invalid', `the upstream's bytes do not match ${digest}`, undefined, { cause: err });
+  if (isRegistryError(err)) return err;
+  return new UpstreamError('invalid', asError(err).message, undefined, { cause: err });
+}
