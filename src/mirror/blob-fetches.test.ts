@@ -89,6 +89,29 @@ describe('blob fetches', () => {
     expect(await registry.repositories()).toEqual([]);
   });
 
+  it('survives a cache write that fails while the upstream is still sending: the fetch fails, nothing is unhandled', async () => {
+    const body = new PassThrough();
+    let refused!: () => void;
+    const refusedNow = new Promise<void>((resolve) => (refused = resolve));
+    const entry = await fetches.fetch('refused', {
+      ...fetchOf(digest, content.length, body),
+      store: async () => {
+        refused();
+        throw new Error('quota exceeded');
+      },
+    });
+    body.write(content.subarray(0, 5));
+    await refusedNow;
+    // The rest arrives over several turns of the event loop after the store failed.
+    for (let i = 5; i < content.length; i += 5) {
+      await new Promise((r) => setImmediate(r));
+      body.write(content.subarray(i, i + 5));
+    }
+    body.end();
+    await expect(entry.cached).rejects.toThrow(/quota exceeded/);
+    expect(await registry.blobs.stat(digest)).toBeUndefined();
+  });
+
   it('fails a body longer than its Content-Length, and one that ends short', async () => {
     const long = new PassThrough();
     const first = await fetches.fetch('long', fetchOf(digest, content.length - 1, long));

@@ -166,6 +166,10 @@ class Tee {
         throw this.storeError;
       },
     );
+    // The cache write may fail while the upstream is still sending (a quota, a full disk): handled
+    // here at once, so its rejection is never unhandled while the pump runs (Node would exit on it);
+    // awaiting `storing` below still sees the failure.
+    storing.catch(() => undefined);
     try {
       await this.pump(body);
     } catch (err) {

@@ -101,14 +101,15 @@ async function tryMount(ctx: Ctx, deps: HandlerDeps, repo: Repository, d: Digest
 
 /** How many repositories' links an automatic cross-mount looks at before it gives up (a plain upload then). */
 const MAX_MOUNT_CANDIDATES = 256;
-const CATALOG_PAGE = 500;
+/** How many repository names (in catalog order) it considers at most: one listing per request. */
+const MAX_MOUNT_NAMES = 5_000;
 
 /**
- * Automatic cross-mount for a caller whose rights the server knows: walks the repository list (the
- * listing index when it vouches, else the tree) in name order, and for each repository other than the
- * target (and `tried`) that `mayPull` allows, looks for a link to `d` (one stat each). There is no
- * blob → repository relation to ask, so the cost grows with the repositories the caller may pull; it
- * stops after MAX_MOUNT_CANDIDATES of them, and the client then simply uploads the blob.
+ * Automatic cross-mount for a caller whose rights the server knows: reads the first MAX_MOUNT_NAMES
+ * repository names (one listing: a range read of the listing index when it vouches, else one walk of
+ * the tree, as `_catalog` costs) and for each repository other than the target (and `tried`) that
+ * `mayPull` allows, looks for a link to `d` (one stat each), at most MAX_MOUNT_CANDIDATES of them; the
+ * client then simply uploads the blob. So a request costs at most one listing and 256 stats.
  */
 async function mountFromPullable(
   deps: HandlerDeps,
@@ -119,19 +120,14 @@ async function mountFromPullable(
   signal: { signal: AbortSignal },
 ): Promise<BlobInfo | undefined> {
   let looked = 0;
-  let after: string | undefined;
-  for (;;) {
-    const page = await deps.registry.repositories({ ...signal, after, limit: CATALOG_PAGE });
-    for (const name of page) {
-      const source = parseRepoNameOrUndefined(name);
-      if (source === undefined || source === repo.name || tried.has(source) || !mayPull(source)) continue;
-      if (looked++ >= MAX_MOUNT_CANDIDATES) return undefined;
-      const mounted = await repo.blobs.mountFrom(source, d, signal);
-      if (mounted) return mounted;
-    }
-    if (page.length < CATALOG_PAGE) return undefined;
-    after = page[page.length - 1];
+  for (const name of await deps.registry.repositories({ ...signal, limit: MAX_MOUNT_NAMES })) {
+    const source = parseRepoNameOrUndefined(name);
+    if (source === undefined || source === repo.name || tried.has(source) || !mayPull(source)) continue;
+    if (looked++ >= MAX_MOUNT_CANDIDATES) return undefined;
+    const mounted = await repo.blobs.mountFrom(source, d, signal);
+    if (mounted) return mounted;
   }
+  return undefined;
 }
 
 /** The repositories other than `target` that `grant` lets its holder pull (names that do not parse are skipped). */
