@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { type Digest, parseDigest } from '../storage/digest.js';
 import type { RepoName } from '../storage/indexing/index-port.js';
 import type { RevisionTimes, TimesStore } from '../storage/indexing/manifest-times.js';
-import { PULL_FLUSH_MS } from './times.js';
+import { PULL_FLUSH_MS, later } from './times.js';
 
 /** Sets each field ARGV[2i-1] of hash KEYS[1] to ARGV[2i] unless it already holds a later time. */
 const KEEP_LATER = luaScript(`
@@ -45,9 +45,6 @@ export interface RedisTimesOptions {
   readonly prefix: string;
   readonly log: Logger;
 }
-
-const later = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : Math.max(a, b);
 
 /** A time as Redis holds it (a decimal string), or undefined. */
 function timeOf(v: unknown): number | undefined {

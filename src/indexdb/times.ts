@@ -44,7 +44,8 @@ export function asTimes(v: unknown): RevisionTimes | undefined {
   };
 }
 
-const later = (a: number | undefined, b: number | undefined): number | undefined =>
+/** The later of two times, either of which may be unknown. */
+export const later = (a: number | undefined, b: number | undefined): number | undefined =>
   a === undefined ? b : b === undefined ? a : Math.max(a, b);
 
 /** The times table of one index. */
