@@ -42,8 +42,12 @@ export interface Replicas {
 /** Keys of Berth's shared state in Redis start with this. */
 const PREFIX = 'berth:';
 
-/** Connects to Redis and builds the shared gate and lock; undefined (after saying what that means) without `redis`. */
-export async function startReplicas(config: Config, log: Logger): Promise<Replicas | undefined> {
+/**
+ * Connects to Redis and builds the shared gate and lock; undefined (after saying what that means) without `redis`.
+ * `serving` is false for the offline commands, which share no uploads or tokens and so have nothing to
+ * say about the per-process settings of a server.
+ */
+export async function startReplicas(config: Config, log: Logger, serving = true): Promise<Replicas | undefined> {
   const redis = config.redis;
   if (redis === undefined) {
     sayInProcess(config, log);
@@ -76,8 +80,10 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
   const tagLanes = createRedisTagLanes({
     lockFor: (repo, tag) => createRedisClusterLock({ client, key: `${PREFIX}tag:${repo}:${tag}`, onError: (msg, err) => complain(msg, err) }),
   });
-  rlog.info('replicas: link gate, tag lanes, collector lock and listing index in redis', { redis: client.where });
-  warnAboutPerProcessKeys(config, rlog);
+  if (serving) {
+    rlog.info('replicas: link gate, tag lanes, collector lock and listing index in redis', { redis: client.where });
+    warnAboutPerProcessKeys(config, rlog);
+  }
   return {
     client, prefix: PREFIX, linkGate, tagLanes, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
     lock: (key, leaseMs) => createRedisClusterLock({
