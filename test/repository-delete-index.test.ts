@@ -10,18 +10,8 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { type TestBerth, startBerth } from './helpers/berth.js';
-import { MT, type Image, artifactManifest, descriptor, emptyConfig, errorCode, makeImage, pushBlob, pushImage, putManifest, raw } from './helpers/oci.js';
-
-interface UsageJson {
-  readonly name: string;
-  readonly logicalBytes: number;
-  readonly sharedBytes: number;
-  readonly exclusiveBytes: number;
-  readonly tags: number;
-  readonly manifests: number;
-}
-
-const bytesOf = (img: Image): number => [img.config, ...img.layers, img.manifest].reduce((sum, b) => sum + b.size, 0);
+import { MT, artifactManifest, descriptor, emptyConfig, errorCode, makeImage, pushBlob, pushImage, putManifest, raw } from './helpers/oci.js';
+import { type UsageJson, bytesOf } from './helpers/usage.js';
 
 describe('repository delete with the index', () => {
   let berth: TestBerth;
