@@ -14,9 +14,9 @@ import { unlessNotFound } from '../driver/not-found.js';
 import { type GuardedIndex, type ListRange, type TagTarget, sliceSorted } from '../indexing/index-port.js';
 import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
-import type { TagDetail } from './management-face.js';
+import type { SortedTagPage, SortedTagQuery, TagDetail } from './management-face.js';
 import { type RepoName, type Tag, parseTag } from '../reference.js';
-
+import { type OrderedTag, byPushed, byVersion, firstAfter, sortTags, versionKey } from './tag-order.js';
 
 /** How many tags of a page are looked up at once. */
 const PARALLEL = 32;
@@ -47,6 +47,76 @@ export async function namedTagDetails(driver: StorageDriver, index: GuardedIndex
   const targets = await mapLimit(unique, PARALLEL, async (tag) => ({ tag, digest: await readLink(driver, paths.tagCurrentLink(name, tag), o) }));
   const factsOf = factsReader(driver, index, o);
   return mapLimit(targets.filter((t) => t.digest !== undefined), PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * A page of the tags of `name` in version or push-time order (tag-order.ts), after `query.after`. The
+ * tag names come from the index's memory when it can vouch (else from the tags folder); the version
+ * order of one list is computed once and kept while the index hands out that same list (it hands out
+ * a new one after any change to the repository's tags). The push-time order stats every tag's current
+ * link (its modification time is the push time), so it costs one stat per tag.
+ * @throws NAME_UNKNOWN when `name` is not a repository
+ */
+export async function sortedTagDetails(
+  driver: StorageDriver,
+  index: GuardedIndex,
+  name: RepoName,
+  query: SortedTagQuery,
+  o?: CallOptions,
+): Promise<SortedTagPage> {
+  const names = (await index.tags(name, {})) ?? (await listTags(driver, name, o));
+  if (names === undefined && !(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+  const all = names ?? [];
+  const compare = query.order === 'version' ? byVersion : byPushed;
+  const pushed = query.order === 'pushed' ? await pushTimes(driver, name, all, o) : undefined;
+  const sorted = pushed === undefined ? versionOrder(all) : sortTags(all, byPushed, pushed);
+  let from = 0;
+  if (query.after !== undefined) {
+    const afterPushed = query.afterPushed === undefined ? pushed?.get(query.after) : query.afterPushed?.getTime();
+    from = firstAfter(sorted, { tag: query.after, key: versionKey(query.after), pushed: afterPushed }, compare);
+  }
+  const slice = sorted.slice(from, from + query.limit);
+  const last = slice.at(-1);
+  const more = from + query.limit < sorted.length && last !== undefined;
+  const details = await detailsOf(driver, index, name, slice.map((t) => t.tag), o);
+  return {
+    tags: details,
+    total: all.length,
+    next: more ? { tag: last.tag, pushed: last.pushed === undefined ? null : new Date(last.pushed) } : undefined,
+  };
+}
+
+/** Version orders computed, by the tag list they sort (the index's list in memory is the same object until it changes). */
+const versionOrders = new WeakMap<readonly string[], OrderedTag[]>();
+
+function versionOrder(tags: readonly string[]): OrderedTag[] {
+  let sorted = versionOrders.get(tags);
+  if (sorted === undefined) {
+    sorted = sortTags(tags, byVersion);
+    versionOrders.set(tags, sorted);
+  }
+  return sorted;
+}
+
+/** Each tag's push time (its current link's modification time, ms), for the tags whose link is there. */
+async function pushTimes(driver: StorageDriver, name: RepoName, tags: readonly string[], o?: CallOptions): Promise<Map<string, number>> {
+  const times = new Map<string, number>();
+  await mapLimit(tags, PARALLEL, async (raw) => {
+    const tag = tagOf(raw);
+    const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o));
+    if (link !== undefined) times.set(raw, link.modTime.getTime());
+  });
+  return times;
+}
+
+/** The details of `tags` in the order given (a tag whose link is missing or broken has no digest). */
+async function detailsOf(driver: StorageDriver, index: GuardedIndex, name: RepoName, tags: readonly string[], o?: CallOptions): Promise<TagDetail[]> {
+  const targets = await mapLimit(tags, PARALLEL, async (tag) => {
+    const valid = tagOf(tag);
+    return { tag, digest: valid === undefined ? undefined : await readLink(driver, paths.tagCurrentLink(name, valid), o) };
+  });
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
 }
 
 /**
