@@ -393,6 +393,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       await page(5);
       expect(await shown()).toEqual(newest(9919));
       await p.locator('li.tag[data-tag="99.19.0"][data-filled]').waitFor();
+      await shoot('repository-10k-tags', p);
       expect(await p.locator('li.tag[data-tag="99.19.0"] code.digest').getAttribute('title')).toMatch(/^sha256:/);
       // By push time: the tag pushed last (an hour from now, by its link's time) comes first.
       const later = Math.floor(Date.now() / 1000) + 3600;

@@ -51,10 +51,12 @@ export async function namedTagDetails(driver: StorageDriver, index: GuardedIndex
 
 /**
  * A page of the tags of `name` in version or push-time order (tag-order.ts), after `query.after`. The
- * tag names come from the index's memory when it can vouch (else from the tags folder); the version
- * order of one list is computed once and kept while the index hands out that same list (it hands out
- * a new one after any change to the repository's tags). The push-time order stats every tag's current
- * link (its modification time is the push time), so it costs one stat per tag.
+ * tag names come from the index's memory when it can vouch (else from the tags folder). The push-time
+ * order stats every tag's current link (its modification time is the push time). Both orders of a list
+ * the index handed out are computed once and kept while the index hands out that same list: it hands
+ * out a new one after any write to the repository's tags has been applied, and every push writes the
+ * tag's link, so a kept order is as fresh as the listing itself. A list read from the tags folder is
+ * sorted afresh on each request.
  * @throws NAME_UNKNOWN when `name` is not a repository
  */
 export async function sortedTagDetails(
@@ -64,16 +66,19 @@ export async function sortedTagDetails(
   query: SortedTagQuery,
   o?: CallOptions,
 ): Promise<SortedTagPage> {
-  const names = (await index.tags(name, {})) ?? (await listTags(driver, name, o));
+  const indexed = await index.tags(name, {});
+  const names = indexed ?? (await listTags(driver, name, o));
   if (names === undefined && !(await repositoryExists(driver, name, o))) throw nameUnknown(name);
   const all = names ?? [];
   const compare = query.order === 'version' ? byVersion : byPushed;
-  const pushed = query.order === 'pushed' ? await pushTimes(driver, name, all, o) : undefined;
-  const sorted = pushed === undefined ? versionOrder(all) : sortTags(all, byPushed, pushed);
+  const sorted = query.order === 'version'
+    ? kept(versionOrders, all, indexed !== undefined, () => sortTags(all, byVersion))
+    : await kept(pushedOrders, all, indexed !== undefined, () => pushedOrder(driver, name, all));
   let from = 0;
   if (query.after !== undefined) {
-    const afterPushed = query.afterPushed === undefined ? pushed?.get(query.after) : query.afterPushed?.getTime();
-    from = firstAfter(sorted, { tag: query.after, key: versionKey(query.after), pushed: afterPushed }, compare);
+    const after = query.after;
+    const afterPushed = query.afterPushed === undefined ? sorted.find((t) => t.tag === after)?.pushed : query.afterPushed?.getTime();
+    from = firstAfter(sorted, { tag: after, key: versionKey(after), pushed: afterPushed }, compare);
   }
   const slice = sorted.slice(from, from + query.limit);
   const last = slice.at(-1);
@@ -86,27 +91,35 @@ export async function sortedTagDetails(
   };
 }
 
-/** Version orders computed, by the tag list they sort (the index's list in memory is the same object until it changes). */
+/** Orders computed, by the index's tag list they sort (see sortedTagDetails); a failed computation is not kept. */
 const versionOrders = new WeakMap<readonly string[], OrderedTag[]>();
+const pushedOrders = new WeakMap<readonly string[], Promise<OrderedTag[]>>();
 
-function versionOrder(tags: readonly string[]): OrderedTag[] {
-  let sorted = versionOrders.get(tags);
-  if (sorted === undefined) {
-    sorted = sortTags(tags, byVersion);
-    versionOrders.set(tags, sorted);
+/** `compute()`, kept under `list` in `memo` when `keep` (the list is the index's), or taken from there. */
+function kept<T>(memo: WeakMap<readonly string[], T>, list: readonly string[], keep: boolean, compute: () => T): T {
+  let got = memo.get(list);
+  if (got === undefined) {
+    got = compute();
+    if (keep) {
+      memo.set(list, got);
+      if (got instanceof Promise) got.catch(() => memo.delete(list));
+    }
   }
-  return sorted;
+  return got;
 }
 
-/** Each tag's push time (its current link's modification time, ms), for the tags whose link is there. */
-async function pushTimes(driver: StorageDriver, name: RepoName, tags: readonly string[], o?: CallOptions): Promise<Map<string, number>> {
+/**
+ * The tags sorted by push time, each stat of a current link made once. Not tied to one request's
+ * signal: a kept order may serve other requests after the one that asked for it has gone.
+ */
+async function pushedOrder(driver: StorageDriver, name: RepoName, tags: readonly string[]): Promise<OrderedTag[]> {
   const times = new Map<string, number>();
   await mapLimit(tags, PARALLEL, async (raw) => {
     const tag = tagOf(raw);
-    const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o));
+    const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag)));
     if (link !== undefined) times.set(raw, link.modTime.getTime());
   });
-  return times;
+  return sortTags(tags, byPushed, times);
 }
 
 /** The details of `tags` in the order given (a tag whose link is missing or broken has no digest). */
