@@ -34,13 +34,13 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   manifests.clear();
   deleted.clear();
   clearCache();
-  const [canDelete, usage, first] = await Promise.all([
-    may('delete', { repository: name }),
-    repositoryUsage(name).catch(() => undefined),
-    tagPage(name, 'version', PAGE_SIZE),
-  ]);
+  // The usage figures are not waited for: they fill the header when they come.
+  const usage = repositoryUsage(name).catch(() => undefined);
+  const [canDelete, first] = await Promise.all([may('delete', { repository: name }), tagPage(name, 'version', PAGE_SIZE)]);
   if (!current()) return;
-  root.append(...repositoryHeader(name, first.total, usage));
+  const figures = h('div', { class: 'repo-figures' }, usageFacts(first.total, 'pending'));
+  root.append(...repositoryHeader(name), figures);
+  void usage.then((u) => replace(figures, usageFacts(first.total, u)));
   if (canDelete) root.append(deleteRepositoryButton(name));
   const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), h('option', { value: 'pushed' }, 'Push time, newest first'));
   const list = h('div', { id: 'tag-list' });
@@ -85,22 +85,32 @@ async function inOrder(jobs: readonly (() => Promise<void>)[], parallel: number)
   await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
 }
 
-/** Title, pull line and usage figures (or the tag count when the usage API cannot answer). */
-function repositoryHeader(name: string, tagCount: number, usage: Awaited<ReturnType<typeof repositoryUsage>>): HTMLElement[] {
+/** Title and pull line. */
+function repositoryHeader(name: string): HTMLElement[] {
   const pull = `docker pull ${location.host}/${name}`;
   return [
     h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
-    usage === undefined ? h('p', { class: 'muted' }, `${tagCount} tag${tagCount === 1 ? '' : 's'}.`) : facts([
-      ['Tags', String(usage.tags ?? tagCount)],
-      ['Manifests', String(usage.manifests ?? '—')],
-      ['Size', bytes(usage.logicalBytes)],
-      ['Only here', bytes(usage.exclusiveBytes)],
-      ['Shared with others', bytes(usage.sharedBytes)],
-      ['Last push', when(usage.lastPush)],
-      ['Last pull', when(usage.lastPull)],
-    ]),
   ];
+}
+
+/**
+ * The usage figures: placeholders while they are on their way (`pending`), or the tag count alone
+ * when the usage API cannot answer.
+ */
+function usageFacts(tagCount: number, usage: Awaited<ReturnType<typeof repositoryUsage>> | 'pending'): HTMLElement {
+  if (usage === undefined) return h('p', { class: 'muted' }, `${tagCount} tag${tagCount === 1 ? '' : 's'}.`);
+  const u = usage === 'pending' ? undefined : usage;
+  const or = (v: string | undefined): string => (usage === 'pending' ? '…' : v ?? '—');
+  return facts([
+    ['Tags', String(u?.tags ?? tagCount)],
+    ['Manifests', or(u?.manifests === undefined ? undefined : String(u.manifests))],
+    ['Size', or(u && bytes(u.logicalBytes))],
+    ['Only here', or(u && bytes(u.exclusiveBytes))],
+    ['Shared with others', or(u && bytes(u.sharedBytes))],
+    ['Last push', or(u && when(u.lastPush))],
+    ['Last pull', or(u && when(u.lastPull))],
+  ]);
 }
 
 /** Tags deleted on this page view (a page asked again must not bring them back before the server has them gone). */
