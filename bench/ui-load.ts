@@ -1,7 +1,7 @@
 /**
  * Page loads of the web UI on a large registry (issue #17's benchmark line): the repository list with
  * 10,000 repositories and the page of a repository with 10,000 tags, in headless chromium against
- * `berth serve` (index on), on the tree `npm run bench -- listing` generates. Target: under 300 ms.
+ * `berth serve` in its own process (index on), on the tree `npm run bench -- listing` generates. Target: under 300 ms.
  *
  * What is timed. The target line is the page's own clock: from its navigation start (the
  * `performance.now()` origin, which Navigation Timing also counts from) until the first rows are in
@@ -27,10 +27,10 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { buildUi } from '../scripts/build-ui.js';
-import { serve } from '../src/cli/serve.js';
 import { launchChromium } from '../test/helpers/ui.js';
 import { generate } from './listing.js';
-import { makeTempDir, removeTempDir } from './lib/proc.js';
+import { freePort, makeTempDir, removeTempDir, sleep, startServer } from './lib/proc.js';
+import { REPO_ROOT } from './lib/servers.js';
 import { median } from './lib/report.js';
 
 /** The pages, what they wait for, and the API requests their first rows need (the auth check and the data). */
@@ -46,17 +46,22 @@ try {
   await treeAt(root);
   await buildUi();
   const config = join(dir, 'config.yml');
-  await writeFile(config, ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'http:', '  addr: 127.0.0.1:0', '  debug:', '    addr: 127.0.0.1:0', '    prometheus:', '      enabled: true',
+  const [port, debugPort] = [await freePort(), await freePort()];
+  await writeFile(config, ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '  debug:', `    addr: 127.0.0.1:${debugPort}`, '    prometheus:', '      enabled: true',
     'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, '  delete:', '    enabled: true', ''].join('\n'));
-  const served = await serve(config, {});
-  const url = served.running.url;
-  await indexReady(served.debug?.url);
-  const browser = await launchChromium();
+  // Berth in its own process, as deployed: the browser's driver (playwright, in this process) does not share its event loop.
+  const url = `http://127.0.0.1:${port}`;
+  const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], url, REPO_ROOT);
   try {
-    await runScenarios(url, browser);
+    await indexReady(`http://127.0.0.1:${debugPort}`, () => server.output());
+    const browser = await launchChromium();
+    try {
+      await runScenarios(url, browser);
+    } finally {
+      await browser.close();
+    }
   } finally {
-    await browser.close();
-    await served.stop();
+    await server.stop();
   }
 } finally {
   await removeTempDir(dir);
@@ -182,15 +187,14 @@ async function loadEventAlone(url: string, context: BrowserContext): Promise<num
   }
 }
 
-/** Waits until the listing index has rebuilt (its metric on the debug listener says ready). */
-async function indexReady(debugUrl: string | undefined): Promise<void> {
-  if (debugUrl === undefined) throw new Error('the bench needs the debug listener for berth_index_ready');
+/** Waits until the server answers and its listing index has rebuilt (its metric on the debug listener says ready). */
+async function indexReady(debugUrl: string, output: () => string): Promise<void> {
   const started = Date.now();
   for (;;) {
-    const text = await (await fetch(`${debugUrl}/metrics`)).text();
+    const text = await fetch(`${debugUrl}/metrics`).then((res) => res.text(), () => '');
     if (/^berth_index_ready 1$/m.test(text)) break;
-    if (Date.now() - started > 600_000) throw new Error('the index was not ready after 10 minutes');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (Date.now() - started > 600_000) throw new Error(`the index was not ready after 10 minutes; the server said:\n${output()}`);
+    await sleep(500);
   }
   console.log(`index ready ${Date.now() - started} ms after start`);
 }
