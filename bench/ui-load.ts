@@ -131,7 +131,7 @@ async function runScenarios(url: string, browser: Browser): Promise<void> {
   console.log('\nContext');
   for (const { name, samples } of results) {
     console.log(`  ${name}: page complete ${summary(samples.map((s) => s.complete))}; wall time from goto ${summary(samples.map((s) => s.wall))}`);
-    console.log(`    where it goes (medians from navigation start): HTML received ${ms(samples.map((s) => s.html))}, scripts run ${ms(samples.map((s) => s.scripts))}, the first rows' API answers in ${ms(samples.map((s) => s.api))}`);
+    console.log(`    where it goes (medians from navigation start): HTML received ${ms(samples.map((s) => s.html))}, scripts run ${ms(samples.map((s) => s.scripts))}, the first rows' API answers in ${ms(samples.map((s) => s.api))}; from the script having run to the first rows ${ms(samples.map((s) => s.rows - s.scripts))}`);
   }
   console.log(`  the page's load event alone (HTML, CSS, script; the floor of a first visit), in the page: median ${summary(floor)}`);
   for (const { name, xs } of apiTimes) console.log(`  ${name} from Node: median ${summary(xs)}`);
