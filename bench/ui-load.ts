@@ -131,7 +131,7 @@ async function runScenarios(url: string, browser: Browser): Promise<void> {
   console.log('\nContext');
   for (const { name, samples } of results) {
     console.log(`  ${name}: page complete ${summary(samples.map((s) => s.complete))}; wall time from goto ${summary(samples.map((s) => s.wall))}`);
-    console.log(`    where it goes (medians from navigation start): HTML received ${ms(samples.map((s) => s.html))}, scripts run ${ms(samples.map((s) => s.scripts))}, the first rows' API answers in ${ms(samples.map((s) => s.api))}; from the script having run to the first rows ${ms(samples.map((s) => s.rows - s.scripts))}`);
+    console.log(`    where it goes (medians from navigation start): HTML received ${ms(samples.map((s) => s.html))}, scripts run ${ms(samples.map((s) => s.scripts))}, the first rows' API answers in ${ms(samples.map((s) => s.api))}; from the script having run to the first rows ${ms(samples.map((s) => s.rows - s.scripts))}; long tasks (over 50 ms) on the page's main thread before the first rows ${ms(samples.map((s) => s.busy))}`);
   }
   console.log(`  the page's load event alone (HTML, CSS, script; the floor of a first visit), in the page: median ${summary(floor)}`);
   for (const { name, xs } of apiTimes) console.log(`  ${name} from Node: median ${summary(xs)}`);
@@ -149,6 +149,8 @@ interface PageSample {
   readonly scripts: number;
   /** The last of the API answers the first rows need to end. */
   readonly api: number;
+  /** The duration of the main thread's long tasks (over 50 ms) before the first rows. */
+  readonly busy: number;
 }
 
 /** Loads `spec` in a new page of `context` (closing the context after when `fresh`). */
@@ -209,18 +211,22 @@ function ms(xs: readonly number[]): string {
 
 /**
  * A script run before the page's own: notes in `window.berthBenchReady[name]` the time (from the
- * navigation start) at which each selector first matches.
+ * navigation start) at which each selector first matches, and in `busy` the main thread's long tasks.
  */
 function watchFor(selectors: Readonly<Record<string, string>>): string {
   return `(() => {
     const wanted = ${JSON.stringify(selectors)};
-    const seen = {};
+    const seen = { busy: 0 };
     window.berthBenchReady = seen;
     const check = () => {
       for (const [name, selector] of Object.entries(wanted)) {
         if (seen[name] === undefined && document.querySelector(selector) !== null) seen[name] = performance.now();
       }
     };
+    // Long tasks (over 50 ms) on the page's main thread that ended before the first rows: its own work, not waiting.
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (seen.rows === undefined || e.startTime + e.duration <= seen.rows) seen.busy += e.duration;
+    }).observe({ type: 'longtask', buffered: true });
     new MutationObserver(check).observe(document, { childList: true, subtree: true, attributes: true });
   })()`;
 }
