@@ -38,7 +38,7 @@ export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js'
 export type { ListRange } from './indexing/index-port.js';
 export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } from './manifests/immutable-tags.js';
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
-export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
+export type { DeletedRepository, RegistryManagement, RepoUsage, SortedTagPage, SortedTagQuery, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
 export { QUOTA_WARNING_RATIO, type QuotaReading, type QuotaSpec, type QuotaWarning, formatBytes } from './quotas/quotas.js';
 export type { SharedQuotaLocks } from './quotas/quota-port.js';
