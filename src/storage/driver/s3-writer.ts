@@ -13,7 +13,8 @@
  * Parts. Bytes are buffered and uploaded as parts of `chunksize` once a part and S3's 5 MiB minimum
  * more are buffered, so what is left when the writer ends is at least 5 MiB whenever the content is:
  * `end()` uploads it as one more part and answers only then (the durability point; the upload stays
- * open). Writes are called back once their bytes are in a part or in that bounded buffer.
+ * open). One part is sent while the next one fills; writes are called back once their bytes are in a
+ * part, in the part being sent, or in that bounded buffer (at most about two parts and 5 MiB).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
@@ -190,6 +191,8 @@ class S3Writer extends Writable implements FileWriter {
   #uploadId: string | undefined;
   /** The parts before the buffered bytes, each at least 5 MiB, numbered from 1 on. */
   #parts: CompletedPart[] = [];
+  /** The part being sent while the next one fills (at most one), added to `#parts` once stored. */
+  #sending: Promise<void> | undefined;
   /** The stored short last part that holds the buffered bytes, until more bytes change them. */
   #tail: CompletedPart | undefined;
   /** Bytes of the object to copy into the upload when it starts (with the object's ETag), or 0. */
@@ -250,7 +253,7 @@ class S3Writer extends Writable implements FileWriter {
       callback();
       return;
     }
-    this.#uploadFullParts().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
+    this.#sendFullParts().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -307,9 +310,29 @@ class S3Writer extends Writable implements FileWriter {
     }
   }
 
-  /** Uploads whole parts while a part and 5 MiB more are buffered. */
-  async #uploadFullParts(): Promise<void> {
-    while (this.#buffered >= this.#uploadAt) this.#parts.push(await this.#uploadPart(this.#take(this.ctx.options.chunkSize)));
+  /**
+   * Sends whole parts while a part and 5 MiB more are buffered, one at a time: each waits for the one
+   * before it (so part numbers follow `#parts`), and the last one sent is left in flight.
+   */
+  async #sendFullParts(): Promise<void> {
+    while (this.#buffered >= this.#uploadAt) {
+      await this.#sent();
+      const body = this.#take(this.ctx.options.chunkSize);
+      const sending = this.#uploadPart(body).then((part) => void this.#parts.push(part));
+      sending.catch(() => undefined); // awaited by the next part or end(); after a destroy, by no one
+      this.#sending = sending;
+    }
+  }
+
+  /** Waits for the part in flight, if any (its failure is the writer's). */
+  async #sent(): Promise<void> {
+    const sending = this.#sending;
+    if (sending === undefined) return;
+    try {
+      await sending;
+    } finally {
+      if (this.#sending === sending) this.#sending = undefined;
+    }
   }
 
   /**
@@ -318,6 +341,7 @@ class S3Writer extends Writable implements FileWriter {
    * upload) is written as one object instead.
    */
   async #end(): Promise<void> {
+    await this.#sent();
     if (!this.#dirty) return;
     if (this.#uploadId === undefined && this.#copyBytes === 0) {
       await putObject(this.ctx, this.key, this.#take(this.#buffered), this.signal);
