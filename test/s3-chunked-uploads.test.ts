@@ -5,14 +5,21 @@
  * killed with SIGKILL right after answering 202, and the other carries on from the acknowledged offset.
  * From the first part on, the session's data stays one multipart upload (the same upload id every
  * time: nothing is completed and copied again). The blob then reads back whole, and no multipart
- * upload, pending part or session file is left, after commit as after a DELETE on the other process.
+ * upload, pending part or session file is left, after commit as after a DELETE on the other process,
+ * or after the collector's upload purging removed a stale session.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createS3Driver } from '../src/storage/driver/s3.js';
+import { s3DriverOptions } from '../src/storage/driver/suite/s3-settings.js';
+import { paths } from '../src/storage/paths.js';
+import { parseRepoName } from '../src/storage/reference.js';
+import { createRegistry } from '../src/storage/registry.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
 import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys, testS3Client } from './helpers/ceph.js';
 import { locationPath, randomBytesSeeded, raw, sha256 } from './helpers/oci.js';
@@ -152,5 +159,25 @@ describeWithS3('chunked uploads on S3 across Berth processes', (s3) => {
     expect(await openUploads(s3, bucket)).toEqual([]);
     expect((await listKeys(s3, bucket)).filter((k) => k.includes('/chunked/cancel/_uploads/'))).toEqual([]);
     expect((await raw(url(0), 'GET', location)).status).toBe(404);
+  }, 120_000);
+
+  it("the collector's upload purging aborts a stale session's multipart upload and removes its pending part", async () => {
+    const root = `purge-${randomBytes(4).toString('hex')}`;
+    const driver = createS3Driver(s3DriverOptions(s3, root, { bucket, chunkSize: 5 * MiB }));
+    const registry = createRegistry({ driver, deleteEnabled: true });
+    const repo = parseRepoName('chunked/purged');
+    const uploads = registry.repository(repo).uploads;
+    const session = await uploads.start();
+    await uploads.append(session.id, Readable.from([randomBytes(12 * MiB + 1)]));
+    await uploads.append(session.id, Readable.from([randomBytes(MiB)]), { expectedOffset: 12 * MiB + 1 });
+    expect((await uploads.status(session.id)).size).toBe(13 * MiB + 1);
+    const under = async (): Promise<string[]> => (await listKeys(s3, bucket)).filter((k) => k.startsWith(`${root}/`));
+    expect((await under()).filter((k) => k.endsWith('~pending')).length).toBe(1);
+    expect((await openUploads(s3, bucket)).filter((u) => u.key.startsWith(`${root}/`)).length).toBe(1);
+    await driver.putContent(paths.uploadStartedAt(repo, session.id), Buffer.from('2020-01-01T00:00:00Z'));
+    const report = await registry.purgeUploads({ olderThan: new Date('2025-01-01T00:00:00Z'), dryRun: false });
+    expect(report.purged).toEqual([paths.upload(repo, session.id)]);
+    expect((await openUploads(s3, bucket)).filter((u) => u.key.startsWith(`${root}/`))).toEqual([]);
+    expect(await under()).toEqual([]);
   }, 120_000);
 });
