@@ -182,7 +182,11 @@ describeWithS3('s3 driver on Ceph RGW', (s3) => {
         // still buffered are not.
         expect([10 * MiB, 15 * MiB]).toContain(w.size);
         await writeAndEnd(w);
-        expect(sha256(await d.getContent('/_uploads/u/data'))).toBe(prefixes[String(w.size)]);
+        // The part in flight at the kill may still land after the writer above listed the parts (RGW
+        // finishes a part whose body it had whole), so the content read now is either prefix.
+        const content = await d.getContent('/_uploads/u/data');
+        expect([10 * MiB, 15 * MiB]).toContain(content.length);
+        expect(sha256(content)).toBe(prefixes[String(content.length)]);
         expect(await openUploads(s3, `${root}/`)).toEqual([]);
       } finally {
         await rm(dir, { recursive: true, force: true });
