@@ -75,6 +75,7 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
     evict: (o) => expiry.evict(o),
     names: routerFor(proxy, local),
     async close() {
+      await registry.settled();
       await expiry.stop();
       await fetches.close();
       for (const c of credentials) c.close();

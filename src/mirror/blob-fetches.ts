@@ -65,6 +65,8 @@ export interface BlobFetches {
   fetch(key: string, fetch: BlobFetch): Promise<InFlightBlob>;
   /** A fetch of `digest` in progress under any key, for readers that know only the digest. */
   inFlight(digest: Digest): InFlightBlob | undefined;
+  /** The fetch in progress under `key` (it may still be waiting for the upstream's answer). */
+  running(key: string): Promise<InFlightBlob> | undefined;
   /** Stops every fetch in progress (shutdown). */
   close(): Promise<void>;
 }
@@ -134,6 +136,7 @@ export function createBlobFetches(): BlobFetches {
       return entry;
     },
     inFlight: (d) => byDigest.get(d),
+    running: (key) => byKey.get(key),
     async close() {
       for (const c of controllers) c.abort(new Error('the mirror is shutting down'));
       await Promise.allSettled([...byKey.values()].map(async (e) => (await e).cached));

@@ -8,8 +8,9 @@
  * and rsync all see it. Every other repository is the local one, untouched.
  *
  * Manifest GETs are noted in storage's pull times (`o.times`) for expiry (eviction.ts; cli/pull-times.ts
- * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): a HEAD of an
- * uncached blob asks the upstream every time.
+ * also keeps registry:2's scheduler-state.json for its form). A HEAD of a blob not cached is answered
+ * by this repository's fetch of it in progress, else by what the upstream told a HEAD within
+ * `revalidate`, else by a HEAD upstream.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Readable } from 'node:stream';
@@ -19,7 +20,7 @@ import type {
   BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
 } from '../storage/registry.js';
 import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
-import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
+import { type MirrorContext, type MirrorEvents, NO_EVENTS, type StoredManifestLike, createFlights } from './mirror-context.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
 import type { UpstreamClient } from './upstream.js';
@@ -60,12 +61,22 @@ export interface MirrorOptions {
 
 const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
 const VIEWS_KEPT = 256;
+/** Blob sizes the upstream told (a HEAD), kept for at most `revalidate` each. */
+const SIZES_KEPT = 4096;
 
 /** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
-export function createMirror(o: MirrorOptions): Registry {
+export interface MirrorRegistry extends Registry {
+  /** Settles once every manifest already answered is written to the cache (shutdown). */
+  settled(): Promise<void>;
+}
+
+/** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
+export function createMirror(o: MirrorOptions): MirrorRegistry {
   const events = o.events ?? NO_EVENTS;
   const flights = createFlights();
   const checked = new Map<string, number>();
+  const pending = new Map<string, StoredManifestLike>();
+  const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
 
   const upstreamOf = (name: string): { upstream: MirrorUpstream; remote: string } | undefined => {
@@ -88,6 +99,17 @@ export function createMirror(o: MirrorOptions): Registry {
         markFresh: (key) => void checked.set(key, Date.now()),
         signal: () => AbortSignal.timeout(timeout),
         pulled: (digest) => o.times?.pulled(name, digest),
+        pending,
+        sizes: {
+          get(d) {
+            const known = sizes.get(`${name}@${d}`);
+            return known !== undefined && known.at + found.upstream.revalidateMs > Date.now() ? known.size : undefined;
+          },
+          set(d, size) {
+            sizes.set(`${name}@${d}`, { size, at: Date.now() });
+            if (sizes.size > SIZES_KEPT) sizes.delete(sizes.keys().next().value as string);
+          },
+        },
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
@@ -96,7 +118,7 @@ export function createMirror(o: MirrorOptions): Registry {
     return view;
   };
 
-  return { repository, repositories: (range) => o.local.repositories(range) };
+  return { repository, repositories: (range) => o.local.repositories(range), settled: () => flights.settled() };
 }
 
 const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
@@ -165,7 +187,7 @@ async function serveBlob(m: MirrorContext, local: CacheRepository, o: MirrorOpti
   try {
     if (await linkedFromStorage(m, local, o, d)) return await local.blobs.serve(d, opts);
     if (opts.method === 'HEAD') {
-      const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+      const size = await upstreamSize(m, o, d);
       if (size === undefined) throw blobUnknown(d);
       const info = { digest: d, size };
       const range = opts.range?.(size);
@@ -195,9 +217,27 @@ async function answer(info: { digest: Digest; size: number }, opts: ServeOptions
  */
 async function linkedFromStorage(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<boolean> {
   if (o.fetches.inFlight(d) !== undefined || !(await o.stored.holds(d))) return false;
-  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  const size = await upstreamSize(m, o, d);
   if (size === undefined) throw blobUnknown(d);
   return (await local.blobs.mountExisting(d)) !== undefined;
+}
+
+/**
+ * The size of blob `d` of this repository upstream, undefined when the upstream does not have it: from
+ * this repository's fetch of it in progress, else from what a HEAD told within `revalidate`, else from
+ * a HEAD upstream (one for concurrent callers).
+ */
+async function upstreamSize(m: MirrorContext, o: MirrorOptions, d: Digest): Promise<number | undefined> {
+  const fetching = o.fetches.running(`${m.name}@${d}`);
+  if (fetching !== undefined) {
+    const size = await fetching.then((entry) => entry.size()).catch(() => undefined);
+    if (size !== undefined) return size;
+  }
+  const known = m.sizes.get(d);
+  if (known !== undefined) return known;
+  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  if (size !== undefined) m.sizes.set(d, size);
+  return size;
 }
 
 /** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
