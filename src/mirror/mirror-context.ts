@@ -3,6 +3,7 @@
  * requests, the revalidation clock of its tags, and the events the metrics and the log are told of.
  */
 import type { Digest } from '../storage/digest.js';
+import type { Claim } from './fetch-leases.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Runs one call per key at a time: callers that come while it runs share its result. */
@@ -96,9 +97,14 @@ export interface MirrorContext {
   readonly client: UpstreamClient;
   readonly flights: Flights;
   readonly events: MirrorEvents;
-  /** True when tag `key` was revalidated within the upstream's `revalidate`. */
-  fresh(key: string): boolean;
+  /** True when tag `key` was revalidated within the upstream's `revalidate` (by any replica, with replicas). */
+  fresh(key: string): Promise<boolean>;
   markFresh(key: string): void;
+  /**
+   * Before an upstream fetch of `key`: with replicas, the fetch's lease, or what another replica's
+   * fetch of it stored (`landed`, once it is there); without, at once a claim with no lease.
+   */
+  claim<T>(key: string, landed: () => Promise<T | undefined>): Promise<Claim<T>>;
   /** Notes a pull (a GET) of manifest `digest` of this repository (for expiry by last pull). */
   pulled(digest: Digest): void;
   /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */

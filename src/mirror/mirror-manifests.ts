@@ -13,7 +13,7 @@ import type { CacheManifests, RepositoryManifests, StoredManifest } from '../sto
 import type { Reference, Tag } from '../storage/reference.js';
 import type { MirrorContext } from './mirror-context.js';
 import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
-import { UpstreamError } from './upstream.js';
+import { UpstreamError, type UpstreamManifest } from './upstream.js';
 
 /** What a registry:2 mirror asks for when the client names nothing: every manifest type. */
 export const ACCEPT_ANY_MANIFEST = [
@@ -71,24 +71,36 @@ async function cached(local: CacheManifests, ref: Reference): Promise<StoredMani
  * `m.pending`. `cached` is told once the manifest is in the cache; a write that fails leaves nothing
  * (the next request fetches again) and is logged with the fetch.
  */
-function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, cached?: () => void): Promise<StoredManifest> {
+function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, onCached?: () => void): Promise<StoredManifest> {
   const refText = 'tag' in ref ? ref.tag : ref.digest;
   return m.flights.runHeld(`manifest ${m.name} ${refText} ${accept}`, async () => {
+    // With replicas, one of them fetches it; the others take it from storage once it is there.
+    const claimed = await m.claim(`manifest:${m.name}:${expected ?? refText}`, () => cached(local, expected === undefined ? ref : { digest: expected }));
+    if ('landed' in claimed) return { value: claimed.landed, then: Promise.resolve() };
+    const { lease } = claimed;
     const began = process.hrtime.bigint();
-    const got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
-    const digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
+    let got: UpstreamManifest;
+    let digest: Digest;
+    try {
+      got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
+      digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
+    } catch (err) {
+      await lease?.release();
+      throw err;
+    }
     const manifest = { digest, mediaType: got.mediaType, content: got.content };
     const pendingKeys = [`${m.name}@${digest}`, ...('tag' in ref ? [`${m.name}:${ref.tag}`] : [])];
     for (const k of pendingKeys) m.pending.set(k, manifest);
     const record = { upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length } as const;
     const then = local.put(ref, got.content, got.mediaType, { unchecked: true }).then(
       () => {
-        cached?.();
+        onCached?.();
         m.events.fetched({ ...record, seconds: seconds(began) });
       },
       (err: unknown) => m.events.fetched({ ...record, seconds: seconds(began), error: err instanceof Error ? err : new Error(String(err)) }),
-    ).finally(() => {
+    ).finally(async () => {
       for (const k of pendingKeys) if (m.pending.get(k) === manifest) m.pending.delete(k);
+      await lease?.release();
     });
     return { value: manifest, then };
   });
@@ -98,7 +110,7 @@ function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, 
 async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
   const have = (await cached(local, ref)) ?? m.pending.get(`${m.name}:${ref.tag}`);
   const key = `${m.name}:${ref.tag}`;
-  if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {
+  if (have !== undefined && accepts(accept, have.mediaType) && (await m.fresh(key))) {
     m.events.hit(m.client.name);
     return have;
   }

@@ -21,6 +21,7 @@ import type {
 } from '../storage/registry.js';
 import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, type StoredManifestLike, createFlights } from './mirror-context.js';
+import { type Lease, type MirrorSharing, claim } from './fetch-leases.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
 import type { UpstreamClient } from './upstream.js';
@@ -57,6 +58,8 @@ export interface MirrorOptions {
   readonly times?: Pick<ManifestTimes, 'pulled'>;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
+  /** With replicas: their fetch leases and revalidation times (fetch-leases.ts), and where its failures are told. */
+  readonly sharing?: { readonly state: MirrorSharing; readonly failed: (err: unknown) => void };
 }
 
 const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
@@ -78,6 +81,7 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
   const pending = new Map<string, StoredManifestLike>();
   const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+  const sharing = o.sharing;
 
   const upstreamOf = (name: string): { upstream: MirrorUpstream; remote: string } | undefined => {
     for (const upstream of o.upstreams) {
@@ -95,8 +99,22 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
     if (view === undefined) {
       const context: MirrorContext = {
         name, remote: found.remote, client: found.upstream.client, flights, events,
-        fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
-        markFresh: (key) => void checked.set(key, Date.now()),
+        fresh: async (key) => {
+          if ((checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now()) return true;
+          if (sharing === undefined || found.upstream.revalidateMs <= 0) return false;
+          // Another replica may have revalidated it: ask before asking the upstream.
+          return sharing.state.checkedRecently(key).catch((err: unknown) => {
+            sharing.failed(err);
+            return false;
+          });
+        },
+        markFresh: (key) => {
+          checked.set(key, Date.now());
+          if (sharing !== undefined && found.upstream.revalidateMs > 0) void sharing.state.markChecked(key, found.upstream.revalidateMs).catch(sharing.failed);
+        },
+        claim: (key, landed) => (sharing === undefined
+          ? Promise.resolve({ lease: undefined })
+          : claim({ sharing: sharing.state, key, landed, waitMs: timeout, failed: sharing.failed })),
         signal: () => AbortSignal.timeout(timeout),
         pulled: (digest) => o.times?.pulled(name, digest),
         pending,
@@ -163,12 +181,27 @@ async function mirroredTags(m: MirrorContext, local: CacheRepository, range: { a
   } catch (err) {
     m.events.failed(m.client.name, err);
     if (!isTransient(err)) throw toRegistryError(err, nameUnknown(m.name));
+    // The cached tags, with those answered whose cache write is still under way.
+    const answered = pendingTags(m, range);
     try {
-      return await local.tags(range);
+      const stored = await local.tags(range);
+      return answered.length === 0 ? stored : withinRange([...new Set([...stored, ...answered])], range);
     } catch (cached) {
+      if (isRegistryError(cached, 'NAME_UNKNOWN') && answered.length > 0) return answered;
       throw isRegistryError(cached, 'NAME_UNKNOWN') ? toRegistryError(err, cached) : cached;
     }
   }
+}
+
+/** Tags of `m` answered whose cache write is under way, within `range`. */
+function pendingTags(m: MirrorContext, range: { after?: string | undefined; limit?: number | undefined } | undefined): string[] {
+  const prefix = `${m.name}:`;
+  return withinRange([...m.pending.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)), range);
+}
+
+function withinRange(tags: string[], range: { after?: string | undefined; limit?: number | undefined } | undefined): string[] {
+  const sorted = tags.sort().filter((t) => range?.after === undefined || t > range.after);
+  return range?.limit === undefined ? sorted : sorted.slice(0, range.limit);
 }
 
 /**
@@ -193,7 +226,14 @@ async function serveBlob(m: MirrorContext, local: CacheRepository, o: MirrorOpti
       const range = opts.range?.(size);
       return range === 'unsatisfiable' ? { kind: 'unsatisfiable', info } : { kind: 'stream', info, range, stream: undefined };
     }
-    const entry = await fetchBlob(m, local, o, d);
+    let entry: InFlightBlob;
+    try {
+      entry = await fetchBlob(m, local, o, d);
+    } catch (err) {
+      // Another replica fetched it meanwhile: it is in storage now.
+      if (err instanceof LandedElsewhere) return await local.blobs.serve(d, opts);
+      throw err;
+    }
     const info = { digest: d, size: await entry.size() };
     // A fetch that ended since it was found is in storage now.
     return (await answer(info, opts, entry)) ?? (await local.blobs.serve(d, opts));
@@ -240,15 +280,37 @@ async function upstreamSize(m: MirrorContext, o: MirrorOptions, d: Digest): Prom
   return size;
 }
 
-/** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
+/** A blob another replica fetched while this one waited for its lease: it is in storage. */
+class LandedElsewhere extends Error {}
+
+/**
+ * This repository's fetch of `d` (shared with every concurrent reader), cached through storage's
+ * uploads; with replicas, under the fetch's lease, held until the blob is cached or the fetch failed.
+ * @throws LandedElsewhere when another replica's fetch stored it meanwhile
+ */
 function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
+  let lease: Lease | undefined;
   return o.fetches.fetch(`${m.name}@${d}`, {
     digest: d,
-    start: (signal) => m.client.getBlob(m.remote, d, signal),
+    async start(signal) {
+      const claimed = await m.claim(`blob:${m.name}@${d}`, () => local.blobs.stat(d));
+      if ('landed' in claimed) throw new LandedElsewhere(`${d} was fetched by another replica`);
+      lease = claimed.lease;
+      try {
+        return await m.client.getBlob(m.remote, d, signal);
+      } catch (err) {
+        await lease?.release();
+        lease = undefined;
+        throw err;
+      }
+    },
     // The fetch hashes the bytes as they come and ends the stream only once they match `d`.
     store: async (stream) => void (await local.uploads.ingestVerified(d, stream)),
     stored: (range) => o.stored.open(d, range),
-    report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
+    report(r) {
+      void lease?.release();
+      m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r });
+    },
   });
 }
 
