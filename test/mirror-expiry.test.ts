@@ -266,25 +266,31 @@ describeWithTool('docker-registry', registry2Available(), "registry:2's schedule
 });
 
 describeWithTool('docker-registry', registry2Available(), "registry:2's expiring blob entries", () => {
-  it("acts on a registry:2 mirror root's expired blob entries: a blob no cached image names is unlinked and freed, one an image names is kept", async () => {
+  it("acts on a registry:2 mirror root's expired blob entries: a blob no cached image of the repository names is unlinked, one an image names is kept", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-sched-blobs-'));
     const upstream = await startRegistry2({ root: join(dir, 'upstream') });
     const root = join(dir, 'mirror', 'root');
     const layer = blob(randomBytesSeeded(2048, 521));
     const image = imageOf(520, [layer]);
-    const loose = blob(randomBytesSeeded(2048, 522)); // in the upstream repository, named by no image there
-    const linkOf = (d: string): string => join(root, 'docker/registry/v2/repositories/library/blobs', '_layers', 'sha256', d.slice('sha256:'.length), 'link');
+    // Pulled by digest into library/blobs, where no cached image names it; another repository's image
+    // does, so the collector alone would keep its bytes and the link with them.
+    const loose = blob(randomBytesSeeded(2048, 522));
+    const keeper = imageOf(524, [loose]);
+    const linkOf = (d: string, repo = 'blobs'): string => join(root, 'docker/registry/v2/repositories/library', repo, '_layers', 'sha256', d.slice('sha256:'.length), 'link');
     const dataOf = (d: string): string => join(root, 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
     const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
     try {
       await pushImageToRegistry2(upstream.url, 'library/blobs', '1', image);
       await pushImageToRegistry2(upstream.url, 'library/blobs', 'other', imageOf(523, [loose]));
+      await pushImageToRegistry2(upstream.url, 'library/keeper', '1', keeper);
       // registry:2 as the mirror caches the image and the loose blob (by digest), and schedules each.
       const r2 = await startRegistry2({ root, proxyRemoteUrl: upstream.url });
       try {
         expect((await raw(r2.url, 'GET', '/v2/library/blobs/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
         for (const b of [image.config, layer, loose]) expect((await raw(r2.url, 'GET', `/v2/library/blobs/blobs/${b.digest}`)).status).toBe(200);
-        await until('registry:2 saved its scheduler state', async () => Object.keys(await readState(root)).length >= 4);
+        expect((await raw(r2.url, 'GET', '/v2/library/keeper/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+        for (const b of [keeper.config, loose]) expect((await raw(r2.url, 'GET', `/v2/library/keeper/blobs/${b.digest}`)).status).toBe(200);
+        await until('registry:2 saved its scheduler state', async () => Object.keys(await readState(root)).length >= 7);
       } finally {
         await r2.close();
       }
@@ -306,9 +312,10 @@ describeWithTool('docker-registry', registry2Available(), "registry:2's expiring
       } finally {
         await berth.stop();
       }
-      // The loose blob: unlinked, and its bytes freed by the same collection; the image's layer: kept.
+      // The loose blob: unlinked from library/blobs (its bytes stay for library/keeper's image); the image's layer: kept.
       expect(await exists(linkOf(loose.digest))).toBe(false);
-      expect(await exists(dataOf(loose.digest))).toBe(false);
+      expect(await exists(linkOf(loose.digest, 'keeper'))).toBe(true);
+      expect(await exists(dataOf(loose.digest))).toBe(true);
       expect(await exists(linkOf(layer.digest))).toBe(true);
       expect(await exists(dataOf(layer.digest))).toBe(true);
       const after = await readState(root);
