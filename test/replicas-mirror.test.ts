@@ -13,28 +13,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3 } from './helpers/ceph.js';
+import { deleteBucket, describeWithS3 } from './helpers/ceph.js';
 import { pushImageToRegistry2 } from './helpers/mirror.js';
 import { ACCEPT_ALL, makeImage, raw } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
 import { type Registry2, startRegistry2 } from './helpers/registry2.js';
-import { type Cluster, type StorageSetup, startCluster } from './helpers/replicas.js';
+import { type Cluster, bucketStorage, startCluster } from './helpers/replicas.js';
 import { describeWithTools } from './helpers/tools.js';
 import { type UpstreamProxy, startUpstreamProxy } from './helpers/upstream-proxy.js';
-
-async function bucketStorage(s3: S3TestSettings, bucket: string): Promise<StorageSetup> {
-  await createBucket(s3, bucket);
-  return {
-    name: 's3',
-    yaml: [
-      '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
-      `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry',
-      // Blobs through the replicas, not redirects to the bucket: the test reads them as a client would.
-      '  redirect:', '    disable: true',
-    ],
-    writeOrphans: () => Promise.reject(new Error('not used here')),
-  };
-}
 
 const TOOLS = { 'redis-server': 'redis-server', 'docker-registry': 'docker-registry' };
 
@@ -54,7 +40,8 @@ describeWithS3('the mirror with replicas', (s3) => {
       proxy = await startUpstreamProxy(upstream.url);
       await pushImageToRegistry2(upstream.url, 'library/app', '1', image);
       redis = await startRedis();
-      const storage = await bucketStorage(s3, bucket);
+      // Blobs through the replicas, not redirects to the bucket: the test reads them as a client would.
+      const storage = await bucketStorage(s3, bucket, ['  redirect:', '    disable: true']);
       const mirror = ['proxy:', '  upstreams:', '    - prefix: docker.io', `      remoteurl: ${proxy.url}`, '      revalidate: 1h'];
       cluster = await startCluster({ n: 3, dir: work, storage, redisAddr: redis.addr, graceperiod: '1h', extraYaml: mirror, together: true });
     }, 180_000);

@@ -136,7 +136,20 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
     return view;
   };
 
-  return { repository, repositories: (range) => o.local.repositories(range), settled: () => flights.settled() };
+  return {
+    repository,
+    // The stored repositories, with those whose first manifest was answered and is being written.
+    async repositories(range) {
+      const stored = await o.local.repositories(range);
+      const answered = [...new Set([...pending.keys()].map((k) => k.split(/[:@]/, 1)[0] ?? k))];
+      if (answered.length === 0) return stored;
+      const merged = withinRange([...new Set([...stored, ...answered])], range);
+      // A page cut by `limit` must not end past names the stored page did not reach.
+      const last = stored.length > 0 && range?.limit !== undefined && stored.length >= range.limit ? stored[stored.length - 1] : undefined;
+      return last === undefined ? merged : merged.filter((n) => n <= last);
+    },
+    settled: () => flights.settled(),
+  };
 }
 
 const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
