@@ -67,11 +67,11 @@ async function cached(local: CacheManifests, ref: Reference): Promise<StoredMani
 /**
  * Fetches `ref` upstream (once for concurrent callers), checks it, answers it and caches it (under the
  * tag too, for a tag). The answer does not wait for the cache write (its fsyncs, links and tag): until
- * that is done, concurrent callers share this fetch and a GET by the digest is answered from
- * `m.pending`. `cached` is told once the manifest is in the cache; a write that fails leaves nothing
- * (the next request fetches again) and is logged with the fetch.
+ * that is done, concurrent callers share this fetch and a GET by the digest or tag is answered from
+ * `m.pending` (a tag revalidated by this fetch is fresh from now: `onFetched`); a write that fails
+ * leaves nothing (the next request fetches again) and is logged with the fetch.
  */
-function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, onCached?: () => void): Promise<StoredManifest> {
+function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, onFetched?: () => void): Promise<StoredManifest> {
   const refText = 'tag' in ref ? ref.tag : ref.digest;
   return m.flights.runHeld(`manifest ${m.name} ${refText} ${accept}`, async () => {
     // With replicas, one of them fetches it; the others take it from storage once it is there.
@@ -91,10 +91,10 @@ function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, 
     const manifest = { digest, mediaType: got.mediaType, content: got.content };
     const pendingKeys = [`${m.name}@${digest}`, ...('tag' in ref ? [`${m.name}:${ref.tag}`] : [])];
     for (const k of pendingKeys) m.pending.set(k, manifest);
+    onFetched?.();
     const record = { upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length } as const;
     const then = local.put(ref, got.content, got.mediaType, { unchecked: true }).then(
       () => {
-        onCached?.();
         m.events.fetched({ ...record, seconds: seconds(began) });
       },
       (err: unknown) => m.events.fetched({ ...record, seconds: seconds(began), error: err instanceof Error ? err : new Error(String(err)) }),
@@ -108,7 +108,8 @@ function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, 
 
 /** A tag: cached while fresh; else revalidated by HEAD, fetched when changed, stale when the upstream fails. */
 async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
-  const have = (await cached(local, ref)) ?? m.pending.get(`${m.name}:${ref.tag}`);
+  // A tag answered whose cache write is under way is newer than what storage has under it.
+  const have = m.pending.get(`${m.name}:${ref.tag}`) ?? (await cached(local, ref));
   const key = `${m.name}:${ref.tag}`;
   if (have !== undefined && accepts(accept, have.mediaType) && (await m.fresh(key))) {
     m.events.hit(m.client.name);

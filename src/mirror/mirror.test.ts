@@ -102,6 +102,16 @@ describe('the mirror', () => {
     expect((await local.repository(repo).manifests.get({ tag: 'latest' as never })).digest).toBe(digestOf(manifest));
   });
 
+  it('counts a tag as revalidated from its fetch on: a pull by tag while the cache write is under way asks nothing upstream', async () => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { mirror, upstream, manifest, repo } = setUp({ gate });
+    for (let i = 0; i < 2; i++) expect((await mirror.repository(repo).manifests.get({ tag: 'latest' as never })).digest).toBe(digestOf(manifest));
+    expect(upstream.calls).toMatchObject({ getManifest: 1, headManifest: 0 });
+    release();
+    await mirror.settled();
+  });
+
   it('answers repeated HEADs of a blob not cached from what the upstream told, within revalidate', async () => {
     const { mirror, upstream, layer, repo } = setUp();
     const head = () => mirror.repository(repo).blobs.serve(digestOf(layer), { method: 'HEAD' });
