@@ -78,6 +78,13 @@ const WINDOW_BYTES = 8 * 1024 * 1024;
 const MAX_AHEAD = 16 * 1024 * 1024;
 
 /**
+ * How far it may get ahead before the cache write took its first byte: its upload session is made
+ * durable first (two fsyncs, which take hundreds of ms on a busy disk), and meanwhile the readers
+ * are served rather than held at MAX_AHEAD.
+ */
+const STARTING_AHEAD = 32 * 1024 * 1024;
+
+/**
  * A reader that took nothing for this long no longer holds the fetch back: it falls behind the window
  * and reads the rest from storage once the blob is there.
  */
@@ -231,7 +238,7 @@ class Tee {
       digester.update(chunk);
       this.keep(chunk);
       this.wake();
-      while (this.storage === 'writing' && this.received - this.storePos > MAX_AHEAD) await this.change();
+      while (this.storage === 'writing' && this.received - this.storePos > (this.storePos === 0 ? STARTING_AHEAD : MAX_AHEAD)) await this.change();
       // Readers that keep up, slower than the upstream, set the pace (as a client of a mirror that
       // writes to it and to the cache in turn would), instead of falling out of the window into a wait
       // for the cache's commit; one that stalls stops holding the fetch back after READER_STALL_MS.
