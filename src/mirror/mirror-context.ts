@@ -3,6 +3,7 @@
  * requests, the revalidation clock of its tags, and the events the metrics and the log are told of.
  */
 import type { Digest } from '../storage/digest.js';
+import type { StoredManifest } from '../storage/registry.js';
 import type { Claim } from './fetch-leases.js';
 import type { UpstreamClient } from './upstream.js';
 
@@ -110,17 +111,10 @@ export interface MirrorContext {
   /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */
   signal(): AbortSignal;
   /** Manifests fetched and answered whose cache write is still under way, by `<name>@<digest>` and `<name>:<tag>`. */
-  readonly pending: Map<string, StoredManifestLike>;
+  readonly pending: Map<string, StoredManifest>;
   /** Sizes of this repository's blobs as the upstream told them, each for at most `revalidate`. */
   readonly sizes: {
     get(d: Digest): number | undefined;
     set(d: Digest, size: number): void;
   };
-}
-
-/** A manifest as the mirror answers it. */
-export interface StoredManifestLike {
-  readonly digest: Digest;
-  readonly mediaType: string;
-  readonly content: Buffer;
 }

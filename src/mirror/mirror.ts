@@ -17,10 +17,10 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/reference.js';
 import type {
-  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, StoredManifest, UploadStore,
 } from '../storage/registry.js';
 import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
-import { type MirrorContext, type MirrorEvents, NO_EVENTS, type StoredManifestLike, createFlights } from './mirror-context.js';
+import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
 import { type Lease, type MirrorSharing, claim } from './fetch-leases.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
@@ -78,7 +78,7 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
   const events = o.events ?? NO_EVENTS;
   const flights = createFlights();
   const checked = new Map<string, number>();
-  const pending = new Map<string, StoredManifestLike>();
+  const pending = new Map<string, StoredManifest>();
   const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const sharing = o.sharing;
