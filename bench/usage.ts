@@ -14,6 +14,10 @@
  *    over one connection for `seconds` (its median latency is the sample); every page of
  *    `GET /berth/v1/usage` (pages of 1,000 following Link) through a Node client, one walk a sample;
  *    and `berth usage` against the serving Berth (the command asks it), wall time with process start.
+ * 4. Last, `DELETE /berth/v1/repositories/<name>` of `rounds` plain repositories, then of `tags-10k`
+ *    (its 10,000 tags are 10,000 index entries to re-read): each request timed, and each followed at
+ *    once by `GET /berth/v1/usage?n=1`, which only a ready index answers (503 while it rebuilds), so a
+ *    delete that sent the index into a rebuild fails the run.
  */
 import { join } from 'node:path';
 import { send } from './lib/client.js';
@@ -122,6 +126,21 @@ export async function runUsage(o: UsageBenchOptions, ctx: RunContext): Promise<F
     }
     rows.push(berthOnly(`berth usage (asks the server; ${o.repos + 1} rows)`, cli, `${NO_API}; wall time of the command, process start included`));
     log(`  berth usage: ${formatMs(median(cli))}`);
+    // Repository deletes, last (they change the tree every earlier row reads).
+    const deleteRepo = async (name: string): Promise<number> => {
+      const { ms, value } = await timed(() => send(`${base}/berth/v1/repositories/${name}`, 'DELETE', {}, undefined, REQUEST_TIMEOUT_MS));
+      if (value.status !== 202) throw new Error(`DELETE ${name}: ${value.status} ${value.body.slice(0, 300)}`);
+      const after = await send(`${base}/berth/v1/usage?n=1`, 'GET', {}, undefined, REQUEST_TIMEOUT_MS);
+      if (after.status !== 200) throw new Error(`usage right after deleting ${name}: ${after.status} (the index is not ready: it rebuilds)`);
+      return ms;
+    };
+    const deletes: number[] = [];
+    for (let i = 0; i < o.rounds; i++) deletes.push(await deleteRepo(`repo-${String(i).padStart(5, '0')}`));
+    rows.push(berthOnly('repository delete (one image), index ready at once', deletes, 'no registry:2 API; the DELETE request, then usage answered by the index'));
+    log(`  repository delete: ${formatMs(median(deletes))}`);
+    const bigDelete = await deleteRepo('tags-10k');
+    rows.push(berthOnly(`repository delete of tags-10k (${o.tags} tags), index ready at once`, [bigDelete], 'no registry:2 API; one sample'));
+    log(`  delete of tags-10k: ${formatMs(bigDelete)}`);
     notes.push(`rounds: ${o.rounds}; a one-URL row's sample is wrk's median latency over one connection for ${o.seconds} s`);
     return { family: 'usage', title: 'Usage figures of 10,001 repositories (Berth only: registry:2 has no such API)', rows, notes };
   } finally {

@@ -1,9 +1,14 @@
 /**
  * Push and pull times in a real Redis (src/indexdb/redis-times.ts): times only move forward whichever
  * replica writes last, noted pulls are answered before they are written and written by a flush, and a
- * Redis that went away loses times but fails nothing.
+ * Redis that went away loses times but fails nothing. An offline command with `redis` reads them from
+ * Redis and has nothing to say about a server's per-process settings.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openOffline } from '../src/cli/offline.js';
 import { type RedisClient, connectRedis } from '../src/coordination/redis-client.js';
 import { createRedisTimes } from '../src/indexdb/redis-times.js';
 import { createLogger } from '../src/log.js';
@@ -77,4 +82,19 @@ describeWithTool('redis-server', redisAvailability(), 'push and pull times in Re
     expect(logLines.filter((l) => l.includes('push and pull times')).length).toBe(1);
     await c.close().catch(() => undefined);
   }, 30_000);
+
+  it('serves an offline command its times, without warning about a server\'s http.secret', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-offline-redis-'));
+    try {
+      const file = join(dir, 'config.yml');
+      await writeFile(file, ['version: 0.1', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'root')}`, 'redis:', `  addr: 127.0.0.1:${redis.port}`, ''].join('\n'));
+      const lines: string[] = [];
+      const offline = await openOffline(file, {}, (l) => lines.push(l), undefined, { times: true });
+      await offline.close();
+      expect(offline.timesKnown).toBe(true);
+      expect(lines.filter((l) => l.includes('http.secret') || l.includes('replicas:'))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

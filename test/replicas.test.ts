@@ -136,7 +136,7 @@ function replicaSuite(title: string, makeStorage: (work: string) => Promise<Suit
 
     it('every replica shares the gate and the listing index through Redis, and keeps no LevelDB index', async () => {
       for (const r of cluster.replicas) {
-        expect(r?.log()).toMatch(/replicas: link gate, tag lanes, collector lock and listing index in redis/);
+        expect(r?.log()).toMatch(/replicas: link gate, tag lanes, quota locks, collector lock and listing index in redis/);
         expect(r?.log()).not.toMatch(/no redis configured/);
       }
       expect(storage.hasIndex()).toBe(false);

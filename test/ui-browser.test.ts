@@ -4,12 +4,13 @@
  * Anonymous visitors see what anonymous may pull (library/**) and are refused the rest; `admin` signs
  * in, searches, opens a repository, expands an index's platforms, sees a signature under its subject,
  * and deletes one tag while the other tag on that digest stays; `viewer` (pull only) sees no delete
- * button, and a delete forced from the page is refused by the server with nothing deleted.
+ * button, and a delete forced from the page is refused by the server with nothing deleted. A
+ * repository of 10,000 tags shows its first 20 by version from one request and pages both ways.
  *
  * Screenshots of each page go to docs/ui/ when BERTH_UI_SCREENSHOTS=1 (so a CI run leaves the tree
  * as it was): `BERTH_UI_SCREENSHOTS=1 npx vitest run test/ui-browser.test.ts`.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -22,7 +23,7 @@ import { startBerth } from './helpers/berth.js';
 import { MT, raw } from './helpers/oci.js';
 import { describeWithTools } from './helpers/tools.js';
 import { launchChromium } from './helpers/ui.js';
-import { type PushedContent, SIGNATURE_TYPE, pushUiContent } from './helpers/ui-content.js';
+import { type PushedContent, SIGNATURE_TYPE, pushUiContent, writeManyTags } from './helpers/ui-content.js';
 
 const SCREENSHOTS = process.env['BERTH_UI_SCREENSHOTS'] === '1' ? resolve('docs', 'ui') : undefined;
 
@@ -340,13 +341,75 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       expect(await p.locator('li.tag[data-tag="latest"]').textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
       expect(asked.filter((a) => a === '/v2/_catalog')).toHaveLength(1);
       expect(asked.filter((a) => a === '/berth/v1/usage')).toHaveLength(1);
-      expect(asked.filter((a) => a === '/v2/apps/web/tags/list')).toHaveLength(1);
+      expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/tags')).toHaveLength(1);
       expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/usage')).toHaveLength(1);
     } finally {
       await p.close();
       await open.close();
     }
   });
+
+  it('a repository of 10,000 tags: one request for the first page, sorted by version on the server; pages turn both ways; push-time order', async () => {
+    const bigRoot = await mkdtemp(join(tmpdir(), 'berth-ui-10k-'));
+    const version = (i: number): string => `${Math.floor(i / 100)}.${i % 100}.0`; // 0.0.0 … 99.99.0
+    const loader = await startBerth({ root: bigRoot });
+    try {
+      await writeManyTags(loader.url, bigRoot, 'big/app', 10_000, version);
+    } finally {
+      await loader.close();
+    }
+    const big = await startBerth({ root: bigRoot, index: true, ui: { assets: await loadAssets() } });
+    const p = await context.newPage();
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    const asked: string[] = [];
+    p.on('request', (r) => {
+      const u = new URL(r.url());
+      asked.push(u.pathname + u.search);
+    });
+    const shown = (): Promise<(string | null)[]> => p.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
+    const page = async (n: number): Promise<void> => {
+      await p.locator('#tag-list .pager').getByText(`Page ${n} of 500`).waitFor();
+    };
+    const newest = (from: number): string[] => Array.from({ length: 20 }, (_, i) => version(from - i));
+    try {
+      await p.goto(`${big.url}/ui/#/r/big/app`);
+      await p.locator('li.tag .facts').first().waitFor();
+      await page(1);
+      expect(await shown()).toEqual(newest(9999)); // 99.99.0 … 99.80.0
+      expect(await p.locator('.repo-figures dd').first().textContent()).toBe('10000'); // the tag count, from the same answer
+      // The first screen asked for its 20 tags only: no tag list, no details of the other 9,980.
+      expect(asked.filter((a) => a.includes('/tags'))).toEqual(['/berth/v1/repositories/big/app/tags?sort=version&n=20']);
+      const next = p.getByRole('button', { name: 'Next →' });
+      for (let n = 2; n <= 5; n++) {
+        await next.click();
+        await page(n);
+      }
+      // Page 5 holds 99.19.0 … 99.0.0: 99.10.0 before 99.9.0 (version order, not code-unit order).
+      expect(await shown()).toEqual(newest(9919));
+      await next.click();
+      await page(6);
+      expect(await shown()).toEqual(newest(9899)); // 98.99.0 …
+      await p.getByRole('button', { name: '← Previous' }).click();
+      await page(5);
+      expect(await shown()).toEqual(newest(9919));
+      await p.locator('li.tag[data-tag="99.19.0"][data-filled]').waitFor();
+      await shoot('repository-10k-tags', p);
+      expect(await p.locator('li.tag[data-tag="99.19.0"] code.digest').getAttribute('title')).toMatch(/^sha256:/);
+      // By push time: the tag pushed last (an hour from now, by its link's time) comes first.
+      const later = Math.floor(Date.now() / 1000) + 3600;
+      await utimes(join(bigRoot, 'docker/registry/v2/repositories/big/app/_manifests/tags/3.7.0/current/link'), later, later);
+      await p.getByLabel('Sort tags by').selectOption('pushed');
+      await p.locator('#tag-list[data-order="pushed"]').waitFor();
+      await page(1);
+      expect((await shown())[0]).toBe('3.7.0');
+      expect(await shown()).toHaveLength(20);
+      expect(asked.filter((a) => a.includes('/tags')).at(-1)).toBe('/berth/v1/repositories/big/app/tags?sort=pushed&n=20');
+    } finally {
+      await p.close();
+      await big.close();
+      await rm(bigRoot, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it('is readable on a phone: nothing wider than the screen', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });

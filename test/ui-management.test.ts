@@ -2,11 +2,12 @@
  * The web UI's endpoints of the management API, on real servers:
  * - `GET /berth/v1/repositories/<name>/tags`: every tag with the digest, media type and size of its
  *   manifest and its push time, the same from the index and from a storage walk; pages with `Link`;
- *   the tags named by `tag`; NAME_UNKNOWN, and refused without pull.
+ *   the tags named by `tag`; sorted by version or push time on the server (`sort`, with `total` and a
+ *   cursor that holds across deletes and re-pushes); NAME_UNKNOWN, and refused without pull.
  * - `GET /berth/v1/status` and `POST /berth/v1/gc` on `berth serve`: the document's figures, a dry run
  *   then a real run listed among the last runs, the bad parameter and the grants they need.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +88,51 @@ describe.each([{ index: true }, { index: false }])('GET /berth/v1/repositories/<
     expect(errorCode(unknown)).toBe('NAME_UNKNOWN');
   });
 
+  it('sorts by version on the server (newest first), pages with a Link cursor and gives the total', async () => {
+    for (const tag of ['1.0', '1.2', '1.10', '2.0-rc1', 'latest']) await pushImage(berth.url, 'team/sorted', tag, images[0]!);
+    const all = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=version');
+    expect(all.status, all.body.toString()).toBe(200);
+    expect(all.json()).toMatchObject({ total: 5, tags: [{ tag: '2.0-rc1' }, { tag: '1.10' }, { tag: '1.2' }, { tag: '1.0' }, { tag: 'latest' }] });
+    expect((all.json() as { tags: TagJson[] }).tags[0]).toMatchObject({ digest: images[0]!.manifest.digest, mediaType: images[0]!.mediaType, size: images[0]!.manifest.size });
+    const first = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=version&n=2');
+    expect(tagsOf(first)).toEqual(['2.0-rc1', '1.10']);
+    expect(first.header('Link')).toBe('</berth/v1/repositories/team/sorted/tags?sort=version&n=2&last=1.10>; rel="next"');
+    const second = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=version&n=2&last=1.10');
+    expect(tagsOf(second)).toEqual(['1.2', '1.0']);
+    const third = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=version&n=2&last=1.0');
+    expect(tagsOf(third)).toEqual(['latest']);
+    expect(third.header('Link')).toBeUndefined();
+    // A cursor tag deleted since (or never there) still marks a place in the order.
+    expect(tagsOf(await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=version&n=2&last=1.5'))).toEqual(['1.2', '1.0']);
+    // sort=name is the default order.
+    expect(tagsOf(await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=name'))).toEqual(['1.0', '1.10', '1.2', '2.0-rc1', 'latest']);
+    const unknown = await raw(berth.url, 'GET', '/berth/v1/repositories/no/such/tags?sort=version');
+    expect(errorCode(unknown)).toBe('NAME_UNKNOWN');
+  });
+
+  it('sorts by push time on the server; the Link carries the cursor\'s push time, so a tag pushed again between pages is not shown twice; a push moves the tag up', async () => {
+    const times = [['1.0', 3], ['1.2', 1], ['1.10', 5], ['2.0-rc1', 2], ['latest', 4]] as const; // minutes after an hour ago
+    const base = Math.floor(Date.now() / 1000) - 3600;
+    for (const [tag, min] of times) await setPushTime(berth.root, 'team/sorted', tag, base + min * 60);
+    const first = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=pushed&n=2');
+    expect(first.status, first.body.toString()).toBe(200);
+    expect(tagsOf(first)).toEqual(['1.10', 'latest']);
+    expect((first.json() as { tags: TagJson[]; total: number }).total).toBe(5);
+    expect((first.json() as { tags: TagJson[] }).tags[0]?.pushed).toBe(new Date((base + 5 * 60) * 1000).toISOString());
+    const link = /^<([^>]+)>; rel="next"$/.exec(first.header('Link') ?? '')?.[1] ?? '';
+    expect(link).toBe(`/berth/v1/repositories/team/sorted/tags?sort=pushed&n=2&last=latest&lastpushed=${encodeURIComponent(new Date((base + 4 * 60) * 1000).toISOString())}`);
+    await pushImage(berth.url, 'team/sorted', 'latest', images[1]!); // pushed again (through the API, as the index hears it): now the newest
+    expect(tagsOf(await raw(berth.url, 'GET', link))).toEqual(['1.0', '2.0-rc1']);
+    // Without lastpushed the tag's push time now is its place: latest is first now, so everything follows it.
+    expect(tagsOf(await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=pushed&n=2&last=latest'))).toEqual(['1.10', '1.0']);
+    const bad = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=pushed&last=latest&lastpushed=yesterday');
+    expect(bad.status).toBe(400);
+    expect(errorCode(bad)).toBe('NAME_INVALID');
+    const badSort = await raw(berth.url, 'GET', '/berth/v1/repositories/team/sorted/tags?sort=size');
+    expect(badSort.status).toBe(400);
+    expect(errorCode(badSort)).toBe('NAME_INVALID');
+  });
+
   it('follows a tag moved and a tag deleted; an unknown repository is NAME_UNKNOWN', async () => {
     await pushImage(berth.url, 'team/app', 'latest', images[2]!);
     expect((await raw(berth.url, 'DELETE', '/v2/team/app/manifests/v2')).status).toBe(202);
@@ -99,6 +145,16 @@ describe.each([{ index: true }, { index: false }])('GET /berth/v1/repositories/<
     expect(errorCode(unknown)).toBe('NAME_UNKNOWN');
   });
 });
+
+/** The tag names of a tags endpoint answer. */
+function tagsOf(res: { json(): unknown }): string[] {
+  return (res.json() as { tags: TagJson[] }).tags.map((t) => t.tag);
+}
+
+/** Sets a tag's push time (its current link's modification time), in seconds since the epoch. */
+async function setPushTime(root: string, repo: string, tag: string, seconds: number): Promise<void> {
+  await utimes(join(root, 'docker/registry/v2/repositories', repo, '_manifests/tags', tag, 'current/link'), seconds, seconds);
+}
 
 describe('the tags endpoint under the built-in issuer', () => {
   let berth: TestBerth;

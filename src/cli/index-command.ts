@@ -128,7 +128,7 @@ export async function indexCommand(args: readonly string[], env: Record<string, 
 
 /** `berth index rebuild` with `redis`: rebuilds the replicas' shared index (waiting for a rebuild under way elsewhere). */
 async function rebuildInRedis(config: Config, log: Logger): Promise<number> {
-  const replicas = await startReplicas(config, log);
+  const replicas = await startReplicas(config, log, false);
   if (!replicas) return 1;
   try {
     const driver = await driverFor(config.storage);

@@ -77,7 +77,7 @@ export async function openOffline(
   if (served) log.info('a Berth server is serving this root; this command only reads it');
   // With `redis` the times are the replicas' (in Redis); else a reading command opens the database
   // itself for them, unless a server holds it.
-  const replicas = wantsTimes && config.redis !== undefined ? await startReplicas(config, log) : undefined;
+  const replicas = wantsTimes && config.redis !== undefined ? await startReplicas(config, log, false) : undefined;
   const shared = replicas && (await startRedisTimes(replicas, log));
   if (wantsTimes && !shared && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
   const opened = !writes ? held : undefined;

@@ -20,6 +20,7 @@ import type { ClusterLock } from '../coordination/cluster-lock.js';
 import type { RedisClient } from '../coordination/redis-client.js';
 import type { RedisLinkGate } from '../coordination/redis-link-gate.js';
 import type { TagLanes } from '../storage/manifests/tag-lanes.js';
+import type { SharedQuotaLocks } from '../storage/registry.js';
 import { ConfigError } from '../config/raw.js';
 import type { Logger } from '../log.js';
 
@@ -34,6 +35,8 @@ export interface Replicas {
   readonly linkGate: RedisLinkGate;
   /** Each tag's writes take turns across the replicas (redis-tag-lanes.ts). */
   readonly tagLanes: TagLanes;
+  /** Each quota's check and link take turns across the replicas (redis-quota-locks.ts). */
+  readonly quotaLocks: SharedQuotaLocks;
   readonly cluster: { readonly lock: ClusterLock; readonly now: () => Promise<number> };
   /** Closes the connection (after the server and the collector have stopped). */
   close(): Promise<void>;
@@ -42,18 +45,23 @@ export interface Replicas {
 /** Keys of Berth's shared state in Redis start with this. */
 const PREFIX = 'berth:';
 
-/** Connects to Redis and builds the shared gate and lock; undefined (after saying what that means) without `redis`. */
-export async function startReplicas(config: Config, log: Logger): Promise<Replicas | undefined> {
+/**
+ * Connects to Redis and builds the shared gate and lock; undefined (after saying what that means) without `redis`.
+ * `serving` is false for the offline commands, which share no uploads or tokens and so have nothing to
+ * say about the per-process settings of a server.
+ */
+export async function startReplicas(config: Config, log: Logger, serving = true): Promise<Replicas | undefined> {
   const redis = config.redis;
   if (redis === undefined) {
     sayInProcess(config, log);
     return undefined;
   }
-  const [{ connectRedis }, { createRedisLinkGate }, { createRedisClusterLock }, { createRedisTagLanes }] = await Promise.all([
+  const [{ connectRedis }, { createRedisLinkGate }, { createRedisClusterLock }, { createRedisTagLanes }, { createRedisQuotaLocks }] = await Promise.all([
     import('../coordination/redis-client.js'),
     import('../coordination/redis-link-gate.js'),
     import('../coordination/cluster-lock.js'),
     import('../coordination/redis-tag-lanes.js'),
+    import('../coordination/redis-quota-locks.js'),
   ]);
   const rlog = log.child({ component: 'redis' });
   const complain = throttled(rlog);
@@ -76,10 +84,15 @@ export async function startReplicas(config: Config, log: Logger): Promise<Replic
   const tagLanes = createRedisTagLanes({
     lockFor: (repo, tag) => createRedisClusterLock({ client, key: `${PREFIX}tag:${repo}:${tag}`, onError: (msg, err) => complain(msg, err) }),
   });
-  rlog.info('replicas: link gate, tag lanes, collector lock and listing index in redis', { redis: client.where });
-  warnAboutPerProcessKeys(config, rlog);
+  const quotaLocks = createRedisQuotaLocks({
+    lockFor: (quota) => createRedisClusterLock({ client, key: `${PREFIX}quota:${quota}`, onError: (msg, err) => complain(msg, err) }),
+  });
+  if (serving) {
+    rlog.info('replicas: link gate, tag lanes, quota locks, collector lock and listing index in redis', { redis: client.where });
+    warnAboutPerProcessKeys(config, rlog);
+  }
   return {
-    client, prefix: PREFIX, linkGate, tagLanes, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
+    client, prefix: PREFIX, linkGate, tagLanes, quotaLocks, cluster: { lock, now: () => linkGate.now() }, close: () => client.close(),
     lock: (key, leaseMs) => createRedisClusterLock({
       client, key: `${PREFIX}${key}`, onError: (msg, err) => complain(msg, err), ...(leaseMs !== undefined && { leaseMs }),
     }),

@@ -21,6 +21,7 @@ import { startIndex, startRedisIndex, startRedisTimes } from './index-command.js
 import { driverKeyStore } from './key-store.js';
 import { startMirror } from './mirror.js';
 import { startNotifications } from './notifications.js';
+import { quotaWarnings } from './quota-warnings.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
@@ -32,7 +33,7 @@ import { createApp } from '../http/server.js';
 import { type UiAssets, loadUiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
-import { QUOTA_WARNING_RATIO, createQuotaMetrics } from '../metrics/quotas.js';
+import { createQuotaMetrics } from '../metrics/quotas.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type LocalRegistry } from '../storage/registry.js';
 
@@ -97,15 +98,16 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const indexed = { ...(index && { index }), ...(times && { times }) };
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
+  // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
+  const notifier = await startNotifications(config, log, metrics.registry, driver, replicas);
+  if (notifier) opened.push(() => notifier.stop());
   const quotaMetrics = createQuotaMetrics(metrics.registry);
   const storageRegistry = createRegistry({
-    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate, tagLanes: replicas.tagLanes }),
+    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate, tagLanes: replicas.tagLanes, quotaLocks: replicas.quotaLocks }),
     immutableTags: storage.immutabletags,
     quotas: storage.quotas,
-    observeQuota: (reading) => {
-      // The 85% event is this log line (a quota is no registry:2 notification: README "Quotas").
-      if (quotaMetrics.record(reading)) log.warn('quota near its limit', { ...reading, ratio: reading.used / reading.limit, threshold: QUOTA_WARNING_RATIO });
-    },
+    observeQuota: (reading) => quotaMetrics.record(reading),
+    warnQuota: quotaWarnings(log, quotaMetrics, notifier?.sink),
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
@@ -118,9 +120,6 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   // bucket (a conditional write, so replicas agree on one), or in memory (inmemory storage).
   const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
   const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
-  // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
-  const notifier = await startNotifications(config, log, metrics.registry, driver, replicas);
-  if (notifier) opened.push(() => notifier.stop());
   // `/berth/v1/status` and `/berth/v1/gc`: the collector starts once the listener is bound, so the
   // trigger is bound late (a request before that is answered as if a run were going).
   let runGcNow: GcTrigger = async () => ({ status: 'busy' });

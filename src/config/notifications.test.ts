@@ -117,7 +117,7 @@ describe('notifications config', () => {
     ['notifications:\n  endpoints:\n    - {name: a, url: "http://h/x", threshold: many}\n', 'config: notifications.endpoints[0].threshold: expected a whole number, got "many"'],
     [
       'notifications:\n  endpoints:\n    - {name: a, url: "http://h/x", ignore: {actions: [pulls]}}\n',
-      'config: notifications.endpoints[0].ignore.actions[0]: expected one of push, pull, mount, delete, got "pulls"',
+      'config: notifications.endpoints[0].ignore.actions[0]: expected one of push, pull, mount, delete, quota, got "pulls"',
     ],
     ['notifications:\n  endpoints:\n    - {name: a, url: "http://h/x", ignoredmediatypes: text/plain}\n', 'config: notifications.endpoints[0].ignoredmediatypes: expected a list of strings, got "text/plain"'],
     ['notifications:\n  events: {includereferences: maybe}\n', 'config: notifications.events.includereferences: expected true or false, got "maybe"'],

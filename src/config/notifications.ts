@@ -7,7 +7,7 @@
  * YAML decoding of time.Duration does; header values are lists. Berth is stricter where registry:2
  * silently accepts a configuration that cannot work: every enabled endpoint needs a unique name and an
  * absolute http(s) URL, header names must be HTTP tokens, and `ignore.actions` must name actions that
- * exist (push, pull, mount, delete). Keys inside an endpoint are checked here, since the key table of
+ * exist (push, pull, mount, delete, and Berth's quota). Keys inside an endpoint are checked here, since the key table of
  * schema.ts cannot look inside a list.
  */
 import type { EventAction } from '../notifications/event.js';
@@ -27,7 +27,7 @@ export interface NotificationEndpointConfig extends NotifierEndpoint {
   readonly ignoredActions: readonly NotificationAction[];
 }
 
-/** The event actions registry:2 sends. */
+/** The event actions registry:2 sends, and Berth's `quota`. */
 export type NotificationAction = EventAction;
 
 export interface NotificationsConfig {
@@ -39,7 +39,7 @@ export interface NotificationsConfig {
 /** registry:2's endpoint defaults (notifications/endpoint.go). */
 export const NOTIFICATION_DEFAULTS = Object.freeze({ timeoutMs: 1000, threshold: 10, backoffMs: 1000 });
 
-const ACTIONS: readonly NotificationAction[] = ['push', 'pull', 'mount', 'delete'];
+const ACTIONS: readonly NotificationAction[] = ['push', 'pull', 'mount', 'delete', 'quota'];
 
 const ENDPOINT_KEYS: ReadonlySet<string> = new Set([
   'name', 'disabled', 'url', 'headers', 'timeout', 'threshold', 'backoff', 'ignoredmediatypes', 'ignore',

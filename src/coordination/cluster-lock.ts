@@ -10,6 +10,7 @@
  * safe against pushes; this lock keeps two collections from working over the same blobs at once.
  */
 import { randomBytes } from 'node:crypto';
+import { unavailable } from '../errors.js';
 import { type RedisClient, luaScript } from './redis-client.js';
 
 /** A held lock. */
@@ -90,4 +91,39 @@ export function createRedisClusterLock(o: RedisClusterLockOptions): ClusterLock 
       };
     },
   };
+}
+
+/** What a caller of {@link whileHolding} says when it cannot get the lock. */
+export interface HoldingRefusals {
+  /** The lock service failed (Redis unreachable). */
+  readonly failed: string;
+  /** Another holder kept the lock for longer than the wait. */
+  readonly busy: string;
+}
+
+/**
+ * Runs `fn` holding `lock`, and lets go after. A lock another process holds is asked for again after a
+ * short wait, growing to 50 ms; a holder that died keeps it for at most its lease.
+ * @throws RegistryError UNAVAILABLE (and `fn` does not run) when the lock cannot be had within
+ *   `waitMs` (`refusals.busy`) or the lock service fails (`refusals.failed`)
+ */
+export async function whileHolding<T>(lock: ClusterLock, waitMs: number, refusals: HoldingRefusals, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (let pause = 2; ; pause = Math.min(50, pause * 2)) {
+    let lease: Lease | undefined;
+    try {
+      lease = await lock.tryAcquire();
+    } catch (err) {
+      throw unavailable(refusals.failed, { cause: String(err) });
+    }
+    if (lease !== undefined) {
+      try {
+        return await fn();
+      } finally {
+        await lease.release();
+      }
+    }
+    if (Date.now() > deadline) throw unavailable(refusals.busy);
+    await new Promise((r) => setTimeout(r, pause));
+  }
 }

@@ -10,9 +10,8 @@
  * lease. A call that cannot get the lock within `waitMs`, or cannot reach Redis, fails with
  * UNAVAILABLE and writes nothing (a push needs Redis's link gate anyway).
  */
-import { unavailable } from '../errors.js';
 import { type TagLanes, createTagLanes } from '../storage/manifests/tag-lanes.js';
-import type { ClusterLock, Lease } from './cluster-lock.js';
+import { type ClusterLock, whileHolding } from './cluster-lock.js';
 
 export interface RedisTagLanesOptions {
   /** The cluster lock of one tag. */
@@ -26,26 +25,9 @@ export function createRedisTagLanes(o: RedisTagLanesOptions): TagLanes {
   const waitMs = o.waitMs ?? 30_000;
   return {
     run: (repo, tag, fn) =>
-      local.run(repo, tag, async () => {
-        const lock = o.lockFor(repo, tag);
-        const deadline = Date.now() + waitMs;
-        for (let pause = 2; ; pause = Math.min(50, pause * 2)) {
-          let lease: Lease | undefined;
-          try {
-            lease = await lock.tryAcquire();
-          } catch (err) {
-            throw unavailable(`the tag ${repo}:${tag} cannot be written: the replicas' lock service (Redis) failed`, { cause: String(err) });
-          }
-          if (lease !== undefined) {
-            try {
-              return await fn();
-            } finally {
-              await lease.release();
-            }
-          }
-          if (Date.now() > deadline) throw unavailable(`the tag ${repo}:${tag} is being written by another replica; try again`);
-          await new Promise((r) => setTimeout(r, pause));
-        }
-      }),
+      local.run(repo, tag, () => whileHolding(o.lockFor(repo, tag), waitMs, {
+        failed: `the tag ${repo}:${tag} cannot be written: the replicas' lock service (Redis) failed`,
+        busy: `the tag ${repo}:${tag} is being written by another replica; try again`,
+      }, fn)),
   };
 }

@@ -19,7 +19,7 @@ import { createIndexSource } from '../storage/indexing/index-source.js';
 import { MEDIA_TYPES } from '../storage/manifests/manifest-format.js';
 import { paths } from '../storage/paths.js';
 import { type RepoName, parseRepoName, parseTag } from '../storage/reference.js';
-import { type Registry, createRegistry } from '../storage/registry.js';
+import { type LocalRegistry, type Registry, createRegistry } from '../storage/registry.js';
 import { type IndexDb, openIndexDb } from './index-db.js';
 
 const APP = parseRepoName('team/app');
@@ -37,7 +37,7 @@ interface World {
   readonly location: string;
   readonly warnings: string[];
   /** The registry that reports to the index and asks it first. */
-  indexed: Registry;
+  indexed: LocalRegistry;
   /** The same storage without an index: what the walk answers. */
   readonly walked: Registry;
   index: IndexDb;
@@ -287,6 +287,63 @@ describe('index changes', () => {
     await expectIndexAgrees(w, [[APP, v1], [APP, old]]);
     expect(await index.tags(APP, {})).toEqual(['new', 'v1']);
     expect(await index.referrers(APP, v1)).toEqual([]);
+  });
+
+  it('a repository delete is taken in item by item, staying ready, also racing pushes to it and during a rebuild', async () => {
+    const w = await makeWorld();
+    await w.index.rebuild();
+    const v1 = await pushImage(w.indexed, APP, 'v1', 'a');
+    await pushImage(w.indexed, APP, 'v2', 'b');
+    await pushReferrer(w.indexed, APP, v1, 'application/sig');
+    const kept = parseRepoName('team/kept');
+    await pushImage(w.indexed, kept, 'v1', 'a'); // shares v1's config and manifest with team/app
+    const nested = parseRepoName('team/app/nested');
+    await pushImage(w.indexed, nested, 'n1', 'c');
+    const generation = (await w.index.generation())?.generation;
+
+    await w.indexed.management.deleteRepository(APP);
+    expect(w.index.state).toBe('ready');
+    expect(await w.index.tags(APP, {})).toBeUndefined(); // not known: storage says NAME_UNKNOWN
+    expect(await w.index.referrers(APP, v1)).toBeUndefined();
+    await expectIndexAgrees(w, [[APP, v1], [kept, v1]], [APP]);
+    const usages = await w.index.usages({});
+    expect(usages?.map((u) => u.name)).toEqual(['team/app/nested', 'team/kept']);
+    expect(usages?.find((u) => u.name === kept)?.sharedBytes).toBe(0);
+
+    // Deletes racing pushes of new tags to the same repository, many times: the index ends as storage ends.
+    for (let round = 0; round < 5; round += 1) {
+      await pushImage(w.indexed, APP, 'again', `r${round}`);
+      await Promise.all([
+        w.indexed.management.deleteRepository(APP).catch((err: unknown) => (isRegistryError(err, 'NAME_UNKNOWN') ? undefined : Promise.reject(err))),
+        pushImage(w.indexed, APP, `late${round}`, `l${round}`),
+      ]);
+      expect(w.index.state).toBe('ready');
+      await expectIndexAgrees(w, [[kept, v1]], [APP]);
+    }
+    expect((await w.index.generation())?.generation).toBe(generation);
+    const raced = await w.index.usages({});
+    await w.index.rebuild();
+    expect(await w.index.usages({})).toEqual(raced);
+
+    // During a rebuild the delete is recorded, and taken in item by item when the walk is done.
+    const walkRead = gate();
+    const release = gate();
+    const index = await w.reopen((s) => ({
+      ...s,
+      tagNames: async (r, o) => {
+        if (r === nested) {
+          walkRead.open();
+          await release.promise;
+        }
+        return s.tagNames(r, o);
+      },
+    }));
+    const rebuilt = index.rebuild();
+    await walkRead.promise;
+    await w.indexed.management.deleteRepository(kept);
+    release.open();
+    expect(await rebuilt).toBeDefined();
+    await expectIndexAgrees(w, [[kept, v1]], [kept]);
   });
 
   it('a change it cannot attribute sends it back to a rebuild, and storage answers meanwhile', async () => {

@@ -27,7 +27,10 @@
  *   An item nobody wrote during the walk was read by the walk after the rebuild began, which is after
  *   every earlier write (all of which had reported, and so had been refreshed, before the rebuild).
  * - ready: recorded items are all refreshed; the generation record says `complete`; queries answer.
- * A change the index cannot attribute to one item (`everything`) sends it back to rebuilding.
+ * A change the index cannot attribute to one item (`everything`) sends it back to rebuilding. A change
+ * to a whole folder of one repository (`contents`: a repository delete) does not: each tag, revision
+ * and layer link the index holds of it or storage holds now is refreshed as an item of its own
+ * (refresh.ts itemsOf), and the index stays ready throughout.
  *
  * Failures. LevelDB that cannot be opened: a locked database (another process) is left alone and
  * Berth serves without an index; any other failure (corrupt or unreadable files) removes the directory
@@ -50,8 +53,8 @@ import { createKeyQueue } from './key-queue.js';
 import { GENERATION_KEY, REBUILT_RANGES, blobKey, costKey, isIndexable, lastField, referrerRange, repoKey, repoRange, tagRange } from './keys.js';
 import { messageOf, openLevel } from './open.js';
 import { type Distrust, type IndexLevel, isBlobHint, newDistrust } from './entries.js';
-import { itemKey, refreshItem } from './refresh.js';
-import { type WalkCounts, walkInto } from './rebuild.js';
+import { itemKey, itemsOf, refreshItem } from './refresh.js';
+import { type WalkCounts, eachLimited, walkInto } from './rebuild.js';
 import { TimesTable, pruneTimes } from './times.js';
 import type { TimesStore } from '../storage/indexing/manifest-times.js';
 import { createTagLists } from './tag-lists.js';
@@ -110,6 +113,9 @@ export interface IndexDb extends RegistryIndex {
  * so about 10 MiB. A repository with more tags than this is listed from the database range by range.
  */
 const TAGS_HELD = 200_000;
+
+/** How many items of a `contents` change (a repository delete) are refreshed at once. */
+const CONTENTS_AT_ONCE = 16;
 
 export interface IndexDbOptions {
   /** The LevelDB directory, outside `docker/registry/v2` (e.g. `<rootdirectory>/berth/index`). */
@@ -348,6 +354,11 @@ class LevelIndex implements IndexDb {
    */
   private async refresh(change: IndexChange): Promise<void> {
     try {
+      if (change.kind === 'contents') {
+        const items = await itemsOf(this.db, this.source, change.repo);
+        await eachLimited(items, CONTENTS_AT_ONCE, (c) => this.queue.run(itemKey(c), () => this.refresh(c)));
+        return;
+      }
       const recount = await refreshItem(this.db, this.source, change, this.distrust);
       if (recount !== undefined) await this.queue.run(costKey(recount), () => this.recount(recount));
     } catch (err) {
@@ -355,7 +366,7 @@ class LevelIndex implements IndexDb {
       await this.refreshFailed(change, err);
     } finally {
       // After the write and before the change's request is answered (tag-lists.ts).
-      if (change.kind === 'tag' || change.kind === 'repository') this.tagLists.invalidate(change.repo);
+      if (change.kind === 'tag' || change.kind === 'repository' || change.kind === 'contents') this.tagLists.invalidate(change.repo);
     }
   }
 
@@ -380,8 +391,8 @@ class LevelIndex implements IndexDb {
     this.log.warn('index: could not re-read a changed item; its listings come from storage', { change, err: messageOf(err) });
     if (change.kind === 'blob') await this.db.del(blobKey(change.digest)).catch((e: unknown) => this.fail('writing failed', e));
     else this.distrust.repos.add(change.repo);
-    if (change.kind === 'repository') this.distrust.catalog = true;
-    if (change.kind === 'layer' || change.kind === 'revision') this.distrust.usage = true;
+    if (change.kind === 'repository' || change.kind === 'contents') this.distrust.catalog = true;
+    if (change.kind === 'layer' || change.kind === 'revision' || change.kind === 'contents') this.distrust.usage = true;
   }
 
   /** Runs a read of the database and answers it only if the index was ready throughout. */

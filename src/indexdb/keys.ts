@@ -56,6 +56,14 @@ export const subjectKey = (repo: string, d: Digest): string => `s${SEP}${repo}${
 export const blobKey = (d: Digest): string => `b${SEP}${d}`;
 export const timeKey = (repo: string, d: Digest): string => `p${SEP}${repo}${SEP}${d}`;
 
+/** The key-queue slot of a `contents` change (refresh.ts): never stored, so outside every table. */
+export const contentsKey = (repo: string): string => `*${SEP}${repo}`;
+
+/** Every `s` key of `repo`: the revisions of it that are referrers. */
+export function subjectRange(repo: string): RangeOptions {
+  return within(`s${SEP}${repo}${SEP}`, `s${SEP}${repo}${END}`, {});
+}
+
 /** The ranges a rebuild empties: every table but the times (`p`). */
 export const REBUILT_RANGES: readonly { gte?: string; lt?: string }[] = [{ lt: 'p' }, { gte: 'q' }];
 

@@ -2,11 +2,22 @@
  * Re-reading one changed item from storage and writing its entries: the only way the index changes
  * outside a rebuild. Each function reads first and writes after, and index-db.ts runs at most one of
  * them per item at a time (key-queue.ts), so the entry ends as storage ends (index-port.ts, rule 2).
+ *
+ * A `contents` change (a repository's `_manifests` or `_layers` folder written or removed: a repository
+ * delete) is not one item: `itemsOf` lists the items it may have touched, every tag, revision and layer
+ * link the database holds for the repository and every one storage holds now, and index-db.ts
+ * refreshes each as if it had been reported alone. An item some other request writes meanwhile is
+ * reported by that request too, and its refreshes take turns with this one's in its queue slot, so the
+ * entry still ends as storage ends; no full rebuild is needed.
  */
 import type { Digest } from '../storage/digest.js';
 import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
 import { type Distrust, type IndexLevel, isBlobHint, putBlobHints } from './entries.js';
-import { GENERATION_KEY, blobKey, isIndexable, linkKey, referrerKey, repoKey, subjectKey, tagKey, timeKey } from './keys.js';
+import {
+  GENERATION_KEY, blobKey, contentsKey, isIndexable, lastField, linkKey, linkKeyFields, linkRange, referrerKey, repoKey, subjectKey, subjectRange, tagKey,
+  tagRange, timeKey, timeKeyFields, timeRange,
+} from './keys.js';
+import { parseDigest } from '../storage/digest.js';
 import { linkOps } from './usage.js';
 
 /** The queue key of a change: one per item, so refreshes of one item never overlap. */
@@ -22,9 +33,44 @@ export function itemKey(c: IndexChange): string {
       return linkKey(c.repo, c.digest, 'layer');
     case 'blob':
       return blobKey(c.digest);
+    case 'contents':
+      return contentsKey(c.repo);
     case 'everything':
       return GENERATION_KEY;
   }
+}
+
+/** The items a `contents` change of `repo` may have touched: what the database holds of it and what storage holds now. */
+export async function itemsOf(db: IndexLevel, source: IndexSource, repo: RepoName): Promise<IndexChange[]> {
+  const tags = new Set<Tag>();
+  const revisions = new Set<Digest>();
+  const layers = new Set<Digest>();
+  if (isIndexable(repo)) {
+    for (const key of await db.keys(tagRange(repo, {})).all()) tags.add(storedTag(lastField(key)));
+    for (const key of await db.keys(linkRange(repo)).all()) {
+      const { second, how } = linkKeyFields(key);
+      const d = parseDigest(second);
+      if (d !== undefined) (how === 'layer' ? layers : revisions).add(d);
+    }
+    for (const key of [...(await db.keys(subjectRange(repo)).all()), ...(await db.keys(timeRange(repo)).all())]) {
+      const d = parseDigest(key.startsWith('p') ? timeKeyFields(key).digest : lastField(key));
+      if (d !== undefined) revisions.add(d);
+    }
+  }
+  for (const tag of await source.tagNames(repo)) tags.add(tag);
+  for await (const d of source.revisions(repo)) revisions.add(d);
+  for await (const d of source.layers(repo)) layers.add(d);
+  return [
+    { kind: 'repository', repo },
+    ...[...tags].map((tag): IndexChange => ({ kind: 'tag', repo, tag })),
+    ...[...revisions].map((digest): IndexChange => ({ kind: 'revision', repo, digest })),
+    ...[...layers].map((digest): IndexChange => ({ kind: 'layer', repo, digest })),
+  ];
+}
+
+/** A tag read back from a `t` key, which was written from a Tag the IndexSource gave (as usage.ts storedName). */
+function storedTag(field: string): Tag {
+  return field as Tag;
 }
 
 /**
@@ -46,6 +92,8 @@ export async function refreshItem(db: IndexLevel, source: IndexSource, change: I
     case 'blob':
       await refreshBlob(db, source, change.digest);
       return change.digest;
+    case 'contents':
+      return undefined; // not one item: index-db.ts refreshes each of `itemsOf`
     case 'everything':
       return undefined; // only a rebuild can tell; index-db.ts starts one
   }

@@ -41,6 +41,24 @@ describe('buildEvent', () => {
     }));
   });
 
+  it("builds Berth's quota event: the linked digest as target, the quota's figures beside it", () => {
+    const quota = {
+      name: 'team/**', key: 'storage.quotas[0]', repositories: ['team/**'], namespace: 'team', kind: 'storage' as const,
+      usage: 870, previous: 700, limit: 1000, threshold: 0.85,
+    };
+    const e = buildEvent({ kind: 'quota', repository: 'team/app', digest: D, quota }, origin, options);
+    expect(JSON.stringify(e)).toBe(JSON.stringify({
+      id: 'event-1',
+      timestamp: '2026-01-02T03:04:05.678Z',
+      action: 'quota',
+      target: { digest: D, repository: 'team/app' },
+      quota,
+      request: { id: 'req-1', addr: '10.0.0.7:41234', host: 'registry.example.com:5000', method: 'PUT', useragent: 'docker/20.10.24' },
+      actor: {},
+      source: { addr: 'berth-host:5000', instanceID: 'instance-1' },
+    }));
+  });
+
   it('reads the media type of an OCI manifest without a mediaType field from its content', () => {
     const oci = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'x', size: 2, digest: CONFIG }, layers: [] }));
     const e = buildEvent({ kind: 'manifest', action: 'pull', repository: 'a', digest: D, content: oci }, origin, options);

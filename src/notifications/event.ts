@@ -20,7 +20,29 @@ export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+
 /** registry:2's media type for blobs in events: its blob store does not know better. */
 export const BLOB_MEDIA_TYPE = 'application/octet-stream';
 
-export type EventAction = 'push' | 'pull' | 'mount' | 'delete';
+export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'quota';
+
+/**
+ * Berth's own event, not registry:2's: a push took a quota (`storage.quotas`) across 85% of one of its
+ * limits. The event's `quota` field; its target is the repository and the blob or manifest whose link
+ * crossed the mark.
+ */
+export interface QuotaRecord {
+  /** The quota's globs as messages name it: `team/**`. */
+  readonly name: string;
+  /** Where it is configured: `storage.quotas[0]`. */
+  readonly key: string;
+  readonly repositories: readonly string[];
+  /** The folder of whole name components its globs start with (`team`; '' for the whole registry). */
+  readonly namespace: string;
+  readonly kind: 'storage' | 'repositories';
+  /** Usage after the push (bytes, or repositories), and before it. */
+  readonly usage: number;
+  readonly previous: number;
+  readonly limit: number;
+  /** The share of the limit whose crossing this is (0.85). */
+  readonly threshold: number;
+}
 
 /** What happened: a manifest pushed or pulled, a blob pushed, pulled or mounted, or something deleted. */
 export type EventSubject =
@@ -46,7 +68,8 @@ export type EventSubject =
       readonly fromRepository?: string;
     }
   | { readonly kind: 'delete'; readonly repository: string; readonly digest: string }
-  | { readonly kind: 'delete'; readonly repository: string; readonly tag: string };
+  | { readonly kind: 'delete'; readonly repository: string; readonly tag: string }
+  | { readonly kind: 'quota'; readonly repository: string; readonly digest: string; readonly quota: QuotaRecord };
 
 /** registry:2's RequestRecord. */
 export interface RequestRecord {
@@ -108,6 +131,8 @@ export interface RegistryEvent {
     readonly tag?: string;
     readonly references?: readonly EventDescriptor[];
   };
+  /** Only in `quota` events. */
+  readonly quota?: QuotaRecord;
   readonly request: Partial<RequestRecord> & Pick<RequestRecord, 'id' | 'method' | 'useragent'>;
   readonly actor: { readonly name?: string };
   readonly source: Partial<SourceRecord>;
@@ -128,8 +153,9 @@ export function buildEvent(subject: EventSubject, origin: EventOrigin, o: BuildO
   return {
     id: o.id ?? randomUUID(),
     timestamp: (o.now ?? new Date()).toISOString(),
-    action: subject.kind === 'delete' ? 'delete' : subject.action,
+    action: subject.kind === 'delete' || subject.kind === 'quota' ? subject.kind : subject.action,
     target: compact(targetOf(subject, origin, o.includeReferences)),
+    ...(subject.kind === 'quota' && { quota: subject.quota }),
     request: { id: request.id, ...compact({ addr: request.addr, host: request.host }), method: request.method, useragent: request.useragent },
     actor: compact({ name: origin.actor }),
     source: compact({ addr: o.source.addr, instanceID: o.source.instanceID }),
@@ -164,6 +190,8 @@ function targetOf(subject: EventSubject, origin: EventOrigin, includeReferences:
       };
     case 'delete':
       return 'tag' in subject ? { repository, tag: subject.tag } : { digest: subject.digest, repository };
+    case 'quota':
+      return { digest: subject.digest, repository };
   }
 }
 

@@ -18,11 +18,15 @@
  *   empty stream is polled every 200 ms, and at once after a local append.
  * - Bound: about `maxBytes / 1 KiB` events in the stream (XLEN, refreshed by every poll); beyond
  *   that new events are refused (counted as dropped), queued ones kept.
+ * - Consumers: each process reads as a consumer of its own name, which Redis keeps in the group until
+ *   it is deleted. A queue that closes deletes its own consumer when nothing is pending on it, and a
+ *   replica that takes the lease deletes the consumers of processes gone for good (nothing pending, idle
+ *   for an hour; atomically, in a script), so restarts and replaced replicas do not pile up names.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { ClusterLock, Lease } from '../coordination/cluster-lock.js';
-import type { RedisClient } from '../coordination/redis-client.js';
+import { type RedisClient, luaScript } from '../coordination/redis-client.js';
 import type { Logger } from '../log.js';
 import { type AppendResult, type EventQueue, type QueuedEvent, waitFor } from './queue.js';
 
@@ -34,12 +38,35 @@ export interface RedisQueueOptions {
   readonly lock: ClusterLock;
   readonly maxBytes: number;
   readonly log: Logger;
+  /** A consumer idle this long with nothing pending is deleted (default STALE_CONSUMER_MS). */
+  readonly staleConsumerMs?: number;
 }
 
 const GROUP = 'berth';
 const POLL_MS = 200;
 const RETRY_MS = 500;
 const DURABLE_WAIT_MS = 5_000;
+/** A consumer idle this long with nothing pending belongs to a process that is gone. */
+export const STALE_CONSUMER_MS = 60 * 60 * 1000;
+
+/**
+ * Deletes the group's consumers other than ARGV[2] that have nothing pending and have been idle longer
+ * than ARGV[3] ms; answers how many. Atomic, so no read can give such a consumer an entry between the
+ * look and the delete (an entry pending on a deleted consumer would never be delivered again).
+ * KEYS: the stream. ARGV: group, own consumer, idle limit.
+ */
+const PRUNE_CONSUMERS = luaScript(`
+local removed = 0
+for _, info in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local c = {}
+  for i = 1, #info, 2 do c[info[i]] = info[i + 1] end
+  if c['name'] ~= ARGV[2] and tonumber(c['pending']) == 0 and tonumber(c['idle']) > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c['name'])
+    removed = removed + 1
+  end
+end
+return removed
+`);
 
 /** Opens (creating when missing) the stream and its consumer group. @throws when Redis fails */
 export async function openRedisQueue(o: RedisQueueOptions): Promise<EventQueue> {
@@ -114,12 +141,19 @@ class StreamQueue implements EventQueue {
     for (const w of this.waiters) w();
     await this.write();
     await this.flushAcks().catch(() => undefined);
+    await this.deleteOwnConsumer().catch(() => undefined);
     await this.lease?.release();
     this.lease = undefined;
   }
 
   async refreshLength(): Promise<void> {
     this.length = Number(await this.o.client.call('XLEN', this.o.key));
+  }
+
+  /** Deletes this process's consumer from the group unless an event it read is still pending on it. */
+  private async deleteOwnConsumer(): Promise<void> {
+    const pending = await this.o.client.call('XPENDING', this.o.key, GROUP, '-', '+', 1, this.consumer);
+    if (Array.isArray(pending) && pending.length === 0) await this.o.client.call('XGROUP', 'DELCONSUMER', this.o.key, GROUP, this.consumer);
   }
 
   /** Writes waiting lines in order (one writer at a time); on failure retries after a pause. */
@@ -163,6 +197,7 @@ class StreamQueue implements EventQueue {
       this.current = undefined;
       this.lease = await this.o.lock.tryAcquire();
       if (!this.lease) return undefined;
+      await this.o.client.run(PRUNE_CONSUMERS, [this.o.key], [GROUP, this.consumer, this.o.staleConsumerMs ?? STALE_CONSUMER_MS]);
     }
     await this.refreshLength();
     // Events read by an earlier holder (or by this one) and never acknowledged come first.

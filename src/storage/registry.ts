@@ -21,7 +21,8 @@ import { type TagLanes, createTagLanes } from './manifests/tag-lanes.js';
 import { createManifestCache } from './manifests/manifest-cache.js';
 import { createManagement } from './management/management.js';
 import { purgeUploads } from './uploads/purge-uploads.js';
-import { type QuotaReading, type QuotaSpec, createQuotas } from './quotas/quotas.js';
+import { type QuotaReading, type QuotaSpec, type QuotaWarning, createQuotas } from './quotas/quotas.js';
+import type { SharedQuotaLocks } from './quotas/quota-port.js';
 import type { RepoName } from './reference.js';
 import type { CacheRepository, LocalRegistry, Repository } from './registry-face.js';
 import { createRepository } from './repository.js';
@@ -37,9 +38,10 @@ export { MAX_MANIFEST_BYTES, MEDIA_TYPES } from './manifests/manifest-format.js'
 export type { ListRange } from './indexing/index-port.js';
 export { type ImmutableTagRuleSpec, type ImmutableTags, createImmutableTags } from './manifests/immutable-tags.js';
 export type { ManifestTimes, RepositoryTimes, RevisionTimes, TimesStore } from './indexing/manifest-times.js';
-export type { DeletedRepository, RegistryManagement, RepoUsage, TagDetail, UsageQuery } from './management/management-face.js';
+export type { DeletedRepository, RegistryManagement, RepoUsage, SortedTagPage, SortedTagQuery, TagDetail, UsageQuery } from './management/management-face.js';
 export type { PurgeReport } from './uploads/purge-uploads.js';
-export { type QuotaReading, type QuotaSpec, formatBytes } from './quotas/quotas.js';
+export { QUOTA_WARNING_RATIO, type QuotaReading, type QuotaSpec, type QuotaWarning, formatBytes } from './quotas/quotas.js';
+export type { SharedQuotaLocks } from './quotas/quota-port.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
 export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
@@ -67,8 +69,12 @@ export interface RegistryOptions {
   readonly immutableTags?: readonly ImmutableTagRuleSpec[] | undefined;
   /** `storage.quotas`: limits per repository glob, checked where pushes write (quotas/quotas.ts). */
   readonly quotas?: readonly QuotaSpec[] | undefined;
-  /** Told each quota figure a check computes (the usage-ratio gauge and the 85% warning). */
+  /** Told each quota figure a check computes (the usage gauges). */
   readonly observeQuota?: ((reading: QuotaReading) => void) | undefined;
+  /** Told of each link that takes a quota across 85% of a limit; the push waits for it (the `quota` event). */
+  readonly warnQuota?: ((warning: QuotaWarning) => Promise<void>) | undefined;
+  /** Each quota's lock shared with the other replicas (Redis), held across a check and its link. */
+  readonly quotaLocks?: SharedQuotaLocks | undefined;
 }
 
 /** How many repository views a registry keeps built. */
@@ -85,7 +91,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   const lanes = opts.tagLanes ?? createTagLanes();
   const times = createManifestTimes(opts.driver, opts.times);
   const immutable = opts.immutableTags?.length ? createImmutableTags(opts.immutableTags) : NO_IMMUTABLE_TAGS;
-  const quotas = createQuotas(opts.quotas ?? [], { driver, blobs, index, observe: opts.observeQuota });
+  const quotas = createQuotas(opts.quotas ?? [], { driver, blobs, index, observe: opts.observeQuota, warn: opts.warnQuota, locks: opts.quotaLocks });
   const context = {
     driver, blobs, sessions, cache: createManifestCache(), gate, index, times, deleteEnabled: opts.deleteEnabled, immutable, quotas, lanes,
     repository: (name: RepoName): Repository => repository(name),

@@ -111,10 +111,16 @@ export async function send(path: string, method: string): Promise<Response> {
 
 /** The `last` of a `Link: <…?n=…&last=…>; rel="next"` header, when more entries follow. */
 export function nextLast(res: Response): string | undefined {
+  const next = nextQuery(res);
+  return next === undefined ? undefined : new URLSearchParams(next).get('last') ?? undefined;
+}
+
+/** The query (without `?`) of a `Link: <…>; rel="next"` header, when more entries follow. */
+export function nextQuery(res: Response): string | undefined {
   const link = res.headers.get('Link');
   const m = link === null ? null : /<([^>]*)>\s*;\s*rel="?next"?/.exec(link);
   if (m === null) return undefined;
-  return new URL(m[1] ?? '', location.href).searchParams.get('last') ?? undefined;
+  return new URL(m[1] ?? '', location.href).search.slice(1);
 }
 
 /** A repository name or reference in a path: each `/`-separated part URL-encoded. */

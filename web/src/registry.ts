@@ -2,7 +2,7 @@
  * What the pages read from the registry, in OCI terms: repositories (with usage figures when the
  * management API has them), tags, manifests, image configs and referrers.
  */
-import { ApiError, MANIFEST_TYPES, getJson, nextLast, pathOf, request, errorOf } from './api.js';
+import { ApiError, MANIFEST_TYPES, getJson, nextLast, nextQuery, pathOf, request, errorOf } from './api.js';
 
 export interface Platform {
   readonly os?: string;
@@ -164,45 +164,33 @@ export function repositoryUsagePath(name: string): string {
   return `berth/v1/repositories/${pathOf(name)}/usage`;
 }
 
-/** The request of {@link listTagNames}. */
-export function tagNamesPath(name: string): string {
-  return `v2/${pathOf(name)}/tags/list`;
-}
+/** The orders the tags endpoint sorts a page in (newest first), on the server. */
+export type TagOrder = 'version' | 'pushed';
 
-/** Every tag name of `name` (`/v2/<name>/tags/list`, which the index answers from memory). */
-export async function listTagNames(name: string): Promise<TagRow[]> {
-  const { body } = await getJson<{ tags: string[] | null }>(tagNamesPath(name));
-  return (body.tags ?? []).map((tag) => ({ tag }));
-}
-
-/**
- * Every tag of `name` with digest, size and push time, from `/berth/v1/repositories/<name>/tags` (one
- * request up to 10,000 tags); undefined when the server has no such endpoint.
- */
-export async function listTagDetails(name: string): Promise<TagRow[] | undefined> {
-  const tags: TagRow[] = [];
-  let last: string | undefined;
-  for (;;) {
-    const q = new URLSearchParams({ n: '10000', ...(last !== undefined && { last }) });
-    const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
-    if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') return undefined;
-    if (!res.ok) throw await errorOf(res);
-    tags.push(...((await res.json()) as { tags: TagRow[] }).tags);
-    last = nextLast(res);
-    if (last === undefined) return tags;
-  }
+/** A page of a repository's tags in an order, with the repository's tag count and where the next page starts. */
+export interface TagPage {
+  readonly tags: readonly TagRow[];
+  readonly total: number;
+  /** The query of the next page (the `Link` header's), when there is one. */
+  readonly next: string | undefined;
 }
 
 /**
- * The details of the named tags of `name` (at most 100; those that exist), from
- * `/berth/v1/repositories/<name>/tags?tag=…`; undefined when the server has no such endpoint.
+ * The request of {@link tagPage}: the first `n` tags of `name` in `order`, or the page `next` names
+ * (the query of a page's `Link`).
  */
-export async function namedTagDetails(name: string, tags: readonly string[]): Promise<TagRow[] | undefined> {
-  const q = new URLSearchParams(tags.map((tag) => ['tag', tag]));
-  const res = await request(`berth/v1/repositories/${pathOf(name)}/tags?${q}`);
-  if (res.status === 404 && (await errorOf(res.clone())).code === 'UNSUPPORTED') return undefined;
-  if (!res.ok) throw await errorOf(res);
-  return ((await res.json()) as { tags: TagRow[] }).tags;
+export function tagPagePath(name: string, order: TagOrder, n: number, next?: string): string {
+  return `berth/v1/repositories/${pathOf(name)}/tags?${next ?? new URLSearchParams({ sort: order, n: String(n) }).toString()}`;
+}
+
+/**
+ * A page of the tags of `name` sorted by the server (`/berth/v1/repositories/<name>/tags?sort=`), each
+ * with digest, size and push time: what the repository page shows first, in one request whatever the
+ * number of tags. @throws ApiError
+ */
+export async function tagPage(name: string, order: TagOrder, n: number, next?: string): Promise<TagPage> {
+  const { body, res } = await getJson<{ tags: TagRow[]; total: number }>(tagPagePath(name, order, n, next));
+  return { tags: body.tags, total: body.total, next: nextQuery(res) };
 }
 
 /** The manifest `reference` (tag or digest) of `name`, in whatever type it was pushed as. @throws ApiError */

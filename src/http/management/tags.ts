@@ -5,15 +5,21 @@
  * unknown), paged like the tag list with a `Link` header. One request gives the web UI what it would
  * otherwise ask per tag; a page holds up to 10,000 tags (more than `/v2/`'s list pages, since each
  * entry is answered from the index). With `tag` (repeated, at most 100) it answers those tags (the ones
- * that exist) instead of a range: the web UI's page of 20 in version order asks just those.
+ * that exist) instead of a range.
+ *
+ * `sort=version` or `sort=pushed` (newest first; `sort=name` is the default order) sorts on the server
+ * and answers one page of that order with `"total"`, the repository's tag count: the web UI's first
+ * screen of a 10,000-tag repository is one request for 20 tags. The next page starts after `last` in
+ * that order; for `pushed` the `Link` also carries `lastpushed`, the push time `last` was sorted by
+ * (`unknown` when it had none), so a tag pushed again meanwhile does not move the cursor.
  */
-import { paginationInvalid } from '../../errors.js';
+import { RegistryError, paginationInvalid } from '../../errors.js';
 import { type Tag, parseTag } from '../../storage/reference.js';
-import type { TagDetail } from '../../storage/registry.js';
+import type { SortedTagQuery, TagDetail } from '../../storage/registry.js';
 import type { Ctx } from '../context.js';
 import { nextLink } from '../headers.js';
-import { pagination, repoName } from '../params.js';
-import type { ManagementEndpoint } from './types.js';
+import { pagination, queryValue, repoName } from '../params.js';
+import type { ManagementDeps, ManagementEndpoint } from './types.js';
 import { managementOf, pullOnName } from './usage.js';
 
 /** The largest page, and the page size when `n` is not given. */
@@ -40,6 +46,11 @@ export const listTagDetails: ManagementEndpoint = {
     }
     const { n, last } = pagination(ctx, MAX_TAG_PAGE);
     const limit = n ?? MAX_TAG_PAGE;
+    const order = sortOf(ctx);
+    if (order !== 'name') {
+      await sortedPage(ctx, deps, { order, after: last, afterPushed: lastPushed(ctx, order), limit });
+      return;
+    }
     const page = await managementOf(deps).tagDetails(name, { after: last, limit: limit + 1 }, { signal: ctx.state.signal });
     const items = page.slice(0, limit);
     const lastItem = items.at(-1);
@@ -58,4 +69,38 @@ function namedTags(ctx: Ctx): Tag[] | undefined {
   const values = Array.isArray(raw) ? raw : [raw];
   if (values.length > MAX_NAMED_TAGS) throw paginationInvalid(`${values.length} tags named; at most ${MAX_NAMED_TAGS} in one request`);
   return values.map(parseTag);
+}
+
+/** A page in version or push-time order, with the total and a `Link` to the next page. */
+async function sortedPage(ctx: Ctx, deps: ManagementDeps, query: SortedTagQuery): Promise<void> {
+  const name = repoName(ctx);
+  const page = await managementOf(deps).sortedTagDetails(name, query, { signal: ctx.state.signal });
+  if (page.next !== undefined) {
+    const params: Record<string, string> = { sort: query.order, n: String(query.limit), last: page.next.tag };
+    if (query.order === 'pushed') params['lastpushed'] = page.next.pushed?.toISOString() ?? UNKNOWN_TIME;
+    ctx.set('Link', nextLink(`${deps.prefix}/berth/v1/repositories/${name}/tags`, params));
+  }
+  ctx.status = 200;
+  ctx.body = { tags: page.tags.map(tagJson), total: page.total };
+}
+
+/** How `lastpushed` says the tag it follows had no push time. */
+const UNKNOWN_TIME = 'unknown';
+
+/** The `sort` of the query (`name` when absent). @throws NAME_INVALID for another value */
+function sortOf(ctx: Ctx): 'name' | 'version' | 'pushed' {
+  const raw = queryValue(ctx, 'sort');
+  if (raw === undefined || raw === '' || raw === 'name') return 'name';
+  if (raw === 'version' || raw === 'pushed') return raw;
+  throw new RegistryError('NAME_INVALID', 'invalid request: sort must be name, version or pushed');
+}
+
+/** The `lastpushed` of a push-time page (undefined: the `last` tag's push time now). @throws NAME_INVALID */
+function lastPushed(ctx: Ctx, order: 'version' | 'pushed'): Date | null | undefined {
+  const raw = queryValue(ctx, 'lastpushed');
+  if (raw === undefined || order !== 'pushed') return undefined;
+  if (raw === UNKNOWN_TIME) return null;
+  const t = Date.parse(raw);
+  if (!/^\d{4}-\d\d-\d\dT/.test(raw) || Number.isNaN(t)) throw new RegistryError('NAME_INVALID', 'invalid request: lastpushed must be an RFC 3339 time or unknown');
+  return new Date(t);
 }

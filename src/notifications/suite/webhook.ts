@@ -25,6 +25,8 @@ export interface WebhookEvent {
     tag?: string;
     references?: { mediaType?: string; size?: number; digest?: string }[];
   };
+  /** Berth's `quota` events only. */
+  quota?: { name: string; key: string; repositories: string[]; namespace: string; kind: string; usage: number; previous: number; limit: number; threshold: number };
   request: { id: string; addr?: string; host?: string; method: string; useragent: string };
   actor: { name?: string };
   source: { addr?: string; instanceID?: string };

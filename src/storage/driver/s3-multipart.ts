@@ -1,9 +1,11 @@
 /**
  * The multipart-upload requests the s3 driver builds on: server-side copies in parts (UploadPartCopy),
- * completing and aborting uploads, and finding the uploads in progress under a key or a prefix.
+ * completing and aborting uploads, finding the uploads in progress under a key or a prefix, and the
+ * upload a writer left open at a key (with its pending part, see s3-writer.ts).
  */
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   ListMultipartUploadsCommand,
@@ -78,6 +80,71 @@ export async function partsOf(ctx: S3Context, u: UploadInProgress, signal?: Abor
     marker = page.NextPartNumberMarker;
   }
   return parts.sort((a, b) => a.partNumber - b.partNumber);
+}
+
+/**
+ * The suffix of a pending-part object: `<key>~pending` holds a copy of the last part of the upload
+ * open at `<key>` while that part is under S3's 5 MiB minimum (s3-writer.ts). `~` is outside the
+ * driver's path alphabet, so no driver path names one; list and walk leave them out.
+ */
+export const PENDING_SUFFIX = '~pending';
+
+/** The key of the pending-part object of the upload open at `key`. */
+export function pendingKey(key: string): string {
+  return `${key}${PENDING_SUFFIX}`;
+}
+
+/** Whether `key` is a pending-part object (never shown as a file). */
+export function isPendingKey(key: string): boolean {
+  return key.endsWith(PENDING_SUFFIX);
+}
+
+/** The upload a writer left open at a key: the newest one there, its parts, and their total size. */
+export interface OpenUpload {
+  readonly upload: UploadInProgress;
+  readonly parts: UploadedPart[];
+  readonly size: number;
+  /** Older uploads at the same key (leftovers that hold nothing of the content). */
+  readonly older: UploadInProgress[];
+}
+
+/**
+ * The upload open at exactly `key`, or undefined when there is none. Whether it holds the content of
+ * the key depends on the object there (s3-writer.ts): it does when the object is missing or empty.
+ */
+export async function openUploadAt(ctx: S3Context, key: string, signal?: AbortSignal): Promise<OpenUpload | undefined> {
+  const uploads = (await uploadsUnder(ctx, key, true, signal)).sort((a, b) => b.initiated.getTime() - a.initiated.getTime());
+  const [upload, ...older] = uploads;
+  if (upload === undefined) return undefined;
+  const parts = await partsOf(ctx, upload, signal);
+  return { upload, parts, size: parts.reduce((sum, p) => sum + p.size, 0), older };
+}
+
+/**
+ * Makes the upload open at `key` (if any) the object there: completes it with the parts it has, aborts
+ * older leftovers and removes the pending part. Only for a key whose object is missing or empty (then
+ * the open upload holds its content). Answers whether an upload was completed.
+ */
+export async function settleOpenUpload(ctx: S3Context, key: string, signal?: AbortSignal): Promise<boolean> {
+  const open = await openUploadAt(ctx, key, signal);
+  if (open === undefined) return false;
+  for (const u of open.older) await abortUpload(ctx, u.key, u.uploadId);
+  if (open.parts.length === 0) {
+    await abortUpload(ctx, key, open.upload.uploadId);
+    return false;
+  }
+  await completeUpload(ctx, key, open.upload.uploadId, open.parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })), signal);
+  await deletePending(ctx, key);
+  return true;
+}
+
+/** Removes the pending part of `key`, ignoring failure (a stale one is never taken: see s3-writer.ts). */
+export async function deletePending(ctx: S3Context, key: string): Promise<void> {
+  try {
+    await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: pendingKey(key) }));
+  } catch {
+    // Cleanup only: a leftover is removed with its directory, and never taken for a part it is not.
+  }
 }
 
 /** Starts a multipart upload to `key`; answers its id. */

@@ -1,39 +1,77 @@
 /**
- * The s3 driver's FileWriter: a multipart upload that holds at most one part in memory.
+ * The s3 driver's FileWriter: a multipart upload kept open between writers, as registry:2's s3 driver
+ * keeps its own between PATCH requests, holding at most about one part in memory.
  *
- * The object at the writer's key always holds whole, ended content; nothing partial ever appears
- * there. Bytes are buffered until a part (`chunksize`) is full, then uploaded as the next part of a
- * multipart upload, and the write is called back only once that part is stored (backpressure).
- * `end()` uploads what is left as the last part and completes the upload, so the object then holds
- * everything written (a writer that never filled a part sends one PutObject instead). That is the
- * durability point: from then on `stat` and `reader` see the content, and any replica can continue it.
+ * What a key holds. Either a plain object (no upload open at the key), or, while a writer's content
+ * is not committed, an open multipart upload at the key plus an empty object there (so that the path
+ * exists; registry:2's writer leaves no object, which means the same). An open upload holds the content
+ * only while the object at its key is missing or empty: a non-empty object is the content, and an
+ * upload beside it is a leftover (a writer that died while moving the object into a new upload) that
+ * is aborted. `stat` of an empty object therefore looks for an open upload and counts its parts;
+ * `reader`, `getContent` and `move` of one complete it first (s3.ts, settleOpenUpload).
  *
- * Append (`writer(path, { append: true })`, registry:2's resume): an upload still in progress for the
- * key (left by a process that died, or by registry:2's s3 driver, whose writers keep theirs open
- * between requests) is completed first, so its parts count. Then the existing object is the start of
- * the new content: under S3's 5 MiB minimum part it is read back into the buffer (as registry:2
- * does), otherwise it becomes the first parts of the new upload by server-side copy (UploadPartCopy,
- * guarded by its ETag), and new bytes follow. A writer that is destroyed (error, abort) aborts its
- * upload, leaving the object as it was before it: a prefix of what it was given.
+ * Parts. Bytes are buffered and uploaded as parts of `chunksize` once a part and S3's 5 MiB minimum
+ * more are buffered, so what is left when the writer ends is at least 5 MiB whenever the content is:
+ * `end()` uploads it as one more part and answers only then (the durability point; the upload stays
+ * open). One part is sent while the next one fills; writes are called back once their bytes are in a
+ * part, in the part being sent, or in that bounded buffer (at most about two parts and 5 MiB).
+ *
+ * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
+ * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
+ * copy of it beside the key (`<key>~pending`, tagged with the upload id and the part number), and the
+ * next writer, on any process, reads that copy back (If-Match the part's ETag) and re-uploads the same
+ * part number with the new bytes after it: nothing before it is read or copied again. Without a
+ * matching copy (registry:2's writer, or a process that died between the part and its copy) the upload
+ * is completed and the object becomes the start of the new content, as registry:2 does: read back
+ * under 5 MiB, otherwise copied server-side (UploadPartCopy, guarded by its ETag) into the new upload.
+ *
+ * `commit()` completes the upload (CompleteMultipartUpload), which makes the object whole at its key,
+ * and removes the pending copy. A writer destroyed before `end()` keeps the parts it had stored (a
+ * prefix of what it took); one that began from a plain object aborts the upload it started, leaving
+ * the object as it was. `cancel()` aborts every upload at the key and removes the object.
  */
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import type { CompletedPart } from '@aws-sdk/client-s3';
+import type { CompletedPart, HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { DriverError } from './driver.js';
 import type { FileWriter } from './driver.js';
-import { MIN_PART_BYTES, isNoSuchKey, sendOptions } from './s3-client.js';
+import { MIN_PART_BYTES, isNoSuchKey, s3Status, sendOptions } from './s3-client.js';
 import type { S3Context } from './s3-client.js';
-import { abortUpload, completeUpload, copyParts, createUpload, partsOf, uploadsUnder } from './s3-multipart.js';
+import {
+  abortUpload,
+  completeUpload,
+  copyParts,
+  createUpload,
+  deletePending,
+  openUploadAt,
+  pendingKey,
+  uploadsUnder,
+} from './s3-multipart.js';
+import type { OpenUpload, UploadedPart } from './s3-multipart.js';
+
+/** User metadata of a pending-part object: the upload and the part it copies. */
+const UPLOAD_ID_META = 'berth-upload-id';
+const PART_NUMBER_META = 'berth-part-number';
+
+const EMPTY = Buffer.alloc(0);
 
 /** What is at the key when a writer opens. */
 interface Start {
-  /** Bytes of the object so far (all counted in the writer's size). */
+  /** Bytes of the content so far (all counted in the writer's size). */
   readonly size: number;
-  /** Those bytes, when they are few enough to resend (under S3's minimum part). */
-  readonly head: Buffer | undefined;
-  /** The object's ETag, when its bytes are to be copied server-side. */
-  readonly etag: string | undefined;
+  /** The open upload that holds the content, when there is one. */
+  readonly upload?: {
+    readonly id: string;
+    /** Its parts before the tail, each at least 5 MiB. */
+    readonly parts: CompletedPart[];
+    /** A short last part and its bytes (read from the pending copy), to be re-uploaded with what follows. */
+    readonly tail?: { readonly part: CompletedPart; readonly bytes: Buffer };
+  };
+  /** Otherwise the object is the content: its bytes when few enough to resend (under 5 MiB)… */
+  readonly head?: Buffer;
+  /** …or its ETag, when its `size` bytes are to be copied server-side into the upload (5 MiB or more). */
+  readonly copy?: { readonly etag: string | undefined };
 }
 
 /** Opens a writer on `path`: truncating it, or continuing after its last byte. */
@@ -47,62 +85,125 @@ export async function openS3Writer(ctx: S3Context, path: string, append: boolean
   }
 }
 
-/** `append: false`: no upload in progress survives, and the object is empty from now on. */
+/** `append: false`: no upload at the key survives, and the object is empty from now on. */
 async function truncate(ctx: S3Context, key: string, signal?: AbortSignal): Promise<Start> {
   for (const u of await uploadsUnder(ctx, key, true, signal)) await abortUpload(ctx, u.key, u.uploadId);
-  await putObject(ctx, key, Buffer.alloc(0), signal);
-  return { size: 0, head: undefined, etag: undefined };
+  await putObject(ctx, key, EMPTY, signal);
+  return { size: 0 };
 }
 
-/** `append: true`: completes a leftover upload, then takes the object as the start of the content. */
+/** `append: true`: continues the open upload that holds the content, or starts from the object. */
 async function resume(ctx: S3Context, key: string, signal?: AbortSignal): Promise<Start> {
-  const uploads = (await uploadsUnder(ctx, key, true, signal)).sort((a, b) => b.initiated.getTime() - a.initiated.getTime());
-  const [latest, ...older] = uploads;
-  for (const u of older) await abortUpload(ctx, u.key, u.uploadId);
-  if (latest !== undefined) {
-    const parts = await partsOf(ctx, latest, signal);
-    if (parts.length === 0) await abortUpload(ctx, latest.key, latest.uploadId);
-    else await completeUpload(ctx, key, latest.uploadId, parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })), signal);
+  const [object, open] = await Promise.all([headObject(ctx, key, signal), openUploadAt(ctx, key, signal)]);
+  const objectSize = object?.ContentLength ?? 0;
+  if (open !== undefined && objectSize === 0) return continueUpload(ctx, key, object !== undefined, open, signal);
+  if (open !== undefined) for (const u of [open.upload, ...open.older]) await abortUpload(ctx, u.key, u.uploadId);
+  if (object === undefined) {
+    await putObject(ctx, key, EMPTY, signal);
+    return { size: 0 };
   }
-  let head;
-  try {
-    head = await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), sendOptions(signal));
-  } catch (err) {
-    if (!isNoSuchKey(err)) throw err;
-    await putObject(ctx, key, Buffer.alloc(0), signal);
-    return { size: 0, head: undefined, etag: undefined };
-  }
-  const size = head.ContentLength ?? 0;
-  if (size >= MIN_PART_BYTES) return { size, head: undefined, etag: head.ETag };
-  if (size === 0) return { size, head: undefined, etag: undefined };
-  const got = await ctx.client.send(
-    new GetObjectCommand({ Bucket: ctx.bucket, Key: key, ...(head.ETag !== undefined && { IfMatch: head.ETag }) }),
-    sendOptions(signal),
-  );
-  const bytes = Buffer.from((await got.Body?.transformToByteArray()) ?? new Uint8Array(0));
-  return { size: bytes.length, head: bytes, etag: undefined };
+  return fromObject(ctx, key, objectSize, object.ETag, signal);
 }
 
-async function putObject(ctx: S3Context, key: string, body: Buffer, signal?: AbortSignal): Promise<void> {
-  await ctx.client.send(
-    new PutObjectCommand({ Bucket: ctx.bucket, Key: key, Body: body, ContentLength: body.length, ...ctx.createParams }),
+/** The object at `key` (`size` bytes) as the start of the content. */
+async function fromObject(ctx: S3Context, key: string, size: number, etag: string | undefined, signal?: AbortSignal): Promise<Start> {
+  if (size === 0) return { size };
+  if (size >= MIN_PART_BYTES) return { size, copy: { etag } };
+  const got = await ctx.client.send(
+    new GetObjectCommand({ Bucket: ctx.bucket, Key: key, ...(etag !== undefined && { IfMatch: etag }) }),
     sendOptions(signal),
   );
+  const head = Buffer.from((await got.Body?.transformToByteArray()) ?? new Uint8Array(0));
+  return { size: head.length, head };
+}
+
+/** The open upload `open` holds the content (the object is missing or empty): carry on with it. */
+async function continueUpload(ctx: S3Context, key: string, objectExists: boolean, open: OpenUpload, signal?: AbortSignal): Promise<Start> {
+  for (const u of open.older) await abortUpload(ctx, u.key, u.uploadId);
+  const { upload, parts, size } = open;
+  const last = parts.at(-1);
+  if (last === undefined) {
+    await abortUpload(ctx, key, upload.uploadId);
+    if (!objectExists) await putObject(ctx, key, EMPTY, signal);
+    return { size: 0 };
+  }
+  // registry:2's writer leaves no object while its upload is open; an empty one means the same here.
+  if (!objectExists) await putObject(ctx, key, EMPTY, signal);
+  const completed = parts.map(completedPart);
+  if (last.size >= MIN_PART_BYTES) return { size, upload: { id: upload.uploadId, parts: completed } };
+  const bytes = await readPending(ctx, key, upload.uploadId, last, signal);
+  if (bytes !== undefined) {
+    return { size, upload: { id: upload.uploadId, parts: completed.slice(0, -1), tail: { part: completedPart(last), bytes } } };
+  }
+  // The short last part has no copy to re-send: the upload becomes the object, which starts the content.
+  await completeUpload(ctx, key, upload.uploadId, completed, signal);
+  await deletePending(ctx, key);
+  const object = await headObject(ctx, key, signal);
+  return fromObject(ctx, key, object?.ContentLength ?? 0, object?.ETag, signal);
+}
+
+/** The bytes of `last` from its pending copy, when that copy is of this very part (upload, number and ETag). */
+async function readPending(ctx: S3Context, key: string, uploadId: string, last: UploadedPart, signal?: AbortSignal): Promise<Buffer | undefined> {
+  try {
+    const got = await ctx.client.send(
+      new GetObjectCommand({ Bucket: ctx.bucket, Key: pendingKey(key), IfMatch: last.etag }),
+      sendOptions(signal),
+    );
+    const bytes = Buffer.from((await got.Body?.transformToByteArray()) ?? new Uint8Array(0));
+    const meta = got.Metadata ?? {};
+    const same = meta[UPLOAD_ID_META] === uploadId && meta[PART_NUMBER_META] === String(last.partNumber) && bytes.length === last.size;
+    return same ? bytes : undefined;
+  } catch (err) {
+    if (isNoSuchKey(err) || s3Status(err) === 412) return undefined;
+    throw err;
+  }
+}
+
+async function headObject(ctx: S3Context, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+  try {
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), sendOptions(signal));
+  } catch (err) {
+    if (isNoSuchKey(err) && signal?.aborted !== true) return undefined;
+    throw err;
+  }
+}
+
+async function putObject(ctx: S3Context, key: string, body: Buffer, signal?: AbortSignal, metadata?: Record<string, string>): Promise<void> {
+  await ctx.client.send(
+    new PutObjectCommand({
+      Bucket: ctx.bucket, Key: key, Body: body, ContentLength: body.length, ...ctx.createParams,
+      ...(metadata !== undefined && { Metadata: metadata }),
+    }),
+    sendOptions(signal),
+  );
+}
+
+function completedPart(p: UploadedPart): CompletedPart {
+  return { PartNumber: p.partNumber, ETag: p.etag };
 }
 
 class S3Writer extends Writable implements FileWriter {
   #size: number;
+  /** Bytes after the last whole part; while `#tail` is set, exactly the bytes of that stored part. */
   #chunks: Buffer[] = [];
   #buffered = 0;
-  /** The upload this writer started (none until a part is due). */
+  /** The upload that holds (or will hold) the content; none until a part is due for a plain object. */
   #uploadId: string | undefined;
+  /** The parts before the buffered bytes, each at least 5 MiB, numbered from 1 on. */
   #parts: CompletedPart[] = [];
-  /** Bytes of the existing object still to be copied into the upload (with its ETag), or 0. */
+  /** The part being sent while the next one fills (at most one), added to `#parts` once stored. */
+  #sending: Promise<void> | undefined;
+  /** The stored short last part that holds the buffered bytes, until more bytes change them. */
+  #tail: CompletedPart | undefined;
+  /** Bytes of the object to copy into the upload when it starts (with the object's ETag), or 0. */
   #copyBytes: number;
   readonly #copyEtag: string | undefined;
+  /** The object at the key holds content that a new upload repeats: emptied once the upload holds all of it. */
+  #objectHoldsContent: boolean;
   /** Whether anything was written (an untouched writer changes nothing at end()). */
   #dirty = false;
   #cancelled = false;
+  #committed = false;
 
   constructor(
     private readonly ctx: S3Context,
@@ -113,11 +214,18 @@ class S3Writer extends Writable implements FileWriter {
   ) {
     super({ decodeStrings: true });
     this.#size = start.size;
-    this.#copyEtag = start.etag;
-    this.#copyBytes = start.head === undefined ? start.size : 0;
-    if (start.head !== undefined && start.head.length > 0) {
-      this.#chunks.push(start.head);
-      this.#buffered = start.head.length;
+    this.#copyBytes = start.copy === undefined ? 0 : start.size;
+    this.#copyEtag = start.copy?.etag;
+    this.#objectHoldsContent = start.upload === undefined && start.size > 0;
+    if (start.upload !== undefined) {
+      this.#uploadId = start.upload.id;
+      this.#parts = [...start.upload.parts];
+      this.#tail = start.upload.tail?.part;
+    }
+    const first = start.upload?.tail?.bytes ?? start.head;
+    if (first !== undefined && first.length > 0) {
+      this.#chunks.push(first);
+      this.#buffered = first.length;
     }
     if (signal !== undefined) {
       const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
@@ -130,39 +238,59 @@ class S3Writer extends Writable implements FileWriter {
     return this.#size;
   }
 
+  /** Buffered bytes that trigger a part upload: a part, and enough after it for a last part of 5 MiB. */
+  get #uploadAt(): number {
+    return this.ctx.options.chunkSize + MIN_PART_BYTES;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     this.#size += chunk.length;
     this.#dirty = true;
-    if (this.#buffered < this.ctx.options.chunkSize) {
+    this.#tail = undefined;
+    if (this.#buffered < this.#uploadAt) {
       callback();
       return;
     }
-    this.#uploadFullParts().then(() => callback(), (err: unknown) => callback(this.#fail(err)));
+    this.#sendFullParts().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#finish().then(() => callback(), (err: unknown) => callback(this.#fail(err)));
+    this.#end().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const uploadId = this.#uploadId;
-    this.#uploadId = undefined;
     this.#chunks = [];
-    if (uploadId === undefined) {
+    const uploadId = this.#uploadId;
+    // Parts in an upload that holds the content stay: they are a prefix of it. An upload begun beside
+    // an object that still holds the content repeats it and goes.
+    if (uploadId === undefined || !this.#objectHoldsContent) {
       callback(error);
       return;
     }
+    this.#uploadId = undefined;
     void abortUpload(this.ctx, this.key, uploadId).finally(() => callback(error));
   }
 
   async commit(): Promise<void> {
     if (this.#cancelled) throw new DriverError('DRIVER_FAILURE', 's3', `commit of ${this.path}: the writer was cancelled`);
-    if (this.writableFinished) return;
-    if (this.destroyed) throw new DriverError('DRIVER_FAILURE', 's3', `commit of ${this.path}: the writer was destroyed before it ended`);
-    if (!this.writableEnded) this.end();
-    await finished(this);
+    if (!this.writableFinished) {
+      if (this.destroyed) throw new DriverError('DRIVER_FAILURE', 's3', `commit of ${this.path}: the writer was destroyed before it ended`);
+      if (!this.writableEnded) this.end();
+      await finished(this);
+    }
+    const uploadId = this.#uploadId;
+    if (this.#committed || uploadId === undefined) return;
+    const parts = this.#tail === undefined ? this.#parts : [...this.#parts, this.#tail];
+    try {
+      await completeUpload(this.ctx, this.key, uploadId, parts, this.signal);
+    } catch (err) {
+      throw this.#fail('commit', err);
+    }
+    this.#committed = true;
+    this.#uploadId = undefined;
+    await deletePending(this.ctx, this.key);
   }
 
   async cancel(): Promise<void> {
@@ -173,35 +301,74 @@ class S3Writer extends Writable implements FileWriter {
       await closed;
     }
     try {
-      await this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key: this.key }));
+      for (const u of await uploadsUnder(this.ctx, this.key, true)) await abortUpload(this.ctx, u.key, u.uploadId);
+      await Promise.all(
+        [this.key, pendingKey(this.key)].map((Key) => this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key }))),
+      );
     } catch (err) {
       throw this.ctx.fail('cancel', this.path, err);
     }
   }
 
-  /** Uploads parts while a whole one is buffered. */
-  async #uploadFullParts(): Promise<void> {
-    while (this.#buffered >= this.ctx.options.chunkSize) await this.#uploadPart(this.#take(this.ctx.options.chunkSize));
+  /**
+   * Sends whole parts while a part and 5 MiB more are buffered, one at a time: each waits for the one
+   * before it (so part numbers follow `#parts`), and the last one sent is left in flight.
+   */
+  async #sendFullParts(): Promise<void> {
+    while (this.#buffered >= this.#uploadAt) {
+      await this.#sent();
+      const body = this.#take(this.ctx.options.chunkSize);
+      const sending = this.#uploadPart(body).then((part) => void this.#parts.push(part));
+      sending.catch(() => undefined); // awaited by the next part or end(); after a destroy, by no one
+      this.#sending = sending;
+    }
   }
 
-  /** end(): the last part and the completion, or a single PutObject when no part was ever due. */
-  async #finish(): Promise<void> {
+  /** Waits for the part in flight, if any (its failure is the writer's). */
+  async #sent(): Promise<void> {
+    const sending = this.#sending;
+    if (sending === undefined) return;
+    try {
+      await sending;
+    } finally {
+      if (this.#sending === sending) this.#sending = undefined;
+    }
+  }
+
+  /**
+   * end(): the buffered bytes become the last part (with a pending copy when short), and the object is
+   * emptied when the upload now holds what it held. Content that never reached a part (and had no
+   * upload) is written as one object instead.
+   */
+  async #end(): Promise<void> {
+    await this.#sent();
     if (!this.#dirty) return;
     if (this.#uploadId === undefined && this.#copyBytes === 0) {
       await putObject(this.ctx, this.key, this.#take(this.#buffered), this.signal);
+      this.#objectHoldsContent = false;
       return;
     }
-    await this.#ensureUpload();
-    if (this.#buffered > 0) await this.#uploadPart(this.#take(this.#buffered));
-    const uploadId = this.#uploadId;
-    if (uploadId === undefined) return;
-    await completeUpload(this.ctx, this.key, uploadId, this.#parts, this.signal);
-    this.#uploadId = undefined;
+    const uploadId = await this.#ensureUpload();
+    if (this.#buffered > 0) {
+      const bytes = this.#take(this.#buffered);
+      const part = await this.#uploadPart(bytes);
+      if (bytes.length >= MIN_PART_BYTES) {
+        this.#parts.push(part);
+      } else {
+        this.#tail = part;
+        const meta = { [UPLOAD_ID_META]: uploadId, [PART_NUMBER_META]: String(part.PartNumber) };
+        await putObject(this.ctx, pendingKey(this.key), bytes, this.signal, meta);
+      }
+    }
+    if (this.#objectHoldsContent) {
+      await putObject(this.ctx, this.key, EMPTY, this.signal);
+      this.#objectHoldsContent = false;
+    }
   }
 
-  /** Starts the upload on first need, its first parts copied from the existing object. */
-  async #ensureUpload(): Promise<void> {
-    if (this.#uploadId !== undefined) return;
+  /** The upload, started on first need with the object's bytes copied in as its first parts. */
+  async #ensureUpload(): Promise<string> {
+    if (this.#uploadId !== undefined) return this.#uploadId;
     const uploadId = await createUpload(this.ctx, this.key, this.signal);
     this.#uploadId = uploadId;
     if (this.#copyBytes > 0) {
@@ -212,20 +379,21 @@ class S3Writer extends Writable implements FileWriter {
       });
       this.#copyBytes = 0;
     }
+    return uploadId;
   }
 
-  async #uploadPart(body: Buffer): Promise<void> {
-    await this.#ensureUpload();
-    const partNumber = this.#parts.length + 1;
+  /** Uploads `body` as the part after `#parts` (replacing a short last part stored before). */
+  async #uploadPart(body: Buffer): Promise<CompletedPart> {
+    const uploadId = await this.#ensureUpload();
+    const partNumber = (this.#parts.at(-1)?.PartNumber ?? 0) + 1;
     const out = await this.ctx.client.send(
       new UploadPartCommand({
-        Bucket: this.ctx.bucket, Key: this.key, UploadId: this.#uploadId, PartNumber: partNumber,
-        Body: body, ContentLength: body.length,
+        Bucket: this.ctx.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
       }),
       sendOptions(this.signal),
     );
     if (out.ETag === undefined) throw new Error(`UploadPart ${partNumber} of ${this.key} answered no ETag`);
-    this.#parts.push({ PartNumber: partNumber, ETag: out.ETag });
+    return { PartNumber: partNumber, ETag: out.ETag };
   }
 
   /** The first `n` buffered bytes as one buffer; the rest stays buffered. */
@@ -238,7 +406,7 @@ class S3Writer extends Writable implements FileWriter {
     return part;
   }
 
-  #fail(err: unknown): Error {
-    return this.ctx.fail('write', this.path, err, this.signal ? { signal: this.signal } : {});
+  #fail(op: string, err: unknown): Error {
+    return this.ctx.fail(op, this.path, err, this.signal ? { signal: this.signal } : {});
   }
 }

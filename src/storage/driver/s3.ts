@@ -5,7 +5,11 @@
  *
  * - Files are objects; directories are implicit (a directory exists while a key lies below it).
  * - putContent is one PutObject, so a reader sees the old object or the new one, never a part.
- * - Writers are multipart uploads, resumable from any process (s3-writer.ts).
+ * - Writers are multipart uploads kept open between writers until commit, resumable from any process
+ *   (s3-writer.ts). While one is open, the object at its key is empty: `stat` of an empty object
+ *   counts the parts of an upload open there, and `reader`, `getContent` and `move` of one complete
+ *   that upload first (the writer's content is then the object, as after commit). Pending-part objects
+ *   (`<key>~pending`) are never listed or walked.
  * - move is a server-side copy (CopyObject; UploadPartCopy in parts above the copy threshold, 5 GiB
  *   by default, CopyObject's limit), guarded by the source's ETag, then a delete of the source.
  * - delete lists the prefix (ListObjectsV2, 1000 keys a page) and removes it with DeleteObjects, and
@@ -32,7 +36,7 @@ import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js'
 import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
 import { REDIRECT_EXPIRY_SECONDS, createS3Context, isNoSuchKey, s3ErrorCode, s3Status } from './s3-client.js';
 import type { S3Context, S3DriverOptions } from './s3-client.js';
-import { abortUpload, multipartCopy, uploadsUnder } from './s3-multipart.js';
+import { abortUpload, isPendingKey, multipartCopy, openUploadAt, pendingKey, settleOpenUpload, uploadsUnder } from './s3-multipart.js';
 import { openS3Writer } from './s3-writer.js';
 
 export type { S3DriverOptions } from './s3-client.js';
@@ -57,9 +61,14 @@ class S3Driver implements StorageDriver {
   constructor(private readonly ctx: S3Context) {}
 
   async getContent(path: string, o?: CallOptions): Promise<Buffer> {
-    try {
-      const out = await this.ctx.client.send(new GetObjectCommand({ Bucket: this.ctx.bucket, Key: this.ctx.key(path) }), abortOf(o));
+    const key = this.ctx.key(path);
+    const get = async (): Promise<Buffer> => {
+      const out = await this.ctx.client.send(new GetObjectCommand({ Bucket: this.ctx.bucket, Key: key }), abortOf(o));
       return Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array(0));
+    };
+    try {
+      const content = await get();
+      return content.length === 0 && (await settleOpenUpload(this.ctx, key, o?.signal)) ? await get() : content;
     } catch (err) {
       throw this.ctx.fail('getContent', path, err, o);
     }
@@ -99,7 +108,18 @@ class S3Driver implements StorageDriver {
   async reader(path: string, offset: number, o?: CallOptions): Promise<Readable> {
     const key = this.ctx.key(path);
     try {
-      const first = await this.#get(path, key, offset, undefined, o);
+      let first: Opened | undefined;
+      try {
+        first = await this.#get(path, key, offset, undefined, o);
+      } catch (err) {
+        // An offset past an empty object: the content may be in an upload still open there.
+        if (!(err instanceof InvalidOffsetError) || !(await settleOpenUpload(this.ctx, key, o?.signal))) throw err;
+        first = await this.#get(path, key, offset, undefined, o);
+      }
+      if (first !== undefined && first.end === 0 && (await settleOpenUpload(this.ctx, key, o?.signal))) {
+        first.body.destroy();
+        first = await this.#get(path, key, offset, undefined, o);
+      }
       if (first === undefined) return Readable.from([], { objectMode: false });
       return this.#resumable(path, key, first, o);
     } catch (err) {
@@ -113,8 +133,14 @@ class S3Driver implements StorageDriver {
 
   async stat(path: string, o?: CallOptions): Promise<FileInfo> {
     try {
-      const head = await this.#head(this.ctx.key(path), o);
-      if (head !== undefined) return { path, size: head.ContentLength ?? 0, modTime: head.LastModified ?? new Date(0), isDir: false };
+      const key = this.ctx.key(path);
+      const head = await this.#head(key, o);
+      if (head !== undefined) {
+        const size = head.ContentLength ?? 0;
+        // An empty object may stand for a writer's upload still open at its key: its parts count.
+        const open = size === 0 ? await openUploadAt(this.ctx, key, o?.signal) : undefined;
+        return { path, size: open?.size ?? size, modTime: head.LastModified ?? new Date(0), isDir: false };
+      }
       const page = await this.#listPage(this.ctx.dirPrefix(path), undefined, undefined, 1, o);
       const first = page.Contents?.[0];
       if (first === undefined) throw new PathNotFoundError('s3', path);
@@ -132,7 +158,7 @@ class S3Driver implements StorageDriver {
       do {
         const page = await this.#listPage(prefix, '/', token, 1000, o);
         for (const c of page.Contents ?? []) {
-          if (c.Key !== undefined && c.Key !== prefix && !c.Key.endsWith('/')) children.push(this.ctx.pathOf(c.Key));
+          if (c.Key !== undefined && c.Key !== prefix && !c.Key.endsWith('/') && !isPendingKey(c.Key)) children.push(this.ctx.pathOf(c.Key));
         }
         for (const p of page.CommonPrefixes ?? []) {
           if (p.Prefix !== undefined && p.Prefix.length > prefix.length + 1) children.push(this.ctx.pathOf(p.Prefix.slice(0, -1)));
@@ -152,6 +178,7 @@ class S3Driver implements StorageDriver {
     let head: HeadObjectCommandOutput | undefined;
     try {
       head = await this.#head(fromKey, o);
+      if (head?.ContentLength === 0 && (await settleOpenUpload(this.ctx, fromKey, o?.signal))) head = await this.#head(fromKey, o);
     } catch (err) {
       throw this.ctx.fail('move', from, err, o);
     }
@@ -186,7 +213,7 @@ class S3Driver implements StorageDriver {
       await Promise.all(uploads.map((u) => abortUpload(this.ctx, u.key, u.uploadId)));
       let found = 0;
       if (file !== undefined) {
-        await this.#deleteKeys([key], path, o);
+        await this.#deleteKeys([key, pendingKey(key)], path, o);
         found += 1;
       }
       let token: string | undefined;
@@ -219,7 +246,7 @@ class S3Driver implements StorageDriver {
         throw this.ctx.fail('walk', path, err, o);
       }
       for (const c of page.Contents ?? []) {
-        if (c.Key === undefined || c.Key.endsWith('/')) continue;
+        if (c.Key === undefined || c.Key.endsWith('/') || isPendingKey(c.Key)) continue;
         any = true;
         const modTime = c.LastModified ?? new Date(0);
         const segments = c.Key.slice(prefix.length).split('/');

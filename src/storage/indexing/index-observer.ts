@@ -14,10 +14,11 @@
  *   repositories/<name>/_manifests/tags/<tag>[/…]             → tag (and its repository)
  *   repositories/<name>/_manifests/revisions/<alg>/<hex>[/…]  → revision (and its repository)
  *   repositories/<name>/_layers/<alg>/<hex>[/…]               → layer (and its repository)
- *   repositories/<name>/_layers[/<alg>]                       → everything (every layer link of it)
+ *   repositories/<name>/_layers[/<alg>]                       → contents (every layer link of it)
+ *   repositories/<name>/_manifests[/tags|/revisions[/<alg>]]  → contents (every tag and revision of it)
  *   repositories/<name>/_uploads/…                            → nothing (uploads are not indexed)
  *   blobs/<alg>/<hex2>/<hex>[/…]                              → blob
- *   anything else under the layout or above it                → everything (only a rebuild can tell)
+ *   a repository directory, a folder of them, or above          → everything (only a rebuild can tell)
  *   outside the layout (Berth's own `/berth/…`)               → nothing
  */
 import { type CallOptions, type FileWriter, type StorageDriver, isDriverError } from '../driver/driver.js';
@@ -90,19 +91,20 @@ export function changesOf(path: string): IndexChange[] {
   const at = parsePath(path);
   switch (at.kind) {
     case 'ancestor':
-    case 'repositories': // a repository directory itself, or a folder of repositories
-    case 'manifests':
+    case 'repositories': // a repository directory itself (and any repository nested in it), or a folder of repositories
       return [{ kind: 'everything' }];
+    case 'manifests': // the `_manifests` folder (a repository delete): every tag and revision of the repository
+      return [{ kind: 'contents', repo: at.repo }];
     case 'layer': {
-      // The whole `_layers` folder (a repository delete) takes every link of it: only a rebuild can tell.
-      if (!at.named) return [{ kind: 'everything' }];
+      // The whole `_layers` folder (a repository delete) takes every link of it.
+      if (!at.named) return [{ kind: 'contents', repo: at.repo }];
       const self: IndexChange = { kind: 'repository', repo: at.repo };
       return at.digest === undefined ? [self] : [{ kind: 'layer', repo: at.repo, digest: at.digest }, self];
     }
     case 'tag':
-      return at.tag === undefined ? [{ kind: 'everything' }] : [{ kind: 'tag', repo: at.repo, tag: at.tag }, { kind: 'repository', repo: at.repo }];
+      return at.tag === undefined ? [{ kind: 'contents', repo: at.repo }] : [{ kind: 'tag', repo: at.repo, tag: at.tag }, { kind: 'repository', repo: at.repo }];
     case 'revision': {
-      if (!at.named) return [{ kind: 'everything' }];
+      if (!at.named) return [{ kind: 'contents', repo: at.repo }];
       const self: IndexChange = { kind: 'repository', repo: at.repo };
       return at.digest === undefined ? [self] : [{ kind: 'revision', repo: at.repo, digest: at.digest }, self];
     }

@@ -67,8 +67,13 @@ export type IndexedReferrer = ReferrerDescriptor;
  *   counts in the repository's usage).
  * - `layer`: whether the repository links blob `digest` in `_layers` (its usage; also implies `repository`).
  * - `blob`: the global blob's data (blob descriptors are hints; nothing is answered from them).
- * - `everything`: a change the index cannot attribute (a whole repository or tree removed or moved):
- *   only a full rebuild makes the index trustworthy again.
+ * - `contents`: a whole folder of one repository (`_manifests`, `_layers`, the tags or revisions
+ *   folder) was written or removed, as a repository delete does: every tag, revision and layer link
+ *   of `repo` may have changed (and whether it is a repository). An index re-reads each of them, those
+ *   it holds and those storage holds, one item at a time as for the kinds above.
+ * - `everything`: a change the index cannot attribute (a repository directory itself, a folder of
+ *   repositories or the tree above them removed or moved): only a full rebuild makes the index
+ *   trustworthy again.
  */
 export type IndexChange =
   | { readonly kind: 'repository'; readonly repo: RepoName }
@@ -76,6 +81,7 @@ export type IndexChange =
   | { readonly kind: 'revision'; readonly repo: RepoName; readonly digest: Digest }
   | { readonly kind: 'layer'; readonly repo: RepoName; readonly digest: Digest }
   | { readonly kind: 'blob'; readonly digest: Digest }
+  | { readonly kind: 'contents'; readonly repo: RepoName }
   | { readonly kind: 'everything' };
 
 export interface RegistryIndex {

@@ -69,6 +69,33 @@ export interface RegistryManagement {
    * @throws NAME_UNKNOWN when it is not a repository
    */
   namedTagDetails(name: RepoName, tags: readonly Tag[], o?: CallOptions): Promise<TagDetail[]>;
+  /**
+   * A page of the repository's tags in version or push-time order, newest first (tag-order.ts), with
+   * the same details: what the web UI shows first, without sending every tag to the browser.
+   * @throws NAME_UNKNOWN when it is not a repository
+   */
+  sortedTagDetails(name: RepoName, query: SortedTagQuery, o?: CallOptions): Promise<SortedTagPage>;
+}
+
+/** A page of tags in an order other than code-unit order. */
+export interface SortedTagQuery {
+  readonly order: 'version' | 'pushed';
+  /** The last tag of the page before (its place in the order; it need not exist any more). */
+  readonly after?: string | undefined;
+  /**
+   * With order `pushed` and `after`: the push time `after` was sorted by on the page before (null: it
+   * had none). Undefined: the tag's push time now.
+   */
+  readonly afterPushed?: Date | null | undefined;
+  readonly limit: number;
+}
+
+export interface SortedTagPage {
+  readonly tags: TagDetail[];
+  /** How many tags the repository has. */
+  readonly total: number;
+  /** Where the next page starts (the last entry of this one and its sort key), when there are more. */
+  readonly next: { readonly tag: string; readonly pushed: Date | null } | undefined;
 }
 
 /** One tag of a page. Fields are undefined when the tag's link is broken or its manifest is gone. */

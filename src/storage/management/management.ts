@@ -17,7 +17,7 @@ import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
 import type { RepoName } from '../reference.js';
 import type { DeletedRepository, RegistryManagement, RepoUsage } from './management-face.js';
-import { listTagDetails, namedTagDetails } from './tag-details.js';
+import { listTagDetails, namedTagDetails, sortedTagDetails } from './tag-details.js';
 
 export interface ManagementOptions {
   /** The driver storage writes through (observed, so the index hears of the deletes). */
@@ -60,6 +60,7 @@ export function createManagement(opts: ManagementOptions): RegistryManagement {
     },
     tagDetails: (name, range, o) => listTagDetails(driver, opts.index, name, range, o),
     namedTagDetails: (name, tags, o) => namedTagDetails(driver, opts.index, name, tags, o),
+    sortedTagDetails: (name, query, o) => sortedTagDetails(driver, opts.index, name, query, o),
   };
 }
 

@@ -14,9 +14,9 @@ import { unlessNotFound } from '../driver/not-found.js';
 import { type GuardedIndex, type ListRange, type TagTarget, sliceSorted } from '../indexing/index-port.js';
 import { listTags } from '../manifests/tags.js';
 import { paths } from '../paths.js';
-import type { TagDetail } from './management-face.js';
+import type { SortedTagPage, SortedTagQuery, TagDetail } from './management-face.js';
 import { type RepoName, type Tag, parseTag } from '../reference.js';
-
+import { type OrderedTag, byPushed, byVersion, firstAfter, sortTags, versionKey } from './tag-order.js';
 
 /** How many tags of a page are looked up at once. */
 const PARALLEL = 32;
@@ -47,6 +47,89 @@ export async function namedTagDetails(driver: StorageDriver, index: GuardedIndex
   const targets = await mapLimit(unique, PARALLEL, async (tag) => ({ tag, digest: await readLink(driver, paths.tagCurrentLink(name, tag), o) }));
   const factsOf = factsReader(driver, index, o);
   return mapLimit(targets.filter((t) => t.digest !== undefined), PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
+}
+
+/**
+ * A page of the tags of `name` in version or push-time order (tag-order.ts), after `query.after`. The
+ * tag names come from the index's memory when it can vouch (else from the tags folder). The push-time
+ * order stats every tag's current link (its modification time is the push time). Both orders of a list
+ * the index handed out are computed once and kept while the index hands out that same list: it hands
+ * out a new one after any write to the repository's tags has been applied, and every push writes the
+ * tag's link, so a kept order is as fresh as the listing itself. A list read from the tags folder is
+ * sorted afresh on each request.
+ * @throws NAME_UNKNOWN when `name` is not a repository
+ */
+export async function sortedTagDetails(
+  driver: StorageDriver,
+  index: GuardedIndex,
+  name: RepoName,
+  query: SortedTagQuery,
+  o?: CallOptions,
+): Promise<SortedTagPage> {
+  const indexed = await index.tags(name, {});
+  const names = indexed ?? (await listTags(driver, name, o));
+  if (names === undefined && !(await repositoryExists(driver, name, o))) throw nameUnknown(name);
+  const all = names ?? [];
+  const compare = query.order === 'version' ? byVersion : byPushed;
+  const sorted = query.order === 'version'
+    ? kept(versionOrders, all, indexed !== undefined, () => sortTags(all, byVersion))
+    : await kept(pushedOrders, all, indexed !== undefined, () => pushedOrder(driver, name, all));
+  let from = 0;
+  if (query.after !== undefined) {
+    const after = query.after;
+    const afterPushed = query.afterPushed === undefined ? sorted.find((t) => t.tag === after)?.pushed : query.afterPushed?.getTime();
+    from = firstAfter(sorted, { tag: after, key: versionKey(after), pushed: afterPushed }, compare);
+  }
+  const slice = sorted.slice(from, from + query.limit);
+  const last = slice.at(-1);
+  const more = from + query.limit < sorted.length && last !== undefined;
+  const details = await detailsOf(driver, index, name, slice.map((t) => t.tag), o);
+  return {
+    tags: details,
+    total: all.length,
+    next: more ? { tag: last.tag, pushed: last.pushed === undefined ? null : new Date(last.pushed) } : undefined,
+  };
+}
+
+/** Orders computed, by the index's tag list they sort (see sortedTagDetails); a failed computation is not kept. */
+const versionOrders = new WeakMap<readonly string[], OrderedTag[]>();
+const pushedOrders = new WeakMap<readonly string[], Promise<OrderedTag[]>>();
+
+/** `compute()`, kept under `list` in `memo` when `keep` (the list is the index's), or taken from there. */
+function kept<T>(memo: WeakMap<readonly string[], T>, list: readonly string[], keep: boolean, compute: () => T): T {
+  let got = memo.get(list);
+  if (got === undefined) {
+    got = compute();
+    if (keep) {
+      memo.set(list, got);
+      if (got instanceof Promise) got.catch(() => memo.delete(list));
+    }
+  }
+  return got;
+}
+
+/**
+ * The tags sorted by push time, each stat of a current link made once. Not tied to one request's
+ * signal: a kept order may serve other requests after the one that asked for it has gone.
+ */
+async function pushedOrder(driver: StorageDriver, name: RepoName, tags: readonly string[]): Promise<OrderedTag[]> {
+  const times = new Map<string, number>();
+  await mapLimit(tags, PARALLEL, async (raw) => {
+    const tag = tagOf(raw);
+    const link = tag === undefined ? undefined : await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag)));
+    if (link !== undefined) times.set(raw, link.modTime.getTime());
+  });
+  return sortTags(tags, byPushed, times);
+}
+
+/** The details of `tags` in the order given (a tag whose link is missing or broken has no digest). */
+async function detailsOf(driver: StorageDriver, index: GuardedIndex, name: RepoName, tags: readonly string[], o?: CallOptions): Promise<TagDetail[]> {
+  const targets = await mapLimit(tags, PARALLEL, async (tag) => {
+    const valid = tagOf(tag);
+    return { tag, digest: valid === undefined ? undefined : await readLink(driver, paths.tagCurrentLink(name, valid), o) };
+  });
+  const factsOf = factsReader(driver, index, o);
+  return mapLimit(targets, PARALLEL, (t) => detailOf(driver, name, t, factsOf, o));
 }
 
 /**

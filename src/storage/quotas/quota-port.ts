@@ -23,5 +23,18 @@ export interface Quotas {
   admitLink<T>(repo: RepoName, d: Digest, size: number, link: () => Promise<T>, o?: CallOptions): Promise<T>;
 }
 
+/**
+ * A lock per quota shared with other processes on the same storage (replicas with `redis`:
+ * coordination/redis-quota-locks.ts), taken inside this process's own turn for the quota, so that
+ * a check and the link it admits never interleave with another replica's.
+ */
+export interface SharedQuotaLocks {
+  /**
+   * Runs `fn` holding the lock of `quota` (named by its globs, `team/**`).
+   * @throws RegistryError UNAVAILABLE (and `fn` does not run) when the lock cannot be had
+   */
+  run<T>(quota: string, fn: () => Promise<T>): Promise<T>;
+}
+
 /** No quotas: everything is admitted at once. */
 export const NO_QUOTAS: Quotas = { checkStart: async () => undefined, admitLink: (_repo, _d, _size, link) => link() };

@@ -10,7 +10,7 @@ import { type Digest, digestOf } from '../digest.js';
 import { createMemoryDriver } from '../driver/memory.js';
 import type { RegistryIndex, RepoScope, ScopeUsage } from '../indexing/index-port.js';
 import { parseRepoName } from '../reference.js';
-import { type LocalRegistry, type QuotaReading, type QuotaSpec, createRegistry } from '../registry.js';
+import { type LocalRegistry, type QuotaReading, type QuotaSpec, type QuotaWarning, createRegistry } from '../registry.js';
 import { walkScopeUsage } from './scope-walk.js';
 import { createBlobStore } from '../blobs/blobs.js';
 import { formatBytes, formatPair } from './quotas.js';
@@ -96,6 +96,39 @@ describe('quotas with an index', () => {
     const index = figuresIndex({ usage: { bytes: 990, repositories: 1 }, links: true });
     const registry = createRegistry({ driver: createMemoryDriver(), deleteEnabled: true, index, quotas: [{ repositories: ['team/**'], storageBytes: 1000 }] });
     expect(await refusal(push(registry, 'team/a', bytes(500, 1)))).toBe('admitted');
+  });
+});
+
+describe('quota warnings at 85%', () => {
+  it('are told once per crossing, after the link, and again only once usage fell below the mark', async () => {
+    const warnings: QuotaWarning[] = [];
+    let linkedBeforeWarning = false;
+    const registry: LocalRegistry = createRegistry({
+      driver: createMemoryDriver(), deleteEnabled: true, quotas: [{ repositories: ['team/**'], storageBytes: 1000, maxrepositories: 4 }],
+      warnQuota: async (w) => {
+        linkedBeforeWarning = (await registry.repository(w.repository).blobs.stat(w.digest)) !== undefined;
+        warnings.push(w);
+      },
+    });
+    await push(registry, 'team/a', bytes(800, 1));
+    expect(warnings).toEqual([]);
+    const crossing = await push(registry, 'team/a', bytes(60, 2));
+    expect(warnings).toEqual([{
+      quota: 'team/**', key: 'storage.quotas[0]', repositories: ['team/**'], namespace: 'team', kind: 'storage',
+      before: 800, used: 860, limit: 1000, repository: 'team/a', digest: crossing,
+    }]);
+    expect(linkedBeforeWarning).toBe(true);
+    await push(registry, 'team/a', bytes(40, 3)); // 900, still above: nothing
+    expect(warnings).toHaveLength(1);
+    await registry.repository(parseRepoName('team/a')).blobs.delete(crossing); // 840: below again
+    await push(registry, 'team/a', bytes(10, 4));
+    expect(warnings).toHaveLength(2);
+    // The repository count: 4 × 0.85 = 3.4, crossed by the fourth repository.
+    await push(registry, 'team/b', bytes(1, 5));
+    await push(registry, 'team/c', bytes(1, 6));
+    expect(warnings).toHaveLength(2);
+    await push(registry, 'team/d', bytes(1, 7));
+    expect(warnings.slice(2).map((w) => [w.kind, w.before, w.used])).toEqual([['repositories', 3, 4]]);
   });
 });
 

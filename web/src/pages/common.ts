@@ -31,11 +31,11 @@ export function externalNotice(): string {
     'this server, so it cannot sign in there: browse with docker, skopeo or the API, with a token from that server.';
 }
 
-/** `n` rows per page: Previous / Next buttons and where we are. */
-export function pager(o: { page: number; hasNext: boolean; onPage: (page: number) => void; label: string }): HTMLElement {
+/** `n` rows per page: Previous / Next buttons and where we are (of how many pages, when known). */
+export function pager(o: { page: number; pages?: number; hasNext: boolean; onPage: (page: number) => void; label: string }): HTMLElement {
   return h('nav', { class: 'pager', 'aria-label': o.label },
     h('button', { type: 'button', disabled: o.page === 0, onclick: () => o.onPage(o.page - 1) }, '← Previous'),
-    h('span', { class: 'muted' }, `Page ${o.page + 1}`),
+    h('span', { class: 'muted' }, `Page ${o.page + 1}${o.pages === undefined ? '' : ` of ${o.pages}`}`),
     h('button', { type: 'button', disabled: !o.hasNext, onclick: () => o.onPage(o.page + 1) }, 'Next →'));
 }
 

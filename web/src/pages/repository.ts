@@ -3,13 +3,19 @@
  * compressed size, created time (from the image config), push time, platforms of an index, referrers
  * as a tree under their subject, and a `docker pull` line to copy. Deleting a tag removes that tag
  * only (`DELETE /v2/<name>/manifests/<tag>`); deleting the repository uses the management API.
+ *
+ * The server sorts and pages the tags (`/berth/v1/repositories/<name>/tags?sort=version&n=20`): the
+ * first screen of a 10,000-tag repository is one request giving the 20 tags on it with their digests
+ * and push times, and the tag count. The cards show those at once, then fill in (manifest, config,
+ * referrers) in order, a few at a time.
  */
 import { pathOf, send } from '../api.js';
 import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, replace } from '../dom.js';
-import { bytes, platformName, shortDigest, sortByVersionDesc, when } from '../format.js';
+import { bytes, platformName, shortDigest, when } from '../format.js';
 import {
-  type FetchedManifest, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, listTagDetails, listTagNames, namedTagDetails, repositoryUsage, repositoryUsagePath, tagNamesPath,
+  type FetchedManifest, type TagOrder, type TagPage, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, repositoryUsage, repositoryUsagePath,
+  tagPage, tagPagePath,
 } from '../registry.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
@@ -20,7 +26,7 @@ const FILLING = 4;
 
 /** The page's first requests (what main.ts may send before the auth mode is known). */
 export function repositoryFirstRequests(name: string): string[] {
-  return [tagNamesPath(name), repositoryUsagePath(name)];
+  return [tagPagePath(name, 'version', PAGE_SIZE), repositoryUsagePath(name)];
 }
 
 /** Renders the page of repository `name`. */
@@ -28,70 +34,46 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   manifests.clear();
   deleted.clear();
   clearCache();
-  // The first screen asks only for what it shows: the tag names (the listing index answers them from
-  // memory; the version order needs them all), the push times of the 20 tags on screen (one small
-  // request), and their manifests and configs, card by card in order. Every tag's push time is asked
-  // only when the tags are sorted by it.
-  const [canDelete, usage, names] = await Promise.all([
-    may('delete', { repository: name }),
-    repositoryUsage(name).catch(() => undefined),
-    listTagNames(name),
-  ]);
+  // The usage figures are not waited for: they fill the header when they come.
+  const usage = repositoryUsage(name).catch(() => undefined);
+  const [canDelete, first] = await Promise.all([may('delete', { repository: name }), tagPage(name, 'version', PAGE_SIZE)]);
   if (!current()) return;
-  const byVersion = sortByVersionDesc(names, (r) => r.tag);
-  const known = new Map<string, TagRow>(); // tags whose details (push time) were read
-  let byPushTime: readonly TagRow[] | undefined;
-  root.append(...repositoryHeader(name, names.length, usage));
+  const figures = h('div', { class: 'repo-figures' }, usageFacts(first.total, 'pending'));
+  root.append(...repositoryHeader(name), figures);
+  void usage.then((u) => replace(figures, usageFacts(first.total, u)));
   if (canDelete) root.append(deleteRepositoryButton(name));
   const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), h('option', { value: 'pushed' }, 'Push time, newest first'));
   const list = h('div', { id: 'tag-list' });
   root.append(h('h2', {}, 'Tags'), h('div', { class: 'toolbar' }, h('label', { for: 'tag-order' }, 'Sort tags by'), order), list);
+  // `starts[i]` is the query of page i (undefined: the first page); pages are asked as the user turns them.
+  let starts: (string | undefined)[] = [undefined];
   let page = 0;
-  /** Renders the current page's cards; resolves once they are filled in. */
-  const show = async (): Promise<void> => {
-    if (order.value === 'pushed' && byPushTime === undefined) {
-      replace(list, h('p', { class: 'muted' }, 'Reading the push time of every tag…'));
-      byPushTime = await pushTimeOrder(name, byVersion, known).catch((err: unknown) => {
-        replace(list, errorBox(err));
-        return undefined;
-      });
-      if (byPushTime === undefined || !current()) return;
-    }
-    const sorted = (order.value === 'pushed' ? byPushTime ?? byVersion : byVersion).filter((r) => !deleted.has(r.tag));
-    const slice = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
-    const times = pushTimes(name, slice, known);
-    const cards = slice.map((t) => tagCard(name, t, { canDelete, times, current }));
-    const hasNext = (page + 1) * PAGE_SIZE < sorted.length;
+  let asked = 0;
+  const show = async (got: TagPage): Promise<void> => {
+    starts[page + 1] = got.next;
+    const cards = got.tags.filter((t) => !deleted.has(t.tag)).map((t) => tagCard(name, t, { canDelete, current }));
+    const pages = Math.max(1, Math.ceil(got.total / PAGE_SIZE));
     list.dataset['order'] = order.value;
-    replace(list, sorted.length === 0 ? h('p', { class: 'empty' }, 'This repository has no tags.') : h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...cards.map((c) => c.card)),
-      sorted.length > PAGE_SIZE ? pager({ page, hasNext, label: 'Tag pages', onPage: (p) => { page = p; void show(); } }) : null);
+    replace(list, cards.length === 0 ? h('p', { class: 'empty' }, got.total === 0 ? 'This repository has no tags.' : 'No tags on this page.') : h('ul', { class: 'tags', 'aria-label': 'Tags' }, ...cards.map((c) => c.card)),
+      got.total > PAGE_SIZE || page > 0 ? pager({ page, pages, hasNext: got.next !== undefined, label: 'Tag pages', onPage: (p) => { page = p; void turn(); } }) : null);
     await inOrder(cards.map((c) => c.fill), FILLING);
   };
+  /** Asks the current page in the current order and shows it (unless the user has moved on meanwhile). */
+  const turn = async (): Promise<void> => {
+    const mine = ++asked;
+    try {
+      const got = await tagPage(name, order.value as TagOrder, PAGE_SIZE, starts[page]);
+      if (mine === asked && current()) await show(got);
+    } catch (err) {
+      if (mine === asked && current()) replace(list, errorBox(err));
+    }
+  };
   order.addEventListener('change', () => {
+    starts = [undefined];
     page = 0;
-    void show();
+    void turn();
   });
-  await show();
-}
-
-/** The details of the tags of a page, from those already read and one request for the rest (never rejects). */
-async function pushTimes(name: string, tags: readonly TagRow[], known: Map<string, TagRow>): Promise<ReadonlyMap<string, TagRow>> {
-  const missing = tags.filter((t) => !known.has(t.tag)).map((t) => t.tag);
-  if (missing.length > 0) {
-    const got = await namedTagDetails(name, missing).catch(() => undefined);
-    for (const d of got ?? []) known.set(d.tag, d);
-  }
-  return known;
-}
-
-/** Every tag by push time, newest first (ties in version order): all their details, read once. */
-async function pushTimeOrder(name: string, byVersion: readonly TagRow[], known: Map<string, TagRow>): Promise<TagRow[]> {
-  const details = await listTagDetails(name);
-  if (details === undefined) throw new Error('this server gives no push times (/berth/v1/repositories/<name>/tags)');
-  for (const d of details) known.set(d.tag, d);
-  // Only tags listed when the page opened: one deleted meanwhile stays gone. The sort is stable.
-  const rows = byVersion.map((r) => known.get(r.tag) ?? r);
-  return rows.sort((a, b) => (b.pushed ?? '').localeCompare(a.pushed ?? ''));
+  await show(first);
 }
 
 /** Runs `jobs` in their order, `parallel` at a time (none of them rejects). */
@@ -103,28 +85,38 @@ async function inOrder(jobs: readonly (() => Promise<void>)[], parallel: number)
   await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
 }
 
-/** Title, pull line and usage figures (or the tag count when the usage API cannot answer). */
-function repositoryHeader(name: string, tagCount: number, usage: Awaited<ReturnType<typeof repositoryUsage>>): HTMLElement[] {
+/** Title and pull line. */
+function repositoryHeader(name: string): HTMLElement[] {
   const pull = `docker pull ${location.host}/${name}`;
   return [
     h('h1', {}, h('span', { class: 'muted' }, 'Repository '), name),
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, 'the pull command')),
-    usage === undefined ? h('p', { class: 'muted' }, `${tagCount} tag${tagCount === 1 ? '' : 's'}.`) : facts([
-      ['Tags', String(usage.tags ?? tagCount)],
-      ['Manifests', String(usage.manifests ?? '—')],
-      ['Size', bytes(usage.logicalBytes)],
-      ['Only here', bytes(usage.exclusiveBytes)],
-      ['Shared with others', bytes(usage.sharedBytes)],
-      ['Last push', when(usage.lastPush)],
-      ['Last pull', when(usage.lastPull)],
-    ]),
   ];
 }
 
-/** Tags deleted on this page view (the details that arrive later must not bring them back). */
+/**
+ * The usage figures: placeholders while they are on their way (`pending`), or the tag count alone
+ * when the usage API cannot answer.
+ */
+function usageFacts(tagCount: number, usage: Awaited<ReturnType<typeof repositoryUsage>> | 'pending'): HTMLElement {
+  if (usage === undefined) return h('p', { class: 'muted' }, `${tagCount} tag${tagCount === 1 ? '' : 's'}.`);
+  const u = usage === 'pending' ? undefined : usage;
+  const or = (v: string | undefined): string => (usage === 'pending' ? '…' : v ?? '—');
+  return facts([
+    ['Tags', String(u?.tags ?? tagCount)],
+    ['Manifests', or(u?.manifests === undefined ? undefined : String(u.manifests))],
+    ['Size', or(u && bytes(u.logicalBytes))],
+    ['Only here', or(u && bytes(u.exclusiveBytes))],
+    ['Shared with others', or(u && bytes(u.sharedBytes))],
+    ['Last push', or(u && when(u.lastPush))],
+    ['Last pull', or(u && when(u.lastPull))],
+  ]);
+}
+
+/** Tags deleted on this page view (a page asked again must not bring them back before the server has them gone). */
 const deleted = new Set<string>();
 
-/** Manifests fetched for this page view, by tag (a re-render with details fetches nothing again). */
+/** Manifests fetched for this page view, by tag (a re-render fetches nothing again). */
 const manifests = new Map<string, Promise<FetchedManifest>>();
 
 function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
@@ -140,14 +132,16 @@ function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
 
 interface CardOptions {
   readonly canDelete: boolean;
-  /** The details (push time) of the page's tags, by tag. */
-  readonly times: Promise<ReadonlyMap<string, TagRow>>;
   readonly current: () => boolean;
 }
 
-/** A tag's card, and `fill`, which fills it in as its manifest, config and referrers arrive (never rejects). */
+/**
+ * A tag's card, showing at once what the tag page gave (digest, push time), and `fill`, which fills in
+ * the rest as its manifest, config and referrers arrive (never rejects). The card is marked
+ * `data-filled` once its facts are complete.
+ */
 function tagCard(name: string, t: TagRow, o: CardOptions): { card: HTMLLIElement; fill: () => Promise<void> } {
-  const details = h('div', { class: 'tag-details' }, h('p', { class: 'muted' }, 'Loading…'));
+  const details = h('div', { class: 'tag-details' }, tagFacts(t, undefined));
   const pull = `docker pull ${location.host}/${name}:${t.tag}`;
   const card = h('li', { class: 'tag', 'data-tag': t.tag },
     h('div', { class: 'tag-head' },
@@ -156,24 +150,41 @@ function tagCard(name: string, t: TagRow, o: CardOptions): { card: HTMLLIElement
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, `the pull command for ${t.tag}`)),
     details);
   // A card no longer on screen (another page, order or re-render) asks nothing.
-  const fill = (): Promise<void> => (card.isConnected ? fillTag(name, t, details, o) : Promise.resolve());
+  const fill = async (): Promise<void> => {
+    if (!card.isConnected) return;
+    await fillTag(name, t, details, o);
+    card.dataset['filled'] = 'true';
+  };
   return { card, fill };
 }
 
-async function fillTag(name: string, t: TagRow, into: HTMLElement, { times, current }: CardOptions): Promise<void> {
+/** What a card knows of its manifest once read (its config too, for an image). */
+interface Read {
+  readonly m: FetchedManifest;
+  readonly config: Awaited<ReturnType<typeof fetchConfig>>;
+}
+
+/** A card's facts: from the tag page alone (`read` undefined: the rest still loading), or complete. */
+function tagFacts(t: TagRow, read: Read | undefined): HTMLElement {
+  const loading = h('span', { class: 'muted' }, '…');
+  const digest = read?.m.digest ?? t.digest ?? undefined;
+  const m = read?.m;
+  return facts([
+    ['Digest', digest === undefined ? loading : h('span', {}, h('code', { class: 'digest', title: digest }, shortDigest(digest)), ' ', copyButton(digest, `the digest of ${t.tag}`))],
+    ['Size', m === undefined ? loading.cloneNode(true) : isIndex(m) ? 'see platforms' : bytes(imageSize(m.manifest))],
+    ['Created', m === undefined ? loading.cloneNode(true) : when(read?.config?.created)],
+    ['Pushed', when(t.pushed)],
+    ['Type', m === undefined ? loading.cloneNode(true) : isIndex(m) ? 'index (multi-platform)' : m.manifest.artifactType ?? (read?.config?.os !== undefined ? platformName(read.config) : 'image')],
+  ]);
+}
+
+async function fillTag(name: string, t: TagRow, into: HTMLElement, { current }: CardOptions): Promise<void> {
   try {
-    // A tag pushed again since the list was read still shows what it points at now: fetch by tag.
+    // A tag pushed again since the page was read still shows what it points at now: fetch by tag.
     const m = await manifestOf(name, t.tag);
     const config = isIndex(m) ? undefined : await fetchConfig(name, m.manifest);
-    const pushed = (await times).get(t.tag)?.pushed;
     if (!current()) return;
-    replace(into, facts([
-      ['Digest', h('span', {}, h('code', { class: 'digest', title: m.digest }, shortDigest(m.digest)), ' ', copyButton(m.digest, `the digest of ${t.tag}`))],
-      ['Size', isIndex(m) ? 'see platforms' : bytes(imageSize(m.manifest))],
-      ['Created', when(config?.created)],
-      ['Pushed', when(pushed)],
-      ['Type', isIndex(m) ? 'index (multi-platform)' : m.manifest.artifactType ?? (config?.os !== undefined ? platformName(config) : 'image')],
-    ]));
+    replace(into, tagFacts(t, { m, config }));
     if (isIndex(m)) into.append(await platforms(name, m));
     const tree = await referrerTree(name, m.digest);
     if (tree !== undefined && current()) into.append(h('div', { class: 'referrer-block' }, h('h4', {}, 'Referrers'), tree));
