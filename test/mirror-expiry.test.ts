@@ -4,7 +4,7 @@
  * before its mark, so that the same run frees the bytes, keeping every blob a kept image still names;
  * a later pull fetches again. The offline `berth garbage-collect` evicts the same way.
  */
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -263,6 +263,70 @@ describeWithTool('docker-registry', registry2Available(), "registry:2's schedule
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describeWithTool('docker-registry', registry2Available(), "registry:2's expiring blob entries", () => {
+  it("acts on a registry:2 mirror root's expired blob entries: a blob no cached image of the repository names is unlinked, one an image names is kept", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-mirror-sched-blobs-'));
+    const upstream = await startRegistry2({ root: join(dir, 'upstream') });
+    const root = join(dir, 'mirror', 'root');
+    const layer = blob(randomBytesSeeded(2048, 521));
+    const image = imageOf(520, [layer]);
+    // Pulled by digest into library/blobs, where no cached image names it; another repository's image
+    // does, so the collector alone would keep its bytes and the link with them.
+    const loose = blob(randomBytesSeeded(2048, 522));
+    const keeper = imageOf(524, [loose]);
+    const linkOf = (d: string, repo = 'blobs'): string => join(root, 'docker/registry/v2/repositories/library', repo, '_layers', 'sha256', d.slice('sha256:'.length), 'link');
+    const dataOf = (d: string): string => join(root, 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
+    const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+    try {
+      await pushImageToRegistry2(upstream.url, 'library/blobs', '1', image);
+      await pushImageToRegistry2(upstream.url, 'library/blobs', 'other', imageOf(523, [loose]));
+      await pushImageToRegistry2(upstream.url, 'library/keeper', '1', keeper);
+      // registry:2 as the mirror caches the image and the loose blob (by digest), and schedules each.
+      const r2 = await startRegistry2({ root, proxyRemoteUrl: upstream.url });
+      try {
+        expect((await raw(r2.url, 'GET', '/v2/library/blobs/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+        for (const b of [image.config, layer, loose]) expect((await raw(r2.url, 'GET', `/v2/library/blobs/blobs/${b.digest}`)).status).toBe(200);
+        expect((await raw(r2.url, 'GET', '/v2/library/keeper/manifests/1', { headers: { Accept: ACCEPT_ALL } })).status).toBe(200);
+        for (const b of [keeper.config, loose]) expect((await raw(r2.url, 'GET', `/v2/library/keeper/blobs/${b.digest}`)).status).toBe(200);
+        await until('registry:2 saved its scheduler state', async () => Object.keys(await readState(root)).length >= 7);
+      } finally {
+        await r2.close();
+      }
+      // Both blob entries expired a minute ago; the manifest's entry has a day to go.
+      const state = await readState(root);
+      const past = new Date(Date.now() - 60_000).toISOString();
+      for (const d of [layer.digest, loose.digest]) {
+        const key = `library/blobs@${d}`;
+        expect(state[key]?.EntryType).toBe(0);
+        state[key] = { Key: key, ExpiryData: past, EntryType: 0 };
+      }
+      await writeFile(join(root, 'scheduler-state.json'), JSON.stringify(state));
+      expect(await exists(linkOf(loose.digest))).toBe(true);
+
+      const berth = await serveMirror(join(dir, 'mirror'), [`remoteurl: ${JSON.stringify(upstream.url)}`, 'ttl: 24h'], [], { debug: true });
+      try {
+        const res = await raw(berth.debug?.url ?? '', 'POST', '/debug/gc');
+        expect(res.status, res.body.toString()).toBe(200);
+      } finally {
+        await berth.stop();
+      }
+      // The loose blob: unlinked from library/blobs (its bytes stay for library/keeper's image); the image's layer: kept.
+      expect(await exists(linkOf(loose.digest))).toBe(false);
+      expect(await exists(linkOf(loose.digest, 'keeper'))).toBe(true);
+      expect(await exists(dataOf(loose.digest))).toBe(true);
+      expect(await exists(linkOf(layer.digest))).toBe(true);
+      expect(await exists(dataOf(layer.digest))).toBe(true);
+      const after = await readState(root);
+      expect(after[`library/blobs@${loose.digest}`]).toBeUndefined();
+      expect(after[`library/blobs@${layer.digest}`]).toBeUndefined();
+      expect(after[`library/blobs@${image.manifest.digest}`]?.EntryType).toBe(1);
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 /** registry:2's scheduler-state.json under `root` ({} while absent). */

@@ -17,28 +17,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bearer, getToken, pushImageWith, writeHtpasswd } from './helpers/auth.js';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
+import { deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
 import { makeImage, pushImage, raw } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
-import { type Cluster, type StorageSetup, startCluster } from './helpers/replicas.js';
+import { type Cluster, bucketStorage, startCluster } from './helpers/replicas.js';
 import { freePort } from './helpers/tools.js';
 import { describeWithTools } from './helpers/tools.js';
 
 const TOOLS = { 'redis-server': 'redis-server' };
-
-/** A bucket of its own; nothing is written behind the replicas' backs here. */
-async function bucketStorage(s3: S3TestSettings, bucket: string): Promise<StorageSetup> {
-  await createBucket(s3, bucket);
-  return {
-    name: 's3',
-    yaml: [
-      '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
-      `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry',
-    ],
-    writeOrphans: () => Promise.reject(new Error('not used here')),
-  };
-}
 
 describeWithS3('replicas on S3 share state', (s3) => {
   describeWithTools(TOOLS, 'one issuer key for three replicas started together (built-in issuer, no signingkey)', () => {

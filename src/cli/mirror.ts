@@ -14,6 +14,7 @@ import { createMirrorMetrics } from '../metrics/mirror.js';
 import { type BlobRange, createBlobFetches } from '../mirror/blob-fetches.js';
 import { type EvictionOptions, evict } from '../mirror/eviction.js';
 import type { MirrorEvents } from '../mirror/mirror-context.js';
+import type { MirrorSharing } from '../mirror/fetch-leases.js';
 import { createMirror } from '../mirror/mirror.js';
 import { createNameRouter } from '../mirror/routing.js';
 import { credentialsOf } from './mirror-credentials.js';
@@ -22,6 +23,7 @@ import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
 import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
 import type { GcRunOptions } from '../gc/run.js';
+import type { Replicas } from './replicas.js';
 
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
@@ -41,8 +43,8 @@ export interface MirrorStorage {
   readonly evictable: Registry;
 }
 
-/** The mirror of `config.proxy` over `storage`; undefined when no upstream is configured. */
-export async function startMirror(config: Config, storage: MirrorStorage, log: Logger, metrics: PromRegistry): Promise<StartedMirror | undefined> {
+/** The mirror of `config.proxy` over `storage` (shared with other replicas through `replicas`); undefined when no upstream is configured. */
+export async function startMirror(config: Config, storage: MirrorStorage, log: Logger, metrics: PromRegistry, replicas?: Replicas): Promise<StartedMirror | undefined> {
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
   const { local } = storage;
@@ -68,17 +70,49 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
     open: (d: Digest, range: BlobRange) => local.blobs.open(d, range),
   };
   const expiry = await startExpiry(config, proxy, storage, events, log);
-  const registry = createMirror({ local, upstreams, fetches, events, stored, times: expiry.times });
+  const sharing = replicas && { state: redisSharing(replicas), failed: sharingFailed(log) };
+  const registry = createMirror({ local, upstreams, fetches, events, stored, times: expiry.times, ...(sharing && { sharing }) });
   log.info('mirroring', { form: proxy.form, upstreams: proxy.upstreams.map((u) => `${u.prefix ?? '*'}=${u.remoteurl}`).join(' ') });
   return {
     registry,
-    evict: (o) => expiry.evict(o),
+    async evict(o) {
+      // Manifests already answered are in the cache first, so the pass sees what clients were given.
+      await registry.settled();
+      return expiry.evict(o);
+    },
     names: routerFor(proxy, local),
     async close() {
+      await registry.settled();
       await expiry.stop();
       await fetches.close();
       for (const c of credentials) c.close();
     },
+  };
+}
+
+/** How long a replica's lease on an upstream fetch outlives it when it dies (it renews the lease while it fetches). */
+const FETCH_LEASE_MS = 10_000;
+
+/**
+ * The replicas' fetch leases (`<prefix>mirror:fetch:<kind>:<name>…`, cluster locks) and revalidation
+ * times (`<prefix>mirror:checked:<name>:<tag>`, a key that expires `revalidate` after it was set) in Redis.
+ */
+function redisSharing(replicas: Replicas): MirrorSharing {
+  const checked = (key: string): string => `${replicas.prefix}mirror:checked:${key}`;
+  return {
+    tryLease: (key) => replicas.lock(`mirror:fetch:${key}`, FETCH_LEASE_MS).tryAcquire(),
+    checkedRecently: async (key) => (await replicas.client.call('EXISTS', checked(key))) === 1,
+    markChecked: async (key, ms) => void (await replicas.client.call('SET', checked(key), '1', 'PX', Math.max(1, Math.round(ms)))),
+  };
+}
+
+/** Logs a failure of the shared state at most once per 10 s: pulls go on without it. */
+function sharingFailed(log: Logger): (err: unknown) => void {
+  let last = 0;
+  return (err) => {
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    log.warn('mirror: the replicas\' shared fetch leases and revalidation times (redis) failed; fetching and revalidating without them', { err });
   };
 }
 
@@ -133,7 +167,10 @@ async function startExpiry(config: Config, proxy: ProxyConfig, storage: MirrorSt
         if (!image.dryRun) events.evicted(upstreamNameOf(proxy, image.name));
         log.info(image.dryRun ? 'mirror would evict' : 'mirror evicted', image);
       });
-      if (evicted > 0 && !o.dryRun) await save();
+      // registry:2's blob entries that expired, once the images are evicted (their blobs then count as unnamed).
+      const blobs = state === undefined ? [] : await state.expireBlobs(storage.evictable, Date.now(), o.dryRun);
+      for (const b of blobs) log.info(b.unlinked ? (o.dryRun ? 'mirror would unlink an expired blob' : 'mirror unlinked an expired blob') : 'mirror keeps an expired blob a cached image names', { ...b, dryRun: o.dryRun });
+      if ((evicted > 0 || blobs.length > 0) && !o.dryRun) await save();
       return evicted;
     },
     async stop() {

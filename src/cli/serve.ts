@@ -113,7 +113,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const evictable = config.proxy && createRegistry({
     driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
   });
-  const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry));
+  const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry, replicas));
   if (mirror) opened.push(() => mirror.close());
   const registry = mirror?.registry ?? storageRegistry;
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2): in the root, in the

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Digest, digestOf } from '../storage/digest.js';
 import { createMemoryDriver } from '../storage/driver/memory.js';
@@ -57,11 +57,26 @@ describe('blob fetches', () => {
     const ranged = await a.open({ start: 5, end: 9 });
     if (whole === undefined || ranged === undefined) throw new Error('fetch over');
     body.write(content.subarray(0, 12));
-    // Everything but the last byte received so far is readable before the digest is known.
-    expect((await take(whole, 11)).equals(content.subarray(0, 11))).toBe(true);
+    // Everything received so far is readable before the digest is known (the blob's last byte is not there yet).
+    expect((await take(whole, 12)).equals(content.subarray(0, 12))).toBe(true);
     expect((await take(ranged, 5)).equals(content.subarray(5, 10))).toBe(true);
+    // All but the blob's last byte: that one waits for the digest.
+    const tail = await a.open({ start: 12, end: 19 });
+    if (tail === undefined) throw new Error('fetch over');
+    const tailBytes: Buffer[] = [];
+    const sevenIn = new Promise<void>((resolve) => tail.on('data', (c: Buffer) => {
+      tailBytes.push(c);
+      if (Buffer.concat(tailBytes).length >= 7) resolve();
+    }));
+    body.write(content.subarray(12));
+    await sevenIn;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(tailBytes).equals(content.subarray(12, 19))).toBe(true);
     expect(await registry.blobs.stat(digest)).toBeUndefined();
-    body.end(content.subarray(12));
+    const tailEnded = new Promise((resolve) => tail.on('end', resolve));
+    body.end();
+    await tailEnded;
+    expect(Buffer.concat(tailBytes).equals(content.subarray(12))).toBe(true);
     await a.cached;
     expect(await registry.repository(repo).blobs.stat(digest)).toEqual({ digest, size: content.length });
     expect(fetches.inFlight(digest)).toBeUndefined();
@@ -123,6 +138,44 @@ describe('blob fetches', () => {
     await expect(second.cached).rejects.toThrow(/sent 20 of 21 bytes/);
     expect(await registry.blobs.stat(digest)).toBeUndefined();
   });
+
+  it('lets a reader slower than the upstream set the pace, so it never waits for the cache write to commit', async () => {
+    const big = randomBytes(24 * 1024 * 1024); // three times the 8 MiB window
+    const d = digestOf(big);
+    const body = new PassThrough();
+    let commit = (): void => undefined;
+    const committed = new Promise<void>((resolve) => (commit = resolve));
+    const entry = await fetches.fetch('paced', {
+      digest: d,
+      start: async () => ({ size: big.length, body }),
+      // Takes every byte at once but commits only when told: a reader that fell out of the window would wait for that.
+      store: async (stream) => {
+        for await (const _ of stream as AsyncIterable<Buffer>) void _;
+        await committed;
+      },
+      stored: async (range) => Readable.from([big.subarray(range.start, range.end + 1)]),
+    });
+    const reader = await entry.open();
+    if (reader === undefined) throw new Error('fetch over');
+    const reading = (async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of reader as AsyncIterable<Buffer>) {
+        chunks.push(c);
+        await new Promise((resolve) => setImmediate(resolve)); // slower than the upstream
+      }
+      return Buffer.concat(chunks);
+    })();
+    const writing = (async () => {
+      for (let at = 0; at < big.length; at += 1024 * 1024) {
+        if (!body.write(big.subarray(at, at + 1024 * 1024))) await new Promise((resolve) => body.once('drain', resolve));
+      }
+      body.end();
+    })();
+    expect((await reading).equals(big)).toBe(true);
+    commit();
+    await writing;
+    await entry.cached;
+  }, 30_000);
 
   it('serves readers that keep up from memory and readers that fell behind from storage, byte for byte', async () => {
     const big = randomBytes(20 * 1024 * 1024); // more than the 8 MiB window kept in memory

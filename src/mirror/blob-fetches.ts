@@ -1,15 +1,19 @@
 /**
  * One upstream fetch per blob, however many clients ask for it at once, and each byte written once.
  *
- * The first request for a blob starts its fetch. The upstream's bytes go straight into the cache
- * write (`store`: storage's upload API, which hashes them as it writes and verifies the digest at its
- * commit), and on their way in, the latest of them stay in memory (a window of WINDOW_BYTES) for the
- * readers: every reader follows the fetch from its own offset (Range requests too), waiting for bytes
- * not there yet. The last byte is released to readers only once the cache write has committed, that is
- * once the whole blob matched its digest (and the upstream's Content-Length): bytes that do not match
- * are never served whole (a reader gets an error instead and the HTTP layer cuts its connection) and
- * nothing of them is cached, so the next request fetches again. A reader that fell behind the window
- * waits for the commit and reads the rest from storage (`stored`).
+ * The first request for a blob starts its fetch, and with it the cache write (storage's upload API,
+ * `store`), whose session is made while the upstream answers. The upstream's bytes go straight into
+ * that write, which hashes nothing (the fetch hashes them once, on their way in, and the write
+ * commits only a stream that ended verified), and the latest of them stay in memory (a window of
+ * WINDOW_BYTES) for the readers: every reader follows the fetch from its own offset (Range requests
+ * too), waiting for bytes not there yet. A reader slower than the upstream sets the fetch's pace rather
+ * than fall out of the window (until it takes nothing for READER_STALL_MS: a stalled client does not
+ * hold the others back). Readers get everything but the blob's last byte as it
+ * arrives, and that byte once the whole blob matched its digest (and the upstream's Content-Length):
+ * a client never waits for the cache write's fsyncs or commit, and bytes that do not match are never
+ * served whole (a reader gets an error instead and the HTTP layer cuts its connection) nor cached, so
+ * the next request fetches again. A reader that fell behind the window waits for the commit and reads
+ * the rest from storage (`stored`).
  *
  * The fetch belongs to no client: a client that goes away does not stop it, so it still completes into
  * the cache (registry:2's cachewritetimeout: the upstream request gives up on a body that sends nothing
@@ -61,6 +65,8 @@ export interface BlobFetches {
   fetch(key: string, fetch: BlobFetch): Promise<InFlightBlob>;
   /** A fetch of `digest` in progress under any key, for readers that know only the digest. */
   inFlight(digest: Digest): InFlightBlob | undefined;
+  /** The fetch in progress under `key` (it may still be waiting for the upstream's answer). */
+  running(key: string): Promise<InFlightBlob> | undefined;
   /** Stops every fetch in progress (shutdown). */
   close(): Promise<void>;
 }
@@ -71,6 +77,19 @@ const WINDOW_BYTES = 8 * 1024 * 1024;
 /** How far the upstream may get ahead of the cache write (the bytes the write has not taken stay in memory). */
 const MAX_AHEAD = 16 * 1024 * 1024;
 
+/**
+ * How far it may get ahead before the cache write took its first byte: its upload session is made
+ * durable first (two fsyncs, which take hundreds of ms on a busy disk), and meanwhile the readers
+ * are served rather than held at MAX_AHEAD.
+ */
+const STARTING_AHEAD = 32 * 1024 * 1024;
+
+/**
+ * A reader that took nothing for this long no longer holds the fetch back: it falls behind the window
+ * and reads the rest from storage once the blob is there.
+ */
+const READER_STALL_MS = 1000;
+
 /** A set of blob fetches. */
 export function createBlobFetches(): BlobFetches {
   const byKey = new Map<string, Promise<InFlightBlob>>();
@@ -80,22 +99,26 @@ export function createBlobFetches(): BlobFetches {
   const begin = async (key: string, f: BlobFetch, self: () => Promise<InFlightBlob> | undefined): Promise<InFlightBlob> => {
     const controller = new AbortController();
     const began = process.hrtime.bigint();
+    let cached: Promise<void> | undefined;
+    const forget = (): void => {
+      if (byKey.get(key) === self()) byKey.delete(key);
+      if (cached !== undefined && byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
+    };
+    // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
+    const tee = new Tee(f, forget);
+    // The cache write starts now, so its session is made while the upstream answers, not while the bytes wait.
+    const storing = tee.store();
     let upstream: UpstreamBlob;
     try {
       upstream = await f.start(controller.signal);
     } catch (err) {
-      if (byKey.get(key) === self()) byKey.delete(key);
+      forget();
+      tee.abandon(asError(err));
+      void storing.catch(() => undefined); // the cache write removes its session; nobody waits for it
       throw err;
     }
     controllers.add(controller);
-    const promise = self();
-    const forget = (): void => {
-      if (byKey.get(key) === promise) byKey.delete(key);
-      if (byDigest.get(f.digest)?.cached === cached) byDigest.delete(f.digest);
-    };
-    // A failed fetch is forgotten at once, so the next request fetches again without waiting for the cache write to give up.
-    const tee = new Tee(f, upstream.size, forget);
-    const cached: Promise<void> = tee.run(upstream.body).finally(() => {
+    cached = tee.run(upstream, storing).finally(() => {
       forget();
       controllers.delete(controller);
       tee.release();
@@ -120,6 +143,7 @@ export function createBlobFetches(): BlobFetches {
       return entry;
     },
     inFlight: (d) => byDigest.get(d),
+    running: (key) => byKey.get(key),
     async close() {
       for (const c of controllers) c.abort(new Error('the mirror is shutting down'));
       await Promise.allSettled([...byKey.values()].map(async (e) => (await e).cached));
@@ -153,12 +177,20 @@ class Tee {
   /** The bytes from `windowStart` to `received`. */
   private window: Buffer[] = [];
   private windowStart = 0;
+  /** Where each reader following the window is, and when it last took bytes. */
+  private readonly readers = new Set<{ pos: number; tookAt: number }>();
+
+  /** The upstream's Content-Length, once it answered. */
+  private expected: number | undefined;
 
   /** `failed` is called as soon as the upstream's bytes turn out wrong or stop coming. */
-  constructor(private readonly f: BlobFetch, private readonly expected: number | undefined, private readonly failed: () => void) {}
+  constructor(private readonly f: BlobFetch, private readonly failed: () => void) {}
 
-  /** Pumps `body` and stores it; resolves once the blob is verified and stored, rejects with the first failure. */
-  async run(body: Readable): Promise<void> {
+  /**
+   * Starts the cache write (before the upstream answers: its session is made meanwhile); settles once
+   * the blob is stored, or with the failure.
+   */
+  store(): Promise<void> {
     const storing = this.f.store(Readable.from(this.forStorage(), { objectMode: false })).then(
       () => this.settleStorage('stored'),
       (err: unknown) => {
@@ -168,10 +200,23 @@ class Tee {
     );
     // The cache write may fail while the upstream is still sending (a quota, a full disk): handled
     // here at once, so its rejection is never unhandled while the pump runs (Node would exit on it);
-    // awaiting `storing` below still sees the failure.
+    // awaiting it in `run` still sees the failure.
     storing.catch(() => undefined);
+    return storing;
+  }
+
+  /** The upstream never answered: the cache write stops and keeps nothing. */
+  abandon(err: Error): void {
+    this.error = err;
+    this.state = 'failed';
+    this.wake();
+  }
+
+  /** Pumps the upstream's body into the window; resolves once the blob is verified and `storing` is done, rejects with the first failure. */
+  async run(upstream: UpstreamBlob, storing: Promise<void>): Promise<void> {
+    this.expected = upstream.size;
     try {
-      await this.pump(body);
+      await this.pump(upstream.body);
     } catch (err) {
       this.error = asUpstreamFailure(err, this.f.digest);
       this.state = 'failed';
@@ -193,7 +238,11 @@ class Tee {
       digester.update(chunk);
       this.keep(chunk);
       this.wake();
-      while (this.storage === 'writing' && this.received - this.storePos > MAX_AHEAD) await this.change();
+      while (this.storage === 'writing' && this.received - this.storePos > (this.storePos === 0 ? STARTING_AHEAD : MAX_AHEAD)) await this.change();
+      // Readers that keep up, slower than the upstream, set the pace (as a client of a mirror that
+      // writes to it and to the cache in turn would), instead of falling out of the window into a wait
+      // for the cache's commit; one that stalls stops holding the fetch back after READER_STALL_MS.
+      for (let lag = this.laggard(); lag !== undefined; lag = this.laggard()) await this.changeOrTimeout(lag);
     }
     if (this.expected !== undefined && this.received !== this.expected) {
       throw new UpstreamError('invalid', `the upstream sent ${this.received} of ${this.expected} bytes`);
@@ -235,9 +284,31 @@ class Tee {
     this.trim();
   }
 
-  /** Drops the window's oldest chunks past WINDOW_BYTES that the cache write has taken (never the newest). */
+  /**
+   * How long to wait for the slowest reader still taking bytes that lags a whole window behind (until
+   * it counts as stalled); undefined when there is none.
+   */
+  private laggard(): number | undefined {
+    const now = Date.now();
+    let wait: number | undefined;
+    for (const r of this.readers) {
+      const left = r.tookAt + READER_STALL_MS - now;
+      if (this.received - r.pos >= WINDOW_BYTES && left > 0) wait = Math.max(wait ?? 0, left);
+    }
+    return wait;
+  }
+
+  /** The oldest byte a reader that is not stalled still needs. */
+  private readersFrom(): number {
+    const now = Date.now();
+    let from = this.received;
+    for (const r of this.readers) if (now - r.tookAt < READER_STALL_MS) from = Math.min(from, r.pos);
+    return from;
+  }
+
+  /** Drops the window's oldest chunks past WINDOW_BYTES that the cache write and live readers have taken (never the newest). */
   private trim(): void {
-    const taken = this.storage === 'writing' ? this.storePos : this.received;
+    const taken = Math.min(this.storage === 'writing' ? this.storePos : this.received, this.readersFrom());
     for (let first = this.window[0]; first !== undefined && this.window.length > 1; first = this.window[0]) {
       const end = this.windowStart + first.length;
       if (end > taken || this.received - end < WINDOW_BYTES) break;
@@ -272,29 +343,55 @@ class Tee {
   }
 
   private async *follow(start: number, end: number | undefined): AsyncGenerator<Buffer> {
-    let pos = start;
+    const cursor = { pos: start, tookAt: Date.now() };
+    this.readers.add(cursor);
+    try {
+      yield* this.read(cursor, end);
+    } finally {
+      // Done, failed or destroyed (the client went away): it no longer holds the fetch back.
+      this.readers.delete(cursor);
+      this.wake();
+    }
+  }
+
+  private async *read(cursor: { pos: number; tookAt: number }, end: number | undefined): AsyncGenerator<Buffer> {
     for (;;) {
+      const pos = cursor.pos;
       this.throwIfFailed();
-      // Everything but the last byte until the blob is verified: wrong bytes are never served whole.
-      const available = this.state === 'verified' ? this.received : Math.max(0, this.received - 1);
+      const available = this.available();
       const limit = Math.min(available, end ?? Number.POSITIVE_INFINITY);
       if (this.state === 'verified' && pos >= limit) return;
       if (pos >= limit) {
+        if (end !== undefined && pos >= end) this.readers.delete(cursor); // its range is read: it holds nothing back
         await this.change();
         continue;
       }
       const kept = this.fromWindow(pos, limit);
       if (kept !== undefined) {
-        pos += kept.length;
         yield kept;
+        // Taken: the pump may be waiting for this reader.
+        cursor.pos = pos + kept.length;
+        cursor.tookAt = Date.now();
+        this.wake();
         continue;
       }
       // Fell behind the window: the rest comes from storage once the blob is there.
+      this.readers.delete(cursor);
+      this.wake();
       while (this.storage === 'writing') await this.change();
       if (this.storage === 'failed') throw this.storeError ?? new Error('the cache write failed');
       yield* (await this.f.stored({ start: pos, end: (end ?? this.received) - 1 })) as AsyncIterable<Buffer>;
       return;
     }
+  }
+
+  /**
+   * How far readers may read: everything once the blob is verified; until then all but its last byte
+   * (wrong bytes are never served whole), that is all but the last received while the size is unknown.
+   */
+  private available(): number {
+    if (this.state === 'verified') return this.received;
+    return Math.max(0, Math.min(this.received, (this.expected ?? this.received) - 1));
   }
 
   private throwIfFailed(): void {
@@ -303,6 +400,17 @@ class Tee {
 
   private change(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** The next change, or `ms` passing. */
+  private changeOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private wake(): void {

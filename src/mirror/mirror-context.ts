@@ -3,16 +3,27 @@
  * requests, the revalidation clock of its tags, and the events the metrics and the log are told of.
  */
 import type { Digest } from '../storage/digest.js';
+import type { StoredManifest } from '../storage/registry.js';
+import type { Claim } from './fetch-leases.js';
 import type { UpstreamClient } from './upstream.js';
 
 /** Runs one call per key at a time: callers that come while it runs share its result. */
 export interface Flights {
   run<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * As `run`, for a call whose result is ready before its work is done (`then`: a cache write after
+   * the answer): callers get `value` at once, and the key stays taken, sharing that value, until
+   * `then` settles.
+   */
+  runHeld<T>(key: string, fn: () => Promise<{ value: T; then: Promise<unknown> }>): Promise<T>;
+  /** Settles once every held call's work is done (shutdown). */
+  settled(): Promise<void>;
 }
 
 /** A Flights over one map of calls in progress. */
 export function createFlights(): Flights {
   const running = new Map<string, Promise<unknown>>();
+  const held = new Set<Promise<unknown>>();
   return {
     run<T>(key: string, fn: () => Promise<T>): Promise<T> {
       const current = running.get(key);
@@ -20,6 +31,29 @@ export function createFlights(): Flights {
       const started = fn().finally(() => running.delete(key));
       running.set(key, started);
       return started;
+    },
+    runHeld<T>(key: string, fn: () => Promise<{ value: T; then: Promise<unknown> }>): Promise<T> {
+      const current = running.get(key);
+      if (current !== undefined) return current as Promise<T>;
+      const started = fn().then(
+        ({ value, then }) => {
+          const work = then.catch(() => undefined).finally(() => {
+            held.delete(work);
+            if (running.get(key) === started) running.delete(key);
+          });
+          held.add(work);
+          return value;
+        },
+        (err: unknown) => {
+          running.delete(key);
+          throw err;
+        },
+      );
+      running.set(key, started);
+      return started;
+    },
+    async settled() {
+      while (held.size > 0) await Promise.allSettled([...held]);
     },
   };
 }
@@ -64,11 +98,23 @@ export interface MirrorContext {
   readonly client: UpstreamClient;
   readonly flights: Flights;
   readonly events: MirrorEvents;
-  /** True when tag `key` was revalidated within the upstream's `revalidate`. */
-  fresh(key: string): boolean;
+  /** True when tag `key` was revalidated within the upstream's `revalidate` (by any replica, with replicas). */
+  fresh(key: string): Promise<boolean>;
   markFresh(key: string): void;
+  /**
+   * Before an upstream fetch of `key`: with replicas, the fetch's lease, or what another replica's
+   * fetch of it stored (`landed`, once it is there); without, at once a claim with no lease.
+   */
+  claim<T>(key: string, landed: () => Promise<T | undefined>): Promise<Claim<T>>;
   /** Notes a pull (a GET) of manifest `digest` of this repository (for expiry by last pull). */
   pulled(digest: Digest): void;
   /** The signal of a fetch of this repository: not a client's (an abandoned fetch still completes), but bounded. */
   signal(): AbortSignal;
+  /** Manifests fetched and answered whose cache write is still under way, by `<name>@<digest>` and `<name>:<tag>`. */
+  readonly pending: Map<string, StoredManifest>;
+  /** Sizes of this repository's blobs as the upstream told them, each for at most `revalidate`. */
+  readonly sizes: {
+    get(d: Digest): number | undefined;
+    set(d: Digest, size: number): void;
+  };
 }

@@ -4,7 +4,8 @@
  * manifest while the tag was revalidated within `revalidate`; otherwise a HEAD upstream says whether the digest changed (Docker Hub does not count
  * HEADs against its pull limit), and only a changed tag is fetched again. When the upstream is down,
  * slow, answers 429 or 5xx, a cached tag is served marked stale; a tag never cached fails with the
- * upstream's status as a spec code. Concurrent fetches of one manifest share one upstream request.
+ * upstream's status as a spec code. Concurrent fetches of one manifest share one upstream request. A
+ * fetched manifest is answered once its digest is checked, while it is written to the cache.
  */
 import { isRegistryError, manifestUnknown, unsupported } from '../errors.js';
 import { type Digest, digestAlgorithm, digestOf, parseDigest } from '../storage/digest.js';
@@ -12,7 +13,7 @@ import type { CacheManifests, RepositoryManifests, StoredManifest } from '../sto
 import type { Reference, Tag } from '../storage/reference.js';
 import type { MirrorContext } from './mirror-context.js';
 import { isTransient, staleWarning, toRegistryError } from './upstream-errors.js';
-import { UpstreamError } from './upstream.js';
+import { UpstreamError, type UpstreamManifest } from './upstream.js';
 
 /** What a registry:2 mirror asks for when the client names nothing: every manifest type. */
 export const ACCEPT_ANY_MANIFEST = [
@@ -39,7 +40,7 @@ export function mirrorManifests(m: MirrorContext, local: CacheManifests): Reposi
 /** A manifest by tag or digest, from the cache or the upstream. */
 async function getManifest(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string | undefined): Promise<StoredManifest> {
   if ('tag' in ref) return byTag(m, local, ref, accept);
-  const have = await cached(local, ref);
+  const have = (await cached(local, ref)) ?? m.pending.get(`${m.name}@${ref.digest}`);
   if (have !== undefined) {
     m.events.hit(m.client.name);
     return have;
@@ -63,24 +64,54 @@ async function cached(local: CacheManifests, ref: Reference): Promise<StoredMani
   }
 }
 
-/** Fetches `ref` upstream (once for concurrent callers), checks it and caches it (under the tag too, for a tag). */
-function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined): Promise<StoredManifest> {
+/**
+ * Fetches `ref` upstream (once for concurrent callers), checks it, answers it and caches it (under the
+ * tag too, for a tag). The answer does not wait for the cache write (its fsyncs, links and tag): until
+ * that is done, concurrent callers share this fetch and a GET by the digest or tag is answered from
+ * `m.pending` (a tag revalidated by this fetch is fresh from now: `onFetched`); a write that fails
+ * leaves nothing (the next request fetches again) and is logged with the fetch.
+ */
+function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, onFetched?: () => void): Promise<StoredManifest> {
   const refText = 'tag' in ref ? ref.tag : ref.digest;
-  return m.flights.run(`manifest ${m.name} ${refText} ${accept}`, async () => {
+  return m.flights.runHeld(`manifest ${m.name} ${refText} ${accept}`, async () => {
+    // With replicas, one of them fetches it; the others take it from storage once it is there.
+    const claimed = await m.claim(`manifest:${m.name}:${expected ?? refText}`, () => cached(local, expected === undefined ? ref : { digest: expected }));
+    if ('landed' in claimed) return { value: claimed.landed, then: Promise.resolve() };
+    const { lease } = claimed;
     const began = process.hrtime.bigint();
-    const got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
-    const digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
-    await local.put(ref, got.content, got.mediaType, { unchecked: true });
-    m.events.fetched({ upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length, seconds: seconds(began) });
-    return { digest, mediaType: got.mediaType, content: got.content };
+    let got: UpstreamManifest;
+    let digest: Digest;
+    try {
+      got = await m.client.getManifest(m.remote, expected ?? refText, accept, m.signal());
+      digest = checkedDigest(ref, got.content, expected ?? got.digest, m.client.name);
+    } catch (err) {
+      await lease?.release();
+      throw err;
+    }
+    const manifest = { digest, mediaType: got.mediaType, content: got.content };
+    const pendingKeys = [`${m.name}@${digest}`, ...('tag' in ref ? [`${m.name}:${ref.tag}`] : [])];
+    for (const k of pendingKeys) m.pending.set(k, manifest);
+    onFetched?.();
+    const record = { upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length } as const;
+    const then = local.put(ref, got.content, got.mediaType, { unchecked: true }).then(
+      () => {
+        m.events.fetched({ ...record, seconds: seconds(began) });
+      },
+      (err: unknown) => m.events.fetched({ ...record, seconds: seconds(began), error: err instanceof Error ? err : new Error(String(err)) }),
+    ).finally(async () => {
+      for (const k of pendingKeys) if (m.pending.get(k) === manifest) m.pending.delete(k);
+      await lease?.release();
+    });
+    return { value: manifest, then };
   });
 }
 
 /** A tag: cached while fresh; else revalidated by HEAD, fetched when changed, stale when the upstream fails. */
 async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly tag: Tag }, accept: string | undefined): Promise<StoredManifest> {
-  const have = await cached(local, ref);
+  // A tag answered whose cache write is under way is newer than what storage has under it.
+  const have = m.pending.get(`${m.name}:${ref.tag}`) ?? (await cached(local, ref));
   const key = `${m.name}:${ref.tag}`;
-  if (have !== undefined && accepts(accept, have.mediaType) && m.fresh(key)) {
+  if (have !== undefined && accepts(accept, have.mediaType) && (await m.fresh(key))) {
     m.events.hit(m.client.name);
     return have;
   }
@@ -89,9 +120,7 @@ async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly ta
     if (have === undefined) {
       // Never cached: one GET (a HEAD first would only tell the digest the GET tells too).
       m.events.miss(m.client.name);
-      const fetched = await fetchAndCache(m, local, ref, wanted, undefined);
-      m.markFresh(key);
-      return fetched;
+      return await fetchAndCache(m, local, ref, wanted, undefined, () => m.markFresh(key));
     }
     const head = await m.flights.run(`head ${m.name}:${ref.tag} ${wanted}`, () => m.client.headManifest(m.remote, ref.tag, wanted, m.signal()));
     m.events.revalidated(m.client.name);
@@ -101,9 +130,7 @@ async function byTag(m: MirrorContext, local: CacheManifests, ref: { readonly ta
       return have;
     }
     m.events.miss(m.client.name);
-    const fetched = await fetchAndCache(m, local, ref, wanted, head.digest !== undefined ? digestOrThrow(head.digest, m.client.name) : undefined);
-    m.markFresh(key);
-    return fetched;
+    return await fetchAndCache(m, local, ref, wanted, head.digest !== undefined ? digestOrThrow(head.digest, m.client.name) : undefined, () => m.markFresh(key));
   } catch (err) {
     if (have !== undefined && isTransient(err)) {
       m.events.stale(m.client.name, err);

@@ -8,18 +8,20 @@
  * and rsync all see it. Every other repository is the local one, untouched.
  *
  * Manifest GETs are noted in storage's pull times (`o.times`) for expiry (eviction.ts; cli/pull-times.ts
- * also keeps registry:2's scheduler-state.json for its form). Not done yet (issue #13): a HEAD of an
- * uncached blob asks the upstream every time.
+ * also keeps registry:2's scheduler-state.json for its form). A HEAD of a blob not cached is answered
+ * by this repository's fetch of it in progress, else by what the upstream told a HEAD within
+ * `revalidate`, else by a HEAD upstream.
  */
 import { blobUnknown, isRegistryError, nameUnknown, unsupported } from '../errors.js';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../storage/digest.js';
 import type { RepoName } from '../storage/reference.js';
 import type {
-  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, UploadStore,
+  BlobServing, CacheRegistry, ManifestTimes, CacheRepository, ReferrerDescriptor, Registry, Repository, RepositoryBlobs, ServeOptions, StoredManifest, UploadStore,
 } from '../storage/registry.js';
 import type { BlobFetches, BlobRange, InFlightBlob } from './blob-fetches.js';
 import { type MirrorContext, type MirrorEvents, NO_EVENTS, createFlights } from './mirror-context.js';
+import { type Lease, type MirrorSharing, claim } from './fetch-leases.js';
 import { mirrorManifests } from './mirror-manifests.js';
 import { isNotFound, isTransient, toRegistryError } from './upstream-errors.js';
 import type { UpstreamClient } from './upstream.js';
@@ -56,17 +58,30 @@ export interface MirrorOptions {
   readonly times?: Pick<ManifestTimes, 'pulled'>;
   /** How long a manifest or tag-list fetch may take in all (registry:2's cachewritetimeout, 5m). */
   readonly fetchTimeoutMs?: number;
+  /** With replicas: their fetch leases and revalidation times (fetch-leases.ts), and where its failures are told. */
+  readonly sharing?: { readonly state: MirrorSharing; readonly failed: (err: unknown) => void };
 }
 
 const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
 const VIEWS_KEPT = 256;
+/** Blob sizes the upstream told (a HEAD), kept for at most `revalidate` each. */
+const SIZES_KEPT = 4096;
 
 /** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
-export function createMirror(o: MirrorOptions): Registry {
+export interface MirrorRegistry extends Registry {
+  /** Settles once every manifest already answered is written to the cache (shutdown). */
+  settled(): Promise<void>;
+}
+
+/** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
+export function createMirror(o: MirrorOptions): MirrorRegistry {
   const events = o.events ?? NO_EVENTS;
   const flights = createFlights();
   const checked = new Map<string, number>();
+  const pending = new Map<string, StoredManifest>();
+  const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+  const sharing = o.sharing;
 
   const upstreamOf = (name: string): { upstream: MirrorUpstream; remote: string } | undefined => {
     for (const upstream of o.upstreams) {
@@ -84,10 +99,35 @@ export function createMirror(o: MirrorOptions): Registry {
     if (view === undefined) {
       const context: MirrorContext = {
         name, remote: found.remote, client: found.upstream.client, flights, events,
-        fresh: (key) => (checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now(),
-        markFresh: (key) => void checked.set(key, Date.now()),
+        fresh: async (key) => {
+          if ((checked.get(key) ?? Number.NEGATIVE_INFINITY) + found.upstream.revalidateMs > Date.now()) return true;
+          if (sharing === undefined || found.upstream.revalidateMs <= 0) return false;
+          // Another replica may have revalidated it: ask before asking the upstream.
+          return sharing.state.checkedRecently(key).catch((err: unknown) => {
+            sharing.failed(err);
+            return false;
+          });
+        },
+        markFresh: (key) => {
+          checked.set(key, Date.now());
+          if (sharing !== undefined && found.upstream.revalidateMs > 0) void sharing.state.markChecked(key, found.upstream.revalidateMs).catch(sharing.failed);
+        },
+        claim: (key, landed) => (sharing === undefined
+          ? Promise.resolve({ lease: undefined })
+          : claim({ sharing: sharing.state, key, landed, waitMs: timeout, failed: sharing.failed })),
         signal: () => AbortSignal.timeout(timeout),
         pulled: (digest) => o.times?.pulled(name, digest),
+        pending,
+        sizes: {
+          get(d) {
+            const known = sizes.get(`${name}@${d}`);
+            return known !== undefined && known.at + found.upstream.revalidateMs > Date.now() ? known.size : undefined;
+          },
+          set(d, size) {
+            sizes.set(`${name}@${d}`, { size, at: Date.now() });
+            if (sizes.size > SIZES_KEPT) sizes.delete(sizes.keys().next().value as string);
+          },
+        },
       };
       view = mirroredRepository(context, o.local.repository(name), o);
       views.set(name, view);
@@ -96,7 +136,20 @@ export function createMirror(o: MirrorOptions): Registry {
     return view;
   };
 
-  return { repository, repositories: (range) => o.local.repositories(range) };
+  return {
+    repository,
+    // The stored repositories, with those whose first manifest was answered and is being written.
+    async repositories(range) {
+      const stored = await o.local.repositories(range);
+      const answered = [...new Set([...pending.keys()].map((k) => k.split(/[:@]/, 1)[0] ?? k))];
+      if (answered.length === 0) return stored;
+      const merged = withinRange([...new Set([...stored, ...answered])], range);
+      // A page cut by `limit` must not end past names the stored page did not reach.
+      const last = stored.length > 0 && range?.limit !== undefined && stored.length >= range.limit ? stored[stored.length - 1] : undefined;
+      return last === undefined ? merged : merged.filter((n) => n <= last);
+    },
+    settled: () => flights.settled(),
+  };
 }
 
 const readOnly = (m: MirrorContext): Error => unsupported(`${m.name} is a read-only mirror of ${m.client.name}`);
@@ -141,12 +194,27 @@ async function mirroredTags(m: MirrorContext, local: CacheRepository, range: { a
   } catch (err) {
     m.events.failed(m.client.name, err);
     if (!isTransient(err)) throw toRegistryError(err, nameUnknown(m.name));
+    // The cached tags, with those answered whose cache write is still under way.
+    const answered = pendingTags(m, range);
     try {
-      return await local.tags(range);
+      const stored = await local.tags(range);
+      return answered.length === 0 ? stored : withinRange([...new Set([...stored, ...answered])], range);
     } catch (cached) {
+      if (isRegistryError(cached, 'NAME_UNKNOWN') && answered.length > 0) return answered;
       throw isRegistryError(cached, 'NAME_UNKNOWN') ? toRegistryError(err, cached) : cached;
     }
   }
+}
+
+/** Tags of `m` answered whose cache write is under way, within `range`. */
+function pendingTags(m: MirrorContext, range: { after?: string | undefined; limit?: number | undefined } | undefined): string[] {
+  const prefix = `${m.name}:`;
+  return withinRange([...m.pending.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)), range);
+}
+
+function withinRange(tags: string[], range: { after?: string | undefined; limit?: number | undefined } | undefined): string[] {
+  const sorted = tags.sort().filter((t) => range?.after === undefined || t > range.after);
+  return range?.limit === undefined ? sorted : sorted.slice(0, range.limit);
 }
 
 /**
@@ -165,13 +233,20 @@ async function serveBlob(m: MirrorContext, local: CacheRepository, o: MirrorOpti
   try {
     if (await linkedFromStorage(m, local, o, d)) return await local.blobs.serve(d, opts);
     if (opts.method === 'HEAD') {
-      const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+      const size = await upstreamSize(m, o, d);
       if (size === undefined) throw blobUnknown(d);
       const info = { digest: d, size };
       const range = opts.range?.(size);
       return range === 'unsatisfiable' ? { kind: 'unsatisfiable', info } : { kind: 'stream', info, range, stream: undefined };
     }
-    const entry = await fetchBlob(m, local, o, d);
+    let entry: InFlightBlob;
+    try {
+      entry = await fetchBlob(m, local, o, d);
+    } catch (err) {
+      // Another replica fetched it meanwhile: it is in storage now.
+      if (err instanceof LandedElsewhere) return await local.blobs.serve(d, opts);
+      throw err;
+    }
     const info = { digest: d, size: await entry.size() };
     // A fetch that ended since it was found is in storage now.
     return (await answer(info, opts, entry)) ?? (await local.blobs.serve(d, opts));
@@ -195,20 +270,60 @@ async function answer(info: { digest: Digest; size: number }, opts: ServeOptions
  */
 async function linkedFromStorage(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<boolean> {
   if (o.fetches.inFlight(d) !== undefined || !(await o.stored.holds(d))) return false;
-  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  const size = await upstreamSize(m, o, d);
   if (size === undefined) throw blobUnknown(d);
   return (await local.blobs.mountExisting(d)) !== undefined;
 }
 
-/** This repository's fetch of `d` (shared with every concurrent reader), cached through storage's uploads. */
+/**
+ * The size of blob `d` of this repository upstream, undefined when the upstream does not have it: from
+ * this repository's fetch of it in progress, else from what a HEAD told within `revalidate`, else from
+ * a HEAD upstream (one for concurrent callers).
+ */
+async function upstreamSize(m: MirrorContext, o: MirrorOptions, d: Digest): Promise<number | undefined> {
+  const fetching = o.fetches.running(`${m.name}@${d}`);
+  if (fetching !== undefined) {
+    const size = await fetching.then((entry) => entry.size()).catch(() => undefined);
+    if (size !== undefined) return size;
+  }
+  const known = m.sizes.get(d);
+  if (known !== undefined) return known;
+  const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
+  if (size !== undefined) m.sizes.set(d, size);
+  return size;
+}
+
+/** A blob another replica fetched while this one waited for its lease: it is in storage. */
+class LandedElsewhere extends Error {}
+
+/**
+ * This repository's fetch of `d` (shared with every concurrent reader), cached through storage's
+ * uploads; with replicas, under the fetch's lease, held until the blob is cached or the fetch failed.
+ * @throws LandedElsewhere when another replica's fetch stored it meanwhile
+ */
 function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
+  let lease: Lease | undefined;
   return o.fetches.fetch(`${m.name}@${d}`, {
     digest: d,
-    start: (signal) => m.client.getBlob(m.remote, d, signal),
+    async start(signal) {
+      const claimed = await m.claim(`blob:${m.name}@${d}`, () => local.blobs.stat(d));
+      if ('landed' in claimed) throw new LandedElsewhere(`${d} was fetched by another replica`);
+      lease = claimed.lease;
+      try {
+        return await m.client.getBlob(m.remote, d, signal);
+      } catch (err) {
+        await lease?.release();
+        lease = undefined;
+        throw err;
+      }
+    },
     // The fetch hashes the bytes as they come and ends the stream only once they match `d`.
     store: async (stream) => void (await local.uploads.ingestVerified(d, stream)),
     stored: (range) => o.stored.open(d, range),
-    report: (r) => m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r }),
+    report(r) {
+      void lease?.release();
+      m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r });
+    },
   });
 }
 

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { type BerthProcess, startBerthProcess } from './berth-process.js';
+import { type S3TestSettings, createBucket } from './ceph-server.js';
 import { type Blob, MT, blob, descriptor, manifestBlob, randomBytesSeeded, raw } from './oci.js';
 import { type RoundRobinProxy, startRoundRobinProxy } from './round-robin-proxy.js';
 import { freePort } from './tools.js';
@@ -19,6 +20,19 @@ export interface StorageSetup {
   readonly yaml: readonly string[];
   /** Writes blobs that nothing links: what a deleted image leaves behind. */
   writeOrphans(blobs: readonly Blob[]): Promise<void>;
+}
+
+/** A new bucket of its own on the test S3 (nothing is written behind the replicas' backs), with `extra` lines under `storage:` (indented by two spaces). */
+export async function bucketStorage(s3: S3TestSettings, bucket: string, extra: readonly string[] = []): Promise<StorageSetup> {
+  await createBucket(s3, bucket);
+  return {
+    name: 's3',
+    yaml: [
+      '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
+      `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry', ...extra,
+    ],
+    writeOrphans: () => Promise.reject(new Error('not used here')),
+  };
 }
 
 /** One filesystem root shared by every replica, with `extra` lines under `storage:` (indented by two spaces). */

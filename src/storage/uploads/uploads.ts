@@ -165,7 +165,16 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
       const { id } = await start(o);
       try {
         return await sessions.exclusive(key(id), async () => {
-          const { size } = await write(id, body, o, true, true);
+          // A session just made, and nobody else's: written from its start without reading its state back.
+          const writer = await driver.writer(paths.uploadData(name, id), { append: true, ...signalOf(o) });
+          try {
+            await pipeline(body, writer, signalOf(o));
+            await writer.commit();
+          } catch (err) {
+            writer.destroy();
+            throw err;
+          }
+          const size = writer.size;
           await opts.quotas.admitLink(name, d, size, () => publish(opts, id, d, {}));
           return { digest: d, size };
         });
