@@ -127,9 +127,25 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
     expect(proxy.count('GET', `/manifests/`)).toBeGreaterThan(before);
   }, 60_000);
 
+  /**
+   * Waits until every blob of `img` is linked into `repo` in the cache: a pull is answered before its
+   * blobs' cache writes commit, and a write that lands after a collection's sweep is the next one's.
+   */
+  const linked = async (name: string, repo: string, img: Image): Promise<void> => {
+    const links = [img.config, ...img.layers].map((b) => join(dir, name, 'root', 'docker', 'registry', 'v2', 'repositories', 'docker.io', 'library', repo, '_layers', 'sha256', b.digest.slice('sha256:'.length), 'link'));
+    for (let i = 0; ; i++) {
+      const present = await Promise.all(links.map((l) => stat(l).then(() => true, () => false)));
+      if (present.every(Boolean)) return;
+      if (i >= 200) throw new Error(`the blobs of ${repo} were not cached within 10 s`);
+      await sleep(50);
+    }
+  };
+
   it('over budget, evicts the least recently pulled image, keeping the blob it shares with the kept one', async () => {
     await pull(byBudget, 'older', older);
     await pull(byBudget, 'newer', newer);
+    await linked('budget', 'older', older);
+    await linked('budget', 'newer', newer);
     expect(await tagged(byBudget, 'older')).toBe(true);
     expect((await collect(byBudget)).evicted).toBe(1);
     expect(await tagged(byBudget, 'older')).toBe(false);
