@@ -6,7 +6,7 @@
  * SIGTERM. Only cli/ and main.ts see Config.
  *
  * What only some configurations use is imported when the configuration asks for it, not at start-up:
- * auth (jose, bcryptjs), the pull-through cache, notifications and the web UI's assets (mime-types).
+ * auth (jose, bcryptjs), the pull-through cache, notifications and the web UI's asset loader.
  * A filesystem registry with none of them does not carry their code (resident memory, issue #19).
  */
 import { randomBytes } from 'node:crypto';
