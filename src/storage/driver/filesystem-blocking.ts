@@ -8,14 +8,14 @@
  * system call itself (issue #19: a million futex calls in one dry run of the collector). The same calls
  * made synchronously answer the same thing in the same order, for a fraction of the CPU.
  *
- * Each function mirrors its asynchronous twin in filesystem-walk.ts or filesystem-io.ts (same errors,
- * same skipping of entries removed while the walk runs).
+ * Each function mirrors its asynchronous twin in filesystem-walk.ts (same errors, same skipping of
+ * entries removed while the walk runs); getContent reads with readFileSync (filesystem.ts).
  */
-import { type BigIntStats, type Dirent, closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { type Dirent, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DriverError, PathNotFoundError } from './driver.js';
 import type { CallOptions, DirectoryEntries, FileInfo, LeftoverOptions } from './driver.js';
-import { type KeptContent, MISSING, NAME, SMALL_READ, TEMP_FILE, childPath, errno, failure, toInfo, versionOf } from './filesystem-io.js';
+import { MISSING, NAME, TEMP_FILE, childPath, errno, failure, toInfo } from './filesystem-io.js';
 import { sortEntries } from './filesystem-walk.js';
 
 /** `guard` for a synchronous call: the same translation of what `fn` throws. */
@@ -37,30 +37,6 @@ function unlessGone<T>(path: string, o: CallOptions | undefined, fn: () => T): T
   } catch (err) {
     if (err instanceof PathNotFoundError) return undefined;
     throw err;
-  }
-}
-
-/** readWhole, blocking: open, fstat, read until a short read, close. @throws PathNotFoundError for a directory */
-export function readWholeSync(full: string, path: string): KeptContent {
-  const fd = openSync(full, 'r');
-  try {
-    const st = fstatSync(fd, { bigint: true }) as BigIntStats;
-    if (st.isDirectory()) throw new PathNotFoundError(NAME, path);
-    let buf = Buffer.allocUnsafeSlow(Math.max(Number(st.size) + 1, SMALL_READ));
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buf, length, buf.length - length, length);
-      length += n;
-      if (n === 0 || length < buf.length) break;
-      const grown = Buffer.allocUnsafeSlow(buf.length * 2);
-      buf.copy(grown, 0, 0, length);
-      buf = grown;
-    }
-    const content = Buffer.allocUnsafe(length);
-    buf.copy(content, 0, 0, length);
-    return { version: versionOf(st), changedNs: st.ctimeNs, content };
-  } finally {
-    closeSync(fd);
   }
 }
 

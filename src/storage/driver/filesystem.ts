@@ -24,7 +24,7 @@
  * a symlink removes the link, and a recursive delete does not descend through links. Symlinks that an
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
-import { close as closeFd, constants, fstat as fstatFd, open as openFd, readdirSync, stat as statPath, statSync } from 'node:fs';
+import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, stat as statPath, statSync } from 'node:fs';
 import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
@@ -39,7 +39,7 @@ import {
 import { FileReader } from './filesystem-reader.js';
 import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
-import { guardSync, readWholeSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
+import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -91,7 +91,7 @@ class FilesystemDriver implements StorageDriver {
    */
   async getContent(path: string, o?: CallOptions): Promise<Buffer> {
     const full = this.full(path);
-    if (this.blocking) return guardSync(path, o, [...MISSING, 'EISDIR'], () => readWholeSync(full, path).content);
+    if (this.blocking) return guardSync(path, o, [...MISSING, 'EISDIR'], () => readFileSync(full));
     return guard(path, o, [...MISSING, 'EISDIR'], async () => {
       const kept = this.kept.get(full);
       if (kept !== undefined) {
