@@ -67,7 +67,8 @@ export async function openOffline(
   for (const w of warnings) log.warn(w);
   const storage = config.storage;
   const wantsTimes = typeof needs.times === 'function' ? needs.times(config) : needs.times === true;
-  const driver = await driverFor(storage);
+  // Blocking reads: this process does nothing else while it reads the tree (filesystem-blocking.ts).
+  const driver = await driverFor(storage, undefined, true);
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
   let held: IndexLevel | undefined;
   const release = writes

@@ -4,6 +4,10 @@
  * timer, the online garbage collector (collector.ts), the metrics (metrics/) and the debug listener that
  * runs the collector on demand and serves health and metrics. `shutdown()` is the graceful stop of a
  * SIGTERM. Only cli/ and main.ts see Config.
+ *
+ * What only some configurations use is imported when the configuration asks for it, not at start-up:
+ * auth (jose, bcryptjs), the pull-through cache, notifications and the web UI's asset loader.
+ * A filesystem registry with none of them does not carry their code (resident memory, issue #19).
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -12,15 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
-import { createAuth, plainHttpCredentialsWarning } from './auth.js';
 import { startCollector } from './collector.js';
 import { retentionFor } from './retention.js';
 import { createStatusKeeper } from './status.js';
 import type { GcReport } from '../gc/report.js';
 import { startIndex, startRedisIndex, startRedisTimes } from './index-command.js';
 import { driverKeyStore } from './key-store.js';
-import { startMirror } from './mirror.js';
-import { startNotifications } from './notifications.js';
 import { quotaWarnings } from './quota-warnings.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
@@ -30,7 +31,7 @@ import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, type TlsOptions, listen } from '../http/listen.js';
 import { createApp } from '../http/server.js';
-import { type UiAssets, loadUiAssets } from '../http/ui/assets.js';
+import type { UiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createQuotaMetrics } from '../metrics/quotas.js';
@@ -80,7 +81,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const traffic = createTrafficMetrics(metrics.registry);
   const driver = await driverFor(storage, traffic.storage);
   const tls = await readTls(config);
-  const plainBasic = plainHttpCredentialsWarning(config);
+  const auth = config.auth && (await import('./auth.js'));
+  const plainBasic = auth?.plainHttpCredentialsWarning(config);
   if (plainBasic !== undefined) log.warn(plainBasic);
   // Replicas (`redis`): the link gate and the collector's lock are shared through Redis (replicas.ts).
   const replicas = await startReplicas(config, log);
@@ -99,7 +101,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const health = startHealth(healthChecksFor(config, driver), log);
   opened.push(() => health.stop());
   // Webhook events (`notifications`): queued durably before delivery, so they survive a restart.
-  const notifier = await startNotifications(config, log, metrics.registry, driver, replicas);
+  const notifier = config.notifications && (await (await import('./notifications.js')).startNotifications(config, log, metrics.registry, driver, replicas));
   if (notifier) opened.push(() => notifier.stop());
   const quotaMetrics = createQuotaMetrics(metrics.registry);
   const storageRegistry = createRegistry({
@@ -113,13 +115,13 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const evictable = config.proxy && createRegistry({
     driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
   });
-  const mirror = evictable && (await startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry, replicas));
+  const mirror = evictable && (await (await import('./mirror.js')).startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry, replicas));
   if (mirror) opened.push(() => mirror.close());
   const registry = mirror?.registry ?? storageRegistry;
   // The issuer's key lives beside the registry:2 tree (outside docker/registry/v2): in the root, in the
   // bucket (a conditional write, so replicas agree on one), or in memory (inmemory storage).
   const defaultKey = storage.driver === 'filesystem' ? join(resolve(storage.rootdirectory), 'berth', 'token-signing-key.pem') : driverKeyStore(driver);
-  const { access, tokenHandlers } = await createAuth(config.auth, defaultKey, (m) => log.warn(m));
+  const { access, tokenHandlers } = auth ? await auth.createAuth(config.auth, defaultKey, (m) => log.warn(m)) : { access: undefined, tokenHandlers: undefined };
   // `/berth/v1/status` and `/berth/v1/gc`: the collector starts once the listener is bound, so the
   // trigger is bound late (a request before that is answered as if a run were going).
   let runGcNow: GcTrigger = async () => ({ status: 'busy' });
@@ -248,6 +250,7 @@ async function listenDebug(
 export const UI_ASSETS_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
 
 async function uiAssets(log: Logger): Promise<UiAssets | undefined> {
+  const { loadUiAssets } = await import('../http/ui/assets.js');
   const assets = await loadUiAssets(UI_ASSETS_DIR);
   if (assets === undefined) log.warn('the web UI is not built: /ui/ answers 503 until `npm run build:ui` has run', { dir: UI_ASSETS_DIR });
   return assets;

@@ -20,12 +20,13 @@ export function loggerFor(config: Config, write?: (line: string) => void, async 
 
 /**
  * The driver of `storage`; a relative rootdirectory is taken from the working directory. `observe`
- * hears every driver call (the storage metrics).
+ * hears every driver call (the storage metrics). `blocking`: a filesystem driver reads with blocking
+ * calls, for an offline command that owns its process (never for `serve`).
  */
-export function driverFor(storage: Config['storage'], observe?: DriverCallObserver): Promise<StorageDriver> {
+export function driverFor(storage: Config['storage'], observe?: DriverCallObserver, blocking = false): Promise<StorageDriver> {
   switch (storage.driver) {
     case 'filesystem':
-      return openDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory) }, observe);
+      return openDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory), blocking }, observe);
     case 'inmemory':
       return openDriver({ kind: 'inmemory' }, observe);
     case 's3':

@@ -16,10 +16,15 @@
  *
  * While walking, the newest link time of each digest (any repository's `_layers` or revision link) is
  * noted, for the sweep's grace period.
+ *
+ * Each repository's folders are read in one pass (Inventory.contents), which also yields what the later
+ * steps need from them, so that none of them reads the tree again: the layer links the repository's own
+ * manifests do not reference (the only ones that can name a blob the sweep deletes: removeLayerLinks),
+ * its unfinished tags and the temporary files in its folders (leftovers.ts).
  */
 import type { Digest } from '../storage/digest.js';
-import type { Inventory, ManifestReferences } from '../storage/maintenance/inventory.js';
-import type { RepoName } from '../storage/reference.js';
+import type { Inventory, Leftover, LinkEntry, ManifestReferences } from '../storage/maintenance/inventory.js';
+import type { RepoName, Tag } from '../storage/reference.js';
 import type { EmitEvent, Warnings } from './report.js';
 
 export interface MarkOptions {
@@ -47,6 +52,17 @@ export interface MarkState {
   readonly untagged: UntaggedCandidate[];
   /** Every repository the mark went through, sorted. */
   readonly repositories: readonly RepoName[];
+  /**
+   * Layer links that no manifest of their own repository kept (the marked set grows; a link of a blob
+   * marked later is dropped when used), in repository order: the only links a sweep can leave dangling.
+   */
+  readonly looseLayers: { readonly repo: RepoName; readonly digest: Digest }[];
+  /** Tags without a current link, in repository order. */
+  readonly unfinishedTags: { readonly repo: RepoName; readonly tag: Tag }[];
+  /** Temporary files found in the repositories' folders, in repository order. */
+  readonly leftovers: Leftover[];
+  /** The repository folders the mark looked through (Inventory.contents): the leftovers' walk skips them. */
+  readonly folders: Set<string>;
 }
 
 /**
@@ -64,7 +80,9 @@ const MARK_AT_ONCE = 16;
 export async function markAll(inv: Inventory, opts: MarkOptions): Promise<MarkState> {
   const repos: RepoName[] = [];
   for await (const repo of inv.repositories(signalOf(opts))) repos.push(repo);
-  const state: MarkState = { marked: new Set(), linkTimes: new Map(), untagged: [], repositories: repos };
+  const state: MarkState = {
+    marked: new Set(), linkTimes: new Map(), untagged: [], repositories: repos, looseLayers: [], unfinishedTags: [], leftovers: [], folders: new Set(),
+  };
   for (let from = 0; from < repos.length; from += MARK_AT_ONCE) {
     opts.signal?.throwIfAborted();
     const batch = repos.slice(from, from + MARK_AT_ONCE).map((repo) => {
@@ -80,6 +98,7 @@ export async function markAll(inv: Inventory, opts: MarkOptions): Promise<MarkSt
     for (const [i, outcome] of outcomes.entries()) {
       for (const pass of batch[i]?.held ?? []) pass();
       if (outcome.status === 'rejected') throw outcome.reason;
+      note(state, outcome.value);
       opts.emit({ type: 'progress', phase: 'mark', done: from + i + 1, total: repos.length });
     }
   }
@@ -99,20 +118,43 @@ export async function markTree(inv: Inventory, repo: RepoName, d: Digest, opts: 
   if (refs.ok) for (const child of refs.children) await markTree(inv, repo, child, opts, state);
 }
 
-async function markRepository(inv: Inventory, repo: RepoName, opts: MarkOptions, state: MarkState): Promise<void> {
+/** What marking one repository found besides its marks, kept in MarkState in repository order. */
+interface RepositoryFindings {
+  readonly repo: RepoName;
+  readonly looseLayers: readonly Digest[];
+  readonly unfinishedTags: readonly Tag[];
+  readonly leftovers: readonly Leftover[];
+  readonly folders: readonly string[];
+}
+
+function note(state: MarkState, found: RepositoryFindings): void {
+  const { repo } = found;
+  for (const digest of found.looseLayers) if (!state.marked.has(digest)) state.looseLayers.push({ repo, digest });
+  for (const tag of found.unfinishedTags) state.unfinishedTags.push({ repo, tag });
+  state.leftovers.push(...found.leftovers);
+  for (const f of found.folders) state.folders.add(f);
+}
+
+async function markRepository(inv: Inventory, repo: RepoName, opts: MarkOptions, state: MarkState): Promise<RepositoryFindings> {
   opts.emit({ type: 'repository', repo });
+  const contents = await inv.contents(repo, { ...signalOf(opts), times: opts.youngAfter !== undefined });
   const revisions = new Map<Digest, number>();
-  for await (const r of inv.revisions(repo, signalOf(opts))) {
+  for (const r of contents.revisions) {
     revisions.set(r.digest, Math.max(r.modTime, revisions.get(r.digest) ?? 0));
     noteLink(state, opts, r.digest, r.modTime);
   }
-  if (opts.youngAfter !== undefined) {
-    for await (const l of inv.layers(repo, signalOf(opts))) noteLink(state, opts, l.digest, l.modTime);
-  }
+  for (const l of contents.layers) noteLink(state, opts, l.digest, l.modTime);
   const readable = opts.deleteUntagged
     ? await markReachable(inv, repo, revisions, opts, state)
     : await markRevisions(inv, repo, [...revisions.keys()], opts, state, new Map());
-  if (!readable) await markLayers(inv, repo, opts, state);
+  if (!readable) markLinked(repo, contents.layers, opts, state);
+  return {
+    repo,
+    looseLayers: contents.layers.filter((l) => !state.marked.has(l.digest)).map((l) => l.digest),
+    unfinishedTags: contents.unfinishedTags,
+    leftovers: contents.leftovers,
+    folders: contents.folders,
+  };
 }
 
 /** Marks each revision and what it refers to; answers false when one could not be read. */
@@ -250,7 +292,13 @@ function markManifest(repo: RepoName, d: Digest, refs: ManifestReferences, opts:
 
 /** Fail closed: marks every blob the repository links in `_layers`. */
 async function markLayers(inv: Inventory, repo: RepoName, opts: MarkOptions, state: MarkState): Promise<void> {
-  for await (const l of inv.layers(repo, signalOf(opts))) {
+  const layers: LinkEntry[] = [];
+  for await (const l of inv.layers(repo, signalOf(opts))) layers.push(l);
+  markLinked(repo, layers, opts, state);
+}
+
+function markLinked(repo: RepoName, layers: readonly LinkEntry[], opts: MarkOptions, state: MarkState): void {
+  for (const l of layers) {
     state.marked.add(l.digest);
     opts.emit({ type: 'marking-blob', repo, digest: l.digest });
   }

@@ -2,12 +2,18 @@
  * A run as a whole: one at a time per process, stale uploads purged when asked, one log line and one
  * report per run (the metrics seam), and the gate's old link times forgotten afterwards.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createDriver } from '../storage/driver/factory.js';
+import type { DriverOp } from '../storage/driver/instrument.js';
 import { paths } from '../storage/paths.js';
 import { parseRepoName } from '../storage/reference.js';
+import { createRegistry } from '../storage/registry.js';
 import type { GcReport } from './report.js';
 import { GcBusyError, collectGarbage, isCollecting } from './run.js';
-import { type Fixture, makeFixture, pushBlob, pushImage } from './suite/fixtures.js';
+import { type Fixture, type PushedImage, makeFixture, pushBlob, pushImage } from './suite/fixtures.js';
 
 describe('collectGarbage', () => {
   let fx: Fixture;
@@ -86,5 +92,29 @@ describe('collectGarbage', () => {
       seen = last;
     });
     expect(seen).toBeUndefined();
+  });
+
+  it('reads the repositories\' folders once, in the mark: no walk or listing of them afterwards (issue #19)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'berth-gc-calls-'));
+    try {
+      const calls = new Map<DriverOp, number>();
+      const driver = createDriver({ kind: 'filesystem', root }, (c) => calls.set(c.op, (calls.get(c.op) ?? 0) + 1));
+      const registry = createRegistry({ driver, deleteEnabled: true });
+      const repos = ['a', 'b', 'c', 'd'];
+      const images: PushedImage[] = [];
+      for (const r of repos) images.push(await pushImage(registry, r, r, { tag: 'v1', layers: ['shared'] }));
+      // One image deleted: its config and manifest become garbage, and the sweep looks for their layer links.
+      await registry.repository(parseRepoName('a')).manifests.delete({ digest: images[0]!.digest });
+      calls.clear();
+      const report = await collectGarbage(registry, { graceMs: 0, deleteUntagged: false, dryRun: true });
+      expect(report.swept).toBe(2);
+      expect(report.layerLinksRemoved).toBe(1); // a's config link (its layer is another's too: marked)
+      // One walk (the global blobs); listings only for the catalog (repositories/ and each repository).
+      // Before: a walk of each repository's revisions (per algorithm) and _layers, a tag listing each.
+      expect(calls.get('walk')).toBe(1);
+      expect(calls.get('list')).toBe(repos.length + 1);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

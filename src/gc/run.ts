@@ -173,9 +173,9 @@ async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContex
   run.progress.swept = swept.swept;
   run.progress.bytesFreed = swept.bytesFreed;
   run.progress.keptYoung = swept.keptYoung;
-  run.progress.layerLinksRemoved = await removeLayerLinks(inv, state.repositories, swept.deleted, sweepOptions);
+  run.progress.layerLinksRemoved = await removeLayerLinks(inv, state.looseLayers, swept.deleted, sweepOptions);
   const leftoverAge = Math.max(opts.graceMs, opts.leftoverMinAgeMs ?? LEFTOVER_MIN_AGE_MS);
-  const leftovers = await removeLeftovers(inv, state.repositories, {
+  const leftovers = await removeLeftovers(inv, state, {
     ...sweepOptions,
     youngAfter: leftoverAge > 0 ? run.runStart - leftoverAge : undefined,
   });

@@ -140,34 +140,29 @@ async function eligibleBlobs(
 
 /**
  * Removes the `_layers` links of the blobs this run deleted, in every repository (distribution v3 does
- * the same), so no repository is left linking a blob that is gone. Each removal runs inside
- * `linkGate.sweep(digest)` and is skipped when the digest was linked since the run began or its blob
- * exists again: a push that re-uploaded the blob after the sweep keeps its link. Answers how many went
- * (in a dry run: how many links the blobs that would go have).
+ * the same), so no repository is left linking a blob that is gone. The links are the mark's loose ones
+ * (MarkState.looseLayers): a link to a blob its own repository's manifests keep names a marked blob,
+ * which no sweep deletes. Each removal runs inside `linkGate.sweep(digest)` and is skipped when the
+ * digest was linked since the run began or its blob exists again: a push that re-uploaded the blob after
+ * the sweep keeps its link. Answers how many went (in a dry run: how many links the blobs that would go have).
  */
 export async function removeLayerLinks(
   inv: Inventory,
-  repos: readonly RepoName[],
+  loose: readonly { readonly repo: RepoName; readonly digest: Digest }[],
   deleted: ReadonlySet<Digest>,
   opts: SweepOptions,
 ): Promise<number> {
   if (deleted.size === 0) return 0;
+  const dangling = loose.filter((l) => deleted.has(l.digest));
+  if (opts.dryRun) return dangling.length;
   let removed = 0;
-  for (const repo of repos) {
-    const dangling: Digest[] = [];
-    for await (const l of inv.layers(repo, signalOf(opts))) if (deleted.has(l.digest)) dangling.push(l.digest);
-    if (opts.dryRun) {
-      removed += dangling.length;
-      continue;
-    }
-    for (const d of dangling) {
-      opts.signal?.throwIfAborted();
-      const gone = await opts.gate.sweep(d, async (last) => {
-        if (linkedRecently(last, opts) || (await inv.statBlob(d, signalOf(opts))) !== undefined) return false;
-        return inv.deleteLayerLink(repo, d, signalOf(opts));
-      });
-      if (gone) removed += 1;
-    }
+  for (const { repo, digest: d } of dangling) {
+    opts.signal?.throwIfAborted();
+    const gone = await opts.gate.sweep(d, async (last) => {
+      if (linkedRecently(last, opts) || (await inv.statBlob(d, signalOf(opts))) !== undefined) return false;
+      return inv.deleteLayerLink(repo, d, signalOf(opts));
+    });
+    if (gone) removed += 1;
   }
   return removed;
 }

@@ -29,6 +29,24 @@ export interface FileInfo {
   readonly isDir: boolean;
 }
 
+/** One directory of a `tree` walk: the names in it by kind. */
+export interface DirectoryEntries {
+  /** The directory's driver path. */
+  readonly path: string;
+  /** Its subdirectories, each listed later in the same walk (a symlink to a directory is not followed). */
+  readonly dirs: readonly string[];
+  /** Every other entry (files, symlinks to files), the driver's temporary files left out. */
+  readonly files: readonly string[];
+  /** The driver's temporary files in it (see `leftovers`), with their state. */
+  readonly temps: readonly FileInfo[];
+}
+
+/** Options of `leftovers`. */
+export interface LeftoverOptions extends CallOptions {
+  /** Directories (driver paths) not to look in, nor under: a caller that has already looked there. */
+  readonly skip?: ReadonlySet<string>;
+}
+
 /**
  * A writer for large content (upload data). It respects backpressure: a write is called back only once
  * its bytes are in the file or in a bounded buffer. Bytes written are durable once `end()` has finished
@@ -140,7 +158,15 @@ export interface StorageDriver {
    * beside a target, then renames it). Each may be removed with `delete`. Drivers whose writes leave
    * nothing behind (inmemory, s3) do not have it. Errors reject the iteration, as `walk`'s do.
    */
-  leftovers?(path: string, o?: CallOptions): AsyncIterable<FileInfo>;
+  leftovers?(path: string, o?: LeftoverOptions): AsyncIterable<FileInfo>;
+  /**
+   * Every directory under `path`, `path` itself first, each with the names in it by kind, listed once
+   * and without a stat of each entry: cheaper than `walk` where names are all that matters. Offered by
+   * drivers whose directories are real (filesystem); callers fall back on `walk`. Errors reject the
+   * iteration; an entry removed while the walk runs is skipped.
+   * @throws PathNotFoundError on iteration when `path` is missing or is a file.
+   */
+  tree?(path: string, o?: CallOptions): AsyncIterable<DirectoryEntries>;
   /** A URL a client may fetch the file from directly, or undefined to have the server stream it. */
   redirectUrl?(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
 }

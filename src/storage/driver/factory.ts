@@ -15,7 +15,8 @@ import type { StorageDriver } from './driver.js';
 
 /** Options of each driver kind, by kind. */
 interface DriverOptionsByKind {
-  filesystem: { readonly root: string };
+  /** `blocking`: see FilesystemDriverOptions (offline commands only). */
+  filesystem: { readonly root: string; readonly blocking?: boolean };
   inmemory: Record<never, never>;
   s3: S3DriverOptions;
 }
@@ -32,7 +33,7 @@ export type DriverOptions<K extends DriverKind = DriverKind> = {
 }[K];
 
 const localFactories: { [K in LocalDriverKind]: (o: DriverOptions<K>) => StorageDriver } = {
-  filesystem: (o) => createFilesystemDriver({ root: o.root }),
+  filesystem: (o) => createFilesystemDriver({ root: o.root, ...(o.blocking !== undefined && { blocking: o.blocking }) }),
   inmemory: () => createMemoryDriver(),
 };
 

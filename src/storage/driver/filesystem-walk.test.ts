@@ -1,13 +1,26 @@
 /**
  * The look-ahead walk yields exactly what a serial pre-order walk would, in the same order, for a
- * directory wider than its window; and it stops when told to.
+ * directory wider than its window; and it stops when told to. The blocking twins (offline commands)
+ * answer exactly what the asynchronous ones do, and `tree` lists each directory once, by kind.
  */
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempFiles, walkTree } from './filesystem-walk.js';
+import type { DirectoryEntries, FileInfo } from './driver.js';
+import { tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
+import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
+
+async function drain<T>(items: AsyncIterable<T> | Iterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+const brief = (f: FileInfo): string => `${f.path} ${f.isDir ? 'dir' : f.size}`;
+const sortedListing = (d: DirectoryEntries): string =>
+  `${d.path} dirs=${[...d.dirs].sort().join(',')} files=${[...d.files].sort().join(',')} temps=${d.temps.map((t) => t.path).sort().join(',')}`;
 
 let root: string;
 
@@ -72,5 +85,38 @@ describe('filesystem walk with look-ahead', () => {
     await expect(async () => {
       for await (const f of walkTree('/none', join(root, 'none'))) seen.push(f.path);
     }).rejects.toThrow();
+  });
+});
+
+describe('blocking walks and tree', () => {
+  it('walkTreeSync and tempFilesSync answer what their asynchronous twins do', async () => {
+    expect((await drain(walkTreeSync('/a', join(root, 'a')))).map(brief)).toEqual((await drain(walkTree('/a', join(root, 'a')))).map(brief));
+    expect((await drain(tempFilesSync('/a', join(root, 'a'), true))).map(brief)).toEqual((await drain(tempFiles('/a', join(root, 'a'), true))).map(brief));
+  });
+
+  it('tree lists every real directory once, files and temporary files apart, symlinks to directories not followed', async () => {
+    const listings = await drain(treeOf('/a', join(root, 'a')));
+    expect(listings.map(sortedListing)).toEqual((await drain(treeSync('/a', join(root, 'a')))).map(sortedListing));
+    expect(listings).toHaveLength(1 + 40 * 2); // /a, each d<i> and its inner
+    const top = listings.find((d) => d.path === '/a');
+    expect(top?.files).toEqual(['top']);
+    expect(top?.dirs).toHaveLength(40); // to-d1 is a symlink to a directory: neither listed nor followed
+    const d7 = listings.find((d) => d.path === '/a/d7');
+    expect(d7?.files).toEqual(['link']);
+    expect(d7?.dirs).toEqual(['inner']);
+    expect(d7?.temps.map((t) => t.path)).toEqual([`/a/d7/.link.${'0'.repeat(16)}.tmp`]);
+    expect(listings.find((d) => d.path === '/a/d8')?.temps).toEqual([]);
+  });
+
+  it('leftovers skip the folders a caller has already looked through, asynchronously or not', async () => {
+    const skip = new Set(['/a/d0', '/a/d14']);
+    const expected = [7, 21, 28, 35].map((i) => `/a/d${i}/.link.${'0'.repeat(16)}.tmp`).sort();
+    expect((await drain(tempFiles('/a', join(root, 'a'), true, { skip }))).map((f) => f.path).sort()).toEqual(expected);
+    expect((await drain(tempFilesSync('/a', join(root, 'a'), true, { skip }))).map((f) => f.path).sort()).toEqual(expected);
+  });
+
+  it('a missing top is an error for tree too', async () => {
+    await expect(drain(treeSync('/none', join(root, 'none')))).rejects.toThrow(/path not found/);
+    await expect(drain(treeOf('/none', join(root, 'none')))).rejects.toThrow(/path not found/);
   });
 });

@@ -15,7 +15,7 @@
 import type { Dirent, Stats } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CallOptions, FileInfo } from './driver.js';
+import type { CallOptions, DirectoryEntries, FileInfo, LeftoverOptions } from './driver.js';
 import { MISSING, TEMP_FILE, childPath, guard, skipMissing, toInfo } from './filesystem-io.js';
 
 /** Entries of one directory examined ahead of the one being yielded. */
@@ -91,9 +91,10 @@ async function* walkNames(path: string, full: string, names: readonly string[], 
 
 /**
  * The driver's temporary files under `path` at `full`, with one readdir per directory (entry types
- * included, so only temporary files are lstat'ed). `top`: a missing `path` is an error, not an end.
+ * included, so only temporary files are lstat'ed), leaving out the directories in `o.skip`. `top`: a
+ * missing `path` is an error, not an end.
  */
-export async function* tempFiles(path: string, full: string, top: boolean, o?: CallOptions): AsyncGenerator<FileInfo> {
+export async function* tempFiles(path: string, full: string, top: boolean, o?: LeftoverOptions): AsyncGenerator<FileInfo> {
   const listed = guard(path, o, MISSING, () => readdir(full, { withFileTypes: true }));
   const entries = top ? await listed : await listed.catch(skipMissing);
   if (entries !== undefined) yield* tempFilesIn(path, full, entries, o);
@@ -108,7 +109,7 @@ interface Looked {
   readonly below?: Dirent[];
 }
 
-async function* tempFilesIn(path: string, full: string, entries: readonly Dirent[], o?: CallOptions): AsyncGenerator<FileInfo> {
+async function* tempFilesIn(path: string, full: string, entries: readonly Dirent[], o?: LeftoverOptions): AsyncGenerator<FileInfo> {
   const look = async (e: Dirent): Promise<Looked> => {
     const at = { path: childPath(path, e.name), full: join(full, e.name) };
     if (e.isDirectory()) {
@@ -118,9 +119,64 @@ async function* tempFilesIn(path: string, full: string, entries: readonly Dirent
     const st = await guard(at.path, o, MISSING, () => lstat(at.full)).catch(skipMissing);
     return st === undefined ? at : { ...at, st };
   };
-  const wanted = entries.filter((e) => e.isDirectory() || (e.isFile() && TEMP_FILE.test(e.name)));
+  const wanted = entries.filter((e) => (e.isDirectory() && !o?.skip?.has(childPath(path, e.name))) || (e.isFile() && TEMP_FILE.test(e.name)));
   for await (const e of ordered(wanted, look)) {
     if (e.below !== undefined) yield* tempFilesIn(e.path, e.full, e.below, o);
     else if (e.st !== undefined) yield toInfo(e.path, e.st);
   }
+}
+
+/** A directory's entries sorted out by kind: what `tree` reports, from one readdir with entry types. */
+export interface SortedEntries {
+  readonly dirs: string[];
+  readonly files: string[];
+  /** Temporary files, to be lstat'ed. */
+  readonly temps: string[];
+  /** Symlinks, to be stat'ed (a file's is a file; a directory's is not followed; a dangling one is skipped). */
+  readonly links: string[];
+}
+
+export function sortEntries(entries: readonly Dirent[]): SortedEntries {
+  const sorted: SortedEntries = { dirs: [], files: [], temps: [], links: [] };
+  for (const e of entries) {
+    if (e.isDirectory()) sorted.dirs.push(e.name);
+    else if (e.isSymbolicLink()) sorted.links.push(e.name);
+    else if (e.isFile() && TEMP_FILE.test(e.name)) sorted.temps.push(e.name);
+    else if (!TEMP_FILE.test(e.name)) sorted.files.push(e.name);
+  }
+  return sorted;
+}
+
+/** StorageDriver.tree over `full` (driver path `path`): one readdir per directory, up to WINDOW ahead. */
+export async function* treeOf(path: string, full: string, o?: CallOptions): AsyncGenerator<DirectoryEntries> {
+  const entries = await guard(path, o, MISSING, () => readdir(full, { withFileTypes: true }));
+  yield* treeIn(path, full, entries, o);
+}
+
+async function* treeIn(path: string, full: string, entries: readonly Dirent[], o?: CallOptions): AsyncGenerator<DirectoryEntries> {
+  o?.signal?.throwIfAborted();
+  const sorted = sortEntries(entries);
+  const files = [...sorted.files];
+  for (const name of sorted.links) {
+    const st = await guard(childPath(path, name), o, MISSING, () => stat(join(full, name))).catch(skipMissing);
+    if (st !== undefined && !st.isDirectory()) files.push(name);
+  }
+  const temps: FileInfo[] = [];
+  for (const name of sorted.temps) {
+    const st = await guard(childPath(path, name), o, MISSING, () => lstat(join(full, name))).catch(skipMissing);
+    if (st !== undefined) temps.push(toInfo(childPath(path, name), st));
+  }
+  const below = ordered(sorted.dirs, async (name) => ({
+    name,
+    entries: await guard(childPath(path, name), o, MISSING, () => readdir(join(full, name), { withFileTypes: true })).catch(skipMissing),
+  }));
+  const dirs: string[] = [];
+  const listed: { name: string; entries: Dirent[] }[] = [];
+  for await (const d of below) {
+    if (d.entries === undefined) continue; // removed since it was listed
+    dirs.push(d.name);
+    listed.push({ name: d.name, entries: d.entries });
+  }
+  yield { path, dirs, files, temps };
+  for (const d of listed) yield* treeIn(childPath(path, d.name), join(full, d.name), d.entries, o);
 }

@@ -24,13 +24,13 @@
  * a symlink removes the link, and a recursive delete does not descend through links. Symlinks that an
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
-import { close as closeFd, constants, fstat as fstatFd, open as openFd, stat as statPath } from 'node:fs';
+import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, stat as statPath, statSync } from 'node:fs';
 import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
-import type { CallOptions, FileInfo, FileWriter, SendableReader, StorageDriver } from './driver.js';
+import type { CallOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver } from './driver.js';
 import { isValidPath } from './instrument.js';
 import {
   type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, syncDir,
@@ -38,7 +38,8 @@ import {
 } from './filesystem-io.js';
 import { FileReader } from './filesystem-reader.js';
 import { FilesystemWriter } from './filesystem-writer.js';
-import { tempFiles, walkTree } from './filesystem-walk.js';
+import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
+import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -51,6 +52,12 @@ const KEEP_AFTER_NS = 2_000_000_000n;
 export interface FilesystemDriverOptions {
   /** Directory that driver path `/` maps to; created on the first write if it does not exist. */
   readonly root: string;
+  /**
+   * Read with blocking calls (getContent, stat, list, walk, tree, leftovers; see filesystem-blocking.ts):
+   * for an offline command that owns its process and reads a whole tree, never for a server, whose
+   * event loop each call would stop. Writes stay asynchronous.
+   */
+  readonly blocking?: boolean;
 }
 
 /**
@@ -58,8 +65,8 @@ export interface FilesystemDriverOptions {
  * InvalidPathError; missing paths give PathNotFoundError; other I/O failures give a DriverError
  * with code DRIVER_FAILURE and the system error as `cause`.
  */
-export function createFilesystemDriver({ root }: FilesystemDriverOptions): StorageDriver {
-  return new FilesystemDriver(resolve(root));
+export function createFilesystemDriver({ root, blocking = false }: FilesystemDriverOptions): StorageDriver {
+  return new FilesystemDriver(resolve(root), blocking);
 }
 
 class FilesystemDriver implements StorageDriver {
@@ -69,7 +76,10 @@ class FilesystemDriver implements StorageDriver {
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly blocking: boolean,
+  ) {}
 
   /**
    * Reads a small object. Files of up to KEEP_UP_TO bytes (links, `startedat`) are kept once read, and a
@@ -81,6 +91,7 @@ class FilesystemDriver implements StorageDriver {
    */
   async getContent(path: string, o?: CallOptions): Promise<Buffer> {
     const full = this.full(path);
+    if (this.blocking) return guardSync(path, o, [...MISSING, 'EISDIR'], () => readFileSync(full));
     return guard(path, o, [...MISSING, 'EISDIR'], async () => {
       const kept = this.kept.get(full);
       if (kept !== undefined) {
@@ -175,15 +186,15 @@ class FilesystemDriver implements StorageDriver {
 
   async stat(path: string, o?: CallOptions): Promise<FileInfo> {
     const full = this.full(path, true);
+    if (this.blocking) return guardSync(path, o, MISSING, () => toInfo(path, statSync(full)));
     return guard(path, o, MISSING, async () => toInfo(path, await stat(full)));
   }
 
   async list(path: string, o?: CallOptions): Promise<string[]> {
     const full = this.full(path, true);
-    return guard(path, o, MISSING, async () => {
-      const names = await readdir(full);
-      return names.filter((n) => !TEMP_FILE.test(n)).map((n) => childPath(path, n));
-    });
+    const named = (names: string[]): string[] => names.filter((n) => !TEMP_FILE.test(n)).map((n) => childPath(path, n));
+    if (this.blocking) return guardSync(path, o, MISSING, () => named(readdirSync(full)));
+    return guard(path, o, MISSING, async () => named(await readdir(full)));
   }
 
   async move(from: string, to: string, o?: CallOptions): Promise<void> {
@@ -206,15 +217,23 @@ class FilesystemDriver implements StorageDriver {
   }
 
   async *walk(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
-    yield* walkTree(path, this.full(path, true), o);
+    if (this.blocking) yield* walkTreeSync(path, this.full(path, true), o);
+    else yield* walkTree(path, this.full(path, true), o);
+  }
+
+  /** StorageDriver.tree: one readdir (with entry types) per directory; a stat only for symlinks and temporary files. */
+  async *tree(path: string, o?: CallOptions): AsyncGenerator<DirectoryEntries> {
+    if (this.blocking) yield* treeSync(path, this.full(path, true), o);
+    else yield* treeOf(path, this.full(path, true), o);
   }
 
   /**
    * The temporary files of writes cut short (StorageDriver.leftovers). One readdir per directory (with
    * entry types, so no lstat of every file as `walk` does) and an lstat per temporary file only.
    */
-  async *leftovers(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
-    yield* tempFiles(path, this.full(path, true), true, o);
+  async *leftovers(path: string, o?: LeftoverOptions): AsyncGenerator<FileInfo> {
+    if (this.blocking) yield* tempFilesSync(path, this.full(path, true), true, o);
+    else yield* tempFiles(path, this.full(path, true), true, o);
   }
 
   /**

@@ -90,6 +90,13 @@ export function instrument(driver: StorageDriver, observe?: DriverCallObserver):
       yield* leftovers(p, o);
     };
   }
+  const tree = driver.tree?.bind(driver);
+  if (tree !== undefined) {
+    wrapped.tree = async function* (p, o) {
+      checkPath(driver.name, p, true);
+      yield* tree(p, o);
+    };
+  }
   const createContent = driver.createContent?.bind(driver);
   if (createContent !== undefined) {
     wrapped.createContent = (p, data, o) => call('createContent', [p], o, () => createContent(p, data, o));

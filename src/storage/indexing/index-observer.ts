@@ -61,6 +61,7 @@ export function observeDriver(driver: StorageDriver, index: GuardedIndex): Stora
     walk: (p, o?: CallOptions) => driver.walk(p, o),
     ...(driver.redirectUrl && { redirectUrl: driver.redirectUrl.bind(driver) }),
     ...(driver.leftovers && { leftovers: driver.leftovers.bind(driver) }),
+    ...(driver.tree && { tree: driver.tree.bind(driver) }),
   };
 }
 

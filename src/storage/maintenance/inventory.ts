@@ -13,10 +13,10 @@ import { isRegistryError, isTooLarge } from '../../errors.js';
 import type { BlobStore } from '../blobs/blobs.js';
 import { isRepository, repositoryDirs } from '../catalog.js';
 import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from '../digest.js';
-import { type CallOptions, type FileInfo, type StorageDriver, isDriverError } from '../driver/driver.js';
+import { type CallOptions, type DirectoryEntries, type FileInfo, type LeftoverOptions, type StorageDriver, isDriverError } from '../driver/driver.js';
 import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from '../manifests/manifest-format.js';
-import { blobDataDigestOf, linkDigestOf, paths } from '../paths.js';
+import { blobDataDigestOf, linkDigestOf, parsePath, paths, tagsOfListing } from '../paths.js';
 import type { RepoName, Tag } from '../reference.js';
 import { compareStrings } from '../listing.js';
 import { listTags } from '../manifests/tags.js';
@@ -25,7 +25,7 @@ import { listTags } from '../manifests/tags.js';
 export interface LinkEntry {
   /** The digest the link's directory names. */
   readonly digest: Digest;
-  /** When the link file was last written, in ms since the epoch. */
+  /** When the link file was last written, in ms since the epoch (0 from `contents` without `times`). */
   readonly modTime: number;
   /** Its driver path, for messages and for `linkTarget`. */
   readonly path: string;
@@ -50,6 +50,25 @@ export interface StoredBlob {
   readonly size: number;
   /** When `data` was last written, in ms since the epoch. */
   readonly modTime: number;
+}
+
+/** A temporary file a write cut short left behind (Inventory.leftovers). */
+export interface Leftover {
+  readonly path: string;
+  /** When it was last written, in ms since the epoch. */
+  readonly modTime: number;
+}
+
+/** What one pass over a repository's own folders found (Inventory.contents). */
+export interface RepositoryContents {
+  readonly revisions: readonly LinkEntry[];
+  readonly layers: readonly LinkEntry[];
+  /** Tags with no `current/link` (a tag write cut short), sorted. */
+  readonly unfinishedTags: readonly Tag[];
+  /** The driver's temporary files in those folders. */
+  readonly leftovers: readonly Leftover[];
+  /** The folders the pass looked through, each with everything under it: `leftovers` need not look there again. */
+  readonly folders: readonly string[];
 }
 
 /** What a stored manifest refers to, or why that cannot be known. */
@@ -79,6 +98,12 @@ export interface Inventory {
   revisions(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
   /** The repository's layer links (`_layers`), in no particular order. */
   layers(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
+  /**
+   * The repository's revisions, layer links, unfinished tags and temporary files, from one pass over
+   * its `_layers`, `_manifests` and `_uploads` folders (one listing per directory where the driver has
+   * `tree`). `times`: each link's modification time too (a stat per link); otherwise they are 0.
+   */
+  contents(name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents>;
   /** The repository's tags, sorted, with what each `current/link` holds. */
   tags(name: RepoName, o?: CallOptions): AsyncIterable<TagEntry>;
   /** What the link file of `entry` holds. */
@@ -112,7 +137,7 @@ export interface Inventory {
    * What writes cut short by a crash left in the registry tree: the driver's temporary files (none for
    * drivers without `leftovers`), with when each was last written.
    */
-  leftovers(o?: CallOptions): AsyncIterable<{ readonly path: string; readonly modTime: number }>;
+  leftovers(o?: LeftoverOptions): AsyncIterable<Leftover>;
   /** Removes one path `leftovers` answered. Answers false when it was already gone. */
   deleteLeftover(path: string, o?: CallOptions): Promise<boolean>;
   /**
@@ -120,6 +145,8 @@ export interface Inventory {
    * and its current link), sorted, with the newest time anything in the tag's folder was written.
    */
   unfinishedTags(name: RepoName, o?: CallOptions): AsyncIterable<{ readonly tag: Tag; readonly modTime: number }>;
+  /** The tag, when it has no `current/link`, with the newest time anything in its folder was written; else undefined. */
+  unfinishedTag(name: RepoName, tag: Tag, o?: CallOptions): Promise<{ readonly tag: Tag; readonly modTime: number } | undefined>;
   /**
    * Moves the blob's data out of the registry tree, to Berth's quarantine beside it, and answers where
    * it went (driver path). @throws PathNotFoundError when the blob has no data
@@ -139,13 +166,14 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     return d === undefined ? { problem: 'invalid', text: text.slice(0, 200) } : { digest: d };
   };
 
-  return {
+  const inventory: Inventory = {
     async *repositories(o) {
       const names: RepoName[] = [];
       for await (const dir of repositoryDirs(driver, o)) if (isRepository(dir.children)) names.push(dir.name);
       yield* names.sort(compareStrings);
     },
     revisions: (name, o) => linksUnder(driver, (alg) => paths.revisionsOf(name, alg), o),
+    contents: (name, o) => (driver.tree ? contentsByTree(driver, name, o) : contentsByWalks(inventory, name, o)),
     layers: (name, o) => linksUnder(driver, (alg) => paths.layersOf(name, alg), o),
     async *tags(name, o) {
       for (const tag of (await listTags(driver, name, o)) ?? []) {
@@ -203,11 +231,15 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
     deleteLeftover: (path, o) => deleteIfExists(driver, path, o),
     async *unfinishedTags(name, o) {
       for (const tag of (await listTags(driver, name, o)) ?? []) {
-        if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) continue;
-        let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
-        for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
-        yield { tag, modTime };
+        const unfinished = await inventory.unfinishedTag(name, tag, o);
+        if (unfinished !== undefined) yield unfinished;
       }
+    },
+    async unfinishedTag(name, tag, o) {
+      if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) return undefined;
+      let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
+      for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
+      return { tag, modTime };
     },
     deleteTag: (name, tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
     async quarantineBlob(d, o) {
@@ -217,6 +249,61 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       return to;
     },
   };
+  return inventory;
+}
+
+/** Inventory.contents over a driver with `tree`: one listing per directory of the repository's folders. */
+async function contentsByTree(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
+  const found = { revisions: [] as LinkEntry[], layers: [] as LinkEntry[], leftovers: [] as Leftover[], folders: [] as string[] };
+  const tagsDir = paths.tags(name);
+  const tags: Tag[] = [];
+  const current = new Set<string>();
+  const look = async (dir: DirectoryEntries): Promise<void> => {
+    for (const t of dir.temps) found.leftovers.push({ path: t.path, modTime: t.modTime.getTime() });
+    if (dir.path === tagsDir) tags.push(...tagsOfListing([...dir.dirs, ...dir.files].map((n) => under(dir.path, n))));
+    if (!dir.files.includes('link') && !dir.dirs.includes('link')) return;
+    const at = parsePath(dir.path);
+    if (at.kind === 'tag' && at.rest.length === 1 && at.rest[0] === 'current') current.add(dir.path);
+    if (!dir.files.includes('link') || (at.kind !== 'layer' && at.kind !== 'revision')) return;
+    const path = under(dir.path, 'link');
+    const digest = linkDigestOf(path);
+    if (digest === undefined) return;
+    const modTime = o?.times === true ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
+    if (modTime !== undefined) (at.kind === 'layer' ? found.layers : found.revisions).push({ digest, modTime, path });
+  };
+  for (const folder of [paths.layers(name), paths.manifests(name), paths.uploads(name)]) {
+    let started = false;
+    try {
+      for await (const dir of driver.tree!(folder, o)) {
+        started = true;
+        await look(dir);
+      }
+    } catch (err) {
+      if (started || !isDriverError(err, 'PATH_NOT_FOUND')) throw err;
+      continue;
+    }
+    found.folders.push(folder);
+  }
+  const unfinishedTags: Tag[] = [];
+  for (const tag of tags.sort(compareStrings)) {
+    if (current.has(`${paths.tag(name, tag)}/current`)) continue;
+    // Not seen in the listing (or behind a symlink, which the listing does not follow): asked directly.
+    if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) === undefined) unfinishedTags.push(tag);
+  }
+  return { ...found, unfinishedTags };
+}
+
+/** Inventory.contents from the separate walks, for drivers without `tree` (their temporary files: none). */
+async function contentsByWalks(inv: Inventory, name: RepoName, o?: CallOptions): Promise<RepositoryContents> {
+  const collect = async <T>(items: AsyncIterable<T>): Promise<T[]> => {
+    const all: T[] = [];
+    for await (const item of items) all.push(item);
+    return all;
+  };
+  const revisions = await collect(inv.revisions(name, o));
+  const layers = await collect(inv.layers(name, o));
+  const unfinishedTags = (await collect(inv.unfinishedTags(name, o))).map((t) => t.tag);
+  return { revisions, layers, unfinishedTags, leftovers: [], folders: [] };
 }
 
 /** References of a stored manifest body (exported for tests). */
@@ -295,4 +382,9 @@ async function* walkIfExists(driver: StorageDriver, root: string, o?: CallOption
     if (!started && isDriverError(err, 'PATH_NOT_FOUND')) return;
     throw err;
   }
+}
+
+/** The driver path of `name` in directory `dir` (never the root here). */
+function under(dir: string, name: string): string {
+  return `${dir}/${name}`;
 }
