@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Serving } from '../src/cli/serve.js';
 import { runBerthCli } from './helpers/berth-cli.js';
+import { layerLink, v2 } from './helpers/layout.js';
 import { pushImageToRegistry2, serveMirror } from './helpers/mirror.js';
 import { ACCEPT_ALL, MT, type Image, blob, descriptor, manifestBlob, randomBytesSeeded, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
@@ -132,7 +133,7 @@ describeWithTool('docker-registry', registry2Available(), 'expiry of the mirror 
    * blobs' cache writes commit, and a write that lands after a collection's sweep is the next one's.
    */
   const linked = async (name: string, repo: string, img: Image): Promise<void> => {
-    const links = [img.config, ...img.layers].map((b) => join(dir, name, 'root', 'docker', 'registry', 'v2', 'repositories', 'docker.io', 'library', repo, '_layers', 'sha256', b.digest.slice('sha256:'.length), 'link'));
+    const links = [img.config, ...img.layers].map((b) => join(v2(join(dir, name, 'root')), layerLink(`docker.io/library/${repo}`, b.digest)));
     for (let i = 0; ; i++) {
       const present = await Promise.all(links.map((l) => stat(l).then(() => true, () => false)));
       if (present.every(Boolean)) return;
