@@ -56,6 +56,15 @@ describeWithTools(DOCKER_TOOLS, 'notifications: registry:2 webhook events from d
   const at = (path: string): WebhookEvent[] => hook.requests.filter((r) => r.path === path && r.status === 200).flatMap((r) => r.events);
   const describeEvent = (e: WebhookEvent): string => `${e.action} ${e.target.repository ?? ''} ${e.target.tag ?? e.target.digest ?? ''}`;
 
+  /** The debug listener's metrics once `ok` holds of them, asked every 100 ms; after `tries` asks, the last answer. */
+  async function metricsWhen(s: Serving, ok: (metrics: string) => boolean, tries: number): Promise<string> {
+    for (let i = 0; ; i++) {
+      const metrics = (await raw(s.debug?.url ?? '', 'GET', '/metrics')).body.toString('utf8');
+      if (ok(metrics) || i + 1 >= tries) return metrics;
+      await sleep(100);
+    }
+  }
+
   async function start(): Promise<Serving> {
     serving = await serve(configFile, {});
     return serving;
@@ -225,12 +234,8 @@ notifications:
     if (first === undefined) throw new Error('Berth is not running');
     // The earlier tests' events must have left both queues (Berth saw the receiver's answers) before the
     // receiver stops: one delivered but not yet taken off its queue would be sent again after the restart.
-    for (let i = 0; ; i++) {
-      const body = (await raw(first.debug?.url ?? '', 'GET', '/metrics')).body.toString('utf8');
-      if (!/berth_notifications_events_pending\{endpoint="[^"]+"\} [1-9]/.test(body)) break;
-      if (i >= 100) throw new Error('the earlier tests\' events are still queued after 10 s');
-      await sleep(100);
-    }
+    const queuedBefore = /berth_notifications_events_pending\{endpoint="[^"]+"\} [1-9]/;
+    expect(await metricsWhen(first, (m) => !queuedBefore.test(m), 100)).not.toMatch(queuedBefore);
     await hook.stop();
     const seenBefore = new Set(hook.requests.flatMap((r) => r.events.map((e) => e.id)));
     await d.docker(['tag', `${host}/notify/app:v1`, `${host}/notify/later:v2`]);
@@ -259,11 +264,7 @@ notifications:
     expect(arrived('/filtered').map((e) => e.id)).toEqual(queued.filtered.map((e) => e.id));
     expect(arrived('/all')).toEqual(queued.all); // byte for byte the events that were queued, from the first instance
     const firstInstance = queued.all[0]?.source.instanceID;
-    let metricsAfter = '';
-    for (let i = 0; i < 50 && !metricsAfter.includes('berth_notifications_events_pending{endpoint="all"} 0'); i++) {
-      if (i > 0) await sleep(100);
-      metricsAfter = (await raw(second.debug?.url ?? '', 'GET', '/metrics')).body.toString('utf8');
-    }
+    const metricsAfter = await metricsWhen(second, (m) => m.includes('berth_notifications_events_pending{endpoint="all"} 0'), 50);
     expect(metricsAfter).toContain('berth_notifications_events_pending{endpoint="all"} 0');
     expect(metricsAfter).toContain(`berth_notifications_events_delivered_total{endpoint="all"} ${queued.all.length}`);
 
