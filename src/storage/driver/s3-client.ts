@@ -15,8 +15,8 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import type { ObjectCannedACL, StorageClass } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, ObjectCannedACL, StorageClass } from '@aws-sdk/client-s3';
 import { DriverError, PathNotFoundError } from './driver.js';
 import type { CallOptions } from './driver.js';
 import { S3_DEFAULTS } from './s3-limits.js';
@@ -161,6 +161,16 @@ function credentials(o: S3DriverOptions): { credentials?: { accessKeyId: string;
 /** The SDK's send() options for an optional abort signal. */
 export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
   return signal ? { abortSignal: signal } : {};
+}
+
+/** HeadObject of `key`, or undefined when there is no object there (an aborted call throws). */
+export async function headObject(ctx: S3Context, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+  try {
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), sendOptions(signal));
+  } catch (err) {
+    if (isNoSuchKey(err) && signal?.aborted !== true) return undefined;
+    throw err;
+  }
 }
 
 /** The S3 error code of a failed request (`NoSuchKey`, `SlowDown`, …), or the system error code. */

@@ -32,11 +32,11 @@
  */
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import type { CompletedPart, HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import type { CompletedPart } from '@aws-sdk/client-s3';
 import { DriverError } from './driver.js';
 import type { FileWriter } from './driver.js';
-import { MIN_PART_BYTES, isNoSuchKey, s3Status, sendOptions } from './s3-client.js';
+import { MIN_PART_BYTES, headObject, isNoSuchKey, s3Status, sendOptions } from './s3-client.js';
 import type { S3Context } from './s3-client.js';
 import {
   abortUpload,
@@ -155,15 +155,6 @@ async function readPending(ctx: S3Context, key: string, uploadId: string, last: 
     return same ? bytes : undefined;
   } catch (err) {
     if (isNoSuchKey(err) || s3Status(err) === 412) return undefined;
-    throw err;
-  }
-}
-
-async function headObject(ctx: S3Context, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
-  try {
-    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), sendOptions(signal));
-  } catch (err) {
-    if (isNoSuchKey(err) && signal?.aborted !== true) return undefined;
     throw err;
   }
 }

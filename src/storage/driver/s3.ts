@@ -34,7 +34,7 @@ import type { HeadObjectCommandOutput, ListObjectsV2CommandOutput } from '@aws-s
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js';
 import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
-import { REDIRECT_EXPIRY_SECONDS, createS3Context, isNoSuchKey, s3ErrorCode, s3Status } from './s3-client.js';
+import { REDIRECT_EXPIRY_SECONDS, createS3Context, headObject, s3ErrorCode, s3Status } from './s3-client.js';
 import type { S3Context, S3DriverOptions } from './s3-client.js';
 import { abortUpload, isPendingKey, multipartCopy, openUploadAt, pendingKey, settleOpenUpload, uploadsUnder } from './s3-multipart.js';
 import { openS3Writer } from './s3-writer.js';
@@ -275,13 +275,8 @@ class S3Driver implements StorageDriver {
   }
 
   /** HeadObject, or undefined when there is no object at `key`. */
-  async #head(key: string, o?: CallOptions): Promise<HeadObjectCommandOutput | undefined> {
-    try {
-      return await this.ctx.client.send(new HeadObjectCommand({ Bucket: this.ctx.bucket, Key: key }), abortOf(o));
-    } catch (err) {
-      if (isNoSuchKey(err) && !o?.signal?.aborted) return undefined;
-      throw err;
-    }
+  #head(key: string, o?: CallOptions): Promise<HeadObjectCommandOutput | undefined> {
+    return headObject(this.ctx, key, o?.signal);
   }
 
   #listPage(prefix: string, delimiter: string | undefined, token: string | undefined, max: number, o?: CallOptions): Promise<ListObjectsV2CommandOutput> {
