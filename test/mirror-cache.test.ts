@@ -3,12 +3,13 @@
  * revalidated by HEAD, stale tags served with a Warning when the upstream fails, one upstream GET for
  * many concurrent cold readers (Range included), and a fetch its client abandons still cached.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Serving } from '../src/cli/serve.js';
+import { tagLinks, v2 as v2Tree } from './helpers/layout.js';
 import { ACCEPT_ALL, MT, errorCode, makeImage, onLinux, platformIndex, putManifest, raw } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
 import { describeWithTool } from './helpers/tools.js';
@@ -43,12 +44,24 @@ describeWithTool('docker-registry', registry2Available(), 'the mirror cache', ()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
+  /** Waits until the tag's links are in the mirror's storage under `root`. */
+  const cachedTag = async (root: string, repo: string, name: string, digest: string): Promise<void> => {
+    const links = tagLinks(repo, name, digest).map((l) => join(v2Tree(root), l));
+    for (let i = 0; ; i++) {
+      if ((await Promise.all(links.map((l) => stat(l).then(() => true, () => false)))).every(Boolean)) return;
+      if (i >= 200) throw new Error(`${repo}:${name} was not cached within 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   const tag = (s: Serving, repo = 'library/app', ref = 'latest') =>
     raw(s.running.url, 'GET', `/v2/docker.io/${repo}/manifests/${ref}`, { headers: { Accept: ACCEPT_ALL } });
 
   it('revalidates a tag by HEAD, serves the cache while the digest is unchanged, and the new digest once it changes', async () => {
     expect((await tag(always)).header('Docker-Content-Digest')).toBe(v1.manifest.digest);
     expect((await tag(hourly)).header('Docker-Content-Digest')).toBe(v1.manifest.digest);
+    // A fetched manifest is answered before its cache write ends, and a read meanwhile shares that
+    // fetch (no HEAD): wait for the tag to be written before counting.
+    await cachedTag(join(dir, 'root'), 'docker.io/library/app', 'latest', v1.manifest.digest);
     const gets = proxy.count('GET', '/manifests/');
     const heads = proxy.count('HEAD', '/manifests/latest');
     expect((await tag(always)).header('Docker-Content-Digest')).toBe(v1.manifest.digest);
