@@ -79,6 +79,7 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
   const flights = createFlights();
   const checked = new Map<string, number>();
   const pending = new Map<string, StoredManifest>();
+  const tagWrites = new Map<string, Promise<void>>();
   const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const sharing = o.sharing;
@@ -118,6 +119,7 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
         signal: () => AbortSignal.timeout(timeout),
         pulled: (digest) => o.times?.pulled(name, digest),
         pending,
+        tagWrites,
         sizes: {
           get(d) {
             const known = sizes.get(`${name}@${d}`);
