@@ -117,9 +117,9 @@ export interface MirrorContext {
    * newer answer's lands last (a tag that moved upstream while its first fetch was being written).
    */
   readonly tagWrites: Map<string, Promise<void>>;
-  /** Sizes of this repository's blobs as the upstream told them, each for at most `revalidate`. */
+  /** Sizes of this repository's blobs as the upstream told them (to any replica, with replicas), each for at most `revalidate`. */
   readonly sizes: {
-    get(d: Digest): number | undefined;
-    set(d: Digest, size: number): void;
+    get(d: Digest): Promise<number | undefined>;
+    set(d: Digest, size: number): Promise<void>;
   };
 }
