@@ -9,6 +9,9 @@
  * - A repository delete on one replica: the index in Redis takes it in item by item, so it stays
  *   complete (same generation) and `berth_index_ready` stays 1 on every replica, and the catalog, tags
  *   and usage every replica answers right after the 202 are right.
+ * - The offline `garbage-collect --delete-untagged`, run with a replica's configuration while the
+ *   replicas idle: what it removes reaches the index in Redis (still complete, same generation), so
+ *   every replica's listings and usage are right after it; `berth usage` reads the index in Redis.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +27,7 @@ import { deleteBucket, describeWithS3, s3DriverOptions } from './helpers/ceph.js
 import { makeImage, pushBlob, pushImage, raw } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
 import { type Cluster, bucketStorage, startCluster } from './helpers/replicas.js';
+import { runBerthCli } from './helpers/berth-cli.js';
 import { describeWithTools } from './helpers/tools.js';
 import type { UsageJson } from './helpers/usage.js';
 
@@ -128,5 +132,31 @@ describeWithS3('replicas on S3: usage in the index in Redis', (s3) => {
         expect(await usagesOn(cluster.url(i)), `replica ${i}`).toEqual(want);
       }
     }, 180_000);
+
+    it('an offline garbage-collect --delete-untagged reaches the index in Redis: every replica answers right after it, and berth usage reads the index', async () => {
+      // use/c's tag v1 moves to a new image: the old one is untagged, for the collector to remove.
+      const moved = makeImage(18_304);
+      expect((await pushImage(cluster.url(0), 'use/c', 'v1', moved)).status).toBe(201);
+      const before = await generation();
+      const config = join(work, 'replica-1.yml');
+      const gc = await runBerthCli(['garbage-collect', '--delete-untagged', config], { timeoutMs: 120_000 });
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(gc.stdout).toContain(`manifest eligible for deletion: ${other.manifest.digest}`);
+      expect(await generation()).toBe(before);
+      expect(await redis.command('HGET berth:idx:meta state')).toBe('$8\r\ncomplete\r\n');
+      const want = await levelUsages();
+      // use/c's untagged manifests (other, and own whose tag was deleted) are gone.
+      expect(want.find((u) => u.name === 'use/c')).toMatchObject({ manifests: 1, tags: 1 });
+      for (const i of [0, 1, 2]) {
+        expect(await indexReady(i), `replica ${i}`).toBe('1');
+        expect(await usagesOn(cluster.url(i)), `replica ${i}`).toEqual(want);
+        const gone = await raw(cluster.url(i), 'GET', `/v2/use/c/manifests/${other.manifest.digest}`);
+        expect(gone.status, `replica ${i}`).toBe(404);
+      }
+      const table = await runBerthCli(['usage', 'use/', config], { timeoutMs: 60_000 });
+      expect(table.code, table.stderr).toBe(0);
+      expect(table.stdout).toMatch(/^use\/c\s/m);
+      expect(table.stdout).toContain('2 repositories');
+    }, 240_000);
   });
 });
