@@ -9,13 +9,12 @@
  */
 import type { RedisClient } from '../coordination/redis-client.js';
 import { type Digest, parseDigest } from '../storage/digest.js';
-import type { IndexChange, IndexSource, RepoName, Tag } from '../storage/indexing/index-port.js';
+import type { IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { isIndexable } from './keys.js';
-import { itemKey } from './refresh.js';
+import { type HeldItems, type ItemChange, contentsItems, itemKey, storedTag } from './refresh.js';
 import type { IndexKeys } from './redis-scripts.js';
 
-/** A change that names one item (not `everything` or `contents`). */
-export type ItemChange = Exclude<IndexChange, { kind: 'everything' | 'contents' }>;
+export type { ItemChange };
 
 /** The APPLY script's op and its arguments for what storage holds of `change`'s item now. @throws storage's error */
 export async function readItem(source: IndexSource, change: ItemChange): Promise<(string | number)[]> {
@@ -54,30 +53,14 @@ export async function readItem(source: IndexSource, change: ItemChange): Promise
  * @throws Redis's or storage's error
  */
 export async function itemsOf(client: RedisClient, k: IndexKeys, source: IndexSource, repo: RepoName): Promise<ItemChange[]> {
-  const tags = new Set<Tag>();
-  const revisions = new Set<Digest>();
-  const layers = new Set<Digest>();
-  const digests = (reply: unknown): Digest[] =>
-    (Array.isArray(reply) ? reply : []).flatMap((v) => parseDigest(String(v)) ?? []);
+  const held: HeldItems = { tags: new Set(), revisions: new Set(), layers: new Set() };
+  const strings = (reply: unknown): string[] => (Array.isArray(reply) ? reply.map(String) : []);
+  const digests = (reply: unknown): Digest[] => strings(reply).flatMap((v) => parseDigest(v) ?? []);
   if (isIndexable(repo)) {
-    const held = (await client.call('ZRANGE', k.tags(repo), 0, -1)) as unknown;
-    for (const tag of Array.isArray(held) ? held : []) tags.add(storedTag(String(tag)));
-    for (const d of digests(await client.call('SMEMBERS', k.revisions(repo)))) revisions.add(d);
-    for (const d of digests(await client.call('HKEYS', k.subjects(repo)))) revisions.add(d);
-    for (const d of digests(await client.call('SMEMBERS', k.layers(repo)))) layers.add(d);
+    for (const tag of strings(await client.call('ZRANGE', k.tags(repo), 0, -1))) held.tags.add(storedTag(tag));
+    for (const d of digests(await client.call('SMEMBERS', k.revisions(repo)))) held.revisions.add(d);
+    for (const d of digests(await client.call('HKEYS', k.subjects(repo)))) held.revisions.add(d);
+    for (const d of digests(await client.call('SMEMBERS', k.layers(repo)))) held.layers.add(d);
   }
-  for (const tag of await source.tagNames(repo)) tags.add(tag);
-  for await (const d of source.revisions(repo)) revisions.add(d);
-  for await (const d of source.layers(repo)) layers.add(d);
-  return [
-    { kind: 'repository', repo },
-    ...[...tags].map((tag): ItemChange => ({ kind: 'tag', repo, tag })),
-    ...[...revisions].map((digest): ItemChange => ({ kind: 'revision', repo, digest })),
-    ...[...layers].map((digest): ItemChange => ({ kind: 'layer', repo, digest })),
-  ];
-}
-
-/** A tag read back from the index, which was written from a Tag the IndexSource gave (as usage.ts storedName). */
-function storedTag(field: string): Tag {
-  return field as Tag;
+  return contentsItems(source, repo, held);
 }
