@@ -35,11 +35,8 @@
  * the repository and every one storage holds now is refreshed as if reported alone; the index stays
  * complete. Only a change no item names (`everything`) marks it stale for a rebuild.
  *
- * Forgetting tickets. `applied` would grow by every item ever refreshed. Each refresh is recorded in
- * flight with its ticket (and Redis's time) until it applies; about once a minute one replica finds
- * the lowest ticket still in flight, giving up on refreshes older than REFRESH_MAX_MS (APPLY refuses
- * those, and they read storage again with a new ticket), and drops every `applied` entry below it:
- * any refresh that could still apply has a higher ticket, so it would have been applied anyway.
+ * Forgetting tickets. `applied` would grow by every item ever refreshed; redis-trim.ts keeps it to
+ * the items refreshed in the last minutes (each refresh is recorded in flight until it applies).
  *
  * Tag lists. Each replica holds whole tag lists in memory with the version Redis gave them (the
  * generation and a per-repository count of tag changes, bumped in the same script that changes the
@@ -64,9 +61,8 @@ import { itemKey } from './refresh.js';
 import { eachLimited } from './rebuild.js';
 import { type RedisRebuildReport, rebuildRedisIndex } from './redis-index-rebuild.js';
 import { type ItemChange, itemsOf, readItem } from './redis-refresh.js';
-import {
-  APPLY, DROP_APPLIED, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAG_LIST, TAKE_TICKET, TRIM_FLOOR, indexKeys, lexRange,
-} from './redis-scripts.js';
+import { APPLY, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAG_LIST, TAKE_TICKET, indexKeys, lexRange } from './redis-scripts.js';
+import { REFRESH_MAX_MS, trimApplied } from './redis-trim.js';
 import { type RedisUsage, redisUsage } from './redis-usage.js';
 
 export type { RedisRebuildReport } from './redis-index-rebuild.js';
@@ -116,9 +112,6 @@ const TAGS_HELD = 200_000;
 /** How often a replica retries refreshes that failed, and may start another rebuild. */
 const RETRY_MS = 1_000;
 
-/** How often `applied` is trimmed (by one replica), and how long a refresh may take before it must read again. */
-const TRIM_EVERY_MS = 60_000;
-const REFRESH_MAX_MS = 600_000;
 
 /** How many items of a `contents` change (a repository delete) are refreshed at once. */
 const CONTENTS_AT_ONCE = 16;
@@ -406,19 +399,7 @@ class SharedIndex implements RedisIndex {
     await this.trim().catch((err: unknown) => this.o.log.warn('index: trimming the tickets in redis failed', { err: messageOf(err) }));
   }
 
-  /** About once a minute on one replica: forgets the `applied` tickets no refresh can still need (file comment). */
-  async trim(force = false): Promise<number> {
-    const k = this.keys;
-    if (!force && (await this.o.client.call('SET', k.trimDue, this.by, 'NX', 'PX', TRIM_EVERY_MS)) !== 'OK') return 0;
-    const floor = Number(await this.o.client.run(TRIM_FLOOR, [k.ticket, k.inflight], [REFRESH_MAX_MS]));
-    let dropped = 0;
-    let cursor = '0';
-    do {
-      const [next, flat] = (await this.o.client.call('HSCAN', k.applied, cursor, 'COUNT', 1000)) as [string, string[]];
-      const fields = flat.filter((_, i) => i % 2 === 0);
-      if (fields.length > 0) dropped += Number(await this.o.client.run(DROP_APPLIED, [k.applied], [floor, ...fields]));
-      cursor = next;
-    } while (cursor !== '0' && this.seen !== 'closed');
-    return dropped;
+  trim(force = false): Promise<number> {
+    return trimApplied(this.o.client, this.keys, { by: this.by, force, stopped: () => this.seen === 'closed' });
   }
 }
