@@ -275,4 +275,22 @@ describeWithTool('redis-server', redisAvailability(), 'the listing index in Redi
     expect(Number(await client.call('GET', 'berth:idx:ticket'))).toBeGreaterThan(ticket);
     expect(await a.index.tags(parseRepoName('trim/r1'), {})).toEqual(['slow', 't']);
   }, 60_000);
+
+  it('gives quotas their figures: a push into a quota\'s glob lists no repository folder, and a push over the limit is refused', async () => {
+    const memory = createDriver({ kind: 'inmemory' });
+    const listed: string[] = [];
+    const driver: StorageDriver = { ...memory, name: memory.name, list: (path, o) => (listed.push(path), memory.list(path, o)) };
+    const index = createRedisIndex({ client, source: createIndexSource(driver), lock: createRedisClusterLock({ client, key: 'berth:idx:rebuild:lock' }), log });
+    indexes.push(index);
+    const reg = createRegistry({ driver, deleteEnabled: true, index, quotas: [{ repositories: ['q/**'], storageBytes: 2200 }] });
+    expect(await index.ready(10_000)).toBe(true);
+    await pushLayered(reg, parseRepoName('q/a'), 'v1', 'q1', ['a'.repeat(400)]);
+    listed.length = 0;
+    // The second repository shares q/a's layer (it costs nothing more) and adds one of its own.
+    await pushLayered(reg, parseRepoName('q/b'), 'v1', 'q2', ['a'.repeat(400), 'b'.repeat(300)]);
+    expect(listed.filter((path) => path.includes('/_layers') || path.includes('/_manifests/revisions')), 'folders the quota walk would list').toEqual([]);
+    expect(await index.scopeUsage(scopeOf(['q/**']))).toMatchObject({ repositories: 2 });
+    // 400 + 300 bytes of layers, two small configs and two manifests (some 1,500 bytes): another image of 1,000 does not fit in 2,200.
+    await expect(pushLayered(reg, parseRepoName('q/c'), 'v1', 'q3', ['c'.repeat(600)])).rejects.toMatchObject({ code: 'DENIED' });
+  }, 60_000);
 });
