@@ -1,32 +1,30 @@
 /**
  * In-process state shared by every repository's uploads: one lock per session, so requests on the
- * same session run one after another, and the running hash of each session, so a commit need not
- * read the data again. Losing this state (a restart) costs a re-read, never correctness.
+ * same session run one after another, and the last saved hash state of each chunked session, so the
+ * next request on this process need not read it back from storage. Losing this state (a restart)
+ * costs a read of the saved state, or of the data where there is none, never correctness.
  */
-import { Digester } from '../digest.js';
 
-/** Per-session locks and running hashes, shared by every repository of a registry. */
+/** A session's SHA-256 state in Go's format (resumable-sha256.ts) and the size it covers. */
+export interface SavedHashState {
+  readonly size: number;
+  readonly state: Buffer;
+}
+
+/** Per-session locks and saved hash states, shared by every repository of a registry. */
 export interface UploadSessions {
   /** Runs `fn` once every earlier call for the same key has settled. */
   exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>;
-  /** Removes and returns the running hash when it covers exactly `size` bytes; a fresh one at size 0. */
-  takeHash(key: string, size: number): Digester | undefined;
-  /** The running hash when it covers exactly `size` bytes, left in place. */
-  peekHash(key: string, size: number): Digester | undefined;
-  keepHash(key: string, digester: Digester): void;
+  /** The state kept for the session when it covers exactly `size` bytes. */
+  hashState(key: string, size: number): Buffer | undefined;
+  keepHashState(key: string, saved: SavedHashState): void;
   forget(key: string): void;
 }
 
-/** `maxHashes` bounds memory: the oldest hash states are dropped first (they are only an optimisation). */
-export function createUploadSessions(maxHashes = 4096): UploadSessions {
+/** `maxStates` bounds memory: the oldest states are dropped first (they are only an optimisation). */
+export function createUploadSessions(maxStates = 4096): UploadSessions {
   const locks = new Map<string, Promise<unknown>>();
-  const hashes = new Map<string, Digester>();
-
-  const peekHash = (key: string, size: number): Digester | undefined => {
-    const h = hashes.get(key);
-    if (h && h.size === size) return h;
-    return size === 0 ? Digester.create() : undefined;
-  };
+  const states = new Map<string, SavedHashState>();
 
   return {
     async exclusive(key, fn) {
@@ -40,19 +38,17 @@ export function createUploadSessions(maxHashes = 4096): UploadSessions {
         if (locks.get(key) === settled) locks.delete(key);
       }
     },
-    takeHash(key, size) {
-      const h = peekHash(key, size);
-      hashes.delete(key);
-      return h;
+    hashState(key, size) {
+      const saved = states.get(key);
+      return saved?.size === size ? saved.state : undefined;
     },
-    peekHash,
-    keepHash(key, digester) {
-      hashes.delete(key);
-      hashes.set(key, digester);
-      if (hashes.size > maxHashes) hashes.delete(hashes.keys().next().value as string);
+    keepHashState(key, saved) {
+      states.delete(key);
+      states.set(key, saved);
+      if (states.size > maxStates) states.delete(states.keys().next().value as string);
     },
     forget(key) {
-      hashes.delete(key);
+      states.delete(key);
     },
   };
 }
