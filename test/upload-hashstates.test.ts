@@ -1,12 +1,14 @@
 /**
- * Chunked uploads resume without reading their data back (issue #18): each PATCH leaves the upload's
- * SHA-256 state at `_uploads/<uuid>/hashstates/sha256/<offset>` in Go's format, as registry:2 does,
- * and the next PATCH or the commit, on another process, takes it up. Proven by the driver's read count
- * on `/metrics` (a re-read is one `reader` call) on real servers:
+ * Chunked uploads resume without reading their data back (issue #18): where another process may take
+ * the next request (replicas with `redis`, S3), each PATCH leaves the upload's SHA-256 state at
+ * `_uploads/<uuid>/hashstates/sha256/<offset>` in Go's format, as registry:2 does, and the next PATCH
+ * or the commit, on another process, takes it up. Proven by the driver's read count on `/metrics` (a
+ * re-read is one `reader` call) on real servers:
  * - registry:2 and Berth over one filesystem root pass one upload back and forth (registry:2's state
  *   file is byte for byte the one Berth computes, and registry:2 takes up Berth's: a byte changed in
  *   the stored data behind its back goes unnoticed, which a re-read would have caught);
- * - a Berth restarted between PATCHes;
+ * - a Berth replica (filesystem root, `redis`) restarted between PATCHes; a lone Berth (no `redis`)
+ *   saves no state, hashes natively and re-reads after a restart, as before;
  * - two Berth processes over one Ceph bucket, PATCHes alternating, the commit on either.
  */
 import { randomBytes } from 'node:crypto';
@@ -21,6 +23,7 @@ import { createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/
 import { uploadDir, v2 } from './helpers/layout.js';
 import { type RawResponse, locationPath, randomBytesSeeded, raw, sha256 } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
+import { type TestRedis, redisAvailability, startRedis } from './helpers/redis.js';
 import { describeWithTool, freePort } from './helpers/tools.js';
 
 const SECRET = 'one-secret-for-every-server';
@@ -56,7 +59,8 @@ async function goState(bytes: Buffer): Promise<Buffer> {
   return h.state();
 }
 
-async function serveFilesystem(root: string): Promise<Serving & { readonly debugUrl: string }> {
+/** `berth serve` in this process over a filesystem root; with `redis` (replicas) it saves hash states. */
+async function serveFilesystem(root: string, redis?: TestRedis): Promise<Serving & { readonly debugUrl: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-hashstates-conf-'));
   dirs.push(dir);
   const config = join(dir, 'config.yml');
@@ -65,6 +69,7 @@ async function serveFilesystem(root: string): Promise<Serving & { readonly debug
     'log: {level: error}',
     `http: {addr: "127.0.0.1:0", secret: ${SECRET}, debug: {addr: "127.0.0.1:0"}}`,
     `storage: {filesystem: {rootdirectory: ${JSON.stringify(root)}}, delete: {enabled: true}, maintenance: {uploadpurging: {enabled: false}}}`,
+    ...(redis ? [`redis: {addr: "${redis.addr}"}`] : []),
     '',
   ].join('\n'));
   const serving = await serve(config, {});
@@ -78,12 +83,13 @@ describe('a chunked upload on one filesystem root', () => {
     for (const s of running.splice(0)) await s.stop();
   });
 
-  it('a Berth restarted between PATCHes takes up the saved state: the commit reads no data', async () => {
+  /** PATCH on one server, restart, PATCH and commit on the next: what the second one read, and the states left. */
+  const acrossRestart = async (redis?: TestRedis): Promise<{ reads: number; states: string[] }> => {
     const root = await mkdtemp(join(tmpdir(), 'berth-hashstates-'));
     dirs.push(root);
     const data = randomBytesSeeded(3 * 1024 * 1024 + 17, 181);
     const cut = 1024 * 1024 + 5;
-    const first = await serveFilesystem(root);
+    const first = await serveFilesystem(root, redis);
     running.push(first);
     const post = await raw(first.running.url, 'POST', '/v2/restart/blobs/uploads/');
     const one = await patch(first.running.url, locationPath(post), 0, data.subarray(0, cut));
@@ -92,18 +98,36 @@ describe('a chunked upload on one filesystem root', () => {
     await first.stop();
     running.splice(0);
 
-    const second = await serveFilesystem(root);
+    const second = await serveFilesystem(root, redis);
     running.push(second);
     const before = await readerCalls(second.debugUrl);
     const two = await patch(second.running.url, locationPath(one), cut, data.subarray(cut));
     expect(two.status).toBe(202);
-    const states = join(v2(root), uploadDir('restart', uuid), 'hashstates/sha256');
-    expect((await readdir(states)).sort()).toEqual([String(cut), String(data.length)]);
+    const states = await readdir(join(v2(root), uploadDir('restart', uuid), 'hashstates/sha256')).catch(() => []);
     const put = await raw(second.running.url, 'PUT', `${locationPath(two)}&digest=${encodeURIComponent(sha256(data))}`);
     expect(put.status, put.body.toString()).toBe(201);
-    expect(await readerCalls(second.debugUrl)).toBe(before);
+    const reads = (await readerCalls(second.debugUrl)) - before;
     const got = await raw(second.running.url, 'GET', `/v2/restart/blobs/${sha256(data)}`);
     expect(sha256(got.body)).toBe(sha256(data));
+    return { reads, states: states.sort() };
+  };
+
+  describeWithTool('redis-server', redisAvailability(), 'with redis (replicas)', () => {
+    let redis: TestRedis | undefined;
+    afterEach(async () => {
+      for (const b of running.splice(0)) await b.stop(); // before the Redis they use
+      await redis?.stop();
+      redis = undefined;
+    });
+
+    it('a replica restarted between PATCHes takes up the saved state: the commit reads no data', async () => {
+      redis = await startRedis();
+      expect(await acrossRestart(redis)).toEqual({ reads: 0, states: [String(1024 * 1024 + 5), String(3 * 1024 * 1024 + 17)] });
+    }, 60_000);
+  });
+
+  it('a lone Berth (no redis) saves no state: after a restart the commit reads the data back once', async () => {
+    expect(await acrossRestart()).toEqual({ reads: 1, states: [] });
   }, 60_000);
 
   describeWithTool('docker-registry', registry2Available(), 'with registry:2 on the same root', () => {
@@ -113,7 +137,7 @@ describe('a chunked upload on one filesystem root', () => {
       reg = undefined;
     });
 
-    it('registry:2 and Berth take one upload in turns, each from the other\'s saved state, with no re-read', async () => {
+    it('registry:2 and a lone Berth take one upload in turns, each from the other\'s saved state, with no re-read', async () => {
       const root = await mkdtemp(join(tmpdir(), 'berth-hashstates-reg-'));
       dirs.push(root);
       reg = await startRegistry2({ root, secret: SECRET });
@@ -153,25 +177,35 @@ describe('a chunked upload on one filesystem root', () => {
       expect(sha256(got.body)).toBe(sha256(data));
     }, 60_000);
 
-    it('registry:2 commits an upload whose last PATCH Berth took from Berth\'s state, without reading the data', async () => {
-      const root = await mkdtemp(join(tmpdir(), 'berth-hashstates-reg-'));
-      dirs.push(root);
-      reg = await startRegistry2({ root, secret: SECRET });
-      const berth = await serveFilesystem(root);
-      running.push(berth);
-      const data = randomBytes(300_007);
-      const post = await raw(berth.running.url, 'POST', '/v2/interop/back/blobs/uploads/');
-      const b1 = await patch(berth.running.url, locationPath(post), 0, data);
-      expect(b1.status).toBe(202);
-      // One stored byte changed behind both servers' backs: a commit that read the data back would
-      // refuse the digest; one that takes up Berth's state accepts it.
-      const file = join(v2(root), uploadDir('interop/back', b1.header('Docker-Upload-UUID') ?? ''), 'data');
-      const stored = await readFile(file);
-      stored[1000] = (stored[1000] ?? 0) ^ 0xff;
-      await writeFile(file, stored);
-      const put = await raw(reg.url, 'PUT', `${locationPath(b1)}&digest=${encodeURIComponent(sha256(data))}`);
-      expect(put.status, put.body.toString()).toBe(201);
-    }, 60_000);
+    describeWithTool('redis-server', redisAvailability(), 'and Berth replicas (redis)', () => {
+      let redis: TestRedis | undefined;
+      afterEach(async () => {
+        for (const b of running.splice(0)) await b.stop(); // before the Redis they use
+        await redis?.stop();
+        redis = undefined;
+      });
+
+      it('registry:2 commits an upload whose last PATCH Berth took from Berth\'s state, without reading the data', async () => {
+        const root = await mkdtemp(join(tmpdir(), 'berth-hashstates-reg-'));
+        dirs.push(root);
+        reg = await startRegistry2({ root, secret: SECRET });
+        redis = await startRedis();
+        const berth = await serveFilesystem(root, redis);
+        running.push(berth);
+        const data = randomBytes(300_007);
+        const post = await raw(berth.running.url, 'POST', '/v2/interop/back/blobs/uploads/');
+        const b1 = await patch(berth.running.url, locationPath(post), 0, data);
+        expect(b1.status).toBe(202);
+        // One stored byte changed behind both servers' backs: a commit that read the data back would
+        // refuse the digest; one that takes up Berth's state accepts it.
+        const file = join(v2(root), uploadDir('interop/back', b1.header('Docker-Upload-UUID') ?? ''), 'data');
+        const stored = await readFile(file);
+        stored[1000] = (stored[1000] ?? 0) ^ 0xff;
+        await writeFile(file, stored);
+        const put = await raw(reg.url, 'PUT', `${locationPath(b1)}&digest=${encodeURIComponent(sha256(data))}`);
+        expect(put.status, put.body.toString()).toBe(201);
+      }, 60_000);
+    });
   });
 });
 

@@ -122,6 +122,29 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     }
   });
 
+  it('a process alone on its storage (sharedUploads false) hashes PATCHes natively, saves no state, and reads back only after a restart', async () => {
+    const lone = createRegistry({ driver, deleteEnabled: true, sharedUploads: false }).repository(repo).uploads;
+    const session = await lone.start();
+    await lone.append(session.id, body('lone '));
+    await lone.append(session.id, body('upload'), { expectedOffset: 5 });
+    expect(await driver.list(paths.uploadHashStates(repo, session.id, 'sha256')).catch(() => [])).toEqual([]);
+    const restarted = restartedCountingReads();
+    const d = digestOf(Buffer.from('lone upload'));
+    expect((await restarted.uploads.commit(session.id, d, undefined)).size).toBe(11);
+    expect(restarted.reads()).toBe(1);
+
+    let reads = 0;
+    const counting = instrument(driver, (call) => {
+      if (call.op === 'reader') reads++;
+    });
+    const same = createRegistry({ driver: counting, deleteEnabled: true, sharedUploads: false }).repository(repo).uploads;
+    const again = await same.start();
+    await same.append(again.id, body('in one '));
+    await same.append(again.id, body('process'), { expectedOffset: 7 });
+    await same.commit(again.id, digestOf(Buffer.from('in one process')), undefined);
+    expect(reads).toBe(0); // the native hash kept in memory between the PATCHes
+  });
+
   it('verifies a sha512 digest by re-reading, though the running hash is sha256', async () => {
     const uploads = registry.repository(repo).uploads;
     const session = await uploads.start();

@@ -2,12 +2,14 @@
  * Blob upload sessions of one repository: `_uploads/<uuid>/{data,startedat,hashstates/sha256/<offset>}`.
  *
  * Bytes are hashed while they are written. A request that ends the upload in one go (a monolithic PUT)
- * uses Node's native SHA-256. A PATCH uses a resumable one (resumable-sha256.ts) and, before it is
+ * uses Node's native SHA-256, and so do PATCHes when this process is alone on its storage (the running
+ * hash is kept in memory between them). When other processes may take the next request (replicas, S3:
+ * `sessions.saveHashStates`), a PATCH uses a resumable SHA-256 (resumable-sha256.ts) and, before it is
  * answered, saves its state where registry:2 saves its own, `hashstates/sha256/<offset>` (Go's format),
- * also keeping it in memory. The next PATCH or the commit, on this process, another replica or after a
- * restart, takes up the state saved for the data's current size (a state is trusted only for the offset
- * in its name, which its own length must match). With none that fits (registry:2 stored none, a write
- * failed, a state is unreadable) the commit hashes `data` again from the start, as registry:2 does.
+ * also keeping it in memory. The next PATCH or the commit, here, on another replica or after a restart,
+ * takes up the state saved for the data's current size (a state is trusted only for the offset in its
+ * name, which its own length must match), and goes on saving. With none that fits (a restart of a lone
+ * process, a write failed, a state is unreadable) the commit hashes `data` again, as registry:2 does.
  *
  * Commit: verify the digest, move `data` to the blob path (or drop it when the blob already exists),
  * write the `_layers` link, remove the session. Requests on one session are serialised in-process.
@@ -113,12 +115,15 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
 
   /**
    * The running hash of a session whose data is `size` bytes long: a new one at 0 (Node's native hash
-   * for a request that ends the upload, the resumable one for a PATCH), else the state saved at exactly
-   * `size`. Undefined when no state fits: the commit then reads the data back.
+   * for a request that ends the upload or when no state is saved, else the resumable one), else the
+   * hash kept in memory or the state saved at exactly `size`. Undefined when none fits: the commit then
+   * reads the data back.
    */
   const runningHash = async (id: UploadId, size: number, final: boolean, o: CallOptions): Promise<RunningHash | undefined> => {
-    if (size === 0) return final ? Digester.create() : ResumableSha256.create();
-    const state = sessions.hashState(key(id), size) ?? (await storedHashState(id, size, o));
+    if (size === 0) return final || !sessions.saveHashStates ? Digester.create() : ResumableSha256.create();
+    const kept = sessions.takeHash(key(id), size);
+    if (kept instanceof Digester) return kept;
+    const state = kept?.state ?? (await storedHashState(id, size, o));
     return state === undefined ? undefined : ResumableSha256.resume(state, size);
   };
 
@@ -130,7 +135,7 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
   const saveHashState = async (id: UploadId, hash: ResumableSha256): Promise<void> => {
     const saved = { size: hash.size, state: hash.state() };
     await driver.putContent(paths.uploadHashState(name, id, 'sha256', saved.size), saved.state).catch(() => undefined);
-    sessions.keepHashState(key(id), saved);
+    sessions.keepHash(key(id), saved);
   };
 
   /**
@@ -161,7 +166,11 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
       throw asStorageFull(err) ?? err; // no state is saved: the hash may have seen bytes the file did not keep
     }
     const whole = hash?.size === writer.size ? hash : undefined;
-    if (!final && whole instanceof ResumableSha256) await saveHashState(id, whole);
+    // Kept for the next request here (a commit refused for its digest may be tried again); a PATCH's
+    // resumable state is saved in storage for the other processes too.
+    if (whole instanceof Digester) sessions.keepHash(key(id), whole);
+    else if (whole instanceof ResumableSha256 && final) sessions.keepHash(key(id), { size: whole.size, state: whole.state() });
+    else if (whole instanceof ResumableSha256) await saveHashState(id, whole);
     return { status: { ...current, size: writer.size }, hash: whole };
   };
 
