@@ -19,11 +19,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type Serving, serve } from '../src/cli/serve.js';
 import { ResumableSha256 } from '../src/storage/uploads/resumable-sha256.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
-import { createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
+import { deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
 import { uploadDir, v2 } from './helpers/layout.js';
 import { type RawResponse, locationPath, randomBytesSeeded, raw, sha256 } from './helpers/oci.js';
 import { type Registry2, registry2Available, startRegistry2 } from './helpers/registry2.js';
 import { type TestRedis, redisAvailability, startRedis } from './helpers/redis.js';
+import { bucketStorage } from './helpers/replicas.js';
 import { describeWithTool, freePort } from './helpers/tools.js';
 
 const SECRET = 'one-secret-for-every-server';
@@ -220,7 +221,7 @@ describeWithS3('a chunked upload on two Berth processes over one Ceph bucket', (
   it('PATCHes alternate between the processes and the commit reads no data on either', async () => {
     const work = await mkdtemp(join(tmpdir(), 'berth-hashstates-s3-'));
     dirs.push(work);
-    await createBucket(s3, bucket);
+    const storage = await bucketStorage(s3, bucket, ['    chunksize: 5242880']);
     const urls: { api: string; debug: string }[] = [];
     for (const i of [0, 1]) {
       const [api, debug] = [await freePort(), await freePort()];
@@ -233,14 +234,7 @@ describeWithS3('a chunked upload on two Berth processes over one Ceph bucket', (
             'log: {level: info, accesslog: {disabled: true}}',
             `http: {addr: "127.0.0.1:${api}", secret: ${SECRET}, debug: {addr: "127.0.0.1:${debug}"}}`,
             'storage:',
-            '  s3:',
-            `    region: ${s3.region}`,
-            `    regionendpoint: ${s3.endpoint}`,
-            `    bucket: ${bucket}`,
-            `    accesskey: ${s3.accessKey}`,
-            `    secretkey: ${s3.secretKey}`,
-            '    rootdirectory: /registry',
-            '    chunksize: 5242880',
+            ...storage.yaml,
             '  redirect: {disable: true}',
             '  delete: {enabled: true}',
             '  maintenance: {uploadpurging: {enabled: false}}',
