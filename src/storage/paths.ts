@@ -76,6 +76,9 @@ export const paths = {
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/startedat`,
   uploadHashStates: (name: RepoName, id: UploadId, alg: DigestAlgorithm): string =>
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/hashstates/${alg}`,
+  /** The hash state saved when the upload's data was `offset` bytes long (registry:2's name for it). */
+  uploadHashState: (name: RepoName, id: UploadId, alg: DigestAlgorithm, offset: number): string =>
+    `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/hashstates/${alg}/${offset}`,
 
   /** Where `check --repair` moves blob data that does not match its digest (Berth's own, outside v2). */
   quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
