@@ -1,6 +1,6 @@
 /**
  * The s3 driver's FileWriter: a multipart upload kept open between writers, as registry:2's s3 driver
- * keeps its own between PATCH requests, holding at most about one part in memory.
+ * keeps its own between PATCH requests, holding at most two part buffers in memory.
  *
  * What a key holds. Either a plain object (no upload open at the key), or, while a writer's content
  * is not committed, an open multipart upload at the key plus an empty object there (so that the path
@@ -13,8 +13,9 @@
  * Parts. Bytes are buffered and uploaded as parts of `chunksize` once a part and S3's 5 MiB minimum
  * more are buffered, so what is left when the writer ends is at least 5 MiB whenever the content is:
  * `end()` uploads it as one more part and answers only then (the durability point; the upload stays
- * open). One part is sent while the next one fills; writes are called back once their bytes are in a
- * part, in the part being sent, or in that bounded buffer (at most about two parts and 5 MiB).
+ * open). Bytes are copied into a buffer of `chunksize` + 5 MiB from the driver's pool (s3-part-buffers.ts),
+ * and a part is sent straight from it while the next buffer fills; writes are called back once their
+ * bytes are in a buffer (at most two per writer, reused by the next writer once their parts are stored).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
