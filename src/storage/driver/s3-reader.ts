@@ -21,7 +21,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { InvalidOffsetError, PathNotFoundError } from './driver.js';
@@ -63,6 +63,8 @@ interface Answer {
  */
 export async function openS3Reader(ctx: S3Context, t: ReadTarget, signal?: AbortSignal): Promise<S3Reader | undefined> {
   const controller = new AbortController();
+  // Each piece in flight listens (its own listener and the SDK's): more than Node's default of 10.
+  setMaxListeners(4 * READ_CONCURRENCY + 4, controller.signal);
   const onAbort = (): void => controller.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
