@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, testS3Client } from './helpers/ceph.js';
+import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, s3StorageYaml, testS3Client } from './helpers/ceph.js';
 import { DOCKER_TOOLS, type Dockerd, startDockerdOrReason } from './helpers/dockerd.js';
 import { buildImage, dockerArchive, layer, singlePlatformImage, writeImageLayout } from './helpers/images.js';
 import { blobData, v2 } from './helpers/layout.js';
@@ -70,8 +70,7 @@ async function s3Storage(s3: S3TestSettings): Promise<SuiteStorage> {
   return {
     name: 's3',
     yaml: [
-      '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
-      `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry',
+      ...s3StorageYaml(s3, bucket),
     ],
     // RGW here does a few hundred requests a second: fewer, and the collection still outlasts many pushes.
     race: { rounds: 2, orphans: 200, pushers: 2 },

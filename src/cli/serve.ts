@@ -12,7 +12,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
@@ -26,6 +25,7 @@ import { quotaWarnings } from './quota-warnings.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
+import { INSTALL_ROOT } from './install-root.js';
 import type { Config } from '../config/schema.js';
 import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
@@ -246,8 +246,8 @@ async function listenDebug(
   return debug;
 }
 
-/** Where `npm run build:ui` writes the web UI: dist/ui/ of the package (from src/cli/ or dist/cli/ alike). */
-export const UI_ASSETS_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+/** Where `npm run build:ui` writes the web UI: dist/ui/ of the installed package. */
+export const UI_ASSETS_DIR = join(INSTALL_ROOT, 'dist', 'ui');
 
 async function uiAssets(log: Logger): Promise<UiAssets | undefined> {
   const { loadUiAssets } = await import('../http/ui/assets.js');
