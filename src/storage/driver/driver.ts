@@ -20,6 +20,12 @@ import type { Readable, Writable } from 'node:stream';
  */
 export type CallOptions = { signal?: AbortSignal };
 
+/**
+ * Options of `reader`: with `length`, at most that many bytes from the offset will be read (a byte
+ * range), so a driver that fetches ahead need fetch no more. The stream may still yield more.
+ */
+export type ReaderOptions = CallOptions & { length?: number };
+
 /** What `stat` and `walk` report of one path. */
 export interface FileInfo {
   readonly path: string;
@@ -124,7 +130,7 @@ export interface StorageDriver {
    * With `capabilities.sendableReaders` the stream is a SendableReader.
    * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end, negative or not an integer).
    */
-  reader(path: string, offset: number, o?: CallOptions): Promise<Readable>;
+  reader(path: string, offset: number, o?: ReaderOptions): Promise<Readable>;
   /**
    * A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`;
    * a missing file starts empty). Parents are created. Aborting the signal destroys the writer.
