@@ -122,8 +122,8 @@ describe('collectGarbage', () => {
       expect(existsSync(join(root, 'berth', 'leftovers-scanned'))).toBe(true);
 
       // A temporary file appears without any process having died (nothing can leave one so): the next
-      // run does not look for it. What it reads: the catalog (repositories/ and each repository), one
-      // listing of each repository's revisions and layer links per algorithm, the blob store's folders.
+      // run does not look for it. What it reads: the catalog (repositories/ and each repository), the
+      // listings of each repository's revisions and layer links, the blob store's folders.
       const hex = images[1]!.layers[0]!.slice('sha256:'.length);
       const planted = join(root, 'docker/registry/v2/repositories/b/_layers/sha256', hex, '.link.0123456789abcdef.tmp');
       await writeFile(planted, 'partial');
@@ -133,9 +133,10 @@ describe('collectGarbage', () => {
       expect(second.report.leftoversRemoved).toBe(0);
       expect(second.scans).toMatchObject([{ whole: false }]);
       expect(calls.get('walk')).toBeUndefined(); // before: one walk of the blob store, one of the tree for leftovers
-      const algorithms = 2; // sha256, sha512
-      const blobFolders = 1 + (await readdir(join(root, 'docker/registry/v2/blobs/sha256'))).length;
-      expect(calls.get('list')).toBe(1 + repos.length + repos.length * 2 * algorithms + blobFolders + 1);
+      // Per repository: _manifests/revisions, revisions/sha256, _layers, _layers/sha256. The store: blobs/,
+      // blobs/sha256 and each of its <hex2> folders.
+      const blobFolders = 2 + (await readdir(join(root, 'docker/registry/v2/blobs/sha256'))).length;
+      expect(calls.get('list')).toBe(1 + repos.length + repos.length * 4 + blobFolders);
       // Each kept manifest's size before it is read, the two unmarked blobs' data, the record of the last look.
       expect(calls.get('stat')).toBe(repos.length - 1 + 2 + 1);
 

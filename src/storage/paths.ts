@@ -53,6 +53,7 @@ export const paths = {
     `${V2}/repositories/${name}/${LAYERS_DIR}/${digestAlgorithm(d)}/${digestHex(d)}`,
 
   manifests: (name: RepoName): string => `${V2}/repositories/${name}/${MANIFESTS_DIR}`,
+  revisions: (name: RepoName): string => `${V2}/repositories/${name}/${MANIFESTS_DIR}/revisions`,
   revisionsOf: (name: RepoName, alg: DigestAlgorithm): string =>
     `${V2}/repositories/${name}/${MANIFESTS_DIR}/revisions/${alg}`,
   revisionLink: (name: RepoName, d: Digest): string =>

@@ -201,8 +201,8 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       }
     },
     async *blobDigests(o) {
-      for (const alg of DIGEST_ALGORITHMS) {
-        for (const prefix of (await unlessNotFound(() => driver.list(paths.blobsOf(alg), o))) ?? []) {
+      for (const folder of await algorithmFolders(driver, paths.blobsRoot, o)) {
+        for (const prefix of (await unlessNotFound(() => driver.list(folder, o))) ?? []) {
           for (const dir of (await unlessNotFound(() => driver.list(prefix, o))) ?? []) {
             const at = parsePath(dir);
             if (at.kind === 'blob' && at.digest !== undefined && at.rest.length === 0) yield at.digest;
@@ -282,12 +282,15 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
   return inventory;
 }
 
-/** Inventory.contents: one listing per `<alg>` folder of `_manifests/revisions` and `_layers`. */
+/**
+ * Inventory.contents: one listing of `_manifests/revisions` and of `_layers`, and one of each `<alg>`
+ * folder in them (an algorithm's missing folder is not asked for: a failed call costs more than a listing).
+ */
 async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
-  const linksIn = async (folder: (alg: DigestAlgorithm) => string, digestOf: (dir: string) => Digest | undefined): Promise<LinkEntry[]> => {
+  const linksIn = async (top: string, digestOf: (dir: string) => Digest | undefined): Promise<LinkEntry[]> => {
     const found: LinkEntry[] = [];
-    for (const alg of DIGEST_ALGORITHMS) {
-      for (const dir of (await unlessNotFound(() => driver.list(folder(alg), o))) ?? []) {
+    for (const folder of await algorithmFolders(driver, top, o)) {
+      for (const dir of (await unlessNotFound(() => driver.list(folder, o))) ?? []) {
         const digest = digestOf(dir);
         if (digest === undefined) continue;
         const path = under(dir, 'link');
@@ -298,9 +301,16 @@ async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions
     return found;
   };
   return {
-    revisions: await linksIn((alg) => paths.revisionsOf(name, alg), revisionDigestOf),
-    layers: await linksIn((alg) => paths.layersOf(name, alg), layerDigestOf),
+    revisions: await linksIn(paths.revisions(name), revisionDigestOf),
+    layers: await linksIn(paths.layers(name), layerDigestOf),
   };
+}
+
+/** The `<alg>` folders in `top` (driver paths) of the digest algorithms Berth knows; none when `top` is missing. */
+async function algorithmFolders(driver: StorageDriver, top: string, o?: CallOptions): Promise<string[]> {
+  const known = new Set<string>(DIGEST_ALGORITHMS);
+  const listed = (await unlessNotFound(() => driver.list(top, o))) ?? [];
+  return listed.filter((p) => known.has(p.slice(p.lastIndexOf('/') + 1)));
 }
 
 /** References of a stored manifest body (exported for tests). */
