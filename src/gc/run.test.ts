@@ -137,8 +137,9 @@ describe('collectGarbage', () => {
       // blobs/sha256 and each of its <hex2> folders.
       const blobFolders = 2 + (await readdir(join(root, 'docker/registry/v2/blobs/sha256'))).length;
       expect(calls.get('list')).toBe(1 + repos.length + repos.length * 4 + blobFolders);
-      // Each kept manifest's size before it is read, the two unmarked blobs' data, the record of the last look.
-      expect(calls.get('stat')).toBe(repos.length - 1 + 2 + 1);
+      // Each revision's link, each kept manifest's size before it is read, the two unmarked blobs' data,
+      // the record of the last look.
+      expect(calls.get('stat')).toBe(repos.length - 1 + repos.length - 1 + 2 + 1);
 
       // A record left by a process that did not exit cleanly: the whole tree is looked through again,
       // the file is found, and the record is forgotten.

@@ -93,10 +93,11 @@ export interface Inventory {
   /** The repository's layer links (`_layers`), in no particular order. */
   layers(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
   /**
-   * The repository's revisions and layer links, from one listing of each `<alg>` folder of
-   * `_manifests/revisions` and `_layers` (their `<hex>` folders are not opened). `times`: each link's
-   * modification time too (a stat per link; a folder whose link is missing is then left out, as it is
-   * being written or removed); otherwise every `<hex>` folder is answered, with time 0.
+   * The repository's revisions and layer links, from one listing of `_manifests/revisions` and
+   * `_layers` and of each `<alg>` folder in them, and a stat of each revision's link (the `<hex>`
+   * folders are not listed). `times`: each link's modification time too (a stat per layer link as well;
+   * a folder whose link is missing is left out, as it is being written or removed); otherwise times
+   * are 0 and every layer folder is answered, with or without its link.
    */
   contents(name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents>;
   /** The repository's tags, sorted, with what each `current/link` holds. */
@@ -287,22 +288,26 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
  * folder in them (an algorithm's missing folder is not asked for: a failed call costs more than a listing).
  */
 async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
-  const linksIn = async (top: string, digestOf: (dir: string) => Digest | undefined): Promise<LinkEntry[]> => {
+  const linksIn = async (top: string, digestOf: (dir: string) => Digest | undefined, stat: boolean): Promise<LinkEntry[]> => {
     const found: LinkEntry[] = [];
     for (const folder of await algorithmFolders(driver, top, o)) {
       for (const dir of (await unlessNotFound(() => driver.list(folder, o))) ?? []) {
         const digest = digestOf(dir);
         if (digest === undefined) continue;
         const path = under(dir, 'link');
-        const modTime = o?.times === true ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
-        if (modTime !== undefined) found.push({ digest, modTime, path });
+        const modTime = stat ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
+        if (modTime !== undefined) found.push({ digest, modTime: o?.times === true ? modTime : 0, path });
       }
     }
     return found;
   };
+  // registry:2 deletes a manifest or a layer link by removing the link file, not its folder: a revision
+  // folder without a link is no revision (a stat each). A layer folder without one is answered: what
+  // the layer links are for (marking all of a repository's blobs when one of its manifests cannot be
+  // read, removing the links of blobs the sweep deleted) does no harm with one too many.
   return {
-    revisions: await linksIn(paths.revisions(name), revisionDigestOf),
-    layers: await linksIn(paths.layers(name), layerDigestOf),
+    revisions: await linksIn(paths.revisions(name), revisionDigestOf, true),
+    layers: await linksIn(paths.layers(name), layerDigestOf, o?.times === true),
   };
 }
 
