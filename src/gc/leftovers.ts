@@ -26,8 +26,7 @@
  * nothing, and kept nothing young) records so, and forgets the records of the processes that were gone
  * before it began: what they could have left, it has looked for. Otherwise the next run looks again.
  */
-import type { Inventory } from '../storage/maintenance/inventory.js';
-import type { WriterRecord } from '../storage/driver/driver.js';
+import type { Inventory, WriterRecord } from '../storage/maintenance/inventory.js';
 import type { RepoName } from '../storage/reference.js';
 import type { EmitEvent } from './report.js';
 

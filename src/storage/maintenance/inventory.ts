@@ -21,6 +21,8 @@ import type { RepoName, Tag } from '../reference.js';
 import { compareStrings } from '../listing.js';
 import { listTags } from '../manifests/tags.js';
 
+export type { WriterRecord } from '../driver/driver.js';
+
 /** A link file in a repository (`_layers/…/link` or `_manifests/revisions/…/link`). */
 export interface LinkEntry {
   /** The digest the link's directory names. */
