@@ -84,6 +84,8 @@ export async function startBerth(opts: TestBerthOptions = {}): Promise<TestBerth
   await index?.ready();
   const registry = createRegistry({ driver, deleteEnabled: opts.deleteEnabled ?? true, index, times: index?.times, immutableTags: opts.immutableTags,
     quotas: opts.quotas, observeQuota: opts.observeQuota,
+    // A lone filesystem Berth, as serve runs one without redis: PATCHes keep their hash in memory and save no hashstates.
+    sharedUploads: false,
   });
   const { access, tokenHandlers } = await createAuth(opts.auth, undefined);
   const app = createApp({
