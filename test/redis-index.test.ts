@@ -127,6 +127,32 @@ describeWithTool('redis-server', redisAvailability(), 'the listing index in Redi
     expect(await listings(b.reg, subjects)).toEqual(expected);
   }, 60_000);
 
+  it('a catalog page and a tag list held by one replica are never answered stale after a push or delete on the other', async () => {
+    const driver = createDriver({ kind: 'inmemory' });
+    const a = replica(driver);
+    const b = replica(driver);
+    expect(await a.index.ready(10_000)).toBe(true);
+    const held = parseRepoName('held/app');
+    await pushImage(a.reg, held, 'v1', 'h1');
+    await pushImage(a.reg, parseRepoName('held/zz'), 'v1', 'z1');
+    // B holds the first page and the tag list: asked twice unchanged, the same arrays come back.
+    const page = await b.reg.repositories({ limit: 2 });
+    expect(page).toEqual(['held/app', 'held/zz']);
+    expect(await b.reg.repositories({ limit: 2 })).toBe(page);
+    const tags = await b.reg.repository(held).tags();
+    expect(await b.reg.repository(held).tags()).toBe(tags);
+    // A pushes a repository that sorts first and a tag: B's very next listings show both.
+    await pushImage(a.reg, parseRepoName('held/aa'), 'v1', 'a1');
+    await pushImage(a.reg, held, 'v2', 'h2');
+    expect(await b.reg.repositories({ limit: 2 })).toEqual(['held/aa', 'held/app']);
+    expect(await b.reg.repository(held).tags()).toEqual(['v1', 'v2']);
+    // A deletes that repository and the tag: gone from B's next listings.
+    await a.reg.management.deleteRepository(parseRepoName('held/aa'));
+    await a.reg.repository(held).manifests.delete({ tag: parseTag('v2') });
+    expect(await b.reg.repositories({ limit: 2 })).toEqual(['held/app', 'held/zz']);
+    expect(await b.reg.repository(held).tags()).toEqual(['v1']);
+  }, 60_000);
+
   it('Redis flushed: not trusted (storage answers), rebuilt by a replica, and then answers as the walk does', async () => {
     const driver = createDriver({ kind: 'inmemory' });
     const walked = createRegistry({ driver, deleteEnabled: true });

@@ -42,6 +42,10 @@
  * generation and a per-repository count of tag changes, bumped in the same script that changes the
  * tags); a query sends the version it holds and gets only "unchanged" back when it is current, so a
  * 10,000-tag list is not sent over again while nobody tags. Pages are sliced from the held list.
+ * Catalog pages are held the same way, by range, with the catalog's version (the generation and a
+ * count of refreshes that added or removed a repository): a held page is answered as the same array
+ * while the version is unchanged, so the HTTP handler reuses the body it serialized from it. Either
+ * way a query is one script, so a push or delete on another replica is seen by the next listing here.
  *
  * Failures. A query or change that fails because Redis is unreachable is answered from storage (the
  * port's `undefined`) and never rejects, so the index is not switched off for good; a change whose
@@ -109,6 +113,9 @@ export interface RedisIndexOptions {
 /** How many tags a replica holds in memory over all repositories (some 50 bytes each, about 10 MiB). */
 const TAGS_HELD = 200_000;
 
+/** How many catalog pages (ranges) a replica holds in memory, the least recently asked dropped first. */
+const PAGES_HELD = 64;
+
 /** How often a replica retries refreshes that failed, and may start another rebuild. */
 const RETRY_MS = 1_000;
 
@@ -136,6 +143,8 @@ class SharedIndex implements RedisIndex {
   /** Whole tag lists held in memory, by repository, with the version Redis gave them (QUERY_TAG_LIST). */
   private readonly tagLists = new Map<string, { version: string; tags: readonly string[] }>();
   private tagsHeld = 0;
+  /** Catalog pages held in memory, by range, with the catalog version Redis gave them (QUERY_REPOS). */
+  private readonly pages = new Map<string, { version: string; names: readonly string[] }>();
   private readonly usageOf: RedisUsage;
 
   constructor(private readonly o: RedisIndexOptions) {
@@ -151,7 +160,22 @@ class SharedIndex implements RedisIndex {
   }
 
   async repositories(range: ListRange): Promise<readonly string[] | undefined> {
-    return this.query(QUERY_REPOS, [this.keys.meta, this.keys.repos], lexRange(range.after, range.limit));
+    const key = `${range.after ?? ''}\n${range.limit ?? ''}`;
+    const held = this.pages.get(key);
+    const reply = await this.query(QUERY_REPOS, [this.keys.meta, this.keys.repos, this.keys.catalogVersion], [held?.version ?? '', ...lexRange(range.after, range.limit)]);
+    if (reply === undefined) return undefined;
+    const [version = '', ...names] = reply;
+    this.pages.delete(key); // re-set below: the Map's order is the order of use
+    if (held && version === held.version && reply.length === 1) {
+      this.pages.set(key, held);
+      return held.names;
+    }
+    if (this.pages.size >= PAGES_HELD) {
+      const oldest = this.pages.keys().next();
+      if (oldest.done !== true) this.pages.delete(oldest.value);
+    }
+    this.pages.set(key, { version, names });
+    return names;
   }
 
   async tags(repo: RepoName, range: ListRange): Promise<readonly string[] | undefined> {

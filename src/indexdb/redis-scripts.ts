@@ -19,6 +19,8 @@
  *   d:tags:<repo>        sorted set, scores 0: the repository's tags
  *   d:tagver             hash: repository → how many refreshes changed its tags (with the generation,
  *                        the version replicas compare to reuse the tag list they hold in memory)
+ *   d:catver             counter: how many refreshes added or removed a repository (with the generation,
+ *                        the version replicas compare to reuse the catalog pages they hold in memory)
  *   d:refs:<repo>:<subject>  hash: referrer digest → descriptor JSON
  *   d:subj:<repo>        hash: revision digest → the subject it refers to (which `refs` entry it owns)
  *   d:lay:<repo>         set: the blobs the repository links in `_layers` (usage)
@@ -45,6 +47,7 @@ export interface IndexKeys {
   readonly distrust: string;
   readonly repos: string;
   readonly tagVersions: string;
+  readonly catalogVersion: string;
   readonly sizes: string;
   readonly data: string;
   readonly lock: string;
@@ -69,6 +72,7 @@ export function indexKeys(prefix: string): IndexKeys {
     distrust: `${prefix}distrust`,
     repos: `${prefix}d:repos`,
     tagVersions: `${prefix}d:tagver`,
+    catalogVersion: `${prefix}d:catver`,
     sizes: `${prefix}d:size`,
     data: `${prefix}d:`,
     lock: `${prefix}rebuild:lock`,
@@ -89,13 +93,20 @@ export function lexRange(after: string | undefined, limit: number | undefined): 
 }
 
 /**
- * Repositories in a range, or nil unless the index is complete and trusts its catalog.
- * KEYS: meta, repos. ARGV: ZRANGEBYLEX arguments after the key.
+ * Repositories in a range with the catalog's version (`<gen>:<changes>`), or only the version when it
+ * equals ARGV[1] (the caller's copy of this page is current); nil unless the index is complete and
+ * trusts its catalog. The reply is `{version, name…}`.
+ * KEYS: meta, repos, catver. ARGV: the version the caller holds ('' for none), then ZRANGEBYLEX's
+ * arguments after the key.
  */
 export const QUERY_REPOS = luaScript(`
 if redis.call('HGET', KEYS[1], 'state') ~= 'complete' then return false end
 if redis.call('HGET', KEYS[1], 'catalog') == 'distrust' then return false end
-return redis.call('ZRANGEBYLEX', KEYS[2], unpack(ARGV))
+local version = redis.call('HGET', KEYS[1], 'gen') .. ':' .. (redis.call('GET', KEYS[3]) or '0')
+if version == ARGV[1] then return {version} end
+local page = redis.call('ZRANGEBYLEX', KEYS[2], unpack(ARGV, 2))
+table.insert(page, 1, version)
+return page
 `);
 
 /**
@@ -157,7 +168,7 @@ return t
  * than TRIM_FLOOR allows, and `applied` may have forgotten a later ticket): the caller reads again
  * with a new ticket.
  * KEYS: meta, dirty, applied, inflight. ARGV: prefix, ticket, change JSON, item, op, op's arguments:
- *   repo <repo> <1|0>                              in the catalog or not
+ *   repo <repo> <1|0>                              in the catalog or not (a change counted in catver)
  *   tag <repo> <tag> <1|0>                         in the repository's tags or not, counting the change
  *   distrust <repo|''> <usage 1|0> <catalog 1|0>   its listings from storage (and with usage every usage
  *                                                  figure, with catalog the catalog: both until a rebuild)
@@ -181,7 +192,9 @@ local op = ARGV[5]
 local applied = take(ARGV[4])
 if applied then
   if op == 'repo' then
-    if ARGV[7] == '1' then redis.call('ZADD', P .. 'd:repos', 0, ARGV[6]) else redis.call('ZREM', P .. 'd:repos', ARGV[6]) end
+    local changed
+    if ARGV[7] == '1' then changed = redis.call('ZADD', P .. 'd:repos', 0, ARGV[6]) else changed = redis.call('ZREM', P .. 'd:repos', ARGV[6]) end
+    if changed == 1 then redis.call('INCR', P .. 'd:catver') end
   elseif op == 'tag' then
     if ARGV[8] == '1' then redis.call('ZADD', P .. 'd:tags:' .. ARGV[6], 0, ARGV[7]) else redis.call('ZREM', P .. 'd:tags:' .. ARGV[6], ARGV[7]) end
     redis.call('HINCRBY', P .. 'd:tagver', ARGV[6], 1)

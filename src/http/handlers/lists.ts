@@ -30,13 +30,31 @@ function sendPage(ctx: Ctx, path: string, listed: readonly string[], request: Pa
   ctx.body = body(items);
 }
 
+/**
+ * Catalog pages as sent (body and `Link`), by the listing they were made from. The index in Redis
+ * hands out the same array for a page until the catalog changes (indexdb/redis-index.ts), so a
+ * repeated page is answered without building its body again; other listings are new arrays each time.
+ */
+const catalogPages = new WeakMap<readonly string[], { readonly request: string; readonly body: Buffer; readonly link: string | undefined }>();
+
 /** `GET /v2/_catalog?n=&last=`. */
 export const getCatalog: Handler = async (ctx, deps) => {
   const { n, last } = pagination(ctx, deps.maxListEntries);
   // Without `n` the catalog is still cut into pages of the maximum size, as registry:2 does.
   const request = { n: n ?? deps.maxListEntries, last };
   const repos = await deps.registry.repositories({ signal: ctx.state.signal, ...rangeOf(request) });
-  sendPage(ctx, `${deps.prefix}/v2/_catalog`, repos, request, (repositories) => ({ repositories }));
+  const path = `${deps.prefix}/v2/_catalog`;
+  const asked = `${path}\n${request.n}\n${request.last ?? ''}`;
+  let made = catalogPages.get(repos);
+  if (made?.request !== asked) {
+    sendPage(ctx, path, repos, request, (repositories) => ({ repositories }));
+    made = { request: asked, body: Buffer.from(JSON.stringify(ctx.body)), link: ctx.response.get('Link') || undefined };
+    catalogPages.set(repos, made);
+  }
+  if (made.link !== undefined) ctx.set('Link', made.link);
+  ctx.status = 200;
+  ctx.type = 'application/json; charset=utf-8';
+  ctx.body = made.body;
 };
 
 /** `GET /v2/<name>/tags/list?n=&last=`. */
