@@ -10,14 +10,15 @@
 # does). deploy/README.md explains the choices below.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# ---- build: compile TypeScript, keep only the production dependencies, lay out the runtime files ----
+# ---- build: type-check and bundle the server, keep only the production dependencies, lay out the runtime files ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script (classic-level loads its prebuilt binary).
 RUN npm ci --ignore-scripts --no-audit --no-fund
-# The rest of the context, which .dockerignore limits to the tsconfigs, src/, the web UI's source (web/ and
-# scripts/build-ui.ts; `npm run build` bundles it into dist/ui/) and two deploy/ files.
+# The rest of the context, which .dockerignore limits to the tsconfigs, src/, the two build scripts
+# (scripts/build-server.ts bundles the server into dist/, scripts/build-ui.ts the web UI from web/ into
+# dist/ui/; `npm run build` runs both) and two deploy/ files.
 COPY . .
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \

@@ -15,10 +15,19 @@
  *    took 4.6 ms for registry:2's 21-repository catalog, which wrk times at under 1 ms), which would
  *    hide the server's own time. The catalog walk follows Link headers, so a Node client (node:http
  *    over a keep-alive socket, lib/client.ts) times the whole walk.
- * 4. `deletes` manifests are deleted by digest through each server's API; the servers stop; then each
- *    side's offline `garbage-collect --dry-run` runs on its own copy, alternately, `gcRounds` times.
+ * 4. `deletes` manifests are deleted by digest through each server's API; Berth's online collector
+ *    runs `gcRounds` dry runs (`POST /debug/gc?dryrun=true` on its debug listener: its mark, with the
+ *    link times the grace period needs, and the sweep's listing), reported for Berth alone; the servers
+ *    stop; then each side's offline `garbage-collect --dry-run` runs on its own copy, alternately,
+ *    `gcRounds` times, twice: as it runs on a tree it has looked through before (no process that wrote
+ *    to it died since: no look for crash leftovers, gc/leftovers.ts), and with Berth's
+ *    `berth/leftovers-scanned` removed before each of its runs, so that it looks through the whole tree
+ *    (its first run on a tree copied in, or after a writer was killed).
+ *
+ * BERTH_BENCH_LISTING_TREE=<dir> keeps the generated tree in <dir> (generated when empty, reused when
+ * not; it takes minutes): the copies and deletes are made from it, never in it.
  */
-import { writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDriver } from '../src/storage/driver/factory.js';
 import type { StorageDriver } from '../src/storage/driver/driver.js';
@@ -29,7 +38,7 @@ import { type RepoName, type Tag, parseRepoName, parseTag } from '../src/storage
 import { send } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { runWrk } from './lib/load.js';
-import { makeTempDir, removeTempDir, run } from './lib/proc.js';
+import { freePort, makeTempDir, removeTempDir, run } from './lib/proc.js';
 import { type FamilyReport, type Goal, type Row, alternate, atLeastFor, formatMs, median, timed } from './lib/report.js';
 import {
   REPO_ROOT,
@@ -238,20 +247,23 @@ export async function runListing(o: ListingOptions, ctx: RunContext): Promise<Fa
   const work = await makeTempDir('berth-bench-listing-');
   const running: Running[] = [];
   try {
-    const source = join(work, 'source');
+    const kept = process.env['BERTH_BENCH_LISTING_TREE'];
+    const source = kept ?? join(work, 'source');
     const roots: Record<Target, string> = { berth: join(work, 'berth'), registry2: join(work, 'registry2') };
-    log(`generating ${o.repos} repositories and one of ${o.tags} tags under ${source} …`);
-    const gen = await timed(() => generate(source, o));
+    const reused = kept !== undefined && (await readdir(kept).catch(() => [])).length > 0;
+    log(reused ? `reusing the tree in ${source} …` : `generating ${o.repos} repositories and one of ${o.tags} tags under ${source} …`);
+    const gen = await timed(() => (reused ? manifestsOf(source, o.repos) : generate(source, o)));
     const manifests = gen.value;
-    log(`  generated in ${formatMs(gen.ms)}; copying (cp -a) for each server …`);
+    log(`  ${reused ? 'read' : 'generated'} in ${formatMs(gen.ms)}; copying (cp -a) for each server …`);
     for (const t of TARGETS) await run('cp', ['-a', source, roots[t]], { timeoutMs: 600_000 });
-    await removeTempDir(source).catch(() => undefined);
+    if (kept === undefined) await removeTempDir(source).catch(() => undefined);
     const notes: string[] = [
-      `tree: ${o.repos} repositories \`repo-NNNNN\` with one OCI image each (shared layer, own config, tag \`latest\`) and \`${TAG_REPO}\` with one image under ${o.tags} tags; generated with Berth's filesystem driver in ${formatMs(gen.ms)}, then copied with \`cp -a\` once per server`,
+      `tree: ${o.repos} repositories \`repo-NNNNN\` with one OCI image each (shared layer, own config, tag \`latest\`) and \`${TAG_REPO}\` with one image under ${o.tags} tags; ${reused ? `generated earlier with Berth's filesystem driver (BERTH_BENCH_LISTING_TREE)` : `generated with Berth's filesystem driver in ${formatMs(gen.ms)}`}, then copied with \`cp -a\` once per server`,
     ];
 
     log('starting Berth (waiting for its index rebuild) …');
-    const berth = await startBerth(roots.berth, work, { command: ctx.berth, level: 'info', nodeFlags: profileFlags(ctx, 'listing') });
+    const debugPort = await freePort();
+    const berth = await startBerth(roots.berth, work, { command: ctx.berth, level: 'info', nodeFlags: profileFlags(ctx, 'listing'), metricsPort: debugPort });
     running.push(berth);
     const rebuilt = /index: rebuilt from storage[^\n]*"ms":(\d+)/.exec(berth.server.output());
     log(`  Berth ready at ${berth.url} after ${formatMs(berth.readyMs)}${rebuilt?.[1] !== undefined ? ` (index rebuild ${formatMs(Number(rebuilt[1]))})` : ''}`);
@@ -277,29 +289,43 @@ export async function runListing(o: ListingOptions, ctx: RunContext): Promise<Fa
       const ms = await deleteManifests(url[t], toDelete);
       notes.push(`DELETE of ${toDelete.length} manifests by digest (8 at a time), once: ${t === 'berth' ? 'Berth' : 'registry:2'} ${formatMs(ms)}`);
     }
+    rows.push(await onlineCollections(`http://127.0.0.1:${debugPort}`, o, toDelete.length, notes, log));
     for (const r of running.splice(0)) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000);
 
     const gcArgs: Record<Target, { cmd: string; args: string[] }> = {
       berth: { cmd: ctx.berth.cmd, args: [...ctx.berth.args, 'garbage-collect', '--dry-run', join(work, 'berth-gc.yml')] },
       registry2: { cmd: registry2Binary(), args: ['garbage-collect', '--dry-run', join(work, 'registry2-gc.yml')] },
     };
-    await writeFile(join(work, 'berth-gc.yml'), berthConfig(roots.berth, 5000, 'error'));
+    // At info: its line on crash leftovers (whether it looks through the whole tree, and why) goes in the notes.
+    await writeFile(join(work, 'berth-gc.yml'), berthConfig(roots.berth, 5000, 'info'));
     await writeFile(join(work, 'registry2-gc.yml'), registry2Config(roots.registry2, 5000));
-    log(`garbage-collect --dry-run, ${o.gcRounds} rounds each …`);
     const summaries: Record<Target, string> = { berth: '', registry2: '' };
-    const gcSamples = await alternate(o.gcRounds, TARGETS, async (t) => {
-      const r = await run(gcArgs[t].cmd, gcArgs[t].args, { cwd: REPO_ROOT, timeoutMs: GC_TIMEOUT_MS });
-      summaries[t] = GC_SUMMARY.exec(r.stdout)?.[0] ?? `(no summary line; stdout ends ${JSON.stringify(r.stdout.slice(-200))})`;
-      return r.ms;
-    });
-    rows.push({
-      scenario: `garbage-collect --dry-run (${o.repos + 1} repositories, ${toDelete.length} manifests deleted)`,
-      unit: 'ms',
-      samples: gcSamples,
-      note: `wall time of the offline command, process start included (Berth: ${ctx.berth.label})`,
-    });
-    log(`  Berth ${formatMs(median(gcSamples.berth))}, registry:2 ${formatMs(median(gcSamples.registry2))}`);
+    const scans: string[] = [];
+    const offline = async (whole: boolean): Promise<Record<Target, number[]>> =>
+      alternate(o.gcRounds, TARGETS, async (t) => {
+        // Without the record of the last look, Berth looks through the whole tree, as on a tree copied in.
+        if (t === 'berth' && whole) await rm(join(roots.berth, 'berth', 'leftovers-scanned'), { force: true });
+        const r = await run(gcArgs[t].cmd, gcArgs[t].args, { cwd: REPO_ROOT, timeoutMs: GC_TIMEOUT_MS });
+        summaries[t] = GC_SUMMARY.exec(r.stdout)?.[0] ?? `(no summary line; stdout ends ${JSON.stringify(r.stdout.slice(-200))})`;
+        if (t === 'berth') scans.push(/crash leftovers: [^"\n]*/.exec(r.stderr)?.[0] ?? '(no line about crash leftovers)');
+        return r.ms;
+      });
+    const scenario = `garbage-collect --dry-run (${o.repos + 1} repositories, ${toDelete.length} manifests deleted)`;
+    for (const whole of [false, true]) {
+      log(`garbage-collect --dry-run${whole ? ', Berth looking through the whole tree' : ''}, ${o.gcRounds} rounds each …`);
+      const gcSamples = await offline(whole);
+      rows.push({
+        scenario: whole ? `${scenario}, Berth looking through the whole tree for crash leftovers` : scenario,
+        unit: 'ms',
+        samples: gcSamples,
+        note: whole
+          ? "the same with Berth's `berth/leftovers-scanned` removed before each of its runs: what its first run on a tree copied in, or its first after a writer was killed, does"
+          : `wall time of the offline command, process start included (Berth: ${ctx.berth.label}); a tree it has looked through before, no writer killed since`,
+      });
+      log(`  Berth ${formatMs(median(gcSamples.berth))}, registry:2 ${formatMs(median(gcSamples.registry2))}`);
+    }
     notes.push(`garbage-collect summaries: Berth "${summaries.berth}"; registry:2 "${summaries.registry2}"${summaries.berth === summaries.registry2 ? ' (identical)' : ' (DIFFERENT)'}`);
+    notes.push(`Berth's offline runs said, in order: ${scans.map((l) => `\`${l}\``).join('; ')}`);
     const startup = await alternate(3, TARGETS, async (t) =>
       t === 'berth'
         ? (await run(ctx.berth.cmd, [...ctx.berth.args, 'help'], { cwd: REPO_ROOT, timeoutMs: 60_000 })).ms
@@ -312,6 +338,46 @@ export async function runListing(o: ListingOptions, ctx: RunContext): Promise<Fa
     for (const r of running) await r.server.stop().catch(() => undefined);
     await removeTempDir(work);
   }
+}
+
+/** The `repo-*` repositories' manifest digests in a tree `generate` wrote (each has one revision). */
+async function manifestsOf(root: string, repos: number): Promise<Digest[]> {
+  const manifests: Digest[] = [];
+  for (let i = 0; i < repos; i++) {
+    const [hex] = await readdir(join(root, 'docker/registry/v2/repositories', repoName(i), '_manifests/revisions/sha256'));
+    if (hex === undefined) throw new Error(`${root}: ${repoName(i)} has no revision: not a tree generate() wrote`);
+    manifests.push(`sha256:${hex}` as Digest);
+  }
+  return manifests;
+}
+
+/**
+ * Berth's online collector on the serving Berth, `gcRounds` dry runs through its debug listener (what
+ * #19 asks reported: registry:2 has no online collector). The sample is the run's own `durationMs`.
+ */
+async function onlineCollections(debug: string, o: ListingOptions, deleted: number, notes: string[], log: (line: string) => void): Promise<Row> {
+  log(`online collection (POST /debug/gc?dryrun=true), ${o.gcRounds} rounds …`);
+  const samples: number[] = [];
+  const walls: string[] = [];
+  for (let r = 0; r < o.gcRounds; r++) {
+    const { ms, value } = await timed(async () => {
+      const res = await fetch(`${debug}/debug/gc?dryrun=true`, { method: 'POST', signal: AbortSignal.timeout(GC_TIMEOUT_MS) });
+      const body = await res.text();
+      if (res.status !== 200) throw new Error(`POST /debug/gc: ${res.status} ${body.slice(0, 300)}`);
+      return JSON.parse(body) as { durationMs: number; marked: number; swept: number };
+    });
+    samples.push(value.durationMs);
+    walls.push(`${formatMs(value.durationMs)} (request ${formatMs(ms)}; marked ${value.marked}, would sweep ${value.swept})`);
+  }
+  log(`  Berth ${formatMs(median(samples))}`);
+  notes.push(`online collection dry runs, in order: ${walls.join('; ')}; the first looks through the whole tree for crash leftovers (no run has on this copy), the others do not`);
+  return {
+    scenario: `online collection, dry run (${o.repos + 1} repositories, ${deleted} manifests deleted)`,
+    unit: 'ms',
+    samples: { berth: samples, registry2: [] },
+    note: "Berth's online collector while it serves (`POST /debug/gc?dryrun=true`, the report's durationMs): its mark, with each link's time (the grace period), and the sweep's listing; registry:2 has none",
+    noRatio: true,
+  };
 }
 
 export const listingFamily: Family = {

@@ -4,8 +4,8 @@
  * (every family when none is named), prints one table of medians, the comparison and the issue's
  * targets, and writes it as markdown to bench/results/<family or "all">-<date>.md with the machine.
  *
- * Berth is compiled first (tsconfig.build.json into a temporary directory) and run as `node
- * dist/main.js`, as in production; `--from-source` runs it through tsx instead (starts sooner, for
+ * Berth is built first as `npm run build` builds it (scripts/build-server.ts's bundle, into a temporary
+ * directory) and run as `node dist/main.js`, as in production; `--from-source` runs it through tsx instead (starts sooner, for
  * development). `--cpu-prof` / `--heap-prof` make Berth write V8 profiles into a directory under the
  * system's temporary directory (kept, and named at the end) and print the functions with the most self
  * time (bench/lib/cpuprofile.ts).
@@ -99,7 +99,7 @@ async function main(argv: readonly string[]): Promise<number> {
       // A Berth compiled elsewhere (another commit's dist/main.js), to compare two commits with one bench.
       berth = { label: `node ${prebuilt} (BERTH_BENCH_MAIN)`, cmd: process.execPath, args: [prebuilt] };
     } else if (!inv.flags.has('--from-source')) {
-      log('compiling Berth (tsconfig.build.json) …');
+      log('building Berth (scripts/build-server.ts) …');
       berth = await buildBerth(build, log);
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');

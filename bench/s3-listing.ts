@@ -10,6 +10,9 @@
  * Timed: `GET /v2/_catalog?n=100` (the first page) and `GET /v2/bench/tags/tags/list` (every tag),
  * each sample the mean of 5 requests one after another, alternating servers per round. The answers are
  * checked against each other first (same tags; same first catalog page).
+ * Berth only (registry:2 has no such API), from the index in Redis: usage figures (`GET
+ * /berth/v1/usage?n=100`, and `bench/tags`' usage, whose tag count is a ZCARD), and three repository
+ * deletes, each followed at once by a usage page that only a complete index answers (503 otherwise).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -94,6 +97,38 @@ async function timeGets(bases: readonly string[], path: string): Promise<{ ms: n
   return { ms: ms / REPEATS, body };
 }
 
+/** Usage from the index in Redis through the replicas, and repository deletes that leave it complete (Berth only). */
+async function usageOnReplicas(
+  bases: readonly string[], rounds: number, nTags: number, ctx: RunContext,
+): Promise<{ scenario: string; samples: number[]; note: string }[]> {
+  const noApi = 'registry:2 has no usage API: Berth alone';
+  const repeat = async (path: string): Promise<number[]> => {
+    const samples: number[] = [];
+    for (let r = 0; r < rounds; r++) samples.push((await timeGets(bases, path)).ms);
+    return samples;
+  };
+  const page = await repeat('/berth/v1/usage?n=100');
+  const one = await repeat(`/berth/v1/repositories/${TAGS_REPO}/usage`);
+  const deletes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const base = bases[i % bases.length] ?? '';
+    const { ms } = await timed(async () => {
+      const res = await fetch(`${base}/berth/v1/repositories/bench/cat-${String(i).padStart(4, '0')}`, { method: 'DELETE' });
+      if (res.status !== 202) throw new Error(`repository delete: ${res.status} ${await res.text()}`);
+    });
+    // Only a complete index answers usage: a delete that sent it back to a rebuild fails the run here.
+    const after = await fetch(`${bases[(i + 1) % bases.length] ?? ''}/berth/v1/usage?n=1`);
+    if (after.status !== 200) throw new Error(`usage right after a repository delete: ${after.status} ${await after.text()}`);
+    deletes.push(ms);
+  }
+  ctx.log(`  usage first page ${formatMs(median(page))}, ${TAGS_REPO} usage ${formatMs(median(one))}, repository delete ${formatMs(median(deletes))}`);
+  return [
+    { scenario: 'usage, first page (n=100)', samples: page, note: `${noApi}; each sample the mean of ${REPEATS} GETs, to each replica in turn` },
+    { scenario: `usage of ${TAGS_REPO} (${nTags + 1} tags counted)`, samples: one, note: noApi },
+    { scenario: 'repository delete (one tag), index complete at once', samples: deletes, note: `${noApi}; the DELETE, then a usage page answered by the index from another replica` },
+  ];
+}
+
 /** Runs the listing scenarios; answers their rows and notes. */
 export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Record<string, number>>, ctx: RunContext): Promise<{ rows: Row[]; notes: string[] }> {
   const nTags = opt(o, 'listing-tags');
@@ -150,6 +185,7 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
       });
       const catalog = await measure('catalog first page', catalogPath);
       const tags = await measure(`${nTags}-tag list`, tagsPath);
+      const usage = await usageOnReplicas(url.berth, rounds, nTags, ctx);
       ctx.log(`  catalog first page: Berth ${formatValue(median(catalog.berth), 'ms')}, registry:2 ${formatValue(median(catalog.registry2), 'ms')}; ` +
         `tags: Berth ${formatValue(median(tags.berth), 'ms')}, registry:2 ${formatValue(median(tags.registry2), 'ms')}`);
       // What any request costs on this path (Berth from source, machine load), for reading the rows.
@@ -157,6 +193,7 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
       const rows: Row[] = [
         { scenario: `S3 (Ceph RGW), 3 replicas + Redis index: catalog first page (n=100) of ${nRepos + 1} repositories`, unit: 'ms', samples: catalog, goal: hundredfold },
         { scenario: `S3 (Ceph RGW), 3 replicas + Redis index: ${nTags + 1}-tag list`, unit: 'ms', samples: tags, goal: hundredfold },
+        ...usage.map((u) => ({ scenario: `S3 (Ceph RGW), 3 replicas + Redis index: ${u.scenario}`, unit: 'ms' as const, samples: { berth: u.samples, registry2: [] }, note: u.note, noRatio: true })),
       ];
       const notes = [
         `listing: one bucket for both; ${nTags} tags (+1 pushed) in ${TAGS_REPO} and ${nRepos} repositories of one tag written with the SDK in ${formatMs(seedMs)}; ` +

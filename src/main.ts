@@ -6,7 +6,9 @@
  * are loaded when it runs, so an offline command does not start by loading the server's.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CommandError } from './cli/command-error.js';
+import { INSTALL_ROOT } from './cli/install-root.js';
 import { ConfigError } from './config/raw.js';
 
 const USAGE = `usage: berth <command> [args]
@@ -106,9 +108,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The version in package.json, which sits one level above this file in the source tree and in dist/. */
+/** The version in the installed package's package.json. */
 async function version(): Promise<string> {
-  const pkg: unknown = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+  const pkg: unknown = JSON.parse(await readFile(join(INSTALL_ROOT, 'package.json'), 'utf8'));
   const v = typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>)['version'] : undefined;
   return typeof v === 'string' ? v : 'unknown';
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
+import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys, s3StorageYaml } from './helpers/ceph.js';
 import { type Image, makeImage, pushImage } from './helpers/oci.js';
 import { freePort } from './helpers/tools.js';
 import { type Webhook, startWebhook } from './helpers/webhook.js';
@@ -40,13 +40,7 @@ http:
   addr: 127.0.0.1:${await freePort()}
   secret: notify-s3
 storage:
-  s3:
-    region: ${s3.region}
-    regionendpoint: ${s3.endpoint}
-    bucket: ${bucket}
-    accesskey: ${s3.accessKey}
-    secretkey: ${s3.secretKey}
-    rootdirectory: /${ROOT}
+${s3StorageYaml(s3, bucket, { rootdirectory: `/${ROOT}` }).join('\n')}
   maintenance:
     uploadpurging:
       enabled: false

@@ -7,6 +7,8 @@
  *   it stores and serve that.
  * - A tag revalidated by one replica is fresh on the others for `revalidate`: pulls by tag through the
  *   other replicas send no HEAD upstream.
+ * - The size of a blob not cached that one replica's HEAD upstream told is known to the others for
+ *   `revalidate`: HEADs of it through the other replicas send no HEAD upstream.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,12 +35,14 @@ describeWithS3('the mirror with replicas', (s3) => {
     let cluster: Cluster;
     const bucket = `berth-mirror-${randomBytes(4).toString('hex')}`;
     const image = makeImage(1_813, { layerCount: 3 });
+    const other = makeImage(1_814, { layerCount: 1 });
 
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'berth-replicas-mirror-'));
       upstream = await startRegistry2({ root: join(work, 'upstream') });
       proxy = await startUpstreamProxy(upstream.url);
       await pushImageToRegistry2(upstream.url, 'library/app', '1', image);
+      await pushImageToRegistry2(upstream.url, 'library/other', '1', other);
       redis = await startRedis();
       // Blobs through the replicas, not redirects to the bucket: the test reads them as a client would.
       const storage = await bucketStorage(s3, bucket, ['  redirect:', '    disable: true']);
@@ -86,6 +90,18 @@ describeWithS3('the mirror with replicas', (s3) => {
       for (const i of [0, 1, 2]) await pull(i);
       expect(proxy.count('HEAD', '/manifests/')).toBe(heads);
       expect(proxy.count('GET', '/manifests/')).toBe(gets);
+    }, 60_000);
+
+    it('a blob size one replica\'s HEAD upstream told is known to the others: one HEAD upstream for HEADs through all three', async () => {
+      const layer = other.layers[0];
+      if (layer === undefined) throw new Error('the image has no layer');
+      for (const i of [0, 1, 2]) {
+        const res = await raw(cluster.url(i), 'HEAD', `/v2/docker.io/library/other/blobs/${layer.digest}`);
+        expect(res.status).toBe(200);
+        expect(res.header('Content-Length')).toBe(String(layer.bytes.length));
+      }
+      expect(proxy.count('HEAD', `/blobs/${layer.digest}`)).toBe(1);
+      expect(proxy.count('GET', `/blobs/${layer.digest}`)).toBe(0);
     }, 60_000);
   });
 });

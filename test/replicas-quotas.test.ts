@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3 } from './helpers/ceph.js';
+import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, s3StorageYaml } from './helpers/ceph.js';
 import { blob, errorCode, locationPath, randomBytesSeeded, raw } from './helpers/oci.js';
 import { type TestRedis, redisAvailability, startRedis } from './helpers/redis.js';
 import { type Cluster, type StorageSetup, startCluster } from './helpers/replicas.js';
@@ -42,8 +42,7 @@ describeWithS3('a quota racing on two replicas over S3 with Redis', (s3: S3TestS
     const storage: StorageSetup = {
       name: 's3',
       yaml: [
-        '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
-        `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry',
+        ...s3StorageYaml(s3, bucket),
         '  quotas:', '    - repositories: ["race/**"]', '      storage: 10KiB',
       ],
       writeOrphans: () => Promise.reject(new Error('not used here')),

@@ -21,7 +21,7 @@ import { paths } from '../src/storage/paths.js';
 import { parseRepoName } from '../src/storage/reference.js';
 import { createRegistry } from '../src/storage/registry.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
-import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys, testS3Client } from './helpers/ceph.js';
+import { type S3TestSettings, createBucket, deleteBucket, describeWithS3, listKeys, s3StorageYaml, testS3Client } from './helpers/ceph.js';
 import { locationPath, randomBytesSeeded, raw, sha256 } from './helpers/oci.js';
 import { freePort } from './helpers/tools.js';
 
@@ -54,14 +54,7 @@ describeWithS3('chunked uploads on S3 across Berth processes', (s3) => {
         `  addr: 127.0.0.1:${ports[i] ?? 0}`,
         '  secret: one-secret-for-both',
         'storage:',
-        '  s3:',
-        `    region: ${s3.region}`,
-        `    regionendpoint: ${s3.endpoint}`,
-        `    bucket: ${bucket}`,
-        `    accesskey: ${s3.accessKey}`,
-        `    secretkey: ${s3.secretKey}`,
-        `    rootdirectory: /${ROOT}`,
-        '    chunksize: 5242880',
+        ...s3StorageYaml(s3, bucket, { rootdirectory: `/${ROOT}`, options: ['chunksize: 5242880'] }),
         '  redirect:',
         '    disable: true',
         '  delete:',

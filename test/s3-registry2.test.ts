@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Serving, serve } from '../src/cli/serve.js';
-import { createBucket, deleteBucket, describeWithS3, listKeys } from './helpers/ceph.js';
+import { createBucket, deleteBucket, describeWithS3, listKeys, s3StorageYaml } from './helpers/ceph.js';
 import type { S3TestSettings } from './helpers/ceph.js';
 import { blobData, layerLink, revisionLink, tagLinks } from './helpers/layout.js';
 import { type Image, answersV2, blob, locationPath, makeImage, pushBlobPostPut, putManifest, raw, randomBytesSeeded, sha256 } from './helpers/oci.js';
@@ -24,16 +24,7 @@ const ROOT = 'shared';
 const SECRET = 's3-registry2-secret';
 
 function s3Yaml(s3: S3TestSettings, bucket: string): string {
-  return `  s3:
-    region: ${s3.region}
-    regionendpoint: ${s3.endpoint}
-    bucket: ${bucket}
-    accesskey: ${s3.accessKey}
-    secretkey: ${s3.secretKey}
-    rootdirectory: /${ROOT}
-    secure: false
-    v4auth: true
-    chunksize: 5242880
+  return `${s3StorageYaml(s3, bucket, { rootdirectory: `/${ROOT}`, options: ['secure: false', 'v4auth: true', 'chunksize: 5242880'] }).join('\n')}
   delete:
     enabled: true
   maintenance:

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Serving, serve } from '../src/cli/serve.js';
-import { createBucket, deleteBucket, describeWithS3, listKeys, testS3Client } from './helpers/ceph.js';
+import { createBucket, deleteBucket, describeWithS3, listKeys, s3StorageYaml, testS3Client } from './helpers/ceph.js';
 import type { S3TestSettings } from './helpers/ceph.js';
 import { readOciLayout, singlePlatformImage, writeImageLayout } from './helpers/images.js';
 import { blobData, layerLink, revisionLink, tagLinks } from './helpers/layout.js';
@@ -35,14 +35,7 @@ http:
   addr: 127.0.0.1:${await freePort()}
   secret: s3-end-to-end
 storage:
-  s3:
-    region: ${s3.region}
-    regionendpoint: ${s3.endpoint}
-    bucket: ${bucket}
-    accesskey: ${s3.accessKey}
-    secretkey: ${s3.secretKey}
-    rootdirectory: /${ROOT}
-    chunksize: 5242880
+${s3StorageYaml(s3, bucket, { rootdirectory: `/${ROOT}`, options: ['chunksize: 5242880'] }).join('\n')}
   delete:
     enabled: true
   maintenance:

@@ -6,14 +6,15 @@
  * storage` line to know it is ready (listing), which is logged at `info` (and so, until the access log
  * can be switched off, one JSON line per request).
  *
- * Berth runs as it does in production, compiled (`buildBerth`: tsc into a temporary directory, then
- * `node <dir>/dist/main.js`), or straight from the sources through tsx (`BERTH_TSX`, quicker to start
+ * Berth runs as it does in production, built (`buildBerth`: the bundle of scripts/build-server.ts into
+ * a temporary directory, then `node <dir>/dist/main.js`), or straight from the sources through tsx (`BERTH_TSX`, quicker to start
  * a development run). Either may get extra Node flags (`--cpu-prof`, `--heap-prof`).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildServer } from '../../scripts/build-server.js';
 import { type Server, freePort, run, runResult, startServer, which } from './proc.js';
 
 /** The checkout's root (the directory holding package.json and src/). */
@@ -51,27 +52,29 @@ export const BERTH_TSX: BerthCommand = {
 };
 
 /**
- * Compiles the checkout (tsconfig.build.json) into `dir`/dist and answers the command running it; a
- * `node_modules` link in `dir` lets the compiled modules find the checkout's dependencies. tsc emits
- * even when it reports type errors (others may be mid-edit in a shared tree): the run then goes on
- * with what was emitted, and the label says so.
- * @throws when nothing runnable was emitted
+ * Builds the checkout as `npm run build` does (scripts/build-server.ts: the bundle) into `dir`/dist and
+ * answers the command running it. The type check runs first, as in `npm run build`, but does not stop
+ * the run (others may be mid-edit in a shared tree): the run goes on with what was built, and the
+ * label says so.
+ * @throws when nothing runnable was built
  */
 export async function buildBerth(dir: string, log: (line: string) => void): Promise<BerthCommand> {
   await mkdir(dir, { recursive: true });
+  // The bundle loads classic-level (a native addon, outside it) from node_modules, as the image does.
   await symlink(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
   const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const out = join(dir, 'dist');
-  const r = await runResult(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false'], {
+  const r = await runResult(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--noEmit'], {
     cwd: REPO_ROOT,
     timeoutMs: 300_000,
   });
+  await buildServer(out);
   const main = join(out, 'main.js');
-  if (!existsSync(main)) throw new Error(`tsc emitted no ${main}:\n${r.stdout}${r.stderr}`);
-  let label = 'node dist/main.js (compiled with tsconfig.build.json)';
+  if (!existsSync(main)) throw new Error(`the build wrote no ${main}`);
+  let label = 'node dist/main.js (built as npm run build does: the bundle)';
   if (r.code !== 0) {
     const files = [...new Set([...r.stdout.matchAll(/^(\S+?)\(\d+,\d+\): error/gm)].map((m) => m[1]))];
-    log(`warning: tsc reported type errors in ${files.join(', ') || 'the checkout'}; benchmarking what it emitted`);
+    log(`warning: tsc reported type errors in ${files.join(', ') || 'the checkout'}; benchmarking what was built`);
     label += ` with type errors reported in ${files.join(', ') || '?'}`;
   }
   return { label, cmd: process.execPath, args: [main] };

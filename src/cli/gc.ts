@@ -130,6 +130,8 @@ function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void
       return log.info(`Deleting blob: ${e.path}`);
     case 'leftover-removed':
       return log.info(`removing ${e.what}: ${e.path}`);
+    case 'leftover-scan':
+      return log.info(`crash leftovers: ${e.whole ? 'looking through the whole tree' : 'not looking'}: ${e.why}`);
     case 'blob-kept':
       return log.info(`keeping blob ${e.digest}: ${e.reason}`);
     case 'warning':

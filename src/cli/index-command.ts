@@ -56,11 +56,13 @@ export async function startIndex(config: Config, driver: StorageDriver, log: Log
 /**
  * For `serve` with `redis` (replicas): the listing index in Redis (src/indexdb/redis-index.ts), shared
  * by every replica, rebuilt by whichever replica finds it incomplete. The module is loaded only then.
+ * The offline commands pass `autoRebuild: false`: they report their writes to it or read it, and
+ * leave rebuilding to the replicas and `berth index rebuild`.
  */
-export async function startRedisIndex(replicas: Replicas, driver: StorageDriver, log: Logger): Promise<RedisIndex> {
+export async function startRedisIndex(replicas: Replicas, driver: StorageDriver, log: Logger, autoRebuild = true): Promise<RedisIndex> {
   const { createRedisIndex } = await import('../indexdb/redis-index.js');
   return createRedisIndex({
-    client: replicas.client, source: createIndexSource(driver), lock: replicas.lock('idx:rebuild:lock'), log, prefix: `${replicas.prefix}idx:`,
+    client: replicas.client, source: createIndexSource(driver), lock: replicas.lock('idx:rebuild:lock'), log, prefix: `${replicas.prefix}idx:`, autoRebuild,
   });
 }
 

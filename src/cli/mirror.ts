@@ -94,15 +94,24 @@ export async function startMirror(config: Config, storage: MirrorStorage, log: L
 const FETCH_LEASE_MS = 10_000;
 
 /**
- * The replicas' fetch leases (`<prefix>mirror:fetch:<kind>:<name>…`, cluster locks) and revalidation
- * times (`<prefix>mirror:checked:<name>:<tag>`, a key that expires `revalidate` after it was set) in Redis.
+ * The replicas' fetch leases (`<prefix>mirror:fetch:<kind>:<name>…`, cluster locks), revalidation
+ * times (`<prefix>mirror:checked:<name>:<tag>`) and blob sizes told by a HEAD upstream
+ * (`<prefix>mirror:size:<name>@<digest>`) in Redis, the last two keys expiring `revalidate` after they were set.
  */
 function redisSharing(replicas: Replicas): MirrorSharing {
   const checked = (key: string): string => `${replicas.prefix}mirror:checked:${key}`;
+  const size = (key: string): string => `${replicas.prefix}mirror:size:${key}`;
+  const px = (ms: number): number => Math.max(1, Math.round(ms));
   return {
     tryLease: (key) => replicas.lock(`mirror:fetch:${key}`, FETCH_LEASE_MS).tryAcquire(),
     checkedRecently: async (key) => (await replicas.client.call('EXISTS', checked(key))) === 1,
-    markChecked: async (key, ms) => void (await replicas.client.call('SET', checked(key), '1', 'PX', Math.max(1, Math.round(ms)))),
+    markChecked: async (key, ms) => void (await replicas.client.call('SET', checked(key), '1', 'PX', px(ms))),
+    knownSize: async (key) => {
+      const text = await replicas.client.call('GET', size(key));
+      const n = typeof text === 'string' ? Number(text) : Number.NaN;
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+    },
+    noteSize: async (key, n, ms) => void (await replicas.client.call('SET', size(key), String(n), 'PX', px(ms))),
   };
 }
 

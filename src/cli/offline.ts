@@ -7,6 +7,12 @@
  * deletions only against this process, not against a server. A command that writes (garbage-collect
  * without --dry-run, check --repair) therefore refuses, unless `--force`, when a server holds the root
  * (root-holder.ts), and holds the root itself while it runs so no server starts meanwhile.
+ *
+ * With `redis` (replicas), a command that writes reports each of its writes to the replicas' index in
+ * Redis, as a serving replica does (redis-index.ts: the item is re-read from storage), so the catalog,
+ * tags, referrers and usage the replicas answer stay right after an offline collection or repair. The
+ * index only hears of the writes; the command reads storage itself. Redis unreachable: the command
+ * runs (it never needed Redis), and says that `berth index rebuild` must follow.
  */
 import { loadConfig } from '../config/parse.js';
 import { holdRootForWriting, indexLocation, otherHolder } from './root-holder.js';
@@ -14,8 +20,9 @@ import type { IndexLevel } from '../indexdb/entries.js';
 import { openLevel } from '../indexdb/open.js';
 import { offlineTimes } from '../indexdb/times.js';
 import { driverFor, loggerFor } from './setup.js';
-import { startRedisTimes } from './index-command.js';
-import { startReplicas } from './replicas.js';
+import { startRedisIndex, startRedisTimes } from './index-command.js';
+import { type Replicas, startReplicas } from './replicas.js';
+import type { RegistryIndex } from '../storage/indexing/index-port.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { type LocalRegistry, createRegistry } from '../storage/registry.js';
@@ -78,8 +85,9 @@ export async function openOffline(
   if (served) log.info('a Berth server is serving this root; this command only reads it');
   // With `redis` the times are the replicas' (in Redis); else a reading command opens the database
   // itself for them, unless a server holds it.
-  const replicas = wantsTimes && config.redis !== undefined ? await startReplicas(config, log, false) : undefined;
-  const shared = replicas && (await startRedisTimes(replicas, log));
+  const replicas = (wantsTimes || writes) && config.redis !== undefined ? await connectShared(config, log, writes !== undefined) : undefined;
+  const shared = wantsTimes && replicas ? await startRedisTimes(replicas, log) : undefined;
+  const index = writes && replicas ? await startRedisIndex(replicas, driver, log, false) : undefined;
   if (wantsTimes && !shared && !writes && !served && storage.driver === 'filesystem') held = await openLevel(indexLocation(storage.rootdirectory), log);
   const opened = !writes ? held : undefined;
   if (wantsTimes && !shared && !held) log.warn('push times are the link files\' modification times and pull times are unknown: the index database is not available');
@@ -89,14 +97,43 @@ export async function openOffline(
     deleteEnabled: needs.deletes === true || storage.delete.enabled,
     immutableTags: storage.immutabletags,
     ...(times && { times }),
+    ...(index && { index: reportingOnly(index) }),
   });
   const close = async (): Promise<void> => {
+    if (index && !(await index.settle())) log.warn('some changes did not reach the index in redis: run `berth index rebuild` before the replicas list again');
+    await index?.close();
     await shared?.close();
     await replicas?.close();
     await opened?.close();
     await release();
   };
   return { config, log, registry, timesKnown: times !== undefined, close };
+}
+
+/**
+ * The replicas' Redis for an offline command. A command that writes goes on without it when it cannot
+ * be reached (offline commands never needed Redis), saying the index in Redis must then be rebuilt.
+ */
+async function connectShared(config: Config, log: Logger, writes: boolean): Promise<Replicas | undefined> {
+  if (!writes) return startReplicas(config, log, false);
+  try {
+    return await startReplicas(config, log, false);
+  } catch (err) {
+    log.warn('redis cannot be reached: the index in redis will not hear of this command\'s changes; run `berth index rebuild` after it', {
+      err: err instanceof Error ? err.message : String(err),
+    });
+    return undefined;
+  }
+}
+
+/** `index` told of every write, and asked nothing: an offline command reads storage itself. */
+function reportingOnly(index: RegistryIndex): RegistryIndex {
+  return {
+    repositories: async () => undefined,
+    tags: async () => undefined,
+    referrers: async () => undefined,
+    onChange: (change) => index.onChange(change),
+  };
 }
 
 /** Where command output goes; a test passes its own. */

@@ -12,7 +12,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createSecureContext } from 'node:tls';
 import { loadConfig } from '../config/parse.js';
 import { ConfigError } from '../config/raw.js';
@@ -26,6 +25,7 @@ import { quotaWarnings } from './quota-warnings.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
+import { INSTALL_ROOT } from './install-root.js';
 import type { Config } from '../config/schema.js';
 import { type Health, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
@@ -104,8 +104,11 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const notifier = config.notifications && (await (await import('./notifications.js')).startNotifications(config, log, metrics.registry, driver, replicas));
   if (notifier) opened.push(() => notifier.stop());
   const quotaMetrics = createQuotaMetrics(metrics.registry);
+  // Another process may take an upload's next request with replicas or on S3 (a filesystem root
+  // without redis has one server): chunked uploads then save their hash state for it (uploads.ts).
+  const sharedUploads = replicas !== undefined || storage.driver === 's3';
   const storageRegistry = createRegistry({
-    driver, deleteEnabled: storage.delete.enabled, ...indexed, ...(replicas && { linkGate: replicas.linkGate, tagLanes: replicas.tagLanes, quotaLocks: replicas.quotaLocks }),
+    driver, deleteEnabled: storage.delete.enabled, sharedUploads, ...indexed, ...(replicas && { linkGate: replicas.linkGate, tagLanes: replicas.tagLanes, quotaLocks: replicas.quotaLocks }),
     immutableTags: storage.immutabletags,
     quotas: storage.quotas,
     observeQuota: (reading) => quotaMetrics.record(reading),
@@ -113,7 +116,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   });
   // The pull-through cache (`proxy`) wraps the registry HTTP serves; storage and the collector see the plain one.
   const evictable = config.proxy && createRegistry({
-    driver, deleteEnabled: true, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
+    driver, deleteEnabled: true, sharedUploads, ...indexed, linkGate: storageRegistry.linkGate, tagLanes: storageRegistry.tagLanes,
   });
   const mirror = evictable && (await (await import('./mirror.js')).startMirror(config, { local: storageRegistry, evictable }, log, metrics.registry, replicas));
   if (mirror) opened.push(() => mirror.close());
@@ -246,8 +249,8 @@ async function listenDebug(
   return debug;
 }
 
-/** Where `npm run build:ui` writes the web UI: dist/ui/ of the package (from src/cli/ or dist/cli/ alike). */
-export const UI_ASSETS_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+/** Where `npm run build:ui` writes the web UI: dist/ui/ of the installed package. */
+export const UI_ASSETS_DIR = join(INSTALL_ROOT, 'dist', 'ui');
 
 async function uiAssets(log: Logger): Promise<UiAssets | undefined> {
   const { loadUiAssets } = await import('../http/ui/assets.js');

@@ -6,6 +6,7 @@
  * `berth_mirror_requests_total` metric.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Config, QuotaConfig } from '../config/schema.js';
 import type { GcReport } from '../gc/report.js';
@@ -13,6 +14,7 @@ import type { HealthState } from '../health/health.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { ServerStatusSource } from '../http/management/status.js';
 import { formatBytes } from '../storage/registry.js';
+import { INSTALL_ROOT } from './install-root.js';
 
 /** How many finished collections the status keeps. */
 const KEPT_RUNS = 10;
@@ -125,7 +127,7 @@ async function upstreamsOf(config: Config, metrics: MetricsRegistry): Promise<{ 
 /** package.json's version (beside dist/ and src/ alike). */
 async function readVersion(): Promise<string> {
   try {
-    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    const pkg = JSON.parse(await readFile(join(INSTALL_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
   } catch {
     return 'unknown';

@@ -12,8 +12,10 @@
  *   `registry:catalog:*`).
  * - When nobody serves the root, the command opens the index itself, rebuilds it from the tree (as a
  *   server does at every start: a database found on disk is never trusted) and reads the figures.
- * - With `redis` (replicas) there is no LevelDB index and the Redis one keeps no usage yet, and
- *   in-memory storage keeps nothing: the command says so and exits 1.
+ * - With `redis` (replicas) the figures are in the replicas' index in Redis: the command reads them
+ *   there (with the push and pull times beside them), once the index is complete (it waits up to 30 s
+ *   for a replica's rebuild; else it says so and exits 1).
+ * - In-memory storage keeps nothing: the command says so and exits 1.
  */
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
@@ -26,12 +28,18 @@ import { createIndexSource } from '../storage/indexing/index-source.js';
 import { type RepoUsage, createRegistry } from '../storage/registry.js';
 import { createDriver } from '../storage/driver/factory.js';
 import { CommandError } from './command-error.js';
+import { RegistryError } from '../errors.js';
 import { type CommandIo, processIo } from './offline.js';
 import { describeHolder, indexLocation, otherHolder, recordHolder } from './root-holder.js';
 import { parseAddr } from './serve.js';
-import { loggerFor } from './setup.js';
+import { driverFor, loggerFor } from './setup.js';
+import { startRedisIndex, startRedisTimes } from './index-command.js';
+import { startReplicas } from './replicas.js';
 
 export const USAGE_USAGE = 'usage: berth usage [prefix] [config.yml]\n';
+
+/** How long the command waits for the index in Redis to be complete. */
+const READY_WAIT_MS = 30_000;
 
 /** How many repositories one request to a server asks for. */
 const PAGE = 1000;
@@ -74,7 +82,7 @@ export async function usageCommand(cmd: UsageArgs, env: Record<string, string | 
 }
 
 async function figuresFor(config: Config, prefix: string | undefined, env: Record<string, string | undefined>, io: CommandIo): Promise<UsageRow[]> {
-  if (config.redis !== undefined) throw new CommandError('with redis (replicas) no index keeps usage figures yet');
+  if (config.redis !== undefined) return readRedisIndex(config, prefix, io);
   if (config.storage.driver !== 'filesystem') throw new CommandError(`${config.storage.driver} storage keeps no index, and so no usage figures`);
   const other = await otherHolder(config);
   if (other !== undefined) {
@@ -101,6 +109,34 @@ async function readIndex(config: Config, rootdirectory: string, prefix: string |
   } finally {
     await forget();
     await index.close();
+  }
+}
+
+/** Reads every figure from the replicas' index in Redis, once it is complete. */
+async function readRedisIndex(config: Config, prefix: string | undefined, io: CommandIo): Promise<RepoUsage[]> {
+  const log = loggerFor(config, (line) => io.stderr(`${line}\n`));
+  const replicas = await startReplicas(config, log, false);
+  if (replicas === undefined) throw new CommandError('redis is not configured');
+  try {
+    const driver = await driverFor(config.storage);
+    const index = await startRedisIndex(replicas, driver, log, false);
+    const times = await startRedisTimes(replicas, log);
+    try {
+      if (!(await index.ready(READY_WAIT_MS))) {
+        throw new CommandError(`the index in redis (${replicas.client.where}) is not complete: a replica rebuilds it when it notices, or run \`berth index rebuild\``);
+      }
+      const registry = createRegistry({ driver, deleteEnabled: false, index, times });
+      return await registry.management.usages({ prefix }).catch((err: unknown) => {
+        // The index is complete but may not answer usage (a repository's links could not be read).
+        if (err instanceof RegistryError) throw new CommandError(`the index in redis cannot answer: ${err.message}`);
+        throw err;
+      });
+    } finally {
+      await times.close();
+      await index.close();
+    }
+  } finally {
+    await replicas.close();
   }
 }
 

@@ -17,14 +17,14 @@
  * While walking, the newest link time of each digest (any repository's `_layers` or revision link) is
  * noted, for the sweep's grace period.
  *
- * Each repository's folders are read in one pass (Inventory.contents), which also yields what the later
- * steps need from them, so that none of them reads the tree again: the layer links the repository's own
- * manifests do not reference (the only ones that can name a blob the sweep deletes: removeLayerLinks),
- * its unfinished tags and the temporary files in its folders (leftovers.ts).
+ * Each repository is read with one listing of its revisions and one of its layer links (Inventory.contents;
+ * the link folders themselves are opened only for their times, online), which also yields the layer
+ * links the repository's own manifests do not reference: the only ones that can name a blob the sweep
+ * deletes (removeLayerLinks). Crash leftovers are not looked for here (leftovers.ts).
  */
 import type { Digest } from '../storage/digest.js';
-import type { Inventory, Leftover, LinkEntry, ManifestReferences } from '../storage/maintenance/inventory.js';
-import type { RepoName, Tag } from '../storage/reference.js';
+import type { Inventory, LinkEntry, ManifestReferences } from '../storage/maintenance/inventory.js';
+import type { RepoName } from '../storage/reference.js';
 import type { EmitEvent, Warnings } from './report.js';
 
 export interface MarkOptions {
@@ -57,12 +57,6 @@ export interface MarkState {
    * marked later is dropped when used), in repository order: the only links a sweep can leave dangling.
    */
   readonly looseLayers: { readonly repo: RepoName; readonly digest: Digest }[];
-  /** Tags without a current link, in repository order. */
-  readonly unfinishedTags: { readonly repo: RepoName; readonly tag: Tag }[];
-  /** Temporary files found in the repositories' folders, in repository order. */
-  readonly leftovers: Leftover[];
-  /** The repository folders the mark looked through (Inventory.contents): the leftovers' walk skips them. */
-  readonly folders: Set<string>;
 }
 
 /**
@@ -81,7 +75,7 @@ export async function markAll(inv: Inventory, opts: MarkOptions): Promise<MarkSt
   const repos: RepoName[] = [];
   for await (const repo of inv.repositories(signalOf(opts))) repos.push(repo);
   const state: MarkState = {
-    marked: new Set(), linkTimes: new Map(), untagged: [], repositories: repos, looseLayers: [], unfinishedTags: [], leftovers: [], folders: new Set(),
+    marked: new Set(), linkTimes: new Map(), untagged: [], repositories: repos, looseLayers: [],
   };
   for (let from = 0; from < repos.length; from += MARK_AT_ONCE) {
     opts.signal?.throwIfAborted();
@@ -122,17 +116,11 @@ export async function markTree(inv: Inventory, repo: RepoName, d: Digest, opts: 
 interface RepositoryFindings {
   readonly repo: RepoName;
   readonly looseLayers: readonly Digest[];
-  readonly unfinishedTags: readonly Tag[];
-  readonly leftovers: readonly Leftover[];
-  readonly folders: readonly string[];
 }
 
 function note(state: MarkState, found: RepositoryFindings): void {
   const { repo } = found;
   for (const digest of found.looseLayers) if (!state.marked.has(digest)) state.looseLayers.push({ repo, digest });
-  for (const tag of found.unfinishedTags) state.unfinishedTags.push({ repo, tag });
-  state.leftovers.push(...found.leftovers);
-  for (const f of found.folders) state.folders.add(f);
 }
 
 async function markRepository(inv: Inventory, repo: RepoName, opts: MarkOptions, state: MarkState): Promise<RepositoryFindings> {
@@ -151,9 +139,6 @@ async function markRepository(inv: Inventory, repo: RepoName, opts: MarkOptions,
   return {
     repo,
     looseLayers: contents.layers.filter((l) => !state.marked.has(l.digest)).map((l) => l.digest),
-    unfinishedTags: contents.unfinishedTags,
-    leftovers: contents.leftovers,
-    folders: contents.folders,
   };
 }
 

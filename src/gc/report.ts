@@ -50,6 +50,8 @@ export type GcEvent =
   | { readonly type: 'blob-kept'; readonly digest: Digest; readonly reason: string }
   /** A crash leftover removed (leftovers.ts): a driver path, or `<repo>:<tag>` for an unfinished tag. */
   | { readonly type: 'leftover-removed'; readonly what: string; readonly path: string }
+  /** Whether the run looks through the whole tree for crash leftovers, and why (leftovers.ts). */
+  | { readonly type: 'leftover-scan'; readonly whole: boolean; readonly why: string }
   | { readonly type: 'progress'; readonly phase: 'mark' | 'sweep'; readonly done: number; readonly total: number };
 
 export type EmitEvent = (e: GcEvent) => void;

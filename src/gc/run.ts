@@ -175,7 +175,7 @@ async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContex
   run.progress.keptYoung = swept.keptYoung;
   run.progress.layerLinksRemoved = await removeLayerLinks(inv, state.looseLayers, swept.deleted, sweepOptions);
   const leftoverAge = Math.max(opts.graceMs, opts.leftoverMinAgeMs ?? LEFTOVER_MIN_AGE_MS);
-  const leftovers = await removeLeftovers(inv, state, {
+  const leftovers = await removeLeftovers(inv, state.repositories, {
     ...sweepOptions,
     youngAfter: leftoverAge > 0 ? run.runStart - leftoverAge : undefined,
   });

@@ -130,8 +130,11 @@ async function eligibleBlobs(
 ): Promise<{ eligible: { digest: Digest; size: number }[]; young: number }> {
   const eligible: { digest: Digest; size: number }[] = [];
   let young = 0;
-  for await (const b of inv.blobs(signalOf(opts))) {
-    if (state.marked.has(b.digest)) continue;
+  // The store's folders are listed, and only the unmarked blobs' data stat'ed (their size and age).
+  for await (const d of inv.blobDigests(signalOf(opts))) {
+    if (state.marked.has(d)) continue;
+    const b = await inv.statBlob(d, signalOf(opts));
+    if (b === undefined) continue; // a folder without data: no blob
     if (isYoung(b.modTime, opts) || isYoung(state.linkTimes.get(b.digest), opts)) young += 1;
     else eligible.push({ digest: b.digest, size: b.size });
   }

@@ -6,7 +6,8 @@
  * 2. START_GENERATION: the next generation, `building`, with `dirty` and `distrust` empty. From here
  *    no replica answers from the index, and every refresh any replica applies is recorded in `dirty`.
  * 3. Remove every derived key (`d:…`), then walk storage (the same IndexSource the LevelDB rebuild
- *    walks) and write what it finds in batches.
+ *    walks) and write what it finds in batches: catalog, tags, referrers, and for usage every
+ *    repository's layer links and revisions, then the size of each blob they link (one stat each).
  * 4. Catch up: re-read every item in `dirty` (through the replicas' own ticketed refresh), until
  *    COMPLETE_GENERATION finds `dirty` empty and makes the generation `complete` in the same step.
  *    If the generation is no longer ours (Redis lost it, or was flushed), the rebuild fails and the
@@ -18,7 +19,7 @@ import type { Digest } from '../storage/digest.js';
 import type { IndexChange, IndexSource, RepoName } from '../storage/indexing/index-port.js';
 import { isIndexable } from './keys.js';
 import { eachLimited } from './rebuild.js';
-import { COMPLETE_GENERATION, type IndexKeys, START_GENERATION } from './redis-scripts.js';
+import { COMPLETE_GENERATION, type IndexKeys, START_GENERATION, WALK_LINKS } from './redis-scripts.js';
 
 export interface RedisRebuildReport {
   readonly generation: number;
@@ -104,9 +105,11 @@ async function walk(o: RedisRebuildOptions, signal: AbortSignal): Promise<{ repo
       await o.client.call('ZADD', key, ...members.slice(i, i + BATCH).flatMap((m) => [0, m]));
     }
   };
-  const distrust = async (repo: RepoName, why: string, err?: unknown): Promise<void> => {
+  const distrust = async (repo: RepoName, why: string, err?: unknown, usage = false): Promise<void> => {
     o.warn(`index: ${why}; its listings come from storage`, { repository: repo, ...(err !== undefined && { err: String(err) }) });
     await o.client.call('SADD', k.distrust, repo);
+    // Usage figures depend on every repository's links: missing ones turn them all off.
+    if (usage) await o.client.call('HSET', k.meta, 'usage', 'distrust');
   };
   const tagsOf = async (repo: RepoName): Promise<void> => {
     const names = await o.source.tagNames(repo, call);
@@ -114,9 +117,21 @@ async function walk(o: RedisRebuildOptions, signal: AbortSignal): Promise<{ repo
     await zadd(k.tags(repo), names);
     counts.tags += names.length;
   };
+  /** Every blob some repository links (usage): their sizes are written once the repositories are walked. */
+  const linked = new Set<Digest>();
+  const links = async (repo: RepoName, set: 'lay' | 'rev', digests: readonly Digest[]): Promise<void> => {
+    for (let i = 0; i < digests.length; i += BATCH) await o.client.run(WALK_LINKS, [], [k.prefix, set, repo, ...digests.slice(i, i + BATCH)]);
+    for (const d of digests) linked.add(d);
+  };
+  const layersOf = async (repo: RepoName): Promise<void> => {
+    const layers: Digest[] = [];
+    for await (const d of o.source.layers(repo, call)) layers.push(d);
+    await links(repo, 'lay', layers);
+  };
   const referrersOf = async (repo: RepoName): Promise<void> => {
     const revisions: Digest[] = [];
     for await (const d of o.source.revisions(repo, call)) revisions.push(d);
+    await links(repo, 'rev', revisions);
     await eachLimited(revisions, ITEMS_AT_ONCE, async (d) => {
       const ref = (await o.source.revisionFacts(d, call)).referrer;
       if (!ref) return;
@@ -128,20 +143,47 @@ async function walk(o: RedisRebuildOptions, signal: AbortSignal): Promise<{ repo
   const names = await o.source.repositories(call);
   if (!names.every(isIndexable)) {
     o.warn('index: a repository name cannot be indexed; the catalog is listed from storage', {});
-    await o.client.call('HSET', k.meta, 'catalog', 'distrust');
+    await o.client.call('HSET', k.meta, 'catalog', 'distrust', 'usage', 'distrust');
   }
   const indexable = names.filter(isIndexable);
   await zadd(k.repos, indexable);
   counts.repositories = indexable.length;
   await eachLimited(indexable, REPOS_AT_ONCE, async (repo) => {
-    for (const part of [tagsOf, referrersOf]) {
+    for (const part of [tagsOf, referrersOf, layersOf]) {
       try {
         await part(repo);
       } catch (err) {
         if (signal.aborted) throw err;
-        await distrust(repo, 'part of a repository could not be read', err);
+        await distrust(repo, 'part of a repository could not be read', err, part !== tagsOf);
       }
     }
   });
+  await sizesOf(o, [...linked], signal);
   return counts;
+}
+
+/** Writes the size of every blob in `digests` that has data (one stat each); a blob that cannot be read turns usage off. */
+async function sizesOf(o: RedisRebuildOptions, digests: readonly Digest[], signal: AbortSignal): Promise<void> {
+  let fields: (string | number)[] = [];
+  const flush = async (): Promise<void> => {
+    const now = fields;
+    fields = [];
+    if (now.length > 0) await o.client.call('HSET', o.keys.sizes, ...now);
+  };
+  await eachLimited(digests, ITEMS_AT_ONCE, async (d) => {
+    signal.throwIfAborted();
+    let size: number | undefined;
+    try {
+      size = (await o.source.blob(d, { signal }))?.size;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      o.warn('index: a linked blob could not be read; usage figures are not answered until the next rebuild', { digest: d, err: String(err) });
+      await o.client.call('HSET', o.keys.meta, 'usage', 'distrust');
+      return;
+    }
+    if (size === undefined) return;
+    fields.push(d, size);
+    if (fields.length >= BATCH * 2) await flush();
+  });
+  await flush();
 }

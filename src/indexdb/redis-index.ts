@@ -24,6 +24,20 @@
  * same atomic step that finds `dirty` empty. So a write on any replica during the walk is never lost
  * to a value the walk read before it.
  *
+ * Usage (redis-usage.ts). Each repository's `_layers` links and revisions, the repositories linking
+ * each blob and each blob's size are refreshed by the same ticketed item changes (a layer or revision
+ * refresh also re-reads its blob's size, under the blob's own item), so usage figures and quotas'
+ * figures come from the index as with LevelDB. If a repository's links cannot be read, no usage
+ * figure is answered until the next rebuild (its missing links would make others' shared bytes wrong).
+ *
+ * A repository delete (a `contents` change: its `_manifests` or `_layers` folder removed) is taken in
+ * item by item, as the LevelDB index does: every tag, revision and layer link the index holds for
+ * the repository and every one storage holds now is refreshed as if reported alone; the index stays
+ * complete. Only a change no item names (`everything`) marks it stale for a rebuild.
+ *
+ * Forgetting tickets. `applied` would grow by every item ever refreshed; redis-trim.ts keeps it to
+ * the items refreshed in the last minutes (each refresh is recorded in flight until it applies).
+ *
  * Tag lists. Each replica holds whole tag lists in memory with the version Redis gave them (the
  * generation and a per-repository count of tag changes, bumped in the same script that changes the
  * tags); a query sends the version it holds and gets only "unchanged" back when it is current, so a
@@ -41,11 +55,15 @@ import type { RedisClient } from '../coordination/redis-client.js';
 import type { Logger } from '../log.js';
 import type { Digest } from '../storage/digest.js';
 import { type IndexChange, type IndexSource, type IndexedReferrer, type ListRange, type RegistryIndex, type RepoName, sliceSorted } from '../storage/indexing/index-port.js';
+import type { RepoScope, ScopeUsage, UsageFigures, UsageQuery } from '../storage/indexing/index-port.js';
 import { messageOf } from './open.js';
 import { itemKey } from './refresh.js';
+import { eachLimited } from './rebuild.js';
 import { type RedisRebuildReport, rebuildRedisIndex } from './redis-index-rebuild.js';
-import { APPLY, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAG_LIST, indexKeys, lexRange } from './redis-scripts.js';
-import { isIndexable } from './keys.js';
+import { type ItemChange, itemsOf, readItem } from './redis-refresh.js';
+import { APPLY, type IndexKeys, MARK_STALE, QUERY_REFERRERS, QUERY_REPOS, QUERY_TAG_LIST, TAKE_TICKET, indexKeys, lexRange } from './redis-scripts.js';
+import { REFRESH_MAX_MS, trimApplied } from './redis-trim.js';
+import { type RedisUsage, redisUsage } from './redis-usage.js';
 
 export type { RedisRebuildReport } from './redis-index-rebuild.js';
 
@@ -53,12 +71,26 @@ export type { RedisRebuildReport } from './redis-index-rebuild.js';
 export type RedisIndexState = 'ready' | 'rebuilding' | 'failed' | 'closed';
 
 export interface RedisIndex extends RegistryIndex {
+  usage(repo: RepoName): Promise<UsageFigures | undefined>;
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined>;
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined>;
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined>;
   /** `ready` when the last look at Redis found the index complete. */
   readonly state: RedisIndexState;
   /** Rebuilds from storage now (waits for the cluster lock); undefined when it failed or lost the lock. */
   rebuild(): Promise<RedisRebuildReport | undefined>;
+  /**
+   * Forgets the `applied` tickets below the lowest ticket in flight (about once a minute on one
+   * replica, or now with `force`); answers how many were dropped. @throws when Redis fails
+   */
+  trim(force?: boolean): Promise<number>;
   /** Resolves once the index is complete in Redis (polling), false after `timeoutMs`. */
   ready(timeoutMs?: number): Promise<boolean>;
+  /**
+   * Re-applies the changes that failed (Redis away); if some still fail, tries to mark the index stale
+   * so a rebuild takes them in. Answers false when neither worked (the index may now be wrong).
+   */
+  settle(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -80,6 +112,13 @@ const TAGS_HELD = 200_000;
 /** How often a replica retries refreshes that failed, and may start another rebuild. */
 const RETRY_MS = 1_000;
 
+
+/** How many items of a `contents` change (a repository delete) are refreshed at once. */
+const CONTENTS_AT_ONCE = 16;
+
+/** How many times a refresh reads again after APPLY refused it for taking longer than REFRESH_MAX_MS. */
+const REFRESH_TRIES = 3;
+
 /** The index; it starts a rebuild in the background at once when Redis holds no complete one. */
 export function createRedisIndex(o: RedisIndexOptions): RedisIndex {
   return new SharedIndex(o);
@@ -97,9 +136,11 @@ class SharedIndex implements RedisIndex {
   /** Whole tag lists held in memory, by repository, with the version Redis gave them (QUERY_TAG_LIST). */
   private readonly tagLists = new Map<string, { version: string; tags: readonly string[] }>();
   private tagsHeld = 0;
+  private readonly usageOf: RedisUsage;
 
   constructor(private readonly o: RedisIndexOptions) {
     this.keys = indexKeys(o.prefix ?? 'berth:idx:');
+    this.usageOf = redisUsage(o.client, this.keys);
     this.timer = setInterval(() => void this.tick(), RETRY_MS);
     this.timer.unref();
     void this.tick();
@@ -132,6 +173,22 @@ class SharedIndex implements RedisIndex {
     return referrers.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   }
 
+  usage(repo: RepoName): Promise<UsageFigures | undefined> {
+    return this.ask(() => this.usageOf.usage(repo));
+  }
+
+  usages(query: UsageQuery): Promise<UsageFigures[] | undefined> {
+    return this.ask(() => this.usageOf.usages(query));
+  }
+
+  scopeUsage(scope: RepoScope): Promise<ScopeUsage | undefined> {
+    return this.ask(() => this.usageOf.scopeUsage(scope));
+  }
+
+  scopeLinks(scope: RepoScope, d: Digest): Promise<boolean | undefined> {
+    return this.ask(() => this.usageOf.scopeLinks(scope, d));
+  }
+
   async onChange(change: IndexChange): Promise<void> {
     if (this.seen === 'closed') return;
     try {
@@ -157,6 +214,24 @@ class SharedIndex implements RedisIndex {
     return false;
   }
 
+  async settle(): Promise<boolean> {
+    for (const [key, change] of [...this.failed]) {
+      try {
+        await this.apply(change);
+        this.failed.delete(key);
+      } catch {
+        break;
+      }
+    }
+    if (this.failed.size === 0) return true;
+    try {
+      await this.o.client.run(MARK_STALE, [this.keys.meta], []);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async close(): Promise<void> {
     this.seen = 'closed';
     clearInterval(this.timer);
@@ -169,52 +244,50 @@ class SharedIndex implements RedisIndex {
    * already. `record: false` is the rebuilder's catch-up, which must not record its own refreshes.
    */
   async apply(change: IndexChange, record = true): Promise<void> {
+    if (change.kind === 'everything') return this.markStale();
+    if (change.kind === 'contents') return this.applyContents(change.repo, record);
     const k = this.keys;
-    // A repository's whole folder (a repository delete) is re-read by a rebuild here; the LevelDB
-    // index re-reads its items instead (refresh.ts itemsOf). Not done for this index yet.
-    if (change.kind === 'everything' || change.kind === 'contents') {
-      await this.o.client.run(MARK_STALE, [k.meta], []);
-      this.seen = 'rebuilding';
-      this.kick();
-      return;
+    for (let tries = 1; ; tries++) {
+      const ticket = Number(await this.o.client.run(TAKE_TICKET, [k.ticket, k.inflight], []));
+      const op = await this.readOp(change);
+      const head = [k.prefix, ticket, record ? JSON.stringify(change) : '', itemKey(change)];
+      const applied = Number(await this.o.client.run(APPLY, [k.meta, k.dirty, k.applied, k.inflight], [...head, ...op]));
+      if (applied !== -1) return;
+      if (tries >= REFRESH_TRIES) throw new Error(`a refresh of ${itemKey(change)} took longer than ${REFRESH_MAX_MS} ms ${tries} times`);
     }
-    if (change.kind === 'blob') return; // blob descriptors are hints; this index keeps none
-    if (change.kind === 'layer') return; // layer links count only in usage, which this index does not keep
-    const ticket = Number(await this.o.client.call('INCR', k.ticket));
-    const write = await this.readItem(change);
-    const head = [itemKey(change), ticket, record ? JSON.stringify(change) : ''];
-    await this.o.client.run(APPLY, [k.meta, k.dirty, k.applied, write.target], [...head, ...write.args]);
   }
 
-  /** What storage holds for the item, as the APPLY script's target key and op. */
-  private async readItem(change: Exclude<IndexChange, { kind: 'everything' | 'contents' | 'blob' | 'layer' }>): Promise<{ target: string; args: (string | number)[] }> {
-    const { source } = this.o;
-    const k = this.keys;
-    const repo = change.repo;
-    const distrust = { target: k.distrust, args: ['distrust', repo] };
+  /** A change only a rebuild can take in: the index is stale until one completes. */
+  private async markStale(): Promise<void> {
+    await this.o.client.run(MARK_STALE, [this.keys.meta], []);
+    this.seen = 'rebuilding';
+    this.kick();
+  }
+
+  /**
+   * A whole folder of one repository (a repository delete): each item the index or storage holds of
+   * it, refreshed as if reported alone. If they cannot be listed, only a rebuild can tell.
+   */
+  private async applyContents(repo: RepoName, record: boolean): Promise<void> {
+    let items: ItemChange[];
     try {
-      switch (change.kind) {
-        case 'repository':
-          if (!isIndexable(repo)) return { target: k.meta, args: ['none'] }; // walk decides (catalog distrusted at rebuild)
-          return { target: k.repos, args: [(await source.repositoryExists(repo)) ? 'zadd' : 'zrem', repo] };
-        case 'tag': {
-          if (!isIndexable(repo) || !isIndexable(change.tag)) return distrust;
-          const exists = (await source.tagTarget(repo, change.tag)) !== undefined || (await source.tagExists(repo, change.tag));
-          return { target: k.tags(repo), args: [exists ? 'tagadd' : 'tagrem', change.tag, k.tagVersions, repo] };
-        }
-        case 'revision': {
-          const facts = (await source.revisionExists(repo, change.digest)) ? await source.revisionFacts(change.digest) : undefined;
-          const ref = facts?.referrer;
-          return {
-            target: k.subjects(repo),
-            args: ['ref', change.digest, ref?.subject ?? '', ref ? JSON.stringify(ref.descriptor) : '', k.refsPrefix(repo)],
-          };
-        }
-      }
+      items = await itemsOf(this.o.client, this.keys, this.o.source, repo);
     } catch (err) {
-      // Storage could not say: this repository's listings come from storage until the next rebuild.
+      this.o.log.warn('index: could not list what a repository folder held; the index in redis is rebuilt', { repository: repo, err: messageOf(err) });
+      return this.markStale();
+    }
+    await eachLimited(items, CONTENTS_AT_ONCE, (c) => this.apply(c, record));
+  }
+
+  /** The APPLY op for what storage holds of the item; a storage failure distrusts what the item touches. */
+  private async readOp(change: ItemChange): Promise<(string | number)[]> {
+    try {
+      return await readItem(this.o.source, change);
+    } catch (err) {
       this.o.log.warn('index: could not re-read a changed item; its listings come from storage', { change, err: messageOf(err) });
-      return distrust;
+      if (change.kind === 'blob') return ['distrust', '', 1, 0];
+      const usage = change.kind === 'tag' ? 0 : 1;
+      return ['distrust', change.repo, usage, change.kind === 'repository' ? 1 : 0];
     }
   }
 
@@ -233,6 +306,18 @@ class SharedIndex implements RedisIndex {
     }
     this.tagLists.set(repo, { version, tags });
     this.tagsHeld += tags.length;
+  }
+
+  /** Runs a usage query; undefined when the index cannot answer or Redis fails. */
+  private async ask<T>(read: () => Promise<T | undefined>): Promise<T | undefined> {
+    if (this.seen === 'closed') return undefined;
+    try {
+      const answer = await read();
+      if (answer === undefined) this.noticeIncomplete();
+      return answer;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Runs a query script; undefined (storage answers) when the index is not complete or Redis fails. */
@@ -290,7 +375,7 @@ class SharedIndex implements RedisIndex {
   /** A refresh that failed (Redis away): kept, and re-applied by `tick` once Redis answers. */
   private remember(change: IndexChange, err: unknown): void {
     if (this.failed.size === 0) this.o.log.warn('index: could not update the index in redis; will retry', { err: messageOf(err) });
-    this.failed.set(change.kind === 'everything' || change.kind === 'blob' ? change.kind : itemKey(change), change);
+    this.failed.set(itemKey(change), change);
   }
 
   /** Every second: re-applies failed refreshes, and checks the index is complete (else rebuilds). */
@@ -311,5 +396,10 @@ class SharedIndex implements RedisIndex {
       this.seen = 'rebuilding';
       this.kick();
     }
+    await this.trim().catch((err: unknown) => this.o.log.warn('index: trimming the tickets in redis failed', { err: messageOf(err) }));
+  }
+
+  trim(force = false): Promise<number> {
+    return trimApplied(this.o.client, this.keys, { by: this.by, force, stopped: () => this.seen === 'closed' });
   }
 }

@@ -40,36 +40,49 @@ export function itemKey(c: IndexChange): string {
   }
 }
 
+/** A change that names one item (not `everything` or `contents`). */
+export type ItemChange = Exclude<IndexChange, { kind: 'everything' | 'contents' }>;
+
+/** What an index holds of one repository's items (a `contents` change's items are these and storage's). */
+export interface HeldItems {
+  readonly tags: Set<Tag>;
+  readonly revisions: Set<Digest>;
+  readonly layers: Set<Digest>;
+}
+
 /** The items a `contents` change of `repo` may have touched: what the database holds of it and what storage holds now. */
-export async function itemsOf(db: IndexLevel, source: IndexSource, repo: RepoName): Promise<IndexChange[]> {
-  const tags = new Set<Tag>();
-  const revisions = new Set<Digest>();
-  const layers = new Set<Digest>();
+export async function itemsOf(db: IndexLevel, source: IndexSource, repo: RepoName): Promise<ItemChange[]> {
+  const held: HeldItems = { tags: new Set(), revisions: new Set(), layers: new Set() };
   if (isIndexable(repo)) {
-    for (const key of await db.keys(tagRange(repo, {})).all()) tags.add(storedTag(lastField(key)));
+    for (const key of await db.keys(tagRange(repo, {})).all()) held.tags.add(storedTag(lastField(key)));
     for (const key of await db.keys(linkRange(repo)).all()) {
       const { second, how } = linkKeyFields(key);
       const d = parseDigest(second);
-      if (d !== undefined) (how === 'layer' ? layers : revisions).add(d);
+      if (d !== undefined) (how === 'layer' ? held.layers : held.revisions).add(d);
     }
     for (const key of [...(await db.keys(subjectRange(repo)).all()), ...(await db.keys(timeRange(repo)).all())]) {
       const d = parseDigest(key.startsWith('p') ? timeKeyFields(key).digest : lastField(key));
-      if (d !== undefined) revisions.add(d);
+      if (d !== undefined) held.revisions.add(d);
     }
   }
-  for (const tag of await source.tagNames(repo)) tags.add(tag);
-  for await (const d of source.revisions(repo)) revisions.add(d);
-  for await (const d of source.layers(repo)) layers.add(d);
+  return contentsItems(source, repo, held);
+}
+
+/** The repository, and each tag, revision and layer link in `held` or in storage now, as changes of their own. */
+export async function contentsItems(source: IndexSource, repo: RepoName, held: HeldItems): Promise<ItemChange[]> {
+  for (const tag of await source.tagNames(repo)) held.tags.add(tag);
+  for await (const d of source.revisions(repo)) held.revisions.add(d);
+  for await (const d of source.layers(repo)) held.layers.add(d);
   return [
     { kind: 'repository', repo },
-    ...[...tags].map((tag): IndexChange => ({ kind: 'tag', repo, tag })),
-    ...[...revisions].map((digest): IndexChange => ({ kind: 'revision', repo, digest })),
-    ...[...layers].map((digest): IndexChange => ({ kind: 'layer', repo, digest })),
+    ...[...held.tags].map((tag): ItemChange => ({ kind: 'tag', repo, tag })),
+    ...[...held.revisions].map((digest): ItemChange => ({ kind: 'revision', repo, digest })),
+    ...[...held.layers].map((digest): ItemChange => ({ kind: 'layer', repo, digest })),
   ];
 }
 
-/** A tag read back from a `t` key, which was written from a Tag the IndexSource gave (as usage.ts storedName). */
-function storedTag(field: string): Tag {
+/** A tag read back from an index, which was written from a Tag the IndexSource gave (as usage.ts storedName). */
+export function storedTag(field: string): Tag {
   return field as Tag;
 }
 

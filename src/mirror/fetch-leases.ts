@@ -1,7 +1,8 @@
 /**
  * What replicas of one mirror share (`redis` configured; issue #18): a lease per upstream fetch, so
  * that replicas over one storage fetch each blob and manifest once, and the time each tag was last
- * revalidated, so that `revalidate` holds across them. Without replicas there is nothing to share:
+ * revalidated and the size the upstream told of each blob not cached, so that `revalidate` holds
+ * across them. Without replicas there is nothing to share:
  * the in-process fetches (blob-fetches.ts, Flights) already fetch once.
  *
  * A replica about to fetch takes the fetch's lease. While another replica holds it, it waits for what
@@ -23,6 +24,10 @@ export interface MirrorSharing {
   checkedRecently(key: string): Promise<boolean>;
   /** Notes that tag `key` was revalidated now, for `ms`. @throws when the service fails */
   markChecked(key: string, ms: number): Promise<void>;
+  /** The size of blob `key` (`<name>@<digest>`) a replica's HEAD upstream told within `revalidate`. @throws when the service fails */
+  knownSize(key: string): Promise<number | undefined>;
+  /** Notes the size of blob `key` the upstream told, for `ms`. @throws when the service fails */
+  noteSize(key: string, size: number, ms: number): Promise<void>;
 }
 
 /** What `claim` found: the thing landed (another replica fetched it), or this replica is to fetch it (holding `lease` when it got one). */

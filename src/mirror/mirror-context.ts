@@ -112,9 +112,14 @@ export interface MirrorContext {
   signal(): AbortSignal;
   /** Manifests fetched and answered whose cache write is still under way, by `<name>@<digest>` and `<name>:<tag>`. */
   readonly pending: Map<string, StoredManifest>;
-  /** Sizes of this repository's blobs as the upstream told them, each for at most `revalidate`. */
+  /**
+   * The last cache write of each tag under way, by `<name>:<tag>`: a tag's writes are chained so the
+   * newer answer's lands last (a tag that moved upstream while its first fetch was being written).
+   */
+  readonly tagWrites: Map<string, Promise<void>>;
+  /** Sizes of this repository's blobs as the upstream told them (to any replica, with replicas), each for at most `revalidate`. */
   readonly sizes: {
-    get(d: Digest): number | undefined;
-    set(d: Digest, size: number): void;
+    get(d: Digest): Promise<number | undefined>;
+    set(d: Digest, size: number): Promise<void>;
   };
 }

@@ -73,7 +73,9 @@ async function cached(local: CacheManifests, ref: Reference): Promise<StoredMani
  */
 function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, accept: string, expected: Digest | undefined, onFetched?: () => void): Promise<StoredManifest> {
   const refText = 'tag' in ref ? ref.tag : ref.digest;
-  return m.flights.runHeld(`manifest ${m.name} ${refText} ${accept}`, async () => {
+  // The digest a revalidation expects is part of the key: a tag that moved upstream while its earlier
+  // fetch is still being written must not share that fetch (it would answer the old manifest).
+  return m.flights.runHeld(`manifest ${m.name} ${refText} ${expected ?? ''} ${accept}`, async () => {
     // With replicas, one of them fetches it; the others take it from storage once it is there.
     const claimed = await m.claim(`manifest:${m.name}:${expected ?? refText}`, () => cached(local, expected === undefined ? ref : { digest: expected }));
     if ('landed' in claimed) return { value: claimed.landed, then: Promise.resolve() };
@@ -93,15 +95,22 @@ function fetchAndCache(m: MirrorContext, local: CacheManifests, ref: Reference, 
     for (const k of pendingKeys) m.pending.set(k, manifest);
     onFetched?.();
     const record = { upstream: m.client.name, kind: 'manifest', repository: m.name, digest, bytes: got.content.length } as const;
-    const then = local.put(ref, got.content, got.mediaType, { unchecked: true }).then(
+    const tagKey = 'tag' in ref ? `${m.name}:${ref.tag}` : undefined;
+    const before = tagKey === undefined ? undefined : m.tagWrites.get(tagKey);
+    const write = before === undefined
+      ? local.put(ref, got.content, got.mediaType, { unchecked: true })
+      : before.then(() => local.put(ref, got.content, got.mediaType, { unchecked: true }));
+    const then = write.then(
       () => {
         m.events.fetched({ ...record, seconds: seconds(began) });
       },
       (err: unknown) => m.events.fetched({ ...record, seconds: seconds(began), error: err instanceof Error ? err : new Error(String(err)) }),
     ).finally(async () => {
       for (const k of pendingKeys) if (m.pending.get(k) === manifest) m.pending.delete(k);
+      if (tagKey !== undefined && m.tagWrites.get(tagKey) === then) m.tagWrites.delete(tagKey);
       await lease?.release();
     });
+    if (tagKey !== undefined) m.tagWrites.set(tagKey, then);
     return { value: manifest, then };
   });
 }

@@ -15,9 +15,13 @@ import type { UpstreamClient } from './upstream.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-/** An upstream holding `blobs` and one manifest tagged `latest`, counting each call. */
-function fakeUpstream(blobs: Map<Digest, Buffer>, manifest: Buffer) {
+/** An upstream holding `blobs` and one manifest tagged `latest` (`moveTag` changes it), counting each call. */
+function fakeUpstream(blobs: Map<Digest, Buffer>, first: Buffer) {
   const calls = { getManifest: 0, headManifest: 0, getBlob: 0, headBlob: 0 };
+  let manifest = first;
+  const moveTag = (to: Buffer): void => {
+    manifest = to;
+  };
   const client: UpstreamClient = {
     name: 'fake',
     async headManifest() {
@@ -41,7 +45,7 @@ function fakeUpstream(blobs: Map<Digest, Buffer>, manifest: Buffer) {
     tags: async () => ['latest'],
     referrers: async () => undefined,
   };
-  return { client, calls };
+  return { client, calls, moveTag };
 }
 
 /** `local` whose manifest puts wait for `gate` before they start. */
@@ -110,6 +114,21 @@ describe('the mirror', () => {
     expect(upstream.calls).toMatchObject({ getManifest: 1, headManifest: 0 });
     release();
     await mirror.settled();
+  });
+
+  it('with revalidate 0, a tag that moved upstream while its first fetch is being written is fetched again, and its newer write lands last', async () => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { local, mirror, upstream, manifest, repo } = setUp({ gate, revalidateMs: 0 });
+    const latest = { tag: 'latest' as never };
+    expect((await mirror.repository(repo).manifests.get(latest)).digest).toBe(digestOf(manifest));
+    const moved = Buffer.from(JSON.stringify({ ...JSON.parse(manifest.toString()), annotations: { moved: 'yes' } }));
+    upstream.moveTag(moved);
+    expect((await mirror.repository(repo).manifests.get(latest)).digest).toBe(digestOf(moved));
+    expect(upstream.calls).toMatchObject({ getManifest: 2, headManifest: 1 });
+    release();
+    await mirror.settled();
+    expect((await local.repository(repo).manifests.get(latest)).digest).toBe(digestOf(moved));
   });
 
   it('answers repeated HEADs of a blob not cached from what the upstream told, within revalidate', async () => {

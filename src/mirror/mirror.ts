@@ -64,7 +64,7 @@ export interface MirrorOptions {
 
 const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
 const VIEWS_KEPT = 256;
-/** Blob sizes the upstream told (a HEAD), kept for at most `revalidate` each. */
+/** Blob sizes the upstream told (a HEAD), kept in memory for at most `revalidate` each (and in Redis with replicas). */
 const SIZES_KEPT = 4096;
 
 /** The registry `o.local` with the repositories of `o.upstreams` mirrored. */
@@ -79,6 +79,7 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
   const flights = createFlights();
   const checked = new Map<string, number>();
   const pending = new Map<string, StoredManifest>();
+  const tagWrites = new Map<string, Promise<void>>();
   const sizes = new Map<string, { size: number; at: number }>();
   const timeout = o.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const sharing = o.sharing;
@@ -118,14 +119,23 @@ export function createMirror(o: MirrorOptions): MirrorRegistry {
         signal: () => AbortSignal.timeout(timeout),
         pulled: (digest) => o.times?.pulled(name, digest),
         pending,
+        tagWrites,
         sizes: {
-          get(d) {
+          async get(d) {
             const known = sizes.get(`${name}@${d}`);
-            return known !== undefined && known.at + found.upstream.revalidateMs > Date.now() ? known.size : undefined;
+            if (known !== undefined && known.at + found.upstream.revalidateMs > Date.now()) return known.size;
+            if (sharing === undefined || found.upstream.revalidateMs <= 0) return undefined;
+            // Another replica may have asked the upstream: ask Redis before asking it again.
+            return sharing.state.knownSize(`${name}@${d}`).catch((err: unknown) => {
+              sharing.failed(err);
+              return undefined;
+            });
           },
-          set(d, size) {
+          async set(d, size) {
             sizes.set(`${name}@${d}`, { size, at: Date.now() });
             if (sizes.size > SIZES_KEPT) sizes.delete(sizes.keys().next().value as string);
+            // Awaited (one Redis write beside the HEAD upstream it saves), so the next replica asked knows it.
+            if (sharing !== undefined && found.upstream.revalidateMs > 0) await sharing.state.noteSize(`${name}@${d}`, size, found.upstream.revalidateMs).catch(sharing.failed);
           },
         },
       };
@@ -286,10 +296,10 @@ async function upstreamSize(m: MirrorContext, o: MirrorOptions, d: Digest): Prom
     const size = await fetching.then((entry) => entry.size()).catch(() => undefined);
     if (size !== undefined) return size;
   }
-  const known = m.sizes.get(d);
+  const known = await m.sizes.get(d);
   if (known !== undefined) return known;
   const size = await m.flights.run(`head ${m.name}@${d}`, () => m.client.headBlob(m.remote, d, m.signal()));
-  if (size !== undefined) m.sizes.set(d, size);
+  if (size !== undefined) await m.sizes.set(d, size);
   return size;
 }
 

@@ -64,8 +64,18 @@ export function digestOf(data: Uint8Array, alg: DigestAlgorithm = CANONICAL_ALGO
   return `${alg}:${createHash(alg).update(data).digest('hex')}` as Digest;
 }
 
+/** A hash being fed the bytes of a blob as they arrive, counting them. */
+export interface RunningHash {
+  readonly algorithm: DigestAlgorithm;
+  /** Bytes hashed so far. */
+  readonly size: number;
+  update(chunk: Uint8Array): void;
+  /** The digest so far, leaving the hash usable. */
+  digest(): Digest;
+}
+
 /** A running hash that also counts bytes; `copy()` snapshots it so the original can go on. */
-export class Digester {
+export class Digester implements RunningHash {
   private constructor(
     readonly algorithm: DigestAlgorithm,
     private readonly hash: Hash,

@@ -94,6 +94,11 @@ describe('paths', () => {
       `${V2}/repositories/library/tiny/_uploads/${UUID}/hashstates/sha256`,
     ],
     [
+      'uploadHashState',
+      paths.uploadHashState(TINY, UUID, 'sha256', 1048576),
+      `${V2}/repositories/library/tiny/_uploads/${UUID}/hashstates/sha256/1048576`,
+    ],
+    [
       'uploadData nested',
       paths.uploadData(ABC, UUID),
       `${V2}/repositories/a/b/c/_uploads/41f2948d-9757-48f7-bc4c-fb6d86687a4f/data`,
@@ -200,6 +205,7 @@ describe('parsePath: every path kind read back (round trip)', () => {
     ['uploadData', paths.uploadData(ABC, UUID), { kind: 'upload', repo: ABC, id: UUID, rest: ['data'] }],
     ['uploadStartedAt', paths.uploadStartedAt(TINY, UUID), { kind: 'upload', repo: TINY, id: UUID, rest: ['startedat'] }],
     ['uploadHashStates', paths.uploadHashStates(TINY, UUID, 'sha256'), { kind: 'upload', repo: TINY, id: UUID, rest: ['hashstates', 'sha256'] }],
+    ['uploadHashState', paths.uploadHashState(TINY, UUID, 'sha256', 5), { kind: 'upload', repo: TINY, id: UUID, rest: ['hashstates', 'sha256', '5'] }],
     ['an unknown `_` folder of a repository', `${paths.repo(TINY)}/_other/x`, { kind: 'other', repo: TINY }],
     ['an unknown folder in _manifests', `${paths.manifests(TINY)}/other`, { kind: 'manifests', repo: TINY }],
     ['quarantineData', paths.quarantineData(D256), { kind: 'outside' }],

@@ -53,6 +53,7 @@ export const paths = {
     `${V2}/repositories/${name}/${LAYERS_DIR}/${digestAlgorithm(d)}/${digestHex(d)}`,
 
   manifests: (name: RepoName): string => `${V2}/repositories/${name}/${MANIFESTS_DIR}`,
+  revisions: (name: RepoName): string => `${V2}/repositories/${name}/${MANIFESTS_DIR}/revisions`,
   revisionsOf: (name: RepoName, alg: DigestAlgorithm): string =>
     `${V2}/repositories/${name}/${MANIFESTS_DIR}/revisions/${alg}`,
   revisionLink: (name: RepoName, d: Digest): string =>
@@ -76,6 +77,9 @@ export const paths = {
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/startedat`,
   uploadHashStates: (name: RepoName, id: UploadId, alg: DigestAlgorithm): string =>
     `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/hashstates/${alg}`,
+  /** The hash state saved when the upload's data was `offset` bytes long (registry:2's name for it). */
+  uploadHashState: (name: RepoName, id: UploadId, alg: DigestAlgorithm, offset: number): string =>
+    `${V2}/repositories/${name}/${UPLOADS_DIR}/${id}/hashstates/${alg}/${offset}`,
 
   /** Where `check --repair` moves blob data that does not match its digest (Berth's own, outside v2). */
   quarantineData: (d: Digest): string => `/berth/quarantine/${digestAlgorithm(d)}/${digestHex(d)}/data`,
@@ -83,6 +87,11 @@ export const paths = {
   signingKey: '/berth/token-signing-key.pem',
   /** A notification endpoint's queue on storage other than a filesystem, without redis (Berth's own, outside v2). */
   notificationQueue: (queueName: string): string => `/berth/notifications/${queueName}`,
+  /**
+   * Written by a collection that looked through the whole tree and left no crash leftover behind
+   * (gc/leftovers.ts): from then on the writers' records say where one can be (Berth's own, outside v2).
+   */
+  leftoversScanned: '/berth/leftovers-scanned',
 } as const;
 
 /**

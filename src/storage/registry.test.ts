@@ -10,6 +10,7 @@ import { type Digest, digestOf } from './digest.js';
 import type { StorageDriver } from './driver/driver.js';
 import { TEST_DRIVERS } from './driver/suite/drivers.js';
 import { createMemoryDriver } from './driver/memory.js';
+import { instrument } from './driver/instrument.js';
 import { MEDIA_TYPES } from './manifests/manifest-format.js';
 import { paths } from './paths.js';
 import { parseRepoName, parseTag } from './reference.js';
@@ -64,17 +65,84 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     expect(await codeOf(uploads.status(session.id))).toBe('BLOB_UPLOAD_UNKNOWN');
   });
 
-  it('after a restart the hash state is gone and the commit re-reads the data', async () => {
+  /** A registry as a restarted process or another replica sees the same storage, counting reads of data. */
+  const restartedCountingReads = (): { uploads: ReturnType<LocalRegistry['repository']>['uploads']; reads: () => number } => {
+    let reads = 0;
+    const counting = instrument(driver, (call) => {
+      if (call.op === 'reader') reads++;
+    });
+    return { uploads: createRegistry({ driver: counting, deleteEnabled: true }).repository(repo).uploads, reads: () => reads };
+  };
+
+  it('a PATCH saves its SHA-256 state at hashstates/sha256/<offset> in Go\'s format', async () => {
+    const uploads = registry.repository(repo).uploads;
+    const session = await uploads.start();
+    await uploads.append(session.id, body('abc'));
+    const state = await driver.getContent(paths.uploadHashState(repo, session.id, 'sha256', 3));
+    expect(state.subarray(0, 4).toString('latin1')).toBe('sha\x03');
+    expect(state.subarray(36, 39).toString()).toBe('abc');
+    expect(state.readBigUInt64BE(100)).toBe(3n);
+    const d = digestOf(Buffer.from('abc'));
+    await uploads.commit(session.id, d, undefined);
+    expect(await driver.list(paths.uploads(repo)).catch(() => [])).toEqual([]); // the states went with the session
+  });
+
+  it('after a restart a PATCH and the commit take up the saved hash state and read no data', async () => {
     const session = await registry.repository(repo).uploads.start();
     await registry.repository(repo).uploads.append(session.id, body('resumed '));
-    const restarted = createRegistry({ driver, deleteEnabled: true });
-    const uploads = restarted.repository(repo).uploads;
-    expect((await uploads.status(session.id)).size).toBe(8);
-    await uploads.append(session.id, body('upload'), { expectedOffset: 8 });
-    const wrong = digestOf(Buffer.from('resumed uploaX'));
-    expect(await codeOf(uploads.commit(session.id, wrong, undefined))).toBe('DIGEST_INVALID');
+    const second = restartedCountingReads();
+    expect((await second.uploads.status(session.id)).size).toBe(8);
+    await second.uploads.append(session.id, body('upl'), { expectedOffset: 8 });
+    const third = restartedCountingReads();
+    await third.uploads.append(session.id, body('oad'), { expectedOffset: 11 });
     const right = digestOf(Buffer.from('resumed upload'));
-    expect((await uploads.commit(session.id, right, undefined)).size).toBe(14);
+    expect((await third.uploads.commit(session.id, right, undefined)).size).toBe(14);
+    expect(second.reads() + third.reads()).toBe(0);
+  });
+
+  it('a state that is torn, saved for another offset or corrupt is not trusted: the commit reads the data and verifies it', async () => {
+    const cases: [string, (genuine: Buffer, earlier: Buffer) => Buffer][] = [
+      ['torn', (genuine) => genuine.subarray(0, 50)],
+      ['another offset', (_genuine, earlier) => earlier],
+      ['corrupt words', (genuine) => Buffer.concat([genuine.subarray(0, 4), Buffer.alloc(32, 7), genuine.subarray(36)])],
+    ];
+    for (const [label, spoil] of cases) {
+      const uploads = registry.repository(repo).uploads;
+      const session = await uploads.start();
+      await uploads.append(session.id, body('abc'));
+      await uploads.append(session.id, body('defgh'), { expectedOffset: 3 });
+      const at = (offset: number): string => paths.uploadHashState(repo, session.id, 'sha256', offset);
+      await driver.putContent(at(8), spoil(await driver.getContent(at(8)), await driver.getContent(at(3))));
+      const restarted = restartedCountingReads();
+      const wrong = digestOf(Buffer.from('abcdefgX'));
+      expect(await codeOf(restarted.uploads.commit(session.id, wrong, undefined)), label).toBe('DIGEST_INVALID');
+      const right = digestOf(Buffer.from('abcdefgh'));
+      expect((await restarted.uploads.commit(session.id, right, undefined)).digest, label).toBe(right);
+      expect(restarted.reads(), label).toBe(2);
+    }
+  });
+
+  it('a process alone on its storage (sharedUploads false) hashes PATCHes natively, saves no state, and reads back only after a restart', async () => {
+    const lone = createRegistry({ driver, deleteEnabled: true, sharedUploads: false }).repository(repo).uploads;
+    const session = await lone.start();
+    await lone.append(session.id, body('lone '));
+    await lone.append(session.id, body('upload'), { expectedOffset: 5 });
+    expect(await driver.list(paths.uploadHashStates(repo, session.id, 'sha256')).catch(() => [])).toEqual([]);
+    const restarted = restartedCountingReads();
+    const d = digestOf(Buffer.from('lone upload'));
+    expect((await restarted.uploads.commit(session.id, d, undefined)).size).toBe(11);
+    expect(restarted.reads()).toBe(1);
+
+    let reads = 0;
+    const counting = instrument(driver, (call) => {
+      if (call.op === 'reader') reads++;
+    });
+    const same = createRegistry({ driver: counting, deleteEnabled: true, sharedUploads: false }).repository(repo).uploads;
+    const again = await same.start();
+    await same.append(again.id, body('in one '));
+    await same.append(again.id, body('process'), { expectedOffset: 7 });
+    await same.commit(again.id, digestOf(Buffer.from('in one process')), undefined);
+    expect(reads).toBe(0); // the native hash kept in memory between the PATCHes
   });
 
   it('verifies a sha512 digest by re-reading, though the running hash is sha256', async () => {

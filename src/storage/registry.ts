@@ -75,6 +75,12 @@ export interface RegistryOptions {
   readonly warnQuota?: ((warning: QuotaWarning) => Promise<void>) | undefined;
   /** Each quota's lock shared with the other replicas (Redis), held across a check and its link. */
   readonly quotaLocks?: SharedQuotaLocks | undefined;
+  /**
+   * Whether other processes may take this storage's upload requests (replicas, S3): chunked uploads
+   * then hash with a resumable SHA-256 and save its state after each PATCH for them. Default true; a
+   * process alone on its storage passes false and hashes PATCHes at Node's native speed.
+   */
+  readonly sharedUploads?: boolean;
 }
 
 /** How many repository views a registry keeps built. */
@@ -86,7 +92,7 @@ export function createRegistry(opts: RegistryOptions): LocalRegistry {
   // Every write goes through the observed driver, so the index hears of each one (index-observer.ts).
   const driver = index.active ? observeDriver(opts.driver, index) : opts.driver;
   const blobs = createBlobStore(driver);
-  const sessions = createUploadSessions();
+  const sessions = createUploadSessions({ saveHashStates: opts.sharedUploads ?? true });
   const gate = opts.linkGate ?? createLinkGate();
   const lanes = opts.tagLanes ?? createTagLanes();
   const times = createManifestTimes(opts.driver, opts.times);

@@ -7,6 +7,7 @@
  *   the daemons it started (the script's pid files).
  * - `s3Availability()`, `s3DriverOptions`, `testS3Client`, `createBucket`, `deleteBucket`, `listKeys`:
  *   re-exported from src/storage/driver/suite/s3-settings.ts, where the s3 driver's own tests reach them.
+ * - `s3StorageYaml(s3, bucket)`: the `storage.s3` lines of a Berth or registry:2 config on that bucket.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -17,6 +18,19 @@ import { type S3TestSettings, createBucket } from '../../src/storage/driver/suit
 import { RunError, freePort, run } from './process.js';
 
 export * from '../../src/storage/driver/suite/s3-settings.js';
+
+/**
+ * The `s3:` section of a config's `storage:` (lines indented under `storage:`) for `bucket` on the
+ * tests' S3 server, under `rootdirectory` (default /registry), with `options` (e.g. `chunksize: 5242880`)
+ * added under `s3:`. Berth and registry:2 read the same keys.
+ */
+export function s3StorageYaml(s3: S3TestSettings, bucket: string, o: { readonly rootdirectory?: string; readonly options?: readonly string[] } = {}): string[] {
+  return [
+    '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
+    `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, `    rootdirectory: ${o.rootdirectory ?? '/registry'}`,
+    ...(o.options ?? []).map((line) => `    ${line}`),
+  ];
+}
 
 export const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'ceph-s3.sh');
 

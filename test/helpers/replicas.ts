@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { type BerthProcess, startBerthProcess } from './berth-process.js';
-import { type S3TestSettings, createBucket } from './ceph-server.js';
+import { type S3TestSettings, createBucket, s3StorageYaml } from './ceph-server.js';
 import { type Blob, MT, blob, descriptor, manifestBlob, randomBytesSeeded, raw } from './oci.js';
 import { type RoundRobinProxy, startRoundRobinProxy } from './round-robin-proxy.js';
 import { freePort } from './tools.js';
@@ -27,10 +27,7 @@ export async function bucketStorage(s3: S3TestSettings, bucket: string, extra: r
   await createBucket(s3, bucket);
   return {
     name: 's3',
-    yaml: [
-      '  s3:', `    region: ${s3.region}`, `    regionendpoint: ${s3.endpoint}`, `    bucket: ${bucket}`,
-      `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`, '    rootdirectory: /registry', ...extra,
-    ],
+    yaml: [...s3StorageYaml(s3, bucket), ...extra],
     writeOrphans: () => Promise.reject(new Error('not used here')),
   };
 }

@@ -44,10 +44,11 @@ export function createBlobStore(driver: StorageDriver): BlobStore {
   return {
     stat,
     async open(d, range, o) {
-      const stream = await unlessNotFound(() => driver.reader(paths.blobData(d), range?.start ?? 0, o));
+      const length = range === undefined ? undefined : range.end - range.start + 1;
+      const options = length === undefined ? o : { ...o, length };
+      const stream = await unlessNotFound(() => driver.reader(paths.blobData(d), range?.start ?? 0, options));
       if (stream === undefined) throw blobUnknown(d);
-      if (range === undefined) return stream;
-      const length = range.end - range.start + 1;
+      if (length === undefined) return stream;
       return isSendable(stream) ? stream.cap(length) : limitStream(stream, length);
     },
     async readSmall(d, maxBytes, o) {

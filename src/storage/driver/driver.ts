@@ -20,6 +20,12 @@ import type { Readable, Writable } from 'node:stream';
  */
 export type CallOptions = { signal?: AbortSignal };
 
+/**
+ * Options of `reader`: with `length`, at most that many bytes from the offset will be read (a byte
+ * range), so a driver that fetches ahead need fetch no more. The stream may still yield more.
+ */
+export type ReaderOptions = CallOptions & { length?: number };
+
 /** What `stat` and `walk` report of one path. */
 export interface FileInfo {
   readonly path: string;
@@ -39,6 +45,19 @@ export interface DirectoryEntries {
   readonly files: readonly string[];
   /** The driver's temporary files in it (see `leftovers`), with their state. */
   readonly temps: readonly FileInfo[];
+}
+
+/** A process writing through a driver's tree, as its record says (`StorageDriver.writers`). */
+export interface WriterRecord {
+  /** The record's name, for `forgetWriter`. */
+  readonly name: string;
+  /**
+   * `running`: the process is alive on this machine; `gone`: it is not (it exited in the middle of a
+   * write, or died): what it was writing may have been cut short; `unknown`: another machine's process.
+   */
+  readonly state: 'running' | 'gone' | 'unknown';
+  /** The process left a temporary file behind while alive (a failed write whose cleanup failed too). */
+  readonly dirty: boolean;
 }
 
 /** Options of `leftovers`. */
@@ -124,7 +143,7 @@ export interface StorageDriver {
    * With `capabilities.sendableReaders` the stream is a SendableReader.
    * @throws PathNotFoundError, InvalidOffsetError (offset beyond the end, negative or not an integer).
    */
-  reader(path: string, offset: number, o?: CallOptions): Promise<Readable>;
+  reader(path: string, offset: number, o?: ReaderOptions): Promise<Readable>;
   /**
    * A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`;
    * a missing file starts empty). Parents are created. Aborting the signal destroys the writer.
@@ -167,6 +186,20 @@ export interface StorageDriver {
    * @throws PathNotFoundError on iteration when `path` is missing or is a file.
    */
   tree?(path: string, o?: CallOptions): AsyncIterable<DirectoryEntries>;
+  /**
+   * Runs `work`, a write in several steps (a tag's index link, then its current link), so that a crash
+   * in the middle of it is recorded as a write cut short, as one inside `putContent` is (`writers`).
+   * Offered by drivers that have `writers`; callers without it just run `work`.
+   */
+  during?<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * The records of the processes that write (or wrote) through this tree and may have left temporary
+   * files or multi-step writes cut short (see `leftovers`): a process that exits with nothing in flight
+   * removes its own; one that dies keeps it. Offered by drivers that have `leftovers`.
+   */
+  writers?(o?: CallOptions): Promise<readonly WriterRecord[]>;
+  /** Removes a record `writers` judged `gone`, once what its process may have left is gone too. */
+  forgetWriter?(name: string, o?: CallOptions): Promise<void>;
   /** A URL a client may fetch the file from directly, or undefined to have the server stream it. */
   redirectUrl?(path: string, method: 'GET' | 'HEAD'): Promise<string | undefined>;
 }

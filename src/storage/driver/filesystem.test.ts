@@ -9,15 +9,18 @@ import { instrument } from './instrument.js';
 import { runDriverSuite } from './suite/suite.js';
 import { drain, writeOne } from './suite/helpers.js';
 
+// The writers' records go beside the root: the suite expects a root left empty.
 runDriverSuite('filesystem', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'berth-fs-driver-'));
-  return { driver: createFilesystemDriver({ root }), cleanup: () => rm(root, { recursive: true, force: true }) };
+  const base = await mkdtemp(join(tmpdir(), 'berth-fs-driver-'));
+  const driver = createFilesystemDriver({ root: join(base, 'root'), writers: join(base, 'writers') });
+  return { driver, cleanup: () => rm(base, { recursive: true, force: true }) };
 });
 
 // The offline commands' driver (blocking reads) must answer exactly what the server's does.
 runDriverSuite('filesystem (blocking reads)', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'berth-fs-blocking-'));
-  return { driver: createFilesystemDriver({ root, blocking: true }), cleanup: () => rm(root, { recursive: true, force: true }) };
+  const base = await mkdtemp(join(tmpdir(), 'berth-fs-blocking-'));
+  const driver = createFilesystemDriver({ root: join(base, 'root'), blocking: true, writers: join(base, 'writers') });
+  return { driver, cleanup: () => rm(base, { recursive: true, force: true }) };
 }, {
   skip: {
     // A loop of reads that waits on writes of the same process: a blocking read never lets the event
@@ -34,9 +37,10 @@ describe('filesystem driver specifics', () => {
   beforeEach(async () => {
     base = await mkdtemp(join(tmpdir(), 'berth-fs-specific-'));
     root = join(base, 'root');
-    d = instrument(createFilesystemDriver({ root }));
+    d = instrument(createFilesystemDriver({ root, writers: `${base}.writers` }));
   });
-  afterEach(() => rm(base, { recursive: true, force: true }));
+  // The writers' records are kept beside `base`: these tests look at everything under it.
+  afterEach(() => Promise.all([base, `${base}.writers`].map((dir) => rm(dir, { recursive: true, force: true }))));
 
   /** Every entry under `dir`, relative, sorted (hidden files included). */
   async function tree(dir: string): Promise<string[]> {
@@ -116,7 +120,7 @@ describe('filesystem driver specifics', () => {
   });
 
   it('refuses a path that escapes the root even without instrument()', async () => {
-    const raw = createFilesystemDriver({ root });
+    const raw = createFilesystemDriver({ root, writers: `${base}.writers` });
     await raw.putContent('/inside', Buffer.from('x'));
     for (const bad of ['/../x', '/..', '/a/../../x', '..', 'x']) {
       const results = await Promise.allSettled([

@@ -30,7 +30,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
-import type { CallOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver } from './driver.js';
+import type { CallOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver, WriterRecord } from './driver.js';
 import { isValidPath } from './instrument.js';
 import {
   type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, syncDir,
@@ -40,6 +40,7 @@ import { FileReader } from './filesystem-reader.js';
 import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
 import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
+import { WriteRecords } from './filesystem-writers.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -58,15 +59,25 @@ export interface FilesystemDriverOptions {
    * event loop each call would stop. Writes stay asynchronous.
    */
   readonly blocking?: boolean;
+  /**
+   * The directory where each writing process keeps its record (filesystem-writers.ts), outside
+   * registry:2's tree. Default `<root>/berth/writers`, beside Berth's other files (driver path
+   * `/berth/writers`, as `writers` and `forgetWriter` name it in errors).
+   */
+  readonly writers?: string;
 }
+
+/** Where writing processes keep their records unless told otherwise (FilesystemDriverOptions.writers). */
+const WRITERS = '/berth/writers';
 
 /**
  * A driver storing files under `root`. Paths that would resolve outside `root` are refused with
  * InvalidPathError; missing paths give PathNotFoundError; other I/O failures give a DriverError
  * with code DRIVER_FAILURE and the system error as `cause`.
  */
-export function createFilesystemDriver({ root, blocking = false }: FilesystemDriverOptions): StorageDriver {
-  return new FilesystemDriver(resolve(root), blocking);
+export function createFilesystemDriver({ root, blocking = false, writers }: FilesystemDriverOptions): StorageDriver {
+  const full = resolve(root);
+  return new FilesystemDriver(full, blocking, writers === undefined ? full + WRITERS : resolve(writers));
 }
 
 class FilesystemDriver implements StorageDriver {
@@ -76,10 +87,16 @@ class FilesystemDriver implements StorageDriver {
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
 
+  /** This process's record of its writes (filesystem-writers.ts). */
+  private readonly records: WriteRecords;
+
   constructor(
     private readonly root: string,
     private readonly blocking: boolean,
-  ) {}
+    writers: string,
+  ) {
+    this.records = new WriteRecords(writers);
+  }
 
   /**
    * Reads a small object. Files of up to KEEP_UP_TO bytes (links, `startedat`) are kept once read, and a
@@ -128,13 +145,20 @@ class FilesystemDriver implements StorageDriver {
     await guard(path, o, [], async () => {
       await mkdir(dirname(full), { recursive: true });
       const tmp = tempPathFor(full);
+      this.records.begin();
+      let leftBehind = false;
       try {
         await writeSynced(tmp, data, o);
         o?.signal?.throwIfAborted();
         await rename(tmp, full);
       } catch (err) {
-        await rm(tmp, { force: true });
+        await rm(tmp, { force: true }).catch((cleanup: unknown) => {
+          leftBehind = true;
+          throw cleanup;
+        });
         throw err;
+      } finally {
+        this.records.end(leftBehind);
       }
       await syncDir(dirname(full));
     });
@@ -225,6 +249,23 @@ class FilesystemDriver implements StorageDriver {
   async *tree(path: string, o?: CallOptions): AsyncGenerator<DirectoryEntries> {
     if (this.blocking) yield* treeSync(path, this.full(path, true), o);
     else yield* treeOf(path, this.full(path, true), o);
+  }
+
+  async during<T>(work: () => Promise<T>): Promise<T> {
+    this.records.begin();
+    try {
+      return await work();
+    } finally {
+      this.records.end();
+    }
+  }
+
+  async writers(o?: CallOptions): Promise<readonly WriterRecord[]> {
+    return guard(WRITERS, o, [], async () => this.records.list());
+  }
+
+  async forgetWriter(name: string, o?: CallOptions): Promise<void> {
+    await guard(WRITERS, o, [], async () => this.records.forget(name));
   }
 
   /**

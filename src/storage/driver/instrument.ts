@@ -97,6 +97,10 @@ export function instrument(driver: StorageDriver, observe?: DriverCallObserver):
       yield* tree(p, o);
     };
   }
+  // The writers' records are bookkeeping, not calls on the tree: passed through as they are.
+  if (driver.during) wrapped.during = driver.during.bind(driver);
+  if (driver.writers) wrapped.writers = driver.writers.bind(driver);
+  if (driver.forgetWriter) wrapped.forgetWriter = driver.forgetWriter.bind(driver);
   const createContent = driver.createContent?.bind(driver);
   if (createContent !== undefined) {
     wrapped.createContent = (p, data, o) => call('createContent', [p], o, () => createContent(p, data, o));

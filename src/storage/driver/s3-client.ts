@@ -19,7 +19,8 @@ import { HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client
 import type { HeadObjectCommandOutput, ObjectCannedACL, StorageClass } from '@aws-sdk/client-s3';
 import { DriverError, PathNotFoundError } from './driver.js';
 import type { CallOptions } from './driver.js';
-import { S3_DEFAULTS } from './s3-limits.js';
+import { MIN_PART_BYTES, S3_DEFAULTS } from './s3-limits.js';
+import { PartBufferPool } from './s3-part-buffers.js';
 
 export { MAX_PART_BYTES, MIN_PART_BYTES, REDIRECT_EXPIRY_SECONDS, S3_DEFAULTS } from './s3-limits.js';
 
@@ -84,6 +85,8 @@ export interface S3Context {
   copySource(key: string): string;
   /** The DriverError (or the AbortError of an aborted call) for a failed S3 request. */
   fail(op: string, path: string, err: unknown, o?: CallOptions): Error;
+  /** The writers' part buffers, of `chunkSize` + 5 MiB each (s3-part-buffers.ts). */
+  readonly partBuffers: PartBufferPool;
 }
 
 /** Builds the S3 client and the shared context from checked options. */
@@ -136,6 +139,8 @@ export function createS3Context(options: S3DriverOptions): S3Context {
     },
     copySource: (k) => `${options.bucket}/${k.split('/').map(encodeURIComponent).join('/')}`,
     fail: (op, path, err, o) => failure({ bucket: options.bucket, endpoint: shown }, op, path, err, o),
+    // Two free buffers: a writer fills one while the part in the other is being sent.
+    partBuffers: new PartBufferPool(options.chunkSize + MIN_PART_BYTES, 2),
   };
 }
 

@@ -5,6 +5,7 @@
  * says what happened and what to check.
  */
 import { randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +41,10 @@ interface Seen {
 class FaultProxy {
   readonly seen: Seen[] = [];
   faults: Fault[] = [];
+  /** GETs whose response has not closed yet, and the most there were at once. */
+  getsOpen = 0;
+  maxGetsOpen = 0;
+  readonly #idle = new EventEmitter();
   private constructor(private readonly server: Server, readonly url: string) {}
 
   static async start(target: URL): Promise<FaultProxy> {
@@ -55,6 +60,11 @@ class FaultProxy {
     return this.seen.filter((s) => s.method === method && url.test(s.url)).length;
   }
 
+  /** Resolves once no GET is open (at once when none is). */
+  async noGetsOpen(): Promise<void> {
+    if (this.getsOpen > 0) await once(this.#idle, 'idle');
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -65,6 +75,14 @@ class FaultProxy {
     const fault = this.faults.find((f) => f.times > 0 && f.method === req.method && f.url.test(url));
     if (fault) fault.times -= 1;
     this.seen.push({ method: req.method ?? '', url, range: req.headers.range, fault: fault?.kind });
+    if (req.method === 'GET') {
+      this.getsOpen += 1;
+      this.maxGetsOpen = Math.max(this.maxGetsOpen, this.getsOpen);
+      res.once('close', () => {
+        this.getsOpen -= 1;
+        if (this.getsOpen === 0) this.#idle.emit('idle');
+      });
+    }
     if (fault?.kind === 'drop') {
       req.socket.destroy();
       return;
@@ -153,13 +171,52 @@ describeWithS3('s3 driver faults and errors', (s3) => {
     expect(got.length).toBe(data.length - 3);
     expect(sha256(got)).toBe(sha256(data.subarray(3)));
     const gets = proxy.seen.filter((s) => s.method === 'GET' && /\/blob(\?|$)/.test(s.url));
-    expect(gets.length).toBe(2);
-    expect(gets[0]?.range).toBe('bytes=3-');
-    // The second request starts where the cut one stopped: past the start, before the end (where
-    // exactly depends on how much had arrived when the proxy cut the body).
-    const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1]?.range ?? '')?.[1]);
-    expect(resumedAt).toBeGreaterThan(3);
-    expect(resumedAt).toBeLessThan(data.length);
+    // The first piece (4 MiB from the offset), the cut one resumed, then the second piece.
+    expect(gets.length).toBe(3);
+    const pieceEnd = 3 + 4 * MiB - 1;
+    expect(gets[0]?.range).toBe(`bytes=3-${pieceEnd}`);
+    // The rest of the cut piece starts where it stopped: past the start, before the piece's end
+    // (where exactly depends on how much had arrived when the proxy cut the body).
+    const resumed = gets.map((g) => /^bytes=(\d+)-(\d+)$/.exec(g.range ?? '')).find((m) => m !== null && Number(m[2]) === pieceEnd && Number(m[1]) > 3);
+    expect(Number(resumed?.[1])).toBeLessThan(pieceEnd);
+    expect(gets.some((g) => g.range === `bytes=${pieceEnd + 1}-${data.length - 1}`)).toBe(true);
+  });
+
+  it('reads a large object as ranged GETs of 4 MiB, several at once, and delivers them in order', async () => {
+    const d = driver();
+    const data = randomBytes(18 * MiB + 5);
+    await d.putContent('/big', data);
+    proxy.maxGetsOpen = 0;
+    const got = await readAll(await d.reader('/big', 2));
+    expect(sha256(got)).toBe(sha256(data.subarray(2)));
+    const ranges = proxy.seen.filter((s) => s.method === 'GET' && /\/big(\?|$)/.test(s.url)).map((s) => s.range);
+    const starts = [2, 2 + 4 * MiB, 2 + 8 * MiB, 2 + 12 * MiB, 2 + 16 * MiB];
+    expect(ranges).toEqual(starts.map((a) => `bytes=${a}-${Math.min(a + 4 * MiB, data.length) - 1}`));
+    expect(proxy.maxGetsOpen).toBeGreaterThan(1);
+    expect(proxy.maxGetsOpen).toBeLessThanOrEqual(4);
+  });
+
+  it('a byte range with its length is one GET of exactly those bytes', async () => {
+    const d = driver();
+    const data = randomBytes(9 * MiB);
+    await d.putContent('/ranged', data);
+    const got = await readAll(await d.reader('/ranged', 5 * MiB + 1, { length: 1000 }));
+    expect(got.equals(data.subarray(5 * MiB + 1, 5 * MiB + 1001))).toBe(true);
+    const ranges = proxy.seen.filter((s) => s.method === 'GET' && /\/ranged(\?|$)/.test(s.url)).map((s) => s.range);
+    expect(ranges).toEqual([`bytes=${5 * MiB + 1}-${5 * MiB + 1000}`]);
+  });
+
+  it('a reader destroyed mid-object (a client gone) closes every GET it had open', async () => {
+    const d = driver();
+    await d.putContent('/gone', randomBytes(24 * MiB));
+    const r = await d.reader('/gone', 0);
+    const [first] = (await once(r, 'data')) as [Buffer];
+    expect(first.length).toBeGreaterThan(0);
+    expect(proxy.getsOpen).toBeGreaterThan(0);
+    r.destroy();
+    await proxy.noGetsOpen();
+    const gets = proxy.seen.filter((s) => s.method === 'GET' && /\/gone(\?|$)/.test(s.url));
+    expect(gets.length).toBeLessThanOrEqual(5); // never more than the pieces in flight: nothing fetched after the destroy
   });
 
   it('gives up after maxAttempts on a server that keeps throttling, saying so', async () => {

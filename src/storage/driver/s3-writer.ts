@@ -1,6 +1,6 @@
 /**
  * The s3 driver's FileWriter: a multipart upload kept open between writers, as registry:2's s3 driver
- * keeps its own between PATCH requests, holding at most about one part in memory.
+ * keeps its own between PATCH requests, holding at most two part buffers in memory.
  *
  * What a key holds. Either a plain object (no upload open at the key), or, while a writer's content
  * is not committed, an open multipart upload at the key plus an empty object there (so that the path
@@ -13,8 +13,9 @@
  * Parts. Bytes are buffered and uploaded as parts of `chunksize` once a part and S3's 5 MiB minimum
  * more are buffered, so what is left when the writer ends is at least 5 MiB whenever the content is:
  * `end()` uploads it as one more part and answers only then (the durability point; the upload stays
- * open). One part is sent while the next one fills; writes are called back once their bytes are in a
- * part, in the part being sent, or in that bounded buffer (at most about two parts and 5 MiB).
+ * open). Bytes are copied into a buffer of `chunksize` + 5 MiB from the driver's pool (s3-part-buffers.ts),
+ * and a part is sent straight from it while the next buffer fills; writes are called back once their
+ * bytes are in a buffer (at most two per writer, reused by the next writer once their parts are stored).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
@@ -175,8 +176,11 @@ function completedPart(p: UploadedPart): CompletedPart {
 
 class S3Writer extends Writable implements FileWriter {
   #size: number;
-  /** Bytes after the last whole part; while `#tail` is set, exactly the bytes of that stored part. */
-  #chunks: Buffer[] = [];
+  /**
+   * Bytes after the last whole part, in the first `#buffered` bytes of `#fill` (a buffer of the
+   * driver's pool, `#uploadAt` bytes long); while `#tail` is set, exactly the bytes of that stored part.
+   */
+  #fill: Buffer | undefined;
   #buffered = 0;
   /** The upload that holds (or will hold) the content; none until a part is due for a plain object. */
   #uploadId: string | undefined;
@@ -214,10 +218,7 @@ class S3Writer extends Writable implements FileWriter {
       this.#tail = start.upload.tail?.part;
     }
     const first = start.upload?.tail?.bytes ?? start.head;
-    if (first !== undefined && first.length > 0) {
-      this.#chunks.push(first);
-      this.#buffered = first.length;
-    }
+    if (first !== undefined && first.length > 0) this.#copyIn(first, 0); // under 5 MiB: it fits
     if (signal !== undefined) {
       const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -235,16 +236,21 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
     this.#size += chunk.length;
     this.#dirty = true;
     this.#tail = undefined;
+    let from = this.#copyIn(chunk, 0);
     if (this.#buffered < this.#uploadAt) {
       callback();
       return;
     }
-    this.#sendFullParts().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
+    const sendAndGoOn = async (): Promise<void> => {
+      while (this.#buffered >= this.#uploadAt) {
+        await this.#sendPart();
+        from = this.#copyIn(chunk, from);
+      }
+    };
+    sendAndGoOn().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -252,7 +258,10 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#chunks = [];
+    // Not given back to the pool: a write may still be copying into it. The part in flight's buffer
+    // goes back once its request has settled (#sendPart).
+    this.#fill = undefined;
+    this.#buffered = 0;
     const uploadId = this.#uploadId;
     // Parts in an upload that holds the content stay: they are a prefix of it. An upload begun beside
     // an object that still holds the content repeats it and goes.
@@ -302,17 +311,24 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   /**
-   * Sends whole parts while a part and 5 MiB more are buffered, one at a time: each waits for the one
-   * before it (so part numbers follow `#parts`), and the last one sent is left in flight.
+   * Sends the first `chunksize` bytes of the full buffer as the next part, once the part before it is
+   * stored (so part numbers follow `#parts`), and leaves it in flight; what follows them (5 MiB)
+   * starts the next buffer. The sent buffer goes back to the pool once its request has settled.
    */
-  async #sendFullParts(): Promise<void> {
-    while (this.#buffered >= this.#uploadAt) {
-      await this.#sent();
-      const body = this.#take(this.ctx.options.chunkSize);
-      const sending = this.#uploadPart(body).then((part) => void this.#parts.push(part));
-      sending.catch(() => undefined); // awaited by the next part or end(); after a destroy, by no one
-      this.#sending = sending;
-    }
+  async #sendPart(): Promise<void> {
+    await this.#sent();
+    const full = this.#fill;
+    if (full === undefined) throw new Error('the writer was destroyed');
+    const partBytes = this.ctx.options.chunkSize;
+    const next = this.ctx.partBuffers.take();
+    full.copy(next, 0, partBytes, this.#buffered);
+    this.#fill = next;
+    this.#buffered -= partBytes;
+    const sending = this.#uploadPart(full.subarray(0, partBytes))
+      .then((part) => void this.#parts.push(part))
+      .finally(() => this.ctx.partBuffers.give(full));
+    sending.catch(() => undefined); // awaited by the next part or end(); after a destroy, by no one
+    this.#sending = sending;
   }
 
   /** Waits for the part in flight, if any (its failure is the writer's). */
@@ -334,22 +350,31 @@ class S3Writer extends Writable implements FileWriter {
   async #end(): Promise<void> {
     await this.#sent();
     if (!this.#dirty) return;
-    if (this.#uploadId === undefined && this.#copyBytes === 0) {
-      await putObject(this.ctx, this.key, this.#take(this.#buffered), this.signal);
-      this.#objectHoldsContent = false;
-      return;
-    }
-    const uploadId = await this.#ensureUpload();
-    if (this.#buffered > 0) {
-      const bytes = this.#take(this.#buffered);
-      const part = await this.#uploadPart(bytes);
-      if (bytes.length >= MIN_PART_BYTES) {
-        this.#parts.push(part);
-      } else {
-        this.#tail = part;
-        const meta = { [UPLOAD_ID_META]: uploadId, [PART_NUMBER_META]: String(part.PartNumber) };
-        await putObject(this.ctx, pendingKey(this.key), bytes, this.signal, meta);
+    const fill = this.#fill;
+    const bytes = fill === undefined ? EMPTY : fill.subarray(0, this.#buffered);
+    try {
+      if (this.#uploadId === undefined && this.#copyBytes === 0) {
+        await putObject(this.ctx, this.key, bytes, this.signal);
+        this.#objectHoldsContent = false;
+        return;
       }
+      const uploadId = await this.#ensureUpload();
+      if (bytes.length > 0) {
+        const part = await this.#uploadPart(bytes);
+        if (bytes.length >= MIN_PART_BYTES) {
+          this.#parts.push(part);
+        } else {
+          this.#tail = part;
+          const meta = { [UPLOAD_ID_META]: uploadId, [PART_NUMBER_META]: String(part.PartNumber) };
+          await putObject(this.ctx, pendingKey(this.key), bytes, this.signal, meta);
+        }
+      }
+    } finally {
+      // Every request that sent these bytes has settled. A writer that ended keeps no bytes (a
+      // failed end leaves it unusable, and the next writer starts from what was stored).
+      this.#fill = undefined;
+      this.#buffered = 0;
+      if (fill !== undefined) this.ctx.partBuffers.give(fill);
     }
     if (this.#objectHoldsContent) {
       await putObject(this.ctx, this.key, EMPTY, this.signal);
@@ -387,14 +412,12 @@ class S3Writer extends Writable implements FileWriter {
     return { PartNumber: partNumber, ETag: out.ETag };
   }
 
-  /** The first `n` buffered bytes as one buffer; the rest stays buffered. */
-  #take(n: number): Buffer {
-    const all = this.#chunks.length === 1 && this.#chunks[0] !== undefined ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#buffered);
-    const part = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.#chunks = rest.length > 0 ? [rest] : [];
-    this.#buffered = rest.length;
-    return part;
+  /** Copies `chunk` from `from` into the buffer, as much as fits; answers where the copy stopped. */
+  #copyIn(chunk: Buffer, from: number): number {
+    const fill = (this.#fill ??= this.ctx.partBuffers.take());
+    const copied = chunk.copy(fill, this.#buffered, from);
+    this.#buffered += copied;
+    return from + copied;
   }
 
   #fail(op: string, err: unknown): Error {

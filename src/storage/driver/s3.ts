@@ -15,12 +15,12 @@
  * - delete lists the prefix (ListObjectsV2, 1000 keys a page) and removes it with DeleteObjects, and
  *   aborts uploads in progress below it, so a cancelled or purged upload leaves no hidden parts.
  * - list and walk page through ListObjectsV2 (with and without the `/` delimiter).
- * - reader is a GetObject from the offset; a connection dropped mid-stream is resumed from the byte
- *   it stopped at (with If-Match, so a replaced object is never spliced in).
+ * - reader fetches the object in ranged GetObjects, several at once, handed on in order (s3-reader.ts);
+ *   a connection dropped mid-stream is resumed from the byte it stopped at (with If-Match, so a
+ *   replaced object is never spliced in).
  * - redirectUrl presigns a GET or HEAD valid for 20 minutes (registry:2's expiry), unless disabled.
  */
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -33,17 +33,16 @@ import {
 import type { HeadObjectCommandOutput, ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js';
-import type { CallOptions, FileInfo, FileWriter, StorageDriver } from './driver.js';
-import { REDIRECT_EXPIRY_SECONDS, createS3Context, headObject, s3ErrorCode, s3Status } from './s3-client.js';
+import type { CallOptions, DriverCapabilities, FileInfo, FileWriter, ReaderOptions, StorageDriver } from './driver.js';
+import { REDIRECT_EXPIRY_SECONDS, createS3Context, headObject, s3Status } from './s3-client.js';
 import type { S3Context, S3DriverOptions } from './s3-client.js';
 import { abortUpload, isPendingKey, multipartCopy, openUploadAt, pendingKey, settleOpenUpload, uploadsUnder } from './s3-multipart.js';
+import { EmptyReader, openS3Reader } from './s3-reader.js';
+import type { S3Reader } from './s3-reader.js';
 import { openS3Writer } from './s3-writer.js';
 
 export type { S3DriverOptions } from './s3-client.js';
 export { S3_DEFAULTS } from './s3-limits.js';
-
-/** How often a reader re-requests the rest of an object after its connection dropped. */
-const READ_RETRIES = 3;
 
 /** The s3 driver over `options.bucket`. Makes no request until it is used. */
 export function createS3Driver(options: S3DriverOptions): StorageDriver {
@@ -57,6 +56,8 @@ function abortOf(o: CallOptions | undefined): { abortSignal?: AbortSignal } {
 
 class S3Driver implements StorageDriver {
   readonly name = 's3';
+  /** Readers are S3Readers or EmptyReaders (s3-reader.ts). */
+  readonly capabilities: DriverCapabilities = { sendableReaders: true };
 
   constructor(private readonly ctx: S3Context) {}
 
@@ -105,23 +106,23 @@ class S3Driver implements StorageDriver {
     }
   }
 
-  async reader(path: string, offset: number, o?: CallOptions): Promise<Readable> {
-    const key = this.ctx.key(path);
+  async reader(path: string, offset: number, o?: ReaderOptions): Promise<Readable> {
+    const target = { path, key: this.ctx.key(path), offset, length: o?.length };
+    const open = (): Promise<S3Reader | undefined> => openS3Reader(this.ctx, target, o?.signal);
     try {
-      let first: Opened | undefined;
+      let reader: S3Reader | undefined;
       try {
-        first = await this.#get(path, key, offset, undefined, o);
+        reader = await open();
       } catch (err) {
         // An offset past an empty object: the content may be in an upload still open there.
-        if (!(err instanceof InvalidOffsetError) || !(await settleOpenUpload(this.ctx, key, o?.signal))) throw err;
-        first = await this.#get(path, key, offset, undefined, o);
+        if (!(err instanceof InvalidOffsetError) || !(await settleOpenUpload(this.ctx, target.key, o?.signal))) throw err;
+        reader = await open();
       }
-      if (first !== undefined && first.end === 0 && (await settleOpenUpload(this.ctx, key, o?.signal))) {
-        first.body.destroy();
-        first = await this.#get(path, key, offset, undefined, o);
+      if (offset === 0 && (reader?.objectSize ?? 0) === 0 && (await settleOpenUpload(this.ctx, target.key, o?.signal))) {
+        reader?.destroy();
+        reader = await open();
       }
-      if (first === undefined) return Readable.from([], { objectMode: false });
-      return this.#resumable(path, key, first, o);
+      return reader ?? new EmptyReader();
     } catch (err) {
       throw this.ctx.fail('reader', path, err, o);
     }
@@ -301,87 +302,4 @@ class S3Driver implements StorageDriver {
       throw new DriverError('DRIVER_FAILURE', 's3', `delete ${path} failed: ${failed.Key ?? '?'}: ${why} (${this.ctx.endpoint})`);
     }
   }
-
-  /**
-   * GetObject from `offset` (If-Match `etag` when given): the body, the object's ETag and the offset
-   * of its end; undefined for an offset exactly at the end. @throws InvalidOffsetError past the end.
-   */
-  async #get(path: string, key: string, offset: number, etag: string | undefined, o?: CallOptions): Promise<Opened | undefined> {
-    try {
-      const out = await this.ctx.client.send(
-        new GetObjectCommand({
-          Bucket: this.ctx.bucket, Key: key,
-          ...(offset > 0 && { Range: `bytes=${offset}-` }),
-          ...(etag !== undefined && { IfMatch: etag }),
-        }),
-        abortOf(o),
-      );
-      if (!(out.Body instanceof Readable)) throw new Error(`GetObject of ${key} answered no stream`);
-      return { body: out.Body, etag: out.ETag, start: offset, end: offset + (out.ContentLength ?? 0) };
-    } catch (err) {
-      if (s3ErrorCode(err) !== 'InvalidRange' || o?.signal?.aborted) throw err;
-      const head = await this.#head(key, o);
-      if (head === undefined) throw new PathNotFoundError('s3', path);
-      if ((head.ContentLength ?? 0) === offset) return undefined;
-      throw new InvalidOffsetError('s3', path, offset);
-    }
-  }
-
-  /** The body of `first`, re-requested from where it stopped when the connection drops (a few times). */
-  #resumable(path: string, key: string, first: Opened, o?: CallOptions): Readable {
-    let body = first.body;
-    let position = first.start;
-    let closed = false;
-    const ctx = this.ctx;
-    const next = async (): Promise<void> => {
-      const again = await this.#get(path, key, position, first.etag, o);
-      if (again === undefined) throw new Error(`${key} ended at ${position} of ${first.end}`);
-      body = again.body;
-    };
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let retries = 0;
-      try {
-        for (;;) {
-          try {
-            for await (const chunk of body as AsyncIterable<Buffer>) {
-              position += chunk.length;
-              retries = 0;
-              yield chunk;
-            }
-            if (position >= first.end) return;
-            throw new Error(`the response for ${key} ended at ${position} of ${first.end}`);
-          } catch (err) {
-            if (closed || o?.signal?.aborted) throw err;
-            if (retries >= READ_RETRIES || position >= first.end) throw ctx.fail('reader', path, err, o);
-            retries += 1;
-            await sleep(100 * 2 ** retries);
-            await next();
-          }
-        }
-      } finally {
-        body.destroy();
-      }
-    }
-    const stream = Readable.from(chunks(), { objectMode: false });
-    const signal = o?.signal;
-    const onAbort = (): void => {
-      const reason: unknown = signal?.reason;
-      stream.destroy(reason instanceof Error ? reason : new Error(String(reason)));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    stream.once('close', () => {
-      closed = true;
-      body.destroy();
-      signal?.removeEventListener('abort', onAbort);
-    });
-    return stream;
-  }
-}
-
-/** An open GetObject: its body, the object's ETag, and the offsets the body spans. */
-interface Opened {
-  readonly body: Readable;
-  readonly etag: string | undefined;
-  readonly start: number;
-  readonly end: number;
 }

@@ -62,6 +62,9 @@ export function observeDriver(driver: StorageDriver, index: GuardedIndex): Stora
     ...(driver.redirectUrl && { redirectUrl: driver.redirectUrl.bind(driver) }),
     ...(driver.leftovers && { leftovers: driver.leftovers.bind(driver) }),
     ...(driver.tree && { tree: driver.tree.bind(driver) }),
+    ...(driver.during && { during: driver.during.bind(driver) }),
+    ...(driver.writers && { writers: driver.writers.bind(driver) }),
+    ...(driver.forgetWriter && { forgetWriter: driver.forgetWriter.bind(driver) }),
   };
 }
 

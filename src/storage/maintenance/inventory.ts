@@ -13,13 +13,15 @@ import { isRegistryError, isTooLarge } from '../../errors.js';
 import type { BlobStore } from '../blobs/blobs.js';
 import { isRepository, repositoryDirs } from '../catalog.js';
 import { type Digest, type DigestAlgorithm, DIGEST_ALGORITHMS, Digester, digestAlgorithm, parseDigest } from '../digest.js';
-import { type CallOptions, type DirectoryEntries, type FileInfo, type LeftoverOptions, type StorageDriver, isDriverError } from '../driver/driver.js';
+import { type CallOptions, type FileInfo, type LeftoverOptions, type StorageDriver, type WriterRecord, isDriverError } from '../driver/driver.js';
 import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { MAX_MANIFEST_BYTES, describeStored, parseManifest } from '../manifests/manifest-format.js';
-import { blobDataDigestOf, linkDigestOf, parsePath, paths, tagsOfListing } from '../paths.js';
+import { blobDataDigestOf, layerDigestOf, linkDigestOf, parsePath, paths, revisionDigestOf } from '../paths.js';
 import type { RepoName, Tag } from '../reference.js';
 import { compareStrings } from '../listing.js';
 import { listTags } from '../manifests/tags.js';
+
+export type { WriterRecord } from '../driver/driver.js';
 
 /** A link file in a repository (`_layers/…/link` or `_manifests/revisions/…/link`). */
 export interface LinkEntry {
@@ -59,16 +61,10 @@ export interface Leftover {
   readonly modTime: number;
 }
 
-/** What one pass over a repository's own folders found (Inventory.contents). */
+/** A repository's revision and layer links (Inventory.contents). */
 export interface RepositoryContents {
   readonly revisions: readonly LinkEntry[];
   readonly layers: readonly LinkEntry[];
-  /** Tags with no `current/link` (a tag write cut short), sorted. */
-  readonly unfinishedTags: readonly Tag[];
-  /** The driver's temporary files in those folders. */
-  readonly leftovers: readonly Leftover[];
-  /** The folders the pass looked through, each with everything under it: `leftovers` need not look there again. */
-  readonly folders: readonly string[];
 }
 
 /** What a stored manifest refers to, or why that cannot be known. */
@@ -99,9 +95,11 @@ export interface Inventory {
   /** The repository's layer links (`_layers`), in no particular order. */
   layers(name: RepoName, o?: CallOptions): AsyncIterable<LinkEntry>;
   /**
-   * The repository's revisions, layer links, unfinished tags and temporary files, from one pass over
-   * its `_layers`, `_manifests` and `_uploads` folders (one listing per directory where the driver has
-   * `tree`). `times`: each link's modification time too (a stat per link); otherwise they are 0.
+   * The repository's revisions and layer links, from one listing of `_manifests/revisions` and
+   * `_layers` and of each `<alg>` folder in them, and a stat of each revision's link (the `<hex>`
+   * folders are not listed). `times`: each link's modification time too (a stat per layer link as well;
+   * a folder whose link is missing is left out, as it is being written or removed); otherwise times
+   * are 0 and every layer folder is answered, with or without its link.
    */
   contents(name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents>;
   /** The repository's tags, sorted, with what each `current/link` holds. */
@@ -110,6 +108,12 @@ export interface Inventory {
   linkTarget(entry: Pick<LinkEntry, 'path'>, o?: CallOptions): Promise<LinkTarget>;
   /** Every blob in the global store (each `blobs/<alg>/<hex2>/<hex>/data`), in no particular order. */
   blobs(o?: CallOptions): AsyncIterable<StoredBlob>;
+  /**
+   * The digest of every blob folder in the global store (`blobs/<alg>/<hex2>/<hex>`), from one listing
+   * of each `<hex2>` folder, in no particular order: what `blobs` answers without opening each folder
+   * (a folder without `data` is answered too; `statBlob` tells).
+   */
+  blobDigests(o?: CallOptions): AsyncIterable<Digest>;
   /** The blob's data file, or undefined when there is none. */
   statBlob(d: Digest, o?: CallOptions): Promise<StoredBlob | undefined>;
   /**
@@ -138,6 +142,17 @@ export interface Inventory {
    * drivers without `leftovers`), with when each was last written.
    */
   leftovers(o?: LeftoverOptions): AsyncIterable<Leftover>;
+  /**
+   * The records of the processes writing through the tree (StorageDriver.writers), or undefined when
+   * the driver keeps none (then only a look through the whole tree can say what crashes left).
+   */
+  writers(o?: CallOptions): Promise<readonly WriterRecord[] | undefined>;
+  /** Removes a record `writers` judged `gone`. */
+  forgetWriter(name: string, o?: CallOptions): Promise<void>;
+  /** Whether a collection has looked through the whole tree for crash leftovers and left none (paths.leftoversScanned). */
+  leftoversScanned(o?: CallOptions): Promise<boolean>;
+  /** Records that it has, now. */
+  recordLeftoversScanned(o?: CallOptions): Promise<void>;
   /** Removes one path `leftovers` answered. Answers false when it was already gone. */
   deleteLeftover(path: string, o?: CallOptions): Promise<boolean>;
   /**
@@ -173,7 +188,7 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       yield* names.sort(compareStrings);
     },
     revisions: (name, o) => linksUnder(driver, (alg) => paths.revisionsOf(name, alg), o),
-    contents: (name, o) => (driver.tree ? contentsByTree(driver, name, o) : contentsByWalks(inventory, name, o)),
+    contents: (name, o) => contentsOf(driver, name, o),
     layers: (name, o) => linksUnder(driver, (alg) => paths.layersOf(name, alg), o),
     async *tags(name, o) {
       for (const tag of (await listTags(driver, name, o)) ?? []) {
@@ -186,6 +201,16 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       for await (const info of walkIfExists(driver, paths.blobsRoot, o)) {
         const d = info.isDir ? undefined : blobDataDigestOf(info.path);
         if (d !== undefined) yield { digest: d, size: info.size, modTime: info.modTime.getTime() };
+      }
+    },
+    async *blobDigests(o) {
+      for (const folder of await algorithmFolders(driver, paths.blobsRoot, o)) {
+        for (const prefix of (await unlessNotFound(() => driver.list(folder, o))) ?? []) {
+          for (const dir of (await unlessNotFound(() => driver.list(prefix, o))) ?? []) {
+            const at = parsePath(dir);
+            if (at.kind === 'blob' && at.digest !== undefined && at.rest.length === 0) yield at.digest;
+          }
+        }
       }
     },
     async statBlob(d, o) {
@@ -229,6 +254,14 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       }
     },
     deleteLeftover: (path, o) => deleteIfExists(driver, path, o),
+    writers: async (o) => (driver.writers ? driver.writers(o) : undefined),
+    async forgetWriter(name, o) {
+      await driver.forgetWriter?.(name, o);
+    },
+    leftoversScanned: async (o) => (await unlessNotFound(() => driver.stat(paths.leftoversScanned, o))) !== undefined,
+    async recordLeftoversScanned(o) {
+      await driver.putContent(paths.leftoversScanned, Buffer.from(`${new Date().toISOString()}\n`), o);
+    },
     async *unfinishedTags(name, o) {
       for (const tag of (await listTags(driver, name, o)) ?? []) {
         const unfinished = await inventory.unfinishedTag(name, tag, o);
@@ -252,58 +285,39 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
   return inventory;
 }
 
-/** Inventory.contents over a driver with `tree`: one listing per directory of the repository's folders. */
-async function contentsByTree(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
-  const found = { revisions: [] as LinkEntry[], layers: [] as LinkEntry[], leftovers: [] as Leftover[], folders: [] as string[] };
-  const tagsDir = paths.tags(name);
-  const tags: Tag[] = [];
-  const current = new Set<string>();
-  const look = async (dir: DirectoryEntries): Promise<void> => {
-    for (const t of dir.temps) found.leftovers.push({ path: t.path, modTime: t.modTime.getTime() });
-    if (dir.path === tagsDir) tags.push(...tagsOfListing([...dir.dirs, ...dir.files].map((n) => under(dir.path, n))));
-    if (!dir.files.includes('link') && !dir.dirs.includes('link')) return;
-    const at = parsePath(dir.path);
-    if (at.kind === 'tag' && at.rest.length === 1 && at.rest[0] === 'current') current.add(dir.path);
-    if (!dir.files.includes('link') || (at.kind !== 'layer' && at.kind !== 'revision')) return;
-    const path = under(dir.path, 'link');
-    const digest = linkDigestOf(path);
-    if (digest === undefined) return;
-    const modTime = o?.times === true ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
-    if (modTime !== undefined) (at.kind === 'layer' ? found.layers : found.revisions).push({ digest, modTime, path });
-  };
-  for (const folder of [paths.layers(name), paths.manifests(name), paths.uploads(name)]) {
-    let started = false;
-    try {
-      for await (const dir of driver.tree!(folder, o)) {
-        started = true;
-        await look(dir);
+/**
+ * Inventory.contents: one listing of `_manifests/revisions` and of `_layers`, and one of each `<alg>`
+ * folder in them (an algorithm's missing folder is not asked for: a failed call costs more than a listing).
+ */
+async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
+  const linksIn = async (top: string, digestOf: (dir: string) => Digest | undefined, stat: boolean): Promise<LinkEntry[]> => {
+    const found: LinkEntry[] = [];
+    for (const folder of await algorithmFolders(driver, top, o)) {
+      for (const dir of (await unlessNotFound(() => driver.list(folder, o))) ?? []) {
+        const digest = digestOf(dir);
+        if (digest === undefined) continue;
+        const path = under(dir, 'link');
+        const modTime = stat ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
+        if (modTime !== undefined) found.push({ digest, modTime: o?.times === true ? modTime : 0, path });
       }
-    } catch (err) {
-      if (started || !isDriverError(err, 'PATH_NOT_FOUND')) throw err;
-      continue;
     }
-    found.folders.push(folder);
-  }
-  const unfinishedTags: Tag[] = [];
-  for (const tag of tags.sort(compareStrings)) {
-    if (current.has(`${paths.tag(name, tag)}/current`)) continue;
-    // Not seen in the listing (or behind a symlink, which the listing does not follow): asked directly.
-    if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) === undefined) unfinishedTags.push(tag);
-  }
-  return { ...found, unfinishedTags };
+    return found;
+  };
+  // registry:2 deletes a manifest or a layer link by removing the link file, not its folder: a revision
+  // folder without a link is no revision (a stat each). A layer folder without one is answered: what
+  // the layer links are for (marking all of a repository's blobs when one of its manifests cannot be
+  // read, removing the links of blobs the sweep deleted) does no harm with one too many.
+  return {
+    revisions: await linksIn(paths.revisions(name), revisionDigestOf, true),
+    layers: await linksIn(paths.layers(name), layerDigestOf, o?.times === true),
+  };
 }
 
-/** Inventory.contents from the separate walks, for drivers without `tree` (their temporary files: none). */
-async function contentsByWalks(inv: Inventory, name: RepoName, o?: CallOptions): Promise<RepositoryContents> {
-  const collect = async <T>(items: AsyncIterable<T>): Promise<T[]> => {
-    const all: T[] = [];
-    for await (const item of items) all.push(item);
-    return all;
-  };
-  const revisions = await collect(inv.revisions(name, o));
-  const layers = await collect(inv.layers(name, o));
-  const unfinishedTags = (await collect(inv.unfinishedTags(name, o))).map((t) => t.tag);
-  return { revisions, layers, unfinishedTags, leftovers: [], folders: [] };
+/** The `<alg>` folders in `top` (driver paths) of the digest algorithms Berth knows; none when `top` is missing. */
+async function algorithmFolders(driver: StorageDriver, top: string, o?: CallOptions): Promise<string[]> {
+  const known = new Set<string>(DIGEST_ALGORITHMS);
+  const listed = (await unlessNotFound(() => driver.list(top, o))) ?? [];
+  return listed.filter((p) => known.has(p.slice(p.lastIndexOf('/') + 1)));
 }
 
 /** References of a stored manifest body (exported for tests). */

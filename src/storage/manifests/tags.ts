@@ -29,8 +29,13 @@ export function createTagStore(driver: StorageDriver, name: RepoName): TagStore 
   const store: TagStore = {
     resolve: (tag, o) => readLink(driver, paths.tagCurrentLink(name, tag), o),
     async tag(tag, d, o) {
-      await writeLink(driver, paths.tagIndexLink(name, tag, d), d, o);
-      await writeLink(driver, paths.tagCurrentLink(name, tag), d, o);
+      // Two writes: a crash between them leaves an unfinished tag, which the collector removes (`during`
+      // records the pair as one write in progress, as putContent records each).
+      const write = async (): Promise<void> => {
+        await writeLink(driver, paths.tagIndexLink(name, tag, d), d, o);
+        await writeLink(driver, paths.tagCurrentLink(name, tag), d, o);
+      };
+      await (driver.during ? driver.during(write) : write());
     },
     untag: (tag, o) => deleteIfExists(driver, paths.tag(name, tag), o),
     all: (o) => listTags(driver, name, o),

@@ -1,34 +1,41 @@
 /**
  * In-process state shared by every repository's uploads: one lock per session, so requests on the
- * same session run one after another, and the running hash of each session, so a commit need not
- * read the data again. Losing this state (a restart) costs a re-read, never correctness.
+ * same session run one after another, and the hash of each chunked session between its requests:
+ * Node's running hash when this process is alone on its storage, else the last saved state of the
+ * resumable one, so the next request here need not read it back. Losing this (a restart) costs a read
+ * of the saved state, or of the data where there is none, never correctness.
  */
-import { Digester } from '../digest.js';
+import type { Digester } from '../digest.js';
 
-/** Per-session locks and running hashes, shared by every repository of a registry. */
+/** A session's SHA-256 state in Go's format (resumable-sha256.ts) and the size it covers. */
+export interface SavedHashState {
+  readonly size: number;
+  readonly state: Buffer;
+}
+
+/** What a session keeps between requests. */
+export type KeptHash = Digester | SavedHashState;
+
+/** Per-session locks and hashes, shared by every repository of a registry. */
 export interface UploadSessions {
+  /** Whether PATCHes save their hash state for other processes (RegistryOptions.sharedUploads). */
+  readonly saveHashStates: boolean;
   /** Runs `fn` once every earlier call for the same key has settled. */
   exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>;
-  /** Removes and returns the running hash when it covers exactly `size` bytes; a fresh one at size 0. */
-  takeHash(key: string, size: number): Digester | undefined;
-  /** The running hash when it covers exactly `size` bytes, left in place. */
-  peekHash(key: string, size: number): Digester | undefined;
-  keepHash(key: string, digester: Digester): void;
+  /** Removes and returns what is kept for the session when it covers exactly `size` bytes. */
+  takeHash(key: string, size: number): KeptHash | undefined;
+  keepHash(key: string, kept: KeptHash): void;
   forget(key: string): void;
 }
 
-/** `maxHashes` bounds memory: the oldest hash states are dropped first (they are only an optimisation). */
-export function createUploadSessions(maxHashes = 4096): UploadSessions {
+/** `maxHashes` bounds memory: the oldest hashes are dropped first (they are only an optimisation). */
+export function createUploadSessions(o: { saveHashStates: boolean; maxHashes?: number }): UploadSessions {
+  const maxHashes = o.maxHashes ?? 4096;
   const locks = new Map<string, Promise<unknown>>();
-  const hashes = new Map<string, Digester>();
-
-  const peekHash = (key: string, size: number): Digester | undefined => {
-    const h = hashes.get(key);
-    if (h && h.size === size) return h;
-    return size === 0 ? Digester.create() : undefined;
-  };
+  const hashes = new Map<string, KeptHash>();
 
   return {
+    saveHashStates: o.saveHashStates,
     async exclusive(key, fn) {
       const before = locks.get(key) ?? Promise.resolve();
       const run = before.then(fn, fn);
@@ -41,14 +48,13 @@ export function createUploadSessions(maxHashes = 4096): UploadSessions {
       }
     },
     takeHash(key, size) {
-      const h = peekHash(key, size);
+      const kept = hashes.get(key);
       hashes.delete(key);
-      return h;
+      return kept?.size === size ? kept : undefined;
     },
-    peekHash,
-    keepHash(key, digester) {
+    keepHash(key, kept) {
       hashes.delete(key);
-      hashes.set(key, digester);
+      hashes.set(key, kept);
       if (hashes.size > maxHashes) hashes.delete(hashes.keys().next().value as string);
     },
     forget(key) {

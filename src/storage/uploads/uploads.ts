@@ -1,9 +1,15 @@
 /**
- * Blob upload sessions of one repository: `_uploads/<uuid>/{data,startedat}`.
+ * Blob upload sessions of one repository: `_uploads/<uuid>/{data,startedat,hashstates/sha256/<offset>}`.
  *
- * Bytes are hashed while they are written. The running hash is kept in memory between requests (keyed
- * by session and offset); when it is missing or stale (a restart, another replica, a failed request)
- * the commit hashes `data` again from the start, as registry:2 does when it has no hash state.
+ * Bytes are hashed while they are written. A request that ends the upload in one go (a monolithic PUT)
+ * uses Node's native SHA-256, and so do PATCHes when this process is alone on its storage (the running
+ * hash is kept in memory between them). When other processes may take the next request (replicas, S3:
+ * `sessions.saveHashStates`), a PATCH uses a resumable SHA-256 (resumable-sha256.ts) and, before it is
+ * answered, saves its state where registry:2 saves its own, `hashstates/sha256/<offset>` (Go's format),
+ * also keeping it in memory. The next PATCH or the commit, here, on another replica or after a restart,
+ * takes up the state saved for the data's current size (a state is trusted only for the offset in its
+ * name, which its own length must match), and goes on saving. With none that fits (a restart of a lone
+ * process, a write failed, a state is unreadable) the commit hashes `data` again, as registry:2 does.
  *
  * Commit: verify the digest, move `data` to the blob path (or drop it when the blob already exists),
  * write the `_layers` link, remove the session. Requests on one session are serialised in-process.
@@ -13,7 +19,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { asStorageFull, blobUploadUnknown, digestInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, BlobStore } from '../blobs/blobs.js';
-import { type Digest, Digester, digestAlgorithm } from '../digest.js';
+import { type Digest, Digester, type RunningHash, digestAlgorithm } from '../digest.js';
 import type { CallOptions, StorageDriver } from '../driver/driver.js';
 import type { LinkGate } from '../maintenance/link-gate.js';
 import type { LinkedBlobStore } from '../blobs/linked-blobs.js';
@@ -21,6 +27,7 @@ import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
 import { formatStartedAt, paths } from '../paths.js';
 import type { RepoName, UploadId } from '../reference.js';
 import type { UploadSessions } from './upload-sessions.js';
+import { ResumableSha256 } from './resumable-sha256.js';
 import type { DeclaredBlob, Quotas } from '../quotas/quota-port.js';
 
 /** Where an upload session stands. */
@@ -96,28 +103,75 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
     return { id, size: data.size, startedAt: Number.isNaN(parsed.getTime()) ? new Date(0) : parsed };
   };
 
+  /** The SHA-256 state saved in storage for the session at `size` bytes; undefined when none can be read. */
+  const storedHashState = async (id: UploadId, size: number, o: CallOptions): Promise<Buffer | undefined> => {
+    try {
+      return await driver.getContent(paths.uploadHashState(name, id, 'sha256', size), o);
+    } catch (err) {
+      if (o.signal?.aborted === true) throw err;
+      return undefined; // missing or unreadable: the commit reads the data instead
+    }
+  };
+
+  /**
+   * The running hash of a session whose data is `size` bytes long: a new one at 0 (Node's native hash
+   * for a request that ends the upload or when no state is saved, else the resumable one), else the
+   * hash kept in memory or the state saved at exactly `size`. Undefined when none fits: the commit then
+   * reads the data back.
+   */
+  const runningHash = async (id: UploadId, size: number, final: boolean, o: CallOptions): Promise<RunningHash | undefined> => {
+    if (size === 0) return final || !sessions.saveHashStates ? Digester.create() : ResumableSha256.create();
+    const kept = sessions.takeHash(key(id), size);
+    if (kept instanceof Digester) return kept;
+    const state = kept?.state ?? (await storedHashState(id, size, o));
+    return state === undefined ? undefined : ResumableSha256.resume(state, size);
+  };
+
+  /**
+   * Saves `hash`'s state at `hashstates/sha256/<size>` and in memory. A state that cannot be written
+   * costs the next request on another process a re-read, so a failure here does not fail the PATCH,
+   * whose bytes are already stored; nor does the client going away stop it.
+   */
+  const saveHashState = async (id: UploadId, hash: ResumableSha256): Promise<void> => {
+    const saved = { size: hash.size, state: hash.state() };
+    await driver.putContent(paths.uploadHashState(name, id, 'sha256', saved.size), saved.state).catch(() => undefined);
+    sessions.keepHash(key(id), saved);
+  };
+
   /**
    * Writes `body` after the current end, hashing it unless `verified` (the caller checks the bytes);
-   * `final` also commits the writer. Caller holds the session lock.
+   * `final` also commits the writer. Answers the new status and the hash of all the data, when there
+   * is one. Caller holds the session lock.
    */
-  const write = async (id: UploadId, body: Readable | undefined, o: AppendOptions, final: boolean, verified = false): Promise<UploadStatus> => {
+  const write = async (
+    id: UploadId,
+    body: Readable | undefined,
+    o: AppendOptions,
+    final: boolean,
+    verified = false,
+  ): Promise<{ status: UploadStatus; hash: RunningHash | undefined }> => {
     const current = await status(id, o);
     if (o.expectedOffset !== undefined && o.expectedOffset !== current.size) {
       throw rangeInvalid(`upload is at offset ${current.size}, not ${o.expectedOffset}`);
     }
-    const digester = verified ? undefined : sessions.takeHash(key(id), current.size);
+    const hash = verified ? undefined : await runningHash(id, current.size, final, o);
     const writer = await driver.writer(paths.uploadData(name, id), { append: true, ...signalOf(o) });
     try {
       if (body && verified) await pipeline(body, writer, signalOf(o));
-      else if (body) await pipeline(body, hashing(digester), writer, signalOf(o));
+      else if (body) await pipeline(body, hashing(hash), writer, signalOf(o));
       else await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
       if (final) await writer.commit();
     } catch (err) {
       writer.destroy();
-      throw asStorageFull(err) ?? err; // the hash is dropped: it may have seen bytes the file did not keep
+      throw asStorageFull(err) ?? err; // no state is saved: the hash may have seen bytes the file did not keep
     }
-    if (digester) sessions.keepHash(key(id), digester);
-    return { ...current, size: writer.size };
+    const whole = hash?.size === writer.size ? hash : undefined;
+    // Kept for the next request here (a commit refused for its digest may be tried again); a PATCH's
+    // resumable state is saved in storage for the other processes too.
+    if (whole instanceof Digester) sessions.keepHash(key(id), whole);
+    else if (whole instanceof ResumableSha256 && final) sessions.keepHash(key(id), { size: whole.size, state: whole.state() });
+    else if (whole instanceof ResumableSha256) await saveHashState(id, whole);
+    return { status: { ...current, size: writer.size }, hash: whole };
   };
 
   const start = async (o: StartOptions = {}): Promise<UploadStatus> => {
@@ -141,11 +195,11 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
     start,
     status,
     append: (id, body, o = {}) =>
-      sessions.exclusive(key(id), () => write(id, body, o, false)),
+      sessions.exclusive(key(id), async () => (await write(id, body, o, false)).status),
     commit: (id, d, body, o = {}) =>
       sessions.exclusive(key(id), async () => {
-        const { size } = await write(id, body, o, true);
-        const actual = await digestOfUpload(opts, id, d, size, o);
+        const { status: { size }, hash } = await write(id, body, o, true);
+        const actual = await digestOfUpload(opts, id, d, hash, o);
         if (actual !== d) throw digestInvalid('uploaded content does not match the digest', { expected: d, actual });
         // Verified: this is the commit point. A client that goes away now must not leave the blob
         // moved but unlinked, so publishing no longer listens to the request's signal.
@@ -192,17 +246,23 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
   };
 }
 
-/** The digest of the session's data in `d`'s algorithm: from the running hash when it is current, else re-read. */
+/**
+ * The digest of the session's data in `d`'s algorithm: from the hash of all of it when there is one,
+ * else read back. A resumable hash that disagrees with `d` is checked against the data too: it may have
+ * been taken up from a state that is corrupt in a way its size cannot show.
+ */
 async function digestOfUpload(
   opts: UploadStoreOptions,
   id: UploadId,
   d: Digest,
-  size: number,
+  whole: RunningHash | undefined,
   o: CallOptions,
 ): Promise<Digest> {
   const alg = digestAlgorithm(d);
-  const running = opts.sessions.peekHash(paths.upload(opts.name, id), size);
-  if (running && running.algorithm === alg) return running.digest();
+  if (whole?.algorithm === alg) {
+    const running = whole.digest();
+    if (running === d || !(whole instanceof ResumableSha256)) return running;
+  }
   const digester = Digester.create(alg);
   const reader = await opts.driver.reader(paths.uploadData(opts.name, id), 0, o);
   for await (const chunk of reader as AsyncIterable<Buffer>) digester.update(chunk);
@@ -220,11 +280,11 @@ async function publish(opts: UploadStoreOptions, id: UploadId, d: Digest, o: Cal
   await deleteIfExists(driver, paths.upload(name, id), o);
 }
 
-/** A pass-through stream that feeds every chunk to `digester` (when there is one). */
-function hashing(digester: Digester | undefined): Transform {
+/** A pass-through stream that feeds every chunk to `hash` (when there is one). */
+function hashing(hash: RunningHash | undefined): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      digester?.update(chunk);
+      hash?.update(chunk);
       callback(null, chunk);
     },
   });

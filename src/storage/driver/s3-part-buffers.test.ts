@@ -1,0 +1,45 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IDLE_RELEASE_MS, PartBufferPool } from './s3-part-buffers.js';
+
+describe('PartBufferPool', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('hands back the buffers given to it, so writer after writer allocates no more than two', () => {
+    const pool = new PartBufferPool(1024, 2);
+    for (let writer = 0; writer < 5; writer += 1) {
+      const filling = pool.take();
+      const sending = pool.take();
+      expect(filling).not.toBe(sending);
+      pool.give(sending);
+      pool.give(filling);
+    }
+    expect(pool.allocated).toBe(2);
+    expect(pool.free).toBe(2);
+  });
+
+  it('keeps at most `keep` free buffers, ignores a buffer given twice or of another size', () => {
+    const pool = new PartBufferPool(16, 2);
+    const bufs = [pool.take(), pool.take(), pool.take()];
+    for (const b of bufs) pool.give(b);
+    expect(pool.free).toBe(2);
+    const again = pool.take();
+    pool.give(again);
+    pool.give(again);
+    pool.give(Buffer.alloc(8));
+    expect(pool.free).toBe(2);
+  });
+
+  it('drops its free buffers once none was given back for a while', () => {
+    vi.useFakeTimers();
+    const pool = new PartBufferPool(16, 2);
+    pool.give(pool.take());
+    vi.advanceTimersByTime(IDLE_RELEASE_MS - 1);
+    expect(pool.free).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(pool.free).toBe(0);
+    expect(pool.take().length).toBe(16);
+    expect(pool.allocated).toBe(2);
+  });
+});
