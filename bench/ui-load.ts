@@ -170,9 +170,13 @@ async function load(url: string, context: BrowserContext, spec: PageSpec, fresh:
     await rows;
     const wall = performance.now() - t0;
     await complete;
-    const got = (await page.evaluate(`(() => {
+    // A fetch's Resource Timing entry is written once its body is in, which can be after the rows are
+    // (the page reads GET /v2/'s status only): wait for the entries, up to 5 s, after the clock has stopped.
+    const got = (await page.evaluate(`(async () => {
       const nav = performance.getEntriesByType('navigation')[0];
-      const api = performance.getEntriesByType('resource').filter((r) => ${JSON.stringify(spec.api)}.some((p) => new URL(r.name).pathname === p));
+      const wanted = () => performance.getEntriesByType('resource').filter((r) => ${JSON.stringify(spec.api)}.some((p) => new URL(r.name).pathname === p));
+      for (let waited = 0; wanted().length < ${spec.api.length} && waited < 5000; waited += 20) await new Promise((ok) => setTimeout(ok, 20));
+      const api = wanted();
       return { ...window.berthBenchReady, html: nav.responseEnd, scripts: nav.domContentLoadedEventEnd, api: api.length < ${spec.api.length} ? NaN : Math.max(...api.map((r) => r.responseEnd)) };
     })()`)) as Omit<PageSample, 'wall'>;
     for (const [k, v] of Object.entries(got)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`the page gave no ${k} time for ${spec.hash}`);
