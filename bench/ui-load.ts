@@ -6,13 +6,14 @@
  * What is timed. The target line is the page's own clock: from its navigation start (the
  * `performance.now()` origin, which Navigation Timing also counts from) until the first rows are in
  * the DOM (the list's first table row; the repository's first tag card with its digest and push
- * time), noted by a mutation observer set before any of the page's scripts runs. That is what a user
- * waits for once the browser has a tab: it leaves out the tab's own start-up and the harness. It is
- * printed for a first visit (a fresh browser context: nothing cached) and a return visit (a new page
- * of a context that loaded the UI before: the hashed assets cached). As context: the page complete (the
+ * time), noted by a mutation observer set before any of the page's scripts runs, which also says so on
+ * the console for the harness to wait on (so no harness code runs in the page while it loads). That is
+ * what a user waits for once the browser has a tab: it leaves out the tab's own start-up and the
+ * harness. It is printed for a first visit (a fresh browser context: nothing cached) and a return visit
+ * (a new page of a context that loaded the UI before: the page revalidated, 304). As context: the page complete (the
  * list with its usage figures; the repository's first card with size, created time and type), where
  * the time goes (HTML received, scripts run, the first rows' API answers in, from Navigation and
- * Resource Timing), the wall time the harness sees (from `goto` until playwright finds the rows,
+ * Resource Timing), the wall time the harness sees (from `goto` until the page says it has the rows,
  * including the tab's start-up), the page's load event alone (the floor of any first visit), and the
  * API requests of the first screens from Node. The pages are timed once the listing index is ready
  * (`berth_index_ready` 1), as a running registry serves them; the load average is printed before and after.
@@ -37,6 +38,8 @@ import { median } from './lib/report.js';
 const LIST = { hash: '#/', rows: 'table.repos tbody tr', complete: 'table.repos tbody tr td', api: ['/v2/', '/v2/_catalog'] } as const;
 const REPO = { hash: '#/r/tags-10k', rows: 'li.tag .facts', complete: 'li.tag[data-filled]', api: ['/v2/', '/berth/v1/repositories/tags-10k/tags'] } as const;
 type PageSpec = typeof LIST | typeof REPO;
+/** What the page's observer logs when a selector first matches (`berth-bench rows`). */
+const NOTE = 'berth-bench';
 
 const rounds = Number(process.argv[2] ?? '5');
 const keptTree = process.env['BERTH_BENCH_UI_TREE'];
@@ -133,7 +136,7 @@ async function runScenarios(url: string, browser: Browser): Promise<void> {
     console.log(`  ${name}: page complete ${summary(samples.map((s) => s.complete))}; wall time from goto ${summary(samples.map((s) => s.wall))}`);
     console.log(`    where it goes (medians from navigation start): HTML received ${ms(samples.map((s) => s.html))}, scripts run ${ms(samples.map((s) => s.scripts))}, the first rows' API answers in ${ms(samples.map((s) => s.api))}; from the script having run to the first rows ${ms(samples.map((s) => s.rows - s.scripts))}; long tasks (over 50 ms) on the page's main thread before the first rows ${ms(samples.map((s) => s.busy))}`);
   }
-  console.log(`  the page's load event alone (HTML, CSS, script; the floor of a first visit), in the page: median ${summary(floor)}`);
+  console.log(`  the page's load event alone (the page with its inline script and stylesheet; the floor of a first visit), in the page: median ${summary(floor)}`);
   for (const { name, xs } of apiTimes) console.log(`  ${name} from Node: median ${summary(xs)}`);
 }
 
@@ -158,14 +161,22 @@ async function load(url: string, context: BrowserContext, spec: PageSpec, fresh:
   const page = await context.newPage();
   try {
     await page.addInitScript(watchFor({ rows: spec.rows, complete: spec.complete }));
+    // The page's own observer says when each selector matched (a console message): waiting for it runs
+    // nothing in the page, where playwright's locator polling would take the page's main thread while it loads.
+    const noted = (name: string): Promise<unknown> => page.waitForEvent('console', { predicate: (m) => m.text() === `${NOTE} ${name}`, timeout: 60_000 });
+    const [rows, complete] = [noted('rows'), noted('complete')];
     const t0 = performance.now();
     await page.goto(`${url}/ui/${spec.hash}`);
-    await page.locator(spec.rows).first().waitFor();
+    await rows;
     const wall = performance.now() - t0;
-    await page.locator(spec.complete).first().waitFor();
-    const got = (await page.evaluate(`(() => {
+    await complete;
+    // A fetch's Resource Timing entry is written once its body is in, which can be after the rows are
+    // (the page reads GET /v2/'s status only): wait for the entries, up to 5 s, after the clock has stopped.
+    const got = (await page.evaluate(`(async () => {
       const nav = performance.getEntriesByType('navigation')[0];
-      const api = performance.getEntriesByType('resource').filter((r) => ${JSON.stringify(spec.api)}.some((p) => new URL(r.name).pathname === p));
+      const wanted = () => performance.getEntriesByType('resource').filter((r) => ${JSON.stringify(spec.api)}.some((p) => new URL(r.name).pathname === p));
+      for (let waited = 0; wanted().length < ${spec.api.length} && waited < 5000; waited += 20) await new Promise((ok) => setTimeout(ok, 20));
+      const api = wanted();
       return { ...window.berthBenchReady, html: nav.responseEnd, scripts: nav.domContentLoadedEventEnd, api: api.length < ${spec.api.length} ? NaN : Math.max(...api.map((r) => r.responseEnd)) };
     })()`)) as Omit<PageSample, 'wall'>;
     for (const [k, v] of Object.entries(got)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`the page gave no ${k} time for ${spec.hash}`);
@@ -211,7 +222,8 @@ function ms(xs: readonly number[]): string {
 
 /**
  * A script run before the page's own: notes in `window.berthBenchReady[name]` the time (from the
- * navigation start) at which each selector first matches, and in `busy` the main thread's long tasks.
+ * navigation start) at which each selector first matches, and says so on the console (`berth-bench
+ * <name>`), and in `busy` the main thread's long tasks.
  */
 function watchFor(selectors: Readonly<Record<string, string>>): string {
   return `(() => {
@@ -220,7 +232,10 @@ function watchFor(selectors: Readonly<Record<string, string>>): string {
     window.berthBenchReady = seen;
     const check = () => {
       for (const [name, selector] of Object.entries(wanted)) {
-        if (seen[name] === undefined && document.querySelector(selector) !== null) seen[name] = performance.now();
+        if (seen[name] === undefined && document.querySelector(selector) !== null) {
+          seen[name] = performance.now();
+          console.debug(${JSON.stringify(NOTE)} + ' ' + name);
+        }
       }
     };
     // Long tasks (over 50 ms) on the page's main thread that ended before the first rows: its own work, not waiting.

@@ -1,17 +1,19 @@
 /**
- * Serving the web UI (src/http/ui/): `/ui/` on the API listener with the files the real build makes,
- * each with its type (mime-types), a strong ETag answered by 304, a year of immutable caching for the
- * hashed names and `no-cache` for index.html, gzip when asked, and the strict Content-Security-Policy
- * (no inline script anywhere in the page). Off (`ui.enabled: false`): no `/ui/` at all. Not built: 503
+ * Serving the web UI (src/http/ui/): `/ui/` on the API listener with the page the real build makes (its
+ * script and stylesheet inline), each file with its type (mime-types), a strong ETag answered by 304, a
+ * year of immutable caching for hashed names and `no-cache` for index.html, gzip when asked, and the
+ * strict Content-Security-Policy (the page's inline script and stylesheet allowed by their SHA-256 only). Off (`ui.enabled: false`): no `/ui/` at all. Not built: 503
  * saying how to build it. Under `http.prefix`, at `<prefix>/ui/`.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/parse.js';
-import { UI_CONTENT_SECURITY_POLICY } from '../src/http/ui/serve-ui.js';
+import { loadUiAssets } from '../src/http/ui/assets.js';
+import { uiContentSecurityPolicy } from '../src/http/ui/serve-ui.js';
 import { type TestBerth, startBerth } from './helpers/berth.js';
 import { errorCode, raw } from './helpers/oci.js';
 import { type TestUi, buildTestUi } from './helpers/ui.js';
@@ -19,21 +21,30 @@ import { type TestUi, buildTestUi } from './helpers/ui.js';
 describe('web UI static files', () => {
   let ui: TestUi;
   let berth: TestBerth;
-  let script = '';
-  let style = '';
+  /** The built page plus one hashed asset (today's build inlines everything; the server serves any such file). */
+  let withAsset: { dir: string; berth: TestBerth; file: string; body: string };
 
   beforeAll(async () => {
     ui = await buildTestUi();
     berth = await startBerth({ ui: { assets: ui.assets } });
-    script = ui.files.find((f) => f.endsWith('.js')) ?? '';
-    style = ui.files.find((f) => f.endsWith('.css')) ?? '';
+    const dir = await mkdtemp(join(tmpdir(), 'berth-ui-asset-'));
+    const file = 'assets/extra-2KQJ5XUE.js';
+    const body = `export const words = ${JSON.stringify('the same line again '.repeat(200))};\n`;
+    await mkdir(join(dir, 'assets'));
+    await writeFile(join(dir, 'index.html'), (await raw(berth.url, 'GET', '/ui/')).body);
+    await writeFile(join(dir, file), body);
+    const assets = await loadUiAssets(dir);
+    withAsset = { dir, berth: await startBerth({ ui: { assets } }), file, body };
   });
   afterAll(async () => {
+    await withAsset?.berth.close();
+    if (withAsset !== undefined) await rm(withAsset.dir, { recursive: true, force: true });
     await berth.close();
     await ui.close();
   });
 
-  it('redirects /ui to /ui/ and serves index.html there, revalidated every time', async () => {
+  it('redirects /ui to /ui/ and serves index.html there, revalidated every time, with its script and stylesheet inline', async () => {
+    expect(ui.files).toEqual(['index.html']);
     const bare = await raw(berth.url, 'GET', '/ui');
     expect(bare.status).toBe(301);
     expect(bare.header('Location')).toBe('/ui/');
@@ -42,66 +53,72 @@ describe('web UI static files', () => {
     expect(res.header('Content-Type')).toBe('text/html; charset=utf-8');
     expect(res.header('Cache-Control')).toBe('no-cache');
     expect(res.header('ETag')).toMatch(/^"[A-Za-z0-9_-]{27}"$/);
+    // One request loads the page: nothing it needs before its first rows is a file of its own.
     const html = res.body.toString();
-    expect(html).toContain(`src="${script}"`);
-    expect(html).toContain(`href="${style}"`);
+    expect(html).not.toMatch(/\ssrc=|<link\b[^>]*rel="(stylesheet|modulepreload|preload)"/);
+    expect(/<script type="module">([\s\S]*?)<\/script>/.exec(html)?.[1]?.length).toBeGreaterThan(10_000);
+    expect(/<style>([\s\S]*?)<\/style>/.exec(html)?.[1]?.length).toBeGreaterThan(1000);
   });
 
-  it('sends a strict Content-Security-Policy, and the page has no inline script or style', async () => {
+  it('sends a strict Content-Security-Policy allowing exactly the page\'s own inline script and stylesheet, by hash', async () => {
     const res = await raw(berth.url, 'GET', '/ui/');
     const csp = res.header('Content-Security-Policy') ?? '';
-    expect(csp).toBe(UI_CONTENT_SECURITY_POLICY);
-    expect(csp).toContain("script-src 'self'");
-    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+    expect(csp).toBe(uiContentSecurityPolicy(ui.assets.inline));
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|unsafe-hashes|nonce-/);
     expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("default-src 'none'");
     expect(res.header('X-Content-Type-Options')).toBe('nosniff');
     const html = res.body.toString();
+    const hashOf = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const directive = (name: string): string[] => (csp.split('; ').find((d) => d.startsWith(`${name} `)) ?? '').split(' ').slice(1);
     const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    const styles = [...html.matchAll(/<style\b([^>]*)>([\s\S]*?)<\/style>/g)];
     expect(scripts.length).toBe(1);
-    for (const s of scripts) {
-      expect(s[1]).toMatch(/\bsrc="/);
-      expect(s[2]?.trim()).toBe('');
-    }
-    expect(html).not.toMatch(/<style\b|\sstyle="|\son[a-z]+="/i);
-    // The bundle itself never evaluates strings.
-    const js = (await raw(berth.url, 'GET', `/ui/${script}`)).body.toString();
-    expect(js).not.toMatch(/\beval\(|new Function\(/);
+    expect(styles.length).toBe(1);
+    expect(directive('script-src')).toEqual(["'self'", hashOf(scripts[0]?.[2] ?? '')]);
+    expect(directive('style-src')).toEqual(["'self'", hashOf(styles[0]?.[2] ?? '')]);
+    // Nothing else inline: no handler or style attributes, which no hash allows.
+    expect(html).not.toMatch(/\sstyle="|\son[a-z]+="/i);
+    // The script itself never evaluates strings.
+    expect(scripts[0]?.[2]).not.toMatch(/\beval\(|new Function\(/);
+    // Every answer under /ui/ carries the same policy, an error too.
+    expect((await raw(berth.url, 'GET', '/ui/nope.js')).header('Content-Security-Policy')).toBe(csp);
   });
 
-  it('serves hashed assets with their types, immutable for a year', async () => {
-    for (const [file, type] of [[script, 'text/javascript; charset=utf-8'], [style, 'text/css; charset=utf-8']] as const) {
-      expect(file).toMatch(/^assets\/[a-z]+-[A-Z0-9]{8}\.(js|css)$/);
-      const res = await raw(berth.url, 'GET', `/ui/${file}`);
-      expect(res.status, file).toBe(200);
-      expect(res.header('Content-Type')).toBe(type);
-      expect(res.header('Cache-Control')).toBe('public, max-age=31536000, immutable');
-      expect(res.header('Content-Security-Policy')).toBe(UI_CONTENT_SECURITY_POLICY);
-      expect(Number(res.header('Content-Length'))).toBe(res.body.length);
-    }
+  it('serves hashed files with their types, immutable for a year', async () => {
+    const res = await raw(withAsset.berth.url, 'GET', `/ui/${withAsset.file}`);
+    expect(res.status).toBe(200);
+    expect(res.header('Content-Type')).toBe('text/javascript; charset=utf-8');
+    expect(res.header('Cache-Control')).toBe('public, max-age=31536000, immutable');
+    expect(res.header('Content-Security-Policy')).toBe(uiContentSecurityPolicy(ui.assets.inline));
+    expect(Number(res.header('Content-Length'))).toBe(res.body.length);
+    expect(res.body.toString()).toBe(withAsset.body);
   });
 
   it('answers a matching If-None-Match with 304 and no body, and a stale one with the file', async () => {
-    const first = await raw(berth.url, 'GET', `/ui/${script}`);
+    const first = await raw(berth.url, 'GET', '/ui/');
     const etag = first.header('ETag') ?? '';
-    const again = await raw(berth.url, 'GET', `/ui/${script}`, { headers: { 'If-None-Match': etag } });
+    const again = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': etag } });
     expect(again.status).toBe(304);
     expect(again.body.length).toBe(0);
     expect(again.header('ETag')).toBe(etag);
-    const weak = await raw(berth.url, 'GET', `/ui/${script}`, { headers: { 'If-None-Match': `"other", W/${etag}` } });
+    const weak = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': `"other", W/${etag}` } });
     expect(weak.status).toBe(304);
-    const stale = await raw(berth.url, 'GET', `/ui/${script}`, { headers: { 'If-None-Match': '"not-it"' } });
+    const stale = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': '"not-it"' } });
     expect(stale.status).toBe(200);
     expect(stale.body.equals(first.body)).toBe(true);
   });
 
   it('gzips for clients that take it, byte for byte the same file', async () => {
-    const plain = await raw(berth.url, 'GET', `/ui/${script}`);
-    const zipped = await raw(berth.url, 'GET', `/ui/${script}`, { headers: { 'Accept-Encoding': 'gzip, br' } });
-    expect(zipped.header('Content-Encoding')).toBe('gzip');
-    expect(zipped.header('Vary')).toBe('Accept-Encoding');
-    expect(zipped.body.length).toBeLessThan(plain.body.length);
-    expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
-    expect(plain.header('Content-Encoding')).toBeUndefined();
+    for (const [url, path] of [[berth.url, '/ui/'], [withAsset.berth.url, `/ui/${withAsset.file}`]] as const) {
+      const plain = await raw(url, 'GET', path);
+      const zipped = await raw(url, 'GET', path, { headers: { 'Accept-Encoding': 'gzip, br' } });
+      expect(zipped.header('Content-Encoding'), path).toBe('gzip');
+      expect(zipped.header('Vary')).toBe('Accept-Encoding');
+      expect(zipped.body.length).toBeLessThan(plain.body.length);
+      expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
+      expect(plain.header('Content-Encoding')).toBeUndefined();
+    }
   });
 
   it('answers HEAD like GET without a body; other methods 405; unknown files 404, as OCI JSON', async () => {

@@ -1,8 +1,10 @@
 /**
  * The web UI's built files (DESIGN.md §11), read once at start from the directory `npm run build:ui`
- * writes (scripts/build-ui.ts): a few small text files, kept in memory with their gzip form, type and
- * ETag, so serving one is a lookup. Names that carry a content hash (`main-2KQJ5XUE.js`) never change
- * content and are cached for a year as immutable; `index.html` names them and is revalidated every time.
+ * writes (scripts/build-ui.ts): today one `index.html` with its stylesheet and script inline, kept in
+ * memory with its gzip form, type and ETag, so serving it is a lookup; `index.html` is revalidated every
+ * time (a return visit costs one 304). Any other file whose name carries a content hash
+ * (`main-2KQJ5XUE.js`) never changes content and is cached for a year as immutable. The SHA-256 of each
+ * inline `<script>` and `<style>` of `index.html` is what the Content-Security-Policy allows (serve-ui.ts).
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -27,6 +29,14 @@ export interface UiAsset {
 export interface UiAssets {
   get(path: string): UiAsset | undefined;
   readonly size: number;
+  /** The CSP source expressions (`'sha256-…'`) of index.html's inline scripts and stylesheets. */
+  readonly inline: InlineHashes;
+}
+
+/** CSP hash sources of a page's inline elements, by kind. */
+export interface InlineHashes {
+  readonly scripts: readonly string[];
+  readonly styles: readonly string[];
 }
 
 /** esbuild's `[name]-[hash]`: eight base-32 characters before the extension. */
@@ -53,8 +63,23 @@ export async function loadUiAssets(dir: string): Promise<UiAssets | undefined> {
     const asset = await readAsset(full);
     if (asset !== undefined) files.set(relative(dir, full).split(sep).join('/'), asset);
   }
-  if (!files.has('index.html')) return undefined;
-  return { get: (path) => files.get(path), size: files.size };
+  const index = files.get('index.html');
+  if (index === undefined) return undefined;
+  return { get: (path) => files.get(path), size: files.size, inline: inlineHashes(index.body.toString('utf8')) };
+}
+
+/**
+ * The hash sources of the inline `<script>` and `<style>` elements of `html` (the build's own page, whose
+ * elements carry no text that closes them early): SHA-256 over each element's text exactly as written,
+ * as CSP Level 3 hashes it. A `<script src>` is not inline and needs no hash.
+ */
+export function inlineHashes(html: string): InlineHashes {
+  const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+  const texts = (tag: string): string[] =>
+    [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>([\\s\\S]*?)</${tag}>`, 'gi'))]
+      .filter((m) => !/\ssrc=/i.test(m[1] ?? ''))
+      .map((m) => hash(m[2] ?? ''));
+  return { scripts: texts('script'), styles: texts('style') };
 }
 
 async function readAsset(path: string): Promise<UiAsset | undefined> {

@@ -1,26 +1,32 @@
 /**
  * `/ui/` on the API listener (under `http.prefix` when one is set): the web UI's static files
  * (assets.ts). It sits before the health gate, so the page still loads, and says what is wrong, while
- * storage fails. Every answer carries a strict Content-Security-Policy: scripts, styles and requests
- * only from this origin, no inline script, no eval, no framing. The page talks to the same API as any
- * client (/v2/, /berth/v1/, /auth/token) and holds no power of its own.
+ * storage fails. Every answer carries a strict Content-Security-Policy: requests only to this origin;
+ * scripts and styles only from this origin or the page's own inline ones named by their SHA-256 (no
+ * 'unsafe-inline', so an injected script or style runs nowhere); no eval, no framing. The page talks to
+ * the same API as any client (/v2/, /berth/v1/, /auth/token) and holds no power of its own.
  */
 import type Koa from 'koa';
 import { NoRouteError, RegistryError, unsupported } from '../../errors.js';
 import type { Ctx, RequestState } from '../context.js';
-import type { UiAsset, UiAssets } from './assets.js';
+import type { InlineHashes, UiAsset, UiAssets } from './assets.js';
 
-/** The policy of every `/ui/` answer. `data:` images: the empty favicon. */
-export const UI_CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "form-action 'self'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * The policy of every `/ui/` answer, allowing the inline scripts and styles `inline` names by hash.
+ * `data:` images: the empty favicon.
+ */
+export function uiContentSecurityPolicy(inline: InlineHashes = { scripts: [], styles: [] }): string {
+  return [
+    "default-src 'none'",
+    ["script-src 'self'", ...inline.scripts].join(' '),
+    ["style-src 'self'", ...inline.styles].join(' '),
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "form-action 'self'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 export interface UiOptions {
   /** The built files; undefined when the UI was not built (every page then says how to build it). */
@@ -32,6 +38,7 @@ export interface UiOptions {
 /** Serves `<prefix>/ui/…`; any other path goes on to the next middleware. */
 export function serveUi(opts: UiOptions): Koa.Middleware<RequestState> {
   const base = `${opts.prefix}/ui`;
+  const policy = uiContentSecurityPolicy(opts.assets?.inline);
   return async (ctx, next) => {
     if (ctx.path !== base && !ctx.path.startsWith(`${base}/`)) return next();
     ctx.state.route = 'ui';
@@ -39,7 +46,7 @@ export function serveUi(opts: UiOptions): Koa.Middleware<RequestState> {
       ctx.set('Allow', 'GET, HEAD');
       throw unsupported(`method ${ctx.method} not allowed on the web UI`);
     }
-    setSecurityHeaders(ctx);
+    setSecurityHeaders(ctx, policy);
     if (ctx.path === base) {
       ctx.status = 301;
       ctx.set('Location', `${base}/`);
@@ -55,8 +62,8 @@ export function serveUi(opts: UiOptions): Koa.Middleware<RequestState> {
   };
 }
 
-function setSecurityHeaders(ctx: Ctx): void {
-  ctx.set('Content-Security-Policy', UI_CONTENT_SECURITY_POLICY);
+function setSecurityHeaders(ctx: Ctx, policy: string): void {
+  ctx.set('Content-Security-Policy', policy);
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('X-Frame-Options', 'DENY');
   ctx.set('Referrer-Policy', 'no-referrer');
