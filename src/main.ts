@@ -5,10 +5,8 @@
  * wrong and the usage and exits 2; `--help` after any command prints the usage. Each command's modules
  * are loaded when it runs, so an offline command does not start by loading the server's.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { CommandError } from './cli/command-error.js';
-import { INSTALL_ROOT } from './cli/install-root.js';
+import { packageVersion } from './cli/install-root.js';
 import { ConfigError } from './config/raw.js';
 
 const USAGE = `usage: berth <command> [args]
@@ -93,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/htpasswd.js')).htpasswdCommand(args);
     case 'version':
     case '--version':
-      process.stdout.write(`berth ${await version()} (node ${process.version})\n`);
+      process.stdout.write(`berth ${await packageVersion()} (node ${process.version})\n`);
       return 0;
     case 'help':
     case '--help':
@@ -106,13 +104,6 @@ async function main(argv: string[]): Promise<number> {
     default:
       return usageError(`unknown command ${JSON.stringify(command)}`);
   }
-}
-
-/** The version in the installed package's package.json. */
-async function version(): Promise<string> {
-  const pkg: unknown = JSON.parse(await readFile(join(INSTALL_ROOT, 'package.json'), 'utf8'));
-  const v = typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>)['version'] : undefined;
-  return typeof v === 'string' ? v : 'unknown';
 }
 
 function usageError(problem: string): number {

@@ -6,6 +6,7 @@
  * above (a bundle copied somewhere bare), the folder above the module's own.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,3 +18,14 @@ function installRoot(start: string): string {
 }
 
 export const INSTALL_ROOT = installRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** The version in the installed package's package.json; 'unknown' when it cannot be read or has none. */
+export async function packageVersion(): Promise<string> {
+  try {
+    const pkg: unknown = JSON.parse(await readFile(join(INSTALL_ROOT, 'package.json'), 'utf8'));
+    const v = typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>)['version'] : undefined;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -5,8 +5,6 @@
  * maintenance settings in words, and the mirror's upstreams with hits and misses read from the
  * `berth_mirror_requests_total` metric.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Config, QuotaConfig } from '../config/schema.js';
 import type { GcReport } from '../gc/report.js';
@@ -14,7 +12,7 @@ import type { HealthState } from '../health/health.js';
 import type { GcTrigger } from '../http/debug.js';
 import type { ServerStatusSource } from '../http/management/status.js';
 import { formatBytes } from '../storage/registry.js';
-import { INSTALL_ROOT } from './install-root.js';
+import { packageVersion } from './install-root.js';
 
 /** How many finished collections the status keeps. */
 const KEPT_RUNS = 10;
@@ -45,7 +43,7 @@ interface RunSummary {
 
 export function createStatusKeeper(o: StatusOptions): StatusKeeper {
   const runs: RunSummary[] = [];
-  const version = readVersion();
+  const version = packageVersion();
   const gc = o.config.storage.maintenance.gc;
   return {
     recordRun(report, error) {
@@ -122,14 +120,4 @@ async function upstreamsOf(config: Config, metrics: MetricsRegistry): Promise<{ 
     const name = u.prefix ?? new URL(u.remoteurl).host;
     return { name, url: u.remoteurl, ...(counts.get(name) ?? { hits: 0, misses: 0 }) };
   });
-}
-
-/** package.json's version (beside dist/ and src/ alike). */
-async function readVersion(): Promise<string> {
-  try {
-    const pkg = JSON.parse(await readFile(join(INSTALL_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
