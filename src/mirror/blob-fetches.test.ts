@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Digest, digestOf } from '../storage/digest.js';
+import { createFilesystemDriver } from '../storage/driver/filesystem.js';
 import { createMemoryDriver } from '../storage/driver/memory.js';
 import { parseRepoName } from '../storage/reference.js';
 import { type LocalRegistry, createRegistry } from '../storage/registry.js';
@@ -197,4 +201,50 @@ describe('blob fetches', () => {
     expect((await take(late, big.length)).equals(big)).toBe(true);
     expect((await take(ranged, big.length)).equals(big.subarray(1, big.length - 1))).toBe(true);
   }, 30_000);
+
+  it('serves a reader that fell behind from the cache write\'s file before the commit, where storage can read it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-fetch-'));
+    try {
+      const fsRegistry = createRegistry({ driver: createFilesystemDriver({ root: dir }), deleteEnabled: true });
+      const big = randomBytes(20 * 1024 * 1024); // more than the 8 MiB window kept in memory
+      const d = digestOf(big);
+      const body = new PassThrough();
+      let readWritten: ((start: number) => Promise<Readable>) | undefined;
+      // Told once the cache write has taken every byte: the window then keeps only the last 8 MiB.
+      let tookAll = (): void => undefined;
+      const allTaken = new Promise<void>((resolve) => (tookAll = resolve));
+      let taken = 0;
+      const counted = (stream: Readable): Readable => stream.pipe(new PassThrough({
+        transform(chunk: Buffer, _enc, cb) {
+          taken += chunk.length;
+          if (taken === big.length) tookAll();
+          cb(null, chunk);
+        },
+      }));
+      const entry = await fetches.fetch('fs', {
+        digest: d,
+        start: async () => ({ size: big.length, body }),
+        store: async (stream) => void (await fsRegistry.repository(repo).uploads.ingestVerified(d, counted(stream), { onWriting: (read) => (readWritten = read) })),
+        stored: (range) => fsRegistry.blobs.open(d, range),
+        written: async (start) => readWritten?.(start),
+      });
+      for (let at = 0; at < big.length; at += 1024 * 1024) {
+        if (!body.write(big.subarray(at, at + 1024 * 1024))) await new Promise((resolve) => body.once('drain', resolve));
+      }
+      await allTaken;
+      // Everything but the end has arrived: the digest is not checked yet, so nothing can be committed,
+      // and the first 12 MiB are no longer in memory. A late reader gets all but the last byte anyway.
+      const late = await entry.open();
+      const ranged = await entry.open({ start: 1024, end: 2047 });
+      if (late === undefined || ranged === undefined) throw new Error('fetch over');
+      expect((await take(late, big.length - 1)).equals(big.subarray(0, big.length - 1))).toBe(true);
+      expect((await take(ranged, 1024)).equals(big.subarray(1024, 2048))).toBe(true);
+      expect(await fsRegistry.blobs.stat(d)).toBeUndefined();
+      body.end();
+      await entry.cached;
+      expect(await fsRegistry.blobs.stat(d)).toMatchObject({ size: big.length });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });

@@ -55,6 +55,13 @@ export interface BlobFetch {
   store(stream: Readable): Promise<void>;
   /** The stored blob's bytes `range` (once `store` resolved), for a reader that fell behind. */
   stored(range: BlobRange): Promise<Readable>;
+  /**
+   * The bytes the cache write has put in its file so far, from `start` to the file's current end, read
+   * back before the commit (storage's IngestOptions.onWriting); undefined where storage cannot read a file
+   * being written (S3) or the write has not begun. A reader that fell behind reads these rather than wait
+   * for the commit's fsyncs.
+   */
+  written?(start: number): Promise<Readable | undefined>;
   /** Told once the fetch and the cache write are over, with the error when either failed. */
   report?(result: { bytes: number; seconds: number; error?: Error }): void;
 }
@@ -89,6 +96,9 @@ const STARTING_AHEAD = 32 * 1024 * 1024;
  * and reads the rest from storage once the blob is there.
  */
 const READER_STALL_MS = 1000;
+
+/** How often a reader following the cache write's file looks again when the file had nothing new. */
+const WRITTEN_POLL_MS = 5;
 
 /** A set of blob fetches. */
 export function createBlobFetches(): BlobFetches {
@@ -375,13 +385,52 @@ class Tee {
         this.wake();
         continue;
       }
-      // Fell behind the window: the rest comes from storage once the blob is there.
+      // Fell behind the window: what the cache write has written comes from its file while it writes
+      // (where storage can read it), the rest from storage once the blob is committed.
       this.readers.delete(cursor);
       this.wake();
+      yield* this.fromCacheWrite(cursor, end);
+      if (this.state === 'verified' && cursor.pos >= (end ?? this.received)) return;
       while (this.storage === 'writing') await this.change();
       if (this.storage === 'failed') throw this.storeError ?? new Error('the cache write failed');
-      yield* (await this.f.stored({ start: pos, end: (end ?? this.received) - 1 })) as AsyncIterable<Buffer>;
+      yield* (await this.f.stored({ start: cursor.pos, end: (end ?? this.received) - 1 })) as AsyncIterable<Buffer>;
       return;
+    }
+  }
+
+  /**
+   * For a reader that fell behind the window: the bytes from `cursor.pos` that the cache write has put
+   * in its file, up to `end` and no further than readers may go (`available`: never the last byte of
+   * unverified content), following the file while the write goes on. It stops, leaving the rest to the
+   * committed blob, once the write is over, where storage cannot read the file (S3), or when a read
+   * fails (the commit moved the file). The file holds the fetch's own bytes, in order: the cache write
+   * only appends what the fetch received.
+   */
+  private async *fromCacheWrite(cursor: { pos: number }, end: number | undefined): AsyncGenerator<Buffer> {
+    while (this.storage === 'writing') {
+      this.throwIfFailed();
+      const limit = Math.min(this.available(), end ?? Number.POSITIVE_INFINITY);
+      if (cursor.pos >= limit) {
+        if (this.state === 'verified') return;
+        await this.change();
+        continue;
+      }
+      let got = 0;
+      try {
+        const file = await this.f.written?.(cursor.pos);
+        if (file === undefined) return;
+        for await (const chunk of file as AsyncIterable<Buffer>) {
+          const part = chunk.subarray(0, limit - cursor.pos);
+          cursor.pos += part.length;
+          got += part.length;
+          if (part.length > 0) yield part;
+          if (cursor.pos >= limit) break;
+        }
+      } catch {
+        return;
+      }
+      // The file had nothing more yet: its writes trail the fetch, and tell nobody when they land.
+      if (got === 0) await this.changeOrTimeout(WRITTEN_POLL_MS);
     }
   }
 

@@ -313,6 +313,7 @@ class LandedElsewhere extends Error {}
  */
 function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d: Digest): Promise<InFlightBlob> {
   let lease: Lease | undefined;
+  let readWritten: ((start: number) => Promise<Readable>) | undefined;
   return o.fetches.fetch(`${m.name}@${d}`, {
     digest: d,
     async start(signal) {
@@ -328,8 +329,9 @@ function fetchBlob(m: MirrorContext, local: CacheRepository, o: MirrorOptions, d
       }
     },
     // The fetch hashes the bytes as they come and ends the stream only once they match `d`.
-    store: async (stream) => void (await local.uploads.ingestVerified(d, stream)),
+    store: async (stream) => void (await local.uploads.ingestVerified(d, stream, { onWriting: (read) => (readWritten = read) })),
     stored: (range) => o.stored.open(d, range),
+    written: async (start) => readWritten?.(start),
     report(r) {
       void lease?.release();
       m.events.fetched({ upstream: m.client.name, kind: 'blob', repository: m.name, digest: d, ...r });

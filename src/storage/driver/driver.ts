@@ -92,6 +92,12 @@ export interface FileWriter extends Writable {
 export interface DriverCapabilities {
   /** Every stream `reader` answers is a SendableReader (the filesystem driver's are). */
   readonly sendableReaders?: boolean;
+  /**
+   * A reader of a file that an appending writer is still writing (before its commit) gets every byte
+   * written so far, at the path the writer writes to (the filesystem driver's are; an S3 upload's parts
+   * cannot be read before it completes).
+   */
+  readonly readsWhileWriting?: boolean;
 }
 
 /**

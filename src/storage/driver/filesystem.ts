@@ -83,7 +83,7 @@ export function createFilesystemDriver({ root, blocking = false, writers }: File
 class FilesystemDriver implements StorageDriver {
   readonly name = NAME;
   /** Its readers are FileReaders. */
-  readonly capabilities = { sendableReaders: true } as const;
+  readonly capabilities = { sendableReaders: true, readsWhileWriting: true } as const;
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
 

@@ -15,12 +15,12 @@
  * write the `_layers` link, remove the session. Requests on one session are serialised in-process.
  */
 import { randomUUID } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { asStorageFull, blobUploadUnknown, digestInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, BlobStore } from '../blobs/blobs.js';
 import { type Digest, Digester, type RunningHash, digestAlgorithm } from '../digest.js';
-import type { CallOptions, StorageDriver } from '../driver/driver.js';
+import { type CallOptions, InvalidOffsetError, type StorageDriver } from '../driver/driver.js';
 import type { LinkGate } from '../maintenance/link-gate.js';
 import type { LinkedBlobStore } from '../blobs/linked-blobs.js';
 import { deleteIfExists, unlessNotFound } from '../driver/not-found.js';
@@ -75,7 +75,17 @@ export interface CacheUploads extends UploadStore {
    * when its bytes match `d` and fail otherwise (a pull-through cache hashes what it fetches once).
    * Nothing is kept when `body` fails. @throws the body's error, STORAGE_FULL, DENIED (storage.quotas)
    */
-  ingestVerified(d: Digest, body: Readable, o?: CallOptions): Promise<BlobInfo>;
+  ingestVerified(d: Digest, body: Readable, o?: IngestOptions): Promise<BlobInfo>;
+}
+
+export interface IngestOptions extends CallOptions {
+  /**
+   * Told, once the session's file is open, how to read back what has been written to it so far (from
+   * `start` to the file's current end; nothing while the file is shorter than `start`) before the commit, for readers that would rather not wait for it.
+   * Only where the driver can read a file while it is written (`capabilities.readsWhileWriting`); the
+   * reads fail once the commit has moved the file.
+   */
+  readonly onWriting?: (readWritten: (start: number) => Promise<Readable>) => void;
 }
 
 /** What an upload store needs from its repository and registry. */
@@ -220,7 +230,9 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
       try {
         return await sessions.exclusive(key(id), async () => {
           // A session just made, and nobody else's: written from its start without reading its state back.
-          const writer = await driver.writer(paths.uploadData(name, id), { append: true, ...signalOf(o) });
+          const data = paths.uploadData(name, id);
+          const writer = await driver.writer(data, { append: true, ...signalOf(o) });
+          if (o.onWriting !== undefined && driver.capabilities?.readsWhileWriting === true) o.onWriting((start) => readWritten(driver, data, start));
           try {
             await pipeline(body, writer, signalOf(o));
             await writer.commit();
@@ -278,6 +290,16 @@ async function publish(opts: UploadStoreOptions, id: UploadId, d: Digest, o: Cal
     await opts.linked.link(d, o);
   });
   await deleteIfExists(driver, paths.upload(name, id), o);
+}
+
+/** The bytes of the file at `path` from `start` to its current end; none while it is shorter than that. */
+async function readWritten(driver: StorageDriver, path: string, start: number): Promise<Readable> {
+  try {
+    return await driver.reader(path, start);
+  } catch (err) {
+    if (err instanceof InvalidOffsetError) return Readable.from([]);
+    throw err;
+  }
 }
 
 /** A pass-through stream that feeds every chunk to `hash` (when there is one). */

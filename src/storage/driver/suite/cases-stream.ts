@@ -260,4 +260,21 @@ const sendableCases: DriverCase[] = [
 ];
 
 /** reader / writer cases. */
-export const streamCases: readonly DriverCase[] = [...readerCases, ...sendableCases, ...writerCases, ...cancelAndAbortCases];
+/** The optional capability `readsWhileWriting`. */
+const readsWhileWritingCases: DriverCase[] = [
+  {
+    title: 'a reader of a file an appending writer is still writing gets every byte written so far',
+    requires: 'readsWhileWriting',
+    body: async ({ d, p }) => {
+      const w = await d.writer(`${p}/up/data`, { append: true });
+      await writeOne(w, bytes('written '));
+      expect((await readAll(await d.reader(`${p}/up/data`, 0))).toString()).toBe('written ');
+      await writeOne(w, bytes('so far'));
+      expect((await readAll(await d.reader(`${p}/up/data`, 8))).toString()).toBe('so far');
+      await writeAndEnd(w);
+      await w.commit();
+    },
+  },
+];
+
+export const streamCases: readonly DriverCase[] = [...readerCases, ...sendableCases, ...readsWhileWritingCases, ...writerCases, ...cancelAndAbortCases];
