@@ -14,7 +14,7 @@
  *   gc-done      the answer to `gc`
  *   metrics-done the answer to `metrics`
  */
-import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { WorkerMetrics } from '../metrics/cluster.js';
 
 /** The environment variable that makes a forked process a worker, holding its slot (1 to `http.workers`). */
 export const WORKER_SLOT_ENV = 'BERTH_WORKER_SLOT';
@@ -28,7 +28,7 @@ export type ToWorker =
 /** The outcome of a collection as the debug listener answers it (see http/debug.ts GcTrigger). */
 export type GcOutcome = { readonly status: 'done'; readonly report: object } | { readonly status: 'busy' };
 
-export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+export type MetricsJson = WorkerMetrics;
 
 export type ToPrimary =
   | { readonly berth: 'ready'; readonly url: string }

@@ -261,31 +261,21 @@ class Primary {
     };
   })();
 
-  /** Every worker's metrics added together, with the primary's own gauges. */
+  /** Every worker's metrics added together, with the primary's own gauges (metrics/cluster.ts). */
   private async metricsSource(): Promise<MetricsSource> {
-    const { AggregatorRegistry, Counter, Gauge, Registry } = await import('prom-client');
-    const own = new Registry();
-    const registers = [own];
-    const workersGauge = new Gauge({ name: 'berth_cluster_workers_ready', help: 'Worker processes of http.workers ready now.', registers });
-    const restarts = new Counter({ name: 'berth_cluster_worker_restarts_total', help: 'Workers that died and were replaced.', registers });
-    const primaryRss = new Gauge({ name: 'berth_cluster_primary_resident_memory_bytes', help: "The primary process's resident memory (the workers' is process_resident_memory_bytes).", registers });
-    let counted = 0;
+    const { createClusterMetrics } = await import('../metrics/cluster.js');
+    const cluster = createClusterMetrics();
     return {
-      contentType: own.contentType,
+      contentType: cluster.contentType,
       metrics: async () => {
         const serving = this.serving();
-        workersGauge.set(serving.length);
-        restarts.inc(this.restarts - counted);
-        counted = this.restarts;
-        primaryRss.set(process.memoryUsage.rss());
         const answers = await Promise.all(serving.map(([, w]) => this.ask(w, (id) => ({ berth: 'metrics', id }), METRICS_ANSWER_MS)));
-        const jsons: MetricsJson[] = [];
+        const workers: MetricsJson[] = [];
         for (const a of answers) {
           if (a instanceof Error) this.log.warn('metrics: a worker did not answer; its figures are left out of this scrape', { err: a.message });
-          else if (a.berth === 'metrics-done') jsons.push(a.metrics);
+          else if (a.berth === 'metrics-done') workers.push(a.metrics);
         }
-        jsons.push(await own.getMetricsAsJSON());
-        return AggregatorRegistry.aggregate(jsons).metrics();
+        return cluster.expose(workers, { ready: serving.length, restarts: this.restarts });
       },
     };
   }
