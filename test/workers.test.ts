@@ -13,11 +13,12 @@
  * refused at start-up, naming it.
  */
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, getToken, writeHtpasswd } from './helpers/auth.js';
+import { runBerthCli } from './helpers/berth-cli.js';
 import { type BerthProcess, startBerthProcess } from './helpers/berth-process.js';
 import { type Image, type RawResponse, makeImage, randomBytesSeeded, raw, sha256 } from './helpers/oci.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
@@ -253,7 +254,7 @@ function openPatch(base: string, path: string, length: number, headers: Record<s
   };
 }
 
-describe('http.workers above 1 without redis', () => {
+describe('http.workers: refused without redis, and a start-up that fails', () => {
   it('is refused at start-up naming the key and what to set', async () => {
     const work = await mkdtemp(join(tmpdir(), 'berth-workers-noredis-'));
     try {
@@ -262,6 +263,27 @@ describe('http.workers above 1 without redis', () => {
         config: `version: 0.1\nstorage: {filesystem: {rootdirectory: ${JSON.stringify(join(work, 'root'))}}}\nhttp: {addr: "127.0.0.1:${await freePort()}", workers: 2}\n`,
       });
       await expect(start).rejects.toThrow(/config: http\.workers: 2 workers need redis \(redis\.addr\)/);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('with a Redis that does not answer, the workers fail to start and so does the primary (exit 1), saying why', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'berth-workers-noanswer-'));
+    try {
+      const nobody = await freePort();
+      const config = join(work, 'config.yml');
+      await writeFile(config, [
+        'version: 0.1',
+        `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(work, 'root'))}}}`,
+        `http: {addr: "127.0.0.1:${await freePort()}", workers: 2}`,
+        `redis: {addr: "127.0.0.1:${nobody}", dialtimeout: 1s}`,
+        '',
+      ].join('\n'));
+      const r = await runBerthCli(['serve', config]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/config: redis\.addr: .*127\.0\.0\.1/);
+      expect(r.stderr).toMatch(/berth: worker [12] exited during start-up \(code 1\)/);
     } finally {
       await rm(work, { recursive: true, force: true });
     }

@@ -198,7 +198,13 @@ class Primary {
       if (w.isDead()) resolve();
       else w.once('exit', () => resolve());
     })));
-    this.broadcast({ berth: how });
+    // A worker not ready yet has no handler for the message: a signal stops it (its default action
+    // before it serves; a drain once its own handler is there).
+    for (const s of this.slots.values()) {
+      if (s.worker.isDead()) continue;
+      if (s.url === undefined) s.worker.process.kill('SIGTERM');
+      else if (s.worker.isConnected()) s.worker.send({ berth: how } satisfies ToWorker);
+    }
     const limit = (how === 'drain' ? this.config.http.draintimeoutMs : 0) + STOP_GRACE_MS;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {

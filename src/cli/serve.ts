@@ -31,8 +31,6 @@ import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
 import { parseAddr } from './serve-addr.js';
-
-export { parseAddr } from './serve-addr.js';
 import { INSTALL_ROOT } from './install-root.js';
 import type { Config } from '../config/schema.js';
 import { type Health, type HealthState, startHealth } from '../health/health.js';
@@ -45,6 +43,8 @@ import { type Metrics, createMetrics } from '../metrics/metrics.js';
 import { createQuotaMetrics } from '../metrics/quotas.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type LocalRegistry } from '../storage/registry.js';
+
+export { parseAddr } from './serve-addr.js';
 
 export interface Serving {
   readonly running: RunningServer;
