@@ -254,6 +254,48 @@ function openPatch(base: string, path: string, length: number, headers: Record<s
   };
 }
 
+describeWithTools(TOOLS, 'http.workers: a crash loop', () => {
+  it('after more than 5 worker deaths within 60 s the primary stops the others and exits 1', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'berth-workers-loop-'));
+    const redis = await startRedis();
+    try {
+      const berth = await startBerthProcess({
+        configPath: join(work, 'config.yml'),
+        config: [
+          'version: 0.1',
+          'log: {level: info, formatter: json}',
+          `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(work, 'root'))}}}`,
+          `http: {addr: "127.0.0.1:${await freePort()}", workers: 2}`,
+          `redis: {addr: "${redis.addr}"}`,
+          '',
+        ].join('\n'),
+        readyWhen: /"msg":"listening"/,
+        readyTimeoutMs: 90_000,
+      });
+      const lines = (): { msg?: string; worker?: number; pid?: number; pids?: number[] }[] =>
+        berth.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string; worker?: number; pid?: number; pids?: number[] });
+      let pid = lines().find((l) => l.msg === 'listening')?.pids?.[0];
+      for (let death = 1; death <= 6; death++) {
+        if (pid === undefined) throw new Error(`no worker to kill:\n${berth.log()}`);
+        const replaced = lines().filter((l) => l.msg === 'worker replaced').length;
+        process.kill(pid, 'SIGKILL');
+        if (death === 6) break;
+        for (let waited = 0; lines().filter((l) => l.msg === 'worker replaced').length === replaced; waited += 50) {
+          if (waited > 60_000) throw new Error(`no replacement after death ${death}:\n${berth.log().slice(-3000)}`);
+          await sleep(50);
+        }
+        pid = lines().filter((l) => l.msg === 'worker replaced').at(-1)?.pid;
+      }
+      expect(await berth.exited).toEqual({ code: 1, signal: null });
+      expect(berth.log()).toMatch(/workers exited 6 times within 60 s: giving up/);
+      expect(lines().filter((l) => l.msg === 'worker exited: starting a new one')).toHaveLength(5);
+    } finally {
+      await redis.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
 describe('http.workers: refused without redis, and a start-up that fails', () => {
   it('is refused at start-up naming the key and what to set', async () => {
     const work = await mkdtemp(join(tmpdir(), 'berth-workers-noredis-'));
