@@ -9,8 +9,9 @@
  * chunked upload whose requests went to both workers completes with the right digest; a token the
  * built-in issuer signed on one worker is accepted by the other; the debug listener's metrics count the
  * requests of both; a worker killed with SIGKILL is replaced and the port keeps answering; SIGTERM
- * drains a PATCH in flight (answered 202) and the whole process exits 0. Without `redis` the key is
- * refused at start-up, naming it.
+ * drains a PATCH in flight (answered 202) and the whole process exits 0. Six worker deaths within a
+ * minute make the primary give up with exit 1; a worker that cannot start (Redis not answering) fails
+ * start-up with exit 1; without `redis` the key is refused at start-up, naming it.
  */
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
