@@ -7,8 +7,12 @@
  * from its own metrics (`nodejs_eventloop_lag_p99_seconds` and `_max_`, which prom-client resets on
  * every scrape: one scrape just before the sample, one just after), showing what the hashing and
  * writing cost the loop. wrk's window starts with the uploads; if they end first, its tail is unloaded.
+ *
+ * With `--workers N` (2 by default; 0 leaves it out) a third server runs in the same rounds: Berth with
+ * `http.workers: N` and a Redis of its own (issue #19), reported as extra rows against the same
+ * registry:2 samples; its lag is the workers' average, as its primary's `/metrics` adds them up.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
@@ -16,10 +20,12 @@ import { pushSmallImage, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { runWrk } from './lib/load.js';
 import { freePort, makeTempDir, removeTempDir } from './lib/proc.js';
-import { type FamilyReport, alternate, atMost, formatValue, median, timed } from './lib/report.js';
+import { type FamilyReport, type Row, alternateSides, atMost, formatValue, median, timed } from './lib/report.js';
 import { type Running, type Target, startBerth, startRegistry2 } from './lib/servers.js';
+import { type TestRedis, startRedis } from '../test/helpers/redis.js';
 
-const TARGETS = ['berth', 'registry2'] as const satisfies readonly [Target, Target];
+/** The servers of one run: the two targets, and Berth with `http.workers`. */
+type Side = Target | 'workers';
 const REPO = 'bench/mixed';
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -52,57 +58,88 @@ interface Sample {
 async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
   const work = await makeTempDir('berth-bench-mixed-');
   const running: Running[] = [];
+  let redis: TestRedis | undefined;
   try {
-    const metricsPort = await freePort();
-    const root: Record<Target, string> = { berth: join(work, 'berth'), registry2: join(work, 'registry2') };
-    const berth = await startBerth(root.berth, work, { command: ctx.berth, level: 'warn', accessLog: true, metricsPort, nodeFlags: profileFlags(ctx, 'mixed') });
+    const workerCount = opt(o, 'workers');
+    const sides = (workerCount > 1 ? ['berth', 'workers', 'registry2'] : ['berth', 'registry2']) as readonly Side[];
+    const berthMetrics = await freePort();
+    const metricsPort: Partial<Record<Side, number>> = { berth: berthMetrics };
+    const root: Record<Side, string> = { berth: join(work, 'berth'), workers: join(work, 'berth-workers'), registry2: join(work, 'registry2') };
+    const berth = await startBerth(root.berth, work, { command: ctx.berth, level: 'warn', accessLog: true, metricsPort: berthMetrics, nodeFlags: profileFlags(ctx, 'mixed') });
     running.push(berth);
     const reg = await startRegistry2(root.registry2, work);
     running.push(reg);
-    const url: Record<Target, string> = { berth: berth.url, registry2: reg.url };
-    for (const t of TARGETS) await pushSmallImage(url[t], REPO, 'latest', 91);
+    const url: Partial<Record<Side, string>> = { berth: berth.url, registry2: reg.url };
+    if (workerCount > 1) {
+      redis = await startRedis();
+      const workersMetrics = await freePort();
+      metricsPort.workers = workersMetrics;
+      await mkdir(join(work, 'w'));
+      const workers = await startBerth(root.workers, join(work, 'w'), {
+        command: ctx.berth, level: 'warn', accessLog: true, metricsPort: workersMetrics, workers: { count: workerCount, redisAddr: redis.addr },
+      });
+      running.push(workers);
+      url.workers = workers.url;
+    }
+    const at = (side: Side): string => url[side] ?? '';
+    for (const side of sides) await pushSmallImage(at(side), REPO, 'latest', 91);
     const size = opt(o, 'size-mib') * MiB;
     const uploads = opt(o, 'uploads');
-    const lag: { p99: number[]; max: number[] } = { p99: [], max: [] };
-    const samples: Record<Target, Sample[]> = { berth: [], registry2: [] };
-    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    await alternate(opt(o, 'rounds'), TARGETS, async (t, r) => {
+    const lag: Partial<Record<Side, { p99: number[]; max: number[] }>> = {};
+    const samples: Partial<Record<Side, Sample[]>> = {};
+    const metricsUrl = (side: Side): string | undefined => (metricsPort[side] === undefined ? undefined : `http://127.0.0.1:${String(metricsPort[side])}/metrics`);
+    await alternateSides(opt(o, 'rounds'), sides, async (side, r) => {
       const seeds = Array.from({ length: uploads }, (_, i) => 5000 + r * 100 + i);
       for (const seed of seeds) blobDigest(seed, size); // hashed before the clock starts
-      if (t === 'berth') await scrape(metricsUrl); // resets the lag histogram
-      const load = runWrk({ url: `${url[t]}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections: opt(o, 'connections'), threads: 1, seconds: opt(o, 'seconds') }, work);
-      const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(url[t], REPO, seed, size))));
+      const scraped = metricsUrl(side);
+      if (scraped !== undefined) await scrape(scraped); // resets the lag histogram
+      const load = runWrk({ url: `${at(side)}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections: opt(o, 'connections'), threads: 1, seconds: opt(o, 'seconds') }, work);
+      const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(at(side), REPO, seed, size))));
       const [w, { ms, value: digests }] = await Promise.all([load, up]);
-      if (t === 'berth') {
-        const text = await scrape(metricsUrl);
-        lag.p99.push(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000);
-        lag.max.push(metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+      if (scraped !== undefined) {
+        const text = await scrape(scraped);
+        const l = (lag[side] ??= { p99: [], max: [] });
+        l.p99.push(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000);
+        l.max.push(metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
       }
-      if (w.errors > 0 || w.requests === 0) throw new Error(`${t} manifest GET under uploads: ${w.errors} errors in ${w.requests} requests`);
-      for (const d of digests) await rm(join(root[t], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
-      samples[t].push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000) });
+      if (w.errors > 0 || w.requests === 0) throw new Error(`${side} manifest GET under uploads: ${w.errors} errors in ${w.requests} requests`);
+      for (const d of digests) await rm(join(root[side], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
+      (samples[side] ??= []).push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000) });
       return w.requestsPerSecond;
     });
-    const pick = (f: (s: Sample) => number): Record<Target, number[]> => ({ berth: samples.berth.map(f), registry2: samples.registry2.map(f) });
-    const what = `manifest GET, ${opt(o, 'connections')} connections, while ${uploads} clients each PUT ${opt(o, 'size-mib')} MiB`;
-    const lagLine = `Berth's event-loop lag during each sample (nodejs_eventloop_lag_*_seconds): p99 ${lag.p99.map((v) => v.toFixed(1)).join(', ')} ms (median ${formatValue(median(lag.p99), 'ms')}); max ${lag.max.map((v) => v.toFixed(1)).join(', ')} ms`;
-    ctx.log(`  ${lagLine}`);
+    const pick = (berthSide: 'berth' | 'workers', f: (s: Sample) => number): Record<Target, number[]> => ({
+      berth: (samples[berthSide] ?? []).map(f), registry2: (samples.registry2 ?? []).map(f),
+    });
+    const base = `manifest GET, ${opt(o, 'connections')} connections, while ${uploads} clients each PUT ${opt(o, 'size-mib')} MiB`;
+    const rows: Row[] = [];
+    const lagLines: string[] = [];
+    for (const berthSide of sides.filter((side): side is 'berth' | 'workers' => side !== 'registry2')) {
+      const who = berthSide === 'workers' ? `, Berth with http.workers: ${workerCount} + redis` : '';
+      const what = `${base}${who}`;
+      rows.push(
+        { scenario: what, unit: 'req/s', samples: pick(berthSide, (s) => s.rate), note: `wrk for ${opt(o, 'seconds')} s from the uploads' start; every answer checked to be 2xx` },
+        { scenario: `${what}, p99 latency`, unit: 'ms', samples: pick(berthSide, (s) => s.p99), goal: atMost(50, 'ms') },
+        { scenario: `the ${uploads} uploads together${who}`, unit: 'MB/s', samples: pick(berthSide, (s) => s.uploadMBs), note: 'all bytes over the time until the last upload was acknowledged (201)' },
+      );
+      const l = lag[berthSide] ?? { p99: [], max: [] };
+      const line = `${berthSide === 'workers' ? `Berth with http.workers: ${workerCount} (the workers' average, as its /metrics adds them)` : 'Berth'}: event-loop lag during each sample (nodejs_eventloop_lag_*_seconds): p99 ${l.p99.map((v) => v.toFixed(1)).join(', ')} ms (median ${formatValue(median(l.p99), 'ms')}); max ${l.max.map((v) => v.toFixed(1)).join(', ')} ms`;
+      lagLines.push(line);
+      ctx.log(`  ${line}`);
+    }
     return {
       family: 'mixed',
       title: 'Mixed load: manifest pulls during big uploads, Berth vs registry:2',
-      rows: [
-        { scenario: what, unit: 'req/s', samples: pick((s) => s.rate), note: `wrk for ${opt(o, 'seconds')} s from the uploads' start; every answer checked to be 2xx` },
-        { scenario: `${what}, p99 latency`, unit: 'ms', samples: pick((s) => s.p99), goal: atMost(50, 'ms') },
-        { scenario: `the ${uploads} uploads together`, unit: 'MB/s', samples: pick((s) => s.uploadMBs), note: 'all bytes over the time until the last upload was acknowledged (201)' },
-      ],
+      rows,
       notes: [
         `Berth: ${ctx.berth.label}, log level info with the access log on; registry:2 log level error with the access log disabled`,
-        lagLine,
-        `rounds: ${opt(o, 'rounds')}; A B then B A, alternating; each sample's blobs removed from the root afterwards (untimed)`,
+        ...(workerCount > 1 ? [`Berth with http.workers: ${workerCount}: the same build, and a Redis of its own (redis-server on loopback, nothing saved), in the same rounds; its rows compare it with the same registry:2 samples`] : []),
+        ...lagLines,
+        `rounds: ${opt(o, 'rounds')}; ${sides.join(' ')} then the reverse, alternating; each sample's blobs removed from the root afterwards (untimed)`,
       ],
     };
   } finally {
     for (const r of running) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000).catch(() => undefined);
+    await redis?.stop();
     await removeTempDir(work);
   }
 }
@@ -116,6 +153,7 @@ export const mixedFamily: Family = {
     { name: 'seconds', help: 'wrk duration per sample', full: 10, quick: 3, min: 1, max: 600 },
     { name: 'uploads', help: 'clients uploading at once', full: 4, quick: 4, min: 1, max: 64 },
     { name: 'size-mib', help: 'size of each upload', full: 1024, quick: 64, min: 1, max: 65_536 },
+    { name: 'workers', help: 'also run Berth with http.workers: N and a Redis (issue #19) in the same rounds; 0 or 1 leaves it out', full: 2, quick: 2, min: 0, max: 64 },
   ],
   run: runMixed,
 };

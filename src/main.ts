@@ -48,23 +48,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       if (args.length > 1) return usageError('serve takes at most one configuration file');
-      const { serve } = await import('./cli/serve.js');
-      const serving = await serve(args[0], process.env);
-      // The first SIGTERM or SIGINT drains (http.draintimeout); a second one cuts what is left.
-      let signals = 0;
-      const onSignal = (): void => {
-        signals += 1;
-        const stopped = signals === 1 ? serving.shutdown() : serving.stop();
-        void stopped.then(
-          () => process.exit(0),
-          (err: unknown) => {
-            process.stderr.write(`berth: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
+      // One process, or the primary of `http.workers` (or one of its workers); signals stop it (serve-command.ts).
+      await (await import('./cli/serve-command.js')).serveCommand(args[0], process.env);
       return -1; // keep running
     }
     case 'garbage-collect': {

@@ -72,6 +72,23 @@ export async function alternate(
   return samples;
 }
 
+/**
+ * `alternate` over any number of sides (e.g. Berth, Berth with workers, registry:2): each round runs every
+ * side once, in the given order on even rounds and reversed on odd ones.
+ */
+export async function alternateSides<K extends string>(
+  rounds: number,
+  sides: readonly K[],
+  measure: (side: K, round: number) => Promise<number>,
+): Promise<Record<K, number[]>> {
+  const samples = Object.fromEntries(sides.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const k of order) samples[k].push(await measure(k, r));
+  }
+  return samples;
+}
+
 /** Milliseconds taken by `op`, and what it answered. */
 export async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const started = process.hrtime.bigint();

@@ -184,6 +184,12 @@ export interface BerthStart {
   readonly accessLog?: boolean;
   /** A debug listener on this port serving Prometheus metrics at `/metrics`. */
   readonly metricsPort?: number;
+  /**
+   * `http.workers` above 1: that many worker processes, coordinating through the Redis at `redisAddr`
+   * (required then). With `level` info (or the access log on) start-up waits for the primary's
+   * `listening` line, logged once every worker is ready.
+   */
+  readonly workers?: { readonly count: number; readonly redisAddr: string };
 }
 
 /** Starts Berth over `root` (config written into `confDir`) and waits until it is ready. */
@@ -191,13 +197,17 @@ export async function startBerth(root: string, confDir: string, how: BerthStart)
   const port = await freePort();
   const config = join(confDir, 'berth-serve.yml');
   const debug = how.metricsPort === undefined ? [] : ['  debug:', `    addr: 127.0.0.1:${how.metricsPort}`, '    prometheus:', '      enabled: true', '      path: /metrics'];
-  await writeFile(config, berthConfig(root, port, how.accessLog === true ? 'info' : how.level, how.sections, how.accessLog === true, debug));
+  const workers = how.workers === undefined ? [] : [`  workers: ${how.workers.count}`];
+  const sections = [...(how.sections ?? []), ...(how.workers === undefined ? [] : ['redis:', `  addr: ${how.workers.redisAddr}`])];
+  const level = how.accessLog === true ? 'info' : how.level;
+  await writeFile(config, berthConfig(root, port, level, sections, how.accessLog === true, [...debug, ...workers]));
   const started = Date.now();
   const args = [...(how.nodeFlags ?? []), ...how.command.args, 'serve', config];
   const server = startServer(how.command.cmd, args, `http://127.0.0.1:${port}`, REPO_ROOT);
   const readyMs = how.readyMs ?? 300_000;
   try {
-    if (how.level === 'info') await server.waitFor(/index: rebuilt from storage/, readyMs);
+    if (how.workers !== undefined && level === 'info') await server.waitFor(/"msg":"listening"/, readyMs);
+    else if (how.level === 'info') await server.waitFor(/index: rebuilt from storage/, readyMs);
     await waitForV2(server, how.level === 'info' ? 10_000 : readyMs);
   } catch (err) {
     await server.stop();

@@ -36,6 +36,11 @@ export interface CollectorOptions {
   readonly retention?: RetentionOptions | undefined;
   /** The mirror's eviction, run before each run's mark after retention (cli/mirror.ts); a dry run evicts nothing. */
   readonly evict?: GcRunOptions['evict'];
+  /**
+   * False: no scheduled runs here even when `gc.enabled` (`http.workers`: only the leader worker keeps
+   * the schedule; every worker still runs one on demand). Default true.
+   */
+  readonly scheduled?: boolean;
 }
 
 export function startCollector(opts: CollectorOptions): Collector {
@@ -96,7 +101,7 @@ export function startCollector(opts: CollectorOptions): Collector {
         if (!stopping.signal.aborted) log.error('garbage collection failed', { err });
       });
   };
-  const unschedule = gc.enabled ? every(gc.intervalMs, scheduled) : () => undefined;
+  const unschedule = gc.enabled && opts.scheduled !== false ? every(gc.intervalMs, scheduled) : () => undefined;
   return {
     runNow,
     async stop() {

@@ -5,6 +5,11 @@
  * runs the collector on demand and serves health and metrics. `shutdown()` is the graceful stop of a
  * SIGTERM. Only cli/ and main.ts see Config.
  *
+ * As one of `http.workers` processes (cli/cluster-worker.ts), the same server is built with three
+ * differences: the primary binds the debug listener (and serves the workers' metrics added together),
+ * only the leader worker runs the scheduled collector and upload purging, and the line once it listens
+ * is `worker ready` (the primary says `listening` once every worker is).
+ *
  * What only some configurations use is imported when the configuration asks for it, not at start-up:
  * auth (jose, bcryptjs), the pull-through cache, notifications and the web UI's asset loader.
  * A filesystem registry with none of them does not carry their code (resident memory, issue #19).
@@ -25,24 +30,33 @@ import { quotaWarnings } from './quota-warnings.js';
 import { startReplicas } from './replicas.js';
 import { healthChecksFor } from './health.js';
 import { driverFor, loggerFor } from './setup.js';
+import { parseAddr } from './serve-addr.js';
 import { INSTALL_ROOT } from './install-root.js';
 import type { Config } from '../config/schema.js';
-import { type Health, startHealth } from '../health/health.js';
+import { type Health, type HealthState, startHealth } from '../health/health.js';
 import { type GcTrigger, type MetricsSource, createDebugApp } from '../http/debug.js';
 import { type RunningServer, type TlsOptions, listen } from '../http/listen.js';
 import { createApp } from '../http/server.js';
 import type { UiAssets } from '../http/ui/assets.js';
 import type { Logger } from '../log.js';
-import { createMetrics } from '../metrics/metrics.js';
+import { type Metrics, createMetrics } from '../metrics/metrics.js';
 import { createQuotaMetrics } from '../metrics/quotas.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type LocalRegistry } from '../storage/registry.js';
+
+export { parseAddr } from './serve-addr.js';
 
 export interface Serving {
   readonly running: RunningServer;
   /** The debug listener (`http.debug.addr`), when configured. */
   readonly debug: RunningServer | undefined;
   readonly config: Config;
+  /** Health checks and the draining flag (a worker reports them to the primary). */
+  readonly health: HealthState;
+  /** Runs one collection now (`POST /debug/gc`; the primary asks a worker through this). */
+  readonly runGc: GcTrigger;
+  /** Every metric of this process (the primary adds the workers' together). */
+  readonly metrics: Metrics['registry'];
   /** Stops at once: connections are cut, background work is awaited. */
   stop(): Promise<void>;
   /**
@@ -52,17 +66,32 @@ export interface Serving {
   shutdown(): Promise<void>;
 }
 
+/** What a process serving as one of `http.workers` is. */
+export interface WorkerRole {
+  /** 1 to `http.workers`; a replacement takes the slot of the worker it replaces. On every log line as `worker`. */
+  readonly slot: number;
+  /** The one worker that runs the scheduled collector and upload purging (slot 1). */
+  readonly leader: boolean;
+}
+
 /** Loads the config (file, then REGISTRY_* overrides), starts the server, resolves once it listens. */
-export async function serve(file: string | undefined, env: Record<string, string | undefined>): Promise<Serving> {
+export async function serve(file: string | undefined, env: Record<string, string | undefined>, o: { readonly worker?: WorkerRole } = {}): Promise<Serving> {
   const warnings: string[] = [];
   const config = await loadConfig({ file, env, warn: (m) => warnings.push(m) });
-  const log = loggerFor(config, undefined, true);
-  for (const w of warnings) log.warn(w);
+  const root = loggerFor(config, undefined, true);
+  const log = o.worker ? root.child({ worker: o.worker.slot }) : root;
+  // A worker's warnings about the configuration were said once by the primary.
+  if (!o.worker) for (const w of warnings) log.warn(w);
+  return serveLoaded(config, log, o.worker);
+}
+
+/** Starts the server for an already loaded config (the single process of `berth serve`, or a worker). */
+export async function serveLoaded(config: Config, log: Logger, worker?: WorkerRole): Promise<Serving> {
   // What has been started so far, closed in reverse order should a later step fail (a port taken,
   // an unreadable file): a failed start leaves no connection, lock or listener behind.
   const opened: (() => Promise<void> | void)[] = [];
   try {
-    return await start(config, log, opened);
+    return await start(config, log, opened, worker);
   } catch (err) {
     for (const close of opened.reverse()) {
       try {
@@ -75,7 +104,9 @@ export async function serve(file: string | undefined, env: Record<string, string
   }
 }
 
-async function start(config: Config, log: Logger, opened: (() => Promise<void> | void)[]): Promise<Serving> {
+async function start(config: Config, log: Logger, opened: (() => Promise<void> | void)[], worker: WorkerRole | undefined): Promise<Serving> {
+  // The leader (or the only process) runs what must run once per storage on a schedule.
+  const leading = worker === undefined || worker.leader;
   const storage = config.storage;
   const metrics = createMetrics();
   const traffic = createTrafficMetrics(metrics.registry);
@@ -153,7 +184,7 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(app, host, port, tls);
   opened.push(() => running.close({ drainMs: 0 }));
-  const stopPurging = schedulePurging(storageRegistry, config, log);
+  const stopPurging = leading ? schedulePurging(storageRegistry, config, log) : () => undefined;
   opened.push(stopPurging);
   // Retention deletes through storage's own delete, whatever storage.delete.enabled says for clients.
   const retention = storage.maintenance.retention && retentionFor(config, createRegistry({
@@ -166,14 +197,15 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   };
   const collector = startCollector({
     registry: storageRegistry, config, log, report, ...(replicas && { cluster: replicas.cluster }), retention,
-    ...(mirror && { evict: mirror.evict }),
+    ...(mirror && { evict: mirror.evict }), scheduled: leading,
   });
   runGcNow = collector.runNow;
   opened.push(() => collector.stop());
-  const debug = await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
+  // Workers leave the debug listener to their primary.
+  const debug = worker ? undefined : await listenDebug(config, collector.runNow, config.http.debug.prometheus.enabled ? metrics.registry : undefined, health, log);
   // Ready (and `listening`) only once every listener is bound: a probe must not pass before the debug port is ours.
   health.started();
-  log.info('listening', {
+  log.info(worker ? 'worker ready' : 'listening', {
     addr: config.http.addr, url: running.url, ...(debug && { debug: debug.url }), storage: driver.name,
     auth: config.auth?.kind ?? 'none', tls: tls !== undefined, readOnly: storage.maintenance.readonly.enabled,
     ...(config.http.prefix !== '' && { prefix: config.http.prefix }),
@@ -198,6 +230,9 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
     running,
     debug,
     config,
+    health,
+    runGc: collector.runNow,
+    metrics: metrics.registry,
     stop: () => stopOnce(0),
     async shutdown() {
       log.info('shutting down', { drainTimeoutMs: config.http.draintimeoutMs });
@@ -265,12 +300,6 @@ function httpSecret(config: Config, log: Logger): string {
   return randomBytes(32).toString('hex');
 }
 
-/** `host:port`, `:port` (every interface) or `[v6]:port`. */
-export function parseAddr(addr: string): { host: string; port: number } {
-  const at = addr.lastIndexOf(':');
-  const host = addr.slice(0, at).replace(/^\[(.*)\]$/, '$1');
-  return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(at + 1)) };
-}
 
 /** Runs upload purging shortly after start and then every interval; answers a function that stops it. */
 function schedulePurging(registry: LocalRegistry, config: Config, log: Logger): () => void {

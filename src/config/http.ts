@@ -48,6 +48,35 @@ export function readHeaders(root: RawMap): Record<string, readonly string[]> {
   return headers;
 }
 
+/** The most `http.workers` Berth takes: far more than the cores a registry host has. */
+export const MAX_WORKERS = 64;
+
+/**
+ * `http.workers` (Berth's, issue #19): how many processes serve the API; 1 (the default) is one process.
+ * More than one needs `redis` (the workers coordinate as replicas do) and storage they all see.
+ */
+export function readWorkers(root: RawMap, o: { readonly redis: boolean; readonly driver: string }): number {
+  const key = 'http.workers';
+  const raw = lookup(root, key);
+  if (raw === undefined || (raw instanceof Lit && raw.value === null)) return 1;
+  const n = raw instanceof Lit ? (typeof raw.value === 'number' ? raw.value : Number(raw.text)) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(key, `expected a whole number from 1 to ${MAX_WORKERS}, got ${describe(raw)}`);
+  }
+  if (n === 1) return 1;
+  if (o.driver === 'inmemory') {
+    throw new ConfigError(key, `${n} workers cannot share inmemory storage (each process would have its own); use 1, or filesystem or s3 storage with redis`);
+  }
+  if (!o.redis) {
+    throw new ConfigError(
+      key,
+      `${n} workers need redis (redis.addr): the workers coordinate as replicas do, and without redis the listing index ` +
+        '(LevelDB) and the locks ordering pushes against the collector are one process\'s; set redis, or use 1',
+    );
+  }
+  return n;
+}
+
 /** `http.draintimeout`: Berth drains for 25 s when unset (registry:2 exits at once). */
 export function readDrainTimeout(root: RawMap): number {
   return readDuration(root, 'http.draintimeout', DEFAULT_DRAIN_TIMEOUT_MS, { positive: false });

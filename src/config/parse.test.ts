@@ -23,6 +23,7 @@ const DEFAULT_HTTP_SERVING = {
   tls: undefined,
   headers: {},
   draintimeoutMs: 25_000,
+  workers: 1,
 };
 const DEFAULT_HEALTH = { storagedriver: { enabled: true, intervalMs: 10_000, threshold: 3 } };
 
@@ -193,10 +194,27 @@ health:
     ['log:\n  fields: {nested: {a: b}}\n', 'log.fields.nested', /expected a string/],
     ['health:\n  storagedriver: {threshold: 0}\n', 'health.storagedriver.threshold', /at least 1/],
     ['health:\n  storagedriver: {interval: 0s}\n', 'health.storagedriver.interval', /greater than zero/],
+    ['http:\n  workers: 0\n', 'http.workers', /whole number from 1 to 64/],
+    ['http:\n  workers: two\n', 'http.workers', /whole number from 1 to 64/],
+    ['http:\n  workers: 2\n', 'http.workers', /need redis \(redis.addr\).*LevelDB/],
   ])('refuses %j naming %s', async (extra, key, problem) => {
     const err = await loadError(`${MINIMAL}${extra}`);
     expect(err.key).toBe(key);
     expect(err.message).toMatch(problem);
+  });
+});
+
+describe('http.workers', () => {
+  it('is 1 by default and takes more with redis', async () => {
+    expect((await load(MINIMAL)).config.http.workers).toBe(1);
+    const { config } = await load(`${MINIMAL}http:\n  workers: 4\nredis:\n  addr: 127.0.0.1:6379\n`);
+    expect(config.http.workers).toBe(4);
+  });
+
+  it('refuses more than one over inmemory storage, whose content each process would keep apart', async () => {
+    const err = await loadError('version: 0.1\nstorage:\n  inmemory:\nhttp:\n  workers: 2\nredis:\n  addr: 127.0.0.1:6379\n');
+    expect(err.key).toBe('http.workers');
+    expect(err.message).toMatch(/cannot share inmemory storage/);
   });
 });
 
@@ -207,6 +225,7 @@ describe('REGISTRY_* environment overrides', () => {
       (c) => c.storage, expect.objectContaining({ driver: 'filesystem', rootdirectory: '/srv/reg' })],
     ['REGISTRY_STORAGE_DELETE_ENABLED', { REGISTRY_STORAGE_DELETE_ENABLED: 'true' }, (c) => c.storage.delete.enabled, true],
     ['REGISTRY_HTTP_SECRET', { REGISTRY_HTTP_SECRET: 's3cr3t' }, (c) => c.http.secret, 's3cr3t'],
+    ['REGISTRY_HTTP_WORKERS (with REGISTRY_REDIS_ADDR)', { REGISTRY_HTTP_WORKERS: '3', REGISTRY_REDIS_ADDR: '127.0.0.1:6379' }, (c) => c.http.workers, 3],
     ['REGISTRY_HTTP_SECRET (numeric text kept)', { REGISTRY_HTTP_SECRET: '00123' }, (c) => c.http.secret, '00123'],
     ['REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE', { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '2h' },
       (c) => c.storage.maintenance.uploadpurging.ageMs, 2 * HOUR],

@@ -25,7 +25,7 @@ import { readProxy } from './proxy.js';
 import { readQuotas } from './quotas.js';
 import { readImmutableTags, readRetention } from './retention.js';
 import { readRedis } from './redis.js';
-import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls } from './http.js';
+import { readDrainTimeout, readHeaders, readPrefix, readPrometheus, readTls, readWorkers } from './http.js';
 import { readAccessLog, readLogFields, readStorageHealth } from './observability.js';
 import { readS3 } from './s3.js';
 import {
@@ -257,6 +257,8 @@ function checkSection(raw: Raw | undefined, section: KeySection, key: string, wa
 const FORMATTERS: readonly LogFormatter[] = ['text', 'json', 'logstash'];
 
 function buildConfig(root: RawMap): Config {
+  const redis = readRedis(root);
+  const storage = readStorage(root);
   return {
     version: readVersion(root),
     log: {
@@ -275,14 +277,15 @@ function buildConfig(root: RawMap): Config {
       tls: readTls(root),
       headers: readHeaders(root),
       draintimeoutMs: readDrainTimeout(root),
+      workers: readWorkers(root, { redis: redis.redis !== undefined, driver: storage.driver }),
     },
     health: { storagedriver: readStorageHealth(root) },
     ui: { enabled: readBool(root, 'ui.enabled', true) },
     auth: readAuth(root),
     ...readNotifications(root),
-    ...readRedis(root),
+    ...redis,
     ...readProxy(root),
-    storage: readStorage(root),
+    storage,
   };
 }
 

@@ -163,6 +163,11 @@ export interface Config {
     readonly headers: Readonly<Record<string, readonly string[]>>;
     /** How long a SIGTERM waits for requests in flight before closing their connections. */
     readonly draintimeoutMs: number;
+    /**
+     * Berth's `http.workers`: processes serving the API (node:cluster), 1 by default (one process).
+     * More than one is refused at load without `redis`, and with inmemory storage.
+     */
+    readonly workers: number;
   };
   readonly health: { readonly storagedriver: StorageHealthConfig };
   /** Berth's `ui`: the web UI at `/ui/` on the API listener (DESIGN.md §11); on unless `enabled: false`. */
@@ -318,7 +323,7 @@ export const CONFIG_KEYS: KeySection = {
     prefix: 'value',
     tls: { certificate: 'value', key: 'value', clientcas: 'value', minimumtls: 'value', ciphersuites: 'ignored', letsencrypt: UNSAFE },
     debug: { addr: 'value', prometheus: { enabled: 'value', path: 'value' } },
-    headers: 'value', http2: 'ignored', h2c: 'ignored', draintimeout: 'value',
+    headers: 'value', http2: 'ignored', h2c: 'ignored', draintimeout: 'value', workers: 'value',
   },
   storage: {
     filesystem: { rootdirectory: 'value', maxthreads: 'ignored' },
