@@ -17,6 +17,7 @@ import {
   type FetchedManifest, type TagOrder, type TagPage, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, repositoryUsage, repositoryUsagePath,
   tagPage, tagPagePath,
 } from '../registry.js';
+import { navigate } from '../nav.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
 const PAGE_SIZE = 20;
@@ -230,7 +231,7 @@ function deleteRepositoryButton(name: string): HTMLElement {
       if (!confirmAction(`Delete the whole repository ${name}, with every tag and manifest in it?`)) return;
       send(`berth/v1/repositories/${pathOf(name)}`, 'DELETE').then(() => {
         announce(`Deleted repository ${name}`);
-        location.hash = '#/';
+        navigate('');
       }, (err: unknown) => box.append(errorBox(err)));
     },
   }, 'Delete repository'));
