@@ -357,7 +357,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     }
   });
 
-  it('no auth, an old hash link: the view opens at its path; its requests go out beside the auth check and are not asked twice', async () => {
+  it('no auth, an old hash link: the view opens at its path (the server saw only /ui/) and asks its first requests once', async () => {
     const open = await startBerth({ root, ui: { assets: await loadAssets() } });
     const p = await context.newPage();
     const asked: string[] = [];

@@ -53,6 +53,26 @@ export function prefetch(paths: readonly string[]): void {
   }
 }
 
+/**
+ * An answer the page came with, as a Response whose `json()` gives the parsed body at once: reading a
+ * body stream waits for a task, and the browser renders the page before that task (a first layout and
+ * paint without the rows, tens of ms), where promises alone let the first rows in before the first paint.
+ */
+class EmbeddedResponse extends Response {
+  readonly #body: unknown;
+
+  constructor(answer: EmbeddedAnswer) {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (answer.link !== undefined) headers['Link'] = answer.link;
+    super(JSON.stringify(answer.body), { status: answer.status, headers });
+    this.#body = answer.body;
+  }
+
+  override json(): Promise<unknown> {
+    return Promise.resolve(this.#body);
+  }
+}
+
 /** Answers the server sent with the page for its first view (nav.ts Boot), by path. */
 const embedded = new Map<string, EmbeddedAnswer>();
 
@@ -82,9 +102,7 @@ export async function request(path: string, opts: RequestOptions = {}): Promise<
   const sent = method === 'GET' && opts.accept === undefined ? embedded.get(path) : undefined;
   if (sent !== undefined) {
     embedded.delete(path);
-    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-    if (sent.link !== undefined) headers['Link'] = sent.link;
-    return new Response(JSON.stringify(sent.body), { status: sent.status, headers });
+    return new EmbeddedResponse(sent);
   }
   const prefetched = method === 'GET' && opts.accept === undefined && authMode().kind === 'none' ? early.get(path) : undefined;
   if (prefetched !== undefined) {
