@@ -59,7 +59,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await mkdir(SCREENSHOTS, { recursive: true });
     await p.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
   };
-  /** Goes to a view of the loaded page (a hash change: no reload, so a sign-in stays). */
+  /** Goes to a view of the loaded page (an old-style hash link, taken to its path: no reload, so a sign-in stays). */
   const open = async (hash: string): Promise<void> => {
     if (!page.url().startsWith(`${url}/ui/`)) await page.goto(`${url}/ui/`);
     await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
@@ -120,6 +120,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
   it('anonymous: the page loads under its CSP with no error; library/** opens, other repositories are refused', async () => {
     await open('#/r/library/alpine');
     await page.getByRole('heading', { name: /library\/alpine/ }).waitFor();
+    expect(page.url()).toBe(`${url}/ui/r/library/alpine`);
     await page.locator('li.tag[data-tag="1.0"] .facts').waitFor();
     expect(await page.getByRole('button', { name: /Delete/ }).count()).toBe(0);
     await open('#/r/apps/web');
@@ -139,7 +140,7 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     await page.getByLabel('Search repositories').fill('apps/');
     await rows.filter({ hasText: 'library/' }).first().waitFor({ state: 'detached' });
     expect(await rows.locator('th').allTextContents()).toEqual(['apps/multi', 'apps/web']);
-    expect(page.url()).toContain('#/?q=apps%2F');
+    expect(page.url()).toBe(`${url}/ui/?q=apps%2F`);
     await page.getByLabel('Search repositories').fill('zzz');
     await page.getByText('No repository starts with “zzz”.').waitFor();
     // Nothing of the session is stored where another page or a reload could read it.
@@ -323,26 +324,52 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     }
   });
 
-  it('no auth: the first view\'s requests go out beside the auth check and are not asked twice', async () => {
+  it('the first view comes with the page (what anonymous may see): its rows show with no API request; links move without a reload', async () => {
+    const p = await context.newPage();
+    const asked: string[] = [];
+    p.on('request', (r) => asked.push(new URL(r.url()).pathname));
+    try {
+      await p.goto(`${url}/ui/`);
+      await p.locator('table.repos tbody tr td').first().waitFor();
+      const library = content.repositories.filter((r) => r.startsWith('library/'));
+      expect(library.length).toBeGreaterThan(0);
+      expect(await p.locator('table.repos tbody th').allTextContents()).toEqual(library);
+      // The page itself, and nothing else: not the auth check, not a token, not the catalog, not the usage figures.
+      expect(asked).toEqual(['/ui/']);
+      const first = library[0] ?? '';
+      await p.getByRole('link', { name: first }).click();
+      await p.locator('li.tag .facts').first().waitFor();
+      expect(p.url()).toBe(`${url}/ui/r/${first}`);
+      // A link is a move inside the page (its requests are the API's), not a new page.
+      expect(asked.filter((a) => a.startsWith('/ui/'))).toEqual(['/ui/']);
+      expect(asked).toContain(`/berth/v1/repositories/${first}/tags`);
+      asked.length = 0;
+      await p.reload();
+      await p.locator('li.tag .facts').first().waitFor();
+      expect(asked).not.toContain(`/berth/v1/repositories/${first}/tags`);
+      expect(asked).not.toContain(`/berth/v1/repositories/${first}/usage`);
+      expect(asked).not.toContain('/v2/');
+      await p.goBack();
+      await p.locator('table.repos tbody tr td').first().waitFor();
+      expect(p.url()).toBe(`${url}/ui/`);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('no auth, an old hash link: the view opens at its path (the server saw only /ui/) and asks its first requests once', async () => {
     const open = await startBerth({ root, ui: { assets: await loadAssets() } });
     const p = await context.newPage();
     const asked: string[] = [];
     p.on('request', (r) => asked.push(new URL(r.url()).pathname));
     try {
-      await p.goto(`${open.url}/ui/#/`);
-      await p.locator('table.repos tbody tr').first().waitFor();
-      expect(await p.locator('table.repos tbody th').allTextContents()).toEqual(content.repositories);
-      // Sent before the auth check itself (the page's first fetch calls, in order).
-      expect(asked.indexOf('/v2/_catalog')).toBeLessThan(asked.indexOf('/v2/'));
+      // The server sees /ui/ (the list's data), the page shows #/r/apps/web at /ui/r/apps/web.
       await p.goto(`${open.url}/ui/#/r/apps/web`);
       await p.locator('li.tag[data-tag="latest"] .facts').waitFor();
-      const tags = await p.locator('li.tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
-      expect([tags[0], tags.at(-1)]).toEqual(['1.10.0', 'latest']); // 1.2.0 may be deleted by then
-      expect(await p.locator('li.tag[data-tag="latest"]').textContent()).toMatch(/Pushed\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
-      expect(asked.filter((a) => a === '/v2/_catalog')).toHaveLength(1);
-      expect(asked.filter((a) => a === '/berth/v1/usage')).toHaveLength(1);
+      expect(p.url()).toBe(`${open.url}/ui/r/apps/web`);
       expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/tags')).toHaveLength(1);
       expect(asked.filter((a) => a === '/berth/v1/repositories/apps/web/usage')).toHaveLength(1);
+      expect(asked).not.toContain('/v2/_catalog');
     } finally {
       await p.close();
       await open.close();
@@ -372,13 +399,16 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
     };
     const newest = (from: number): string[] => Array.from({ length: 20 }, (_, i) => version(from - i));
     try {
-      await p.goto(`${big.url}/ui/#/r/big/app`);
+      await p.goto(`${big.url}/ui/r/big/app`);
       await p.locator('li.tag .facts').first().waitFor();
       await page(1);
       expect(await shown()).toEqual(newest(9999)); // 99.99.0 … 99.80.0
       expect(await p.locator('.repo-figures dd').first().textContent()).toBe('10000'); // the tag count, from the same answer
-      // The first screen asked for its 20 tags only: no tag list, no details of the other 9,980.
-      expect(asked.filter((a) => a.includes('/tags'))).toEqual(['/berth/v1/repositories/big/app/tags?sort=version&n=20']);
+      // The first screen's 20 tags came with the page: no tag list, no details of the other 9,980, no request.
+      expect(asked.filter((a) => a.includes('/tags'))).toEqual([]);
+      const boot = JSON.parse(await p.locator('#berth-boot').textContent() ?? '') as { answers: Record<string, { body: { tags: unknown[] } }> };
+      expect(Object.keys(boot.answers).sort()).toEqual(['berth/v1/repositories/big/app/tags?sort=version&n=20', 'berth/v1/repositories/big/app/usage']);
+      expect(boot.answers['berth/v1/repositories/big/app/tags?sort=version&n=20']?.body.tags).toHaveLength(20);
       const next = p.getByRole('button', { name: 'Next →' });
       for (let n = 2; n <= 5; n++) {
         await next.click();

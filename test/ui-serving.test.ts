@@ -1,9 +1,11 @@
 /**
  * Serving the web UI (src/http/ui/): `/ui/` on the API listener with the page the real build makes (its
- * script and stylesheet inline), each file with its type (mime-types), a strong ETag answered by 304, a
- * year of immutable caching for hashed names and `no-cache` for index.html, gzip when asked, and the
- * strict Content-Security-Policy (the page's inline script and stylesheet allowed by their SHA-256 only). Off (`ui.enabled: false`): no `/ui/` at all. Not built: 503
- * saying how to build it. Under `http.prefix`, at `<prefix>/ui/`.
+ * script and stylesheet inline) at each view's path, never cached (`no-store`: it carries its caller's
+ * first view, test/ui-first-view.test.ts); other files with their type (mime-types), a strong ETag
+ * answered by 304 and a year of immutable caching for hashed names; gzip when asked; the strict
+ * Content-Security-Policy (the page's inline script and stylesheet allowed by their SHA-256 only; its
+ * JSON boot document is a data block no policy needs to allow). Off (`ui.enabled: false`): no `/ui/` at
+ * all. Not built: 503 saying how to build it. Under `http.prefix`, at `<prefix>/ui/`.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +33,7 @@ describe('web UI static files', () => {
     const file = 'assets/extra-2KQJ5XUE.js';
     const body = `export const words = ${JSON.stringify('the same line again '.repeat(200))};\n`;
     await mkdir(join(dir, 'assets'));
-    await writeFile(join(dir, 'index.html'), (await raw(berth.url, 'GET', '/ui/')).body);
+    await writeFile(join(dir, 'index.html'), ui.assets.get('index.html')?.body ?? '');
     await writeFile(join(dir, file), body);
     const assets = await loadUiAssets(dir);
     withAsset = { dir, berth: await startBerth({ ui: { assets } }), file, body };
@@ -43,7 +45,7 @@ describe('web UI static files', () => {
     await ui.close();
   });
 
-  it('redirects /ui to /ui/ and serves index.html there, revalidated every time, with its script and stylesheet inline', async () => {
+  it('redirects /ui to /ui/ and serves the page there and at every view\'s path, never cached, with its script and stylesheet inline', async () => {
     expect(ui.files).toEqual(['index.html']);
     const bare = await raw(berth.url, 'GET', '/ui');
     expect(bare.status).toBe(301);
@@ -51,12 +53,20 @@ describe('web UI static files', () => {
     const res = await raw(berth.url, 'GET', '/ui/');
     expect(res.status).toBe(200);
     expect(res.header('Content-Type')).toBe('text/html; charset=utf-8');
-    expect(res.header('Cache-Control')).toBe('no-cache');
-    expect(res.header('ETag')).toMatch(/^"[A-Za-z0-9_-]{27}"$/);
+    expect(res.header('Cache-Control')).toBe('no-store');
+    expect(res.header('Vary')).toBe('Accept-Encoding, Authorization');
+    expect(res.header('ETag')).toBeUndefined();
+    for (const view of ['/ui/index.html', '/ui/?q=lib', '/ui/r/library/alpine', '/ui/m/library/alpine@sha256%3Aab', '/ui/admin', '/ui/login?next=admin']) {
+      const other = await raw(berth.url, 'GET', view);
+      expect(other.status, view).toBe(200);
+      expect(other.header('Content-Type'), view).toBe('text/html; charset=utf-8');
+      expect(other.header('Cache-Control'), view).toBe('no-store');
+    }
     // One request loads the page: nothing it needs before its first rows is a file of its own.
     const html = res.body.toString();
     expect(html).not.toMatch(/\ssrc=|<link\b[^>]*rel="(stylesheet|modulepreload|preload)"/);
     expect(/<script type="module">([\s\S]*?)<\/script>/.exec(html)?.[1]?.length).toBeGreaterThan(10_000);
+    expect(JSON.parse(/<script type="application\/json" id="berth-boot">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '')).toMatchObject({ base: '/ui/', auth: { challenge: null } });
     expect(/<style>([\s\S]*?)<\/style>/.exec(html)?.[1]?.length).toBeGreaterThan(1000);
   });
 
@@ -71,7 +81,10 @@ describe('web UI static files', () => {
     const html = res.body.toString();
     const hashOf = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
     const directive = (name: string): string[] => (csp.split('; ').find((d) => d.startsWith(`${name} `)) ?? '').split(' ').slice(1);
-    const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    // The boot document is a data block (type application/json): never run, so no hash allows it.
+    const all = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    expect(all.map((m) => m[1])).toEqual([' type="application/json" id="berth-boot"', ' type="module"']);
+    const scripts = all.filter((m) => m[1] === ' type="module"');
     const styles = [...html.matchAll(/<style\b([^>]*)>([\s\S]*?)<\/style>/g)];
     expect(scripts.length).toBe(1);
     expect(styles.length).toBe(1);
@@ -95,18 +108,22 @@ describe('web UI static files', () => {
     expect(res.body.toString()).toBe(withAsset.body);
   });
 
-  it('answers a matching If-None-Match with 304 and no body, and a stale one with the file', async () => {
-    const first = await raw(berth.url, 'GET', '/ui/');
+  it('answers a file\'s matching If-None-Match with 304 and no body, and a stale one with the file; the page is always sent', async () => {
+    const path = `/ui/${withAsset.file}`;
+    const first = await raw(withAsset.berth.url, 'GET', path);
     const etag = first.header('ETag') ?? '';
-    const again = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': etag } });
+    expect(etag).toMatch(/^"[A-Za-z0-9_-]{27}"$/);
+    const again = await raw(withAsset.berth.url, 'GET', path, { headers: { 'If-None-Match': etag } });
     expect(again.status).toBe(304);
     expect(again.body.length).toBe(0);
     expect(again.header('ETag')).toBe(etag);
-    const weak = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': `"other", W/${etag}` } });
+    const weak = await raw(withAsset.berth.url, 'GET', path, { headers: { 'If-None-Match': `"other", W/${etag}` } });
     expect(weak.status).toBe(304);
-    const stale = await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': '"not-it"' } });
+    const stale = await raw(withAsset.berth.url, 'GET', path, { headers: { 'If-None-Match': '"not-it"' } });
     expect(stale.status).toBe(200);
     expect(stale.body.equals(first.body)).toBe(true);
+    // The page has no validator to match: `*` still gets it whole.
+    expect((await raw(berth.url, 'GET', '/ui/', { headers: { 'If-None-Match': '*' } })).status).toBe(200);
   });
 
   it('gzips for clients that take it, byte for byte the same file', async () => {
@@ -114,7 +131,7 @@ describe('web UI static files', () => {
       const plain = await raw(url, 'GET', path);
       const zipped = await raw(url, 'GET', path, { headers: { 'Accept-Encoding': 'gzip, br' } });
       expect(zipped.header('Content-Encoding'), path).toBe('gzip');
-      expect(zipped.header('Vary')).toBe('Accept-Encoding');
+      expect(zipped.header('Vary')).toMatch(/^Accept-Encoding\b/);
       expect(zipped.body.length).toBeLessThan(plain.body.length);
       expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
       expect(plain.header('Content-Encoding')).toBeUndefined();
@@ -130,7 +147,7 @@ describe('web UI static files', () => {
     expect(errorCode(post)).toBe('UNSUPPORTED');
     expect(post.header('Allow')).toBe('GET, HEAD');
     // Files are looked up by name among those built, never on disk: no path reaches outside them.
-    for (const path of ['/ui/nope.js', '/ui/assets/', '/ui/../package.json', '/ui/%2e%2e/package.json', '/ui/assets/../index.html']) {
+    for (const path of ['/ui/nope.js', '/ui/assets/', '/ui/../package.json', '/ui/%2e%2e/package.json', '/ui/assets/../index.html', '/ui/r/', '/ui/admin/x', '/ui/repositories']) {
       const res = await raw(berth.url, 'GET', path);
       expect(res.status, path).toBe(404);
       expect(errorCode(res), path).toBe('UNSUPPORTED');

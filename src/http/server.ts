@@ -94,7 +94,10 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   if (opts.observe) app.use(observeRequests(opts.observe, prefix));
   app.use(respondErrors(opts.log));
   // Before the health gate: the page loads, and shows the API's 503s, while storage fails.
-  if (opts.ui) app.use(serveUi({ assets: opts.ui.assets, prefix }));
+  if (opts.ui) {
+    const firstView = { deps: { ...deps, management: opts.management, status: opts.status }, access: opts.access, anonymousToken: opts.tokenHandlers?.anonymousToken };
+    app.use(serveUi({ assets: opts.ui.assets, prefix, firstView }));
+  }
   app.use(probes(opts.health));
   app.use(rootPath);
   if (prefix !== '') app.use(stripPrefix(prefix));

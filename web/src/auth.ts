@@ -29,15 +29,17 @@ interface Token {
   readonly granted: string;
 }
 
+import { uiBase } from './nav.js';
+
 let mode: AuthMode = { kind: 'none' };
 let user: string | undefined;
 let basicHeader: string | undefined;
 let refreshToken: string | undefined;
 const tokens = new Map<string, Token>();
 
-/** The base of every API path: the page is `<prefix>/ui/`, the API `<prefix>/v2/`. */
+/** The base of every API path: the page is `<prefix>/ui/…`, the API `<prefix>/v2/`. */
 export function apiUrl(path: string): string {
-  return new URL(`../${path}`, document.baseURI).toString();
+  return new URL(`../${path}`, new URL(uiBase(), location.href)).toString();
 }
 
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic). */
@@ -50,32 +52,42 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   return { scheme: (m[1] ?? '').toLowerCase(), params };
 }
 
-/** Learns how the server authenticates. */
-export async function detectAuth(): Promise<AuthMode> {
+/**
+ * Learns how the server authenticates: from `known` (what the server put in the page: the challenge
+ * `GET /v2/` answers without credentials, null for none, and whether it serves the built-in issuer's
+ * keys), or by asking `GET /v2/` (and `/auth/jwks`) when the page came without it.
+ */
+export async function detectAuth(known?: { readonly challenge: string | null; readonly issuer: boolean }): Promise<AuthMode> {
+  if (known !== undefined) return (mode = await modeOf(known.challenge, async () => known.issuer));
   const res = await fetch(apiUrl('v2/'), { credentials: 'omit' });
   if (res.ok) return (mode = { kind: 'none' });
-  const challenge = parseChallenge(res.headers.get('WWW-Authenticate'));
-  if (challenge?.scheme === 'basic') return (mode = { kind: 'basic', realm: challenge.params['realm'] ?? '' });
+  const header = res.headers.get('WWW-Authenticate');
+  if (header === null) throw new Error(`GET /v2/ answered ${res.status} without a challenge the UI knows`);
+  const jwks = async (): Promise<boolean> => (await fetch(apiUrl('auth/jwks'), { credentials: 'omit' }).catch(() => undefined))?.ok === true;
+  return (mode = await modeOf(header, jwks));
+}
+
+/** The mode a challenge means (null: no auth); `servesIssuer` tells whether this server has the built-in issuer. */
+async function modeOf(header: string | null, servesIssuer: () => Promise<boolean>): Promise<AuthMode> {
+  if (header === null) return { kind: 'none' };
+  const challenge = parseChallenge(header);
+  if (challenge?.scheme === 'basic') return { kind: 'basic', realm: challenge.params['realm'] ?? '' };
   if (challenge?.scheme === 'bearer') {
     const realm = challenge.params['realm'] ?? '';
     const service = challenge.params['service'] ?? '';
-    if (await servesBuiltinIssuer(realm)) return (mode = { kind: 'builtin', tokenUrl: apiUrl('auth/token'), service });
-    return (mode = { kind: 'external', realm, service });
+    if (isTokenPath(realm) && (await servesIssuer())) return { kind: 'builtin', tokenUrl: apiUrl('auth/token'), service };
+    return { kind: 'external', realm, service };
   }
-  throw new Error(`GET /v2/ answered ${res.status} without a challenge the UI knows`);
+  throw new Error(`the server's challenge is not one the UI knows: ${header}`);
 }
 
-/** The realm is this server's own /auth/token (the built-in issuer), even when named by another host name. */
-async function servesBuiltinIssuer(realm: string): Promise<boolean> {
-  let url: URL;
+/** The realm is a `/auth/token` (this server's own built-in issuer, when it serves one, even under another host name). */
+function isTokenPath(realm: string): boolean {
   try {
-    url = new URL(realm, document.baseURI);
+    return new URL(realm, location.href).pathname.endsWith('/auth/token');
   } catch {
     return false;
   }
-  if (!url.pathname.endsWith('/auth/token')) return false;
-  const jwks = await fetch(apiUrl('auth/jwks'), { credentials: 'omit' }).catch(() => undefined);
-  return jwks?.ok === true;
 }
 
 export function authMode(): AuthMode {

@@ -1,10 +1,12 @@
 /**
- * The web UI's entry point: learns how the server authenticates, then routes by the URL's hash
- * (`#/`, `#/r/<name>`, `#/m/<name>@<reference>`, `#/admin`, `#/login`), so the server serves one page
- * and every view has a link of its own.
+ * The web UI's entry point: learns how the server authenticates (from the page's boot document, or by
+ * asking), takes the first view's data the server sent with the page, then routes by the URL's path
+ * (nav.ts: `/ui/`, `/ui/r/<name>`, `/ui/m/<name>@<reference>`, `/ui/admin`, `/ui/login`), so every view
+ * has a link of its own that the server understands.
  */
 import { authMode, currentUser, detectAuth, needsSignIn, signOut } from './auth.js';
-import { dropPrefetched, prefetch } from './api.js';
+import { dropPrefetched, embed, prefetch } from './api.js';
+import { bootDocument, currentRoute, fromHashLink, hrefOf, interceptLinks, onNavigate, replaceRoute } from './nav.js';
 import { byId, h, replace } from './dom.js';
 import { adminPage } from './pages/admin.js';
 import { loginPage } from './pages/login.js';
@@ -26,35 +28,46 @@ interface Route {
   readonly first?: readonly string[];
 }
 
-function viewFor(hash: string): Route {
-  const path = decodeURIComponent(hash.replace(/^#/, '').split('?')[0] ?? '');
-  const query = new URLSearchParams(hash.includes('?') ? hash.slice(hash.indexOf('?') + 1) : '');
-  if (path.startsWith('/r/')) {
-    const name = path.slice(3);
+/** The view of a route (nav.ts). */
+function viewFor(route: string): Route {
+  const at = route.indexOf('?');
+  const path = decodeRoute(at < 0 ? route : route.slice(0, at));
+  const query = new URLSearchParams(at < 0 ? '' : route.slice(at + 1));
+  if (path.startsWith('r/')) {
+    const name = path.slice(2);
     return { view: (root, current) => repositoryPage(root, name, current), nav: 'repositories', title: name, first: repositoryFirstRequests(name) };
   }
-  if (path.startsWith('/m/')) {
-    const rest = path.slice(3);
+  if (path.startsWith('m/')) {
+    const rest = path.slice(2);
     const at = rest.lastIndexOf('@');
     const name = at < 0 ? rest : rest.slice(0, at);
     const reference = at < 0 ? 'latest' : rest.slice(at + 1);
     return { view: (root, current) => manifestPage(root, name, reference, current), nav: 'repositories', title: `${name}@${reference}` };
   }
-  if (path === '/admin') return { view: (root) => adminPage(root), nav: 'admin', title: 'Admin' };
-  if (path === '/login') return { view: (root) => loginPage(root, query.get('next') ?? '#/', renderAccount), nav: '', title: 'Sign in' };
+  if (path === 'admin') return { view: (root) => adminPage(root), nav: 'admin', title: 'Admin' };
+  if (path === 'login') return { view: (root) => loginPage(root, query.get('next') ?? '', renderAccount), nav: '', title: 'Sign in' };
   const q = query.get('q') ?? '';
   return { view: (root, current) => repositoriesPage(root, q, current), nav: 'repositories', title: 'Repositories', first: repositoriesFirstRequests(q) };
+}
+
+/** A route's path decoded (a bad escape stays as it is: the view then finds nothing by that name). */
+function decodeRoute(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 async function route(focus: boolean): Promise<void> {
   const mine = ++generation;
   const main = byId('main');
-  let hash = location.hash === '' ? '#/' : location.hash;
-  if (needsSignIn() && !hash.startsWith('#/login')) {
-    hash = `#/login?next=${encodeURIComponent(hash)}`;
-    history.replaceState(null, '', hash); // so that going to `next` after signing in is a change of hash
+  let at = currentRoute();
+  if (needsSignIn() && !at.startsWith('login')) {
+    at = `login?next=${encodeURIComponent(at)}`;
+    replaceRoute(at);
   }
-  const { view, nav, title } = viewFor(hash);
+  const { view, nav, title } = viewFor(at);
   document.title = `${title} · Berth`;
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a[data-nav]')) {
     if (a.dataset['nav'] === nav) a.setAttribute('aria-current', 'page');
@@ -85,23 +98,33 @@ function renderAccount(): void {
     replace(box, h('span', {}, 'Signed in as ', h('strong', {}, user)), ' ',
       h('button', { type: 'button', class: 'link', onclick: () => { signOut(); renderAccount(); void route(true); } }, 'Sign out'));
   } else {
-    replace(box, h('a', { href: `#/login?next=${encodeURIComponent(location.hash || '#/')}` }, 'Sign in'));
+    replace(box, h('a', { href: hrefOf(`login?next=${encodeURIComponent(currentRoute())}`) }, 'Sign in'));
   }
 }
 
 async function start(): Promise<void> {
-  // The first view's requests go out beside the auth check; they are used only if no auth is needed.
-  prefetch(viewFor(location.hash === '' ? '#/' : location.hash).first ?? []);
+  fromHashLink();
+  for (const a of document.querySelectorAll<HTMLAnchorElement>('a[data-route]')) a.href = hrefOf(a.dataset['route'] ?? '');
+  const boot = bootDocument();
+  // The first view's data came with the page; without the auth mode in it (an older or a hurried
+  // server), the first view's requests go out beside the auth check, used only if no auth is needed.
+  if (boot !== undefined) embed(boot.answers);
+  if (boot?.auth === undefined) prefetch(viewFor(currentRoute()).first ?? []);
   try {
-    await detectAuth();
+    await detectAuth(boot?.auth);
   } catch (err) {
     replace(byId('main'), errorBox(err));
     return;
   }
   renderAccount();
-  window.addEventListener('hashchange', () => {
+  const moved = (): void => {
     renderAccount();
     void route(true);
+  };
+  onNavigate(moved);
+  interceptLinks();
+  window.addEventListener('hashchange', () => {
+    if (fromHashLink()) moved();
   });
   await route(false);
   dropPrefetched();

@@ -16,6 +16,11 @@ export interface TokenHandlers {
   readonly getToken: (ctx: Ctx) => Promise<void>;
   readonly postToken: (ctx: Ctx) => Promise<void>;
   readonly getJwks: (ctx: Ctx) => Promise<void>;
+  /**
+   * The access token `GET /auth/token?scope=<scope>` gives a caller without credentials (the anonymous
+   * rules): the web UI's page computes its first view's data as the page's own script would get it.
+   */
+  readonly anonymousToken: (scope: string) => Promise<string>;
 }
 
 /**
@@ -49,6 +54,7 @@ export function createTokenHandlers(issuer: TokenIssuer): TokenHandlers {
     getJwks: async (ctx) => {
       sendJson(ctx, issuer.jwks());
     },
+    anonymousToken: async (scope) => (await issuer.tokenFromGet({ authorization: undefined, scopes: [scope], offlineToken: false })).token,
   };
 }
 

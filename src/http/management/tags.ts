@@ -14,7 +14,7 @@
  * (`unknown` when it had none), so a tag pushed again meanwhile does not move the cursor.
  */
 import { RegistryError, paginationInvalid } from '../../errors.js';
-import { type Tag, parseTag } from '../../storage/reference.js';
+import { type RepoName, type Tag, parseTag } from '../../storage/reference.js';
 import type { SortedTagQuery, TagDetail } from '../../storage/registry.js';
 import type { Ctx } from '../context.js';
 import { nextLink } from '../headers.js';
@@ -73,15 +73,27 @@ function namedTags(ctx: Ctx): Tag[] | undefined {
 
 /** A page in version or push-time order, with the total and a `Link` to the next page. */
 async function sortedPage(ctx: Ctx, deps: ManagementDeps, query: SortedTagQuery): Promise<void> {
-  const name = repoName(ctx);
-  const page = await managementOf(deps).sortedTagDetails(name, query, { signal: ctx.state.signal });
+  const { body, link } = await sortedTagPage(deps, repoName(ctx), query, ctx.state.signal);
+  if (link !== undefined) ctx.set('Link', link);
+  ctx.status = 200;
+  ctx.body = body;
+}
+
+/**
+ * A page of `GET /berth/v1/repositories/<name>/tags?sort=version|pushed`: its body (the tags and the
+ * repository's `total`) and the `Link` to the next page. @throws NAME_UNKNOWN
+ */
+export async function sortedTagPage(
+  deps: ManagementDeps, name: RepoName, query: SortedTagQuery, signal: AbortSignal | undefined,
+): Promise<{ body: { tags: Record<string, unknown>[]; total: number }; link: string | undefined }> {
+  const page = await managementOf(deps).sortedTagDetails(name, query, signal === undefined ? {} : { signal });
+  let link: string | undefined;
   if (page.next !== undefined) {
     const params: Record<string, string> = { sort: query.order, n: String(query.limit), last: page.next.tag };
     if (query.order === 'pushed') params['lastpushed'] = page.next.pushed?.toISOString() ?? UNKNOWN_TIME;
-    ctx.set('Link', nextLink(`${deps.prefix}/berth/v1/repositories/${name}/tags`, params));
+    link = nextLink(`${deps.prefix}/berth/v1/repositories/${name}/tags`, params);
   }
-  ctx.status = 200;
-  ctx.body = { tags: page.tags.map(tagJson), total: page.total };
+  return { body: { tags: page.tags.map(tagJson), total: page.total }, link };
 }
 
 /** How `lastpushed` says the tag it follows had no push time. */

@@ -71,15 +71,23 @@ export async function loadUiAssets(dir: string): Promise<UiAssets | undefined> {
 /**
  * The hash sources of the inline `<script>` and `<style>` elements of `html` (the build's own page, whose
  * elements carry no text that closes them early): SHA-256 over each element's text exactly as written,
- * as CSP Level 3 hashes it. A `<script src>` is not inline and needs no hash.
+ * as CSP Level 3 hashes it. A `<script src>` is not inline and needs no hash; a data block (a `<script>`
+ * of another type, such as the page's `application/json` boot document) is never run, so CSP does not
+ * apply to it and it gets none.
  */
 export function inlineHashes(html: string): InlineHashes {
   const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
   const texts = (tag: string): string[] =>
     [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>([\\s\\S]*?)</${tag}>`, 'gi'))]
-      .filter((m) => !/\ssrc=/i.test(m[1] ?? ''))
+      .filter((m) => !/\ssrc=/i.test(m[1] ?? '') && runs(m[1] ?? ''))
       .map((m) => hash(m[2] ?? ''));
   return { scripts: texts('script'), styles: texts('style') };
+}
+
+/** Whether a `<script>` with these attributes runs: no type, a JavaScript type, or a module. */
+function runs(attributes: string): boolean {
+  const type = /\stype=["']?([^"'\s>]*)/i.exec(attributes)?.[1]?.toLowerCase();
+  return type === undefined || type === '' || type === 'module' || type === 'text/javascript' || type === 'application/javascript';
 }
 
 async function readAsset(path: string): Promise<UiAsset | undefined> {

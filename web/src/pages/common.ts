@@ -2,6 +2,7 @@
 import { ApiError, pathOf } from '../api.js';
 import { authMode } from '../auth.js';
 import { h } from '../dom.js';
+import { hrefOf } from '../nav.js';
 import { bytes, shortDigest } from '../format.js';
 import { type Descriptor, fetchReferrers } from '../registry.js';
 
@@ -41,7 +42,7 @@ export function pager(o: { page: number; pages?: number; hasNext: boolean; onPag
 
 /** A link to the manifest page of `name@reference`. */
 export function manifestLink(name: string, reference: string, text: string = reference.includes(':') ? shortDigest(reference) : reference): HTMLAnchorElement {
-  return h('a', { href: `#/m/${pathOf(name)}@${encodeURIComponent(reference)}`, class: reference.includes(':') ? 'digest' : '' }, text);
+  return h('a', { href: hrefOf(`m/${pathOf(name)}@${encodeURIComponent(reference)}`), class: reference.includes(':') ? 'digest' : '' }, text);
 }
 
 /**

@@ -1,14 +1,15 @@
 /** The sign-in form (htpasswd or the built-in issuer). The password goes to the server once and is not kept. */
 import { authMode, signIn } from '../auth.js';
 import { h } from '../dom.js';
+import { hrefOf, navigate } from '../nav.js';
 import { errorBox, externalNotice } from './common.js';
 
-/** Renders the form; after signing in, goes to `next` (a hash) and calls `onChange`. */
+/** Renders the form; after signing in, goes to `next` (a route, nav.ts) and calls `onChange`. */
 export async function loginPage(root: HTMLElement, next: string, onChange: () => void): Promise<void> {
   const mode = authMode();
   root.append(h('h1', {}, 'Sign in'));
   if (mode.kind === 'none') {
-    root.append(h('p', {}, 'This registry has no sign-in: everyone may do everything. ', h('a', { href: '#/' }, 'Go to the repositories.')));
+    root.append(h('p', {}, 'This registry has no sign-in: everyone may do everything. ', h('a', { href: hrefOf('') }, 'Go to the repositories.')));
     return;
   }
   if (mode.kind === 'external') {
@@ -38,7 +39,7 @@ export async function loginPage(root: HTMLElement, next: string, onChange: () =>
       }
       password.value = '';
       onChange();
-      location.hash = next.startsWith('#/login') ? '#/' : next;
+      navigate(next.startsWith('login') ? '' : next);
     }, (err: unknown) => {
       submit.disabled = false;
       message.append(errorBox(err));

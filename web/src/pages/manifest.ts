@@ -8,6 +8,7 @@ import { may } from '../auth.js';
 import { announce, confirmAction, copyButton, facts, h, table } from '../dom.js';
 import { bytes, platformName, shortDigest, when } from '../format.js';
 import { type FetchedManifest, type ImageConfig, clearCache, fetchConfig, fetchManifest, imageSize, isIndex } from '../registry.js';
+import { hrefOf, navigate } from '../nav.js';
 import { errorBox, manifestLink, referrerTree } from './common.js';
 
 /** Renders the page of `name@reference` (a tag or a digest). */
@@ -17,7 +18,7 @@ export async function manifestPage(root: HTMLElement, name: string, reference: s
   const config = isIndex(m) ? undefined : await fetchConfig(name, m.manifest);
   if (!current()) return;
   root.append(
-    h('p', { class: 'crumbs' }, h('a', { href: `#/r/${pathOf(name)}` }, name)),
+    h('p', { class: 'crumbs' }, h('a', { href: hrefOf(`r/${pathOf(name)}`) }, name)),
     h('h1', {}, h('span', { class: 'muted' }, 'Manifest '), reference.includes(':') ? shortDigest(reference) : reference),
     facts([
       ['Digest', h('span', {}, h('code', { class: 'digest' }, m.digest), ' ', copyButton(m.digest, 'the digest'))],
@@ -91,7 +92,7 @@ function deleteButton(name: string, m: FetchedManifest): HTMLElement {
       if (!confirmAction(`Delete the manifest ${shortDigest(m.digest)} from ${name}?\n\nEvery tag pointing at it goes too.`)) return;
       send(`v2/${pathOf(name)}/manifests/${m.digest}`, 'DELETE').then(() => {
         announce(`Deleted manifest ${shortDigest(m.digest)}`);
-        location.hash = `#/r/${pathOf(name)}`;
+        navigate(`r/${pathOf(name)}`);
       }, (err: unknown) => box.append(errorBox(err)));
     },
   }, 'Delete manifest'));

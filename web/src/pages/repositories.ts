@@ -4,7 +4,8 @@
  * gives names only). Both are asked at once: the names show as soon as the catalog answers, and the
  * figures take their place when they come.
  */
-import { pathOf } from '../api.js';
+import { isEmbedded, pathOf } from '../api.js';
+import { hrefOf, replaceRoute } from '../nav.js';
 import { h, replace, table } from '../dom.js';
 import { bytes, when } from '../format.js';
 import { type RepoPage, catalogPage, catalogPath, usagePage, usagePath } from '../registry.js';
@@ -17,7 +18,7 @@ export function repositoriesFirstRequests(query: string): string[] {
   return [usagePath(query.trim(), undefined, PAGE_SIZE), catalogPath(query.trim(), undefined, PAGE_SIZE)];
 }
 
-/** Renders the list; `query` is the search's starting text (the `?q=` of the hash). */
+/** Renders the list; `query` is the search's starting text (the `?q=` of the URL). */
 export async function repositoriesPage(root: HTMLElement, query: string, current: () => boolean): Promise<void> {
   const search = h('input', {
     id: 'repo-search', type: 'search', value: query, autocomplete: 'off', spellcheck: 'false',
@@ -51,6 +52,9 @@ export async function repositoriesPage(root: HTMLElement, query: string, current
     };
     // Both at once: the names (the catalog, from the listing index) show as soon as they come; the usage
     // figures replace them when the usage API gives them (it answers 503 while its index is not ready).
+    // When the figures came with the page (its first view), they name the repositories too: the catalog is
+    // asked only if they turn out unusable.
+    const figuresSent = isEmbedded(usagePath(prefix, after, PAGE_SIZE));
     let withFigures = false;
     const figures = usagePage(prefix, after, PAGE_SIZE).then((got) => {
       if (got !== undefined && stillMine()) {
@@ -59,7 +63,10 @@ export async function repositoriesPage(root: HTMLElement, query: string, current
       }
       return got;
     });
-    const names = catalogPage(prefix, after, PAGE_SIZE).then((got) => {
+    const named = figuresSent
+      ? figures.catch(() => undefined).then((got) => got ?? catalogPage(prefix, after, PAGE_SIZE))
+      : catalogPage(prefix, after, PAGE_SIZE);
+    const names = named.then((got) => {
       if (!withFigures && stillMine()) render(got, true);
       return got;
     });
@@ -75,7 +82,7 @@ export async function repositoriesPage(root: HTMLElement, query: string, current
       starts = [undefined];
       page = 0;
       const q = search.value.trim();
-      history.replaceState(null, '', q === '' ? '#/' : `#/?q=${encodeURIComponent(q)}`);
+      replaceRoute(q === '' ? '' : `?q=${encodeURIComponent(q)}`);
       void load();
     }, 120);
   });
@@ -89,7 +96,7 @@ function listing(got: RepoPage, prefix: string, figuresPending: boolean): HTMLEl
   }
   const withUsage = got.source === 'usage';
   const rows = got.repos.map((r) => h('tr', {},
-    h('th', { scope: 'row' }, h('a', { href: `#/r/${pathOf(r.name)}` }, r.name)),
+    h('th', { scope: 'row' }, h('a', { href: hrefOf(`r/${pathOf(r.name)}`) }, r.name)),
     ...(withUsage ? [h('td', { class: 'num' }, r.tags ?? '—'), h('td', { class: 'num' }, bytes(r.logicalBytes)), h('td', {}, when(r.lastPush))] : [])));
   const headers = withUsage ? ['Name', 'Tags', 'Size', 'Last push'] : ['Name'];
   const list = table('Repositories', headers, rows, 'repos');

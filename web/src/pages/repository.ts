@@ -17,6 +17,7 @@ import {
   type FetchedManifest, type TagOrder, type TagPage, type TagRow, clearCache, fetchConfig, fetchManifest, imageSize, isIndex, repositoryUsage, repositoryUsagePath,
   tagPage, tagPagePath,
 } from '../registry.js';
+import { navigate } from '../nav.js';
 import { errorBox, manifestLink, pager, referrerTree } from './common.js';
 
 const PAGE_SIZE = 20;
@@ -36,12 +37,19 @@ export async function repositoryPage(root: HTMLElement, name: string, current: (
   clearCache();
   // The usage figures are not waited for: they fill the header when they come.
   const usage = repositoryUsage(name).catch(() => undefined);
-  const [canDelete, first] = await Promise.all([may('delete', { repository: name }), tagPage(name, 'version', PAGE_SIZE)]);
+  // Whether delete buttons show is not waited for (with tokens it is a request to the issuer): the tags
+  // show as soon as they are in, and the buttons join them when the answer comes.
+  const canDelete = may('delete', { repository: name });
+  const first = await tagPage(name, 'version', PAGE_SIZE);
   if (!current()) return;
   const figures = h('div', { class: 'repo-figures' }, usageFacts(first.total, 'pending'));
   root.append(...repositoryHeader(name), figures);
   void usage.then((u) => replace(figures, usageFacts(first.total, u)));
-  if (canDelete) root.append(deleteRepositoryButton(name));
+  const dangerZone = h('div');
+  root.append(dangerZone);
+  void canDelete.then((ok) => {
+    if (ok && current()) dangerZone.replaceWith(deleteRepositoryButton(name));
+  });
   const order = h('select', { id: 'tag-order' }, h('option', { value: 'version' }, 'Version, newest first'), h('option', { value: 'pushed' }, 'Push time, newest first'));
   const list = h('div', { id: 'tag-list' });
   root.append(h('h2', {}, 'Tags'), h('div', { class: 'toolbar' }, h('label', { for: 'tag-order' }, 'Sort tags by'), order), list);
@@ -131,7 +139,8 @@ function manifestOf(name: string, ref: string): Promise<FetchedManifest> {
 }
 
 interface CardOptions {
-  readonly canDelete: boolean;
+  /** Whether the caller may delete (the tag's button appears once this says yes). */
+  readonly canDelete: Promise<boolean>;
   readonly current: () => boolean;
 }
 
@@ -143,12 +152,14 @@ interface CardOptions {
 function tagCard(name: string, t: TagRow, o: CardOptions): { card: HTMLLIElement; fill: () => Promise<void> } {
   const details = h('div', { class: 'tag-details' }, tagFacts(t, undefined));
   const pull = `docker pull ${location.host}/${name}:${t.tag}`;
+  const head = h('div', { class: 'tag-head' }, h('h3', {}, manifestLink(name, t.tag)));
   const card = h('li', { class: 'tag', 'data-tag': t.tag },
-    h('div', { class: 'tag-head' },
-      h('h3', {}, manifestLink(name, t.tag)),
-      o.canDelete ? h('button', { type: 'button', class: 'danger', onclick: () => void deleteTag(name, t.tag, card) }, 'Delete tag', h('span', { class: 'visually-hidden' }, ` ${t.tag}`)) : null),
+    head,
     h('p', { class: 'pull' }, h('code', {}, pull), ' ', copyButton(pull, `the pull command for ${t.tag}`)),
     details);
+  void o.canDelete.then((ok) => {
+    if (ok) head.append(h('button', { type: 'button', class: 'danger', onclick: () => void deleteTag(name, t.tag, card) }, 'Delete tag', h('span', { class: 'visually-hidden' }, ` ${t.tag}`)));
+  });
   // A card no longer on screen (another page, order or re-render) asks nothing.
   const fill = async (): Promise<void> => {
     if (!card.isConnected) return;
@@ -230,7 +241,7 @@ function deleteRepositoryButton(name: string): HTMLElement {
       if (!confirmAction(`Delete the whole repository ${name}, with every tag and manifest in it?`)) return;
       send(`berth/v1/repositories/${pathOf(name)}`, 'DELETE').then(() => {
         announce(`Deleted repository ${name}`);
-        location.hash = '#/';
+        navigate('');
       }, (err: unknown) => box.append(errorBox(err)));
     },
   }, 'Delete repository'));
