@@ -11,6 +11,7 @@
  * recently; offline runs use 0, as registry:2 does. At the end the gate forgets link times older than
  * `runStart - graceMs`, which no later run can need.
  */
+import type { Inventory } from '../storage/maintenance/inventory.js';
 import type { Maintenance } from '../storage/registry.js';
 import { markAll } from './mark.js';
 import { removeLeftovers } from './leftovers.js';
@@ -49,6 +50,12 @@ export interface GcRunOptions {
    * dry run: would remove, removing nothing). Undefined: no mirror.
    */
   readonly evict?: ((o: { readonly dryRun: boolean }) => Promise<number>) | undefined;
+  /**
+   * Reads what the mark and the sweep need ahead of them (the offline command on a filesystem root
+   * reads the tree with worker threads: storage/maintenance/survey.ts) and answers an inventory that
+   * serves those reads; the run reads through it. Undefined: they are read as the run goes.
+   */
+  readonly readAhead?: ((inv: Inventory, o: { readonly deleteUntagged: boolean; readonly signal?: AbortSignal }) => Promise<Inventory>) | undefined;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
   readonly now?: () => number;
   /**
@@ -155,7 +162,8 @@ async function retain(registry: Maintenance, opts: GcRunOptions, retention: Rete
 }
 
 async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContext): Promise<void> {
-  const inv = registry.inventory;
+  const ahead = { deleteUntagged: opts.deleteUntagged, ...(opts.signal && { signal: opts.signal }) };
+  const inv = opts.readAhead ? await opts.readAhead(registry.inventory, ahead) : registry.inventory;
   const sweepOptions = {
     deleteUntagged: opts.deleteUntagged,
     youngAfter: opts.graceMs > 0 ? run.runStart - opts.graceMs : undefined,
