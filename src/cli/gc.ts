@@ -121,7 +121,7 @@ export async function garbageCollect(
 function readAheadFor(config: Config, cmd: GcCommand): GcRunOptions['readAhead'] {
   const storage = config.storage;
   if (storage.driver !== 'filesystem' || cmd.force || defaultSurveyThreads() < 2) return undefined;
-  return (inv, o) => readAhead(inv, { root: storage.rootdirectory, tags: o.deleteUntagged, ...(o.signal && { signal: o.signal }) });
+  return (inv, o) => readAhead(inv, { root: storage.rootdirectory, tags: o.deleteUntagged, leftovers: o.leftovers, ...(o.signal && { signal: o.signal }) });
 }
 
 function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void; warn(m: string): void }): void {

@@ -6,9 +6,9 @@
  * and a blob nothing references. The mark must come out the same, event for event, with and without
  * `deleteUntagged`, and so must what a real run deletes (on two copies of the tree).
  */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../storage/digest.js';
 import { createDriver } from '../storage/driver/factory.js';
@@ -88,8 +88,12 @@ describe('the survey (parallel read) against the serial read', () => {
     expect(dry.events).toEqual(serialDry.events);
     expect(strip(dry.report)).toEqual(strip(serialDry.report));
 
+    expect(dry.events.filter((e) => e.type === 'leftover-scan')).toEqual([{ type: 'leftover-scan', whole: true, why: 'no collection has looked through this tree yet' }]);
+    expect(dry.report.leftoversRemoved).toBe(5); // the four temporary files and the unfinished tag
+
     const parallel = await run(mine, deleteUntagged, false, true);
     const serial = await run(other, deleteUntagged, false, false);
+    expect(parallel.events).toEqual(serial.events);
     expect(strip(parallel.report)).toEqual(strip(serial.report));
     expect(parallel.report.swept).toBeGreaterThan(0);
     expect(parallel.report.swept).toBe(dry.report.swept);
@@ -117,8 +121,9 @@ async function run(registry: LocalRegistry, deleteUntagged: boolean, dryRun: boo
     onEvent: (e) => events.push(e),
     ...(surveyed && { readAhead: (inv, o) => readAhead(inv, { root: rootOf(registry), tags: o.deleteUntagged, threads: THREADS }) }),
   });
-  // The leftovers line says whether this root was looked through before: the copy's run comes second.
-  return { report, events: events.filter((e) => e.type !== 'leftover-scan') };
+  // Leftovers come in the order the threads found them: compared as a set.
+  const leftovers = events.filter((e) => e.type === 'leftover-removed').map((e) => JSON.stringify(e)).sort();
+  return { report, events: [...events.filter((e) => e.type !== 'leftover-removed'), ...leftovers.map((e) => JSON.parse(e) as GcEvent)] };
 }
 
 function byRepository<T extends { readonly repo: string }>(items: readonly T[]): T[] {
@@ -171,4 +176,16 @@ async function buildTree(registry: LocalRegistry, root: string): Promise<void> {
   await pushImage(registry, 'emptytag', 'e-old', { layers: ['e-old'] });
   await writeFile(join(root, paths.tagCurrentLink(parseRepoName('emptytag'), 'v1' as never)), '');
   await pushBlob(registry, 'repo-1', 'nobody references this');
+  // Crash leftovers: temporary files at several depths, a plain file among the repositories, and an
+  // unfinished tag (an index link, no current link).
+  const some = await pushImage(registry, 'repo-2', 'leftover-owner', { tag: 'left', layers: ['leftover-layer'] });
+  const temp = (dir: string, name: string): Promise<void> => writeFile(join(root, dir, `.${name}.0123456789abcdef.tmp`), 'cut short');
+  await temp(paths.root, 'stray');
+  await temp(paths.repositoriesUnder(''), 'link');
+  await temp(paths.layerLinkDir(parseRepoName('repo-2'), some.layers[0]!), 'link');
+  await temp(paths.blobDir(some.config), 'data');
+  await writeFile(join(root, paths.repositoriesUnder(''), 'NOTES'), 'not a repository');
+  const tagIndex = join(root, paths.tagIndexLink(parseRepoName('repo-3'), 'half' as never, some.digest));
+  await mkdir(dirname(tagIndex), { recursive: true });
+  await writeFile(tagIndex, some.digest);
 }

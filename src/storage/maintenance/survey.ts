@@ -27,13 +27,13 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Digest } from '../digest.js';
-import type { CallOptions } from '../driver/driver.js';
+import { type CallOptions, type StorageDriver, isDriverError } from '../driver/driver.js';
 import { createDriver } from '../driver/factory.js';
 import { unlessNotFound } from '../driver/not-found.js';
 import { compareStrings } from '../listing.js';
 import { baseName, paths } from '../paths.js';
-import type { RepoName } from '../reference.js';
-import type { Inventory, ManifestReferences, RepositoryContents, TagEntry } from './inventory.js';
+import type { RepoName, Tag } from '../reference.js';
+import type { Inventory, Leftover, ManifestReferences, RepositoryContents, TagEntry } from './inventory.js';
 import { type RepositorySurvey, type SurveyFound, type SurveyWork, surveyReader } from './survey-reader.js';
 
 export type { RepositorySurvey } from './survey-reader.js';
@@ -61,6 +61,11 @@ export interface SurveyOptions {
   readonly root: string;
   /** Read each repository's tags too (the mark's `deleteUntagged`). */
   readonly tags: boolean;
+  /**
+   * Look through the whole tree for crash leftovers too (the run will: gc/leftovers.ts): the driver's
+   * temporary files, and each repository's unfinished tags.
+   */
+  readonly leftovers?: boolean;
   /** Threads reading, the main thread included; default: one per core (availableParallelism), at most MAX_THREADS. */
   readonly threads?: number;
   readonly signal?: AbortSignal;
@@ -72,6 +77,11 @@ export interface Survey {
   readonly repositories: readonly RepositorySurvey[];
   /** In the order Inventory.blobDigests answers them. */
   readonly blobDigests: readonly Digest[];
+  /**
+   * With `leftovers`: every temporary file in the tree (those outside the pieces' folders first, then
+   * each piece's, in the pieces' order).
+   */
+  readonly leftovers?: readonly Leftover[];
 }
 
 /** Threads reading at most, whatever the core count: past a few, the disk rather than the calls bounds a survey. */
@@ -104,23 +114,38 @@ export async function surveyTree(o: SurveyOptions): Promise<Survey> {
   const call: CallOptions = o.signal ? { signal: o.signal } : {};
   const pieces: SurveyWork[] = [];
   const top = ((await unlessNotFound(() => driver.list(paths.repositoriesUnder(''), call))) ?? []).filter((p) => !baseName(p).startsWith('_'));
-  for (let i = 0; i < top.length; i += DIRS_PER_PIECE) pieces.push({ kind: 'repositories', dirs: top.slice(i, i + DIRS_PER_PIECE), tags: o.tags });
+  const leftovers = o.leftovers === true;
+  for (let i = 0; i < top.length; i += DIRS_PER_PIECE) pieces.push({ kind: 'repositories', dirs: top.slice(i, i + DIRS_PER_PIECE), tags: o.tags, leftovers });
   const folders: string[] = [];
   for (const alg of (await unlessNotFound(() => driver.list(paths.blobsRoot, call))) ?? []) {
     if (!isDigestAlgorithmFolder(alg)) continue;
     folders.push(...((await unlessNotFound(() => driver.list(alg, call))) ?? []));
   }
-  for (let i = 0; i < folders.length; i += FOLDERS_PER_PIECE) pieces.push({ kind: 'blobs', folders: folders.slice(i, i + FOLDERS_PER_PIECE) });
+  for (let i = 0; i < folders.length; i += FOLDERS_PER_PIECE) pieces.push({ kind: 'blobs', folders: folders.slice(i, i + FOLDERS_PER_PIECE), leftovers });
 
+  // The temporary files outside the pieces' folders (the folders above them, and anything beside).
+  const temps: Leftover[] = leftovers ? await leftoversOutside(driver, new Set([...top, ...folders]), call) : [];
   const found = await readPieces(root, pieces, Math.max(1, o.threads ?? defaultSurveyThreads()), o.signal);
   const repositories: RepositorySurvey[] = [];
   const blobDigests: Digest[] = [];
   for (const f of found) {
     if ('repositories' in f) repositories.push(...f.repositories);
     else blobDigests.push(...f.digests);
+    temps.push(...(f.leftovers ?? []));
   }
   repositories.sort((a, b) => compareStrings(a.name, b.name));
-  return { repositories, blobDigests };
+  return { repositories, blobDigests, ...(leftovers && { leftovers: temps }) };
+}
+
+/** The driver's temporary files in the registry tree but not under `skip` (none when the tree is not there yet). */
+async function leftoversOutside(driver: StorageDriver, skip: ReadonlySet<string>, o: CallOptions): Promise<Leftover[]> {
+  const found: Leftover[] = [];
+  try {
+    for await (const f of driver.leftovers?.(paths.root, { ...o, skip }) ?? []) found.push({ path: f.path, modTime: f.modTime.getTime() });
+  } catch (err) {
+    if (!isDriverError(err, 'PATH_NOT_FOUND')) throw err;
+  }
+  return found;
 }
 
 /** `blobs/<alg>` folders of the algorithms Berth knows, as Inventory.blobDigests lists them. */
@@ -204,17 +229,20 @@ function startWorker(data: SurveyWorkerData): Worker {
 
 /**
  * `inv`, but answering `repositories`, `contents` (without times), `references` and `tags` of the
- * surveyed repositories and `blobDigests` from `survey`; every other call goes to `inv`. A
- * repository's contents and tags are answered from the survey once (the mark asks once) and from
- * `inv` after that.
+ * surveyed repositories and `blobDigests` from `survey`, and, when it looked for them, `leftovers`
+ * and `unfinishedTags` (each tag it found unfinished looked at again, just before it is answered, by
+ * Inventory.unfinishedTag); every other call goes to `inv`. A repository's contents and tags are
+ * answered from the survey once (the mark asks once) and from `inv` after that.
  */
 export function surveyedInventory(inv: Inventory, survey: Survey): Inventory {
   const contents = new Map<RepoName, RepositoryContents>();
   const tags = new Map<RepoName, readonly TagEntry[]>();
   const references = new Map<Digest, ManifestReferences>();
+  const unfinished = new Map<RepoName, readonly Tag[]>();
   for (const r of survey.repositories) {
     contents.set(r.name, r.contents);
     if (r.tags !== undefined) tags.set(r.name, r.tags);
+    if (r.unfinished !== undefined) unfinished.set(r.name, r.unfinished);
     for (const [d, refs] of r.references) references.set(d, refs);
   }
   const names = survey.repositories.map((r) => r.name);
@@ -243,6 +271,21 @@ export function surveyedInventory(inv: Inventory, survey: Survey): Inventory {
     },
     async *blobDigests() {
       yield* survey.blobDigests;
+    },
+    async *leftovers(o) {
+      if (survey.leftovers === undefined) yield* inv.leftovers(o);
+      else yield* survey.leftovers;
+    },
+    async *unfinishedTags(name, o) {
+      const surveyed = unfinished.get(name);
+      if (surveyed === undefined) {
+        yield* inv.unfinishedTags(name, o);
+        return;
+      }
+      for (const tag of surveyed) {
+        const still = await inv.unfinishedTag(name, tag, o);
+        if (still !== undefined) yield still;
+      }
     },
   };
 }
