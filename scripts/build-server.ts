@@ -36,7 +36,12 @@ export async function buildServer(outDir: string = DEFAULT_SERVER_OUT_DIR): Prom
   await build({
     absWorkingDir: ROOT,
     // config/parse.js too: the image's HEALTHCHECK (deploy/healthcheck.mjs) reads the config with it.
-    entryPoints: [{ in: 'src/main.ts', out: 'main' }, { in: 'src/config/parse.ts', out: 'config/parse' }],
+    entryPoints: [
+      { in: 'src/main.ts', out: 'main' },
+      { in: 'src/config/parse.ts', out: 'config/parse' },
+      // The offline collector's survey workers (storage/maintenance/survey.ts), started by file name.
+      { in: 'src/storage/maintenance/survey-worker.ts', out: 'survey-worker' },
+    ],
     bundle: true,
     splitting: true,
     platform: 'node',

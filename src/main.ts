@@ -96,14 +96,22 @@ function usageError(problem: string): number {
   return 2;
 }
 
+/**
+ * Exits once stdout and stderr have taken everything written to them: a write to a pipe that is full
+ * waits in the stream, and process.exit would drop it (the offline commands print megabytes).
+ */
+function exitWhenWritten(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exit(code);
+    if (code >= 0) exitWhenWritten(code);
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
     else if (err instanceof CommandError) process.stderr.write(`berth: ${err.message}\n`);
     else process.stderr.write(`berth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
+    exitWhenWritten(1);
   },
 );

@@ -26,7 +26,9 @@
  * `--dry-run` or `retention.dryrun`, would delete) and why.
  */
 import type { GcEvent } from '../gc/report.js';
-import { collectGarbage } from '../gc/run.js';
+import { type GcRunOptions, collectGarbage } from '../gc/run.js';
+import type { Config } from '../config/schema.js';
+import { defaultSurveyThreads, readAhead } from '../storage/maintenance/survey.js';
 import { type CommandIo, type Progress, createProgress, openOffline, processIo } from './offline.js';
 import { retentionTable } from '../gc/retention/retention.js';
 import { CommandError } from './command-error.js';
@@ -99,6 +101,7 @@ export async function garbageCollect(
       ...(!cmd.force && { leftoverMinAgeMs: 0 }),
       deleteUntagged: cmd.deleteUntagged,
       dryRun: cmd.dryRun,
+      readAhead: readAheadFor(config, cmd),
       log,
       onEvent: (e) => printEvent(e, progress, log),
     });
@@ -108,6 +111,17 @@ export async function garbageCollect(
     await close();
   }
   return 0;
+}
+
+/**
+ * On a filesystem root, the tree is read by worker threads before the mark (survey.ts), unless one
+ * core is all there is, or `--force` lets a server write beside the run: a survey is a picture taken
+ * before the mark begins, and the mark should read each repository as late as it can then.
+ */
+function readAheadFor(config: Config, cmd: GcCommand): GcRunOptions['readAhead'] {
+  const storage = config.storage;
+  if (storage.driver !== 'filesystem' || cmd.force || defaultSurveyThreads() < 2) return undefined;
+  return (inv, o) => readAhead(inv, { root: storage.rootdirectory, tags: o.deleteUntagged, leftovers: o.leftovers, ...(o.signal && { signal: o.signal }) });
 }
 
 function printEvent(e: GcEvent, progress: Progress, log: { info(m: string): void; warn(m: string): void }): void {

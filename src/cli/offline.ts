@@ -155,6 +155,10 @@ export const processIo = (): CommandIo => ({
 /**
  * A one-line progress display on a terminal's stderr, redrawn at most every 100 ms; `line` writes a
  * line of output without leaving the progress line torn. Does nothing when stderr is not a terminal.
+ * Output to a stdout that is not a terminal (a file, a pipe) is gathered and written OUT_CHUNK at a
+ * time, and before anything goes to stderr (so the two keep their order when they share a file) and
+ * at `done` (after which it is written at once): the collector prints a line per marked blob, some 40,000 on a tree of 10,000
+ * repositories, and a write each cost about a tenth of a dry run (issue #19).
  */
 export interface Progress {
   show(text: string): void;
@@ -165,10 +169,22 @@ export interface Progress {
   done(): void;
 }
 
+/** Characters of non-terminal output gathered before they are written (Progress). */
+const OUT_CHUNK = 64 * 1024;
+
 export function createProgress(io: CommandIo): Progress {
   let shown = '';
   let lastDraw = 0;
+  let pending = '';
+  // Until `done`: output printed after it (a command's closing line) goes out at once.
+  let gathering = !io.stdoutIsTty;
+  const flush = (): void => {
+    if (pending === '') return;
+    io.stdout(pending);
+    pending = '';
+  };
   const clear = (): void => {
+    flush();
     if (shown !== '') io.stderr('\r\x1b[K');
   };
   return {
@@ -180,10 +196,16 @@ export function createProgress(io: CommandIo): Progress {
         return;
       }
       lastDraw = now;
+      flush();
       io.stderr(`\r\x1b[K${text}`);
       shown = text;
     },
     out(text) {
+      if (gathering) {
+        pending += text;
+        if (pending.length >= OUT_CHUNK) flush();
+        return;
+      }
       if (shown === '' || !io.stdoutIsTty) {
         io.stdout(text);
         return;
@@ -199,6 +221,7 @@ export function createProgress(io: CommandIo): Progress {
     },
     done() {
       clear();
+      gathering = false;
       shown = '';
     },
   };

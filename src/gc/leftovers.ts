@@ -96,6 +96,14 @@ async function recordClean(inv: Inventory, writers: readonly WriterRecord[], dry
   }
 }
 
+/**
+ * Whether a run would look through the whole tree now (removeLeftovers decides the same way when it
+ * comes to it), for a run that reads the tree ahead of its mark (GcRunOptions.readAhead).
+ */
+export async function leftoversLookedFor(inv: Inventory, o: { signal?: AbortSignal } = {}): Promise<boolean> {
+  return (await whyLook(inv, await inv.writers(o), o)) !== undefined;
+}
+
 /** Why the whole tree must be looked through, or undefined when no crash leftover can be in it. */
 async function whyLook(inv: Inventory, writers: readonly WriterRecord[] | undefined, o: { signal?: AbortSignal }): Promise<string | undefined> {
   if (writers === undefined) return 'the storage driver keeps no records of its writers';

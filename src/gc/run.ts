@@ -11,9 +11,10 @@
  * recently; offline runs use 0, as registry:2 does. At the end the gate forgets link times older than
  * `runStart - graceMs`, which no later run can need.
  */
+import type { Inventory } from '../storage/maintenance/inventory.js';
 import type { Maintenance } from '../storage/registry.js';
 import { markAll } from './mark.js';
-import { removeLeftovers } from './leftovers.js';
+import { leftoversLookedFor, removeLeftovers } from './leftovers.js';
 import { type EmitEvent, type GcEvent, type GcReport, type Warnings, createWarnings, describeReport } from './report.js';
 import { removeLayerLinks, removeUntagged, sweepBlobs } from './sweep.js';
 import { type RetentionOptions, type RetentionReport, applyRetention } from './retention/retention.js';
@@ -49,6 +50,12 @@ export interface GcRunOptions {
    * dry run: would remove, removing nothing). Undefined: no mirror.
    */
   readonly evict?: ((o: { readonly dryRun: boolean }) => Promise<number>) | undefined;
+  /**
+   * Reads what the mark and the sweep need ahead of them (the offline command on a filesystem root
+   * reads the tree with worker threads: storage/maintenance/survey.ts) and answers an inventory that
+   * serves those reads; the run reads through it. Undefined: they are read as the run goes.
+   */
+  readonly readAhead?: ((inv: Inventory, o: ReadAheadOptions) => Promise<Inventory>) | undefined;
   /** The clock, in ms since the epoch; must agree with the link gate's clock. Default Date.now. */
   readonly now?: () => number;
   /**
@@ -61,6 +68,15 @@ export interface GcRunOptions {
   readonly onEvent?: EmitEvent;
   /** Told every finished run's report, and the error of a failed one (`serve` records it in the gc metrics). */
   readonly report?: (report: GcReport, error?: unknown) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What a read ahead is to read besides the mark's and the sweep's reads. */
+export interface ReadAheadOptions {
+  /** Each repository's tags (the mark reads them). */
+  readonly deleteUntagged: boolean;
+  /** The whole tree for crash leftovers (the run will look through it: leftovers.ts). */
+  readonly leftovers: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -155,7 +171,11 @@ async function retain(registry: Maintenance, opts: GcRunOptions, retention: Rete
 }
 
 async function collect(registry: Maintenance, opts: GcRunOptions, run: RunContext): Promise<void> {
-  const inv = registry.inventory;
+  let inv = registry.inventory;
+  if (opts.readAhead) {
+    const signal = opts.signal ? { signal: opts.signal } : {};
+    inv = await opts.readAhead(inv, { deleteUntagged: opts.deleteUntagged, leftovers: await leftoversLookedFor(inv, signal), ...signal });
+  }
   const sweepOptions = {
     deleteUntagged: opts.deleteUntagged,
     youngAfter: opts.graceMs > 0 ? run.runStart - opts.graceMs : undefined,
