@@ -90,7 +90,11 @@ export interface FirstViewOptions {
   readonly anonymousToken: ((scope: string) => Promise<string>) | undefined;
 }
 
-/** The boot document of `route` for the caller of `ctx`. Never rejects: an answer that fails is left out. */
+/**
+ * The boot document of `route` for the caller of `ctx`. An answer that fails is left out; it rejects
+ * only when the anonymous challenge itself cannot be worked out (serve-ui.ts then sends the page without
+ * a boot document, and the page asks the API).
+ */
 export async function bootFor(ctx: Ctx, route: UiRoute, o: FirstViewOptions): Promise<Boot> {
   const baseUrl = `${requestBaseUrl(ctx)}${o.deps.prefix}`;
   let challenge: string | null = null;
