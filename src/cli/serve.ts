@@ -44,8 +44,6 @@ import { createQuotaMetrics } from '../metrics/quotas.js';
 import { createTrafficMetrics } from '../metrics/traffic.js';
 import { createRegistry, type LocalRegistry } from '../storage/registry.js';
 
-export { parseAddr } from './serve-addr.js';
-
 export interface Serving {
   readonly running: RunningServer;
   /** The debug listener (`http.debug.addr`), when configured. */

@@ -31,7 +31,7 @@ import { CommandError } from './command-error.js';
 import { RegistryError } from '../errors.js';
 import { type CommandIo, processIo } from './offline.js';
 import { describeHolder, indexLocation, otherHolder, recordHolder } from './root-holder.js';
-import { parseAddr } from './serve.js';
+import { parseAddr } from './serve-addr.js';
 import { driverFor, loggerFor } from './setup.js';
 import { startRedisIndex, startRedisTimes } from './index-command.js';
 import { startReplicas } from './replicas.js';
