@@ -14,7 +14,7 @@
  * start-up with exit 1; without `redis` the key is refused at start-up, naming it.
  */
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,6 +216,14 @@ describeWithTools(TOOLS, 'http.workers: 2 with redis on one filesystem root', ()
     const location = new URL(start.header('location') ?? '', url);
     const patch = openPatch(url, location.pathname + location.search, data.length, auth);
     await patch.send(data.subarray(0, 1024));
+    // The signal must come once a worker has the PATCH (its first bytes are in the session's file), not
+    // while the connection is still being handed to one: a connection with no request yet is closed by the drain.
+    const id = location.pathname.split('/').pop() ?? '';
+    const sessionData = join(work, 'root/docker/registry/v2/repositories/work/chunks/_uploads', id, 'data');
+    for (let waited = 0; ((await stat(sessionData).catch(() => undefined))?.size ?? 0) < 1024; waited += 20) {
+      if (waited > 30_000) throw new Error('no worker wrote the PATCH\'s first bytes');
+      await sleep(20);
+    }
     berth.child.kill('SIGTERM');
     for (let waited = 0; !berth.log().includes('"msg":"shutting down"'); waited += 20) {
       if (waited > 30_000) throw new Error('the primary did not start shutting down');
