@@ -9,17 +9,17 @@ import { instrument } from './instrument.js';
 import { runDriverSuite } from './suite/suite.js';
 import { drain, writeOne } from './suite/helpers.js';
 
-// The writers' records go beside the root: the suite expects a root left empty.
+// The writers' records and the deleted directories go beside the root: the suite expects a root left empty.
 runDriverSuite('filesystem', async () => {
   const base = await mkdtemp(join(tmpdir(), 'berth-fs-driver-'));
-  const driver = createFilesystemDriver({ root: join(base, 'root'), writers: join(base, 'writers') });
+  const driver = createFilesystemDriver({ root: join(base, 'root'), writers: join(base, 'writers'), discarded: join(base, 'discarded') });
   return { driver, cleanup: () => rm(base, { recursive: true, force: true }) };
 });
 
 // The offline commands' driver (blocking reads) must answer exactly what the server's does.
 runDriverSuite('filesystem (blocking reads)', async () => {
   const base = await mkdtemp(join(tmpdir(), 'berth-fs-blocking-'));
-  const driver = createFilesystemDriver({ root: join(base, 'root'), blocking: true, writers: join(base, 'writers') });
+  const driver = createFilesystemDriver({ root: join(base, 'root'), blocking: true, writers: join(base, 'writers'), discarded: join(base, 'discarded') });
   return { driver, cleanup: () => rm(base, { recursive: true, force: true }) };
 }, {
   skip: {
@@ -37,10 +37,10 @@ describe('filesystem driver specifics', () => {
   beforeEach(async () => {
     base = await mkdtemp(join(tmpdir(), 'berth-fs-specific-'));
     root = join(base, 'root');
-    d = instrument(createFilesystemDriver({ root, writers: `${base}.writers` }));
+    d = instrument(createFilesystemDriver({ root, writers: `${base}.writers`, discarded: `${base}.discarded` }));
   });
-  // The writers' records are kept beside `base`: these tests look at everything under it.
-  afterEach(() => Promise.all([base, `${base}.writers`].map((dir) => rm(dir, { recursive: true, force: true }))));
+  // The writers' records and deleted directories are kept beside `base`: these tests look at everything under it.
+  afterEach(() => Promise.all([base, `${base}.writers`, `${base}.discarded`].map((dir) => rm(dir, { recursive: true, force: true }))));
 
   /** Every entry under `dir`, relative, sorted (hidden files included). */
   async function tree(dir: string): Promise<string[]> {
@@ -120,7 +120,7 @@ describe('filesystem driver specifics', () => {
   });
 
   it('refuses a path that escapes the root even without instrument()', async () => {
-    const raw = createFilesystemDriver({ root, writers: `${base}.writers` });
+    const raw = createFilesystemDriver({ root, writers: `${base}.writers`, discarded: `${base}.discarded` });
     await raw.putContent('/inside', Buffer.from('x'));
     for (const bad of ['/../x', '/..', '/a/../../x', '..', 'x']) {
       const results = await Promise.allSettled([

@@ -18,6 +18,8 @@
  * The driver is split by concern: this file (the StorageDriver), filesystem-reader.ts (FileReader),
  * filesystem-writer.ts (FilesystemWriter) and filesystem-io.ts (descriptor calls, synced writes, errors).
  * - `move` renames and fsyncs the destination's directory.
+ * - `delete` of a directory renames it out of the tree (into `berth/discarded/`) and removes its
+ *   entries in the background (filesystem-discard.ts).
  *
  * Defense in depth: every path is resolved against the root and refused (InvalidPathError) if it would
  * leave it, even though `instrument()` has already validated it. `delete` never follows a symlink: removing
@@ -36,6 +38,7 @@ import {
   type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, syncDir,
   tempPathFor, toInfo, versionOf, writeSynced,
 } from './filesystem-io.js';
+import { DISCARDED, Discarder } from './filesystem-discard.js';
 import { FileReader } from './filesystem-reader.js';
 import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
@@ -65,6 +68,11 @@ export interface FilesystemDriverOptions {
    * `/berth/writers`, as `writers` and `forgetWriter` name it in errors).
    */
   readonly writers?: string;
+  /**
+   * The directory deleted directories are renamed into while their entries are removed (filesystem-discard.ts),
+   * outside registry:2's tree and on the root's filesystem. Default `<root>/berth/discarded`.
+   */
+  readonly discarded?: string;
 }
 
 /** Where writing processes keep their records unless told otherwise (FilesystemDriverOptions.writers). */
@@ -75,9 +83,10 @@ const WRITERS = '/berth/writers';
  * InvalidPathError; missing paths give PathNotFoundError; other I/O failures give a DriverError
  * with code DRIVER_FAILURE and the system error as `cause`.
  */
-export function createFilesystemDriver({ root, blocking = false, writers }: FilesystemDriverOptions): StorageDriver {
+export function createFilesystemDriver({ root, blocking = false, writers, discarded }: FilesystemDriverOptions): StorageDriver {
   const full = resolve(root);
-  return new FilesystemDriver(full, blocking, writers === undefined ? full + WRITERS : resolve(writers));
+  const discarder = new Discarder(discarded === undefined ? full + DISCARDED : resolve(discarded));
+  return new FilesystemDriver(full, blocking, writers === undefined ? full + WRITERS : resolve(writers), discarder);
 }
 
 class FilesystemDriver implements StorageDriver {
@@ -94,9 +103,15 @@ class FilesystemDriver implements StorageDriver {
     private readonly root: string,
     private readonly blocking: boolean,
     writers: string,
+    /** Takes deleted directories out of the tree at once and removes them in the background. */
+    private readonly discarder: Discarder,
   ) {
     this.records = new WriteRecords(writers);
+    // A server's driver removes what a stopped process left to remove; an offline command's readers
+    // (blocking, several threads at once) leave that to the next server.
+    if (!blocking) this.discarder.sweepLeftBehind();
   }
+
 
   /**
    * Reads a small object. Files of up to KEEP_UP_TO bytes (links, `startedat`) are kept once read, and a
@@ -236,8 +251,11 @@ class FilesystemDriver implements StorageDriver {
 
   async delete(path: string, o?: CallOptions): Promise<void> {
     const full = this.full(path);
-    // rm() lstat()s: a symlink is unlinked, never followed, at the top and at every level below.
-    await guard(path, o, MISSING, () => rm(full, { recursive: true, force: false }));
+    await guard(path, o, MISSING, async () => {
+      // lstat: a symlink is unlinked, never followed; rm() does the same at every level below.
+      if ((await lstat(full)).isDirectory()) await this.discarder.discard(full);
+      else await rm(full, { force: false });
+    });
   }
 
   async *walk(path: string, o?: CallOptions): AsyncGenerator<FileInfo> {
