@@ -52,6 +52,15 @@ describe('deleting a directory through the filesystem driver', () => {
     await expect(driver.delete('/repositories/r/_layers')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
   });
 
+  it('an offline command (blocking reads) removes in place', async () => {
+    const root = join(base, 'root');
+    const driver = createFilesystemDriver({ root, blocking: true });
+    await fill(join(root, 'repositories/r/_layers/sha256'), 3);
+    await driver.delete('/repositories/r/_layers');
+    expect(await readdir(join(root, 'repositories/r'))).toEqual([]);
+    expect(await exists(join(root, 'berth/discarded'))).toBe(false);
+  });
+
   it('removes what a stopped process left in berth/discarded when the next server driver starts', async () => {
     const root = join(base, 'root');
     await fill(join(root, 'berth/discarded/1-left-behind'), 20);

@@ -19,7 +19,7 @@
  * filesystem-writer.ts (FilesystemWriter) and filesystem-io.ts (descriptor calls, synced writes, errors).
  * - `move` renames and fsyncs the destination's directory.
  * - `delete` of a directory renames it out of the tree (into `berth/discarded/`) and removes its
- *   entries in the background (filesystem-discard.ts).
+ *   entries in the background (filesystem-discard.ts); with blocking reads (an offline command), in place.
  *
  * Defense in depth: every path is resolved against the root and refused (InvalidPathError) if it would
  * leave it, even though `instrument()` has already validated it. `delete` never follows a symlink: removing
@@ -107,8 +107,8 @@ class FilesystemDriver implements StorageDriver {
     private readonly discarder: Discarder,
   ) {
     this.records = new WriteRecords(writers);
-    // A server's driver removes what a stopped process left to remove; an offline command's readers
-    // (blocking, several threads at once) leave that to the next server.
+    // A server's driver removes what a stopped process left to remove; an offline command (blocking,
+    // several reading threads at once) deletes in place and leaves that to the next server.
     if (!blocking) this.discarder.sweepLeftBehind();
   }
 
@@ -252,9 +252,10 @@ class FilesystemDriver implements StorageDriver {
   async delete(path: string, o?: CallOptions): Promise<void> {
     const full = this.full(path);
     await guard(path, o, MISSING, async () => {
-      // lstat: a symlink is unlinked, never followed; rm() does the same at every level below.
-      if ((await lstat(full)).isDirectory()) await this.discarder.discard(full);
-      else await rm(full, { force: false });
+      // lstat: a symlink is unlinked, never followed; rm() does the same at every level below. An
+      // offline command (blocking) removes in place: the space is free when it exits, as its user expects.
+      if (!this.blocking && (await lstat(full)).isDirectory()) await this.discarder.discard(full);
+      else await rm(full, { recursive: true, force: false });
     });
   }
 
