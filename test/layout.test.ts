@@ -110,11 +110,9 @@ describe('the storage tree after a realistic push', () => {
   });
 
   it('keeps its own files out of docker/registry/v2: the root holds only that tree and berth/', async () => {
-    // Berth's own folder holds the record of the process writing (filesystem-writers.ts) and the
-    // directories deleted (each upload's folder once committed), waiting for their removal
-    // (filesystem-discard.ts); no index here.
+    // Berth's own folder holds the record of the process writing (filesystem-writers.ts); no index here.
     expect((await readdir(berth.root)).sort()).toEqual(['berth', 'docker']);
-    expect((await readdir(join(berth.root, 'berth'))).sort()).toEqual(['discarded', 'writers']);
+    expect(await readdir(join(berth.root, 'berth'))).toEqual(['writers']);
     expect(await readdir(join(berth.root, 'docker'))).toEqual(['registry']);
     expect(await readdir(join(berth.root, 'docker/registry'))).toEqual(['v2']);
   });

@@ -26,6 +26,13 @@ export type CallOptions = { signal?: AbortSignal };
  */
 export type ReaderOptions = CallOptions & { length?: number };
 
+/**
+ * Options of `delete`: with `freeLater`, the caller does not need the space back before the call
+ * resolves (a repository delete), so a driver may take the path out of the tree at once and remove
+ * what it held afterwards (the filesystem driver does: filesystem-discard.ts).
+ */
+export type DeleteOptions = CallOptions & { freeLater?: boolean };
+
 /** What `stat` and `walk` report of one path. */
 export interface FileInfo {
   readonly path: string;
@@ -170,7 +177,7 @@ export interface StorageDriver {
    */
   move(from: string, to: string, o?: CallOptions): Promise<void>;
   /** Removes a file or a directory with everything under it. @throws PathNotFoundError */
-  delete(path: string, o?: CallOptions): Promise<void>;
+  delete(path: string, o?: DeleteOptions): Promise<void>;
   /**
    * Every file and directory under `path` (not `path` itself), depth first (a directory before what is
    * under it), otherwise in no particular order. Calling never throws; errors reject the iteration.

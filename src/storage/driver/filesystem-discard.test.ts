@@ -39,24 +39,27 @@ describe('deleting a directory through the filesystem driver', () => {
     expect(await readdir(join(root, 'berth/discarded')), 'its entries removed once idle').toEqual([]);
   });
 
-  it('the driver deletes a directory that way, and a file in place', async () => {
+  it('the driver deletes a directory that way when told it may free the space later, and otherwise in place', async () => {
     const root = join(base, 'root');
     const driver = createFilesystemDriver({ root });
     await fill(join(root, 'repositories/r/_layers/sha256'), 3);
+    await fill(join(root, 'repositories/r/_uploads'), 3);
     await writeFile(join(root, 'repositories/r/file'), 'x');
-    await driver.delete('/repositories/r/file');
+    await driver.delete('/repositories/r/file', { freeLater: true });
     expect(await exists(join(root, 'berth/discarded')), 'a file is not renamed anywhere').toBe(false);
-    await driver.delete('/repositories/r/_layers');
+    await driver.delete('/repositories/r/_uploads');
+    expect(await exists(join(root, 'berth/discarded')), 'a plain delete (an upload cancelled: its space back at once) removes in place').toBe(false);
+    await driver.delete('/repositories/r/_layers', { freeLater: true });
     expect(await readdir(join(root, 'repositories/r'))).toEqual([]);
     expect(await exists(join(root, 'berth/discarded')), 'a directory goes through berth/discarded').toBe(true);
-    await expect(driver.delete('/repositories/r/_layers')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    await expect(driver.delete('/repositories/r/_layers', { freeLater: true })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
   });
 
   it('an offline command (blocking reads) removes in place', async () => {
     const root = join(base, 'root');
     const driver = createFilesystemDriver({ root, blocking: true });
     await fill(join(root, 'repositories/r/_layers/sha256'), 3);
-    await driver.delete('/repositories/r/_layers');
+    await driver.delete('/repositories/r/_layers', { freeLater: true });
     expect(await readdir(join(root, 'repositories/r'))).toEqual([]);
     expect(await exists(join(root, 'berth/discarded'))).toBe(false);
   });

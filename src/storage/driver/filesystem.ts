@@ -18,8 +18,9 @@
  * The driver is split by concern: this file (the StorageDriver), filesystem-reader.ts (FileReader),
  * filesystem-writer.ts (FilesystemWriter) and filesystem-io.ts (descriptor calls, synced writes, errors).
  * - `move` renames and fsyncs the destination's directory.
- * - `delete` of a directory renames it out of the tree (into `berth/discarded/`) and removes its
- *   entries in the background (filesystem-discard.ts); with blocking reads (an offline command), in place.
+ * - `delete` with `freeLater` (a repository delete) of a directory renames it out of the tree (into
+ *   `berth/discarded/`) and removes its entries in the background (filesystem-discard.ts); without it,
+ *   or with blocking reads (an offline command), it removes in place.
  *
  * Defense in depth: every path is resolved against the root and refused (InvalidPathError) if it would
  * leave it, even though `instrument()` has already validated it. `delete` never follows a symlink: removing
@@ -32,7 +33,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
-import type { CallOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver, WriterRecord } from './driver.js';
+import type { CallOptions, DeleteOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver, WriterRecord } from './driver.js';
 import { isValidPath } from './instrument.js';
 import {
   type KeptContent, MISSING, NAME, TEMP_FILE, checkOffset, childPath, errno, fdCall, guard, readWhole, syncDir,
@@ -249,12 +250,12 @@ class FilesystemDriver implements StorageDriver {
     });
   }
 
-  async delete(path: string, o?: CallOptions): Promise<void> {
+  async delete(path: string, o?: DeleteOptions): Promise<void> {
     const full = this.full(path);
     await guard(path, o, MISSING, async () => {
       // lstat: a symlink is unlinked, never followed; rm() does the same at every level below. An
       // offline command (blocking) removes in place: the space is free when it exits, as its user expects.
-      if (!this.blocking && (await lstat(full)).isDirectory()) await this.discarder.discard(full);
+      if (o?.freeLater === true && !this.blocking && (await lstat(full)).isDirectory()) await this.discarder.discard(full);
       else await rm(full, { recursive: true, force: false });
     });
   }
