@@ -9,18 +9,22 @@
  * time), noted by a mutation observer set before any of the page's scripts runs, which also says so on
  * the console for the harness to wait on (so no harness code runs in the page while it loads). That is
  * what a user waits for once the browser has a tab: it leaves out the tab's own start-up and the
- * harness. It is printed for a first visit (a fresh browser context: nothing cached) and a return visit
- * (a new page of a context that loaded the UI before: the page revalidated, 304). Each navigation starts once
- * the browser is idle (every chromium process, from CDP `SystemInfo.getProcessInfo`, has used no CPU for a
- * while): headless chromium opens a window per page and starts that window's own pages (the omnibox popup, a
- * top-chrome WebUI renderer: some 800 ms of CPU) and a spare renderer for the next navigation, and the
- * previous visit's page is still being torn down; a user's tab in a running browser waits on none of that,
- * and on 2 cores a page that navigated at once shared them with it (a trace showed the page's renderer
- * still starting up 55 ms after its navigation started, and the WebUI's script compiling beside the page's
- * parse). The load that navigates at once, as before, is printed as context. As context: the page complete (the
- * list with its usage figures; the repository's first card with size, created time and type), where
- * the time goes (HTML received, scripts run, the first rows' API answers in, from Navigation and
- * Resource Timing), the wall time the harness sees (from `goto` until the page says it has the rows,
+ * harness. It is printed for a first visit (a fresh browser context) and a return visit (a new page of a
+ * context that loaded the UI before; the page itself is `no-store`, so it is fetched again either way).
+ *
+ * Each navigation starts once the browser is idle (every chromium process, from CDP
+ * `SystemInfo.getProcessInfo`, has used next to no CPU for 200 ms): headless chromium opens a window per
+ * page and starts that window's own pages (the omnibox popup, a top-chrome WebUI renderer: some 800 ms of
+ * CPU) and a spare renderer for the next navigation, and the previous visit's page is still being torn
+ * down. A user's tab in a running browser waits on none of that, and on 2 cores a page that navigated at
+ * once shared them with it (a trace, bench/ui-trace.ts, showed the page's renderer still starting up as its
+ * navigation began, and the WebUI's scripts compiling beside the page's parse). The load that navigates at
+ * once, as before, is printed as context, alternating with the timed one.
+ *
+ * As context: the page complete (the list with its usage figures; the repository's first card with size,
+ * created time and type), where the time goes (HTML received, the document committed in its renderer,
+ * parsed, scripts run, the first rows' API answers in, from Navigation and Resource Timing and the
+ * harness's init script), the wall time the harness sees (from `goto` until the page says it has the rows,
  * including the tab's start-up), the page's load event alone (the floor of any first visit), and the
  * API requests of the first screens from Node. The pages are timed once the listing index is ready
  * (`berth_index_ready` 1), as a running registry serves them; the load average is printed before and after.
