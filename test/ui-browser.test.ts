@@ -352,6 +352,13 @@ describeWithTools({ chromium: 'chromium', skopeo: 'skopeo' }, 'web UI in headles
       await p.goBack();
       await p.locator('table.repos tbody tr td').first().waitFor();
       expect(p.url()).toBe(`${url}/ui/`);
+      // A manifest's page comes with its manifest: the page asks only for what is not embedded yet (its config blob, referrers).
+      asked.length = 0;
+      await p.goto(`${url}/ui/m/library/alpine@1.0`);
+      await p.locator('code.digest').first().waitFor();
+      expect(await p.locator('code.digest').first().textContent()).toBe(content.digests.get('library/alpine:1.0'));
+      expect(asked).not.toContain('/v2/library/alpine/manifests/1.0');
+      expect(asked).toContain('/ui/m/library/alpine@1.0');
     } finally {
       await p.close();
     }

@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, bearer, builtinAuth, getToken, htpasswdAuth, writeHtpasswd } from './helpers/auth.js';
 import { type TestBerth, startBerth } from './helpers/berth.js';
-import { makeImage, pushImage, raw } from './helpers/oci.js';
+import { ACCEPT_ALL, makeImage, pushImage, raw } from './helpers/oci.js';
 import { type TestUi, buildTestUi } from './helpers/ui.js';
 
 interface Boot {
   base: string;
   auth?: { challenge: string | null; issuer: boolean };
-  answers: Record<string, { status: number; link?: string; body: Record<string, unknown> }>;
+  answers: Record<string, { status: number; link?: string; body: Record<string, unknown>; manifest?: { text: string; mediaType: string; digest: string } }>;
 }
 
 const alpine = makeImage(1);
@@ -121,10 +121,36 @@ describe('the first view in the page, with the built-in issuer', () => {
     expect(forged.boot.answers).toEqual({});
   });
 
-  it('a search and a view without data: the prefix is the list\'s; a name that is no repository, the manifest and admin views carry none', async () => {
+  it('anonymous: a manifest anonymous may pull comes with the page, by tag or digest, as the API answers it; another\'s does not', async () => {
+    const token = await getToken(berth.url, { service: 'berth', scopes: ['repository:library/alpine:pull'] });
+    const api = await raw(berth.url, 'GET', '/v2/library/alpine/manifests/1.0', { headers: { ...bearer(token.token), Accept: ACCEPT_ALL } });
+    for (const [path, key] of [
+      ['/ui/m/library/alpine@1.0', 'v2/library/alpine/manifests/1.0'],
+      ['/ui/m/library/alpine', 'v2/library/alpine/manifests/latest'],
+      [`/ui/m/library/alpine@${encodeURIComponent(alpine.manifest.digest)}`, `v2/library/alpine/manifests/${encodeURIComponent(alpine.manifest.digest)}`],
+    ] as const) {
+      const { boot } = await page(berth.url, path);
+      if (path === '/ui/m/library/alpine') {
+        expect(boot.answers, path).toEqual({}); // no tag latest: the page asks, and shows the API's 404
+        continue;
+      }
+      expect(Object.keys(boot.answers), path).toEqual([key]);
+      expect(boot.answers[key]?.manifest, path).toEqual({ text: alpine.manifest.bytes.toString('utf8'), mediaType: alpine.mediaType, digest: alpine.manifest.digest });
+      expect(boot.answers[key]?.manifest?.text).toBe(api.body.toString('utf8'));
+      expect(boot.answers[key]?.manifest?.digest).toBe(api.header('Docker-Content-Digest'));
+    }
+    const closed = await page(berth.url, '/ui/m/apps/web@secret-tag');
+    expect(closed.boot.answers).toEqual({});
+    expect(closed.html).not.toContain(web.manifest.digest);
+    const admin = await getToken(berth.url, { user: 'admin', password: 'admin-pw', service: 'berth', scopes: ['repository:apps/web:pull'] });
+    const withRights = await page(berth.url, '/ui/m/apps/web@secret-tag', bearer(admin.token));
+    expect(withRights.boot.answers['v2/apps/web/manifests/secret-tag']?.manifest?.digest).toBe(web.manifest.digest);
+  });
+
+  it('a search and a view without data: the prefix is the list\'s; a name that is no repository, a bad reference and the admin view carry none', async () => {
     const searched = await page(berth.url, '/ui/?q=libr');
     expect(((searched.boot.answers['berth/v1/usage?n=50&prefix=libr']?.body['repositories'] ?? []) as { name: string }[]).map((r) => r.name)).toEqual(['library/alpine']);
-    for (const path of ['/ui/r/library/nope', '/ui/r/Bad..Name', '/ui/r/%zz', `/ui/m/library/alpine@${encodeURIComponent(alpine.manifest.digest)}`, '/ui/admin', '/ui/login']) {
+    for (const path of ['/ui/r/library/nope', '/ui/r/Bad..Name', '/ui/r/%zz', '/ui/m/library/nope@1.0', '/ui/m/library/alpine@bad:digest', '/ui/m/%zz', '/ui/admin', '/ui/login']) {
       expect((await page(berth.url, path)).boot.answers, path).toEqual({});
     }
   });

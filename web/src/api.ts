@@ -54,22 +54,37 @@ export function prefetch(paths: readonly string[]): void {
 }
 
 /**
- * An answer the page came with, as a Response whose `json()` gives the parsed body at once: reading a
- * body stream waits for a task, and the browser renders the page before that task (a first layout and
- * paint without the rows, tens of ms), where promises alone let the first rows in before the first paint.
+ * An answer the page came with, as a Response whose `json()` (or a manifest's `text()`) gives the body
+ * at once: reading a body stream waits for a task, and the browser renders the page before that task (a
+ * first layout and paint without the rows, tens of ms), where promises alone let the first rows in
+ * before the first paint. A manifest's answer carries its media type and `Docker-Content-Digest`.
  */
 class EmbeddedResponse extends Response {
-  readonly #body: unknown;
+  readonly #json: () => unknown;
+  readonly #text: string;
 
   constructor(answer: EmbeddedAnswer) {
-    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    const m = answer.manifest;
+    const text = m !== undefined ? m.text : JSON.stringify(answer.body);
+    const headers: Record<string, string> = m !== undefined
+      ? { 'Content-Type': m.mediaType, 'Docker-Content-Digest': m.digest }
+      : { 'Content-Type': 'application/json' };
     if (answer.link !== undefined) headers['Link'] = answer.link;
-    super(JSON.stringify(answer.body), { status: answer.status, headers });
-    this.#body = answer.body;
+    super(text, { status: answer.status, headers });
+    this.#text = text;
+    this.#json = m !== undefined ? () => JSON.parse(text) as unknown : () => answer.body;
   }
 
   override json(): Promise<unknown> {
-    return Promise.resolve(this.#body);
+    try {
+      return Promise.resolve(this.#json());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  override text(): Promise<string> {
+    return Promise.resolve(this.#text);
   }
 }
 
@@ -99,8 +114,10 @@ export function dropPrefetched(): void {
 /** Sends the request; a Bearer 401 asking another scope is retried once with a token for that scope. */
 export async function request(path: string, opts: RequestOptions = {}): Promise<Response> {
   const method = opts.method ?? 'GET';
-  const sent = method === 'GET' && opts.accept === undefined ? embedded.get(path) : undefined;
-  if (sent !== undefined) {
+  // A JSON answer stands for a GET without Accept; a manifest's for the manifest GET, which asks every
+  // manifest type the pages know, as the server's answer was read.
+  const sent = method === 'GET' ? embedded.get(path) : undefined;
+  if (sent !== undefined && opts.accept === (sent.manifest !== undefined ? MANIFEST_TYPES : undefined)) {
     embedded.delete(path);
     return new EmbeddedResponse(sent);
   }

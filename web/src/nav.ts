@@ -13,7 +13,10 @@
 export interface EmbeddedAnswer {
   readonly status: number;
   readonly link?: string;
-  readonly body: unknown;
+  /** A JSON answer's body. */
+  readonly body?: unknown;
+  /** A manifest's answer (`GET /v2/<name>/manifests/<reference>` with every manifest type accepted): its text, media type and digest. */
+  readonly manifest?: { readonly text: string; readonly mediaType: string; readonly digest: string };
 }
 
 /** The page's boot document (`<script type="application/json" id="berth-boot">`). */

@@ -18,16 +18,25 @@
  * none: in practice the page holds what an anonymous caller may see. Its answer is per request and per
  * caller, hence never cached (serve-ui.ts: `Cache-Control: no-store`).
  *
- * The answers are keyed by the path the page's script asks them by (web/src/pages/repositories.ts and
- * repository.ts: their first requests and page sizes); a key that drifts from the script's only costs
- * the round trip again, which the browser test catches.
+ * The answers are keyed by the path the page's script asks them by (web/src/pages/repositories.ts,
+ * repository.ts and manifest.ts: their first requests and page sizes); a key that drifts from the
+ * script's only costs the round trip again, which the browser test catches.
+ *
+ * The manifest view's manifest goes in as its text with its media type and digest (what the page reads
+ * from `GET /v2/<name>/manifests/<reference>`'s body and headers), read as the API reads it for a client
+ * that takes every manifest type the page knows, and counted as the API counts a GET: a pull of the
+ * revision, and a pull event to the notification endpoints, made by the page's request. A manifest over
+ * {@link MAX_EMBEDDED_MANIFEST_BYTES} is left to the page to ask. The config blob, the referrers and
+ * the delete right the view also shows are not embedded yet: the page still asks for those after its
+ * script runs (a blob is streamed, never held whole, so it stays an API request).
  */
 import { type AccessItem, CATALOG_ACCESS, type Grant, formatScope } from '../../auth/access.js';
 import type { AccessController } from '../../auth/controller.js';
 import { UnauthorizedError } from '../../errors.js';
-import { parseRepoName } from '../../storage/reference.js';
+import { type Reference, type RepoName, parseReference, parseRepoName } from '../../storage/reference.js';
 import { requestBaseUrl } from '../base-url.js';
 import type { Ctx } from '../context.js';
+import { notify } from '../notify.js';
 import { sortedTagPage } from '../management/tags.js';
 import type { ManagementDeps } from '../management/types.js';
 import { repositoryUsageBody, usageListAccess, usageListPage } from '../management/usage.js';
@@ -36,12 +45,22 @@ import { repositoryUsageBody, usageListAccess, usageListPage } from '../manageme
 export type UiRoute =
   | { readonly kind: 'repositories'; readonly query: string }
   | { readonly kind: 'repository'; readonly name: string }
-  | { readonly kind: 'manifest' | 'admin' | 'login' };
+  | { readonly kind: 'manifest'; readonly name: string; readonly reference: string }
+  | { readonly kind: 'admin' | 'login' };
 
 /** Rows of the repository list's first page (web/src/pages/repositories.ts PAGE_SIZE). */
 export const LIST_PAGE_SIZE = 50;
 /** Tags on a repository's first page (web/src/pages/repository.ts PAGE_SIZE). */
 export const TAG_PAGE_SIZE = 20;
+/** What the page's script asks a manifest in (web/src/api.ts MANIFEST_TYPES): a mirror asks its upstream for these. */
+export const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+/** The largest manifest the page carries; a larger one the page asks for itself. */
+export const MAX_EMBEDDED_MANIFEST_BYTES = 256 * 1024;
 
 /**
  * The view at `path` (the URL path after `/ui/`, raw) with the URL's `q`; undefined when no view lives
@@ -50,7 +69,17 @@ export const TAG_PAGE_SIZE = 20;
 export function routeOf(path: string, q: string | undefined): UiRoute | undefined {
   if (path === '' || path === 'index.html') return { kind: 'repositories', query: (q ?? '').trim() };
   if (path === 'admin' || path === 'login') return { kind: path };
-  if (path.startsWith('m/') && path.length > 2) return { kind: 'manifest' };
+  if (path.startsWith('m/') && path.length > 2) {
+    // As web/src/main.ts reads it: the path decoded, the reference after the last `@` (else latest).
+    let rest = path.slice(2);
+    try {
+      rest = decodeURIComponent(rest);
+    } catch {
+      // a bad escape stays as it is: no repository has that name, so nothing is embedded
+    }
+    const at = rest.lastIndexOf('@');
+    return { kind: 'manifest', name: at < 0 ? rest : rest.slice(0, at), reference: at < 0 ? 'latest' : rest.slice(at + 1) };
+  }
   if (path.startsWith('r/') && path.length > 2) {
     try {
       return { kind: 'repository', name: decodeURIComponent(path.slice(2)) };
@@ -66,7 +95,10 @@ export interface EmbeddedAnswer {
   readonly status: 200;
   /** The `Link` header, when the answer has a next page. */
   readonly link?: string;
-  readonly body: unknown;
+  /** A JSON answer's body (absent for a manifest). */
+  readonly body?: unknown;
+  /** A manifest's answer: its bytes as text, its `Content-Type` and its `Docker-Content-Digest`. */
+  readonly manifest?: { readonly text: string; readonly mediaType: string; readonly digest: string };
 }
 
 /** What the page carries (`<script type="application/json" id="berth-boot">`). */
@@ -141,6 +173,21 @@ export async function bootFor(ctx: Ctx, route: UiRoute, o: FirstViewOptions): Pr
         }),
       ]);
     }
+  } else if (route.kind === 'manifest') {
+    const target = manifestTarget(route.name, route.reference);
+    if (target !== undefined) {
+      const pull: AccessItem[] = [{ type: 'repository', name: target.repo, actions: ['pull'] }];
+      await add(manifestPath(route.name, route.reference), async () => {
+        if ((await caller.grant(() => pull, pull)) === 'refused') return undefined;
+        const m = await o.deps.registry.repository(target.repo).manifests.get(target.ref, { signal: ctx.state.signal, accept: MANIFEST_ACCEPT, pull: true });
+        if (m.content.length > MAX_EMBEDDED_MANIFEST_BYTES) return undefined;
+        await notify(ctx, o.deps, {
+          kind: 'manifest', action: 'pull', repository: target.repo, digest: m.digest, content: m.content,
+          mediaType: m.mediaType, ...('tag' in target.ref && { tag: target.ref.tag }),
+        });
+        return { status: 200, manifest: { text: m.content.toString('utf8'), mediaType: m.mediaType, digest: m.digest } };
+      });
+    }
   }
   return { base: `${o.deps.prefix}/ui/`, auth: { challenge, issuer: o.anonymousToken !== undefined }, answers };
 }
@@ -157,6 +204,20 @@ export function usageListPath(prefix: string | undefined): string {
 /** The page's script's request for a repository's first tags (web/src/registry.ts tagPagePath). */
 export function tagPagePath(name: string): string {
   return `berth/v1/repositories/${pathOf(name)}/tags?${new URLSearchParams({ sort: 'version', n: String(TAG_PAGE_SIZE) })}`;
+}
+
+/** The repository and reference of a manifest view; undefined when either is not valid (the page then says what the API says). */
+function manifestTarget(name: string, reference: string): { readonly repo: RepoName; readonly ref: Reference } | undefined {
+  try {
+    return { repo: parseRepoName(name), ref: parseReference(reference) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The page's script's request for a manifest (web/src/registry.ts fetchManifest). */
+export function manifestPath(name: string, reference: string): string {
+  return `v2/${pathOf(name)}/manifests/${encodeURIComponent(reference)}`;
 }
 
 /** The page's script's request for a repository's usage (web/src/registry.ts repositoryUsagePath). */
