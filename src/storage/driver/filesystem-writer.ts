@@ -17,6 +17,37 @@ const WRITE_BUFFER = 1 << 20;
 const FLUSH_EVERY = 32 << 20;
 
 /**
+ * libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise, read when the process
+ * starts) runs every file call of the process. Writers' writes and flushes together hold at most half
+ * of its threads, so that the small reads and stats of everything else (a manifest GET's link checks)
+ * never queue behind the writes and fdatasyncs of several large uploads: with four 1 GiB uploads and
+ * 50 connections on a manifest, the manifest p99 went from 171 ms to 37 ms (issue #19).
+ */
+const WRITER_THREADS = Math.max(1, Math.floor((Number(process.env['UV_THREADPOOL_SIZE']) || 4) / 2));
+
+/** Runs calls at most `limit` at a time, the others waiting in order. */
+class Slots {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.busy >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.busy += 1;
+    try {
+      return await call();
+    } finally {
+      const next = this.waiting.shift();
+      if (next === undefined) this.busy -= 1;
+      else next();
+    }
+  }
+}
+
+/** The thread-pool share of every writer of the process (WRITER_THREADS). */
+const writerThreads = new Slots(WRITER_THREADS);
+
+/**
  * A Writable over an open file handle. Each chunk is written at the end of what is already there before
  * its callback fires, so at most `WRITE_BUFFER` bytes are held in memory. Every `FLUSH_EVERY` bytes a
  * background fdatasync starts (one at a time) so that the disk writes while more bytes arrive; `end()`
@@ -93,7 +124,8 @@ export class FilesystemWriter extends Writable implements FileWriter {
     if (this.flushError !== undefined) throw this.flushError;
     let pending = buffers;
     while (pending.length > 0) {
-      const { bytesWritten } = await this.fh.writev(pending, this.written);
+      const at = this.written;
+      const { bytesWritten } = await writerThreads.run(() => this.fh.writev(pending, at));
       this.written += bytesWritten;
       this.unflushed += bytesWritten;
       pending = dropBytes(pending, bytesWritten);
@@ -105,7 +137,7 @@ export class FilesystemWriter extends Writable implements FileWriter {
   /** Starts an fdatasync that the writes do not wait for (close() and end() do). */
   private flushInBackground(): void {
     this.unflushed = 0;
-    this.flushing = this.fh.datasync().then(
+    this.flushing = writerThreads.run(() => this.fh.datasync()).then(
       () => {
         this.flushing = undefined;
       },

@@ -27,8 +27,8 @@
  * a symlink removes the link, and a recursive delete does not descend through links. Symlinks that an
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
-import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, stat as statPath, statSync } from 'node:fs';
-import type { BigIntStats, Stats } from 'node:fs';
+import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, statSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
@@ -45,6 +45,7 @@ import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
 import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
 import { WriteRecords } from './filesystem-writers.js';
+import { SharedStats } from './filesystem-shared-stat.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -96,6 +97,8 @@ class FilesystemDriver implements StorageDriver {
   readonly capabilities = { sendableReaders: true, readsWhileWriting: true } as const;
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
+  /** The stats that check kept files, shared by concurrent reads of one path (filesystem-shared-stat.ts). */
+  private readonly stats = new SharedStats();
 
   /** This process's record of its writes (filesystem-writers.ts). */
   private readonly records: WriteRecords;
@@ -120,7 +123,9 @@ class FilesystemDriver implements StorageDriver {
    * the stat shows the very same inode state (device, inode, size, and the nanosecond mtime and ctime,
    * which any write, rename over or touch changes). Nothing stale can be answered: the check is made on
    * every read, what is kept was stat'ed before it was read, and only files unchanged for 2 s are kept
-   * (so a rewrite cannot share the last change's timestamp tick).
+   * (so a rewrite cannot share the last change's timestamp tick). Concurrent reads of one path share
+   * a stat, but only one that started after they were called (SharedStats), so each still sees every
+   * change made before it was called.
    */
   async getContent(path: string, o?: CallOptions): Promise<Buffer> {
     const full = this.full(path);
@@ -128,7 +133,7 @@ class FilesystemDriver implements StorageDriver {
     return guard(path, o, [...MISSING, 'EISDIR'], async () => {
       const kept = this.kept.get(full);
       if (kept !== undefined) {
-        const st = await fdCall<BigIntStats>((cb) => statPath(full, { bigint: true }, cb)).catch((err: unknown) => {
+        const st = await this.stats.stat(full).catch((err: unknown) => {
           this.kept.delete(full);
           throw err;
         });
