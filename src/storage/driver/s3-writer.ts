@@ -17,8 +17,8 @@
  * and a part is sent straight from its first `chunksize` bytes; the write that filled it is called back
  * once that part is stored and the 5 MiB after it moved to the front (one buffer per writer, reused
  * by the next writer once it ends). The request waits while a part is sent (its bytes wait in the
- * socket's buffers): a second buffer filling meanwhile was 15 MiB more resident memory per upload for
- * little speed (issue #18; bench/results/s3-2026-12-07-3.md).
+ * socket's buffers): a second buffer filling meanwhile was 15 MiB more resident memory per upload, and
+ * without it Berth's upload speeds stayed about where they were (issue #18; bench/results/s3-2026-12-07-3.md).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
