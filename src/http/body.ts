@@ -9,11 +9,12 @@
  * through one iterator that does not destroy the request when left, so the socket stays there for the
  * answer (leaving a plain `for await` destroys it, and the 413 with it).
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
 import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
+import { uploadBytesTaken } from './young-garbage.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
@@ -44,10 +45,12 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
  * (the storage full, say) leaves the request itself intact: the rest of the body is then read and
  * dropped, up to DISCARD_LIMIT, and the client reads the JSON error instead of a reset connection (a
  * pipeline that fails destroys its source, and a destroyed request takes its socket along). A client
- * that goes away still stops the write: the request's abort signal is `op`'s.
+ * that goes away still stops the write: the request's abort signal is `op`'s. The stand-in counts the
+ * bytes it passes on, so the young generation holding their dead chunks is collected as they pile up
+ * (young-garbage.ts).
  */
 export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
-  const body = new PassThrough({ highWaterMark: 64 * 1024 });
+  const body = new Transform({ highWaterMark: 64 * 1024, transform: passCounted });
   // A client going away makes the request emit 'error' (ECONNRESET 'aborted'), often after `op` has
   // already failed on the same abort and its pipeline has let go of the stand-in. Both listeners stay
   // for the streams' lives: Node decides whether an aborted request emits 'error' by its listeners when
@@ -129,4 +132,10 @@ export async function sendBody(ctx: Ctx, body: Readable): Promise<void> {
     ctx.res.destroy();
     if (!clientGone) ctx.app.emit('error', err, ctx);
   }
+}
+
+/** Passes an upload's chunk on unchanged, counting it for young-garbage.ts. */
+function passCounted(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  uploadBytesTaken(chunk.length);
+  callback(null, chunk);
 }

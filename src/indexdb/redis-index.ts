@@ -184,7 +184,11 @@ class SharedIndex implements RedisIndex {
     const reply = await this.query(QUERY_TAG_LIST, [k.meta, k.repos, k.distrust, k.tags(repo), k.tagVersions], [repo, held?.version ?? '']);
     if (reply === undefined) return undefined;
     const [version = '', ...tags] = reply;
-    if (held && version === held.version && reply.length === 1) return sliceSorted(held.tags, range);
+    if (held && version === held.version && reply.length === 1) {
+      this.tagLists.delete(repo); // re-set: the Map's order is the order of use, the least recent dropped first
+      this.tagLists.set(repo, held);
+      return sliceSorted(held.tags, range);
+    }
     this.holdTags(repo, version, tags);
     return sliceSorted(tags, range);
   }
@@ -315,7 +319,7 @@ class SharedIndex implements RedisIndex {
     }
   }
 
-  /** Keeps a whole tag list (at most TAGS_HELD tags over all repositories, the oldest dropped first). */
+  /** Keeps a whole tag list (at most TAGS_HELD tags over all repositories, the least recently asked dropped first). */
   private holdTags(repo: string, version: string, tags: readonly string[]): void {
     const before = this.tagLists.get(repo);
     if (before) {

@@ -3,9 +3,9 @@
  *
  * A writer copies what it is given into one buffer of `chunksize` + 5 MiB and sends its first
  * `chunksize` bytes as a part straight from it, with no copy into a part of its own and no list of
- * the request's chunks kept alive. Buffers come back once their part is stored, and the next writer
- * (the next PATCH of a chunked upload, on any session) takes them again, so a stream of uploads
- * allocates a couple of buffers instead of two per part and per request. Buffers nobody took for
+ * the request's chunks kept alive. A buffer comes back once its writer has ended (its last part
+ * stored), and the next writer (the next PATCH of a chunked upload, on any session) takes it again, so
+ * a stream of uploads allocates a buffer or two instead of one per part and per request. Buffers nobody took for
  * `IDLE_RELEASE_MS` are dropped, so an idle server does not hold them.
  */
 
@@ -21,7 +21,7 @@ export class PartBufferPool {
 
   /**
    * @param size bytes per buffer
-   * @param keep at most this many free buffers are kept (a writer uses two at once)
+   * @param keep at most this many free buffers are kept (a writer uses one at a time)
    */
   constructor(
     readonly size: number,

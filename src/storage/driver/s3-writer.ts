@@ -1,6 +1,6 @@
 /**
  * The s3 driver's FileWriter: a multipart upload kept open between writers, as registry:2's s3 driver
- * keeps its own between PATCH requests, holding at most two part buffers in memory.
+ * keeps its own between PATCH requests, holding one part buffer in memory.
  *
  * What a key holds. Either a plain object (no upload open at the key), or, while a writer's content
  * is not committed, an open multipart upload at the key plus an empty object there (so that the path
@@ -14,8 +14,11 @@
  * more are buffered, so what is left when the writer ends is at least 5 MiB whenever the content is:
  * `end()` uploads it as one more part and answers only then (the durability point; the upload stays
  * open). Bytes are copied into a buffer of `chunksize` + 5 MiB from the driver's pool (s3-part-buffers.ts),
- * and a part is sent straight from it while the next buffer fills; writes are called back once their
- * bytes are in a buffer (at most two per writer, reused by the next writer once their parts are stored).
+ * and a part is sent straight from its first `chunksize` bytes; the write that filled it is called back
+ * once that part is stored and the 5 MiB after it moved to the front (one buffer per writer, reused
+ * by the next writer once it ends). The request waits while a part is sent (its bytes wait in the
+ * socket's buffers): a second buffer filling meanwhile was 15 MiB more resident memory per upload, and
+ * without it Berth's upload speeds stayed about where they were (issue #18; bench/results/s3-2026-12-07-3.md).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
@@ -186,8 +189,6 @@ class S3Writer extends Writable implements FileWriter {
   #uploadId: string | undefined;
   /** The parts before the buffered bytes, each at least 5 MiB, numbered from 1 on. */
   #parts: CompletedPart[] = [];
-  /** The part being sent while the next one fills (at most one), added to `#parts` once stored. */
-  #sending: Promise<void> | undefined;
   /** The stored short last part that holds the buffered bytes, until more bytes change them. */
   #tail: CompletedPart | undefined;
   /** Bytes of the object to copy into the upload when it starts (with the object's ETag), or 0. */
@@ -258,8 +259,7 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Not given back to the pool: a write may still be copying into it. The part in flight's buffer
-    // goes back once its request has settled (#sendPart).
+    // Not given back to the pool: a part may still be sent from it, or a write copying into it.
     this.#fill = undefined;
     this.#buffered = 0;
     const uploadId = this.#uploadId;
@@ -311,35 +311,18 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   /**
-   * Sends the first `chunksize` bytes of the full buffer as the next part, once the part before it is
-   * stored (so part numbers follow `#parts`), and leaves it in flight; what follows them (5 MiB)
-   * starts the next buffer. The sent buffer goes back to the pool once its request has settled.
+   * Sends the first `chunksize` bytes of the full buffer as the next part and waits until it is
+   * stored; what followed them (5 MiB) then moves to the front of the same buffer. One buffer per
+   * writer: the request waits while its part is sent (TCP holds what the client sends meanwhile).
    */
   async #sendPart(): Promise<void> {
-    await this.#sent();
-    const full = this.#fill;
-    if (full === undefined) throw new Error('the writer was destroyed');
+    const fill = this.#fill;
+    if (fill === undefined) throw new Error('the writer was destroyed');
     const partBytes = this.ctx.options.chunkSize;
-    const next = this.ctx.partBuffers.take();
-    full.copy(next, 0, partBytes, this.#buffered);
-    this.#fill = next;
+    this.#parts.push(await this.#uploadPart(fill.subarray(0, partBytes)));
+    if (this.#fill !== fill) throw new Error('the writer was destroyed');
+    fill.copyWithin(0, partBytes, this.#buffered);
     this.#buffered -= partBytes;
-    const sending = this.#uploadPart(full.subarray(0, partBytes))
-      .then((part) => void this.#parts.push(part))
-      .finally(() => this.ctx.partBuffers.give(full));
-    sending.catch(() => undefined); // awaited by the next part or end(); after a destroy, by no one
-    this.#sending = sending;
-  }
-
-  /** Waits for the part in flight, if any (its failure is the writer's). */
-  async #sent(): Promise<void> {
-    const sending = this.#sending;
-    if (sending === undefined) return;
-    try {
-      await sending;
-    } finally {
-      if (this.#sending === sending) this.#sending = undefined;
-    }
   }
 
   /**
@@ -348,7 +331,6 @@ class S3Writer extends Writable implements FileWriter {
    * upload) is written as one object instead.
    */
   async #end(): Promise<void> {
-    await this.#sent();
     if (!this.#dirty) return;
     const fill = this.#fill;
     const bytes = fill === undefined ? EMPTY : fill.subarray(0, this.#buffered);

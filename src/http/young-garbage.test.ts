@@ -1,0 +1,36 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect, it } from 'vitest';
+import { BYTES_PER_COLLECTION, uploadBytesTaken } from './young-garbage.js';
+
+const MiB = 1024 * 1024;
+const arrayBuffers = (): number => process.memoryUsage().arrayBuffers;
+
+/**
+ * `arrayBuffers` (buffers outside the heap) once it is under `below`, or after about 100 ms: V8's
+ * sweeper frees buffers on its own thread shortly after a collection (within 5 ms here).
+ */
+async function arrayBuffersUnder(below: number): Promise<number> {
+  let now = arrayBuffers();
+  for (let i = 0; i < 20 && now >= below; i++) {
+    await sleep(5);
+    now = arrayBuffers();
+  }
+  return now;
+}
+
+it('frees dropped upload chunks once uploads have taken BYTES_PER_COLLECTION bytes, and not before', async () => {
+  uploadBytesTaken(BYTES_PER_COLLECTION); // the first collection also makes the collector (a new context)
+  await sleep(0);
+  const base = arrayBuffers();
+  // 8 MiB of 64 KiB chunks, each dropped at once, as an upload drops the request's chunks. Left to
+  // itself V8 frees them only at its next young-generation collection (none came in 150 ms here).
+  for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
+  await sleep(0);
+  const held = arrayBuffers();
+  expect(held - base).toBeGreaterThanOrEqual(7 * MiB);
+  uploadBytesTaken(BYTES_PER_COLLECTION - 1);
+  await sleep(20);
+  expect(arrayBuffers()).toBeGreaterThanOrEqual(held - MiB);
+  uploadBytesTaken(1);
+  expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+});
