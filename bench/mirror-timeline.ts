@@ -10,7 +10,7 @@
  * Run it under the bench lock (`flock -x /tmp/berth-bench.lock …`).
  */
 import { createHash } from 'node:crypto';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { Agent, type IncomingMessage, createServer, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,12 @@ async function watchLink(path: string, rec: ClientTimes, until: number): Promise
   }
 }
 
+/** CPU time (user + system, ms) process `pid` has used, from /proc. */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10; // clock ticks of 10 ms
+}
+
 async function main(): Promise<void> {
   const mb = Number(process.argv[2] ?? 50);
   const rounds = Number(process.argv[3] ?? 3);
@@ -137,6 +143,8 @@ async function main(): Promise<void> {
         const blobs = [m.image.config, ...m.image.layers.map((l) => l.gzip)];
         const recs = new Map<string, ClientTimes>(blobs.map((b) => [b.digest, {}]));
         const manifest: ClientTimes = {};
+        const cpu0 = process.cpuUsage();
+        const server0 = await cpuMs(t === 'berth' ? berth.server.pid : reg.server.pid);
         const t0 = now();
         const stored = t === 'berth' ? `docker.io/${repo}` : repo;
         const watching = blobs.map((b) =>
@@ -144,12 +152,14 @@ async function main(): Promise<void> {
         await getTimed(`${url[t]}/v2/${repo}/manifests/1`, agent, 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json', manifest, false);
         await Promise.all(blobs.map((b) => getTimed(`${url[t]}/v2/${repo}/blobs/${b.digest}`, agent, undefined, recs.get(b.digest) ?? {}, true)));
         const total = now() - t0;
+        const cpu = process.cpuUsage(cpu0);
+        const serverCpu = (await cpuMs(t === 'berth' ? berth.server.pid : reg.server.pid)) - server0;
         await Promise.all(watching);
         warmRepo = repo;
         warmBlobs = blobs.map((b) => ({ digest: b.digest, size: b.size }));
         if (r === 0) continue;
         const rel = (x: number | undefined): string => (x === undefined ? '   -' : (x - t0).toFixed(0).padStart(4));
-        console.log(`\nround ${r} ${t}: pull ${total.toFixed(0)} ms; manifest client hdr ${rel(manifest.headers)} last ${rel(manifest.last)}`);
+        console.log(`\nround ${r} ${t}: pull ${total.toFixed(0)} ms; manifest client hdr ${rel(manifest.headers)} last ${rel(manifest.last)}; CPU of this process (client and upstream proxy) ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, of the mirror about ${serverCpu} ms (both till the pull ended)`);
         for (const [key, us] of proxy.times) if (!key.includes('/blobs/')) for (const u of us) console.log(`  upstream ${key.slice(0, 60)}: asked ${rel(u.asked)} answered ${rel(u.answered)} last ${rel(u.last)}`);
         console.log('  blob (bytes)            | upstream: asked answered first last | client: hdr first last | linked');
         for (const b of blobs) {
