@@ -27,30 +27,6 @@ export function fdCall<T = void>(call: (cb: (err: NodeJS.ErrnoException | null, 
   return new Promise<T>((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value))));
 }
 
-/**
- * How many fsyncs (and fdatasyncs) may run at once: half of libuv's threadpool (UV_THREADPOOL_SIZE,
- * 4 by default), where every fs call of the process runs. An fsync holds its thread for as long as the
- * disk takes (hundreds of ms on a busy one); a burst of them (a cold mirror pull caches a manifest and
- * four blobs at once, a dozen fsyncs) would otherwise take every thread, and the stats, reads and
- * writes of the requests being served would queue behind them: the process idle, its clients waiting.
- */
-const SYNC_SLOTS = Math.max(1, Math.floor((Number(process.env['UV_THREADPOOL_SIZE']) || 4) / 2));
-let syncing = 0;
-const waitingToSync: (() => void)[] = [];
-
-/** Runs `sync` (an fsync or fdatasync) once fewer than SYNC_SLOTS others run; callers are served in order. */
-export async function throttledSync<T>(sync: () => Promise<T>): Promise<T> {
-  if (syncing < SYNC_SLOTS) syncing++;
-  else await new Promise<void>((resolve) => waitingToSync.push(resolve)); // the slot is handed over by `release`
-  try {
-    return await sync();
-  } finally {
-    const next = waitingToSync.shift();
-    if (next !== undefined) next();
-    else syncing--;
-  }
-}
-
 /** Ends `w` (if not yet ended) and waits until every byte is flushed. */
 export async function finish(w: Writable): Promise<void> {
   if (w.writableFinished) return;
@@ -140,7 +116,7 @@ export async function writeSynced(file: string, data: Uint8Array, o?: CallOption
       const from = at;
       at += await fdCall<number>((cb) => writeFd(fd, data, from, data.length - from, null, cb));
     }
-    await throttledSync(() => fdCall((cb) => fsyncFd(fd, cb)));
+    await fdCall((cb) => fsyncFd(fd, cb));
   } finally {
     await fdCall((cb) => closeFd(fd, cb));
   }
@@ -150,7 +126,7 @@ export async function writeSynced(file: string, data: Uint8Array, o?: CallOption
 export async function syncDir(dir: string): Promise<void> {
   const fd = await fdCall<number>((cb) => openFd(dir, 'r', cb));
   try {
-    await throttledSync(() => fdCall((cb) => fsyncFd(fd, cb))).catch((err: unknown) => {
+    await fdCall((cb) => fsyncFd(fd, cb)).catch((err: unknown) => {
       if (!['EINVAL', 'EISDIR', 'EPERM', 'EBADF'].includes(errno(err) ?? '')) throw err;
     });
   } finally {

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { Writable, addAbortSignal } from 'node:stream';
 import { DriverError } from './driver.js';
 import type { FileWriter } from './driver.js';
-import { close, dropBytes, failure, finish, isAbort, syncDir, throttledSync, toError } from './filesystem-io.js';
+import { close, dropBytes, failure, finish, isAbort, syncDir, toError } from './filesystem-io.js';
 
 /** Bytes a writer may hold before `write()` returns false. */
 const WRITE_BUFFER = 1 << 20;
@@ -60,7 +60,7 @@ export class FilesystemWriter extends Writable implements FileWriter {
     const sync = async (): Promise<void> => {
       await this.flushing;
       if (this.flushError !== undefined) throw this.flushError;
-      await throttledSync(() => this.fh.sync());
+      await this.fh.sync();
       if (this.at.created) await syncDir(dirname(this.at.full));
     };
     sync().then(() => cb(), (err: unknown) => cb(failure(this.at.path, err)));
@@ -105,7 +105,7 @@ export class FilesystemWriter extends Writable implements FileWriter {
   /** Starts an fdatasync that the writes do not wait for (close() and end() do). */
   private flushInBackground(): void {
     this.unflushed = 0;
-    this.flushing = throttledSync(() => this.fh.datasync()).then(
+    this.flushing = this.fh.datasync().then(
       () => {
         this.flushing = undefined;
       },
