@@ -122,6 +122,8 @@ async function main(): Promise<void> {
     proxy = await timingProxy(upstream.url);
     const berth = await startBerth(join(work, 'berth'), work, {
       command, level: 'warn',
+      // MIRROR_TIMELINE_PROF=<dir>: Berth writes a CPU profile there (on its exit).
+      nodeFlags: process.env['MIRROR_TIMELINE_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['MIRROR_TIMELINE_PROF']],
       sections: ['proxy:', '  upstreams:', '    - prefix: docker.io', `      remoteurl: ${proxy.url}`, '      default: true'],
     });
     running.push(berth);
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
   } finally {
     agent.destroy();
     await proxy?.close();
-    for (const r of running) await r.server.stop(5_000).catch(() => undefined);
+    for (const r of running) await r.server.stop(process.env['MIRROR_TIMELINE_PROF'] === undefined ? 5_000 : 60_000).catch(() => undefined);
     await removeTempDir(work);
   }
 }
