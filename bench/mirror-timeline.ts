@@ -101,6 +101,21 @@ async function watchLink(path: string, rec: ClientTimes, until: number): Promise
   }
 }
 
+/** `--trace-gc` lines summed by kind: how many and how many ms. */
+function gcSummary(lines: readonly string[]): string {
+  const kinds = new Map<string, { n: number; ms: number }>();
+  for (const l of lines) {
+    const m = /ms: ([A-Za-z-]+)[^,]*?, ([\d.]+) \/ [\d.]+ ms/.exec(l) ?? /ms: ([A-Za-z-]+).*? ([\d.]+) \/ [\d.]+ ms/.exec(l);
+    if (m === null) continue;
+    const k = kinds.get(m[1] ?? '?') ?? { n: 0, ms: 0 };
+    k.n++;
+    k.ms += Number(m[2]);
+    kinds.set(m[1] ?? '?', k);
+  }
+  const reasons = new Set(lines.filter((l) => l.includes('Mark-Compact')).map((l) => /\) (.*?);?\s*$/.exec(l)?.[1] ?? '?'));
+  return `${[...kinds].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}${reasons.size > 0 ? ` (full GCs: ${[...reasons].join('; ')})` : ''}`;
+}
+
 /** CPU time (user + system, ms) process `pid` has used, from /proc. */
 async function cpuMs(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
@@ -123,7 +138,11 @@ async function main(): Promise<void> {
     const berth = await startBerth(join(work, 'berth'), work, {
       command, level: 'warn',
       // MIRROR_TIMELINE_PROF=<dir>: Berth writes a CPU profile there (on its exit).
-      nodeFlags: process.env['MIRROR_TIMELINE_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['MIRROR_TIMELINE_PROF']],
+      // MIRROR_TIMELINE_TRACE_GC=1: Berth traces its garbage collections, summed up per pull.
+      nodeFlags: [
+        ...(process.env['MIRROR_TIMELINE_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['MIRROR_TIMELINE_PROF']]),
+        ...(process.env['MIRROR_TIMELINE_TRACE_GC'] === '1' ? ['--trace-gc'] : []),
+      ],
       sections: ['proxy:', '  upstreams:', '    - prefix: docker.io', `      remoteurl: ${proxy.url}`, '      default: true'],
     });
     running.push(berth);
@@ -131,6 +150,7 @@ async function main(): Promise<void> {
     running.push(reg);
     const url: Record<Target, string> = { berth: berth.url, registry2: reg.url };
     console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    let gcSeen = berth.server.output().split('\n').length - 1;
     let warmRepo = '';
     let warmBlobs: { digest: string; size: number }[] = [];
     for (let r = 0; r < rounds + 1; r++) {
@@ -154,6 +174,8 @@ async function main(): Promise<void> {
         await getTimed(`${url[t]}/v2/${repo}/manifests/1`, agent, 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json', manifest, false);
         await Promise.all(blobs.map((b) => getTimed(`${url[t]}/v2/${repo}/blobs/${b.digest}`, agent, undefined, recs.get(b.digest) ?? {}, true)));
         const total = now() - t0;
+        const gcLines = t === 'berth' ? berth.server.output().split('\n').slice(gcSeen) : [];
+        if (t === 'berth') gcSeen += gcLines.length - 1;
         const cpu = process.cpuUsage(cpu0);
         const serverCpu = (await cpuMs(t === 'berth' ? berth.server.pid : reg.server.pid)) - server0;
         await Promise.all(watching);
@@ -162,6 +184,7 @@ async function main(): Promise<void> {
         if (r === 0) continue;
         const rel = (x: number | undefined): string => (x === undefined ? '   -' : (x - t0).toFixed(0).padStart(4));
         console.log(`\nround ${r} ${t}: pull ${total.toFixed(0)} ms; manifest client hdr ${rel(manifest.headers)} last ${rel(manifest.last)}; CPU of this process (client and upstream proxy) ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, of the mirror about ${serverCpu} ms (both till the pull ended)`);
+        if (gcLines.some((l) => l.includes(' ms: '))) console.log(`  Berth's GCs during the pull: ${gcSummary(gcLines)}`);
         for (const [key, us] of proxy.times) if (!key.includes('/blobs/')) for (const u of us) console.log(`  upstream ${key.slice(0, 60)}: asked ${rel(u.asked)} answered ${rel(u.answered)} last ${rel(u.last)}`);
         console.log('  blob (bytes)            | upstream: asked answered first last | client: hdr first last | linked');
         for (const b of blobs) {
