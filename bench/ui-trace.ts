@@ -24,7 +24,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildUi } from '../scripts/build-ui.js';
 import { launchChromium } from '../test/helpers/ui.js';
 import { generate } from './listing.js';
-import { freePort, makeTempDir, removeTempDir, sleep, startServer } from './lib/proc.js';
+import { freePort, makeTempDir, removeTempDir, startServer } from './lib/proc.js';
+import { browserIdle, indexReady } from './lib/ui-page.js';
 import { REPO_ROOT } from './lib/servers.js';
 
 const args = process.argv.slice(2);
@@ -65,11 +66,7 @@ try {
   const url = `http://127.0.0.1:${port}`;
   const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], url, REPO_ROOT);
   try {
-    for (;;) {
-      const text = await fetch(`http://127.0.0.1:${debugPort}/metrics`).then((res) => res.text(), () => '');
-      if (/^berth_index_ready 1$/m.test(text)) break;
-      await sleep(300);
-    }
+    await indexReady(`http://127.0.0.1:${debugPort}`, () => server.output());
     const browser = await launchChromium();
     try {
       await traceOne(browser, `${url}/ui/${path}`);
@@ -85,22 +82,7 @@ try {
 
 async function traceOne(browser: Browser, pageUrl: string): Promise<void> {
   const cdp = await browser.newBrowserCDPSession();
-  const idle = async (): Promise<void> => {
-    // As ui-load.ts: every process's CPU time grew by at most 10 ms over 200 ms.
-    const cpu = async (): Promise<Map<number, number>> => new Map((await cdp.send('SystemInfo.getProcessInfo')).processInfo.map((p) => [p.id, p.cpuTime * 1000]));
-    const seen: { at: number; cpu: Map<number, number> }[] = [];
-    for (const started = performance.now(); performance.now() - started < 30_000; await sleep(25)) {
-      const now = { at: performance.now(), cpu: await cpu() };
-      seen.push(now);
-      while (seen.length > 1 && now.at - seen[1]!.at >= 200) seen.shift();
-      const first = seen[0]!;
-      if (now.at - first.at < 200) continue;
-      let used = 0;
-      for (const [id, ms] of now.cpu) used += ms - (first.cpu.get(id) ?? 0);
-      if (used <= 10) return;
-    }
-    throw new Error('chromium was still busy after 30 s');
-  };
+  const idle = browserIdle(cdp);
   const returning = await browser.newContext();
   const open = async (): Promise<{ context: BrowserContext; page: Page }> => {
     const context = visit === 'first' ? await browser.newContext() : returning;
