@@ -34,16 +34,13 @@
  * BERTH_BENCH_UI_TREE=<dir> keeps the generated tree in <dir> (generated when empty, reused when not),
  * which saves its minutes on a second run.
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { buildUi } from '../scripts/build-ui.js';
-import { launchChromium } from '../test/helpers/ui.js';
 import { generate } from './listing.js';
-import { freePort, makeTempDir, removeTempDir, startServer } from './lib/proc.js';
-import { browserIdle, indexReady } from './lib/ui-page.js';
-import { REPO_ROOT } from './lib/servers.js';
+import { makeTempDir, removeTempDir } from './lib/proc.js';
+import { browserIdle, withUiServer } from './lib/ui-page.js';
 import { median } from './lib/report.js';
 
 /**
@@ -62,25 +59,7 @@ const dir = await makeTempDir('berth-bench-ui-');
 try {
   const root = keptTree ?? join(dir, 'root');
   await treeAt(root);
-  await buildUi();
-  const config = join(dir, 'config.yml');
-  const [port, debugPort] = [await freePort(), await freePort()];
-  await writeFile(config, ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '  debug:', `    addr: 127.0.0.1:${debugPort}`, '    prometheus:', '      enabled: true',
-    'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, '  delete:', '    enabled: true', ''].join('\n'));
-  // Berth in its own process, as deployed: the browser's driver (playwright, in this process) does not share its event loop.
-  const url = `http://127.0.0.1:${port}`;
-  const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], url, REPO_ROOT);
-  try {
-    await indexReady(`http://127.0.0.1:${debugPort}`, () => server.output());
-    const browser = await launchChromium();
-    try {
-      await runScenarios(url, browser);
-    } finally {
-      await browser.close();
-    }
-  } finally {
-    await server.stop();
-  }
+  await withUiServer(dir, root, { deletes: true }, runScenarios);
 } finally {
   await removeTempDir(dir);
 }

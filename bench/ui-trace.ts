@@ -21,12 +21,9 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { buildUi } from '../scripts/build-ui.js';
-import { launchChromium } from '../test/helpers/ui.js';
 import { generate } from './listing.js';
-import { freePort, makeTempDir, removeTempDir, startServer } from './lib/proc.js';
-import { browserIdle, indexReady } from './lib/ui-page.js';
-import { REPO_ROOT } from './lib/servers.js';
+import { makeTempDir, removeTempDir } from './lib/proc.js';
+import { browserIdle, withUiServer } from './lib/ui-page.js';
 
 const args = process.argv.slice(2);
 const fromAt = args.indexOf('--from');
@@ -58,24 +55,7 @@ const dir = await makeTempDir('berth-bench-ui-trace-');
 try {
   const root = process.env['BERTH_BENCH_UI_TREE'] ?? join(dir, 'root');
   if ((await readdir(root).catch(() => [])).length === 0) await generate(root, { repos: 10_000, tags: 10_000 });
-  await buildUi();
-  const config = join(dir, 'config.yml');
-  const [port, debugPort] = [await freePort(), await freePort()];
-  await writeFile(config, ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '  debug:', `    addr: 127.0.0.1:${debugPort}`, '    prometheus:', '      enabled: true',
-    'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, ''].join('\n'));
-  const url = `http://127.0.0.1:${port}`;
-  const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], url, REPO_ROOT);
-  try {
-    await indexReady(`http://127.0.0.1:${debugPort}`, () => server.output());
-    const browser = await launchChromium();
-    try {
-      await traceOne(browser, `${url}/ui/${path}`);
-    } finally {
-      await browser.close();
-    }
-  } finally {
-    await server.stop();
-  }
+  await withUiServer(dir, root, { deletes: false }, (url, browser) => traceOne(browser, `${url}/ui/${path}`));
 } finally {
   await removeTempDir(dir);
 }

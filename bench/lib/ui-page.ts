@@ -2,10 +2,15 @@
  * What the web UI's benchmarks (ui-load.ts, ui-trace.ts) share: waiting for a Berth's listing index to
  * be ready, and for headless chromium to be idle before a navigation (it opens a window per page,
  * whose omnibox renderer and the spare renderer it starts would otherwise share the cores with the
- * page being timed).
+ * page being timed); and serving a kept tree from a Berth of their own to a chromium.
  */
-import type { CDPSession } from 'playwright-core';
-import { sleep } from './proc.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, CDPSession } from 'playwright-core';
+import { buildUi } from '../../scripts/build-ui.js';
+import { launchChromium } from '../../test/helpers/ui.js';
+import { freePort, sleep, startServer } from './proc.js';
+import { REPO_ROOT } from './servers.js';
 
 /** The browser is idle once its processes used at most IDLE_CPU_MS of CPU over the last IDLE_WINDOW_MS (polled every IDLE_POLL_MS). */
 const IDLE_WINDOW_MS = 200;
@@ -50,4 +55,35 @@ export async function indexReady(debugUrl: string, output: () => string): Promis
     await sleep(500);
   }
   console.log(`index ready ${Date.now() - started} ms after start`);
+}
+
+/**
+ * Builds the UI, serves the tree at `root` from a Berth in its own process (as deployed: the browser's
+ * driver, playwright in this process, does not share its event loop; config in `dir`, access log off,
+ * `deletes` on when asked), waits for its listing index, runs `use` with a chromium, then stops both.
+ */
+export async function withUiServer(
+  dir: string,
+  root: string,
+  o: { readonly deletes: boolean },
+  use: (url: string, browser: Browser) => Promise<void>,
+): Promise<void> {
+  await buildUi();
+  const config = join(dir, 'config.yml');
+  const [port, debugPort] = [await freePort(), await freePort()];
+  await writeFile(config, ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '  debug:', `    addr: 127.0.0.1:${debugPort}`, '    prometheus:', '      enabled: true',
+    'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(root)}`, ...(o.deletes ? ['  delete:', '    enabled: true'] : []), ''].join('\n'));
+  const url = `http://127.0.0.1:${port}`;
+  const server = startServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', config], url, REPO_ROOT);
+  try {
+    await indexReady(`http://127.0.0.1:${debugPort}`, () => server.output());
+    const browser = await launchChromium();
+    try {
+      await use(url, browser);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    await server.stop();
+  }
 }
