@@ -11,7 +11,7 @@
  *   they never outlive this process, `waitForExit` and `stopChild` to stop exactly one of them.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -180,18 +180,69 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
+/**
+ * Where `freePort` looks. A port handed to a child is closed again before the child binds it, so it must
+ * not come from the kernel's ephemeral range (Linux: 32768-60999, /proc/sys/net/ipv4/ip_local_port_range):
+ * there any outgoing connection of the suite can take it as its local port in between (CI saw
+ * `listen EADDRINUSE` that way). Below that range each vitest worker (VITEST_POOL_ID, unique among the
+ * workers running at once) walks its own slice, so test files running side by side never hand out the
+ * same port; the walk starts at a random place so that files run one after another in one slot do not
+ * reuse the previous file's ports first. Outside vitest (benches, scripts) the slot is 0.
+ */
+const PORT_FLOOR = 20_000;
+const PORT_SLICE = 500;
+
+function ephemeralLow(): number {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    return Number(low);
+  } catch {
+    return Number.NaN; // not Linux: no range to stay out of is known
+  }
+}
+
+function portSlice(): { readonly first: number; readonly size: number } | undefined {
+  const low = ephemeralLow();
+  const slots = Math.floor((low - PORT_FLOOR) / PORT_SLICE);
+  if (!Number.isInteger(slots) || slots < 1) return undefined;
+  const pool = Number(process.env['VITEST_POOL_ID'] ?? '0');
+  const slot = Number.isInteger(pool) && pool >= 0 ? pool % slots : 0;
+  return { first: PORT_FLOOR + slot * PORT_SLICE, size: PORT_SLICE };
+}
+
+const slice = portSlice();
+let nextInSlice = Math.floor(Math.random() * PORT_SLICE);
+
+/** Binds `port` (0: any) on 127.0.0.1 and closes it again: the port bound, or undefined when it is taken. */
+function tryPort(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(undefined) : reject(error)));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+      const bound = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (bound > 0 ? resolve(bound) : reject(new Error('no port assigned'))));
     });
   });
+}
+
+/**
+ * A port that was free a moment ago on 127.0.0.1, for a child to listen on: from this worker's slice below
+ * the ephemeral range (see PORT_FLOOR), or any port the kernel picks where no such range is known.
+ */
+export async function freePort(): Promise<number> {
+  if (slice === undefined) {
+    const port = await tryPort(0);
+    if (port === undefined) throw new Error('no port assigned');
+    return port;
+  }
+  for (let tried = 0; tried < slice.size; tried += 1) {
+    const port = slice.first + (nextInSlice % slice.size);
+    nextInSlice += 1;
+    if ((await tryPort(port)) !== undefined) return port;
+  }
+  throw new Error(`no free port in ${slice.first}-${slice.first + slice.size - 1}`);
 }
 
 /** Has `child` exited (with a code or by a signal)? */
