@@ -22,6 +22,7 @@
  *   opens a body; any other answer rejects with RawGetStatusError (the caller asks again through the
  *   SDK, which turns S3's answers into its usual errors). A body that ends early, a socket error, an
  *   idle socket (`RAW_IDLE_MS`), the caller's abort or `destroy()` fail the body.
+ * - Once the socket has closed, its buffers are let go (s3-part-buffers.ts `letGo`) as they come back.
  * - Only for `http://` endpoints: TLS sockets are read through the SDK as before.
  */
 import { connect } from 'node:net';
@@ -29,6 +30,7 @@ import type { Socket } from 'node:net';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Context } from './s3-client.js';
+import { letGo } from './s3-part-buffers.js';
 
 /** Bytes per socket read buffer (a read returns what has arrived, usually 64-150 KiB here). */
 export const RAW_BUFFER_BYTES = 256 * 1024;
@@ -140,6 +142,9 @@ export class RawBody {
     socket.once('error', (err) => this.destroy(err));
     socket.once('close', () => {
       if (!this.#done) this.destroy(new Error(`the response for ${this.range.key} ended ${this.#remaining} bytes early`));
+      // No read comes any more: the free buffers (and those released from now on) are let go, so
+      // their memory goes at the next young-generation collection (s3-part-buffers.ts).
+      for (const b of this.#free.splice(0)) letGo(b);
     });
   }
 
@@ -204,6 +209,10 @@ export class RawBody {
 
   #release(buf: Buffer): void {
     this.#leased -= 1;
+    if (this.#socket?.closed === true) {
+      letGo(buf);
+      return;
+    }
     this.#free.push(buf);
     if (this.#paused && this.#leased < RAW_BUFFERS - 1 && this.#socket?.destroyed === false) {
       this.#paused = false;
