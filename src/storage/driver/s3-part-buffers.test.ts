@@ -24,6 +24,7 @@ describe('PartBufferPool', () => {
     const bufs = [pool.take(), pool.take(), pool.take()];
     for (const b of bufs) pool.give(b);
     expect(pool.free).toBe(2);
+    expect(bufs[2]?.length).toBe(0); // the one over `keep` is let go
     const again = pool.take();
     pool.give(again);
     pool.give(again);
@@ -31,14 +32,18 @@ describe('PartBufferPool', () => {
     expect(pool.free).toBe(2);
   });
 
-  it('drops its free buffers once none was given back for a while', () => {
+  it('drops its free buffers once none was given back for a while, letting their memory go (detached)', () => {
     vi.useFakeTimers();
     const pool = new PartBufferPool(16, 2);
-    pool.give(pool.take());
+    const given = pool.take();
+    pool.give(given);
     vi.advanceTimersByTime(IDLE_RELEASE_MS - 1);
     expect(pool.free).toBe(1);
+    expect(given.length).toBe(16);
     vi.advanceTimersByTime(1);
     expect(pool.free).toBe(0);
+    // Moved into an ArrayBuffer nobody holds, freed by the next young-generation collection.
+    expect(given.length).toBe(0);
     expect(pool.take().length).toBe(16);
     expect(pool.allocated).toBe(2);
   });

@@ -7,6 +7,12 @@
  * stored), and the next writer (the next PATCH of a chunked upload, on any session) takes it again, so
  * a stream of uploads allocates a buffer or two instead of one per part and per request. Buffers nobody took for
  * `IDLE_RELEASE_MS` are dropped, so an idle server does not hold them.
+ *
+ * A dropped buffer is let go (`letGo`): its memory is moved into a new ArrayBuffer (a transfer, no
+ * copy) that nothing holds. A buffer that served a few uploads lives in V8's old generation, whose
+ * dead buffers only a full collection frees (often not before the next upload has filled a new buffer
+ * of its own: 15 MiB more resident then, issue #18); the new ArrayBuffer is young, and the next
+ * young-generation collection frees it (uploads ask for one every 4 MiB, src/http/young-garbage.ts).
  */
 
 /** How long free buffers are kept after the last one came back. */
@@ -38,11 +44,15 @@ export class PartBufferPool {
 
   /** Gives `buf` back; the caller must not touch it afterwards (another writer may fill it at once). */
   give(buf: Buffer): void {
-    if (buf.length !== this.size || this.#free.length >= this.keep || this.#free.includes(buf)) return;
+    if (buf.length !== this.size || this.#free.includes(buf)) return;
+    if (this.#free.length >= this.keep) {
+      letGo(buf);
+      return;
+    }
     this.#free.push(buf);
     clearTimeout(this.#release);
     this.#release = setTimeout(() => {
-      this.#free.length = 0;
+      for (const b of this.#free.splice(0)) letGo(b);
     }, IDLE_RELEASE_MS);
     this.#release.unref();
   }
@@ -51,4 +61,15 @@ export class PartBufferPool {
   get free(): number {
     return this.#free.length;
   }
+}
+
+/**
+ * Drops `buf` so that its memory goes at the next young-generation collection rather than the next
+ * full one (see the file's comment). `buf` is empty (detached) afterwards. A buffer that shares its
+ * ArrayBuffer with others is left alone.
+ */
+export function letGo(buf: Buffer): void {
+  const ab = buf.buffer;
+  if (!(ab instanceof ArrayBuffer) || buf.byteOffset !== 0 || ab.byteLength !== buf.length) return;
+  structuredClone(ab, { transfer: [ab] });
 }

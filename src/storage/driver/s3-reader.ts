@@ -28,6 +28,8 @@ import { InvalidOffsetError, PathNotFoundError } from './driver.js';
 import type { SendableReader } from './driver.js';
 import { headObject, s3ErrorCode, sendOptions } from './s3-client.js';
 import type { S3Context } from './s3-client.js';
+import { RawGetStatusError, openRawGet, rawGetsPossible } from './s3-raw-get.js';
+import type { RawBody } from './s3-raw-get.js';
 
 /** Bytes per ranged GetObject: RGW's own stripe (its objects are RADOS objects of 4 MiB). */
 export const READ_PIECE_BYTES = 4 * 1024 * 1024;
@@ -113,6 +115,15 @@ async function getRange(
   }
 }
 
+/**
+ * Bytes handed on in order. A chunk with `release` lends a buffer that is reused once released (a raw
+ * GET's, s3-raw-get.ts): the consumer calls it when the bytes are no longer needed.
+ */
+interface Chunk {
+  readonly bytes: Buffer;
+  readonly release?: () => void;
+}
+
 /** The reader's link to the caller's abort signal, and the controller of its own requests. */
 interface Aborting {
   readonly controller: AbortController;
@@ -174,7 +185,7 @@ export class S3Reader extends Readable implements SendableReader {
   /** Bytes a `cap` asked for beyond the object's end (the read then fails once it has sent the rest). */
   #short = 0;
   #started = false;
-  #iterator: AsyncGenerator<Buffer> | undefined;
+  #iterator: AsyncGenerator<Chunk> | undefined;
 
   constructor(
     private readonly ctx: S3Context,
@@ -216,7 +227,7 @@ export class S3Reader extends Readable implements SendableReader {
   override _read(): void {
     this.#iterator ??= this.#start();
     this.#iterator.next().then(
-      (r) => void this.push(r.done === true ? null : r.value),
+      (r) => void this.push(r.done === true ? null : owned(r.value)),
       (err: unknown) => this.destroy(this.#failure(err)),
     );
   }
@@ -235,7 +246,8 @@ export class S3Reader extends Readable implements SendableReader {
     try {
       for await (const chunk of chunks) {
         if (stop.signal.aborted) throw closedEarly();
-        if (!dest.write(chunk)) await once(dest, 'drain', { signal: stop.signal });
+        // A lent buffer goes back once `dest` has called back for it (its bytes have left).
+        if (!dest.write(chunk.bytes, chunk.release)) await once(dest, 'drain', { signal: stop.signal });
       }
     } catch (err) {
       throw stop.signal.aborted ? closedEarly() : this.#failure(err);
@@ -253,37 +265,78 @@ export class S3Reader extends Readable implements SendableReader {
   }
 
   /** Starts the chunks' generator (once): reading begins. */
-  #start(): AsyncGenerator<Buffer> {
+  #start(): AsyncGenerator<Chunk> {
     if (this.#started) throw new Error('the reader was read already');
     this.#started = true;
     return this.#chunks();
   }
 
   /**
-   * Every chunk from the offset to the end, in order: the first piece, then the others, each
-   * requested once the one `READ_CONCURRENCY` places before it has been handed on.
+   * Every chunk from the offset to the end, in order: the first piece, then the rest. On a plain
+   * `http://` endpoint the rest is one raw GET (s3-raw-get.ts) requested once the first piece has been
+   * handed on; otherwise it is pieces, each requested once the one `READ_CONCURRENCY` places before
+   * it has been handed on.
    */
-  async *#chunks(): AsyncGenerator<Buffer> {
+  async *#chunks(): AsyncGenerator<Chunk> {
     const { offset } = this.target;
     const end = this.#end;
     const firstEnd = Math.min(this.firstEnd, end);
+    const raw = firstEnd < end && rawGetsPossible(this.ctx);
     const pieces: Piece[] = [new Piece(this.#piece(offset, firstEnd, this.first.body))];
     let next = firstEnd;
     const fetchNext = (): void => {
-      if (next >= end) return;
+      if (next >= end || raw) return;
       const start = next;
       next = Math.min(end, start + READ_PIECE_BYTES);
       pieces.push(new Piece(this.#piece(start, next, undefined)));
     };
-    while (pieces.length < READ_CONCURRENCY && next < end) fetchNext();
+    while (pieces.length < READ_CONCURRENCY && next < end && !raw) fetchNext();
     try {
       for (let piece = pieces.shift(); piece !== undefined; piece = pieces.shift()) {
-        yield* piece.chunks();
+        for await (const bytes of piece.chunks()) yield { bytes };
         fetchNext();
+      }
+      if (raw) {
+        yield* this.#rawRest(next, end);
+        next = end;
       }
       if (this.#short > 0) throw new Error(`${this.target.key} ended ${this.#short} bytes before the end of the range`);
     } finally {
       if (next < end || pieces.length > 0) this.aborting.controller.abort(new Error('the reader stopped'));
+    }
+  }
+
+  /**
+   * Bytes `[start, end)` through raw GETs, re-requested from where they stopped when the connection
+   * drops (at most READ_RETRIES times in a row). An answer other than the range asked for (a 412 for a
+   * replaced object, a 404, a 5xx) is asked again through the SDK, which retries what it retries and
+   * reports the rest as usual.
+   */
+  async *#rawRest(start: number, end: number): AsyncGenerator<Chunk> {
+    const signal = this.aborting.controller.signal;
+    const range = { key: this.target.key, etag: this.first.etag };
+    let position = start;
+    let retries = 0;
+    while (position < end) {
+      let body: RawBody | undefined;
+      try {
+        body = await openRawGet(this.ctx, { ...range, start: position, end }, signal);
+        for (let lease = await body.next(); lease !== undefined; lease = await body.next()) {
+          position += lease.bytes.length;
+          retries = 0;
+          yield lease;
+        }
+      } catch (err) {
+        if (err instanceof RawGetStatusError) {
+          for await (const bytes of this.#piece(position, end, undefined)) yield { bytes };
+          return;
+        }
+        if (signal.aborted || retries >= READ_RETRIES) throw err;
+        retries += 1;
+        await sleep(100 * 2 ** retries, undefined, { signal });
+      } finally {
+        body?.destroy();
+      }
     }
   }
 
@@ -337,6 +390,14 @@ export class S3Reader extends Readable implements SendableReader {
     const signal = this.aborting.signal;
     return this.ctx.fail('reader', this.target.path, err, signal === undefined ? {} : { signal });
   }
+}
+
+/** The bytes of `c` as the consumer's own: a lent buffer's bytes are copied and the buffer given back. */
+function owned(c: Chunk): Buffer {
+  if (c.release === undefined) return c.bytes;
+  const copy = Buffer.from(c.bytes);
+  c.release();
+  return copy;
 }
 
 /** The reader of nothing (an offset at the end of an object): a SendableReader that ends at once. */

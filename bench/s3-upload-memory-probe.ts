@@ -1,0 +1,75 @@
+/**
+ * Hand-run probe (issue #18): where a 1 GiB S3 upload's peak RSS goes. Not part of `npm run bench`.
+ *
+ * Starts one Berth bundle on an S3 server already running (scripts/ceph-s3.sh), with
+ * bench/lib/memory-sampler.mjs preloaded (process.memoryUsage() every 20 ms), uploads a 1 GiB blob once
+ * untimed, then runs the plan: each step after SETTLE seconds idle, a 1 GiB monolithic PUT (`put`) or
+ * 1 GiB in 64 MiB PATCHes (`patch`) through the bench's client. Per step it prints the peak RSS as the
+ * s3 bench measures it, the RSS before, and at the peak the V8 heap (total, used) and arrayBuffers.
+ *
+ *   S3_PROBE_ENDPOINT=http://127.0.0.1:PORT BERTH_JS=dist/main.js SETTLE=12 PLAN=put,patch,patch \
+ *     npx tsx bench/s3-upload-memory-probe.ts
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBucket } from '../src/storage/driver/suite/s3-settings.js';
+import { MiB } from './lib/blobdata.js';
+import { uploadChunked, uploadMonolithic } from './lib/client.js';
+import { freePort, sleep, startServer } from './lib/proc.js';
+import { peakWatcher } from './lib/rss.js';
+import { REPO_ROOT, waitForV2 } from './lib/servers.js';
+
+const env = process.env;
+const s3 = {
+  endpoint: env['S3_PROBE_ENDPOINT'] ?? 'http://127.0.0.1:17480', accessKey: env['S3_PROBE_ACCESS'] ?? 'berthtestaccess',
+  secretKey: env['S3_PROBE_SECRET'] ?? 'berthtestsecret', region: 'us-east-1', bucket: env['S3_PROBE_BUCKET'] ?? 'upprobe',
+};
+const size = Number(env['SIZE_MIB'] ?? 1024) * MiB;
+const settleMs = Number(env['SETTLE'] ?? 12) * 1000;
+const plan = (env['PLAN'] ?? 'put,patch,patch').split(',');
+const samples = join(tmpdir(), `berth-memprobe-${process.pid}.csv`);
+
+await createBucket(s3, s3.bucket).catch(() => undefined);
+const port = await freePort();
+const config = join(tmpdir(), `berth-memprobe-${process.pid}.yml`);
+writeFileSync(config, [
+  'version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  s3:', `    region: ${s3.region}`,
+  `    regionendpoint: ${s3.endpoint}`, `    bucket: ${s3.bucket}`, `    accesskey: ${s3.accessKey}`, `    secretkey: ${s3.secretKey}`,
+  '    rootdirectory: /probe', '    secure: false', '    chunksize: 10485760', '  redirect:', '    disable: true', '  delete:', '    enabled: true',
+  '  maintenance:', '    uploadpurging:', '      enabled: false', 'http:', `  addr: 127.0.0.1:${port}`, '  secret: memory-probe',
+].join('\n'));
+const url = `http://127.0.0.1:${port}`;
+process.env['MEMSAMPLE_FILE'] = samples;
+const server = startServer(process.execPath, ['--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
+
+interface Sample { readonly t: number; readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly arrayBuffers: number }
+function read(): Sample[] {
+  return readFileSync(samples, 'utf8').trim().split('\n').slice(1).map((line) => {
+    const [t = 0, rss = 0, heapTotal = 0, heapUsed = 0, , arrayBuffers = 0] = line.split(',').map(Number);
+    return { t, rss, heapTotal, heapUsed, arrayBuffers };
+  });
+}
+
+try {
+  await waitForV2(server, 60_000);
+  await uploadMonolithic(url, 'probe', 7, size);
+  for (const [i, step] of plan.entries()) {
+    await sleep(settleMs);
+    const watch = peakWatcher(server.pid);
+    await watch.start();
+    const from = Date.now();
+    if (step === 'put') await uploadMonolithic(url, 'probe', 100 + i, size);
+    else await uploadChunked(url, 'probe', 100 + i, size, 64 * MiB);
+    const peak = await watch.stop();
+    await sleep(600); // the sampler writes 25 lines (500 ms) at a time
+    const all = read();
+    const during = all.filter((s) => s.t >= from);
+    const before = all.filter((s) => s.t < from).at(-1);
+    const top = during.reduce((a, b) => (b.rss > a.rss ? b : a), during[0] ?? { t: 0, rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0 });
+    const mostBuffers = Math.max(...during.map((s) => s.arrayBuffers));
+    console.log(`${step}${i}: peak ${peak.toFixed(1)} MiB (RSS before ${before?.rss ?? '?'}); at the peak heap ${top.heapTotal} total, ${top.heapUsed} used, arrayBuffers ${top.arrayBuffers}; arrayBuffers at most ${mostBuffers}; ${Date.now() - from} ms`);
+  }
+} finally {
+  await server.stop();
+}
