@@ -1,5 +1,5 @@
 /** The logger's two formats, its fields and levels, through a `write` that keeps each line. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Logger, createLogger } from './log.js';
 
 function capture(format: 'text' | 'json', base?: Record<string, unknown>): { log: Logger; lines: string[] } {
@@ -9,6 +9,22 @@ function capture(format: 'text' | 'json', base?: Record<string, unknown>): { log
 }
 
 describe('logger', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('stamps each line with the millisecond it is written in (the field is made once per millisecond)', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-12-07T14:00:00.000Z'));
+    const { log, lines } = capture('json');
+    log.info('a');
+    log.info('b');
+    vi.setSystemTime(new Date('2026-12-07T14:00:00.005Z'));
+    log.info('c');
+    const times = lines.map((l) => (JSON.parse(l) as { time: string }).time);
+    expect(times).toEqual(['2026-12-07T14:00:00.000Z', '2026-12-07T14:00:00.000Z', '2026-12-07T14:00:00.005Z']);
+  });
+
   it('writes JSON lines with time, level name, msg, the base fields, a child\'s and the entry\'s', () => {
     const { log, lines } = capture('json', { service: 'berth' });
     log.child({ requestId: 'r1' }).info('request', { status: 200, path: '/v2/' });

@@ -63,8 +63,17 @@ function wrap(p: Pino): Logger {
   };
 }
 
+/** The last `time` field made, and the millisecond it is for: a busy server writes several lines per millisecond. */
+let timeMs = -1;
+let timeField = '';
+
 function isoTime(): string {
-  return `,"time":"${new Date().toISOString()}"`;
+  const now = Date.now();
+  if (now !== timeMs) {
+    timeMs = now;
+    timeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return timeField;
 }
 
 /** `entry` with each Error value replaced: by `{ message, stack }` for JSON, by its stack (or message) for text. */

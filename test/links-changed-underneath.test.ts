@@ -8,7 +8,9 @@
  * file changed may have looked at the old inode. So each case here starts a read of a kept link, lets
  * its stat reach the disk while Berth's callbacks cannot run (the test holds the thread), changes the
  * link and asks again in the same tick: a read that took the in-flight stat answers the old manifest.
- * Then the same over HTTP, as a client right after the change would ask.
+ * Then the same over HTTP, as a client right after the change would ask. (On a local filesystem, as
+ * here, the driver now stats at once, blocking, and shares nothing; the shared stats of other
+ * filesystems are checked in src/storage/driver/filesystem-shared-stat.test.ts.)
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -14,7 +14,7 @@ import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
 import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
-import { uploadBytesTaken } from './young-garbage.js';
+import { uploadBytesTaken, uploadStarted } from './young-garbage.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
@@ -46,8 +46,8 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
  * dropped, up to DISCARD_LIMIT, and the client reads the JSON error instead of a reset connection (a
  * pipeline that fails destroys its source, and a destroyed request takes its socket along). A client
  * that goes away still stops the write: the request's abort signal is `op`'s. The stand-in counts the
- * bytes it passes on, so the young generation holding their dead chunks is collected as they pile up
- * (young-garbage.ts).
+ * bytes it passes on, and the upload counts as running until `op` settles, so the young generation
+ * holding their dead chunks is collected as they pile up (young-garbage.ts).
  */
 export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
   const body = new Transform({ highWaterMark: 64 * 1024, transform: passCounted });
@@ -60,13 +60,17 @@ export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promi
   body.on('error', () => undefined);
   ctx.req.on('error', (err: Error) => body.destroy(err));
   ctx.req.pipe(body);
+  const uploadDone = uploadStarted();
   try {
     return await op(body);
   } catch (err) {
     ctx.req.unpipe(body);
     body.destroy();
+    uploadDone();
     if (!ctx.state.signal.aborted && !ctx.req.readableEnded && !ctx.req.destroyed) await discardRest(ctx);
     throw err;
+  } finally {
+    uploadDone();
   }
 }
 

@@ -102,3 +102,14 @@ describe('ROUTES', () => {
     expect(route?.scope).toBe(scope);
   });
 });
+
+it('gives every call its own params, also for the same path twice in a row (the last match is kept)', () => {
+  const first = matchRoute('/v2/a/b/manifests/latest');
+  expect(first?.params['name']).toBe('a/b');
+  if (first) first.params['name'] = 'mirror/a/b'; // as dispatch does for a mirror's name
+  const again = matchRoute('/v2/a/b/manifests/latest');
+  expect(again?.params).toEqual({ name: 'a/b', reference: 'latest' });
+  expect(matchRoute('/v2/a/b/manifests/other')?.params['reference']).toBe('other');
+  expect(matchRoute('/nothing')).toBeUndefined();
+  expect(matchRoute('/nothing')).toBeUndefined();
+});

@@ -74,11 +74,19 @@ export const ROUTES: readonly Route[] = [
   },
 ];
 
-/** The route and its named groups for a raw path, or undefined. */
+/** The last path matched and what it matched: each request's path is matched twice (its metrics label, then dispatch). */
+let last: { readonly path: string; readonly route: Route | undefined; readonly groups: Readonly<Record<string, string>> } | undefined;
+
+/** The route and its named groups (a fresh object per call) for a raw path, or undefined. */
 export function matchRoute(path: string): { route: Route; params: Record<string, string> } | undefined {
+  if (last?.path !== path) last = firstMatch(path);
+  return last.route === undefined ? undefined : { route: last.route, params: { ...last.groups } };
+}
+
+function firstMatch(path: string): NonNullable<typeof last> {
   for (const route of ROUTES) {
     const m = route.pattern.exec(path);
-    if (m) return { route, params: { ...m.groups } };
+    if (m) return { path, route, groups: { ...m.groups } };
   }
-  return undefined;
+  return { path, route: undefined, groups: {} };
 }

@@ -1,7 +1,7 @@
 /**
  * The HTTP app: a Koa app whose middleware (middleware/) runs in this order for every request:
  *   request id, fixed headers → access log → request observer (metrics) → error response → web UI
- *   (`/ui/`, ui/serve-ui.ts) → probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → abort signal → router
+ *   (`/ui/`, ui/serve-ui.ts) → probes (/healthz, /readyz) → health gate (503 while a check fails) → `/` → router
  * → token endpoints → management API (`/berth/v1/`, dispatch.ts) → registry API (dispatch.ts: method check → read-only guard → auth → handler) → 404
  * (unrouted.ts).
  * Handlers do the rest: parse, one storage call, headers and body. Serving it is listen.ts's.
@@ -17,7 +17,6 @@ import { requestBaseUrl } from './base-url.js';
 import type { Ctx, HandlerDeps, NameRouting, RequestState } from './context.js';
 import { managementApi, registryApi, tokenApi } from './dispatch.js';
 import type { TokenHandlers } from './handlers/auth-token.js';
-import { abortSignal } from './middleware/abort-signal.js';
 import { accessLog } from './middleware/access-log.js';
 import { type RequestObserver, observeRequests } from './middleware/observe.js';
 import { probes } from './middleware/probes.js';
@@ -101,7 +100,6 @@ export function createApp(opts: AppOptions): Koa<RequestState> {
   app.use(probes(opts.health));
   app.use(rootPath);
   if (prefix !== '') app.use(stripPrefix(prefix));
-  app.use(abortSignal);
   if (opts.tokenHandlers) app.use(tokenApi(opts.tokenHandlers));
   app.use(managementApi({ deps: { ...deps, management: opts.management, status: opts.status }, access: opts.access, readOnly: opts.readOnly, prefix }));
   app.use(registryApi({ deps, access: opts.access, readOnly: opts.readOnly, prefix, names: opts.names }));

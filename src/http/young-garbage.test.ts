@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { BYTES_PER_COLLECTION, uploadBytesTaken } from './young-garbage.js';
+import { BYTES_PER_COLLECTION, uploadBytesTaken, uploadStarted } from './young-garbage.js';
 
 const MiB = 1024 * 1024;
 const arrayBuffers = (): number => process.memoryUsage().arrayBuffers;
@@ -33,4 +33,34 @@ it('frees dropped upload chunks once uploads have taken BYTES_PER_COLLECTION byt
   expect(arrayBuffers()).toBeGreaterThanOrEqual(held - MiB);
   uploadBytesTaken(1);
   expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+});
+
+it('waits for BYTES_PER_COLLECTION per upload running while several run, and for BYTES_PER_COLLECTION again once one is left', async () => {
+  uploadBytesTaken(BYTES_PER_COLLECTION); // at most one upload counted: this collects and starts the count afresh
+  await sleep(20); // lets V8 finish freeing what the last collection found (right after another, it may not have yet)
+  const first = uploadStarted();
+  const second = uploadStarted();
+  const base = arrayBuffers();
+  for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
+  await sleep(0);
+  const held = arrayBuffers();
+  expect(held - base).toBeGreaterThanOrEqual(7 * MiB);
+  uploadBytesTaken(2 * BYTES_PER_COLLECTION - 1); // past one upload's share, short of two uploads'
+  await sleep(20);
+  expect(arrayBuffers()).toBeGreaterThanOrEqual(held - MiB);
+  uploadBytesTaken(1);
+  expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+
+  second();
+  second(); // a second call does not count the upload out twice
+  for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
+  await sleep(0);
+  const heldAgain = arrayBuffers();
+  expect(heldAgain - base).toBeGreaterThanOrEqual(7 * MiB);
+  uploadBytesTaken(BYTES_PER_COLLECTION - 1);
+  await sleep(20);
+  expect(arrayBuffers()).toBeGreaterThanOrEqual(heldAgain - MiB);
+  uploadBytesTaken(1); // one upload running: BYTES_PER_COLLECTION was enough
+  expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+  first();
 });

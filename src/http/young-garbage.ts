@@ -6,10 +6,16 @@
  * long to fill) or external memory has grown a long way: during a 1 GiB upload some 20-40 MiB of dead
  * chunks stayed resident between collections (issue #18, bench/results/s3-2026-12-07-3.md).
  *
- * So after every BYTES_PER_COLLECTION bytes of request bodies taken by uploads (all of them together:
- * the garbage is the process's), a young-generation collection is asked for. Nearly everything in the
- * young space is dead then, so each costs well under a millisecond here: 256 collections, some 0.1-0.2 s
- * of CPU per GiB uploaded. Probe on Ceph (1 GiB, peak RSS, one part buffer per writer): PUT 101-104 MiB
+ * So after every BYTES_PER_COLLECTION bytes of request bodies taken per upload running (counted over all
+ * of them together: the garbage is the process's), a young-generation collection is asked for: every
+ * 4 MiB while one upload runs, every 16 MiB while four do. One upload alone gets them as often as
+ * before, so its peak is unchanged; several at once leave at most 4 MiB of dead chunks each between
+ * collections, and the collections come no more often than for one fast upload. Collecting every 4 MiB
+ * of all uploads together made four uploads 15-25% slower under mixed load, and the manifest GETs
+ * served meanwhile slower at the tail (bench/results/mixed-2026-12-07-3.md): sixty or so a second,
+ * each stopping the loop and copying whatever other requests hold in the young space. With one upload nearly everything in the young
+ * space is dead, so each costs well under a millisecond here: 256 collections, some 0.1-0.2 s of CPU
+ * per GiB uploaded. Probe on Ceph (1 GiB, peak RSS, one part buffer per writer): PUT 101-104 MiB
  * collecting every 4 MiB, 104-109 every 8 MiB, 135 never; 64 MiB PATCHes 110-115, 112-118, 143;
  * upload speed the same within the noise. Other requests are left to V8's own pacing (a smaller young
  * space for every request, `--max-semi-space-size`, costs manifest GETs 25-50% more CPU: README).
@@ -21,7 +27,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** Bytes of upload bodies between two young-generation collections. */
+/** Bytes of upload bodies per upload running between two young-generation collections. */
 export const BYTES_PER_COLLECTION = 4 * 1024 * 1024;
 
 type CollectYoung = () => void;
@@ -42,11 +48,29 @@ function youngCollector(): CollectYoung | undefined {
 
 let collect: CollectYoung | undefined | null = null;
 let sinceLast = 0;
+let uploadsRunning = 0;
 
-/** Counts `bytes` of an upload body taken (and dropped); collects the young generation every BYTES_PER_COLLECTION. */
+/**
+ * Counts an upload as running until the function returned is called (once; later calls do nothing).
+ * While `n` run, a collection comes every `n` × BYTES_PER_COLLECTION bytes taken.
+ */
+export function uploadStarted(): () => void {
+  uploadsRunning++;
+  let running = true;
+  return () => {
+    if (!running) return;
+    running = false;
+    uploadsRunning--;
+  };
+}
+
+/**
+ * Counts `bytes` of an upload body taken (and dropped); collects the young generation every
+ * BYTES_PER_COLLECTION per upload running (uploadStarted; none counts as one).
+ */
 export function uploadBytesTaken(bytes: number): void {
   sinceLast += bytes;
-  if (sinceLast < BYTES_PER_COLLECTION) return;
+  if (sinceLast < BYTES_PER_COLLECTION * Math.max(1, uploadsRunning)) return;
   sinceLast = 0;
   if (collect === null) collect = youngCollector();
   collect?.();

@@ -35,7 +35,9 @@ function notModified(ctx: Ctx, etag: string): boolean {
 export const getManifest: Handler = async (ctx, deps) => {
   const repo = deps.registry.repository(repoName(ctx));
   const ref = existingReference(ctx);
-  const manifest = await repo.manifests.get(ref, { signal: ctx.state.signal, accept: ctx.get('Accept') || undefined, pull: ctx.method === 'GET' });
+  // No abort signal: the reads are small (links and the manifest), and a request that never reads
+  // `ctx.state.signal` costs no AbortController (request-state.ts).
+  const manifest = await repo.manifests.get(ref, { accept: ctx.get('Accept') || undefined, pull: ctx.method === 'GET' });
   const etag = `"${manifest.digest}"`;
   ctx.set('Docker-Content-Digest', manifest.digest);
   if (manifest.stale !== undefined) ctx.set('Warning', manifest.stale);

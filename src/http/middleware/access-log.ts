@@ -7,9 +7,9 @@
  * line is itself logged once, without failing anything.
  */
 import type Koa from 'koa';
-import type { Logger } from '../../log.js';
+import type { Fields, Logger } from '../../log.js';
 import type { Ctx, RequestState } from '../context.js';
-import { connectionBytes } from './connection-bytes.js';
+import { type RequestBytes, connectionBytes } from './connection-bytes.js';
 
 /** Status logged for a request whose client went away before the response was complete. */
 export const CLIENT_CLOSED_STATUS = 499;
@@ -18,18 +18,12 @@ export const CLIENT_CLOSED_STATUS = 499;
 export function accessLog(log: Logger): Koa.Middleware<RequestState> {
   const bytesOf = connectionBytes();
   return async (ctx, next) => {
-    const began = process.hrtime.bigint();
+    const began = performance.now();
     const socket = ctx.req.socket;
     const remote = safely(() => ctx.ip, socket.remoteAddress ?? '');
     ctx.res.once('close', () => {
       try {
-        const finished = ctx.res.writableFinished;
-        writeLine(log, ctx, {
-          status: finished ? ctx.status : CLIENT_CLOSED_STATUS,
-          durationMs: Math.round(Number(process.hrtime.bigint() - began) / 1e4) / 100,
-          ...bytesOf(socket),
-          remote,
-        });
+        writeLine(log, ctx, ctx.res.writableFinished ? ctx.status : CLIENT_CLOSED_STATUS, Math.round((performance.now() - began) * 100) / 100, bytesOf(socket), remote);
       } catch (err) {
         log.warn('could not write an access line', { error: err instanceof Error ? err.message : String(err) });
       }
@@ -38,26 +32,25 @@ export function accessLog(log: Logger): Koa.Middleware<RequestState> {
   };
 }
 
-interface Measured {
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly remote: string;
-}
-
-function writeLine(log: Logger, ctx: Ctx, m: Measured): void {
+/** The line's fields, in their order: one object literal (no spreads), as this runs for every request. */
+function writeLine(log: Logger, ctx: Ctx, status: number, durationMs: number, bytes: RequestBytes, remote: string): void {
   // Probes come every few seconds from a kubelet or a HEALTHCHECK: only at debug level.
   const level = ctx.state.route === 'probe' ? 'debug' : 'info';
-  log[level]('request', {
+  const user = ctx.state.grant?.subject;
+  const fields: Fields = {
     requestId: ctx.state.requestId,
     method: ctx.method,
     path: ctx.path,
     route: ctx.state.route,
-    ...m,
-    userAgent: safely(() => ctx.get('User-Agent'), ''),
-    ...(ctx.state.grant?.subject !== undefined && { user: ctx.state.grant.subject }),
-  });
+    status,
+    durationMs,
+    bytesIn: bytes.bytesIn,
+    bytesOut: bytes.bytesOut,
+    remote,
+    userAgent: ctx.req.headers['user-agent'] ?? '',
+  };
+  if (user !== undefined) fields['user'] = user;
+  log[level]('request', fields);
 }
 
 /** `read()`, or `fallback` when it throws (Koa's getters read the socket, which may be gone). */

@@ -1,11 +1,12 @@
 /**
  * The first middleware: gives each request its id (a proxy's `X-Request-Id` when it is well formed, else
- * a fresh UUID), resets the per-request state and sets the headers every response carries.
+ * a fresh UUID), gives it its state (request-state.ts) and sets the headers every response carries.
  */
 import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
 import type { HealthState } from '../../health/health.js';
 import type { RequestState } from '../context.js';
+import { RequestScope } from '../request-state.js';
 
 /** Request ids a proxy may pass in `X-Request-Id` and Berth keeps; anything else gets a fresh id. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -21,10 +22,10 @@ export interface RequestIdOptions {
 export function requestId(opts: RequestIdOptions): Koa.Middleware<RequestState> {
   const fixedHeaders = Object.entries(opts.headers ?? {});
   return async (ctx, next) => {
+    const state = new RequestScope(ctx.res);
     const incomingId = ctx.get('X-Request-Id');
-    ctx.state.requestId = REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    ctx.state.grant = undefined;
-    ctx.state.route = 'unknown';
+    state.requestId = REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    ctx.state = state;
     for (const [name, values] of fixedHeaders) ctx.set(name, [...values]);
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     ctx.set('X-Request-Id', ctx.state.requestId);

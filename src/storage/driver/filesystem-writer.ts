@@ -31,6 +31,11 @@ class Slots {
   private readonly waiting: (() => void)[] = [];
   constructor(private readonly limit: number) {}
 
+  /** Whether a call is running now. */
+  get running(): boolean {
+    return this.busy > 0;
+  }
+
   async run<T>(call: () => Promise<T>): Promise<T> {
     if (this.busy >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.busy += 1;
@@ -46,6 +51,11 @@ class Slots {
 
 /** The thread-pool share of every writer of the process (WRITER_THREADS). */
 const writerThreads = new Slots(WRITER_THREADS);
+
+/** Whether a writer of this process has a write or a flush running now (filesystem-shared-stat.ts asks). */
+export function writersBusy(): boolean {
+  return writerThreads.running;
+}
 
 /**
  * A Writable over an open file handle. Each chunk is written at the end of what is already there before

@@ -28,7 +28,7 @@
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
 import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, statSync } from 'node:fs';
-import type { Stats } from 'node:fs';
+import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
@@ -45,7 +45,7 @@ import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
 import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
 import { WriteRecords } from './filesystem-writers.js';
-import { SharedStats } from './filesystem-shared-stat.js';
+import { SharedStats, isLocalFilesystem } from './filesystem-shared-stat.js';
 
 /** getContent keeps files up to this size (links are 71 bytes) … */
 const KEEP_UP_TO = 4 * 1024;
@@ -98,7 +98,7 @@ class FilesystemDriver implements StorageDriver {
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
   /** The stats that check kept files, shared by concurrent reads of one path (filesystem-shared-stat.ts). */
-  private readonly stats = new SharedStats();
+  private readonly stats: SharedStats;
 
   /** This process's record of its writes (filesystem-writers.ts). */
   private readonly records: WriteRecords;
@@ -111,6 +111,7 @@ class FilesystemDriver implements StorageDriver {
     private readonly discarder: Discarder,
   ) {
     this.records = new WriteRecords(writers);
+    this.stats = new SharedStats(isLocalFilesystem(root));
     // A server's driver removes what a stopped process left to remove; an offline command (blocking,
     // several reading threads at once) deletes in place and leaves that to the next server.
     if (!blocking) this.discarder.sweepLeftBehind();
@@ -123,9 +124,10 @@ class FilesystemDriver implements StorageDriver {
    * the stat shows the very same inode state (device, inode, size, and the nanosecond mtime and ctime,
    * which any write, rename over or touch changes). Nothing stale can be answered: the check is made on
    * every read, what is kept was stat'ed before it was read, and only files unchanged for 2 s are kept
-   * (so a rewrite cannot share the last change's timestamp tick). Concurrent reads of one path share
-   * a stat, but only one that started after they were called (SharedStats), so each still sees every
-   * change made before it was called.
+   * (so a rewrite cannot share the last change's timestamp tick). On a local filesystem the stat is
+   * made at once, blocking (answered from the inode cache); elsewhere concurrent reads of one path
+   * share a stat, but only one that started after they were called (SharedStats), so each still sees
+   * every change made before it was called.
    */
   async getContent(path: string, o?: CallOptions): Promise<Buffer> {
     const full = this.full(path);
@@ -133,10 +135,13 @@ class FilesystemDriver implements StorageDriver {
     return guard(path, o, [...MISSING, 'EISDIR'], async () => {
       const kept = this.kept.get(full);
       if (kept !== undefined) {
-        const st = await this.stats.stat(full).catch((err: unknown) => {
+        let st: BigIntStats;
+        try {
+          st = await this.stats.stat(full);
+        } catch (err) {
           this.kept.delete(full);
           throw err;
-        });
+        }
         if (versionOf(st) === kept.version) {
           this.kept.delete(full); // re-inserted: Map order makes it the most recently used
           this.kept.set(full, kept);
