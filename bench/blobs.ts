@@ -24,7 +24,7 @@ import { MiB, blobDigest } from './lib/blobdata.js';
 import { curlGet, fetchDigest, rangeDigest, send, uploadChunked, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { freePort, makeTempDir, removeTempDir, sleep, startServer } from './lib/proc.js';
-import { type FamilyReport, type Row, alternate, atLeastFor, atMost, formatValue, median, timed } from './lib/report.js';
+import { type FamilyReport, type Row, alternate, alternateSides, atLeastFor, atMost, formatValue, median, timed } from './lib/report.js';
 import { peakWatcher, rssMiB } from './lib/rss.js';
 import { REPO_ROOT, type Running, type Target, TARGET_LABEL, startBerth, startRegistry2 } from './lib/servers.js';
 import { runWrk } from './lib/load.js';
@@ -73,9 +73,15 @@ async function bigUploads(s: Servers, o: Readonly<Record<string, number>>, log: 
   for (const t of TARGETS) await uploadMonolithic(s.url[t], REPO, 7, size);
   const rest: Record<Target, number[]> = { berth: [], registry2: [] };
   const peak: Record<Target, number[]> = { berth: [], registry2: [] };
-  const put = await alternate(rounds, TARGETS, async (t, r) => {
+  await uploadMonolithic(s.limitUrl, REPO, 1500, size); // the limit receiver's warm-up
+  // The limit receiver runs in the same alternating rounds as the registries: one load for all three.
+  const sides = await alternateSides(rounds, [...TARGETS, 'limit'] as const, async (t, r) => {
     const seed = 1000 + r;
     blobDigest(seed, size); // hashed before the clock starts
+    if (t === 'limit') {
+      const { ms } = await timed(() => uploadMonolithic(s.limitUrl, REPO, seed, size));
+      return size / MB / (ms / 1000);
+    }
     rest[t].push(await restingRss(s.pid[t]));
     const watch = peakWatcher(s.pid[t]);
     await watch.start();
@@ -84,10 +90,11 @@ async function bigUploads(s: Servers, o: Readonly<Record<string, number>>, log: 
     await rm(blobDir(s.root[t], digest), { recursive: true, force: true });
     return size / MB / (ms / 1000);
   });
+  const put = { berth: sides.berth, registry2: sides.registry2 };
+  const limit = sides.limit;
   log(`  monolithic PUT: Berth ${formatValue(median(put.berth), 'MB/s')}, registry:2 ${formatValue(median(put.registry2), 'MB/s')}; peak RSS Berth ${formatValue(median(peak.berth), 'MiB')}, registry:2 ${formatValue(median(peak.registry2), 'MiB')}`);
-  const limit = await machineLimit(s.limitUrl, size, rounds);
   const share = (t: Target): string => `${Math.round((100 * median(put[t])) / median(limit))}%`;
-  const line = `machine limit for the ${label(size)} PUT (a plain Node process receiving over loopback, hashing, writing, fsyncing; median of ${rounds}): ${formatValue(median(limit), 'MB/s')} [${limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's PUT is ${share('berth')} of it, registry:2's ${share('registry2')}`;
+  const line = `machine limit for the ${label(size)} PUT (a plain Node process receiving over loopback, hashing, writing with background fdatasyncs, fsyncing; in the same alternating rounds): ${formatValue(median(limit), 'MB/s')} [${limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's PUT is ${share('berth')} of it, registry:2's ${share('registry2')}`;
   log(`  ${line}`);
   notes.push(line);
 
@@ -126,12 +133,22 @@ async function downloads(s: Servers, o: Readonly<Record<string, number>>, log: R
     }
   }
   notes.push(`GET check (untimed, through Node): both servers answered 200 with all ${size} bytes and sha256 ${digest}`);
-  const get = await alternate(rounds, TARGETS, async (t) => {
-    const r = await curlGet(`${s.url[t]}/v2/${REPO}/blobs/${digest}`);
-    if (r.status !== 200 || r.bytes !== size) throw new Error(`${TARGET_LABEL[t]} GET: status ${r.status}, ${r.bytes} bytes`);
+  // The machine's limit for it: a bare Node server sending Berth's copy of the file (lib/limit-receiver.ts).
+  const file = join(blobDir(s.root.berth, digest), 'data');
+  const getUrl = (side: Target | 'limit'): string =>
+    side === 'limit' ? `${s.limitUrl}/file?path=${encodeURIComponent(file)}` : `${s.url[side]}/v2/${REPO}/blobs/${digest}`;
+  await curlGet(getUrl('limit')); // warm-up
+  const sides = await alternateSides(rounds, [...TARGETS, 'limit'] as const, async (side) => {
+    const r = await curlGet(getUrl(side));
+    if (r.status !== 200 || r.bytes !== size) throw new Error(`${side} GET: status ${r.status}, ${r.bytes} bytes`);
     return size / MB / (r.ms / 1000);
   });
-  log(`  GET: Berth ${formatValue(median(get.berth), 'MB/s')}, registry:2 ${formatValue(median(get.registry2), 'MB/s')}`);
+  const get = { berth: sides.berth, registry2: sides.registry2 };
+  log(`  GET: Berth ${formatValue(median(get.berth), 'MB/s')}, registry:2 ${formatValue(median(get.registry2), 'MB/s')}, bare Node ${formatValue(median(sides.limit), 'MB/s')}`);
+  const share = (t: Target): string => `${Math.round((100 * median(get[t])) / median(sides.limit))}%`;
+  notes.push(
+    `machine limit for the ${label(size)} GET (a bare Node server: fs.createReadStream, 1 MiB reads, piped to the response; curl; in the same alternating rounds): ${formatValue(median(sides.limit), 'MB/s')} [${sides.limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's GET is ${share('berth')} of it, registry:2's ${share('registry2')}`,
+  );
 
   const length = opt(o, 'range-kib') * 1024;
   // Ranges checked byte for byte (untimed): one at an odd offset, one ending at the blob's last byte.
@@ -225,18 +242,6 @@ async function memoryGrowth(s: Servers, o: Readonly<Record<string, number>>, log
       note: `resident memory 1 s after the last of ${n} uploads (8 at a time) minus 1 s before the first, per round, after ${Math.min(n, 100)} warm-up uploads; "no growth" is judged as ≤ 10 MiB (the noise of a garbage-collected heap)`,
     },
   ];
-}
-
-/** `rounds` monolithic uploads of `size` into the limit receiver, in MB/s. */
-async function machineLimit(url: string, size: number, rounds: number): Promise<number[]> {
-  await uploadMonolithic(url, REPO, 1500, size); // warm-up
-  const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const seed = 1000 + r; // the seeds the registries were timed with, already hashed
-    const { ms } = await timed(() => uploadMonolithic(url, REPO, seed, size));
-    samples.push(size / MB / (ms / 1000));
-  }
-  return samples;
 }
 
 async function runBlobs(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
