@@ -18,13 +18,14 @@
  * 5. `concurrent` monolithic uploads of `concurrent-mib` each, all at once;
  * 6. resident memory growth over `uploads` uploads of `upload-kib` each (8 at a time), per round.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { curlGet, fetchDigest, rangeDigest, send, uploadChunked, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { freePort, makeTempDir, removeTempDir, sleep, startServer } from './lib/proc.js';
-import { type FamilyReport, type Row, alternate, atLeastFor, atMost, formatValue, median, timed } from './lib/report.js';
+import { type FamilyReport, type Row, alternate, alternateSides, atLeastFor, atMost, formatValue, median, timed } from './lib/report.js';
 import { peakWatcher, rssMiB } from './lib/rss.js';
 import { REPO_ROOT, type Running, type Target, TARGET_LABEL, startBerth, startRegistry2 } from './lib/servers.js';
 import { runWrk } from './lib/load.js';
@@ -47,6 +48,16 @@ async function pool(n: number, limit: number, task: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
 }
 
+/**
+ * CPU time (user + system, all threads) `pid` has used so far, in seconds, from /proc/<pid>/stat
+ * (fields 14 and 15 after the command name, in clock ticks of 1/100 s as on Linux x86-64).
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Resident memory after `ms` of quiet (what the server keeps at rest). */
 async function restingRss(pid: number, ms = 1000): Promise<number> {
   await sleep(ms);
@@ -56,6 +67,7 @@ async function restingRss(pid: number, ms = 1000): Promise<number> {
 interface Servers {
   /** The machine-limit receiver (lib/limit-receiver.ts). */
   readonly limitUrl: string;
+  readonly limitPid: number;
   readonly url: Record<Target, string>;
   readonly root: Record<Target, string>;
   readonly pid: Record<Target, number>;
@@ -73,23 +85,39 @@ async function bigUploads(s: Servers, o: Readonly<Record<string, number>>, log: 
   for (const t of TARGETS) await uploadMonolithic(s.url[t], REPO, 7, size);
   const rest: Record<Target, number[]> = { berth: [], registry2: [] };
   const peak: Record<Target, number[]> = { berth: [], registry2: [] };
-  const put = await alternate(rounds, TARGETS, async (t, r) => {
+  await uploadMonolithic(s.limitUrl, REPO, 1500, size); // the limit receiver's warm-up
+  // The limit receiver runs in the same alternating rounds as the registries: one load for all three.
+  const cpu: Record<Target | 'limit', number[]> = { berth: [], registry2: [], limit: [] };
+  const sides = await alternateSides(rounds, [...TARGETS, 'limit'] as const, async (t, r) => {
     const seed = 1000 + r;
     blobDigest(seed, size); // hashed before the clock starts
+    if (t === 'limit') {
+      const before = await cpuSeconds(s.limitPid);
+      const { ms } = await timed(() => uploadMonolithic(s.limitUrl, REPO, seed, size));
+      cpu.limit.push((await cpuSeconds(s.limitPid)) - before);
+      return size / MB / (ms / 1000);
+    }
     rest[t].push(await restingRss(s.pid[t]));
     const watch = peakWatcher(s.pid[t]);
     await watch.start();
+    const before = await cpuSeconds(s.pid[t]);
     const { ms, value: digest } = await timed(() => uploadMonolithic(s.url[t], REPO, seed, size));
+    cpu[t].push((await cpuSeconds(s.pid[t])) - before);
     peak[t].push(await watch.stop());
     await rm(blobDir(s.root[t], digest), { recursive: true, force: true });
     return size / MB / (ms / 1000);
   });
+  const put = { berth: sides.berth, registry2: sides.registry2 };
+  const limit = sides.limit;
   log(`  monolithic PUT: Berth ${formatValue(median(put.berth), 'MB/s')}, registry:2 ${formatValue(median(put.registry2), 'MB/s')}; peak RSS Berth ${formatValue(median(peak.berth), 'MiB')}, registry:2 ${formatValue(median(peak.registry2), 'MiB')}`);
-  const limit = await machineLimit(s.limitUrl, size, rounds);
   const share = (t: Target): string => `${Math.round((100 * median(put[t])) / median(limit))}%`;
-  const line = `machine limit for the ${label(size)} PUT (a plain Node process receiving over loopback, hashing, writing, fsyncing; median of ${rounds}): ${formatValue(median(limit), 'MB/s')} [${limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's PUT is ${share('berth')} of it, registry:2's ${share('registry2')}`;
+  const line = `machine limit for the ${label(size)} PUT (a plain Node process receiving over loopback, hashing, writing with background fdatasyncs, fsyncing; in the same alternating rounds): ${formatValue(median(limit), 'MB/s')} [${limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's PUT is ${share('berth')} of it, registry:2's ${share('registry2')}`;
   log(`  ${line}`);
   notes.push(line);
+  const cpuLine = (k: Target | 'limit'): string => `${median(cpu[k]).toFixed(2)} s [${cpu[k].map((v) => v.toFixed(2)).join(', ')}]`;
+  notes.push(
+    `server CPU per ${label(size)} PUT (all threads, user + system, from /proc/<pid>/stat; median [samples]): Berth ${cpuLine('berth')}, registry:2 ${cpuLine('registry2')}, the plain Node receiver ${cpuLine('limit')}; the client (the bench's own process) and the kernel's loopback work share the same ${availableParallelism()} cores`,
+  );
 
   for (const t of TARGETS) await uploadChunked(s.url[t], REPO, 1999, Math.min(size, 2 * chunk), chunk); // warm-up
   const chunked = await alternate(rounds, TARGETS, async (t, r) => {
@@ -126,12 +154,22 @@ async function downloads(s: Servers, o: Readonly<Record<string, number>>, log: R
     }
   }
   notes.push(`GET check (untimed, through Node): both servers answered 200 with all ${size} bytes and sha256 ${digest}`);
-  const get = await alternate(rounds, TARGETS, async (t) => {
-    const r = await curlGet(`${s.url[t]}/v2/${REPO}/blobs/${digest}`);
-    if (r.status !== 200 || r.bytes !== size) throw new Error(`${TARGET_LABEL[t]} GET: status ${r.status}, ${r.bytes} bytes`);
+  // The machine's limit for it: a bare Node server sending Berth's copy of the file (lib/limit-receiver.ts).
+  const file = join(blobDir(s.root.berth, digest), 'data');
+  const getUrl = (side: Target | 'limit'): string =>
+    side === 'limit' ? `${s.limitUrl}/file?path=${encodeURIComponent(file)}` : `${s.url[side]}/v2/${REPO}/blobs/${digest}`;
+  await curlGet(getUrl('limit')); // warm-up
+  const sides = await alternateSides(rounds, [...TARGETS, 'limit'] as const, async (side) => {
+    const r = await curlGet(getUrl(side));
+    if (r.status !== 200 || r.bytes !== size) throw new Error(`${side} GET: status ${r.status}, ${r.bytes} bytes`);
     return size / MB / (r.ms / 1000);
   });
-  log(`  GET: Berth ${formatValue(median(get.berth), 'MB/s')}, registry:2 ${formatValue(median(get.registry2), 'MB/s')}`);
+  const get = { berth: sides.berth, registry2: sides.registry2 };
+  log(`  GET: Berth ${formatValue(median(get.berth), 'MB/s')}, registry:2 ${formatValue(median(get.registry2), 'MB/s')}, bare Node ${formatValue(median(sides.limit), 'MB/s')}`);
+  const share = (t: Target): string => `${Math.round((100 * median(get[t])) / median(sides.limit))}%`;
+  notes.push(
+    `machine limit for the ${label(size)} GET (a bare Node server: fs.createReadStream, 1 MiB reads, piped to the response; curl; in the same alternating rounds): ${formatValue(median(sides.limit), 'MB/s')} [${sides.limit.map((v) => v.toFixed(0)).join(', ')}]; Berth's GET is ${share('berth')} of it, registry:2's ${share('registry2')}`,
+  );
 
   const length = opt(o, 'range-kib') * 1024;
   // Ranges checked byte for byte (untimed): one at an odd offset, one ending at the blob's last byte.
@@ -227,18 +265,6 @@ async function memoryGrowth(s: Servers, o: Readonly<Record<string, number>>, log
   ];
 }
 
-/** `rounds` monolithic uploads of `size` into the limit receiver, in MB/s. */
-async function machineLimit(url: string, size: number, rounds: number): Promise<number[]> {
-  await uploadMonolithic(url, REPO, 1500, size); // warm-up
-  const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const seed = 1000 + r; // the seeds the registries were timed with, already hashed
-    const { ms } = await timed(() => uploadMonolithic(url, REPO, seed, size));
-    samples.push(size / MB / (ms / 1000));
-  }
-  return samples;
-}
-
 async function runBlobs(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
   const work = await makeTempDir('berth-bench-blobs-');
   const running: Running[] = [];
@@ -257,6 +283,7 @@ async function runBlobs(o: Readonly<Record<string, number>>, ctx: RunContext): P
     await limit.waitFor(/listening/, 60_000);
     const s: Servers = {
       limitUrl: limit.url,
+      limitPid: limit.pid,
       url: { berth: berth.url, registry2: reg.url },
       root,
       pid: { berth: berth.server.pid, registry2: reg.server.pid },
