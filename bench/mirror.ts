@@ -28,7 +28,7 @@ import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { type CountingProxy, type MirrorImage, type PullResult, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
-import { BlobClient } from './lib/blob-client.js';
+import { BlobClient, IDLE_CLOSE_MS } from './lib/blob-client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, atLeastFor, formatValue, median, timed } from './lib/report.js';
@@ -250,7 +250,9 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
   const work = await makeTempDir('berth-bench-mirror-');
   const running: Running[] = [];
   let proxy: CountingProxy | undefined;
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  // Idle sockets are closed after IDLE_CLOSE_MS, before a Node server (Berth: 5 s) closes them: reusing
+  // one as the server closes it gets a reset (mirror-2026-12-07-7.md lost a pull to that).
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: IDLE_CLOSE_MS });
   const blobs = new BlobClient();
   let memory: { url: string; stop(): void } | undefined;
   try {

@@ -17,6 +17,12 @@ import { type Socket, connect } from 'node:net';
 /** Bytes read from the socket at once, into the connection's one buffer. */
 const READ_BYTES = 1024 * 1024;
 
+/**
+ * A connection idle this long is closed rather than reused: Node servers (Berth) close idle keep-alive
+ * connections after 5 s, and a request sent as the server closes gets a reset instead of an answer.
+ */
+export const IDLE_CLOSE_MS = 4000;
+
 /** The most header bytes an answer may have. */
 const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -34,6 +40,8 @@ interface Pending {
 
 /** One keep-alive connection, one request at a time. */
 class Connection {
+  /** When its last answer ended (performance.now()). */
+  idleSince = 0;
   private socket: Socket | undefined;
   private pending: Pending | undefined;
   private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
@@ -121,6 +129,7 @@ class Connection {
     p.size += body.length;
     if (p.left === 0) {
       this.pending = undefined;
+      this.idleSince = performance.now();
       p.resolve({ size: p.size, digest: `sha256:${p.hash.digest('hex')}` });
     }
     return true;
@@ -142,7 +151,13 @@ export class BlobClient {
     if (u.protocol !== 'http:') throw new Error(`blob client: http only, not ${url}`);
     const idle = this.idle.get(u.host) ?? [];
     this.idle.set(u.host, idle);
-    const c = idle.pop() ?? this.add(u.hostname, Number(u.port || 80));
+    let c = idle.pop();
+    if (c !== undefined && performance.now() - c.idleSince > IDLE_CLOSE_MS) {
+      c.close();
+      this.all.delete(c);
+      c = undefined;
+    }
+    c ??= this.add(u.hostname, Number(u.port || 80));
     const got = await c.get(`${u.pathname}${u.search}`).catch((err: unknown) => {
       this.all.delete(c);
       throw err;
