@@ -7,6 +7,10 @@
  *
  *   npx tsx bench/mirror-timeline.ts [image-mb] [rounds]
  *
+ * MIRROR_TIMELINE_TRACE_GC=1 sums up Berth's garbage collections per pull and why each full one began
+ * (V8's --trace-gc and --trace-incremental-marking); MIRROR_TIMELINE_NODE_FLAGS adds flags to Berth's
+ * node; MIRROR_TIMELINE_PROF=<dir> writes its CPU profile there.
+ *
  * Run it under the bench lock (`flock -x /tmp/berth-bench.lock …`).
  */
 import { createHash } from 'node:crypto';
@@ -113,7 +117,10 @@ function gcSummary(lines: readonly string[]): string {
     kinds.set(m[1] ?? '?', k);
   }
   const reasons = new Set(lines.filter((l) => l.includes('Mark-Compact')).map((l) => /\) (.*?);?\s*$/.exec(l)?.[1] ?? '?'));
-  return `${[...kinds].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}${reasons.size > 0 ? ` (full GCs: ${[...reasons].join('; ')})` : ''}`;
+  // Why each incremental marking (the start of a full GC) began, with the heap's size and limit then.
+  const starts = lines.map((l) => /\[IncrementalMarking\] Start \((.*?)\): \(size\/limit\/slack\) v8: (\S+) \/ (\S+)/.exec(l)).filter((m) => m !== null).map((m) => `${m[1] ?? '?'} at ${m[2] ?? '?'} of ${m[3] ?? '?'}`);
+  const started = starts.length > 0 ? `; marking started: ${starts.join(', ')}` : '';
+  return `${[...kinds].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}${reasons.size > 0 ? ` (full GCs: ${[...reasons].join('; ')})` : ''}${started}`;
 }
 
 /** CPU time (user + system, ms) process `pid` has used, from /proc. */
@@ -141,7 +148,9 @@ async function main(): Promise<void> {
       // MIRROR_TIMELINE_TRACE_GC=1: Berth traces its garbage collections, summed up per pull.
       nodeFlags: [
         ...(process.env['MIRROR_TIMELINE_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['MIRROR_TIMELINE_PROF']]),
-        ...(process.env['MIRROR_TIMELINE_TRACE_GC'] === '1' ? ['--trace-gc'] : []),
+        ...(process.env['MIRROR_TIMELINE_TRACE_GC'] === '1' ? ['--trace-gc', '--trace-incremental-marking'] : []),
+        // MIRROR_TIMELINE_NODE_FLAGS='--a --b': more flags for Berth's node (V8 heap settings, say).
+        ...(process.env['MIRROR_TIMELINE_NODE_FLAGS']?.split(' ').filter((f) => f !== '') ?? []),
       ],
       sections: ['proxy:', '  upstreams:', '    - prefix: docker.io', `      remoteurl: ${proxy.url}`, '      default: true'],
     });

@@ -9,18 +9,26 @@
  * order alternating) is pulled from cold (nothing cached: every blob comes through it from the
  * upstream), again as soon as that pull ended (the mirror may still be writing the image to its
  * cache), and warm once its root links every blob of the image (everything cached; both mirrors keep
- * registry:2's layout, so the bench looks for the same link files in each). A pull is what a client does, through a Node client
- * over a keep-alive agent: the manifest by tag, then the config and the three layers in parallel, each
- * streamed through sha256 and checked (skopeo tops out near 150 MB/s here, which would measure skopeo).
- * Each round also times the same pull straight from the upstream (the client's and machine's limit)
- * and the notes give the load average (the machine is shared). Both mirrors keep their defaults for re-checking a tag: registry:2 asks the upstream on every pull
+ * registry:2's layout, so the bench looks for the same link files in each). A pull is what a client does:
+ * the manifest by tag (node:http, keep-alive), then the config and the three layers in parallel, each
+ * hashed with sha256 as it arrives and checked (skopeo tops out near 150 MB/s here, which would measure
+ * skopeo). The blob GETs go through bench/lib/blob-client.ts, which reads each keep-alive connection
+ * into one reused 1 MiB buffer: the same client for both mirrors, and cheaper than the node:http
+ * streams this bench used before (the same 50 MB from a memory server: 75 against 128 ms in a probe),
+ * whose cost had been most of a warm pull (the warm pull is also timed with that earlier client, a row
+ * of its own). Each round also times the client's floor (the warm pull's blobs
+ * from a Node server in another process sending them from memory, with both clients) and the same pull
+ * straight from the upstream, and the notes give the load average (the machine is shared). Both mirrors keep their defaults for re-checking a tag: registry:2 asks the upstream on every pull
  * by tag, Berth at most every `revalidate` (30 s by default).
  */
+import { spawn } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
-import { Agent } from 'node:http';
+import { createHash } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { type CountingProxy, type MirrorImage, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
+import { type CountingProxy, type MirrorImage, type PullResult, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
+import { BlobClient, IDLE_CLOSE_MS } from './lib/blob-client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, atLeastFor, formatValue, median, timed } from './lib/report.js';
@@ -53,6 +61,55 @@ async function startAll(work: string, ctx: RunContext, running: Running[]): Prom
   return { upstream, proxy, url: { berth: berth.url, registry2: reg.url }, root: { berth: join(work, 'berth'), registry2: join(work, 'registry2') } };
 }
 
+/** A pull of `repo:1` from `base` with the bench's client. */
+function pull(b: Bench, base: string, repo: string): Promise<PullResult> {
+  return pullOverHttp(base, repo, '1', { agent: b.agent, getBlob: (url, digest) => b.blobs.blob(url, digest) });
+}
+
+/** A node:http GET of `url`, its body streamed through sha256 (the bench's earlier client, for the floor line). */
+function hashOverNodeHttp(url: string, agent: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      const hash = createHash('sha256');
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        hash.update(c);
+        size += c.length;
+      });
+      res.on('end', () => {
+        hash.digest();
+        resolve(size);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Starts a Node server in another process that answers `GET /<n>` with the first n of `bytes` random
+ * bytes, from memory (the least any server can cost a client). @returns its URL and how to stop it
+ */
+async function startMemoryServer(bytes: number): Promise<{ url: string; stop(): void }> {
+  const script = `const h=require('node:http');const b=require('node:crypto').randomBytes(${Math.ceil(bytes)});` +
+    `const s=h.createServer((q,r)=>{const n=Number(q.url.slice(1));r.writeHead(200,{'Content-Length':n});r.end(b.subarray(0,n));});` +
+    `s.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
+    child.once('exit', (code) => reject(new Error(`the memory server exited (${String(code)})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => void child.kill() };
+}
+
+/** The blobs of `m`'s image (config and layers) from the memory server, in parallel, hashed, by `get`: the client's floor. */
+async function floorPull(b: Bench, m: MirrorImage, get: (url: string) => Promise<number>): Promise<number> {
+  const sizes = [m.image.config, ...m.image.layers.map((l) => l.gzip)].map((blob) => blob.size);
+  const t = await timed(() => Promise.all(sizes.map((n) => get(`${b.memory}/${n}`))));
+  return t.ms;
+}
+
 function imageOf(seed: number, bytes: number): MirrorImage {
   const [a, b, c] = SHARES.map((s) => Math.round(bytes * s));
   return mirrorImage(`bench-${seed}`, [a ?? 0, b ?? 0, c ?? 0], seed);
@@ -73,6 +130,10 @@ interface Bench {
   /** Each mirror's storage root (both in registry:2's layout). */
   readonly root: Record<Target, string>;
   readonly agent: Agent;
+  /** The client's blob GETs (bench/lib/blob-client.ts). */
+  readonly blobs: BlobClient;
+  /** A server in another process sending blobs of any size from memory: the client's floor. */
+  readonly memory: string;
   readonly cold: Record<Target, number[]>;
   /** The same pull again once the mirror's root holds every blob of it, linked. */
   readonly warm: Record<Target, number[]>;
@@ -82,6 +143,12 @@ interface Bench {
   readonly failures: string[];
   /** The same pull straight from the upstream (no mirror): what the client and machine allow. */
   readonly direct: number[];
+  /** The warm pull's blobs (same sizes, in parallel, hashed) from the memory server: the least this client can take. */
+  readonly floor: number[];
+  /** The same with bench's earlier client (node:http streams): its floor. */
+  readonly floorNodeHttp: number[];
+  /** The warm pull with the earlier client, per side, for comparison with earlier results. */
+  readonly warmNodeHttp: Record<Target, number[]>;
   readonly load: readonly string[];
 }
 
@@ -110,21 +177,23 @@ async function cachedInRoot(b: Bench, t: Target, repo: string, m: MirrorImage): 
  */
 async function pullBoth(b: Bench, t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> {
   b.proxy.reset();
-  const c = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const c = await timed(() => pull(b, b.url[t], repo));
   const coldRequests = total(b.proxy);
-  const a = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const a = await timed(() => pull(b, b.url[t], repo));
   await cachedInRoot(b, t, repo, m);
   b.proxy.reset();
-  const w = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const w = await timed(() => pull(b, b.url[t], repo));
   const warmRequests = total(b.proxy);
-  for (const p of [c.value, a.value, w.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
+  const wn = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  for (const p of [c.value, a.value, w.value, wn.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
   if (!record) return;
   b.cold[t].push(c.ms);
   b.again[t].push(a.ms);
   b.warm[t].push(w.ms);
+  b.warmNodeHttp[t].push(wn.ms);
   b.counts[t].cold.push(coldRequests);
   b.counts[t].warm.push(warmRequests);
-  b.ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), right after ${formatValue(a.ms, 'ms')}, warm ${formatValue(w.ms, 'ms')} (${warmRequests})`);
+  b.ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), right after ${formatValue(a.ms, 'ms')}, warm ${formatValue(w.ms, 'ms')} (${warmRequests}), warm with node:http ${formatValue(wn.ms, 'ms')}`);
 }
 
 /** Seeds a new image of `size` bytes into the upstream, then pulls it cold and warm through each target in `order`. */
@@ -132,8 +201,15 @@ async function cycle(b: Bench, seed: number, size: number, order: readonly Targe
   const m = imageOf(seed, size);
   const repo = `library/bench-${seed}`;
   await seedUpstream(b.upstream, repo, m, '1', 'multi');
-  const direct = await timed(() => pullOverHttp(b.upstream, repo, '1', { agent: b.agent }));
-  if (record) b.direct.push(direct.ms);
+  const direct = await timed(() => pull(b, b.upstream, repo));
+  const floor = await floorPull(b, m, (url) => b.blobs.blob(url, undefined));
+  const floorNodeHttp = await floorPull(b, m, (url) => hashOverNodeHttp(url, b.agent));
+  if (record) {
+    b.direct.push(direct.ms);
+    b.floor.push(floor);
+    b.floorNodeHttp.push(floorNodeHttp);
+    b.ctx.log(`  the client's floor (memory server) ${formatValue(floor, 'ms')}, with node:http ${formatValue(floorNodeHttp, 'ms')}; straight from the upstream ${formatValue(direct.ms, 'ms')}`);
+  }
   for (const t of order) {
     try {
       await pullBoth(b, t, repo, m, record);
@@ -151,6 +227,7 @@ function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
     { scenario: `mirror cold pull, ${what}`, unit: 'ms', samples: b.cold, goal: atLeastFor('ms', 1.2), note: 'nothing cached: manifest and every blob through the mirror from the upstream' },
     { scenario: `mirror warm pull, ${what}`, unit: 'ms', samples: b.warm, goal: atLeastFor('ms', 2), note: "the same pull again, everything cached (once the mirror's root links every blob of the image)" },
     { scenario: `mirror pull right after the cold one, ${what}`, unit: 'ms', samples: b.again, note: 'the same pull again as soon as the cold pull ended, while the mirror may still be writing the image to its cache' },
+    { scenario: `mirror warm pull with the earlier node:http client, ${what}`, unit: 'ms', samples: b.warmNodeHttp, note: "the warm pull again, its blobs through node:http streams as this bench's client did before 2026-12-07-6 (compare with earlier results files)" },
   ];
   const med = (xs: readonly number[]): string => String(median(xs));
   const { berth, registry2 } = b.counts;
@@ -158,8 +235,9 @@ function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
     `upstream: docker-registry 2.8 behind a counting reverse proxy (node:http) on loopback; Berth: ${b.ctx.berth.label}, proxy.upstreams (docker.io, default, revalidate 30 s by default); registry:2: proxy.remoteurl`,
     `upstream requests per pull (median over rounds): Berth cold ${med(berth.cold)}, warm ${med(berth.warm)}; registry:2 cold ${med(registry2.cold)}, warm ${med(registry2.warm)}`,
     `upstream requests, every round: Berth cold ${berth.cold.join(' ')}, warm ${berth.warm.join(' ')}; registry:2 cold ${registry2.cold.join(' ')}, warm ${registry2.warm.join(' ')}`,
-    `client: node:http keep-alive, manifest by tag then config and 3 layers in parallel, each sha256-checked; layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
-    `the same pull straight from the upstream registry:2 (no mirror, no counting proxy), median: ${formatValue(median(b.direct), 'ms')} (what this client and machine allow)`,
+    `client: manifest by tag (node:http keep-alive), then config and 3 layers in parallel, each sha256-checked as it arrives, through bench/lib/blob-client.ts (HTTP/1.1 keep-alive, each connection reading into one reused 1 MiB buffer); layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
+    `the client's floor: the warm pull's blobs (same sizes, in parallel, hashed) from a Node server in another process sending them from memory, median ${formatValue(median(b.floor), 'ms')} (every round: ${b.floor.map((x) => x.toFixed(0)).join(' ')}); with the earlier node:http client ${formatValue(median(b.floorNodeHttp), 'ms')} (${b.floorNodeHttp.map((x) => x.toFixed(0)).join(' ')})`,
+    `the same pull straight from the upstream registry:2 (no mirror, no counting proxy), median: ${formatValue(median(b.direct), 'ms')}`,
     `load average (1, 5, 15 min) at the start ${b.load.join(', ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')}`,
     `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold, right after, then warm once cached)`,
     'upstream requests "warm" are those of the warm pull once cached',
@@ -172,21 +250,28 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
   const work = await makeTempDir('berth-bench-mirror-');
   const running: Running[] = [];
   let proxy: CountingProxy | undefined;
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  // Idle sockets are closed after IDLE_CLOSE_MS, before a Node server (Berth: 5 s) closes them: reusing
+  // one as the server closes it gets a reset (mirror-2026-12-07-7.md lost a pull to that).
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: IDLE_CLOSE_MS });
+  const blobs = new BlobClient();
+  let memory: { url: string; stop(): void } | undefined;
   try {
+    memory = await startMemoryServer(opt(o, 'image-mb') * 1e6);
     const started = await startAll(work, ctx, running);
     proxy = started.proxy;
     const { url, upstream, root } = started;
     ctx.log(`mirror: upstream ${upstream.url} (counted at ${proxy.url}); Berth at ${url.berth}, registry:2 at ${url.registry2}`);
     const b: Bench = {
-      ctx, proxy, upstream: upstream.url, url, root, agent, failures: [], direct: [], load: loadavg().map((x) => x.toFixed(2)),
-      cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, again: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
+      ctx, proxy, upstream: upstream.url, url, root, agent, blobs, memory: memory.url, failures: [], direct: [], floor: [], floorNodeHttp: [], load: loadavg().map((x) => x.toFixed(2)),
+      cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, warmNodeHttp: { berth: [], registry2: [] }, again: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
     };
     await cycle(b, 1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
     for (let r = 0; r < opt(o, 'rounds'); r++) await cycle(b, 100 + r, opt(o, 'image-mb') * 1e6, r % 2 === 0 ? TARGETS : [TARGETS[1], TARGETS[0]], true);
     return report(o, b);
   } finally {
     agent.destroy();
+    blobs.close();
+    memory?.stop();
     await proxy?.close().catch(() => undefined);
     for (const r of running) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000).catch(() => undefined);
     await removeTempDir(work);

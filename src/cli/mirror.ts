@@ -24,6 +24,7 @@ import type { Digest } from '../storage/digest.js';
 import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
 import type { GcRunOptions } from '../gc/run.js';
 import type { Replicas } from './replicas.js';
+import { growHeapInLargerSteps } from './heap-growth.js';
 
 export interface StartedMirror {
   /** The registry HTTP serves: `local` with the mirrored repositories wrapped. */
@@ -47,6 +48,7 @@ export interface MirrorStorage {
 export async function startMirror(config: Config, storage: MirrorStorage, log: Logger, metrics: PromRegistry, replicas?: Replicas): Promise<StartedMirror | undefined> {
   const proxy = config.proxy;
   if (proxy === undefined) return undefined;
+  growHeapInLargerSteps(); // fewer full collections during cold pulls (heap-growth.ts)
   const { local } = storage;
   const fetches = createBlobFetches();
   const counters = createMirrorMetrics(metrics);

@@ -198,6 +198,8 @@ export interface PullOptions {
   readonly agent?: Agent;
   /** Appended as `?ns=<ns>` to every request, as containerd does for a mirror. */
   readonly ns?: string;
+  /** GETs a blob and checks it against its digest, answering its size (default: node:http, streamed through sha256). */
+  readonly getBlob?: (url: string, digest: string) => Promise<number>;
 }
 
 /**
@@ -220,6 +222,7 @@ export async function pullOverHttp(base: string, name: string, ref: string, o: P
     doc = JSON.parse(child.body.toString('utf8')) as ManifestDoc;
   }
   const digests = [doc.config?.digest, ...(doc.layers ?? []).map((l) => l.digest)].filter((d): d is string => d !== undefined);
-  const sizes = await Promise.all(digests.map((d) => getBlob(`${base}/v2/${name}/blobs/${d}${q}`, d, o.agent)));
+  const fetchBlob = o.getBlob ?? ((url: string, d: string) => getBlob(url, d, o.agent));
+  const sizes = await Promise.all(digests.map((d) => fetchBlob(`${base}/v2/${name}/blobs/${d}${q}`, d)));
   return { digest, blobBytes: sizes.reduce((a, b) => a + b, 0) };
 }
