@@ -18,21 +18,27 @@ async function arrayBuffersUnder(below: number): Promise<number> {
   return now;
 }
 
-it('frees dropped upload chunks once uploads have taken BYTES_PER_COLLECTION bytes, and not before', async () => {
-  uploadBytesTaken(BYTES_PER_COLLECTION); // the first collection also makes the collector (a new context)
-  await sleep(0);
-  const base = arrayBuffers();
-  // 8 MiB of 64 KiB chunks, each dropped at once, as an upload drops the request's chunks. Left to
-  // itself V8 frees them only at its next young-generation collection (none came in 150 ms here).
+/**
+ * Drops 8 MiB of 64 KiB chunks at once, as an upload drops the request's chunks (left to itself V8 frees
+ * them only at its next young-generation collection: none came in 150 ms here), then checks that they
+ * stay while uploads take `bytes` - 1 bytes and are freed once they have taken `bytes`.
+ */
+async function freedAfterTaking(bytes: number, base: number): Promise<void> {
   for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
   await sleep(0);
   const held = arrayBuffers();
   expect(held - base).toBeGreaterThanOrEqual(7 * MiB);
-  uploadBytesTaken(BYTES_PER_COLLECTION - 1);
+  uploadBytesTaken(bytes - 1);
   await sleep(20);
   expect(arrayBuffers()).toBeGreaterThanOrEqual(held - MiB);
   uploadBytesTaken(1);
   expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+}
+
+it('frees dropped upload chunks once uploads have taken BYTES_PER_COLLECTION bytes, and not before', async () => {
+  uploadBytesTaken(BYTES_PER_COLLECTION); // the first collection also makes the collector (a new context)
+  await sleep(0);
+  await freedAfterTaking(BYTES_PER_COLLECTION, arrayBuffers());
 });
 
 it('waits for BYTES_PER_COLLECTION per upload running while several run, and for BYTES_PER_COLLECTION again once one is left', async () => {
@@ -41,26 +47,10 @@ it('waits for BYTES_PER_COLLECTION per upload running while several run, and for
   const first = uploadStarted();
   const second = uploadStarted();
   const base = arrayBuffers();
-  for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
-  await sleep(0);
-  const held = arrayBuffers();
-  expect(held - base).toBeGreaterThanOrEqual(7 * MiB);
-  uploadBytesTaken(2 * BYTES_PER_COLLECTION - 1); // past one upload's share, short of two uploads'
-  await sleep(20);
-  expect(arrayBuffers()).toBeGreaterThanOrEqual(held - MiB);
-  uploadBytesTaken(1);
-  expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+  await freedAfterTaking(2 * BYTES_PER_COLLECTION, base); // not at one upload's share: at two uploads'
 
   second();
   second(); // a second call does not count the upload out twice
-  for (let i = 0; i < 128; i++) Buffer.alloc(64 * 1024).fill(i);
-  await sleep(0);
-  const heldAgain = arrayBuffers();
-  expect(heldAgain - base).toBeGreaterThanOrEqual(7 * MiB);
-  uploadBytesTaken(BYTES_PER_COLLECTION - 1);
-  await sleep(20);
-  expect(arrayBuffers()).toBeGreaterThanOrEqual(heldAgain - MiB);
-  uploadBytesTaken(1); // one upload running: BYTES_PER_COLLECTION was enough
-  expect(await arrayBuffersUnder(base + MiB)).toBeLessThan(base + MiB);
+  await freedAfterTaking(BYTES_PER_COLLECTION, base); // one upload running: its share is enough again
   first();
 });
