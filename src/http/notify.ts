@@ -13,6 +13,7 @@
  */
 import { isIP } from 'node:net';
 import type { EventSubject, RequestRecord } from '../notifications/event.js';
+import type { Reference } from '../storage/reference.js';
 import type { Ctx, HandlerDeps } from './context.js';
 
 /** Reports `subject`, done by this request. */
@@ -23,6 +24,23 @@ export async function notify(ctx: Ctx, deps: HandlerDeps, subject: EventSubject)
     request: requestRecord(ctx),
     actor: ctx.state.grant?.subject,
     url: (path) => deps.urlFor(ctx, path),
+  });
+}
+
+/**
+ * Reports the pull of `manifest` from `repository`, asked for by `ref` (with the tag when by tag): what a
+ * manifest GET reports, and the web UI when it carries a manifest in its page (ui/first-view.ts).
+ */
+export function notifyManifestPull(
+  ctx: Ctx,
+  deps: HandlerDeps,
+  repository: string,
+  ref: Reference,
+  manifest: { readonly digest: string; readonly content: Buffer; readonly mediaType: string },
+): Promise<void> {
+  return notify(ctx, deps, {
+    kind: 'manifest', action: 'pull', repository, digest: manifest.digest, content: manifest.content,
+    mediaType: manifest.mediaType, ...('tag' in ref && { tag: ref.tag }),
   });
 }
 

@@ -6,7 +6,7 @@ import { MAX_MANIFEST_BYTES } from '../../storage/registry.js';
 import type { Reference } from '../../storage/reference.js';
 import { readSmallBody, respondEmpty } from '../body.js';
 import type { Ctx, Handler } from '../context.js';
-import { notify } from '../notify.js';
+import { notify, notifyManifestPull } from '../notify.js';
 import { reference, repoName } from '../params.js';
 
 /**
@@ -42,10 +42,7 @@ export const getManifest: Handler = async (ctx, deps) => {
   ctx.set('Docker-Content-Digest', manifest.digest);
   if (manifest.stale !== undefined) ctx.set('Warning', manifest.stale);
   if (notModified(ctx, etag)) return;
-  await notify(ctx, deps, {
-    kind: 'manifest', action: 'pull', repository: repo.name, digest: manifest.digest, content: manifest.content,
-    mediaType: manifest.mediaType, ...('tag' in ref && { tag: ref.tag }),
-  });
+  await notifyManifestPull(ctx, deps, repo.name, ref, manifest);
   ctx.status = 200;
   ctx.set('ETag', etag);
   ctx.type = manifest.mediaType;

@@ -36,7 +36,7 @@ import { UnauthorizedError } from '../../errors.js';
 import { type Reference, type RepoName, parseReference, parseRepoName } from '../../storage/reference.js';
 import { requestBaseUrl } from '../base-url.js';
 import type { Ctx } from '../context.js';
-import { notify } from '../notify.js';
+import { notifyManifestPull } from '../notify.js';
 import { sortedTagPage } from '../management/tags.js';
 import type { ManagementDeps } from '../management/types.js';
 import { repositoryUsageBody, usageListAccess, usageListPage } from '../management/usage.js';
@@ -181,10 +181,7 @@ export async function bootFor(ctx: Ctx, route: UiRoute, o: FirstViewOptions): Pr
         if ((await caller.grant(() => pull, pull)) === 'refused') return undefined;
         const m = await o.deps.registry.repository(target.repo).manifests.get(target.ref, { signal: ctx.state.signal, accept: MANIFEST_ACCEPT, pull: true });
         if (m.content.length > MAX_EMBEDDED_MANIFEST_BYTES) return undefined;
-        await notify(ctx, o.deps, {
-          kind: 'manifest', action: 'pull', repository: target.repo, digest: m.digest, content: m.content,
-          mediaType: m.mediaType, ...('tag' in target.ref && { tag: target.ref.tag }),
-        });
+        await notifyManifestPull(ctx, o.deps, target.repo, target.ref, m);
         return { status: 200, manifest: { text: m.content.toString('utf8'), mediaType: m.mediaType, digest: m.digest } };
       });
     }
