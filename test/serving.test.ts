@@ -1,6 +1,7 @@
 /**
  * How `berth serve` fits behind proxies and log pipelines, on a real process: `http.headers` on every
- * response, Location URLs from `X-Forwarded-*` and `Forwarded` (and `http.host` over both), request ids
+ * response, Location URLs from `X-Forwarded-*` and `Forwarded` (and `http.host` over both), idle
+ * keep-alive connections kept longer than clients keep theirs, request ids
  * kept from a proxy, and the JSON log with `log.fields` and a request id on every request line, or no
  * access log at all with `log.accesslog.disabled`.
  */
@@ -71,6 +72,15 @@ describe('behind a proxy', () => {
     const { url } = await start(['http: {addr: HTTP_ADDR, host: "https://fixed.example.com"}']);
     const res = await raw(url, 'POST', '/v2/fixed/blobs/uploads/', { headers: { 'X-Forwarded-Host': 'registry.example.com' } });
     expect(new URL(res.header('Location') ?? '').origin).toBe('https://fixed.example.com');
+  });
+
+  it('keeps idle connections open longer than Go clients keep theirs (90 s), so the client closes first', async () => {
+    const { url } = await start(['http: {addr: HTTP_ADDR}']);
+    const res = await raw(url, 'GET', '/v2/', { headers: { Connection: 'keep-alive' } });
+    expect(res.status).toBe(200);
+    // Node announces its idle timeout; 5 s (Node's default) made clients reuse connections Berth was closing.
+    const timeout = Number(/timeout=(\d+)/.exec(res.header('Keep-Alive') ?? '')?.[1]);
+    expect(timeout).toBeGreaterThan(90);
   });
 });
 

@@ -7,6 +7,15 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 
+/**
+ * How long an idle keep-alive connection stays open. Node's default (5 s) is shorter than the idle
+ * timeouts of the clients that reuse connections (Go's http.Transport, which docker, containerd, skopeo
+ * and podman use: 90 s), so a client could send its next request on a connection Berth was closing and
+ * get a reset; registry:2 never closes idle connections. Longer than the clients' own, so they close
+ * first, and than the 60 s of the usual load balancers in front.
+ */
+export const KEEP_ALIVE_IDLE_MS = 120_000;
+
 export interface RunningServer {
   readonly server: Server;
   /** `http://127.0.0.1:<port>` (or `https://…`) style base URL of the listening socket. */
@@ -44,6 +53,7 @@ export async function listen(app: { callback(): RequestListener }, host: string,
       )
     : createHttpServer(handler);
   server.requestTimeout = 0; // uploads may take as long as they take; idle sockets still time out
+  server.keepAliveTimeout = KEEP_ALIVE_IDLE_MS;
   const active = new Set<ServerResponse>();
   let drained: (() => void) | undefined;
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
