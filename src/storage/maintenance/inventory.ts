@@ -269,7 +269,9 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       }
     },
     async unfinishedTag(name, tag, o) {
-      if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) return undefined;
+      const current = paths.tagCurrentLink(name, tag);
+      const finished = driver.exists ? await driver.exists(current, o) : (await unlessNotFound(() => driver.stat(current, o))) !== undefined;
+      if (finished) return undefined;
       let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
       for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
       return { tag, modTime };
