@@ -32,7 +32,6 @@ import { defaultSurveyThreads, readAhead } from '../storage/maintenance/survey.j
 import { type CommandIo, type Progress, createProgress, openOffline, processIo } from './offline.js';
 import { retentionTable } from '../gc/retention/retention.js';
 import { CommandError } from './command-error.js';
-import { offlineEviction } from './mirror.js';
 import { retentionFor } from './retention.js';
 
 export interface GcCommand {
@@ -87,8 +86,10 @@ export async function garbageCollect(
     deletes: true,
     times: (config) => cmd.retention || config.proxy !== undefined,
   });
-  // The mirror's eviction (`proxy`) runs before the mark, as in the online collector.
-  const evict = offlineEviction(config, registry, timesKnown, log);
+  // The mirror's eviction (`proxy`) runs before the mark, as in the online collector. The mirror's
+  // modules (and prom-client with them) are loaded only for a config that has one: a run without
+  // starts sooner (issue #19: the offline dry run's start-up is part of what it is measured on).
+  const evict = config.proxy === undefined ? undefined : (await import('./mirror.js')).offlineEviction(config, registry, timesKnown, log);
   try {
     const retention = cmd.retention ? retentionFor(config, registry) : undefined;
     if (cmd.retention && !retention) throw new CommandError('--retention: no policies in storage.maintenance.retention.policies');

@@ -133,13 +133,13 @@ describe('collectGarbage', () => {
       expect(second.report.leftoversRemoved).toBe(0);
       expect(second.scans).toMatchObject([{ whole: false }]);
       expect(calls.get('walk')).toBeUndefined(); // before: one walk of the blob store, one of the tree for leftovers
-      // Per repository: _manifests/revisions, revisions/sha256, _layers, _layers/sha256. The store: blobs/,
-      // blobs/sha256 and each of its <hex2> folders.
-      const blobFolders = 2 + (await readdir(join(root, 'docker/registry/v2/blobs/sha256'))).length;
-      expect(calls.get('list')).toBe(1 + repos.length + repos.length * 4 + blobFolders);
+      // Per repository: revisions/sha256 and _layers/sha256 (the filesystem driver tells whether a folder
+      // is there: the folders above them are not listed). The store: blobs/sha256 and each <hex2> folder.
+      const blobFolders = 1 + (await readdir(join(root, 'docker/registry/v2/blobs/sha256'))).length;
+      expect(calls.get('list')).toBe(1 + repos.length + repos.length * 2 + blobFolders);
       // Each revision's link, each kept manifest's size before it is read, the two unmarked blobs' data,
-      // the record of the last look.
-      expect(calls.get('stat')).toBe(repos.length - 1 + repos.length - 1 + 2 + 1);
+      // the record of the last look; and whether each sha512 folder is there (revisions, _layers, blobs).
+      expect(calls.get('stat')).toBe(repos.length - 1 + repos.length - 1 + 2 + 1 + repos.length * 2 + 1);
 
       // A record left by a process that did not exit cleanly: the whole tree is looked through again,
       // the file is found, and the record is forgotten.

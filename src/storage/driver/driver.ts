@@ -165,6 +165,13 @@ export interface StorageDriver {
   /** What is at `path`, file or directory. @throws PathNotFoundError */
   stat(path: string, o?: CallOptions): Promise<FileInfo>;
   /**
+   * Whether anything (file or directory) is at `path`: `stat` answered as a yes or no, for a driver
+   * that can tell without building a FileInfo or throwing for a missing path (the filesystem: on a
+   * walk through a whole tree, where most such answers are "no", that costs a fraction of a failed
+   * stat or a listing; issue #19). Drivers without it: use `stat`.
+   */
+  exists?(path: string, o?: CallOptions): Promise<boolean>;
+  /**
    * Names of the direct children of a directory (files and directories), as full paths, in no
    * particular order: `list('/a')` → `['/a/b', '/a/c']`. `/` lists the root, which is empty, or missing
    * (PathNotFoundError) on a driver that has never been written to, depending on the driver.

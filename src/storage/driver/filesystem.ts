@@ -240,6 +240,21 @@ class FilesystemDriver implements StorageDriver {
     return guard(path, o, MISSING, async () => toInfo(path, await stat(full)));
   }
 
+  async exists(path: string, o?: CallOptions): Promise<boolean> {
+    const full = this.full(path, true);
+    const answer = async (): Promise<boolean> => {
+      // `throwIfNoEntry: false`: a missing path is answered without an error built and thrown.
+      if (this.blocking) return guardSync(path, o, MISSING, () => statSync(full, { throwIfNoEntry: false }) !== undefined);
+      return guard(path, o, MISSING, async () => (await stat(full), true));
+    };
+    try {
+      return await answer();
+    } catch (err) {
+      if (err instanceof PathNotFoundError) return false;
+      throw err;
+    }
+  }
+
   async list(path: string, o?: CallOptions): Promise<string[]> {
     const full = this.full(path, true);
     const named = (names: string[]): string[] => names.filter((n) => !TEMP_FILE.test(n)).map((n) => childPath(path, n));

@@ -269,7 +269,9 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
       }
     },
     async unfinishedTag(name, tag, o) {
-      if ((await unlessNotFound(() => driver.stat(paths.tagCurrentLink(name, tag), o))) !== undefined) return undefined;
+      const current = paths.tagCurrentLink(name, tag);
+      const finished = driver.exists ? await driver.exists(current, o) : (await unlessNotFound(() => driver.stat(current, o))) !== undefined;
+      if (finished) return undefined;
       let modTime = (await unlessNotFound(() => driver.stat(paths.tag(name, tag), o)))?.modTime.getTime() ?? 0;
       for await (const f of walkIfExists(driver, paths.tag(name, tag), o)) modTime = Math.max(modTime, f.modTime.getTime());
       return { tag, modTime };
@@ -286,10 +288,21 @@ export function createInventory(driver: StorageDriver, blobs: BlobStore): Invent
 }
 
 /**
- * Inventory.contents: one listing of `_manifests/revisions` and of `_layers`, and one of each `<alg>`
- * folder in them (an algorithm's missing folder is not asked for: a failed call costs more than a listing).
+ * Inventory.contents: one listing of each `<alg>` folder of `_manifests/revisions` and `_layers`. A
+ * driver with `exists` is asked whether each algorithm's folder is there (most repositories have no
+ * `sha512`) and lists the first algorithm's without asking; otherwise `_manifests/revisions` and
+ * `_layers` are listed for their folders (an algorithm's missing folder is not asked for: a failed
+ * call costs more than a listing). Without `times`, a revision's link is looked for with `exists`.
  */
 async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions & { readonly times?: boolean }): Promise<RepositoryContents> {
+  const times = o?.times === true;
+  const exists = driver.exists?.bind(driver);
+  /** When the link file is there: its modification time (0 without `times`); else undefined. */
+  const linkTime = async (path: string): Promise<number | undefined> => {
+    if (!times && exists !== undefined) return (await exists(path, o)) ? 0 : undefined;
+    const info = await unlessNotFound(() => driver.stat(path, o));
+    return info === undefined ? undefined : times ? info.modTime.getTime() : 0;
+  };
   const linksIn = async (top: string, digestOf: (dir: string) => Digest | undefined, stat: boolean): Promise<LinkEntry[]> => {
     const found: LinkEntry[] = [];
     for (const folder of await algorithmFolders(driver, top, o)) {
@@ -297,8 +310,8 @@ async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions
         const digest = digestOf(dir);
         if (digest === undefined) continue;
         const path = under(dir, 'link');
-        const modTime = stat ? (await unlessNotFound(() => driver.stat(path, o)))?.modTime.getTime() : 0;
-        if (modTime !== undefined) found.push({ digest, modTime: o?.times === true ? modTime : 0, path });
+        const modTime = stat ? await linkTime(path) : 0;
+        if (modTime !== undefined) found.push({ digest, modTime, path });
       }
     }
     return found;
@@ -309,15 +322,31 @@ async function contentsOf(driver: StorageDriver, name: RepoName, o?: CallOptions
   // read, removing the links of blobs the sweep deleted) does no harm with one too many.
   return {
     revisions: await linksIn(paths.revisions(name), revisionDigestOf, true),
-    layers: await linksIn(paths.layers(name), layerDigestOf, o?.times === true),
+    layers: await linksIn(paths.layers(name), layerDigestOf, times),
   };
 }
 
-/** The `<alg>` folders in `top` (driver paths) of the digest algorithms Berth knows; none when `top` is missing. */
+/**
+ * The `<alg>` folders in `top` (driver paths) of the digest algorithms Berth knows, in DIGEST_ALGORITHMS
+ * order; none when `top` is missing. With `exists`, the first algorithm's folder is answered without
+ * asking (a missing one lists as empty) and each other one when it is there; otherwise `top` is listed.
+ */
 async function algorithmFolders(driver: StorageDriver, top: string, o?: CallOptions): Promise<string[]> {
+  const exists = driver.exists?.bind(driver);
+  if (exists !== undefined) {
+    const [first, ...others] = DIGEST_ALGORITHMS.map((alg) => under(top, alg));
+    const there: string[] = first === undefined ? [] : [first];
+    for (const folder of others) if (await exists(folder, o)) there.push(folder);
+    return there;
+  }
   const known = new Set<string>(DIGEST_ALGORITHMS);
   const listed = (await unlessNotFound(() => driver.list(top, o))) ?? [];
-  return listed.filter((p) => known.has(p.slice(p.lastIndexOf('/') + 1)));
+  return listed.filter((p) => known.has(p.slice(p.lastIndexOf('/') + 1)))
+    .sort((a, b) => DIGEST_ALGORITHMS.indexOf(baseOf(a)) - DIGEST_ALGORITHMS.indexOf(baseOf(b)));
+}
+
+function baseOf(path: string): DigestAlgorithm {
+  return path.slice(path.lastIndexOf('/') + 1) as DigestAlgorithm;
 }
 
 /** References of a stored manifest body (exported for tests). */

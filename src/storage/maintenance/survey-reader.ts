@@ -41,6 +41,15 @@ export type SurveyFound = ({ readonly repositories: readonly RepositorySurvey[] 
   readonly leftovers?: readonly Leftover[];
 };
 
+/**
+ * The index of the next piece of work for the calling thread, from `next` (an Int32 at index 0, shared
+ * by every thread of a survey and counted up by each take), or undefined when all `count` are taken.
+ */
+export function takePiece(next: SharedArrayBuffer, count: number): number | undefined {
+  const id = Atomics.add(new Int32Array(next), 0, 1);
+  return id < count ? id : undefined;
+}
+
 /** A reader of pieces of work over the filesystem tree at `root` (absolute). */
 export function surveyReader(root: string): (work: SurveyWork) => Promise<SurveyFound> {
   const driver = createDriver({ kind: 'filesystem', root, blocking: true });

@@ -6,10 +6,12 @@
  * tree of 10,000 repositories some 60,000 blocking system calls, whose cost is the calls themselves
  * and the JavaScript around each. One thread makes them one after another; here they are shared out
  * between the main thread and worker threads (one thread per core in all, `survey-worker.ts`), each
- * with its own blocking filesystem driver over the same root (survey-reader.ts). The work goes out a
- * piece at a time to whichever thread is free: the folders directly under `repositories/`, a batch at
- * a time (each folder walked whole by one thread, nested repositories included), and the blob
- * store's `<hex2>` folders.
+ * with its own blocking filesystem driver over the same root (survey-reader.ts). The work is cut into
+ * pieces: the folders directly under `repositories/`, a batch at a time (each folder walked whole by
+ * one thread, nested repositories included), and the blob store's `<hex2>` folders. Every thread is
+ * given the whole list and takes the next piece itself, from a counter in shared memory, whenever it
+ * is done with one: no thread waits on another to be handed work (the main thread, busy reading a long
+ * piece itself, once left a worker idle for the length of that piece: issue #19).
  *
  * What the threads read is what the mark and the sweep would have read through `Inventory.contents`,
  * `references`, `tags` and `blobDigests`, by the same code (each thread's inventory is
@@ -34,26 +36,28 @@ import { compareStrings } from '../listing.js';
 import { baseName, paths } from '../paths.js';
 import type { RepoName, Tag } from '../reference.js';
 import type { Inventory, Leftover, ManifestReferences, RepositoryContents, TagEntry } from './inventory.js';
-import { type RepositorySurvey, type SurveyFound, type SurveyWork, surveyReader } from './survey-reader.js';
+import { type RepositorySurvey, type SurveyFound, type SurveyWork, surveyReader, takePiece } from './survey-reader.js';
 
 export type { RepositorySurvey } from './survey-reader.js';
 
-/** A request from the main thread to a worker. */
-export interface SurveyRequest {
-  readonly id: number;
-  readonly work: SurveyWork;
-}
-
 /**
- * A worker's answer to one request: what it found as JSON text (a string crosses to the main thread
- * as one copy; the objects themselves cost several times as much to send, one by one), or its failure.
+ * A worker's answer to one piece: what it found as JSON text (a string crosses to the main thread as
+ * one copy; the objects themselves cost several times as much to send, one by one), or its failure.
  */
-export type SurveyReply = { readonly id: number; readonly found: string } | { readonly id: number; readonly error: string };
+export type SurveyReply =
+  | { readonly id: number; readonly found: string }
+  | { readonly id: number; readonly error: string }
+  /** Sent last, once no piece is left to take: every answer of this worker came before it. */
+  | { readonly done: true };
 
 /** What a worker is started with (its `workerData`). */
 export interface SurveyWorkerData {
   /** The filesystem root (storage.filesystem.rootdirectory), absolute. */
   readonly root: string;
+  /** Every piece of the survey, in order. */
+  readonly pieces: readonly SurveyWork[];
+  /** The next piece to take (an Int32 at index 0), shared by every thread of the survey: see takePiece. */
+  readonly next: SharedArrayBuffer;
 }
 
 export interface SurveyOptions {
@@ -156,57 +160,55 @@ function isDigestAlgorithmFolder(path: string): boolean {
 
 /**
  * What each piece found, in the pieces' order: read by this thread and `threads - 1` workers, each
- * taking the next piece when it is done with one.
+ * taking the next piece from the shared counter (takePiece) when it is done with one, until none is left.
  */
 function readPieces(root: string, pieces: readonly SurveyWork[], threads: number, signal?: AbortSignal): Promise<SurveyFound[]> {
   const found: SurveyFound[] = new Array<SurveyFound>(pieces.length);
+  const next = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
   return new Promise<SurveyFound[]>((resolveAll, reject) => {
     const workers: Worker[] = [];
-    let next = 0;
     let answered = 0;
     let settled = false;
     const finish = (err?: unknown): void => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
-      // Every piece is read (or the survey failed): the workers have nothing left to do.
+      // No thread takes another piece; the workers have nothing left to do.
+      Atomics.store(new Int32Array(next), 0, pieces.length);
       for (const w of workers) void w.terminate();
       if (err === undefined) resolveAll(found);
       else reject(err instanceof Error ? err : new Error(String(err)));
     };
     const onAbort = (): void => finish(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    const take = (): number | undefined => (settled || next >= pieces.length ? undefined : next++);
     const done = (id: number, f: SurveyFound): void => {
       found[id] = f;
       answered += 1;
       if (answered === pieces.length) finish();
     };
-    const give = (w: Worker): void => {
-      const id = take();
-      if (id !== undefined) w.postMessage({ id, work: pieces[id]! } satisfies SurveyRequest);
-    };
+    if (pieces.length === 0) return finish();
     for (let i = 1; i < Math.min(threads, pieces.length); i++) {
-      const w = startWorker({ root });
+      const w = startWorker({ root, pieces, next });
       workers.push(w);
+      let through = false;
       w.on('message', (reply: SurveyReply) => {
         if (settled) return;
-        if ('error' in reply) return finish(new Error(`garbage collection survey: ${reply.error}`));
-        done(reply.id, JSON.parse(reply.found) as SurveyFound);
-        give(w);
+        if ('done' in reply) through = true;
+        else if ('error' in reply) finish(new Error(`garbage collection survey: ${reply.error}`));
+        else done(reply.id, JSON.parse(reply.found) as SurveyFound);
       });
       w.on('error', (err) => finish(err));
-      w.on('exit', (code) => finish(new Error(`garbage collection survey: a worker exited (code ${code}) before the survey was done`)));
-      // Two pieces each, so a worker has the next one at hand while its answer waits for this thread.
-      give(w);
-      give(w);
+      // A worker exits once no piece is left to take (survey-worker.ts), after its last answer (Node
+      // delivers a worker's messages before its exit); any other exit may have taken a piece unanswered.
+      w.on('exit', (code) => {
+        if (!through) finish(new Error(`garbage collection survey: a worker exited (code ${code}) before the survey was done`));
+      });
     }
-    if (pieces.length === 0) return finish();
     // This thread reads too, a piece at a time, letting the workers' answers in between (each piece is
     // blocking calls: without the turn of the event loop their messages would wait until the end).
     const read = surveyReader(root);
     const readHere = async (): Promise<void> => {
-      for (let id = take(); id !== undefined; id = take()) {
+      for (let id = takePiece(next, pieces.length); id !== undefined && !settled; id = takePiece(next, pieces.length)) {
         done(id, await read(pieces[id]!));
         await new Promise<void>((turn) => setImmediate(turn));
       }

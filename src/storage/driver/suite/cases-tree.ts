@@ -32,6 +32,19 @@ const statAndListCases: DriverCase[] = [
     },
   },
   {
+    title: 'exists, where the driver has it, answers as stat does: a file or a directory yes, a missing path or one under a file no',
+    body: async ({ d, p }) => {
+      if (d.exists === undefined) return;
+      await d.putContent(`${p}/dir/f`, bytes('12345'));
+      expect(await d.exists(`${p}/dir/f`)).toBe(true);
+      expect(await d.exists(`${p}/dir`)).toBe(true);
+      expect(await d.exists(`${p}/dir/missing`)).toBe(false);
+      expect(await d.exists(`${p}/nowhere/f`)).toBe(false);
+      expect(await d.exists(`${p}/dir/f/x`)).toBe(false);
+      await expectDriverError(d.exists(`${p}/../x`), 'INVALID_PATH', d.name);
+    },
+  },
+  {
     title: 'list returns the direct children only, files and directories, as full paths',
     body: async ({ d, p }) => {
       for (const f of ['a', 'b/c', 'b/d/e', 'b/d/f', 'bc', 'b-x/y']) await d.putContent(`${p}/${f}`, bytes(f));
