@@ -24,7 +24,12 @@ const inPool = (): number => process.getActiveResourcesInfo().filter((r) => r.st
 /** A Writable that keeps what it is given (copied: a sending reader reuses its buffers). */
 function sink(): { w: Writable; bytes: () => Buffer } {
   const chunks: Buffer[] = [];
-  const w = new Writable({ write: (c: Buffer, _e, cb) => cb(null, void chunks.push(Buffer.from(c))) });
+  const w = new Writable({
+    write: (c: Buffer, _e, cb) => {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  });
   return { w, bytes: () => Buffer.concat(chunks) };
 }
 
