@@ -16,9 +16,10 @@
  *   stat that shows the inode unchanged; a reader can also send itself to a socket through reused buffers (FileReader).
  * - On a local filesystem, while no writer of this process is busy (filesystem-shared-stat.ts has the
  *   same switch, and why), `stat` and a reader's open, fstat, reads of up to 64 KiB and close are made at
- *   once, blocking: each is answered from the kernel's caches in a few µs, where a trip through libuv's
- *   pool wakes a pool thread and the loop again (on this project's 2-core KVM guests a blob GET's five
- *   such trips cost 70 µs of the loop's time each in a profile, bench/results/mirror-2026-12-07-12.md).
+ *   once, blocking: each is answered from the kernel's caches (about 18 µs of the loop's time per call in
+ *   a profile on this project's loaded 2-core KVM guests), where a trip through libuv's pool wakes a pool
+ *   thread and the loop again (60-70 µs per call in the same profile; a blob GET made five:
+ *   bench/results/mirror-2026-12-07-14.md).
  *   Reads above 64 KiB (a blob's body) stay in the pool, so the copy runs beside the loop.
  *
  * The driver is split by concern: this file (the StorageDriver), filesystem-reader.ts (FileReader),
