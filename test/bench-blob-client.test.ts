@@ -56,3 +56,17 @@ it('fails on a wrong digest, another status, or a body without a Content-Length'
     client.close();
   }
 });
+
+it('counts a body without hashing it (length): the manifest\'s size must match, and the status is checked as for blob()', async () => {
+  const client = new BlobClient();
+  try {
+    expect(await client.length(`${base}/blob`, blob.length)).toBe(blob.length);
+    await expect(client.length(`${base}/blob`, blob.length - 1)).rejects.toThrow(new RegExp(`more bytes than the Content-Length|${blob.length} bytes, want ${blob.length - 1}`));
+    await expect(client.length(`${base}/blob`, blob.length + 1)).rejects.toThrow(`${blob.length} bytes, want ${blob.length + 1}`);
+    await expect(client.length(`${base}/missing`, 0)).rejects.toThrow(/answered 404/);
+    await expect(client.length(`${base}/chunked`, blob.length)).rejects.toThrow(/without a Content-Length/);
+    expect(await client.length(`${base}/blob`, blob.length)).toBe(blob.length);
+  } finally {
+    client.close();
+  }
+});

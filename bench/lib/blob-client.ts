@@ -7,6 +7,10 @@
  * garbage collections). Every byte is still received and hashed; the server side sees an ordinary
  * keep-alive client.
  *
+ * With `length()` instead of `blob()` the body is not hashed, only counted and checked against the size
+ * the manifest gave: the client then costs next to nothing, and a pull measures the servers (the mirror
+ * bench's unhashed lines; the hashed ones stay, since real clients verify digests).
+ *
  * It understands what both registries answer to a blob GET: a 200 with a Content-Length. Anything else
  * (another status, a chunked body, a redirect) is an error naming the answer: the bench must not quietly
  * measure something else. Bench code only; never part of Berth.
@@ -30,7 +34,8 @@ interface Pending {
   readonly path: string;
   readonly resolve: (r: { size: number; digest: string }) => void;
   readonly reject: (err: Error) => void;
-  readonly hash: Hash;
+  /** Undefined when the body is only counted (`BlobClient.length`). */
+  readonly hash: Hash | undefined;
   /** The header bytes so far, until the blank line. */
   head: Buffer | undefined;
   /** Body bytes still to come; undefined until the headers are in. */
@@ -48,12 +53,12 @@ class Connection {
 
   constructor(private readonly host: string, private readonly port: number) {}
 
-  /** GETs `path`; resolves with the body's size and `sha256:<hex>` once the whole body is in. */
-  async get(path: string): Promise<{ size: number; digest: string }> {
+  /** GETs `path`; resolves with the body's size and `sha256:<hex>` (when `hashing`, else '') once the whole body is in. */
+  async get(path: string, hashing: boolean): Promise<{ size: number; digest: string }> {
     if (this.pending !== undefined) throw new Error('blob client: one request at a time per connection');
     const socket = this.socket ?? (await this.open());
     return new Promise((resolve, reject) => {
-      this.pending = { path, resolve, reject, hash: createHash('sha256'), head: undefined, left: undefined, size: 0 };
+      this.pending = { path, resolve, reject, hash: hashing ? createHash('sha256') : undefined, head: undefined, left: undefined, size: 0 };
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nUser-Agent: berth-bench\r\n\r\n`);
     });
   }
@@ -124,13 +129,13 @@ class Connection {
       this.fail(new Error(`more bytes than the Content-Length of ${p.size + p.left}`));
       return false;
     }
-    p.hash.update(body);
+    p.hash?.update(body);
     p.left -= body.length;
     p.size += body.length;
     if (p.left === 0) {
       this.pending = undefined;
       this.idleSince = performance.now();
-      p.resolve({ size: p.size, digest: `sha256:${p.hash.digest('hex')}` });
+      p.resolve({ size: p.size, digest: p.hash === undefined ? '' : `sha256:${p.hash.digest('hex')}` });
     }
     return true;
   }
@@ -147,6 +152,22 @@ export class BlobClient {
    * @throws on any other answer or a mismatch
    */
   async blob(url: string, digest: string | undefined): Promise<number> {
+    const got = await this.get(url, true);
+    if (digest !== undefined && got.digest !== digest) throw new Error(`GET ${url}: ${got.size} bytes with ${got.digest}, want ${digest}`);
+    return got.size;
+  }
+
+  /**
+   * GETs `url` without hashing the body, only counting it: the body must be `size` bytes (the size the
+   * manifest gave). @returns its size. @throws on any other answer or length
+   */
+  async length(url: string, size: number): Promise<number> {
+    const got = await this.get(url, false);
+    if (got.size !== size) throw new Error(`GET ${url}: ${got.size} bytes, want ${size}`);
+    return got.size;
+  }
+
+  private async get(url: string, hashing: boolean): Promise<{ size: number; digest: string }> {
     const u = new URL(url);
     if (u.protocol !== 'http:') throw new Error(`blob client: http only, not ${url}`);
     const idle = this.idle.get(u.host) ?? [];
@@ -158,13 +179,12 @@ export class BlobClient {
       c = undefined;
     }
     c ??= this.add(u.hostname, Number(u.port || 80));
-    const got = await c.get(`${u.pathname}${u.search}`).catch((err: unknown) => {
+    const got = await c.get(`${u.pathname}${u.search}`, hashing).catch((err: unknown) => {
       this.all.delete(c);
       throw err;
     });
     idle.push(c);
-    if (digest !== undefined && got.digest !== digest) throw new Error(`GET ${url}: ${got.size} bytes with ${got.digest}, want ${digest}`);
-    return got.size;
+    return got;
   }
 
   close(): void {

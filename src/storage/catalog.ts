@@ -45,6 +45,14 @@ export async function listRepositories(driver: StorageDriver, o?: CallOptions): 
   return found.sort(compareStrings);
 }
 
+/**
+ * Whether `name` has no directory at all: one stat, so that a name that is no repository (every
+ * un-prefixed name the mirror's router checks before a default upstream serves it) costs no listing.
+ */
+export async function repositoryDirMissing(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<boolean> {
+  return (await unlessNotFound(() => driver.stat(paths.repo(name), o))) === undefined;
+}
+
 /** Whether `name` is a repository (its directory holds `_layers` or `_manifests`). */
 export async function repositoryExists(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<boolean> {
   const children = (await unlessNotFound(() => driver.list(paths.repo(name), o))) ?? [];

@@ -202,6 +202,16 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     expect(await codeOf(manifests.get({ digest }))).toBe('MANIFEST_UNKNOWN');
   });
 
+  it('answers NAME_UNKNOWN for a name with no directory after one stat, listing nothing (the mirror\'s router asks this per request)', async () => {
+    const calls: string[] = [];
+    const counting = instrument(driver, (call) => void calls.push(call.op));
+    const unknown = createRegistry({ driver: counting, deleteEnabled: true }).repository(parseRepoName('library/not-here'));
+    expect(await codeOf(unknown.tags({ limit: 1 }))).toBe('NAME_UNKNOWN');
+    expect(calls).toEqual(['stat']);
+    await pushBlob(registry, 'a layer'); // team/app exists now, with no tag
+    expect(await createRegistry({ driver, deleteEnabled: true }).repository(repo).tags()).toEqual([]);
+  });
+
   it('refuses a manifest whose blobs are not linked in the repository', async () => {
     const other = registry.repository(parseRepoName('other/app'));
     const session = await other.uploads.start();

@@ -6,7 +6,7 @@
  */
 import { blobUnknown, nameUnknown, unsupported } from '../errors.js';
 import type { BlobInfo, BlobStore } from './blobs/blobs.js';
-import { repositoryExists } from './catalog.js';
+import { repositoryDirMissing, repositoryExists } from './catalog.js';
 import type { Digest } from './digest.js';
 import type { CallOptions, StorageDriver } from './driver/driver.js';
 import { type GuardedIndex, type ListRange, sliceSorted } from './indexing/index-port.js';
@@ -86,6 +86,7 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): CacheR
       const range = { after: o?.after, limit: o?.limit } satisfies ListRange;
       const indexed = await index.tags(name, range);
       if (indexed) return indexed;
+      if (await repositoryDirMissing(driver, name, o)) throw nameUnknown(name);
       const all = await tagStore.all(o);
       if (all !== undefined) return sliceSorted(all, range);
       if (await repositoryExists(driver, name, o)) return [];

@@ -188,8 +188,8 @@ function getBlob(url: string, digest: string, agent: Agent | undefined): Promise
 
 interface ManifestDoc {
   readonly mediaType?: string;
-  readonly config?: { readonly digest: string };
-  readonly layers?: readonly { readonly digest: string }[];
+  readonly config?: { readonly digest: string; readonly size: number };
+  readonly layers?: readonly { readonly digest: string; readonly size: number }[];
   readonly manifests?: readonly { readonly digest: string; readonly platform?: { readonly architecture: string; readonly os: string } }[];
 }
 
@@ -198,8 +198,17 @@ export interface PullOptions {
   readonly agent?: Agent;
   /** Appended as `?ns=<ns>` to every request, as containerd does for a mirror. */
   readonly ns?: string;
-  /** GETs a blob and checks it against its digest, answering its size (default: node:http, streamed through sha256). */
-  readonly getBlob?: (url: string, digest: string) => Promise<number>;
+  /** GETs a blob and checks it against its digest (or its size, from the manifest), answering its size (default: node:http, streamed through sha256). */
+  readonly getBlob?: (url: string, digest: string, size: number) => Promise<number>;
+  /** GETs every blob (config and layers) at once and checks them, answering their sizes (instead of `getBlob` each). */
+  readonly getBlobs?: (blobs: readonly PulledBlob[]) => Promise<number[]>;
+}
+
+/** A blob a pull GETs: where, and what the manifest says of it. */
+export interface PulledBlob {
+  readonly url: string;
+  readonly digest: string;
+  readonly size: number;
 }
 
 /**
@@ -221,8 +230,10 @@ export async function pullOverHttp(base: string, name: string, ref: string, o: P
     if (child.status !== 200) throw new Error(`GET ${manifestUrl(entry.digest)} answered ${child.status}`);
     doc = JSON.parse(child.body.toString('utf8')) as ManifestDoc;
   }
-  const digests = [doc.config?.digest, ...(doc.layers ?? []).map((l) => l.digest)].filter((d): d is string => d !== undefined);
+  const blobs = [doc.config, ...(doc.layers ?? [])]
+    .filter((b) => b !== undefined)
+    .map((b) => ({ url: `${base}/v2/${name}/blobs/${b.digest}${q}`, digest: b.digest, size: b.size }));
   const fetchBlob = o.getBlob ?? ((url: string, d: string) => getBlob(url, d, o.agent));
-  const sizes = await Promise.all(digests.map((d) => fetchBlob(`${base}/v2/${name}/blobs/${d}${q}`, d)));
+  const sizes = await (o.getBlobs?.(blobs) ?? Promise.all(blobs.map((b) => fetchBlob(b.url, b.digest, b.size))));
   return { digest, blobBytes: sizes.reduce((a, b) => a + b, 0) };
 }
