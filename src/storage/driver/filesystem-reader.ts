@@ -1,5 +1,5 @@
 /** The filesystem driver's reader (filesystem.ts). */
-import { close as closeFd, closeSync, read as readFd, readSync } from 'node:fs';
+import { close as closeFd, read as readFd } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { DriverError } from './driver.js';
 import type { SendableReader } from './driver.js';
@@ -7,12 +7,6 @@ import { close, failure, fdCall, isAbort, toError } from './filesystem-io.js';
 
 /** Read chunk size: large reads keep blob downloads fast. */
 const READ_CHUNK = 1 << 20;
-
-/**
- * Reads up to this size are made at once, blocking, when the driver says so (`atOnce`): a copy this
- * small from the page cache costs a few µs, less than a trip through libuv's pool (filesystem.ts).
- */
-const READ_AT_ONCE_UP_TO = 64 * 1024;
 
 /**
  * A file's bytes from an offset, as a Readable over a raw descriptor (the callback API costs about half
@@ -37,11 +31,6 @@ export class FileReader extends Readable implements SendableReader {
     private readonly fd: number,
     private readonly path: string,
     offset: number,
-    /**
-     * Whether a small read and the close may be made at once, blocking (asked at each call: a local
-     * root with no writer of this process busy, filesystem.ts); undefined: never.
-     */
-    private readonly atOnce?: () => boolean,
   ) {
     super();
     this.position = offset;
@@ -106,32 +95,11 @@ export class FileReader extends Readable implements SendableReader {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    void this.inFlight.then(() => {
-      if (this.atOnce?.() !== true) {
-        closeFd(this.fd, (closeErr) => cb(err ?? (closeErr ? toError(closeErr) : null)));
-        return;
-      }
-      let closeErr: Error | null = null;
-      try {
-        closeSync(this.fd);
-      } catch (e) {
-        closeErr = toError(e);
-      }
-      cb(err ?? closeErr);
-    });
+    void this.inFlight.then(() => closeFd(this.fd, (closeErr) => cb(err ?? (closeErr ? toError(closeErr) : null))));
   }
 
   /** Reads up to `length` bytes at the current position into `buf`; answers how many (0 at the end). */
   private readInto(buf: Buffer, length: number): Promise<number> {
-    if (length <= READ_AT_ONCE_UP_TO && this.atOnce?.() === true) {
-      try {
-        const n = readSync(this.fd, buf, 0, length, this.position);
-        this.position += n;
-        return Promise.resolve(n);
-      } catch (err) {
-        return Promise.reject(toError(err));
-      }
-    }
     const read = fdCall<number>((cb) => readFd(this.fd, buf, 0, length, this.position, cb)).then((n) => {
       this.position += n;
       return n;

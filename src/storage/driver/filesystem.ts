@@ -14,13 +14,6 @@
  * - `getContent`, `putContent` and `reader` use raw descriptors through the callback API, cheaper per
  *   call than FileHandle's; getContent keeps small files (links) and answers them again after a single
  *   stat that shows the inode unchanged; a reader can also send itself to a socket through reused buffers (FileReader).
- * - On a local filesystem, while no writer of this process is busy (filesystem-shared-stat.ts has the
- *   same switch, and why), `stat` and a reader's open, fstat, reads of up to 64 KiB and close are made at
- *   once, blocking: each is answered from the kernel's caches (about 18 µs of the loop's time per call in
- *   a profile on this project's loaded 2-core KVM guests), where a trip through libuv's pool wakes a pool
- *   thread and the loop again (60-70 µs per call in the same profile; a blob GET made five:
- *   bench/results/mirror-2026-12-07-14.md).
- *   Reads above 64 KiB (a blob's body) stay in the pool, so the copy runs beside the loop.
  *
  * The driver is split by concern: this file (the StorageDriver), filesystem-reader.ts (FileReader),
  * filesystem-writer.ts (FilesystemWriter) and filesystem-io.ts (descriptor calls, synced writes, errors).
@@ -34,7 +27,7 @@
  * a symlink removes the link, and a recursive delete does not descend through links. Symlinks that an
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
-import { close as closeFd, closeSync, constants, fstat as fstatFd, fstatSync, open as openFd, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, statSync } from 'node:fs';
 import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
@@ -48,7 +41,7 @@ import {
 } from './filesystem-io.js';
 import { DISCARDED, Discarder } from './filesystem-discard.js';
 import { FileReader } from './filesystem-reader.js';
-import { FilesystemWriter, writersBusy } from './filesystem-writer.js';
+import { FilesystemWriter } from './filesystem-writer.js';
 import { tempFiles, treeOf, walkTree } from './filesystem-walk.js';
 import { guardSync, tempFilesSync, treeSync, walkTreeSync } from './filesystem-blocking.js';
 import { WriteRecords } from './filesystem-writers.js';
@@ -110,12 +103,6 @@ class FilesystemDriver implements StorageDriver {
   /** This process's record of its writes (filesystem-writers.ts). */
   private readonly records: WriteRecords;
 
-  /** Whether the root is on a local filesystem (see the file comment). */
-  private readonly localRoot: boolean;
-
-  /** Metadata calls and small reads are made at once, blocking, now (see the file comment). */
-  private readonly atOnce = (): boolean => this.localRoot && !writersBusy();
-
   constructor(
     private readonly root: string,
     private readonly blocking: boolean,
@@ -124,8 +111,7 @@ class FilesystemDriver implements StorageDriver {
     private readonly discarder: Discarder,
   ) {
     this.records = new WriteRecords(writers);
-    this.localRoot = isLocalFilesystem(root);
-    this.stats = new SharedStats(this.localRoot);
+    this.stats = new SharedStats(isLocalFilesystem(root));
     // A server's driver removes what a stopped process left to remove; an offline command (blocking,
     // several reading threads at once) deletes in place and leaves that to the next server.
     if (!blocking) this.discarder.sweepLeftBehind();
@@ -207,7 +193,6 @@ class FilesystemDriver implements StorageDriver {
   async reader(path: string, offset: number, o?: CallOptions): Promise<SendableReader> {
     const full = this.full(path);
     checkOffset(path, offset);
-    if (this.atOnce()) return guardSync(path, o, MISSING, () => this.readerAtOnce(full, path, offset, o));
     return guard(path, o, MISSING, async () => {
       const fd = await fdCall<number>((cb) => openFd(full, 'r', cb));
       try {
@@ -219,28 +204,9 @@ class FilesystemDriver implements StorageDriver {
         await fdCall((cb) => closeFd(fd, cb)).catch(() => undefined);
         throw err;
       }
-      const stream = new FileReader(fd, path, offset, this.atOnce);
+      const stream = new FileReader(fd, path, offset);
       return o?.signal ? addAbortSignal(o.signal, stream) : stream;
     });
-  }
-
-  /** `reader`'s open and fstat, made at once (see the file comment). */
-  private readerAtOnce(full: string, path: string, offset: number, o: CallOptions | undefined): SendableReader {
-    const fd = openSync(full, 'r');
-    try {
-      const st = fstatSync(fd);
-      if (st.isDirectory()) throw new PathNotFoundError(NAME, path);
-      if (offset > st.size) throw new InvalidOffsetError(NAME, path, offset);
-    } catch (err) {
-      try {
-        closeSync(fd);
-      } catch {
-        // the first failure is the one to report
-      }
-      throw err;
-    }
-    const stream = new FileReader(fd, path, offset, this.atOnce);
-    return o?.signal ? addAbortSignal(o.signal, stream) : stream;
   }
 
   async writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter> {
@@ -270,7 +236,7 @@ class FilesystemDriver implements StorageDriver {
 
   async stat(path: string, o?: CallOptions): Promise<FileInfo> {
     const full = this.full(path, true);
-    if (this.blocking || this.atOnce()) return guardSync(path, o, MISSING, () => toInfo(path, statSync(full)));
+    if (this.blocking) return guardSync(path, o, MISSING, () => toInfo(path, statSync(full)));
     return guard(path, o, MISSING, async () => toInfo(path, await stat(full)));
   }
 
