@@ -20,51 +20,31 @@
  * upload speed the same within the noise. Other requests are left to V8's own pacing (a smaller young
  * space for every request, `--max-semi-space-size`, costs manifest GETs 25-50% more CPU: README).
  *
- * What those collections promote. A young collection moves what is still alive into the old generation
- * once it has survived two of them, and with one every 4 MiB (10-20 ms at upload speed) that is every
- * object an upload keeps for a few tens of milliseconds: the s3 driver's part requests in flight, a
- * PATCH's request and session, the SDK's parsed answers. They die soon after in the old generation,
- * which only a full collection frees, and V8 starts one only when the old generation has grown some
- * 20-30 MiB past what was live after the last: 1 GiB on Ceph in 64 MiB PATCHes peaked with a heap of
- * 48-54 MiB, 31-43 of them in use, where a heap snapshot (a full collection first) found 18 MiB of
- * objects alive (issue #18, bench/results/s3-2026-12-07-7.md). So every FULL_CHECK_BYTES per upload
- * running, right after the young collection, the heap in use is compared with what was in use after
- * the last full collection (ours or V8's: the lowest seen since), and a full collection is asked for
- * when it grew by FULL_GROWTH_BYTES. It costs a few milliseconds with a heap this size (a pause: the
- * full collection asked for is not incremental), at most once per FULL_CHECK_BYTES of uploads.
- *
  * V8 gives JavaScript a `gc` function only with `--expose-gc`; the flag is turned on just long enough
  * to make a new context, whose `gc` is kept, and turned off again, so the process's own global
  * object never gets one. If that does not give a function, nothing is collected early.
+ *
+ * Full collections are left to V8. On Node 20 `gc({ type: 'major' })` (with or without `execution:
+ * 'sync'`) does not collect the old generation: 30 MiB of promoted dead objects stayed, and the plain
+ * `gc()` freed them in 5 ms. With the plain call every 64 MiB of uploads (when the heap in use had grown
+ * by 16 MiB) the S3 PATCH peaks did not move (bench/results/s3-2026-12-07-7.md): the memory they add
+ * is outside V8's heap.
  */
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** Bytes of upload bodies per upload running between two young-generation collections. */
 export const BYTES_PER_COLLECTION = 4 * 1024 * 1024;
 
-/** Bytes of upload bodies per upload running between two looks at the heap in use (a multiple of BYTES_PER_COLLECTION). */
-export const FULL_CHECK_BYTES = 64 * 1024 * 1024;
+type CollectYoung = () => void;
 
-/** Growth of the heap in use since the last full collection that has the next look ask for one. */
-export const FULL_GROWTH_BYTES = 16 * 1024 * 1024;
-
-interface Collector {
-  readonly young: () => void;
-  readonly full: () => void;
-}
-
-/**
- * V8's `gc`, or undefined when this V8 does not give one. Called with no argument it collects the whole
- * heap; `{ type: 'major' }` (with or without `execution: 'sync'`) left promoted garbage in place on
- * Node 20 (measured: 30 MiB of dead objects stayed, freed by the plain call in 5 ms).
- */
-function collector(): Collector | undefined {
+/** V8's `gc` asked for a young-generation collection, or undefined when this V8 does not give one. */
+function youngCollector(): CollectYoung | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
     if (typeof gc !== 'function') return undefined;
-    return { young: () => void gc({ type: 'minor', execution: 'sync' }), full: () => void gc() };
+    return () => void gc({ type: 'minor', execution: 'sync' });
   } catch {
     return undefined;
   } finally {
@@ -72,11 +52,8 @@ function collector(): Collector | undefined {
   }
 }
 
-let collect: Collector | undefined | null = null;
+let collect: CollectYoung | undefined | null = null;
 let sinceLast = 0;
-let sinceFullCheck = 0;
-/** The least heap in use seen at a look since the last full collection this module asked for. */
-let usedAfterFull = Number.POSITIVE_INFINITY;
 let uploadsRunning = 0;
 
 /**
@@ -99,18 +76,8 @@ export function uploadStarted(): () => void {
  */
 export function uploadBytesTaken(bytes: number): void {
   sinceLast += bytes;
-  const share = Math.max(1, uploadsRunning);
-  if (sinceLast < BYTES_PER_COLLECTION * share) return;
-  sinceFullCheck += sinceLast;
+  if (sinceLast < BYTES_PER_COLLECTION * Math.max(1, uploadsRunning)) return;
   sinceLast = 0;
-  if (collect === null) collect = collector();
-  if (collect === undefined) return;
-  collect.young();
-  if (sinceFullCheck < FULL_CHECK_BYTES * share) return;
-  sinceFullCheck = 0;
-  const used = getHeapStatistics().used_heap_size;
-  usedAfterFull = Math.min(usedAfterFull, used);
-  if (used - usedAfterFull < FULL_GROWTH_BYTES) return;
-  collect.full();
-  usedAfterFull = getHeapStatistics().used_heap_size;
+  if (collect === null) collect = youngCollector();
+  collect?.();
 }
