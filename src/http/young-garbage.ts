@@ -27,7 +27,7 @@
  * Full collections are left to V8. On Node 20 `gc({ type: 'major' })` (with or without `execution:
  * 'sync'`) does not collect the old generation: 30 MiB of promoted dead objects stayed, and the plain
  * `gc()` freed them in 5 ms. With the plain call every 64 MiB of uploads (when the heap in use had grown
- * by 16 MiB) the S3 PATCH peaks did not move (bench/results/s3-2026-12-07-7.md): the memory they add
+ * by 16 MiB) the S3 PATCH peaks did not move (bench/results/s3-2026-12-07-8.md): the memory they add
  * is outside V8's heap.
  */
 import { setFlagsFromString } from 'node:v8';
