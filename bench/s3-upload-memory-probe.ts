@@ -7,13 +7,21 @@
  * 1 GiB in 64 MiB PATCHes (`patch`) through the bench's client. Per step it prints the peak RSS as the
  * s3 bench measures it, the RSS before, and at the peak the V8 heap (total, used) and arrayBuffers.
  *
+ * Berth's /proc/<pid>/smaps_rollup is read every 100 ms too: at the peak it prints the anonymous
+ * memory (malloc's heap and arenas, V8's heap, big mmapped buffers all count here) and the
+ * file-backed rest (the node binary, libraries: the same in every run).
+ *
  *   S3_PROBE_ENDPOINT=http://127.0.0.1:PORT BERTH_JS=dist/main.js SETTLE=12 PLAN=put,patch,patch \
- *     npx tsx bench/s3-upload-memory-probe.ts
+ *     BERTH_ENV='MALLOC_ARENA_MAX=2' npx tsx bench/s3-upload-memory-probe.ts
+ *
+ * BERTH_ENV: space-separated NAME=value pairs set in Berth's environment only (not the probe's).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBucket } from '../src/storage/driver/suite/s3-settings.js';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { createBucket, testS3Client } from '../src/storage/driver/suite/s3-settings.js';
 import { MiB } from './lib/blobdata.js';
 import { uploadChunked, uploadMonolithic } from './lib/client.js';
 import { freePort, sleep, startServer } from './lib/proc.js';
@@ -41,6 +49,8 @@ writeFileSync(config, [
 ].join('\n'));
 const url = `http://127.0.0.1:${port}`;
 process.env['MEMSAMPLE_FILE'] = samples;
+const berthEnv = (env['BERTH_ENV'] ?? '').split(/\s+/).filter((pair) => pair.includes('='));
+for (const pair of berthEnv) process.env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
 const server = startServer(process.execPath, ['--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
 
 interface Sample { readonly t: number; readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly arrayBuffers: number }
@@ -51,25 +61,54 @@ function read(): Sample[] {
   });
 }
 
+/** Resident memory (MiB) from smaps_rollup: all of it, and the anonymous part. */
+async function rollup(pid: number): Promise<{ rss: number; anon: number }> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { rss: kib('Rss') / 1024, anon: kib('Anonymous') / 1024 };
+}
+
+/** Deletes the blob's object (the OSD keeps objects in memory: memstore), as the s3 bench does. */
+async function dropBlob(digest: string): Promise<void> {
+  const hex = digest.slice('sha256:'.length);
+  const client = testS3Client(s3);
+  try {
+    await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `probe/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }));
+  } finally {
+    client.destroy();
+  }
+}
+
 try {
   await waitForV2(server, 60_000);
-  await uploadMonolithic(url, 'probe', 7, size);
+  for (const pair of berthEnv) delete process.env[pair.slice(0, pair.indexOf('='))];
+  console.log(`Berth ${env['BERTH_JS'] ?? 'dist/main.js'}, environment: ${berthEnv.join(' ') || '(as the probe)'}`);
+  await dropBlob(await uploadMonolithic(url, 'probe', 7, size));
   for (const [i, step] of plan.entries()) {
     await sleep(settleMs);
     const watch = peakWatcher(server.pid);
     await watch.start();
+    let top = { rss: 0, anon: 0 };
+    const smaps = setInterval(() => {
+      rollup(server.pid).then((r) => {
+        if (r.rss > top.rss) top = r;
+      }, () => undefined);
+    }, 100);
     const from = Date.now();
-    if (step === 'put') await uploadMonolithic(url, 'probe', 100 + i, size);
-    else await uploadChunked(url, 'probe', 100 + i, size, 64 * MiB);
+    const digest = step === 'put' ? await uploadMonolithic(url, 'probe', 100 + i, size) : await uploadChunked(url, 'probe', 100 + i, size, 64 * MiB);
+    const ms = Date.now() - from;
+    await dropBlob(digest);
     const peak = await watch.stop();
+    clearInterval(smaps);
     await sleep(600); // the sampler writes 25 lines (500 ms) at a time
     const all = read();
     const during = all.filter((s) => s.t >= from);
     const before = all.filter((s) => s.t < from).at(-1);
-    const top = during.reduce((a, b) => (b.rss > a.rss ? b : a), during[0] ?? { t: 0, rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0 });
+    const atPeak = during.reduce((a, b) => (b.rss > a.rss ? b : a), during[0] ?? { t: 0, rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0 });
     const mostBuffers = Math.max(...during.map((s) => s.arrayBuffers));
-    console.log(`${step}${i}: peak ${peak.toFixed(1)} MiB (RSS before ${before?.rss ?? '?'}); at the peak heap ${top.heapTotal} total, ${top.heapUsed} used, arrayBuffers ${top.arrayBuffers}; arrayBuffers at most ${mostBuffers}; ${Date.now() - from} ms`);
+    console.log(`${step}${i}: peak ${peak.toFixed(1)} MiB (RSS before ${before?.rss ?? '?'}); at the peak heap ${atPeak.heapTotal} total, ${atPeak.heapUsed} used, arrayBuffers ${atPeak.arrayBuffers}; arrayBuffers at most ${mostBuffers}; smaps at its peak: anonymous ${top.anon.toFixed(1)}, file ${(top.rss - top.anon).toFixed(1)}; ${ms} ms`);
   }
 } finally {
   await server.stop();
+  if (env['PRINT_OUTPUT'] === '1') console.log(server.output());
 }
