@@ -9,7 +9,9 @@
  * each upload's stand-in stream fills, its request is paused and the kernel stops reading the socket
  * (TCP pushes back on the client). The next tick lets every held chunk go on, whatever the lag: an
  * upload is held at most one tick in two, so it always gets at least half the ticks and cannot be
- * starved by a steady flood of small requests. An upload alone on a quiet loop is never held.
+ * starved by a steady flood of small requests. An upload alone is held only when its own work makes a
+ * tick late; the 1 GiB PUT alone measured the same (bench/probe-put-peak.ts, 7 alternating rounds:
+ * 267 MB/s median against main's 261, peak RSS 75.1 MiB against 74.9).
  *
  * Measured (bench/probe-mixed-tail.ts, bench/results/mixed-2026-12-07-ab19-notes.md; a loaded
  * machine, two alternating rounds): manifest GET p99 under four 1 GiB uploads 130 / 121 ms against
