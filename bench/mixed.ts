@@ -6,7 +6,8 @@
  * the time until the last upload is acknowledged). For Berth, its event-loop lag over the sample is read
  * from its own metrics (`nodejs_eventloop_lag_p99_seconds` and `_max_`, which prom-client resets on
  * every scrape: one scrape just before the sample, one just after), showing what the hashing and
- * writing cost the loop. wrk's window starts with the uploads; if they end first, its tail is unloaded.
+ * writing cost the loop, and which share of the manifest GETs Berth itself timed above 25, 50 and 100 ms
+ * (its request-duration histogram, from the same scrapes). wrk's window starts with the uploads; if they end first, its tail is unloaded.
  *
  * With `--workers N` (2 by default; 0 leaves it out) a third server runs in the same rounds: Berth with
  * `http.workers: N` and a Redis of its own (issue #19), reported as extra rows against the same
@@ -21,6 +22,7 @@ import { type Family, type RunContext, opt, profileFlags, roundsOption } from '.
 import { runWrk } from './lib/load.js';
 import { freePort, makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, alternateSides, atMost, formatValue, median, timed } from './lib/report.js';
+import { durationBuckets, slowerThan } from './lib/server-durations.js';
 import { type Running, type Target, startBerth, startRegistry2 } from './lib/servers.js';
 import { type TestRedis, startRedis } from '../test/helpers/redis.js';
 
@@ -28,6 +30,8 @@ import { type TestRedis, startRedis } from '../test/helpers/redis.js';
 type Side = Target | 'workers';
 const REPO = 'bench/mixed';
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
+/** Bucket bounds (s) of Berth's request durations whose shares the report gives (the target is 50 ms). */
+const SERVER_SIDE_BOUNDS = [0.025, 0.05, 0.1] as const;
 
 /** The value of the unlabelled sample `name` in a Prometheus text exposition, or NaN. */
 function metric(text: string, name: string): number {
@@ -87,12 +91,13 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
     const uploads = opt(o, 'uploads');
     const lag: Partial<Record<Side, { p99: number[]; max: number[] }>> = {};
     const samples: Partial<Record<Side, Sample[]>> = {};
+    const serverSide: Partial<Record<Side, number[][]>> = {};
     const metricsUrl = (side: Side): string | undefined => (metricsPort[side] === undefined ? undefined : `http://127.0.0.1:${String(metricsPort[side])}/metrics`);
     await alternateSides(opt(o, 'rounds'), sides, async (side, r) => {
       const seeds = Array.from({ length: uploads }, (_, i) => 5000 + r * 100 + i);
       for (const seed of seeds) blobDigest(seed, size); // hashed before the clock starts
       const scraped = metricsUrl(side);
-      if (scraped !== undefined) await scrape(scraped); // resets the lag histogram
+      const before = scraped === undefined ? undefined : await scrape(scraped); // resets the lag histogram
       const load = runWrk({ url: `${at(side)}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections: opt(o, 'connections'), threads: 1, seconds: opt(o, 'seconds') }, work);
       const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(at(side), REPO, seed, size))));
       const [w, { ms, value: digests }] = await Promise.all([load, up]);
@@ -101,6 +106,10 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
         const l = (lag[side] ??= { p99: [], max: [] });
         l.p99.push(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000);
         l.max.push(metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+        if (before !== undefined) {
+          const slow = slowerThan(durationBuckets(before, 'manifest', 'GET'), durationBuckets(text, 'manifest', 'GET'), SERVER_SIDE_BOUNDS);
+          (serverSide[side] ??= []).push(slow.percent);
+        }
       }
       if (w.errors > 0 || w.requests === 0) throw new Error(`${side} manifest GET under uploads: ${w.errors} errors in ${w.requests} requests`);
       for (const d of digests) await rm(join(root[side], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
@@ -125,6 +134,11 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       const line = `${berthSide === 'workers' ? `Berth with http.workers: ${workerCount} (the workers' average, as its /metrics adds them)` : 'Berth'}: event-loop lag during each sample (nodejs_eventloop_lag_*_seconds): p99 ${l.p99.map((v) => v.toFixed(1)).join(', ')} ms (median ${formatValue(median(l.p99), 'ms')}); max ${l.max.map((v) => v.toFixed(1)).join(', ')} ms`;
       lagLines.push(line);
       ctx.log(`  ${line}`);
+      const timed = serverSide[berthSide] ?? [];
+      const shares = SERVER_SIDE_BOUNDS.map((b, i) => `over ${b * 1000} ms ${timed.map((p) => `${(p[i] ?? Number.NaN).toFixed(2)}%`).join(', ')}`).join('; ');
+      const own = `${berthSide === 'workers' ? `Berth with http.workers: ${workerCount}` : 'Berth'}: the manifest GETs as Berth itself timed them (registry_http_request_duration_seconds, from the request's arrival in its handlers to the end of its response; the rest of wrk's latency is spent before, waiting in the socket for the loop to read it, and after): ${shares}`;
+      lagLines.push(own);
+      ctx.log(`  ${own}`);
     }
     return {
       family: 'mixed',

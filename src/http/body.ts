@@ -14,6 +14,7 @@ import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
 import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
+import { pacedUploadStarted, whenUploadMayGo } from './upload-pacing.js';
 import { uploadBytesTaken, uploadStarted } from './young-garbage.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */
@@ -60,7 +61,12 @@ export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promi
   body.on('error', () => undefined);
   ctx.req.on('error', (err: Error) => body.destroy(err));
   ctx.req.pipe(body);
-  const uploadDone = uploadStarted();
+  const counted = uploadStarted();
+  const paced = pacedUploadStarted();
+  const uploadDone = (): void => {
+    counted();
+    paced();
+  };
   try {
     return await op(body);
   } catch (err) {
@@ -141,5 +147,5 @@ export async function sendBody(ctx: Ctx, body: Readable): Promise<void> {
 /** Passes an upload's chunk on unchanged, counting it for young-garbage.ts. */
 function passCounted(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
   uploadBytesTaken(chunk.length);
-  callback(null, chunk);
+  whenUploadMayGo(() => callback(null, chunk));
 }
