@@ -6,13 +6,16 @@ const MiB = 1024 * 1024;
 const arrayBuffers = (): number => process.memoryUsage().arrayBuffers;
 
 /**
- * `arrayBuffers` (buffers outside the heap) once it is under `below`, or after about 100 ms: V8's
- * sweeper frees buffers on its own thread shortly after a collection (within 5 ms here).
+ * `arrayBuffers` (buffers outside the heap) once it is under `below`, or after about a second: V8's
+ * sweeper frees buffers on its own thread shortly after a collection (within 5 ms on an idle machine;
+ * with both cores busy that thread once was not run within 100 ms, and the test failed). Left to itself
+ * V8 frees nothing in that second (no allocation, so no young collection), so the wait cannot pass a
+ * collection that was not asked for.
  */
 async function arrayBuffersUnder(below: number): Promise<number> {
   let now = arrayBuffers();
-  for (let i = 0; i < 20 && now >= below; i++) {
-    await sleep(5);
+  for (let i = 0; i < 100 && now >= below; i++) {
+    await sleep(10);
     now = arrayBuffers();
   }
   return now;
