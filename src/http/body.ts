@@ -14,8 +14,9 @@ import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
 import { isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
-import { pacedUploadStarted, whenUploadMayGo } from './upload-pacing.js';
-import { uploadBytesTaken, uploadStarted } from './young-garbage.js';
+import { whenUploadMayGo } from './upload-pacing.js';
+import { uploadStarted } from './uploads-running.js';
+import { uploadBytesTaken } from './young-garbage.js';
 
 /** How much of a refused body is read and dropped so the client can read the 413. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
@@ -47,8 +48,9 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
  * dropped, up to DISCARD_LIMIT, and the client reads the JSON error instead of a reset connection (a
  * pipeline that fails destroys its source, and a destroyed request takes its socket along). A client
  * that goes away still stops the write: the request's abort signal is `op`'s. The stand-in counts the
- * bytes it passes on, and the upload counts as running until `op` settles, so the young generation
- * holding their dead chunks is collected as they pile up (young-garbage.ts).
+ * bytes it passes on, and the upload counts as running until `op` settles (uploads-running.ts), so the
+ * young generation holding their dead chunks is collected as they pile up (young-garbage.ts) and the
+ * chunks give way while the loop lags (upload-pacing.ts).
  */
 export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
   const body = new Transform({ highWaterMark: 64 * 1024, transform: passCounted });
@@ -61,12 +63,7 @@ export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promi
   body.on('error', () => undefined);
   ctx.req.on('error', (err: Error) => body.destroy(err));
   ctx.req.pipe(body);
-  const counted = uploadStarted();
-  const paced = pacedUploadStarted();
-  const uploadDone = (): void => {
-    counted();
-    paced();
-  };
+  const uploadDone = uploadStarted();
   try {
     return await op(body);
   } catch (err) {

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { LAG_LIMIT_MS, TICK_MS, pacedUploadStarted, whenUploadMayGo } from './upload-pacing.js';
+import { LAG_LIMIT_MS, TICK_MS, whenUploadMayGo } from './upload-pacing.js';
+import { uploadStarted } from './uploads-running.js';
 
 /** Keeps the loop busy for `ms`, as a burst of work would. */
 function busy(ms: number): void {
@@ -17,7 +18,7 @@ it('lets chunks go at once while the loop keeps time, and with no upload running
   let went = 0;
   whenUploadMayGo(() => went++);
   expect(went).toBe(1);
-  const done = pacedUploadStarted();
+  const done = uploadStarted();
   await sleep(4 * TICK_MS);
   whenUploadMayGo(() => went++);
   expect(went).toBe(2);
@@ -25,7 +26,7 @@ it('lets chunks go at once while the loop keeps time, and with no upload running
 });
 
 it('holds chunks after a late tick until the next one, and never two ticks in a row', async () => {
-  const done = pacedUploadStarted();
+  const done = uploadStarted();
   try {
     await sleep(2 * TICK_MS);
     busy(TICK_MS + LAG_LIMIT_MS + 20);
@@ -44,8 +45,8 @@ it('holds chunks after a late tick until the next one, and never two ticks in a 
 });
 
 it('lets held chunks go at once when the last upload ends', async () => {
-  const first = pacedUploadStarted();
-  const second = pacedUploadStarted();
+  const first = uploadStarted();
+  const second = uploadStarted();
   await sleep(2 * TICK_MS);
   busy(TICK_MS + LAG_LIMIT_MS + 20);
   await afterTick();

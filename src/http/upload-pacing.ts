@@ -4,7 +4,7 @@
  * chunk of an upload is read, passed through two streams, hashed and queued for the disk on it, and
  * four fast uploads keep the loop so busy that a manifest GET waits several long turns.
  *
- * While any upload runs, a timer ticks every TICK_MS. A tick that fires more than LAG_LIMIT_MS late
+ * While any upload runs (uploads-running.ts), a timer ticks every TICK_MS. A tick that fires more than LAG_LIMIT_MS late
  * means the loop was busy; upload chunks that arrive then are held (their stream callback waits), so
  * each upload's stand-in stream fills, its request is paused and the kernel stops reading the socket
  * (TCP pushes back on the client). The next tick lets every held chunk go on, whatever the lag: an
@@ -19,13 +19,13 @@
  * 2.4k. A lag limit of 10 ms did no better. It does not reach issue #19's 50 ms: most of the tail
  * is spent before Berth's handlers see a request (Berth timed under 1% of these GETs above 50 ms).
  */
+import { onUploads } from './uploads-running.js';
 
 /** How often the loop's lag is looked at while an upload runs (ms). */
 export const TICK_MS = 5;
 /** A tick later than this (ms) holds upload chunks until the next tick. */
 export const LAG_LIMIT_MS = 5;
 
-let running = 0;
 let timer: NodeJS.Timeout | undefined;
 let due = 0;
 let holding = false;
@@ -49,25 +49,18 @@ function release(): void {
   for (const next of go) next();
 }
 
-/** Counts an upload as paced until the function returned is called (once; later calls do nothing). */
-export function pacedUploadStarted(): () => void {
-  running++;
-  if (timer === undefined) {
+onUploads({
+  firstStarted() {
     due = performance.now() + TICK_MS;
     timer = setInterval(tick, TICK_MS);
     timer.unref();
-  }
-  let counted = true;
-  return () => {
-    if (!counted) return;
-    counted = false;
-    running--;
-    if (running > 0) return;
+  },
+  lastEnded() {
     clearInterval(timer);
     timer = undefined;
     release();
-  };
-}
+  },
+});
 
 /** Calls `go` now, or at the next tick while upload chunks are held (the loop lagged). */
 export function whenUploadMayGo(go: () => void): void {

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { BYTES_PER_COLLECTION, uploadBytesTaken, uploadStarted } from './young-garbage.js';
+import { uploadStarted } from './uploads-running.js';
+import { BYTES_PER_COLLECTION, uploadBytesTaken } from './young-garbage.js';
 
 const MiB = 1024 * 1024;
 const arrayBuffers = (): number => process.memoryUsage().arrayBuffers;

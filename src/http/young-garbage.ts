@@ -32,6 +32,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { uploadsRunning } from './uploads-running.js';
 
 /** Bytes of upload bodies per upload running between two young-generation collections. */
 export const BYTES_PER_COLLECTION = 4 * 1024 * 1024;
@@ -54,29 +55,14 @@ function youngCollector(): CollectYoung | undefined {
 
 let collect: CollectYoung | undefined | null = null;
 let sinceLast = 0;
-let uploadsRunning = 0;
-
-/**
- * Counts an upload as running until the function returned is called (once; later calls do nothing).
- * While `n` run, a collection comes every `n` × BYTES_PER_COLLECTION bytes taken.
- */
-export function uploadStarted(): () => void {
-  uploadsRunning++;
-  let running = true;
-  return () => {
-    if (!running) return;
-    running = false;
-    uploadsRunning--;
-  };
-}
 
 /**
  * Counts `bytes` of an upload body taken (and dropped); collects the young generation every
- * BYTES_PER_COLLECTION per upload running (uploadStarted; none counts as one).
+ * BYTES_PER_COLLECTION per upload running (uploads-running.ts; none counts as one).
  */
 export function uploadBytesTaken(bytes: number): void {
   sinceLast += bytes;
-  if (sinceLast < BYTES_PER_COLLECTION * Math.max(1, uploadsRunning)) return;
+  if (sinceLast < BYTES_PER_COLLECTION * Math.max(1, uploadsRunning())) return;
   sinceLast = 0;
   if (collect === null) collect = youngCollector();
   collect?.();
