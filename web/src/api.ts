@@ -3,7 +3,7 @@
  * 401 names the scope it wants; the request is retried once with a token for it.
  */
 import { apiUrl, authMode, authorizationFor, parseChallenge } from './auth.js';
-import type { EmbeddedAnswer } from './nav.js';
+import type { EmbeddedAnswer } from '../../src/http/ui/boot.js';
 
 /** An API answer that was not a success: its status and the first OCI error code and message. */
 export class ApiError extends Error {
@@ -88,7 +88,7 @@ class EmbeddedResponse extends Response {
   }
 }
 
-/** Answers the server sent with the page for its first view (nav.ts Boot), by path. */
+/** Answers the server sent with the page for its first view (the boot document, src/http/ui/boot.ts), by path. */
 const embedded = new Map<string, EmbeddedAnswer>();
 
 /**

@@ -8,26 +8,7 @@
  *
  * A "route" here is a URL relative to the base: `''`, `?q=lib`, `r/library/alpine`, `login?next=admin`.
  */
-
-/** One API answer the server sent with the page, as the script would have received it. */
-export interface EmbeddedAnswer {
-  readonly status: number;
-  readonly link?: string;
-  /** A JSON answer's body. */
-  readonly body?: unknown;
-  /** A manifest's answer (`GET /v2/<name>/manifests/<reference>` with every manifest type accepted): its text, media type and digest. */
-  readonly manifest?: { readonly text: string; readonly mediaType: string; readonly digest: string };
-}
-
-/** The page's boot document (`<script type="application/json" id="berth-boot">`). */
-export interface Boot {
-  /** The path of `/ui/` on this server, ending in `/`. */
-  readonly base: string;
-  /** What `GET /v2/` answers without credentials: null (no auth) or its challenge; whether `/auth/jwks` is served. */
-  readonly auth?: { readonly challenge: string | null; readonly issuer: boolean };
-  /** API answers for the first view, by the path it asks them by. */
-  readonly answers: Readonly<Record<string, EmbeddedAnswer>>;
-}
+import type { Boot } from '../../src/http/ui/boot.js';
 
 const boot = readBoot();
 

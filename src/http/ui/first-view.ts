@@ -35,6 +35,7 @@ import type { AccessController } from '../../auth/controller.js';
 import { UnauthorizedError } from '../../errors.js';
 import { type Reference, type RepoName, parseReference, parseRepoName } from '../../storage/reference.js';
 import { requestBaseUrl } from '../base-url.js';
+import type { Boot, EmbeddedAnswer } from './boot.js';
 import type { Ctx } from '../context.js';
 import { notifyManifestPull } from '../notify.js';
 import { sortedTagPage } from '../management/tags.js';
@@ -88,31 +89,6 @@ export function routeOf(path: string, q: string | undefined): UiRoute | undefine
     }
   }
   return undefined;
-}
-
-/** One API answer as the page's script would have received it. */
-export interface EmbeddedAnswer {
-  readonly status: 200;
-  /** The `Link` header, when the answer has a next page. */
-  readonly link?: string;
-  /** A JSON answer's body (absent for a manifest). */
-  readonly body?: unknown;
-  /** A manifest's answer: its bytes as text, its `Content-Type` and its `Docker-Content-Digest`. */
-  readonly manifest?: { readonly text: string; readonly mediaType: string; readonly digest: string };
-}
-
-/** What the page carries (`<script type="application/json" id="berth-boot">`). */
-export interface Boot {
-  /** The path of `/ui/` on this server (`http.prefix` included), ending in `/`. */
-  readonly base: string;
-  /**
-   * What `GET /v2/` without credentials answers: null (200, no auth) or the challenge of its 401; and
-   * whether this server serves the built-in issuer's `/auth/jwks`. The page learns its auth mode from
-   * these instead of asking. Absent when the page could not wait for it: the page then asks.
-   */
-  readonly auth?: { readonly challenge: string | null; readonly issuer: boolean };
-  /** API answers by the path (relative to the prefix, no leading slash) the page's script asks them by. */
-  readonly answers: Readonly<Record<string, EmbeddedAnswer>>;
 }
 
 export interface FirstViewOptions {

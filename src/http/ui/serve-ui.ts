@@ -15,7 +15,8 @@ import { NoRouteError, RegistryError, unsupported } from '../../errors.js';
 import type { Ctx, RequestState } from '../context.js';
 import { queryValue } from '../params.js';
 import type { InlineHashes, UiAsset, UiAssets } from './assets.js';
-import { type Boot, type FirstViewOptions, bootFor, routeOf } from './first-view.js';
+import type { Boot } from './boot.js';
+import { type FirstViewOptions, bootFor, routeOf } from './first-view.js';
 
 /**
  * The policy of every `/ui/` answer, allowing the inline scripts and styles `inline` names by hash.
