@@ -2,6 +2,7 @@ import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createFilesystemDriver } from './filesystem.js';
 import { SharedStats, isLocalFilesystem } from './filesystem-shared-stat.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-shared-stat-'));
@@ -37,6 +38,26 @@ describe.each([
     const stats = new SharedStats(blocking);
     await expect(Promise.resolve().then(() => stats.stat(join(dir, 'missing')))).rejects.toMatchObject({ code: 'ENOENT' });
   });
+});
+
+it('on a local filesystem stats at once, but through the pool while a writer of the process is writing', async () => {
+  const full = join(dir, 'busy');
+  writeFileSync(full, 'a');
+  const stats = new SharedStats(true);
+  expect(stats.stat(full)).not.toBeInstanceOf(Promise);
+
+  const driver = createFilesystemDriver({ root: join(dir, 'root') });
+  const writer = await driver.writer('/upload/data', { append: false });
+  try {
+    const written = new Promise<unknown>((resolve) => writer.write(Buffer.alloc(64 * 1024), resolve));
+    const during = stats.stat(full); // the write is in libuv's pool now
+    expect(during).toBeInstanceOf(Promise);
+    expect((await during).size).toBe(1n);
+    await written;
+    expect(stats.stat(full)).not.toBeInstanceOf(Promise);
+  } finally {
+    await writer.cancel();
+  }
 });
 
 it('takes the temporary directory for local and /proc for not (a stat there is not known to be answered from memory)', () => {
