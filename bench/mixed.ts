@@ -23,19 +23,20 @@
  * with workers, the primary and its workers), the bench's own process (the upload client), wrk, and the
  * whole machine's busy share (from /proc).
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
-import { pushSmallImage, send, uploadMonolithic } from './lib/client.js';
+import { pushSmallImage, uploadMonolithic } from './lib/client.js';
 import { cpuSeconds, machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds } from './lib/cpu.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
+import { recordManifestAnswer, startFloor } from './lib/manifest-floor.js';
 import { runWrk } from './lib/load.js';
-import { type Server, freePort, makeTempDir, removeTempDir, startServer } from './lib/proc.js';
+import { type Server, freePort, makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, alternateSides, atMost, formatValue, median, timed } from './lib/report.js';
 import { durationBuckets, slowerThan } from './lib/server-durations.js';
-import { REPO_ROOT, type Running, type Target, startBerth, startRegistry2 } from './lib/servers.js';
+import { type Running, type Target, startBerth, startRegistry2 } from './lib/servers.js';
 import { type TestRedis, startRedis } from '../test/helpers/redis.js';
 
 /** The servers of one run: the two targets, Berth with `http.workers`, and the machine's floor. */
@@ -106,30 +107,6 @@ function cpuSince(a: CpuUse, b: CpuUse): CpuUse {
   return { server: b.server - a.server, bench: b.bench - a.bench, wrk: b.wrk - a.wrk, busy: b.busy - a.busy, total: b.total - a.total };
 }
 
-/** Berth's answer to the manifest GET (headers Node sets on every answer left out), written to `file` for the floor. */
-async function recordManifestAnswer(url: string, file: string): Promise<void> {
-  const a = await send(url, 'GET', { Accept: ACCEPT }, undefined);
-  if (a.status !== 200) throw new Error(`manifest GET for the floor: ${a.status} ${a.body.slice(0, 200)}`);
-  const perConnection = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
-  const headers = Object.fromEntries(Object.entries(a.headers).filter(([k, v]) => !perConnection.has(k) && typeof v === 'string'));
-  await writeFile(file, JSON.stringify({ headers, body: a.body }));
-}
-
-/** Starts the floor (lib/limit-receiver.ts answering the recorded manifest) and waits until it listens. */
-async function startFloor(work: string, answer: string): Promise<Server> {
-  const port = await freePort();
-  const dir = join(work, 'floor');
-  await mkdir(dir);
-  const floor = startServer(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'limit-receiver.ts'), dir, String(port), answer], `http://127.0.0.1:${port}`, REPO_ROOT);
-  try {
-    await floor.waitFor(/listening/, 60_000);
-  } catch (err) {
-    await floor.stop();
-    throw err;
-  }
-  return floor;
-}
-
 async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
   const loadAtStart = loadavg();
   const work = await makeTempDir('berth-bench-mixed-');
@@ -165,7 +142,7 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
     for (const side of sides) if (side !== 'floor') await pushSmallImage(at(side), REPO, 'latest', 91);
     if (withFloor) {
       const answer = join(work, 'manifest-answer.json');
-      await recordManifestAnswer(`${berth.url}/v2/${REPO}/manifests/latest`, answer);
+      await recordManifestAnswer(`${berth.url}/v2/${REPO}/manifests/latest`, ACCEPT, answer);
       floor = await startFloor(work, answer);
       url.floor = floor.url;
       pid.floor = floor.pid;

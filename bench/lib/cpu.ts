@@ -52,3 +52,15 @@ export async function machineCpuSeconds(): Promise<{ busy: number; total: number
   const idle = (n[3] ?? 0) + (n[4] ?? 0);
   return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
 }
+
+/** CPU seconds used so far by each thread of `pid`, by thread id (the main thread's id is `pid`). */
+export async function threadCpuSeconds(pid: number): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    if (text === '') continue;
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND);
+  }
+  return out;
+}
