@@ -3,7 +3,8 @@
  * 50 connections while UPLOADS clients each PUT SIZE_MIB), for Berth builds and the machine's floor
  * (lib/limit-receiver.ts answering Berth's recorded manifest answer, as the family runs it), alternating.
  * Builds are `NAME=path/to/main.js` (then `::ENV=VALUE` and `::--node-flag`, as in probe-mixed-tail.ts);
- * the word `floor` adds the floor. Per sample, over wrk's window: req/s, p50, p99, the uploads' MB/s;
+ * the word `floor` adds the floor, `floor2` the floor over two processes (manifest answers in one, the
+ * uploads into another; the server CPU figures are the manifest process's). Per sample, over wrk's window: req/s, p50, p99, the uploads' MB/s;
  * CPU seconds of the server's main thread and of its other threads (libuv's pool, V8's helpers), of the
  * bench's own process (the upload client; main thread and others), of wrk, and of the whole machine.
  * With PROBE_PERF=sched, `perf sched record -a` runs over wrk's window and the probe prints each of
@@ -34,6 +35,8 @@ const perf = process.env['PROBE_PERF'];
 interface Side {
   readonly name: string;
   readonly server: Server;
+  /** Where the uploads go when not to `server` (the two-process floor's receiver). */
+  readonly receiver?: Server;
   readonly p99: number[];
 }
 
@@ -75,7 +78,7 @@ const sides: Side[] = [];
 console.log(`load average at the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 try {
   const args = process.argv.slice(2);
-  for (const arg of args.filter((a) => a !== 'floor')) {
+  for (const arg of args.filter((a) => a !== 'floor' && a !== 'floor2')) {
     const [head = '', ...extras] = arg.split('::');
     const m = /^([^=]+)=(.+)$/.exec(head);
     if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected floor or NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
@@ -88,13 +91,14 @@ try {
     sides.push({ name: m[1], server: berth.server, p99: [] });
     await pushSmallImage(berth.url, REPO, 'latest', 91);
   }
-  if (args.includes('floor')) {
+  const answer = join(work, 'manifest-answer.json');
+  if (args.includes('floor') || args.includes('floor2')) {
     const first = sides[0];
     if (first === undefined) throw new Error('floor needs a Berth build first (its manifest answer is recorded)');
-    const answer = join(work, 'manifest-answer.json');
     await recordManifestAnswer(`${first.server.url}/v2/${REPO}/manifests/latest`, ACCEPT, answer);
-    sides.push({ name: 'floor', server: await startFloor(work, answer), p99: [] });
   }
+  if (args.includes('floor')) sides.push({ name: 'floor', server: await startFloor(join(work, 'floor'), answer), p99: [] });
+  if (args.includes('floor2')) sides.push({ name: 'floor2', server: await startFloor(join(work, 'floor2'), answer), receiver: await startFloor(join(work, 'floor2-uploads')), p99: [] });
   for (let i = 0; i < rounds; i++) {
     for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
       const seeds = Array.from({ length: uploads }, (_, k) => 9000 + i * 100 + k);
@@ -106,7 +110,7 @@ try {
       const started = performance.now();
       const load = runWrk({ url: `${s.server.url}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections, threads: 1, seconds }, work);
       const window = load.then(async () => snapshot(s.server.pid));
-      const up = Promise.all(seeds.map((seed) => uploadMonolithic(s.server.url, REPO, seed, size))).then((digests) => ({ digests, ms: performance.now() - started }));
+      const up = Promise.all(seeds.map((seed) => uploadMonolithic((s.receiver ?? s.server).url, REPO, seed, size))).then((digests) => ({ digests, ms: performance.now() - started }));
       const [w, after, { digests, ms }] = await Promise.all([load, window, up]);
       if (recorder !== undefined) await recorder.waitFor(/perf record: Captured/, 60_000);
       const server = split(s.server.pid, before.server, after.server);
@@ -121,13 +125,16 @@ try {
           `rest ${(busy - server.main - server.others - bench.main - bench.others - wrk).toFixed(2)}; machine busy ${((100 * busy) / total).toFixed(0)}% of ${total.toFixed(1)}`,
       );
       if (recorder !== undefined) console.log(await schedLines(perfFile, { server: s.server.pid, bench: process.pid }));
-      if (s.name !== 'floor') for (const d of digests) await rm(join(work, s.name, 'root', 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
+      if (!s.name.startsWith('floor')) for (const d of digests) await rm(join(work, s.name, 'root', 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
     }
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   for (const s of sides) console.log(`${s.name}: p99 median ${median(s.p99).toFixed(2)} ms [${s.p99.map((v) => v.toFixed(2)).join(', ')}]`);
 } finally {
-  for (const s of sides) await s.server.stop();
+  for (const s of sides) {
+    await s.server.stop();
+    await s.receiver?.stop();
+  }
   await rm(work, { recursive: true, force: true });
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }

@@ -18,12 +18,15 @@ export async function recordManifestAnswer(url: string, accept: string, file: st
   await writeFile(file, JSON.stringify({ headers, body: a.body }));
 }
 
-/** Starts the floor (lib/limit-receiver.ts answering the recorded manifest) and waits until it listens. */
-export async function startFloor(work: string, answer: string): Promise<Server> {
+/**
+ * Starts lib/limit-receiver.ts receiving uploads into `dir` (made here) and, given `answer`, answering
+ * the recorded manifest; waits until it listens.
+ */
+export async function startFloor(dir: string, answer?: string): Promise<Server> {
   const port = await freePort();
-  const dir = join(work, 'floor');
   await mkdir(dir);
-  const floor = startServer(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'limit-receiver.ts'), dir, String(port), answer], `http://127.0.0.1:${port}`, REPO_ROOT);
+  const args = ['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'limit-receiver.ts'), dir, String(port), ...(answer === undefined ? [] : [answer])];
+  const floor = startServer(process.execPath, args, `http://127.0.0.1:${port}`, REPO_ROOT);
   try {
     await floor.waitFor(/listening/, 60_000);
   } catch (err) {
