@@ -4,7 +4,7 @@
  * (lib/limit-receiver.ts answering Berth's recorded manifest answer, as the family runs it), alternating.
  * Builds are `NAME=path/to/main.js` (then `::ENV=VALUE` and `::--node-flag`, as in probe-mixed-tail.ts);
  * the word `floor` adds the floor, `floor2` the floor over two processes (manifest answers in one, the
- * uploads into another; the server CPU figures are the manifest process's). Per sample, over wrk's window: req/s, p50, p99, the uploads' MB/s;
+ * uploads into another; its receiver's threads are given apart). Per sample, over wrk's window: req/s, p50, p99, the uploads' MB/s;
  * CPU seconds of the server's main thread and of its other threads (libuv's pool, V8's helpers), of the
  * bench's own process (the upload client; main thread and others), of wrk, and of the whole machine.
  * With PROBE_PERF=sched, `perf sched record -a` runs over wrk's window and the probe prints each of
@@ -52,8 +52,8 @@ function split(pid: number, a: Map<number, number>, b: Map<number, number>): { m
   return { main, others };
 }
 
-async function snapshot(serverPid: number): Promise<{ server: Map<number, number>; bench: Map<number, number>; wrk: number; machine: { busy: number; total: number } }> {
-  return { server: await threadCpuSeconds(serverPid), bench: await threadCpuSeconds(process.pid), wrk: await reapedChildrenCpuSeconds(), machine: await machineCpuSeconds() };
+async function snapshot(serverPid: number, receiverPid = 0): Promise<{ server: Map<number, number>; receiver: Map<number, number>; bench: Map<number, number>; wrk: number; machine: { busy: number; total: number } }> {
+  return { server: await threadCpuSeconds(serverPid), receiver: receiverPid === 0 ? new Map() : await threadCpuSeconds(receiverPid), bench: await threadCpuSeconds(process.pid), wrk: await reapedChildrenCpuSeconds(), machine: await machineCpuSeconds() };
 }
 
 /** `perf sched latency --pids` lines for the threads of `pids` and for wrk: tid → "avg / max delay, runtime". */
@@ -106,15 +106,16 @@ try {
       const perfFile = join(work, `sched-${s.name}-${i}.data`);
       const recorder = perf === 'sched' ? startServer('perf', ['sched', 'record', '-a', '-o', perfFile, '--', 'sleep', String(seconds)], '') : undefined;
       if (recorder !== undefined) await new Promise((r) => setTimeout(r, 300)); // perf's own start
-      const before = await snapshot(s.server.pid);
+      const before = await snapshot(s.server.pid, s.receiver?.pid);
       const started = performance.now();
       const load = runWrk({ url: `${s.server.url}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections, threads: 1, seconds }, work);
-      const window = load.then(async () => snapshot(s.server.pid));
+      const window = load.then(async () => snapshot(s.server.pid, s.receiver?.pid));
       const up = Promise.all(seeds.map((seed) => uploadMonolithic((s.receiver ?? s.server).url, REPO, seed, size))).then((digests) => ({ digests, ms: performance.now() - started }));
       const [w, after, { digests, ms }] = await Promise.all([load, window, up]);
       if (recorder !== undefined) await recorder.waitFor(/perf record: Captured/, 60_000);
       const server = split(s.server.pid, before.server, after.server);
       const bench = split(process.pid, before.bench, after.bench);
+      const receiver = split(s.receiver?.pid ?? 0, before.receiver, after.receiver);
       const wrk = after.wrk - before.wrk;
       const busy = after.machine.busy - before.machine.busy;
       const total = after.machine.total - before.machine.total;
@@ -122,9 +123,10 @@ try {
       console.log(
         `round ${i + 1} ${s.name}: ${w.requestsPerSecond.toFixed(0)} req/s, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms; uploads ${((uploads * size) / 1e6 / (ms / 1000)).toFixed(0)} MB/s\n` +
           `  CPU s over wrk's ${seconds} s: server main ${server.main.toFixed(2)}, server others ${server.others.toFixed(2)}; bench main ${bench.main.toFixed(2)}, bench others ${bench.others.toFixed(2)}; wrk ${wrk.toFixed(2)}; ` +
-          `rest ${(busy - server.main - server.others - bench.main - bench.others - wrk).toFixed(2)}; machine busy ${((100 * busy) / total).toFixed(0)}% of ${total.toFixed(1)}`,
+          (s.receiver === undefined ? '' : `uploads' receiver main ${receiver.main.toFixed(2)}, others ${receiver.others.toFixed(2)}; `) +
+          `rest ${(busy - server.main - server.others - receiver.main - receiver.others - bench.main - bench.others - wrk).toFixed(2)}; machine busy ${((100 * busy) / total).toFixed(0)}% of ${total.toFixed(1)}`,
       );
-      if (recorder !== undefined) console.log(await schedLines(perfFile, { server: s.server.pid, bench: process.pid }));
+      if (recorder !== undefined) console.log(await schedLines(perfFile, { server: s.server.pid, ...(s.receiver === undefined ? {} : { receiver: s.receiver.pid }), bench: process.pid }));
       if (!s.name.startsWith('floor')) for (const d of digests) await rm(join(work, s.name, 'root', 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
     }
   }
