@@ -67,7 +67,10 @@ async function schedLines(file: string, who: Record<string, number>): Promise<st
       const m = /^\s*\S+?:(\d+)\s*\|/.exec(l);
       return m?.[1] !== undefined && tids.has(Number(m[1]));
     });
-    out.push(...mine.slice(0, 6).map((l) => `    ${label}: ${l.trim().replace(/\s+/g, ' ')}`));
+    // The main thread always, then the other threads with the longest average delays.
+    const main = mine.filter((l) => l.includes(`:${pid} `));
+    const rest = mine.filter((l) => !l.includes(`:${pid} `)).slice(0, 4);
+    out.push(...[...main, ...rest].map((l) => `    ${label}${main.includes(l) ? ' main thread' : ''}: ${l.trim().replace(/\s+/g, ' ')}`));
   }
   out.push(...lines.filter((l) => /^\s*wrk/.test(l)).map((l) => `    wrk: ${l.trim().replace(/\s+/g, ' ')}`));
   return out.join('\n');
