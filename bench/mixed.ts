@@ -32,7 +32,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { pushSmallImage, uploadMonolithic } from './lib/client.js';
-import { cpuSeconds, machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds } from './lib/cpu.js';
+import { allProcessesCpuSeconds, busiestBetween, cpuSeconds, descendants, machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds } from './lib/cpu.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { recordManifestAnswer, startFloor } from './lib/manifest-floor.js';
 import { runWrk } from './lib/load.js';
@@ -90,6 +90,8 @@ interface Sample {
   readonly uploadMBs: number;
   /** CPU seconds used during wrk's window. */
   readonly cpu: CpuUse;
+  /** The other processes that used the most CPU during wrk's window (another helper's build shows here). */
+  readonly others: readonly string[];
 }
 
 /** CPU seconds used over a window, by whom; `busy` is the whole machine's (summed over every CPU). */
@@ -181,11 +183,15 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       for (const seed of seeds) blobDigest(seed, size); // hashed before the clock starts
       const scraped = metricsUrl(side);
       const before = scraped === undefined ? undefined : await scrape(scraped); // resets the lag histogram
+      const othersBefore = await allProcessesCpuSeconds();
       const cpuStart = await cpuNow(pids[side] ?? [], side === 'workers');
       const load = runWrk({ url: `${at(side)}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections: opt(o, 'connections'), threads: 1, seconds: opt(o, 'seconds') }, work);
       const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(uploadUrl[side] ?? at(side), REPO, seed, size))));
-      const cpuWindow = load.then(async () => cpuSince(cpuStart, await cpuNow(pids[side] ?? [], side === 'workers')));
-      const [w, { ms, value: digests }, cpu] = await Promise.all([load, up, cpuWindow]);
+      const cpuWindow = load.then(async () => ({ cpu: cpuSince(cpuStart, await cpuNow(pids[side] ?? [], side === 'workers')), othersAfter: await allProcessesCpuSeconds() }));
+      const [w, { ms, value: digests }, { cpu, othersAfter }] = await Promise.all([load, up, cpuWindow]);
+      const own = new Set([process.pid, ...(pids[side] ?? [])]);
+      for (const pid of pids[side] ?? []) for (const child of await descendants(pid)) own.add(child);
+      const others = busiestBetween(othersBefore, othersAfter, own, 3);
       if (scraped !== undefined) {
         const text = await scrape(scraped);
         const l = (lag[side] ??= { p99: [], max: [] });
@@ -198,7 +204,7 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       }
       if (w.errors > 0 || w.requests === 0) throw new Error(`${side} manifest GET under uploads: ${w.errors} errors in ${w.requests} requests`);
       if (!isFloor(side)) for (const d of digests) await rm(join(root[side], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
-      (samples[side] ??= []).push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000), cpu });
+      (samples[side] ??= []).push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000), cpu, others });
       return w.requestsPerSecond;
     });
     const pick = (berthSide: Exclude<Side, 'registry2'>, f: (s: Sample) => number): Record<Target, number[]> => ({
@@ -248,7 +254,7 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       const list = samples[side] ?? [];
       const f = (pick: (c: CpuUse) => number): string => `${median(list.map((s) => pick(s.cpu))).toFixed(2)} s [${list.map((s) => pick(s.cpu).toFixed(2)).join(', ')}]`;
       const busy = list.map((s) => (100 * s.cpu.busy) / s.cpu.total);
-      const line = `CPU during wrk's ${opt(o, 'seconds')} s, ${SIDE_LABEL[side](workerCount)} (median [samples], of ${availableParallelism()} cores × ${opt(o, 'seconds')} s): server ${f((c) => c.server)}; the bench's own process (the upload client) ${f((c) => c.bench)}; wrk ${f((c) => c.wrk)}; the rest (kernel threads, other processes) ${f((c) => c.busy - c.server - c.bench - c.wrk)}; machine busy ${busy.map((b) => `${b.toFixed(0)}%`).join(', ')}`;
+      const line = `CPU during wrk's ${opt(o, 'seconds')} s, ${SIDE_LABEL[side](workerCount)} (median [samples], of ${availableParallelism()} cores × ${opt(o, 'seconds')} s): server ${f((c) => c.server)}; the bench's own process (the upload client) ${f((c) => c.bench)}; wrk ${f((c) => c.wrk)}; the rest (kernel threads, other processes) ${f((c) => c.busy - c.server - c.bench - c.wrk)}; machine busy ${busy.map((b) => `${b.toFixed(0)}%`).join(', ')}; the other processes with the most CPU, per sample: ${list.map((s) => `[${s.others.join(', ')}]`).join(' ')}`;
       lagLines.push(line);
       ctx.log(`  ${line}`);
     }

@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { pushSmallImage, uploadMonolithic } from './lib/client.js';
-import { machineCpuSeconds, reapedChildrenCpuSeconds, threadCpuSeconds } from './lib/cpu.js';
+import { allProcessesCpuSeconds, busiestBetween, machineCpuSeconds, reapedChildrenCpuSeconds, threadCpuSeconds } from './lib/cpu.js';
 import { runWrk } from './lib/load.js';
 import { recordManifestAnswer, startFloor } from './lib/manifest-floor.js';
 import { type Server, freePort, run, startServer } from './lib/proc.js';
@@ -109,12 +109,14 @@ try {
       const perfFile = join(work, `sched-${s.name}-${i}.data`);
       const recorder = perf === 'sched' ? startServer('perf', ['sched', 'record', '-a', '-o', perfFile, '--', 'sleep', String(seconds)], '') : undefined;
       if (recorder !== undefined) await new Promise((r) => setTimeout(r, 300)); // perf's own start
+      const othersBefore = await allProcessesCpuSeconds();
       const before = await snapshot(s.server.pid, s.receiver?.pid);
       const started = performance.now();
       const load = runWrk({ url: `${s.server.url}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections, threads: 1, seconds }, work);
-      const window = load.then(async () => snapshot(s.server.pid, s.receiver?.pid));
+      const window = load.then(async () => ({ ...(await snapshot(s.server.pid, s.receiver?.pid)), others: await allProcessesCpuSeconds() }));
       const up = Promise.all(seeds.map((seed) => uploadMonolithic((s.receiver ?? s.server).url, REPO, seed, size))).then((digests) => ({ digests, ms: performance.now() - started }));
       const [w, after, { digests, ms }] = await Promise.all([load, window, up]);
+      const busiest = busiestBetween(othersBefore, after.others, new Set([s.server.pid, s.receiver?.pid ?? 0, process.pid]), 4);
       if (recorder !== undefined) await recorder.waitFor(/perf record: Captured/, 60_000);
       const server = split(s.server.pid, before.server, after.server);
       const bench = split(process.pid, before.bench, after.bench);
@@ -127,7 +129,8 @@ try {
         `round ${i + 1} ${s.name}: ${w.requestsPerSecond.toFixed(0)} req/s, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms; uploads ${((uploads * size) / 1e6 / (ms / 1000)).toFixed(0)} MB/s\n` +
           `  CPU s over wrk's ${seconds} s: server main ${server.main.toFixed(2)}, server others ${server.others.toFixed(2)}; bench main ${bench.main.toFixed(2)}, bench others ${bench.others.toFixed(2)}; wrk ${wrk.toFixed(2)}; ` +
           (s.receiver === undefined ? '' : `uploads' receiver main ${receiver.main.toFixed(2)}, others ${receiver.others.toFixed(2)}; `) +
-          `rest ${(busy - server.main - server.others - receiver.main - receiver.others - bench.main - bench.others - wrk).toFixed(2)}; machine busy ${((100 * busy) / total).toFixed(0)}% of ${total.toFixed(1)}`,
+          `rest ${(busy - server.main - server.others - receiver.main - receiver.others - bench.main - bench.others - wrk).toFixed(2)}; machine busy ${((100 * busy) / total).toFixed(0)}% of ${total.toFixed(1)}\n` +
+          `  other processes with the most CPU over the window: ${busiest.join(', ') || 'none above 0.05 s'}`,
       );
       if (recorder !== undefined) console.log(await schedLines(perfFile, { server: s.server.pid, ...(s.receiver === undefined ? {} : { receiver: s.receiver.pid }), bench: process.pid }));
       if (!s.name.startsWith('floor')) for (const d of digests) await rm(join(work, s.name, 'root', 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });

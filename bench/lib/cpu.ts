@@ -20,7 +20,7 @@ export async function cpuSeconds(pid: number): Promise<number> {
 }
 
 /** The live descendants of `pid` (children of every thread, recursively). */
-async function descendants(pid: number): Promise<number[]> {
+export async function descendants(pid: number): Promise<number[]> {
   const found: number[] = [];
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   for (const tid of tasks) {
@@ -63,4 +63,33 @@ export async function threadCpuSeconds(pid: number): Promise<Map<number, number>
     out.set(Number(tid), (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND);
   }
   return out;
+}
+
+/** CPU seconds used so far by every process on the machine (all threads; kernel threads included), with its command name, by pid. */
+export async function allProcessesCpuSeconds(): Promise<Map<number, { comm: string; seconds: number }>> {
+  const out = new Map<number, { comm: string; seconds: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (text === '') continue;
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(entry), { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), seconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND });
+  }
+  return out;
+}
+
+/** The `n` processes that used the most CPU between two readings of allProcessesCpuSeconds, leaving out `skip`: "comm[pid] seconds". */
+export function busiestBetween(
+  before: Map<number, { comm: string; seconds: number }>,
+  after: Map<number, { comm: string; seconds: number }>,
+  skip: ReadonlySet<number>,
+  n: number,
+): string[] {
+  return [...after]
+    .filter(([pid]) => !skip.has(pid))
+    .map(([pid, a]) => ({ pid, comm: a.comm, used: a.seconds - (before.get(pid)?.seconds ?? 0) }))
+    .filter((p) => p.used >= 0.05)
+    .sort((x, y) => y.used - x.used)
+    .slice(0, n)
+    .map((p) => `${p.comm}[${p.pid}] ${p.used.toFixed(2)} s`);
 }
