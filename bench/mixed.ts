@@ -280,7 +280,7 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
 
 export const mixedFamily: Family = {
   name: 'mixed',
-  summary: 'manifest GETs at 50 connections while 4 clients upload 1 GiB each: manifest p99, upload MB/s, event-loop lag',
+  summary: "manifest GETs at 50 connections while 4 clients upload 1 GiB each: manifest p99, upload MB/s, event-loop lag, the machine's floor and CPU per process",
   options: [
     roundsOption(3, 1),
     { name: 'connections', help: 'wrk connections on the manifest', full: 50, quick: 50, min: 1, max: 10_000 },
