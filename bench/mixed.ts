@@ -12,26 +12,57 @@
  * With `--workers N` (2 by default; 0 leaves it out) a third server runs in the same rounds: Berth with
  * `http.workers: N` and a Redis of its own (issue #19), reported as extra rows against the same
  * registry:2 samples; its lag is the workers' average, as its primary's `/metrics` adds them up.
+ *
+ * The machine's floor runs in the same rounds as one or two more sides (`--floor 2`, the default; 1 the
+ * first only; 0 neither). One process: a plain Node process with no registry logic (lib/limit-receiver.ts)
+ * answering every manifest GET with the bytes and headers Berth answered, while the same uploads go into
+ * it and are hashed, written and fsynced as the `blobs` family's limit receiver does. Two processes: the
+ * same manifest answers from one such process while the uploads go into another, so that the upload
+ * work does not share the GETs' JavaScript thread and only the kernel's scheduler stands between them.
+ * Their rows say what this machine and these clients (wrk and the bench's own Node process generating
+ * the upload bytes, all on the same cores) allow.
+ *
+ * Who used the cores during wrk's window is given per side in the context lines: the server (all threads;
+ * with workers, the primary and its workers), the bench's own process (the upload client), wrk, and the
+ * whole machine's busy share (from /proc).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { pushSmallImage, uploadMonolithic } from './lib/client.js';
+import { allProcessesCpuSeconds, busiestBetween, cpuSeconds, descendants, machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds } from './lib/cpu.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
+import { recordManifestAnswer, startFloor } from './lib/manifest-floor.js';
 import { runWrk } from './lib/load.js';
-import { freePort, makeTempDir, removeTempDir } from './lib/proc.js';
+import { type Server, freePort, makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, alternateSides, atMost, formatValue, median, timed } from './lib/report.js';
 import { durationBuckets, slowerThan } from './lib/server-durations.js';
 import { type Running, type Target, startBerth, startRegistry2 } from './lib/servers.js';
 import { type TestRedis, startRedis } from '../test/helpers/redis.js';
 
-/** The servers of one run: the two targets, and Berth with `http.workers`. */
-type Side = Target | 'workers';
+/** The servers of one run: the two targets, Berth with `http.workers`, and the machine's floors (one process, two). */
+type Side = Target | 'workers' | Floor;
+type Floor = 'floor' | 'floor2';
+const FLOOR_WHAT: Record<Floor, string> = {
+  floor: 'a plain Node server answering the same manifest bytes and headers and receiving the same uploads (hashing, writing, fsyncing), one process',
+  floor2: 'the same manifest answers from one plain Node process, the same uploads into another',
+};
 const REPO = 'bench/mixed';
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 /** Bucket bounds (s) of Berth's request durations whose shares the report gives (the target is 50 ms). */
 const SERVER_SIDE_BOUNDS = [0.025, 0.05, 0.1] as const;
+
+const isFloor = (side: Side): side is Floor => side === 'floor' || side === 'floor2';
+
+const SIDE_LABEL: Record<Side, (workers: number) => string> = {
+  berth: () => 'Berth',
+  workers: (n) => `Berth with http.workers: ${n} (primary and workers)`,
+  floor: () => "the machine's floor, one process",
+  floor2: () => "the machine's floor, two processes (both)",
+  registry2: () => 'registry:2',
+};
 
 /** The value of the unlabelled sample `name` in a Prometheus text exposition, or NaN. */
 function metric(text: string, name: string): number {
@@ -57,23 +88,60 @@ interface Sample {
   readonly rate: number;
   readonly p99: number;
   readonly uploadMBs: number;
+  /** CPU seconds used during wrk's window. */
+  readonly cpu: CpuUse;
+  /** The other processes that used the most CPU during wrk's window (another helper's build shows here). */
+  readonly others: readonly string[];
+}
+
+/** CPU seconds used over a window, by whom; `busy` is the whole machine's (summed over every CPU). */
+interface CpuUse {
+  readonly server: number;
+  readonly bench: number;
+  readonly wrk: number;
+  readonly busy: number;
+  readonly total: number;
+}
+
+/** CPU seconds used so far by the server's processes (`tree`: with their descendants), this process, its waited-for children (wrk) and the machine. */
+async function cpuNow(pids: readonly number[], tree: boolean): Promise<CpuUse> {
+  const own = process.cpuUsage();
+  const machine = await machineCpuSeconds();
+  let server = 0;
+  for (const pid of pids) server += await (tree ? treeCpuSeconds(pid) : cpuSeconds(pid));
+  return {
+    server,
+    bench: (own.user + own.system) / 1e6,
+    wrk: await reapedChildrenCpuSeconds(),
+    busy: machine.busy,
+    total: machine.total,
+  };
+}
+
+function cpuSince(a: CpuUse, b: CpuUse): CpuUse {
+  return { server: b.server - a.server, bench: b.bench - a.bench, wrk: b.wrk - a.wrk, busy: b.busy - a.busy, total: b.total - a.total };
 }
 
 async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
+  const loadAtStart = loadavg();
   const work = await makeTempDir('berth-bench-mixed-');
   const running: Running[] = [];
   let redis: TestRedis | undefined;
+  const floors: Server[] = [];
   try {
     const workerCount = opt(o, 'workers');
-    const sides = (workerCount > 1 ? ['berth', 'workers', 'registry2'] : ['berth', 'registry2']) as readonly Side[];
+    const floorSides = (['floor', 'floor2'] as const).slice(0, opt(o, 'floor'));
+    const sides: readonly Side[] = ['berth', ...(workerCount > 1 ? (['workers'] as const) : []), ...floorSides, 'registry2'];
     const berthMetrics = await freePort();
     const metricsPort: Partial<Record<Side, number>> = { berth: berthMetrics };
-    const root: Record<Side, string> = { berth: join(work, 'berth'), workers: join(work, 'berth-workers'), registry2: join(work, 'registry2') };
+    const root: Record<Side, string> = { berth: join(work, 'berth'), workers: join(work, 'berth-workers'), floor: join(work, 'floor'), floor2: join(work, 'floor2'), registry2: join(work, 'registry2') };
     const berth = await startBerth(root.berth, work, { command: ctx.berth, level: 'warn', accessLog: true, metricsPort: berthMetrics, nodeFlags: profileFlags(ctx, 'mixed') });
     running.push(berth);
     const reg = await startRegistry2(root.registry2, work);
     running.push(reg);
     const url: Partial<Record<Side, string>> = { berth: berth.url, registry2: reg.url };
+    const pids: Partial<Record<Side, number[]>> = { berth: [berth.server.pid], registry2: [reg.server.pid] };
+    const uploadUrl: Partial<Record<Side, string>> = {};
     if (workerCount > 1) {
       redis = await startRedis();
       const workersMetrics = await freePort();
@@ -84,9 +152,26 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       });
       running.push(workers);
       url.workers = workers.url;
+      pids.workers = [workers.server.pid];
     }
     const at = (side: Side): string => url[side] ?? '';
-    for (const side of sides) await pushSmallImage(at(side), REPO, 'latest', 91);
+    for (const side of sides) if (!isFloor(side)) await pushSmallImage(at(side), REPO, 'latest', 91);
+    if (floorSides.length > 0) {
+      const answer = join(work, 'manifest-answer.json');
+      await recordManifestAnswer(`${berth.url}/v2/${REPO}/manifests/latest`, ACCEPT, answer);
+      for (const side of floorSides) {
+        const manifests = await startFloor(root[side], answer);
+        floors.push(manifests);
+        url[side] = manifests.url;
+        pids[side] = [manifests.pid];
+        if (side === 'floor2') {
+          const receiver = await startFloor(`${root[side]}-uploads`);
+          floors.push(receiver);
+          uploadUrl[side] = receiver.url;
+          pids[side] = [manifests.pid, receiver.pid];
+        }
+      }
+    }
     const size = opt(o, 'size-mib') * MiB;
     const uploads = opt(o, 'uploads');
     const lag: Partial<Record<Side, { p99: number[]; max: number[] }>> = {};
@@ -98,9 +183,15 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       for (const seed of seeds) blobDigest(seed, size); // hashed before the clock starts
       const scraped = metricsUrl(side);
       const before = scraped === undefined ? undefined : await scrape(scraped); // resets the lag histogram
+      const othersBefore = await allProcessesCpuSeconds();
+      const cpuStart = await cpuNow(pids[side] ?? [], side === 'workers');
       const load = runWrk({ url: `${at(side)}/v2/${REPO}/manifests/latest`, method: 'GET', headers: { Accept: ACCEPT }, connections: opt(o, 'connections'), threads: 1, seconds: opt(o, 'seconds') }, work);
-      const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(at(side), REPO, seed, size))));
-      const [w, { ms, value: digests }] = await Promise.all([load, up]);
+      const up = timed(() => Promise.all(seeds.map((seed) => uploadMonolithic(uploadUrl[side] ?? at(side), REPO, seed, size))));
+      const cpuWindow = load.then(async () => ({ cpu: cpuSince(cpuStart, await cpuNow(pids[side] ?? [], side === 'workers')), othersAfter: await allProcessesCpuSeconds() }));
+      const [w, { ms, value: digests }, { cpu, othersAfter }] = await Promise.all([load, up, cpuWindow]);
+      const own = new Set([process.pid, ...(pids[side] ?? [])]);
+      for (const pid of pids[side] ?? []) for (const child of await descendants(pid)) own.add(child);
+      const others = busiestBetween(othersBefore, othersAfter, own, 3);
       if (scraped !== undefined) {
         const text = await scrape(scraped);
         const l = (lag[side] ??= { p99: [], max: [] });
@@ -112,17 +203,17 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
         }
       }
       if (w.errors > 0 || w.requests === 0) throw new Error(`${side} manifest GET under uploads: ${w.errors} errors in ${w.requests} requests`);
-      for (const d of digests) await rm(join(root[side], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
-      (samples[side] ??= []).push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000) });
+      if (!isFloor(side)) for (const d of digests) await rm(join(root[side], 'docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7)), { recursive: true, force: true });
+      (samples[side] ??= []).push({ rate: w.requestsPerSecond, p99: w.p99Ms, uploadMBs: (uploads * size) / 1e6 / (ms / 1000), cpu, others });
       return w.requestsPerSecond;
     });
-    const pick = (berthSide: 'berth' | 'workers', f: (s: Sample) => number): Record<Target, number[]> => ({
+    const pick = (berthSide: Exclude<Side, 'registry2'>, f: (s: Sample) => number): Record<Target, number[]> => ({
       berth: (samples[berthSide] ?? []).map(f), registry2: (samples.registry2 ?? []).map(f),
     });
     const base = `manifest GET, ${opt(o, 'connections')} connections, while ${uploads} clients each PUT ${opt(o, 'size-mib')} MiB`;
     const rows: Row[] = [];
     const lagLines: string[] = [];
-    for (const berthSide of sides.filter((side): side is 'berth' | 'workers' => side !== 'registry2')) {
+    for (const berthSide of sides.filter((side): side is 'berth' | 'workers' => side === 'berth' || side === 'workers')) {
       const who = berthSide === 'workers' ? `, Berth with http.workers: ${workerCount} + redis` : '';
       const what = `${base}${who}`;
       rows.push(
@@ -140,6 +231,33 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
       lagLines.push(own);
       ctx.log(`  ${own}`);
     }
+    for (const floorSide of floorSides) {
+      const what = `the machine's floor: ${base}, ${FLOOR_WHAT[floorSide]}`;
+      const who = floorSide === 'floor' ? 'one process' : 'two processes';
+      rows.push(
+        { scenario: what, unit: 'req/s', samples: pick(floorSide, (s) => s.rate), note: "lib/limit-receiver.ts: no registry logic, no access log, the uploads' bytes hashed and written as the blobs family's limit receiver does; its column compares it with the same registry:2 samples" },
+        { scenario: `${what}, p99 latency`, unit: 'ms', samples: pick(floorSide, (s) => s.p99) },
+        { scenario: `the ${uploads} uploads together, the machine's floor, ${who}`, unit: 'MB/s', samples: pick(floorSide, (s) => s.uploadMBs) },
+      );
+      const floorP99 = median((samples[floorSide] ?? []).map((s) => s.p99));
+      const against = sides
+        .filter((side): side is 'berth' | 'workers' => side === 'berth' || side === 'workers')
+        .map((side) => {
+          const p99 = median((samples[side] ?? []).map((s) => s.p99));
+          return `${side === 'workers' ? `Berth with http.workers: ${workerCount}` : 'Berth'} ${formatValue(p99, 'ms')} (${(p99 / floorP99).toFixed(2)}× the floor's)`;
+        });
+      const line = `manifest GET p99 under the uploads against the machine's floor, ${who} (${formatValue(floorP99, 'ms')}; medians): ${against.join('; ')}; the target (≤ 50 ms) is ${floorP99 > 50 ? `below this floor by ${formatValue(floorP99 - 50, 'ms')}` : `${formatValue(50 - floorP99, 'ms')} above this floor`}`;
+      lagLines.push(line);
+      ctx.log(`  ${line}`);
+    }
+    for (const side of sides) {
+      const list = samples[side] ?? [];
+      const f = (pick: (c: CpuUse) => number): string => `${median(list.map((s) => pick(s.cpu))).toFixed(2)} s [${list.map((s) => pick(s.cpu).toFixed(2)).join(', ')}]`;
+      const busy = list.map((s) => (100 * s.cpu.busy) / s.cpu.total);
+      const line = `CPU during wrk's ${opt(o, 'seconds')} s, ${SIDE_LABEL[side](workerCount)} (median [samples], of ${availableParallelism()} cores × ${opt(o, 'seconds')} s): server ${f((c) => c.server)}; the bench's own process (the upload client) ${f((c) => c.bench)}; wrk ${f((c) => c.wrk)}; the rest (kernel threads, other processes) ${f((c) => c.busy - c.server - c.bench - c.wrk)}; machine busy ${busy.map((b) => `${b.toFixed(0)}%`).join(', ')}; the other processes with the most CPU, per sample: ${list.map((s) => `[${s.others.join(', ')}]`).join(' ')}`;
+      lagLines.push(line);
+      ctx.log(`  ${line}`);
+    }
     return {
       family: 'mixed',
       title: 'Mixed load: manifest pulls during big uploads, Berth vs registry:2',
@@ -149,10 +267,12 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
         ...(workerCount > 1 ? [`Berth with http.workers: ${workerCount}: the same build, and a Redis of its own (redis-server on loopback, nothing saved), in the same rounds; its rows compare it with the same registry:2 samples`] : []),
         ...lagLines,
         `rounds: ${opt(o, 'rounds')}; ${sides.join(' ')} then the reverse, alternating; each sample's blobs removed from the root afterwards (untimed)`,
+        `load average (1, 5, 15 min) at the start ${loadAtStart.map((x) => x.toFixed(2)).join(', ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')}`,
       ],
     };
   } finally {
     for (const r of running) await r.server.stop(ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000).catch(() => undefined);
+    for (const f of floors) await f.stop();
     await redis?.stop();
     await removeTempDir(work);
   }
@@ -160,7 +280,7 @@ async function runMixed(o: Readonly<Record<string, number>>, ctx: RunContext): P
 
 export const mixedFamily: Family = {
   name: 'mixed',
-  summary: 'manifest GETs at 50 connections while 4 clients upload 1 GiB each: manifest p99, upload MB/s, event-loop lag',
+  summary: "manifest GETs at 50 connections while 4 clients upload 1 GiB each: manifest p99, upload MB/s, event-loop lag, the machine's floor and CPU per process",
   options: [
     roundsOption(3, 1),
     { name: 'connections', help: 'wrk connections on the manifest', full: 50, quick: 50, min: 1, max: 10_000 },
@@ -168,6 +288,7 @@ export const mixedFamily: Family = {
     { name: 'uploads', help: 'clients uploading at once', full: 4, quick: 4, min: 1, max: 64 },
     { name: 'size-mib', help: 'size of each upload', full: 1024, quick: 64, min: 1, max: 65_536 },
     { name: 'workers', help: 'also run Berth with http.workers: N and a Redis (issue #19) in the same rounds; 0 or 1 leaves it out', full: 2, quick: 2, min: 0, max: 64 },
+    { name: 'floor', help: "also run the machine's floor in the same rounds: 1 one plain Node process answering the same manifest and receiving the same uploads (hashed, written, fsynced); 2 also the same split over two processes; 0 neither", full: 2, quick: 2, min: 0, max: 2 },
   ],
   run: runMixed,
 };

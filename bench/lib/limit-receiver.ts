@@ -16,24 +16,42 @@
  * Download: `GET /file?path=<absolute path>` sends that file whole, `fs.createReadStream` with 1 MiB
  * reads piped to the response (what a bare Node server does; Node has no sendfile for sockets).
  *
- * Run as `node --import tsx bench/lib/limit-receiver.ts <dir> <port>`; it prints `listening` when ready.
+ * Manifest (the `mixed` family's floor): started with a third argument, a JSON file
+ * `{ "headers": {…}, "body": "…" }` (a registry's answer to a manifest GET, recorded by the bench), every
+ * `GET /v2/…` is answered with exactly those headers and bytes, with nothing looked up per request, so
+ * wrk measures what a plain Node server costs on this machine while the uploads run.
+ *
+ * Run as `node --import tsx bench/lib/limit-receiver.ts <dir> <port> [<manifest answer.json>]`; it
+ * prints `listening` when ready.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { type IncomingMessage, createServer } from 'node:http';
 import { join } from 'node:path';
 
-const [dir, portText] = process.argv.slice(2);
-if (dir === undefined || portText === undefined) throw new Error('usage: limit-receiver.ts <dir> <port>');
+const [dir, portText, manifestFile] = process.argv.slice(2);
+if (dir === undefined || portText === undefined) throw new Error('usage: limit-receiver.ts <dir> <port> [<manifest answer.json>]');
 let next = 0;
+
+/** The recorded manifest answer (headers and bytes), when a third argument names one. */
+const manifest = manifestFile === undefined ? undefined : await readManifestAnswer(manifestFile);
+
+async function readManifestAnswer(file: string): Promise<{ headers: Record<string, string>; body: Buffer }> {
+  const recorded = JSON.parse(await readFile(file, 'utf8')) as { headers: Record<string, string>; body: string };
+  return { headers: recorded.headers, body: Buffer.from(recorded.body, 'utf8') };
+}
 
 const BATCH = 1 << 20;
 const PAUSE_AT = 4 << 20;
 const FLUSH_EVERY = 32 << 20;
 
 const server = createServer((req, res) => {
+  if (req.method === 'GET' && manifest !== undefined && req.url?.startsWith('/v2/') === true) {
+    res.writeHead(200, manifest.headers).end(manifest.body);
+    return;
+  }
   const answer = (status: number, headers: Record<string, string> = {}): void => {
     res.writeHead(status, { 'Content-Length': '0', ...headers }).end();
   };
