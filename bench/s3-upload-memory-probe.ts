@@ -51,7 +51,9 @@ const url = `http://127.0.0.1:${port}`;
 process.env['MEMSAMPLE_FILE'] = samples;
 const berthEnv = (env['BERTH_ENV'] ?? '').split(/\s+/).filter((pair) => pair.includes('='));
 for (const pair of berthEnv) process.env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
-const server = startServer(process.execPath, ['--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
+// NODE_FLAGS: space-separated flags for Berth's node (e.g. `--trace-gc`; PRINT_OUTPUT=1 prints what it wrote).
+const nodeFlags = (env['NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+const server = startServer(process.execPath, [...nodeFlags, '--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
 
 interface Sample {
   readonly t: number; readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly arrayBuffers: number;
