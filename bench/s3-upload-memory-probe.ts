@@ -51,21 +51,34 @@ const url = `http://127.0.0.1:${port}`;
 process.env['MEMSAMPLE_FILE'] = samples;
 const berthEnv = (env['BERTH_ENV'] ?? '').split(/\s+/).filter((pair) => pair.includes('='));
 for (const pair of berthEnv) process.env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
-const server = startServer(process.execPath, ['--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
+// NODE_FLAGS: space-separated flags for Berth's node (e.g. `--trace-gc`; PRINT_OUTPUT=1 prints what it wrote).
+const nodeFlags = (env['NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+const server = startServer(process.execPath, [...nodeFlags, '--import', join(REPO_ROOT, 'bench/lib/memory-sampler.mjs'), env['BERTH_JS'] ?? join(REPO_ROOT, 'dist/main.js'), 'serve', config], url);
 
-interface Sample { readonly t: number; readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly arrayBuffers: number }
+interface Sample {
+  readonly t: number; readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly arrayBuffers: number;
+  /** Resident MiB of V8's new, old, code and large-object spaces. */
+  readonly spaces: readonly number[];
+}
 function read(): Sample[] {
   return readFileSync(samples, 'utf8').trim().split('\n').slice(1).map((line) => {
-    const [t = 0, rss = 0, heapTotal = 0, heapUsed = 0, , arrayBuffers = 0] = line.split(',').map(Number);
-    return { t, rss, heapTotal, heapUsed, arrayBuffers };
+    const [t = 0, rss = 0, heapTotal = 0, heapUsed = 0, , arrayBuffers = 0, ...spaces] = line.split(',').map(Number);
+    return { t, rss, heapTotal, heapUsed, arrayBuffers, spaces };
   });
 }
 
 /** Resident memory (MiB) from smaps_rollup: all of it, and the anonymous part. */
-async function rollup(pid: number): Promise<{ rss: number; anon: number }> {
+async function rollup(pid: number): Promise<{ rss: number; anon: number; smaps?: string }> {
   const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { rss: kib('Rss') / 1024, anon: kib('Anonymous') / 1024 };
+  const smaps = smapsDir === undefined ? undefined : await readFile(`/proc/${pid}/smaps`, 'utf8');
+  return { rss: kib('Rss') / 1024, anon: kib('Anonymous') / 1024, ...(smaps !== undefined && { smaps }) };
+}
+
+/** With SMAPS_DIR set, Berth's whole /proc/<pid>/smaps is kept before each step and at its peak (`<step>-before.smaps`, `<step>-peak.smaps`). */
+const smapsDir = env['SMAPS_DIR'];
+function keepSmaps(name: string, smaps: string | undefined): void {
+  if (smapsDir !== undefined && smaps !== undefined) writeFileSync(join(smapsDir, `${name}.smaps`), smaps);
 }
 
 /** Deletes the blob's object (the OSD keeps objects in memory: memstore), as the s3 bench does. */
@@ -83,12 +96,16 @@ try {
   await waitForV2(server, 60_000);
   for (const pair of berthEnv) delete process.env[pair.slice(0, pair.indexOf('='))];
   console.log(`Berth ${env['BERTH_JS'] ?? 'dist/main.js'}, environment: ${berthEnv.join(' ') || '(as the probe)'}`);
+  const fresh = await rollup(server.pid);
+  keepSmaps('fresh', fresh.smaps);
+  console.log(`at rest after start: RSS ${fresh.rss.toFixed(1)} MiB, anonymous ${fresh.anon.toFixed(1)}`);
   await dropBlob(await uploadMonolithic(url, 'probe', 7, size));
   for (const [i, step] of plan.entries()) {
     await sleep(settleMs);
+    keepSmaps(`${step}${i}-before`, (await rollup(server.pid)).smaps);
     const watch = peakWatcher(server.pid);
     await watch.start();
-    let top = { rss: 0, anon: 0 };
+    let top: { rss: number; anon: number; smaps?: string } = { rss: 0, anon: 0 };
     const smaps = setInterval(() => {
       rollup(server.pid).then((r) => {
         if (r.rss > top.rss) top = r;
@@ -100,13 +117,14 @@ try {
     await dropBlob(digest);
     const peak = await watch.stop();
     clearInterval(smaps);
+    keepSmaps(`${step}${i}-peak`, top.smaps);
     await sleep(600); // the sampler writes 25 lines (500 ms) at a time
     const all = read();
     const during = all.filter((s) => s.t >= from);
     const before = all.filter((s) => s.t < from).at(-1);
-    const atPeak = during.reduce((a, b) => (b.rss > a.rss ? b : a), during[0] ?? { t: 0, rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0 });
+    const atPeak = during.reduce((a, b) => (b.rss > a.rss ? b : a), during[0] ?? { t: 0, rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0, spaces: [] });
     const mostBuffers = Math.max(...during.map((s) => s.arrayBuffers));
-    console.log(`${step}${i}: peak ${peak.toFixed(1)} MiB (RSS before ${before?.rss ?? '?'}); at the peak heap ${atPeak.heapTotal} total, ${atPeak.heapUsed} used, arrayBuffers ${atPeak.arrayBuffers}; arrayBuffers at most ${mostBuffers}; smaps at its peak: anonymous ${top.anon.toFixed(1)}, file ${(top.rss - top.anon).toFixed(1)}; ${ms} ms`);
+    console.log(`${step}${i}: peak ${peak.toFixed(1)} MiB (RSS before ${before?.rss ?? '?'}, spaces ${before?.spaces.join('/') ?? '?'}); at the peak heap ${atPeak.heapTotal} total, ${atPeak.heapUsed} used, arrayBuffers ${atPeak.arrayBuffers}, resident new/old/code/large spaces ${atPeak.spaces.join('/')}; arrayBuffers at most ${mostBuffers}; smaps at its peak: anonymous ${top.anon.toFixed(1)}, file ${(top.rss - top.anon).toFixed(1)}; ${ms} ms`);
   }
 } finally {
   await server.stop();

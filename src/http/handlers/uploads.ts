@@ -173,7 +173,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
   let blob: BlobInfo;
   try {
-    blob = await withRequestBody(ctx, (body) => repo.uploads.commit(session.id, monolithic, body, signal));
+    blob = await withRequestBody(ctx, (body) => repo.uploads.commit(session.id, monolithic, body, { ...signal, length }));
   } catch (err) {
     await repo.uploads.cancel(session.id).catch(() => undefined); // the client never saw this session
     throw err;
@@ -196,7 +196,7 @@ export const patchUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
   const offset = expectedOffset(ctx, deps, name, id);
-  const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
+  const options = { signal: ctx.state.signal, length: ctx.request.length, ...(offset !== undefined && { expectedOffset: offset }) };
   const uploads = deps.registry.repository(name).uploads;
   const status = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.append(id, body, options)));
   sendUploadStatus(ctx, deps, name, status, 202);
@@ -208,7 +208,7 @@ export const putUpload: Handler = async (ctx, deps) => {
   const id = uploadId(ctx);
   const digest = parseDigestParam(queryValue(ctx, 'digest') ?? '');
   const offset = expectedOffset(ctx, deps, name, id);
-  const options = { signal: ctx.state.signal, ...(offset !== undefined && { expectedOffset: offset }) };
+  const options = { signal: ctx.state.signal, length: ctx.request.length, ...(offset !== undefined && { expectedOffset: offset }) };
   const uploads = deps.registry.repository(name).uploads;
   const blob = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.commit(id, digest, body, options)));
   await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest, size: blob.size });

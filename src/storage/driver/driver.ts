@@ -73,6 +73,18 @@ export interface LeftoverOptions extends CallOptions {
   readonly skip?: ReadonlySet<string>;
 }
 
+/** Options of `writer`. */
+export interface WriterOptions extends CallOptions {
+  /** Continue after the file's last byte (true) or replace the file (false). */
+  readonly append: boolean;
+  /**
+   * How many bytes the caller means to write through this writer (a request's Content-Length), when
+   * it knows. A hint: a driver may hold less in memory with it (the s3 driver's parts), and a writer
+   * given a different number of bytes still stores exactly what it was given.
+   */
+  readonly expectedBytes?: number;
+}
+
 /**
  * A writer for large content (upload data). It respects backpressure: a write is called back only once
  * its bytes are in the file or in a bounded buffer. Bytes written are durable once `end()` has finished
@@ -161,7 +173,7 @@ export interface StorageDriver {
    * A writer that replaces the file (`append: false`) or continues after its last byte (`append: true`;
    * a missing file starts empty). Parents are created. Aborting the signal destroys the writer.
    */
-  writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter>;
+  writer(path: string, o: WriterOptions): Promise<FileWriter>;
   /** What is at `path`, file or directory. @throws PathNotFoundError */
   stat(path: string, o?: CallOptions): Promise<FileInfo>;
   /**

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { IDLE_RELEASE_MS, PartBufferPool } from './s3-part-buffers.js';
+import { IDLE_RELEASE_MS, PartBufferPool, mappedBuffer } from './s3-part-buffers.js';
 
 describe('PartBufferPool', () => {
   afterEach(() => {
@@ -30,6 +30,17 @@ describe('PartBufferPool', () => {
     pool.give(again);
     pool.give(Buffer.alloc(8));
     expect(pool.free).toBe(2);
+  });
+
+  it("takes buffers mapped by V8 (resizable ArrayBuffers), not malloc'd ones, each its ArrayBuffer's whole length", () => {
+    const pool = new PartBufferPool(3 * 1024 * 1024, 2);
+    const buf = pool.take();
+    // A malloc'd Buffer's ArrayBuffer is not resizable; a resizable one is reserved and mapped by V8.
+    expect(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get?.call(buf.buffer)).toBe(true);
+    expect([buf.byteOffset, buf.length, buf.buffer.byteLength]).toEqual([0, 3 * 1024 * 1024, 3 * 1024 * 1024]);
+    Buffer.from('part bytes').copy(buf, 100);
+    expect(buf.subarray(100, 110).toString()).toBe('part bytes');
+    expect(mappedBuffer(16).length).toBe(16);
   });
 
   it('drops its free buffers once none was given back for a while, letting their memory go (detached)', () => {

@@ -13,6 +13,15 @@
  * dead buffers only a full collection frees (often not before the next upload has filled a new buffer
  * of its own: 15 MiB more resident then, issue #18); the new ArrayBuffer is young, and the next
  * young-generation collection frees it (uploads ask for one every 4 MiB, src/http/young-garbage.ts).
+ *
+ * Where the memory comes from (mappedBuffer). A plain Buffer of this size is malloc'd, and glibc's
+ * malloc serves the first one with a mapping of its own but raises its mmap threshold to that size
+ * when it is freed: every later buffer of the same size came from the main heap (brk), and a freed one
+ * there stays resident (glibc returns only the top of that heap, and small allocations soon sit in the
+ * hole, so the next 15 MiB buffer went above them). In /proc/<pid>/smaps the `[heap]` mapping grew by
+ * about 15 MiB per upload (9.8 → 26 → 40 → 55 MiB over a PUT, PATCHes and a PUT) and the peaks with it
+ * (issue #18, bench/results/s3-2026-12-07-10.md). A resizable ArrayBuffer is mapped by V8 itself and
+ * unmapped when collected, so the heap stays where the request chunks keep it (9-12 MiB).
  */
 
 /** How long free buffers are kept after the last one came back. */
@@ -39,7 +48,7 @@ export class PartBufferPool {
     const free = this.#free.pop();
     if (free !== undefined) return free;
     this.allocated += 1;
-    return Buffer.allocUnsafeSlow(this.size);
+    return mappedBuffer(this.size);
   }
 
   /** Gives `buf` back; the caller must not touch it afterwards (another writer may fill it at once). */
@@ -61,6 +70,19 @@ export class PartBufferPool {
   get free(): number {
     return this.#free.length;
   }
+}
+
+/** `new ArrayBuffer(length, { maxByteLength })` (ES2024; this project's TypeScript lib is ES2023). */
+const ResizableArrayBuffer = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer;
+
+/**
+ * A buffer of `size` bytes whose memory V8 maps from the system itself, outside malloc's heap: a
+ * resizable ArrayBuffer (V8 reserves and commits its pages directly, as for WebAssembly memory),
+ * viewed at its full length. Pages become resident as they are written; the mapping is unmapped
+ * when the ArrayBuffer is collected. See the file's comment for why not malloc.
+ */
+export function mappedBuffer(size: number): Buffer {
+  return Buffer.from(new ResizableArrayBuffer(size, { maxByteLength: size }), 0, size);
 }
 
 /**

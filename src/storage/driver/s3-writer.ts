@@ -19,6 +19,10 @@
  * by the next writer once it ends). The request waits while a part is sent (its bytes wait in the
  * socket's buffers): a second buffer filling meanwhile was 15 MiB more resident memory per upload, and
  * without it Berth's upload speeds stayed about where they were (issue #18; bench/results/s3-2026-12-07-3.md).
+ * A writer told how many bytes it will take (`expectedBytes`: a request's Content-Length) needs no
+ * 5 MiB in hand: it sends a part once `chunksize` bytes are buffered, and cuts the one before the last
+ * so that the last is at least 5 MiB (#partDue), so the buffer's last 5 MiB are never written, nor
+ * resident (bench/results/s3-2026-12-07-10.md: the 1 GiB PUT's peak 93.8 MiB against 101.8).
  *
  * The pending part. Only the last part may be under 5 MiB, so a short tail (a content still under
  * 5 MiB, or a short PATCH after one) cannot stay a part once more bytes follow. `end()` then stores a
@@ -39,7 +43,7 @@ import { finished } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { CompletedPart } from '@aws-sdk/client-s3';
 import { DriverError } from './driver.js';
-import type { FileWriter } from './driver.js';
+import type { FileWriter, WriterOptions } from './driver.js';
 import { MIN_PART_BYTES, headObject, isNoSuchKey, s3Status, sendOptions } from './s3-client.js';
 import type { S3Context } from './s3-client.js';
 import {
@@ -79,11 +83,13 @@ interface Start {
 }
 
 /** Opens a writer on `path`: truncating it, or continuing after its last byte. */
-export async function openS3Writer(ctx: S3Context, path: string, append: boolean, signal?: AbortSignal): Promise<FileWriter> {
+export async function openS3Writer(ctx: S3Context, path: string, o: WriterOptions): Promise<FileWriter> {
   const key = ctx.key(path);
+  const { signal } = o;
   try {
-    const start = append ? await resume(ctx, key, signal) : await truncate(ctx, key, signal);
-    return new S3Writer(ctx, path, key, start, signal);
+    const start = o.append ? await resume(ctx, key, signal) : await truncate(ctx, key, signal);
+    const end = o.expectedBytes === undefined ? undefined : start.size + o.expectedBytes;
+    return new S3Writer(ctx, path, key, start, end, signal);
   } catch (err) {
     throw ctx.fail('writer', path, err, signal ? { signal } : {});
   }
@@ -185,6 +191,10 @@ class S3Writer extends Writable implements FileWriter {
    */
   #fill: Buffer | undefined;
   #buffered = 0;
+  /** Where the buffered bytes end in the content (the content's size once written bytes are copied in). */
+  #bufferEnd: number;
+  /** The content's size once the bytes the caller said it would write are written, when it said. */
+  readonly #expectedEnd: number | undefined;
   /** The upload that holds (or will hold) the content; none until a part is due for a plain object. */
   #uploadId: string | undefined;
   /** The parts before the buffered bytes, each at least 5 MiB, numbered from 1 on. */
@@ -206,10 +216,13 @@ class S3Writer extends Writable implements FileWriter {
     private readonly path: string,
     private readonly key: string,
     start: Start,
+    expectedEnd: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
     super({ decodeStrings: true });
     this.#size = start.size;
+    this.#bufferEnd = start.size;
+    this.#expectedEnd = expectedEnd;
     this.#copyBytes = start.copy === undefined ? 0 : start.size;
     this.#copyEtag = start.copy?.etag;
     this.#objectHoldsContent = start.upload === undefined && start.size > 0;
@@ -220,6 +233,7 @@ class S3Writer extends Writable implements FileWriter {
     }
     const first = start.upload?.tail?.bytes ?? start.head;
     if (first !== undefined && first.length > 0) this.#copyIn(first, 0); // under 5 MiB: it fits
+    this.#bufferEnd = start.size; // `first` is the end of the content so far, already counted
     if (signal !== undefined) {
       const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -231,9 +245,29 @@ class S3Writer extends Writable implements FileWriter {
     return this.#size;
   }
 
-  /** Buffered bytes that trigger a part upload: a part, and enough after it for a last part of 5 MiB. */
+  /** Buffered bytes that trigger a part upload when the writer's length is not known: a part, and enough after it for a last part of 5 MiB. */
   get #uploadAt(): number {
     return this.ctx.options.chunkSize + MIN_PART_BYTES;
+  }
+
+  /**
+   * Bytes of the buffer to send as a part now, or 0 to buffer more. Without a known length: `chunksize`
+   * once a part and 5 MiB more are buffered, so that whatever end() finds is a valid last part. With
+   * the length the caller announced (`expectedBytes`), what is still to come counts as the 5 MiB: a
+   * part goes as soon as `chunksize` bytes are buffered, and the buffer's last 5 MiB are never written
+   * (nor resident: its pages are mapped on first write, s3-part-buffers.ts). When less than a part and
+   * 5 MiB are left in all, the part is cut so that 5 MiB remain for the last one.
+   */
+  #partDue(): number {
+    const chunk = this.ctx.options.chunkSize;
+    if (this.#buffered >= this.#uploadAt) return chunk;
+    const toCome = this.#expectedEnd === undefined ? -1 : this.#expectedEnd - this.#bufferEnd;
+    if (toCome < 0) return 0; // no length given, or more bytes than it said: the rule without a length
+    const left = this.#buffered + toCome;
+    if (this.#buffered >= chunk && left - chunk >= MIN_PART_BYTES) return chunk;
+    const cut = left - MIN_PART_BYTES;
+    if (left > chunk && cut >= MIN_PART_BYTES && this.#buffered >= cut) return cut;
+    return 0;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -241,15 +275,17 @@ class S3Writer extends Writable implements FileWriter {
     this.#dirty = true;
     this.#tail = undefined;
     let from = this.#copyIn(chunk, 0);
-    if (this.#buffered < this.#uploadAt) {
+    if (this.#partDue() === 0 && from === chunk.length) {
       callback();
       return;
     }
     const sendAndGoOn = async (): Promise<void> => {
-      while (this.#buffered >= this.#uploadAt) {
-        await this.#sendPart();
+      for (let due = this.#partDue(); due > 0; due = this.#partDue()) {
+        await this.#sendPart(due);
         from = this.#copyIn(chunk, from);
       }
+      // #partSized keeps this from happening; a mistake there must fail the write, not drop bytes.
+      if (from < chunk.length) throw new Error(`part buffer full with ${this.#buffered} bytes and no part due`);
     };
     sendAndGoOn().then(() => callback(), (err: unknown) => callback(this.#fail('write', err)));
   }
@@ -311,14 +347,13 @@ class S3Writer extends Writable implements FileWriter {
   }
 
   /**
-   * Sends the first `chunksize` bytes of the full buffer as the next part and waits until it is
-   * stored; what followed them (5 MiB) then moves to the front of the same buffer. One buffer per
-   * writer: the request waits while its part is sent (TCP holds what the client sends meanwhile).
+   * Sends the first `partBytes` bytes of the buffer as the next part and waits until it is stored;
+   * what followed them then moves to the front of the same buffer. One buffer per writer: the request
+   * waits while its part is sent (TCP holds what the client sends meanwhile).
    */
-  async #sendPart(): Promise<void> {
+  async #sendPart(partBytes: number): Promise<void> {
     const fill = this.#fill;
     if (fill === undefined) throw new Error('the writer was destroyed');
-    const partBytes = this.ctx.options.chunkSize;
     this.#parts.push(await this.#uploadPart(fill.subarray(0, partBytes)));
     if (this.#fill !== fill) throw new Error('the writer was destroyed');
     fill.copyWithin(0, partBytes, this.#buffered);
@@ -394,11 +429,26 @@ class S3Writer extends Writable implements FileWriter {
     return { PartNumber: partNumber, ETag: out.ETag };
   }
 
-  /** Copies `chunk` from `from` into the buffer, as much as fits; answers where the copy stopped. */
+  /**
+   * Whether the buffer needs to hold no more than a part, with `more` bytes about to be copied in: the
+   * caller's length holds for them, and a part is at least 10 MiB, so that whatever is left after a
+   * full buffer (more than a part) can be cut into a part and a last part of 5 MiB or more (#partDue).
+   */
+  #partSized(more: number): boolean {
+    const end = this.#expectedEnd;
+    return end !== undefined && this.#bufferEnd + more <= end && this.ctx.options.chunkSize >= 2 * MIN_PART_BYTES;
+  }
+
+  /**
+   * Copies `chunk` from `from` into the buffer, as much as fits (when the writer's length is known, no
+   * more than a part: the buffer's last 5 MiB stay untouched); answers where the copy stopped.
+   */
   #copyIn(chunk: Buffer, from: number): number {
     const fill = (this.#fill ??= this.ctx.partBuffers.take());
-    const copied = chunk.copy(fill, this.#buffered, from);
+    const upTo = this.#partSized(chunk.length - from) ? Math.max(this.#buffered, this.ctx.options.chunkSize) : fill.length;
+    const copied = chunk.copy(fill, this.#buffered, from, from + Math.min(chunk.length - from, upTo - this.#buffered));
     this.#buffered += copied;
+    this.#bufferEnd += copied;
     return from + copied;
   }
 

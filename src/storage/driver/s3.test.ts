@@ -8,6 +8,7 @@ import {
   CreateMultipartUploadCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -101,6 +102,34 @@ describeWithS3('s3 driver on Ceph RGW', (s3) => {
       expect(after.ETag).toMatch(/-3"$/);
       expect(await openUploads(s3, `${root}/`)).toEqual([]);
       expect(await listKeys(s3, s3.bucket, `${root}/`)).toEqual([key]);
+    });
+
+    it('a writer told its length sends a part once chunksize bytes are buffered (never buffering the extra 5 MiB), cutting the one before the last so that the last is 5 MiB; a wrong length still stores every byte', async () => {
+      const { d, root } = driverAt({ chunkSize: 10 * MiB });
+      const content = randomBytes(23 * MiB);
+      const pieces = Array.from({ length: content.length / (64 * 1024) }, (_, i) => content.subarray(i * 64 * 1024, (i + 1) * 64 * 1024));
+      const partSizes = async (path: string): Promise<number[]> => {
+        const [upload] = await openUploadIds(s3, `${root}${path}`);
+        const out = await testS3Client(s3).send(new ListPartsCommand({ Bucket: s3.bucket, Key: `${root}${path}`, UploadId: upload }));
+        return (out.Parts ?? []).map((p) => (p.Size ?? 0) / MiB);
+      };
+      const cases: { path: string; expectedBytes?: number; parts: number[] }[] = [
+        // Without a length: a part goes once 15 MiB are buffered (10 + 5 for the last), 13 MiB are left at end().
+        { path: '/unknown', parts: [10, 13] },
+        // 10 MiB, then 13 MiB left in all: 8 now, so that the last is 5.
+        { path: '/told', expectedBytes: content.length, parts: [10, 8, 5] },
+        // Told less than it got: 7 (so that 5 of the 12 are left), then the rule without a length.
+        { path: '/short', expectedBytes: 12 * MiB, parts: [7, 10, 6] },
+        // Told more: parts by the length, and what end() finds is a short last part (with its pending copy).
+        { path: '/long', expectedBytes: 30 * MiB, parts: [10, 10, 3] },
+      ];
+      for (const c of cases) {
+        const w = await d.writer(c.path, { append: false, ...(c.expectedBytes !== undefined && { expectedBytes: c.expectedBytes }) });
+        await writeAndEnd(w, ...pieces);
+        expect({ path: c.path, parts: await partSizes(c.path) }).toEqual({ path: c.path, parts: c.parts });
+        await w.commit();
+        expect(sha256(await d.getContent(c.path))).toBe(sha256(content));
+      }
     });
 
     it('a short tail is a part with a pending copy beside it, re-sent with the bytes that follow; list and walk never show the copy', async () => {

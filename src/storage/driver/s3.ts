@@ -33,7 +33,7 @@ import {
 import type { HeadObjectCommandOutput, ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DriverError, InvalidOffsetError, PathNotFoundError } from './driver.js';
-import type { CallOptions, DriverCapabilities, FileInfo, FileWriter, ReaderOptions, StorageDriver } from './driver.js';
+import type { CallOptions, DriverCapabilities, FileInfo, FileWriter, ReaderOptions, StorageDriver, WriterOptions } from './driver.js';
 import { REDIRECT_EXPIRY_SECONDS, createS3Context, headObject, s3Status } from './s3-client.js';
 import type { S3Context, S3DriverOptions } from './s3-client.js';
 import { abortUpload, isPendingKey, multipartCopy, openUploadAt, pendingKey, settleOpenUpload, uploadsUnder } from './s3-multipart.js';
@@ -128,8 +128,8 @@ class S3Driver implements StorageDriver {
     }
   }
 
-  writer(path: string, o: CallOptions & { append: boolean }): Promise<FileWriter> {
-    return openS3Writer(this.ctx, path, o.append, o.signal);
+  writer(path: string, o: WriterOptions): Promise<FileWriter> {
+    return openS3Writer(this.ctx, path, o);
   }
 
   async stat(path: string, o?: CallOptions): Promise<FileInfo> {

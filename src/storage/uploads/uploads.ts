@@ -42,6 +42,8 @@ export interface UploadStatus {
 export interface AppendOptions extends CallOptions {
   /** Where the client says its bytes start (Content-Range, or the offset of its `_state`). */
   readonly expectedOffset?: number;
+  /** The body's length when the client declared it (Content-Length): a hint for the storage driver's writer. */
+  readonly length?: number | undefined;
 }
 
 /** Options of an upload's start. */
@@ -165,7 +167,10 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
       throw rangeInvalid(`upload is at offset ${current.size}, not ${o.expectedOffset}`);
     }
     const hash = verified ? undefined : await runningHash(id, current.size, final, o);
-    const writer = await driver.writer(paths.uploadData(name, id), { append: true, ...signalOf(o) });
+    const expected = body === undefined ? 0 : o.length;
+    const writer = await driver.writer(paths.uploadData(name, id), {
+      append: true, ...signalOf(o), ...(expected !== undefined && { expectedBytes: expected }),
+    });
     try {
       if (body && verified) await pipeline(body, writer, signalOf(o));
       else if (body) await pipeline(body, hashing(hash), writer, signalOf(o));
