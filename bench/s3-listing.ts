@@ -14,8 +14,10 @@
  * The client is what a real one is: node:http over one keep-alive connection per server (Berth's
  * replicas one each), opened by the untimed checks and kept. Each GET is timed alone, from the request
  * to its body's last byte, and a sample is the median of `listing-gets` GETs one after another (to each
- * replica in turn for Berth). Until s3-listing-2026-12-07-2.md a sample was the mean of 5 GETs through
- * the global `fetch` (undici), which costs about 1.5 ms a request more here; that measure is still
+ * replica in turn for Berth), after `listing-warmup` untimed GETs of each path to each server (the
+ * warm-up from s3-listing-2026-12-07-3.md on). Up to s3-listing-2026-12-07.md and s3-2026-12-07-9.md a
+ * sample was the mean of 5 GETs through the global `fetch` (undici), which cost 1-3 ms a request more
+ * here (`GET /v2/` 4.34 against 1.16 ms on Berth in s3-listing-2026-12-07-2.md); that measure is still
  * taken, one sample per server and round, and printed in the notes beside the new one. What the client
  * and loopback cost alone is in the notes too: `GET /v2/` (no storage, no Redis) from both servers, and
  * the same tag-list body sent from memory by a bare Node server in another process (the floor).
@@ -93,7 +95,7 @@ async function pushOne(base: string, repo: string): Promise<string> {
   return digest;
 }
 
-/** The earlier measure (until s3-listing-2026-12-07-2.md), kept for the notes: GETs through the global fetch. */
+/** The earlier measure (up to s3-listing-2026-12-07.md), kept for the notes: GETs through the global fetch. */
 const FETCH_REPEATS = 5;
 
 /** A GET's status, body and time (ms, from the request to the body's last byte). */
@@ -299,6 +301,14 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
     await writeFile(floorFile, tagsBody.berth);
     floorServer = await startFloorServer(floorFile);
     await time.median([floorServer.url], '/');
+    // The same untimed warm-up for both: `listing-warmup` GETs of each timed path (Berth's JIT-compiled
+    // code is cold for the first few hundred requests; registry:2's is compiled ahead).
+    const warmup = opt(o, 'listing-warmup');
+    const warm = timer(agent, warmup);
+    const { ms: warmMs } = await timed(async () => {
+      for (const t of TARGETS) for (const path of [paths.catalog, paths.tags, '/v2/']) await warm.median(url[t], path);
+      await warm.median([floorServer?.url ?? ''], '/');
+    });
     const rounds = opt(o, 'rounds');
     const m = await measureListings(time, url, paths, floorServer.url, rounds, ctx);
     const usage = await usageOnReplicas(time, url.berth, rounds, nTags, ctx);
@@ -312,11 +322,11 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
     const notes = [
       `listing: one bucket for both; ${nTags} tags (+1 pushed) in ${TAGS_REPO} and ${nRepos} repositories of one tag written with the SDK in ${formatMs(seedMs)}; ` +
         `Berth: 3 replicas with one Redis, requests sent to each in turn, index rebuilt from the bucket at start in ${formatMs(indexMs)} (start included); registry:2 walks the bucket`,
-      `listing client: node:http, one keep-alive connection per server (each replica its own) opened by the untimed checks and reused; each GET timed alone (request to last body byte); a sample is the median of ${gets} GETs one after another`,
+      `listing client: node:http, one keep-alive connection per server (each replica its own) opened by the untimed checks and reused; each GET timed alone (request to last body byte); a sample is the median of ${gets} GETs one after another; before the rounds, ${warmup} untimed GETs of each timed path to each server (${formatMs(warmMs)} in all)`,
       'listing answers checked first: the same tags (sorted) and the same first catalog page from both',
       `baseline, GET /v2/ (no storage, no Redis), the same client: ${pair(m.ping)}`,
       `floor: Berth's ${nTags + 1}-tag body (${tagsBody.berth.length} bytes) from a bare Node server in another process sending it from memory, the same client: ${formatValue(median(m.floor), 'ms')}`,
-      `the earlier measure (until s3-listing-2026-12-07-2.md; one sample per server and round, the mean of ${FETCH_REPEATS} GETs through the global fetch): ` +
+      `the earlier measure (up to s3-listing-2026-12-07.md and s3-2026-12-07-9.md; one sample per server and round, the mean of ${FETCH_REPEATS} GETs through the global fetch): ` +
         `catalog first page ${pair(m.fetched.catalog)}; tag list ${pair(m.fetched.tags)}; GET /v2/ ${pair(m.fetched.ping)}`,
     ];
     return { rows, notes };

@@ -331,6 +331,7 @@ export const s3Family: Family = {
     { name: 'blobs', help: '1: time the blob uploads and GET; 0: skip them (listings only)', full: 1, quick: 1, min: 0, max: 1 },
     { name: 'listing-tags', help: 'tags in the listing scenario (3 replicas + Redis vs registry:2 on one bucket); 0 skips it', full: 10_000, quick: 1000, min: 0, max: 100_000 },
     { name: 'listing-gets', help: 'GETs per listing sample (over a kept keep-alive connection; the sample is their median)', full: 15, quick: 5, min: 1, max: 1000 },
+    { name: 'listing-warmup', help: 'untimed GETs of each listing path to each server before the timed rounds', full: 45, quick: 6, min: 0, max: 10_000 },
     { name: 'listing-repos', help: 'repositories of one tag each beside the tagged one, for the catalog', full: 200, quick: 50, min: 0, max: 10_000 },
     { name: 'settle-seconds', help: "wait after deleting each timed upload's blob (RGW garbage collection)", full: 12, quick: 6, min: 0, max: 600 },
   ],
