@@ -299,18 +299,19 @@ export async function listingOnS3(ceph: CephServer, work: string, o: Readonly<Re
     if (JSON.stringify(JSON.parse(bc)) !== JSON.stringify(JSON.parse(rc))) throw new Error(`first catalog pages differ: ${bc.slice(0, 200)} / ${rc.slice(0, 200)}`);
     const floorFile = join(work, 'floor-tags.json');
     await writeFile(floorFile, tagsBody.berth);
-    floorServer = await startFloorServer(floorFile);
-    await time.median([floorServer.url], '/');
+    const floor = await startFloorServer(floorFile);
+    floorServer = floor;
+    await time.median([floor.url], '/');
     // The same untimed warm-up for both: `listing-warmup` GETs of each timed path (Berth's JIT-compiled
     // code is cold for the first few hundred requests; registry:2's is compiled ahead).
     const warmup = opt(o, 'listing-warmup');
     const warm = timer(agent, warmup);
     const { ms: warmMs } = await timed(async () => {
       for (const t of TARGETS) for (const path of [paths.catalog, paths.tags, '/v2/']) await warm.median(url[t], path);
-      await warm.median([floorServer?.url ?? ''], '/');
+      await warm.median([floor.url], '/');
     });
     const rounds = opt(o, 'rounds');
-    const m = await measureListings(time, url, paths, floorServer.url, rounds, ctx);
+    const m = await measureListings(time, url, paths, floor.url, rounds, ctx);
     const usage = await usageOnReplicas(time, url.berth, rounds, nTags, ctx);
     ctx.log(`  catalog first page: ${pair(m.catalog)}; tags: ${pair(m.tags)}; GET /v2/: ${pair(m.ping)}; floor (tag list from memory) ${formatMs(median(m.floor))}`);
     if (ctx.cpuProfDir !== undefined) await profileLoop(url.berth[0] ?? '', paths, ctx);
