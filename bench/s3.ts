@@ -25,6 +25,7 @@
  * and the machine's available memory are reported in the context lines.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { type CephServer, createBucket, startCeph, testS3Client } from '../test/helpers/ceph-server.js';
@@ -266,6 +267,8 @@ async function downloads(c: Ctx, notes: string[]): Promise<Row[]> {
 
 async function runS3(o: Readonly<Record<string, number>>, ctx: RunContext): Promise<FamilyReport> {
   const work = await makeTempDir('berth-bench-s3-');
+  const load = (): string => loadavg().map((x) => x.toFixed(2)).join(', ');
+  const loadAtStart = load();
   const running: Server[] = [];
   let ceph: CephServer | undefined;
   const onExit = (): void => ceph?.stopSync();
@@ -305,6 +308,7 @@ async function runS3(o: Readonly<Record<string, number>>, ctx: RunContext): Prom
     }
     notes.push(...(await mem.lines()));
     notes.push(`rounds: ${opt(o, 'rounds')} per scenario after one untimed warm-up per server; A B then B A, alternating`);
+    notes.push(`load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${load()}`);
     return { family: 's3', title: 'Blobs on S3 (Ceph RGW): Berth vs registry:2', rows, notes };
   } finally {
     const grace = ctx.cpuProfDir !== undefined || ctx.heapProfDir !== undefined ? 60_000 : 5_000;
@@ -326,6 +330,8 @@ export const s3Family: Family = {
     { name: 'chunked', help: '1: also time the chunked upload; 0: skip it', full: 1, quick: 1, min: 0, max: 1 },
     { name: 'blobs', help: '1: time the blob uploads and GET; 0: skip them (listings only)', full: 1, quick: 1, min: 0, max: 1 },
     { name: 'listing-tags', help: 'tags in the listing scenario (3 replicas + Redis vs registry:2 on one bucket); 0 skips it', full: 10_000, quick: 1000, min: 0, max: 100_000 },
+    { name: 'listing-gets', help: 'GETs per listing sample (over a kept keep-alive connection; the sample is their median)', full: 15, quick: 5, min: 1, max: 1000 },
+    { name: 'listing-warmup', help: 'untimed GETs of each listing path to each server before the timed rounds', full: 45, quick: 6, min: 0, max: 10_000 },
     { name: 'listing-repos', help: 'repositories of one tag each beside the tagged one, for the catalog', full: 200, quick: 50, min: 0, max: 10_000 },
     { name: 'settle-seconds', help: "wait after deleting each timed upload's blob (RGW garbage collection)", full: 12, quick: 6, min: 0, max: 600 },
   ],
