@@ -21,7 +21,7 @@ import { credentialsOf } from './mirror-credentials.js';
 import { importFormerPullTimes, loadSchedulerState } from './pull-times.js';
 import { createUpstreamClient } from '../mirror/upstream.js';
 import type { Digest } from '../storage/digest.js';
-import type { LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
+import type { CacheRegistry, LocalRegistry, ManifestTimes, Registry } from '../storage/registry.js';
 import type { GcRunOptions } from '../gc/run.js';
 import type { Replicas } from './replicas.js';
 import { growHeapInLargerSteps } from './heap-growth.js';
@@ -227,7 +227,7 @@ function upstreamFor(proxy: ProxyConfig, name: string): UpstreamConfig | undefin
   return proxy.upstreams.find((u) => u.prefix === undefined || name.startsWith(`${u.prefix}/`));
 }
 
-function routerFor(proxy: ProxyConfig, local: Registry): NameRouting | undefined {
+function routerFor(proxy: ProxyConfig, local: CacheRegistry): NameRouting | undefined {
   if (proxy.form === 'remoteurl') return undefined;
   return createNameRouter(local, proxy.upstreams.flatMap((u) => (u.prefix === undefined ? [] : [{ prefix: u.prefix, hosts: u.hosts, default: u.default }])));
 }

@@ -7,8 +7,8 @@
  * (an ordinary repository). registry:2's `remoteurl` form needs no routing: every name is mirrored as is.
  */
 import { isRegistryError } from '../errors.js';
-import { parseRepoName } from '../storage/reference.js';
-import type { Registry } from '../storage/registry.js';
+import { type RepoName, parseRepoName } from '../storage/reference.js';
+import type { CacheRegistry } from '../storage/registry.js';
 
 /** One upstream as routing sees it. */
 export interface RoutedUpstream {
@@ -33,17 +33,18 @@ export interface NameRouter {
 }
 
 /** A router over `upstreams`; `local` says whether an un-prefixed name is a local repository. */
-export function createNameRouter(local: Registry, upstreams: readonly RoutedUpstream[]): NameRouter {
+export function createNameRouter(local: CacheRegistry, upstreams: readonly RoutedUpstream[]): NameRouter {
   const fallback = upstreams.find((u) => u.default);
   const under = (name: string): RoutedUpstream | undefined => upstreams.find((u) => name.startsWith(`${u.prefix}/`));
   const isLocal = async (name: string): Promise<boolean> => {
+    let repo: RepoName;
     try {
-      await local.repository(parseRepoName(name)).tags({ limit: 1 });
-      return true;
+      repo = parseRepoName(name);
     } catch (err) {
-      if (isRegistryError(err, 'NAME_UNKNOWN') || isRegistryError(err, 'NAME_INVALID')) return false;
+      if (isRegistryError(err, 'NAME_INVALID')) return false;
       throw err;
     }
+    return local.repository(repo).exists();
   };
   return {
     async route(name, hints) {

@@ -50,6 +50,7 @@ export async function listRepositories(driver: StorageDriver, o?: CallOptions): 
  * un-prefixed name the mirror's router checks before a default upstream serves it) costs no listing.
  */
 export async function repositoryDirMissing(driver: StorageDriver, name: RepoName, o?: CallOptions): Promise<boolean> {
+  if (driver.exists !== undefined) return !(await driver.exists(paths.repo(name), o));
   return (await unlessNotFound(() => driver.stat(paths.repo(name), o))) === undefined;
 }
 

@@ -74,6 +74,12 @@ export interface CacheRepository extends Repository {
   readonly manifests: CacheManifests;
   /** Uploads, and storing a blob the cache verifies itself as it fetches it. */
   readonly uploads: CacheUploads;
+  /**
+   * Whether this repository exists: true exactly when `tags()` would answer rather than throw
+   * NAME_UNKNOWN, but answered without building that error (or the driver's) for a name that is not
+   * one. The mirror's router asks it of every un-prefixed read under a `default` upstream (issue #13).
+   */
+  exists(o?: CallOptions): Promise<boolean>;
 }
 
 /** Everything one repository holds, as HTTP reaches it. */

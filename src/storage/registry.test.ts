@@ -212,6 +212,19 @@ describe.each(TEST_DRIVERS)('registry over the %s driver', (_name, make) => {
     expect(await createRegistry({ driver, deleteEnabled: true }).repository(repo).tags()).toEqual([]);
   });
 
+  it('exists() answers as tags() does, as a yes or no: false after one stat for a name with no directory, true with or without tags', async () => {
+    const calls: string[] = [];
+    const counting = instrument(driver, (call) => void calls.push(call.op));
+    const unknown = createRegistry({ driver: counting, deleteEnabled: true }).repository(parseRepoName('library/not-here'));
+    expect(await unknown.exists()).toBe(false);
+    expect(calls).toEqual(['stat']);
+    await pushBlob(registry, 'a layer'); // team/app exists now, with no tag
+    expect(await createRegistry({ driver, deleteEnabled: true }).repository(repo).exists()).toBe(true);
+    const config = await pushBlob(registry, 'config');
+    await registry.repository(repo).manifests.put({ tag: parseTag('v1') }, imageManifest(config, []), MEDIA_TYPES.ociManifest);
+    expect(await createRegistry({ driver, deleteEnabled: true }).repository(repo).exists()).toBe(true);
+  });
+
   it('refuses a manifest whose blobs are not linked in the repository', async () => {
     const other = registry.repository(parseRepoName('other/app'));
     const session = await other.uploads.start();

@@ -92,6 +92,12 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): CacheR
       if (await repositoryExists(driver, name, o)) return [];
       throw nameUnknown(name);
     },
+    // The same steps as tags(), answered as a yes or no.
+    async exists(o) {
+      if ((await index.tags(name, { after: undefined, limit: 1 })) !== undefined) return true;
+      if (await repositoryDirMissing(driver, name, o)) return false;
+      return (await tagStore.all(o)) !== undefined || (await repositoryExists(driver, name, o));
+    },
     async referrers(subject, filter, o) {
       const indexed = await index.referrers(name, subject);
       if (!indexed) return listReferrers(manifests, subject, filter, o);

@@ -27,11 +27,10 @@
  * a symlink removes the link, and a recursive delete does not descend through links. Symlinks that an
  * operator placed on the way (a blob directory on another volume, say) are traversed like directories.
  */
-import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, statSync } from 'node:fs';
+import { close as closeFd, constants, fstat as fstatFd, open as openFd, readFileSync, readdirSync, stat as statPath, statSync } from 'node:fs';
 import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
-import { addAbortSignal } from 'node:stream';
 import { InvalidOffsetError, InvalidPathError, PathNotFoundError } from './driver.js';
 import type { CallOptions, DeleteOptions, DirectoryEntries, FileInfo, FileWriter, LeftoverOptions, SendableReader, StorageDriver, WriterRecord } from './driver.js';
 import { isValidPath } from './instrument.js';
@@ -204,8 +203,7 @@ class FilesystemDriver implements StorageDriver {
         await fdCall((cb) => closeFd(fd, cb)).catch(() => undefined);
         throw err;
       }
-      const stream = new FileReader(fd, path, offset);
-      return o?.signal ? addAbortSignal(o.signal, stream) : stream;
+      return new FileReader(fd, path, offset, o?.signal);
     });
   }
 
@@ -237,7 +235,9 @@ class FilesystemDriver implements StorageDriver {
   async stat(path: string, o?: CallOptions): Promise<FileInfo> {
     const full = this.full(path, true);
     if (this.blocking) return guardSync(path, o, MISSING, () => toInfo(path, statSync(full)));
-    return guard(path, o, MISSING, async () => toInfo(path, await stat(full)));
+    // The callback API: a stat through fs/promises costs more CPU, the more so when it fails (the
+    // promise's error gets a stack captured), which the un-prefixed names of a mirror meet on every GET.
+    return guard(path, o, MISSING, async () => toInfo(path, await fdCall<Stats>((cb) => statPath(full, cb))));
   }
 
   async exists(path: string, o?: CallOptions): Promise<boolean> {
@@ -245,7 +245,7 @@ class FilesystemDriver implements StorageDriver {
     const answer = async (): Promise<boolean> => {
       // `throwIfNoEntry: false`: a missing path is answered without an error built and thrown.
       if (this.blocking) return guardSync(path, o, MISSING, () => statSync(full, { throwIfNoEntry: false }) !== undefined);
-      return guard(path, o, MISSING, async () => (await stat(full), true));
+      return guard(path, o, MISSING, async () => (await fdCall<Stats>((cb) => statPath(full, cb)), true));
     };
     try {
       return await answer();
