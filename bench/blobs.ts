@@ -18,9 +18,10 @@
  * 5. `concurrent` monolithic uploads of `concurrent-mib` each, all at once;
  * 6. resident memory growth over `uploads` uploads of `upload-kib` each (8 at a time), per round.
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { cpuSeconds } from './lib/cpu.js';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { curlGet, fetchDigest, rangeDigest, send, uploadChunked, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
@@ -46,16 +47,6 @@ async function pool(n: number, limit: number, task: (i: number) => Promise<void>
     while (next < n) await task(next++);
   };
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-}
-
-/**
- * CPU time (user + system, all threads) `pid` has used so far, in seconds, from /proc/<pid>/stat
- * (fields 14 and 15 after the command name, in clock ticks of 1/100 s as on Linux x86-64).
- */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Resident memory after `ms` of quiet (what the server keeps at rest). */
