@@ -28,7 +28,7 @@
  *   returns false is not waited for, the next read just lands in another of the GET's buffers, and the
  *   socket stops once `RAW_BUFFERS - 1` are queued in `dest`. Per GiB served this took the server's
  *   user CPU from about 0.4 s to about 0.2 s here (a wait for 'drain' per read, and the chain of async
- *   iterators, cost 20-30 µs a read; bench/results/s3-2026-12-07-2x.md).
+ *   iterators, cost 20-30 µs a read; bench/results/s3-2026-12-07-22.md).
  * - Once the socket has closed, its buffers are let go (s3-part-buffers.ts `letGo`) as they come back.
  * - Only for `http://` endpoints: TLS sockets are read through the SDK as before.
  */
