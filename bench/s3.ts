@@ -15,7 +15,8 @@
  *    server's peak resident memory during it;
  * 2. the same size in `chunk-mib` PATCH chunks (Content-Range), then PUT `?digest=` (`chunked` 0 skips it);
  * 3. GET of the whole blob through the server with curl (the warm-up reads it through Node and checks
- *    its sha256);
+ *    its sha256), with the CPU seconds per GiB of the server, radosgw, the OSD, the mon and curl during
+ *    each GET (from /proc; on two cores what the server spends is taken from RGW) in the notes;
  * 4. listings with three Berth replicas and the index in Redis vs registry:2 on one bucket
  *    (s3-listing.ts): the catalog's first page and a `listing-tags`-tag list.
  *
