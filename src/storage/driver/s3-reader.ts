@@ -243,6 +243,9 @@ export class S3Reader extends Readable implements SendableReader {
     const onClose = (): void => stop.abort();
     for (const s of [this, dest]) s.once('close', onClose);
     const closedEarly = (): Error => this.errored ?? dest.errored ?? new Error('the stream was closed before the end');
+    // Nobody else reads this stream: an error it is destroyed with (the caller's abort, a client gone)
+    // is this promise's to report, not an 'error' event with no listener (an uncaught exception).
+    this.on('error', ignore);
     try {
       for await (const chunk of chunks) {
         if (stop.signal.aborted) throw closedEarly();
@@ -403,6 +406,8 @@ export class S3Reader extends Readable implements SendableReader {
     return this.ctx.fail('reader', this.target.path, err, signal === undefined ? {} : { signal });
   }
 }
+
+function ignore(): void {}
 
 /** `body.pipeTo(sink)`, telling `progress` how many bytes it wrote, whether it succeeded or failed. */
 async function piped(body: RawBody, sink: Writable, progress: (bytes: number) => void): Promise<void> {
