@@ -11,7 +11,7 @@
  * time (bench/lib/cpuprofile.ts).
  */
 import { mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blobsFamily } from './blobs.js';
 import { dockerFamily } from './docker.js';
@@ -112,6 +112,7 @@ async function main(argv: readonly string[]): Promise<number> {
       ...(inv.flags.has('--cpu-prof') && { cpuProfDir: profDir }),
       ...(inv.flags.has('--heap-prof') && { heapProfDir: profDir }),
     };
+    const loadAtStart = loadAverage();
     const reports: FamilyReport[] = [];
     for (const f of inv.families) {
       log(`== ${f.name}`);
@@ -119,7 +120,8 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const name = inv.families.length === 1 ? (inv.families[0]?.name ?? 'bench') : inv.families.length === FAMILIES.length ? 'all' : inv.families.map((f) => f.name).join('+');
     const command = `npm run bench -- ${argv.join(' ')}`.trim();
-    const extra = [`registry:2: ${version}`, `Berth ran as: ${berth.label}`, ...(inv.flags.has('--quick') ? ['quick run (--quick): small sizes, not the issue\'s figures'] : [])];
+    const loads = `load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end`;
+    const extra = [`registry:2: ${version}`, `Berth ran as: ${berth.label}`, loads, ...(inv.flags.has('--quick') ? ['quick run (--quick): small sizes, not the issue\'s figures'] : [])];
     const file = await writeResults(name, command, reports, extra);
     const rows = reports.flatMap((r) => r.rows);
     process.stdout.write(`\n${textTable(rows)}\n\n${legend(rows).map((l) => `* ${l}`).join('\n')}\n\nwritten to ${file}\n`);
@@ -129,6 +131,11 @@ async function main(argv: readonly string[]): Promise<number> {
   } finally {
     await removeTempDir(build);
   }
+}
+
+/** The machine's load averages now, as uptime prints them. */
+function loadAverage(): string {
+  return loadavg().map((l) => l.toFixed(2)).join(', ');
 }
 
 // An interrupted run exits through process.exit, whose hooks stop every child by its PID and remove

@@ -15,7 +15,8 @@
  *    server's peak resident memory during it;
  * 2. the same size in `chunk-mib` PATCH chunks (Content-Range), then PUT `?digest=` (`chunked` 0 skips it);
  * 3. GET of the whole blob through the server with curl (the warm-up reads it through Node and checks
- *    its sha256);
+ *    its sha256), with the CPU seconds per GiB of the server, radosgw, the OSD, the mon and curl during
+ *    each GET (from /proc; on two cores what the server spends is taken from RGW) in the notes;
  * 4. listings with three Berth replicas and the index in Redis vs registry:2 on one bucket
  *    (s3-listing.ts): the catalog's first page and a `listing-tags`-tag list.
  *
@@ -31,6 +32,7 @@ import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { type CephServer, createBucket, startCeph, testS3Client } from '../test/helpers/ceph-server.js';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { listingOnS3 } from './s3-listing.js';
+import { cpuSeconds, reapedChildrenCpuSeconds } from './lib/cpu.js';
 import { curlGet, fetchDigest, uploadChunked, uploadMonolithic } from './lib/client.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { type Server, freePort, makeTempDir, removeTempDir, sleep, startServer, which } from './lib/proc.js';
@@ -236,6 +238,40 @@ async function uploads(c: Ctx): Promise<Row[]> {
   ];
 }
 
+/** CPU seconds of the processes that take part in a GET (the server, Ceph's daemons, curl). */
+type CpuSample = Readonly<Record<'server' | 'radosgw' | 'osd' | 'mon' | 'curl', number>>;
+
+/** CPU seconds used so far by each process in a GET through `t`; curl's as this process's waited-for children. */
+async function cpuNow(c: Ctx, t: Target): Promise<CpuSample> {
+  const daemon = async (file: string): Promise<number> => {
+    const pid = Number((await readFile(join(c.ceph.dir, file), 'utf8').catch(() => '')).trim());
+    return pid > 0 ? cpuSeconds(pid).catch(() => Number.NaN) : Number.NaN;
+  };
+  return {
+    server: await cpuSeconds(c.s.pid[t]),
+    radosgw: await daemon('client.rgw.pid'),
+    osd: await daemon('osd.0.pid'),
+    mon: await daemon('mon.a.pid'),
+    curl: await reapedChildrenCpuSeconds(),
+  };
+}
+
+/** CPU seconds per GiB moved between two samples. */
+function cpuUsed(before: CpuSample, after: CpuSample, bytes: number): CpuSample {
+  const per = (k: keyof CpuSample): number => ((after[k] - before[k]) * (1 << 30)) / bytes;
+  return { server: per('server'), radosgw: per('radosgw'), osd: per('osd'), mon: per('mon'), curl: per('curl') };
+}
+
+function medianCpu(samples: readonly CpuSample[]): CpuSample {
+  const m = (k: keyof CpuSample): number => median(samples.map((s) => s[k]));
+  return { server: m('server'), radosgw: m('radosgw'), osd: m('osd'), mon: m('mon'), curl: m('curl') };
+}
+
+function formatCpu(s: CpuSample): string {
+  const all = s.server + s.radosgw + s.osd + s.mon + s.curl;
+  return `server ${s.server.toFixed(2)}, radosgw ${s.radosgw.toFixed(2)}, OSD ${s.osd.toFixed(2)}, mon ${s.mon.toFixed(2)}, curl ${s.curl.toFixed(2)} (all ${all.toFixed(2)})`;
+}
+
 async function downloads(c: Ctx, notes: string[]): Promise<Row[]> {
   const size = opt(c.o, 'size-mib') * MiB;
   const digest = blobDigest(7, size);
@@ -247,14 +283,19 @@ async function downloads(c: Ctx, notes: string[]): Promise<Row[]> {
     }
   }
   notes.push(`GET check (untimed, through Node): both servers answered 200 (no redirect) with all ${size} bytes and sha256 ${digest}`);
+  const cpu: Record<Target, CpuSample[]> = { berth: [], registry2: [] };
   const get = await alternate(opt(c.o, 'rounds'), TARGETS, async (t) => {
+    const before = await cpuNow(c, t);
     const r = await curlGet(url(t));
+    const used = cpuUsed(before, await cpuNow(c, t), size);
     if (r.status !== 200 || r.bytes !== size) throw new Error(`${TARGET_LABEL[t]} GET: status ${r.status}, ${r.bytes} bytes`);
-    c.log(`  GET, ${TARGET_LABEL[t]}: ${formatMs(r.ms)}`);
+    cpu[t].push(used);
+    c.log(`  GET, ${TARGET_LABEL[t]}: ${formatMs(r.ms)}; CPU s/GiB ${formatCpu(used)}`);
     await c.mem.sample();
     return size / MB / (r.ms / 1000);
   });
   c.log(`  GET: Berth ${formatValue(median(get.berth), 'MB/s')}, registry:2 ${formatValue(median(get.registry2), 'MB/s')}`);
+  for (const t of TARGETS) notes.push(`GET CPU seconds per GiB through ${TARGET_LABEL[t]} (median of the rounds): ${formatCpu(medianCpu(cpu[t]))}`);
   return [
     {
       scenario: `S3 (Ceph RGW): ${label(size)} GET through the server (curl)`,

@@ -158,6 +158,29 @@ describeWithS3('Berth on S3 (Ceph RGW), end to end', (s3) => {
     expect((await raw(direct.running.url, 'GET', '/v2/_catalog')).json()).toEqual({ repositories: ['e2e/app', 'e2e/big'] });
   });
 
+  it('streams a long range past the first 4 MiB exactly, and serves again after a client left mid-body', async () => {
+    const path = `/v2/e2e/big/blobs/${big.digest}`;
+    const [start, end] = [1000, 13 * MiB + 99]; // the raw GET of the rest carries most of it
+    const range = await raw(direct.running.url, 'GET', path, { headers: { Range: `bytes=${start}-${end}` } });
+    expect(range.status).toBe(206);
+    expect(range.body.equals(big.bytes.subarray(start, end + 1))).toBe(true);
+    // A client that reads 6 MiB (into the raw GET) and goes away.
+    const gone = new AbortController();
+    const res = await fetch(`${direct.running.url}${path}`, { signal: gone.signal });
+    let read = 0;
+    await expect(
+      (async () => {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          read += chunk.length;
+          if (read > 6 * MiB) gone.abort();
+        }
+      })(),
+    ).rejects.toThrow();
+    const again = await raw(direct.running.url, 'GET', path);
+    expect(again.status).toBe(200);
+    expect(sha256(again.body)).toBe(big.digest);
+  });
+
   describeWithTool('skopeo', toolAvailable('skopeo'), 'skopeo through the redirect', () => {
     it('copies an image to Berth on S3 and back, every digest kept', async () => {
       const store = await containersStore(join(work, 'containers'));

@@ -93,3 +93,9 @@ export function busiestBetween(
     .slice(0, n)
     .map((p) => `${p.comm}[${p.pid}] ${p.used.toFixed(2)} s`);
 }
+
+/** User and system CPU seconds `pid` has used so far (fields 14 and 15 apart). */
+export async function cpuSplit(pid: number): Promise<{ readonly user: number; readonly system: number }> {
+  const f = await statFields(pid);
+  return { user: Number(f[11]) / TICKS_PER_SECOND, system: Number(f[12]) / TICKS_PER_SECOND };
+}

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError, isSendable } from './driver.js';
 import { instrument } from './instrument.js';
 import { createS3Driver } from './s3.js';
+import { RAW_BUFFERS, RAW_BUFFER_BYTES } from './s3-raw-get.js';
 import type { S3DriverOptions } from './s3.js';
 import { readAll, sha256, unusedPort, writeAndEnd } from './suite/helpers.js';
 import { describeWithS3 } from './suite/s3-describe.js';
@@ -121,6 +122,18 @@ class FaultProxy {
     upstream.on('error', () => res.socket?.destroy());
     req.pipe(upstream);
   }
+}
+
+/** A destination that keeps a copy of every chunk (a raw GET's buffers are reused once called back for). */
+function collectingSink(): { sink: Writable; received: Buffer[] } {
+  const received: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      received.push(Buffer.from(chunk));
+      callback();
+    },
+  });
+  return { sink, received };
 }
 
 describeWithS3('s3 driver faults and errors', (s3) => {
@@ -237,6 +250,82 @@ describeWithS3('s3 driver faults and errors', (s3) => {
     await finished(slow); // every chunk called back for
     expect(size).toBe(data.length);
     expect(hash.digest('hex')).toBe(sha256(data));
+  });
+
+  it("sendTo writes a raw GET's reads without waiting for 'drain', holding at most the GET's buffers unsent", async () => {
+    const d = driver();
+    const data = randomBytes(24 * MiB + 7);
+    await d.putContent('/piped', data);
+    const r = await d.reader('/piped', 0);
+    if (!isSendable(r)) throw new Error('the s3 reader is not sendable');
+    // A destination whose every write asks for 'drain' (a 16 KiB high-water mark) and calls back a
+    // turn later, as a socket does; it counts the 'drain' waits once the first piece (4 MiB) is in,
+    // and the most bytes past it written and not yet called back for.
+    const hash = createHash('sha256');
+    let written = 0;
+    let unsent = 0;
+    let mostUnsent = 0;
+    let drainWaitsAfterFirstPiece = 0;
+    const dest = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        written += chunk.length;
+        const raw = written > 4 * MiB ? chunk.length : 0;
+        unsent += raw;
+        mostUnsent = Math.max(mostUnsent, unsent);
+        setImmediate(() => {
+          unsent -= raw;
+          callback();
+        });
+      },
+    });
+    dest.on('newListener', (event) => {
+      if (event === 'drain' && written > 4 * MiB) drainWaitsAfterFirstPiece += 1;
+    });
+    await r.sendTo(dest);
+    dest.end();
+    await finished(dest);
+    expect(written).toBe(data.length);
+    expect(hash.digest('hex')).toBe(sha256(data));
+    expect(drainWaitsAfterFirstPiece).toBe(0);
+    expect(mostUnsent).toBeLessThanOrEqual(RAW_BUFFERS * RAW_BUFFER_BYTES);
+  });
+
+  it('sendTo of a raw GET cut mid-body re-requests the rest from the byte it stopped at; every byte arrives once', async () => {
+    const d = driver();
+    const data = randomBytes(12 * MiB + 3);
+    await d.putContent('/cut-piped', data);
+    proxy.faults = [{ kind: 'cut-body', method: 'GET', url: /\/cut-piped\?.*X-Amz-Signature=/, times: 1 }];
+    const r = await d.reader('/cut-piped', 0);
+    if (!isSendable(r)) throw new Error('the s3 reader is not sendable');
+    const { sink, received } = collectingSink();
+    await r.sendTo(sink);
+    expect(sha256(Buffer.concat(received))).toBe(sha256(data));
+    const ranges = proxy.seen.filter((s) => s.method === 'GET' && /\/cut-piped(\?|$)/.test(s.url)).map((s) => s.range);
+    expect(ranges).toHaveLength(3);
+    const resumedAt = Number(/^bytes=(\d+)-(\d+)$/.exec(ranges[2] ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(4 * MiB);
+    expect(ranges[2]).toBe(`bytes=${resumedAt}-${data.length - 1}`);
+  });
+
+  it('sendTo to a destination destroyed mid-object (a client gone) rejects and asks nothing more', async () => {
+    const d = driver();
+    await d.putContent('/dest-gone', randomBytes(24 * MiB));
+    const r = await d.reader('/dest-gone', 0);
+    if (!isSendable(r)) throw new Error('the s3 reader is not sendable');
+    let written = 0;
+    const dest: Writable = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        written += chunk.length;
+        callback();
+        if (written > 8 * MiB && !dest.destroyed) dest.destroy();
+      },
+    });
+    await expect(r.sendTo(dest)).rejects.toThrow();
+    await proxy.noGetsOpen();
+    const gets = proxy.seen.filter((s) => s.method === 'GET' && /\/dest-gone(\?|$)/.test(s.url));
+    expect(gets).toHaveLength(2); // the first piece and the raw GET of the rest, never asked again
   });
 
   it('an object replaced after its first piece fails the read (If-Match), never splicing the new bytes in', async () => {

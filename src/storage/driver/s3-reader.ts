@@ -238,11 +238,14 @@ export class S3Reader extends Readable implements SendableReader {
    * left open. @throws when reading has started
    */
   async sendTo(dest: Writable): Promise<void> {
-    const chunks = this.#start();
+    const chunks = this.#start(dest);
     const stop = new AbortController();
     const onClose = (): void => stop.abort();
     for (const s of [this, dest]) s.once('close', onClose);
     const closedEarly = (): Error => this.errored ?? dest.errored ?? new Error('the stream was closed before the end');
+    // Nobody else reads this stream: an error it is destroyed with (the caller's abort, a client gone)
+    // is this promise's to report, not an 'error' event with no listener (an uncaught exception).
+    this.on('error', ignore);
     try {
       for await (const chunk of chunks) {
         if (stop.signal.aborted) throw closedEarly();
@@ -264,20 +267,23 @@ export class S3Reader extends Readable implements SendableReader {
     cb(err);
   }
 
-  /** Starts the chunks' generator (once): reading begins. */
-  #start(): AsyncGenerator<Chunk> {
+  /**
+   * Starts the chunks' generator (once): reading begins. With `sink`, a raw GET writes its bytes to it
+   * directly (RawBody.pipeTo) instead of yielding them.
+   */
+  #start(sink?: Writable): AsyncGenerator<Chunk> {
     if (this.#started) throw new Error('the reader was read already');
     this.#started = true;
-    return this.#chunks();
+    return this.#chunks(sink);
   }
 
   /**
    * Every chunk from the offset to the end, in order: the first piece, then the rest. On a plain
    * `http://` endpoint the rest is one raw GET (s3-raw-get.ts) requested once the first piece has been
-   * handed on; otherwise it is pieces, each requested once the one `READ_CONCURRENCY` places before
-   * it has been handed on.
+   * handed on (and written straight to `sink` when there is one); otherwise it is pieces, each
+   * requested once the one `READ_CONCURRENCY` places before it has been handed on.
    */
-  async *#chunks(): AsyncGenerator<Chunk> {
+  async *#chunks(sink: Writable | undefined): AsyncGenerator<Chunk> {
     const { offset } = this.target;
     const end = this.#end;
     const firstEnd = Math.min(this.firstEnd, end);
@@ -297,7 +303,7 @@ export class S3Reader extends Readable implements SendableReader {
         fetchNext();
       }
       if (raw) {
-        yield* this.#rawRest(next, end);
+        yield* this.#rawRest(next, end, sink);
         next = end;
       }
       if (this.#short > 0) throw new Error(`${this.target.key} ended ${this.#short} bytes before the end of the range`);
@@ -310,9 +316,10 @@ export class S3Reader extends Readable implements SendableReader {
    * Bytes `[start, end)` through raw GETs, re-requested from where they stopped when the connection
    * drops (at most READ_RETRIES times in a row). An answer other than the range asked for (a 412 for a
    * replaced object, a 404, a 5xx) is asked again through the SDK, which retries what it retries and
-   * reports the rest as usual.
+   * reports the rest as usual. With `sink`, the raw GETs' bytes are written to it (not yielded); the
+   * SDK's are still yielded.
    */
-  async *#rawRest(start: number, end: number): AsyncGenerator<Chunk> {
+  async *#rawRest(start: number, end: number, sink: Writable | undefined): AsyncGenerator<Chunk> {
     const signal = this.aborting.controller.signal;
     const range = { key: this.target.key, etag: this.first.etag };
     let position = start;
@@ -321,6 +328,13 @@ export class S3Reader extends Readable implements SendableReader {
       let body: RawBody | undefined;
       try {
         body = await openRawGet(this.ctx, { ...range, start: position, end }, signal);
+        if (sink !== undefined) {
+          await piped(body, sink, (bytes) => {
+            position += bytes;
+            if (bytes > 0) retries = 0;
+          });
+          continue;
+        }
         for (let lease = await body.next(); lease !== undefined; lease = await body.next()) {
           position += lease.bytes.length;
           retries = 0;
@@ -331,7 +345,8 @@ export class S3Reader extends Readable implements SendableReader {
           for await (const bytes of this.#piece(position, end, undefined)) yield { bytes };
           return;
         }
-        if (signal.aborted || retries >= READ_RETRIES) throw err;
+        // A destination that went away (the client) is not asked again.
+        if (signal.aborted || sink?.destroyed === true || retries >= READ_RETRIES) throw err;
         retries += 1;
         await sleep(100 * 2 ** retries, undefined, { signal });
       } finally {
@@ -389,6 +404,17 @@ export class S3Reader extends Readable implements SendableReader {
   #failure(err: unknown): Error {
     const signal = this.aborting.signal;
     return this.ctx.fail('reader', this.target.path, err, signal === undefined ? {} : { signal });
+  }
+}
+
+function ignore(): void {}
+
+/** `body.pipeTo(sink)`, telling `progress` how many bytes it wrote, whether it succeeded or failed. */
+async function piped(body: RawBody, sink: Writable, progress: (bytes: number) => void): Promise<void> {
+  try {
+    await body.pipeTo(sink);
+  } finally {
+    progress(body.handed);
   }
 }
 
