@@ -158,11 +158,14 @@ export class FileReader extends Readable implements SendableReader {
 
 function ignoreError(): void {}
 
-/** The error an aborted reader is destroyed with: named and coded as Node's own AbortError, the signal's reason as its cause. */
+/**
+ * The error an aborted reader is destroyed with: named as Node's own AbortError (what the driver's
+ * callers look for, filesystem-io.ts isAbort), the signal's reason as its cause.
+ */
 function abortError(signal: AbortSignal): Error {
   const err = new Error('The operation was aborted', { cause: signal.reason });
   err.name = 'AbortError';
-  return Object.assign(err, { code: 'ABORT_ERR' });
+  return err;
 }
 
 /** Writes `chunk` to `dest`, settling when `dest` calls back for it. */
