@@ -77,27 +77,27 @@ export function createRepository(ctx: RepositoryContext, name: RepoName): CacheR
     mountFrom: async (from, d, o) => mountIf((await ctx.repository(from).blobs.stat(d, o)) !== undefined, d, o),
     mountExisting: (d, o) => mountIf(true, d, o),
   };
+  /** The repository's tags in `range` (the index's when it answers, else storage's), or undefined when it does not exist. */
+  const listTags = async (range: ListRange, o?: CallOptions): Promise<readonly string[] | undefined> => {
+    const indexed = await index.tags(name, range);
+    if (indexed) return indexed;
+    if (await repositoryDirMissing(driver, name, o)) return undefined;
+    const all = await tagStore.all(o);
+    if (all !== undefined) return sliceSorted(all, range);
+    return (await repositoryExists(driver, name, o)) ? [] : undefined;
+  };
   return {
     name,
     blobs: repoBlobs,
     uploads: createUploadStore({ driver, name, blobs, linked, sessions: ctx.sessions, gate, quotas: ctx.quotas }),
     manifests,
     async tags(o) {
-      const range = { after: o?.after, limit: o?.limit } satisfies ListRange;
-      const indexed = await index.tags(name, range);
-      if (indexed) return indexed;
-      if (await repositoryDirMissing(driver, name, o)) throw nameUnknown(name);
-      const all = await tagStore.all(o);
-      if (all !== undefined) return sliceSorted(all, range);
-      if (await repositoryExists(driver, name, o)) return [];
-      throw nameUnknown(name);
+      const listed = await listTags({ after: o?.after, limit: o?.limit }, o);
+      if (listed === undefined) throw nameUnknown(name);
+      return listed;
     },
-    // The same steps as tags(), answered as a yes or no.
-    async exists(o) {
-      if ((await index.tags(name, { after: undefined, limit: 1 })) !== undefined) return true;
-      if (await repositoryDirMissing(driver, name, o)) return false;
-      return (await tagStore.all(o)) !== undefined || (await repositoryExists(driver, name, o));
-    },
+    // tags()'s steps, answered as a yes or no without building NAME_UNKNOWN for a name that is not one.
+    exists: async (o) => (await listTags({ after: undefined, limit: 1 }, o)) !== undefined,
     async referrers(subject, filter, o) {
       const indexed = await index.referrers(name, subject);
       if (!indexed) return listReferrers(manifests, subject, filter, o);
