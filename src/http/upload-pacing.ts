@@ -4,8 +4,8 @@
  * chunk of an upload is read, passed through two streams, hashed and queued for the disk on it, and
  * four fast uploads keep the loop so busy that a manifest GET waits several long turns.
  *
- * While any upload runs (uploads-running.ts), a timer ticks every TICK_MS. A tick that fires more than LAG_LIMIT_MS late
- * means the loop was busy; upload chunks that arrive then are held (their stream callback waits), so
+ * While any upload runs (uploads-running.ts), a timer ticks every TICK_MS. A tick that fires more than
+ * LAG_LIMIT_MS late means the loop was busy; upload chunks that arrive then are held (their stream callback waits), so
  * each upload's stand-in stream fills, its request is paused and the kernel stops reading the socket
  * (TCP pushes back on the client). The next tick lets every held chunk go on, whatever the lag: an
  * upload is held at most one tick in two, so it always gets at least half the ticks and cannot be

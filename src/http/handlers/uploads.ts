@@ -8,7 +8,7 @@
  */
 import { type Grant, allows, mountSourceAccess } from '../../auth/access.js';
 import { blobUploadInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
-import type { BlobInfo, Repository, UploadStatus } from '../../storage/registry.js';
+import type { AppendOptions, BlobInfo, Repository, UploadStatus } from '../../storage/registry.js';
 import type { Digest } from '../../storage/digest.js';
 import { parseDigestParam, parseRepoName, type RepoName, type UploadId } from '../../storage/reference.js';
 import { respondEmpty, withRequestBody } from '../body.js';
@@ -54,6 +54,12 @@ function expectedOffset(ctx: Ctx, deps: HandlerDeps, name: RepoName, id: UploadI
     throw rangeInvalid(`Content-Range covers ${range.end - range.start + 1} bytes but Content-Length is ${length}`);
   }
   return range.start;
+}
+
+/** How a PATCH or PUT writes its body into a session: where it says its bytes start, and how many it declared. */
+function appendOptions(ctx: Ctx, deps: HandlerDeps, name: RepoName, id: UploadId): AppendOptions {
+  const offset = expectedOffset(ctx, deps, name, id);
+  return { signal: ctx.state.signal, length: ctx.request.length, ...(offset !== undefined && { expectedOffset: offset }) };
 }
 
 /** Runs a session operation; on 416 the answer still tells the client where the session stands. */
@@ -195,8 +201,7 @@ export const getUploadStatus: Handler = async (ctx, deps) => {
 export const patchUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
-  const offset = expectedOffset(ctx, deps, name, id);
-  const options = { signal: ctx.state.signal, length: ctx.request.length, ...(offset !== undefined && { expectedOffset: offset }) };
+  const options = appendOptions(ctx, deps, name, id);
   const uploads = deps.registry.repository(name).uploads;
   const status = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.append(id, body, options)));
   sendUploadStatus(ctx, deps, name, status, 202);
@@ -207,8 +212,7 @@ export const putUpload: Handler = async (ctx, deps) => {
   const name = repoName(ctx);
   const id = uploadId(ctx);
   const digest = parseDigestParam(queryValue(ctx, 'digest') ?? '');
-  const offset = expectedOffset(ctx, deps, name, id);
-  const options = { signal: ctx.state.signal, length: ctx.request.length, ...(offset !== undefined && { expectedOffset: offset }) };
+  const options = appendOptions(ctx, deps, name, id);
   const uploads = deps.registry.repository(name).uploads;
   const blob = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.commit(id, digest, body, options)));
   await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest, size: blob.size });
