@@ -201,13 +201,17 @@ export function legend(rows: readonly Row[]): string[] {
   ];
 }
 
-/** The checkout's commit (read without taking git's index lock, so a concurrent commit is not disturbed). */
+/**
+ * The checkout's commit (read without taking git's index lock, so a concurrent commit is not disturbed),
+ * marked when tracked files differ from it. Untracked files are not counted: a results file written by an
+ * earlier run and not yet committed changes nothing that runs.
+ */
 function commitOf(): string {
   try {
     const git = (args: string[]): string =>
       execFileSync('git', ['--no-optional-locks', ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 5_000 }).trim();
     const commit = git(['rev-parse', '--short', 'HEAD']);
-    return git(['status', '--porcelain']) !== '' ? `${commit} (with uncommitted changes)` : commit;
+    return git(['status', '--porcelain', '--untracked-files=no']) !== '' ? `${commit} (with uncommitted changes)` : commit;
   } catch {
     return 'unknown (not a git checkout)';
   }
