@@ -61,7 +61,7 @@ export function feed(body: Readable, writer: Writable, o: FeedOptions = {}): Pro
     // emits its AbortError a tick after the signal fires, and an 'error' with no listener would throw.
     function fail(err: Error): void {
       if (settled) return;
-      body.pause(); // what is left stays in the body for the caller, not lost to a 'data' with no listener
+      body.pause(); // what is left stays in the body, for the caller to read in its own time
       cleanup();
       reject(err);
     }
