@@ -9,12 +9,12 @@
  * through one iterator that does not destroy the request when left, so the socket stays there for the
  * answer (leaving a plain `for await` destroys it, and the 413 with it).
  */
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { tooLarge } from '../errors.js';
-import { isSendable } from '../storage/registry.js';
+import { type BodyPacer, isSendable } from '../storage/registry.js';
 import type { Ctx } from './context.js';
-import { whenUploadMayGo } from './upload-pacing.js';
+import { uploadMayGoNow, whenUploadMayGo } from './upload-pacing.js';
 import { uploadStarted } from './uploads-running.js';
 import { uploadBytesTaken } from './young-garbage.js';
 
@@ -43,32 +43,27 @@ export async function readSmallBody(ctx: Ctx, limit: number, code: 'MANIFEST_INV
 }
 
 /**
- * Runs `op` (an upload write) on the request body through a stand-in stream, so that a failure midway
- * (the storage full, say) leaves the request itself intact: the rest of the body is then read and
- * dropped, up to DISCARD_LIMIT, and the client reads the JSON error instead of a reset connection (a
- * pipeline that fails destroys its source, and a destroyed request takes its socket along). A client
- * that goes away still stops the write: the request's abort signal is `op`'s. The stand-in counts the
- * bytes it passes on, and the upload counts as running until `op` settles (uploads-running.ts), so the
- * young generation holding their dead chunks is collected as they pile up (young-garbage.ts) and the
- * chunks give way while the loop lags (upload-pacing.ts).
+ * Runs `op` (an upload write) on the request body, with the pacer that storage tells of each chunk
+ * (`AppendOptions.pacer`): it counts the bytes taken, and the upload counts as running until `op`
+ * settles (uploads-running.ts), so the young generation holding their dead chunks is collected as
+ * they pile up (young-garbage.ts); and it holds chunks back while the loop lags (upload-pacing.ts).
+ * Storage reads the request itself, with no stream in between (body-feed.ts, issue #19), and never
+ * destroys it: a failure midway (the storage full, say) leaves the request intact, and the rest of the
+ * body is then read and dropped, up to DISCARD_LIMIT, so the client reads the JSON error instead of a
+ * reset connection. A client that goes away still stops the write: the request's abort signal is
+ * `op`'s, and the request's premature close fails the write.
  */
-export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promise<T>): Promise<T> {
-  const body = new Transform({ highWaterMark: 64 * 1024, transform: passCounted });
+export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable, pacer: BodyPacer) => Promise<T>): Promise<T> {
   // A client going away makes the request emit 'error' (ECONNRESET 'aborted'), often after `op` has
-  // already failed on the same abort and its pipeline has let go of the stand-in. Both listeners stay
-  // for the streams' lives: Node decides whether an aborted request emits 'error' by its listeners when
-  // it is destroyed and emits a tick later, and the stand-in, destroyed with that error, must not throw
-  // it either. An uncaught 'error' here would take the whole process down. While `op` runs, its own
-  // listeners see the error as before.
-  body.on('error', () => undefined);
-  ctx.req.on('error', (err: Error) => body.destroy(err));
-  ctx.req.pipe(body);
+  // already failed on the same abort and let go of the request. This listener stays for the request's
+  // life: Node decides whether an aborted request emits 'error' by its listeners when it is destroyed
+  // and emits a tick later, and an uncaught 'error' here would take the whole process down. While `op`
+  // runs, its own listeners see the error as before.
+  ctx.req.on('error', ignoreError);
   const uploadDone = uploadStarted();
   try {
-    return await op(body);
+    return await op(ctx.req, uploadPacer);
   } catch (err) {
-    ctx.req.unpipe(body);
-    body.destroy();
     uploadDone();
     if (!ctx.state.signal.aborted && !ctx.req.readableEnded && !ctx.req.destroyed) await discardRest(ctx);
     throw err;
@@ -76,6 +71,17 @@ export async function withRequestBody<T>(ctx: Ctx, op: (body: Readable) => Promi
     uploadDone();
   }
 }
+
+/** Counts each chunk of an upload for young-garbage.ts; holds it while upload-pacing.ts says so. */
+const uploadPacer: BodyPacer = {
+  admit(bytes: number): boolean {
+    uploadBytesTaken(bytes);
+    return uploadMayGoNow();
+  },
+  later: whenUploadMayGo,
+};
+
+function ignoreError(): void {}
 
 /** Reads and drops what is left of the body, up to DISCARD_LIMIT; past it, the connection closes after the answer. */
 async function discardRest(ctx: Ctx): Promise<void> {
@@ -139,10 +145,4 @@ export async function sendBody(ctx: Ctx, body: Readable): Promise<void> {
     ctx.res.destroy();
     if (!clientGone) ctx.app.emit('error', err, ctx);
   }
-}
-
-/** Passes an upload's chunk on unchanged, counting it for young-garbage.ts. */
-function passCounted(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-  uploadBytesTaken(chunk.length);
-  whenUploadMayGo(() => callback(null, chunk));
 }

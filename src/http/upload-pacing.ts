@@ -1,12 +1,12 @@
 /**
  * Upload bodies give way to other requests while the event loop lags (issue #19). Uploads are
  * throughput work and manifest GETs latency work, but both share one JavaScript thread: every 64 KiB
- * chunk of an upload is read, passed through two streams, hashed and queued for the disk on it, and
+ * chunk of an upload is read, hashed and queued for the disk on it (body-feed.ts), and
  * four fast uploads keep the loop so busy that a manifest GET waits several long turns.
  *
  * While any upload runs (uploads-running.ts), a timer ticks every TICK_MS. A tick that fires more than
- * LAG_LIMIT_MS late means the loop was busy; upload chunks that arrive then are held (their stream callback waits), so
- * each upload's stand-in stream fills, its request is paused and the kernel stops reading the socket
+ * LAG_LIMIT_MS late means the loop was busy; upload chunks that arrive then are held (body-feed.ts asks
+ * `uploadMayGoNow` for each), so the upload's request is paused and the kernel stops reading the socket
  * (TCP pushes back on the client). The next tick lets every held chunk go on, whatever the lag: an
  * upload is held at most one tick in two, so it always gets at least half the ticks and cannot be
  * starved by a steady flood of small requests. An upload alone is held only when its own work makes a
@@ -61,6 +61,11 @@ onUploads({
     release();
   },
 });
+
+/** Whether upload chunks may go on now (false while they are held: the loop lagged). */
+export function uploadMayGoNow(): boolean {
+  return !holding;
+}
 
 /** Calls `go` now, or at the next tick while upload chunks are held (the loop lagged). */
 export function whenUploadMayGo(go: () => void): void {

@@ -45,6 +45,7 @@ export type { SharedQuotaLocks } from './quotas/quota-port.js';
 export type { ReferrerDescriptor } from './manifests/referrers.js';
 export type { PutManifestResult, StoredManifest } from './manifests/manifests.js';
 export type { UploadStatus, UploadStore, AppendOptions } from './uploads/uploads.js';
+export type { BodyPacer } from './uploads/body-feed.js';
 
 /** How to build a registry. */
 export interface RegistryOptions {

@@ -179,7 +179,7 @@ export const startUpload: Handler = async (ctx, deps) => {
   if (monolithic === undefined) return sendUploadStatus(ctx, deps, name, session, 202);
   let blob: BlobInfo;
   try {
-    blob = await withRequestBody(ctx, (body) => repo.uploads.commit(session.id, monolithic, body, { ...signal, length }));
+    blob = await withRequestBody(ctx, (body, pacer) => repo.uploads.commit(session.id, monolithic, body, { ...signal, length, pacer }));
   } catch (err) {
     await repo.uploads.cancel(session.id).catch(() => undefined); // the client never saw this session
     throw err;
@@ -203,7 +203,7 @@ export const patchUpload: Handler = async (ctx, deps) => {
   const id = uploadId(ctx);
   const options = appendOptions(ctx, deps, name, id);
   const uploads = deps.registry.repository(name).uploads;
-  const status = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.append(id, body, options)));
+  const status = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body, pacer) => uploads.append(id, body, { ...options, pacer })));
   sendUploadStatus(ctx, deps, name, status, 202);
 };
 
@@ -214,7 +214,7 @@ export const putUpload: Handler = async (ctx, deps) => {
   const digest = parseDigestParam(queryValue(ctx, 'digest') ?? '');
   const options = appendOptions(ctx, deps, name, id);
   const uploads = deps.registry.repository(name).uploads;
-  const blob = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body) => uploads.commit(id, digest, body, options)));
+  const blob = await withSessionRange(ctx, deps, name, id, () => withRequestBody(ctx, (body, pacer) => uploads.commit(id, digest, body, { ...options, pacer })));
   await notify(ctx, deps, { kind: 'blob', action: 'push', repository: name, digest, size: blob.size });
   sendBlobCreated(ctx, deps, name, digest);
 };

@@ -15,7 +15,7 @@
  * write the `_layers` link, remove the session. Requests on one session are serialised in-process.
  */
 import { randomUUID } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { asStorageFull, blobUploadUnknown, digestInvalid, isRegistryError, rangeInvalid } from '../../errors.js';
 import type { BlobInfo, BlobStore } from '../blobs/blobs.js';
@@ -28,6 +28,7 @@ import { formatStartedAt, paths } from '../paths.js';
 import type { RepoName, UploadId } from '../reference.js';
 import type { UploadSessions } from './upload-sessions.js';
 import { ResumableSha256 } from './resumable-sha256.js';
+import { type BodyPacer, feed } from './body-feed.js';
 import type { DeclaredBlob, Quotas } from '../quotas/quota-port.js';
 
 /** Where an upload session stands. */
@@ -44,6 +45,8 @@ export interface AppendOptions extends CallOptions {
   readonly expectedOffset?: number;
   /** The body's length when the client declared it (Content-Length): a hint for the storage driver's writer. */
   readonly length?: number | undefined;
+  /** Told of every chunk of the body before it is taken, and may hold it back a while (body-feed.ts). */
+  readonly pacer?: BodyPacer | undefined;
 }
 
 /** Options of an upload's start. */
@@ -58,7 +61,11 @@ export interface UploadStore {
   start(o?: StartOptions): Promise<UploadStatus>;
   /** @throws RegistryError BLOB_UPLOAD_UNKNOWN */
   status(id: UploadId, o?: CallOptions): Promise<UploadStatus>;
-  /** Appends a request body. @throws BLOB_UPLOAD_UNKNOWN, RANGE_INVALID (offset is not the current size) */
+  /**
+   * Appends a request body. The body is read, never destroyed: when the write fails midway, what is left
+   * of it is still in it (paused), for the caller. @throws BLOB_UPLOAD_UNKNOWN, RANGE_INVALID (offset is
+   * not the current size)
+   */
   append(id: UploadId, body: Readable, o?: AppendOptions): Promise<UploadStatus>;
   /**
    * Appends `body` if given, then verifies and publishes the blob. @throws DIGEST_INVALID and append's
@@ -151,29 +158,26 @@ export function createUploadStore(opts: UploadStoreOptions): CacheUploads {
   };
 
   /**
-   * Writes `body` after the current end, hashing it unless `verified` (the caller checks the bytes);
-   * `final` also commits the writer. Answers the new status and the hash of all the data, when there
-   * is one. Caller holds the session lock.
+   * Writes `body` after the current end, hashing it; `final` also commits the writer. Answers the new
+   * status and the hash of all the data, when there is one. Caller holds the session lock.
    */
   const write = async (
     id: UploadId,
     body: Readable | undefined,
     o: AppendOptions,
     final: boolean,
-    verified = false,
   ): Promise<{ status: UploadStatus; hash: RunningHash | undefined }> => {
     const current = await status(id, o);
     if (o.expectedOffset !== undefined && o.expectedOffset !== current.size) {
       throw rangeInvalid(`upload is at offset ${current.size}, not ${o.expectedOffset}`);
     }
-    const hash = verified ? undefined : await runningHash(id, current.size, final, o);
+    const hash = await runningHash(id, current.size, final, o);
     const expected = body === undefined ? 0 : o.length;
     const writer = await driver.writer(paths.uploadData(name, id), {
       append: true, ...signalOf(o), ...(expected !== undefined && { expectedBytes: expected }),
     });
     try {
-      if (body && verified) await pipeline(body, writer, signalOf(o));
-      else if (body) await pipeline(body, hashing(hash), writer, signalOf(o));
+      if (body) await feed(body, writer, { hash, pacer: o.pacer, signal: o.signal });
       else await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
       if (final) await writer.commit();
     } catch (err) {
@@ -305,16 +309,6 @@ async function readWritten(driver: StorageDriver, path: string, start: number): 
     if (err instanceof InvalidOffsetError) return Readable.from([]);
     throw err;
   }
-}
-
-/** A pass-through stream that feeds every chunk to `hash` (when there is one). */
-function hashing(hash: RunningHash | undefined): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      hash?.update(chunk);
-      callback(null, chunk);
-    },
-  });
 }
 
 function signalOf(o: CallOptions): CallOptions {
