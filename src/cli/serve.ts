@@ -108,7 +108,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const storage = config.storage;
   const metrics = createMetrics();
   const traffic = createTrafficMetrics(metrics.registry);
-  const driver = await driverFor(storage, traffic.storage);
+  // A worker shares full cores with the other workers: its link checks stay off the thread pool (filesystem-shared-stat.ts).
+  const driver = await driverFor(storage, traffic.storage, { blockingStatsWhileWriting: worker !== undefined });
   const tls = await readTls(config);
   const auth = config.auth && (await import('./auth.js'));
   const plainBasic = auth?.plainHttpCredentialsWarning(config);
