@@ -75,7 +75,7 @@ export async function openOffline(
   const storage = config.storage;
   const wantsTimes = typeof needs.times === 'function' ? needs.times(config) : needs.times === true;
   // Blocking reads: this process does nothing else while it reads the tree (filesystem-blocking.ts).
-  const driver = await driverFor(storage, undefined, true);
+  const driver = await driverFor(storage, undefined, { blocking: true });
   if (storage.driver === 'inmemory') log.warn('storage is inmemory: there is nothing stored to look at');
   let held: IndexLevel | undefined;
   const release = writes

@@ -5,10 +5,11 @@
  * runs the collector on demand and serves health and metrics. `shutdown()` is the graceful stop of a
  * SIGTERM. Only cli/ and main.ts see Config.
  *
- * As one of `http.workers` processes (cli/cluster-worker.ts), the same server is built with three
+ * As one of `http.workers` processes (cli/cluster-worker.ts), the same server is built with four
  * differences: the primary binds the debug listener (and serves the workers' metrics added together),
- * only the leader worker runs the scheduled collector and upload purging, and the line once it listens
- * is `worker ready` (the primary says `listening` once every worker is).
+ * only the leader worker runs the scheduled collector and upload purging, the line once it listens
+ * is `worker ready` (the primary says `listening` once every worker is), and a filesystem driver keeps
+ * its link checks blocking while it writes (storage/driver/filesystem-shared-stat.ts).
  *
  * What only some configurations use is imported when the configuration asks for it, not at start-up:
  * auth (jose, bcryptjs), the pull-through cache, notifications and the web UI's asset loader.
@@ -108,7 +109,8 @@ async function start(config: Config, log: Logger, opened: (() => Promise<void> |
   const storage = config.storage;
   const metrics = createMetrics();
   const traffic = createTrafficMetrics(metrics.registry);
-  const driver = await driverFor(storage, traffic.storage);
+  // A worker shares full cores with the other workers: its link checks stay off the thread pool (filesystem-shared-stat.ts).
+  const driver = await driverFor(storage, traffic.storage, { blockingStatsWhileWriting: worker !== undefined });
   const tls = await readTls(config);
   const auth = config.auth && (await import('./auth.js'));
   const plainBasic = auth?.plainHttpCredentialsWarning(config);

@@ -21,12 +21,15 @@ export function loggerFor(config: Config, write?: (line: string) => void, async 
 /**
  * The driver of `storage`; a relative rootdirectory is taken from the working directory. `observe`
  * hears every driver call (the storage metrics). `blocking`: a filesystem driver reads with blocking
- * calls, for an offline command that owns its process (never for `serve`).
+ * calls, for an offline command that owns its process (never for `serve`). `blockingStatsWhileWriting`:
+ * for one of several `http.workers` (see FilesystemDriverOptions).
  */
-export function driverFor(storage: Config['storage'], observe?: DriverCallObserver, blocking = false): Promise<StorageDriver> {
+export function driverFor(
+  storage: Config['storage'], observe?: DriverCallObserver, o: { readonly blocking?: boolean; readonly blockingStatsWhileWriting?: boolean } = {},
+): Promise<StorageDriver> {
   switch (storage.driver) {
     case 'filesystem':
-      return openDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory), blocking }, observe);
+      return openDriver({ kind: 'filesystem', root: resolve(storage.rootdirectory), blocking: o.blocking === true, blockingStatsWhileWriting: o.blockingStatsWhileWriting === true }, observe);
     case 'inmemory':
       return openDriver({ kind: 'inmemory' }, observe);
     case 's3':

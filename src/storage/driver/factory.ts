@@ -15,8 +15,8 @@ import type { StorageDriver } from './driver.js';
 
 /** Options of each driver kind, by kind. */
 interface DriverOptionsByKind {
-  /** `blocking`: see FilesystemDriverOptions (offline commands only). */
-  filesystem: { readonly root: string; readonly blocking?: boolean };
+  /** `blocking` (offline commands only) and `blockingStatsWhileWriting` (workers): see FilesystemDriverOptions. */
+  filesystem: { readonly root: string; readonly blocking?: boolean; readonly blockingStatsWhileWriting?: boolean };
   inmemory: Record<never, never>;
   s3: S3DriverOptions;
 }
@@ -33,7 +33,10 @@ export type DriverOptions<K extends DriverKind = DriverKind> = {
 }[K];
 
 const localFactories: { [K in LocalDriverKind]: (o: DriverOptions<K>) => StorageDriver } = {
-  filesystem: (o) => createFilesystemDriver({ root: o.root, ...(o.blocking !== undefined && { blocking: o.blocking }) }),
+  filesystem: (o) => createFilesystemDriver({
+    root: o.root, ...(o.blocking !== undefined && { blocking: o.blocking }),
+    ...(o.blockingStatsWhileWriting !== undefined && { blockingStatsWhileWriting: o.blockingStatsWhileWriting }),
+  }),
   inmemory: () => createMemoryDriver(),
 };
 

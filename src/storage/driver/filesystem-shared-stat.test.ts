@@ -60,6 +60,25 @@ it('on a local filesystem stats at once, but through the pool while a writer of 
   }
 });
 
+it('with whileWriting (one of several http.workers) stats at once even while a writer of the process is writing', async () => {
+  const full = join(dir, 'busy-worker');
+  writeFileSync(full, 'a');
+  const stats = new SharedStats(true, true);
+  const driver = createFilesystemDriver({ root: join(dir, 'root-worker') });
+  const writer = await driver.writer('/upload/data', { append: false });
+  try {
+    const written = new Promise<unknown>((resolve) => writer.write(Buffer.alloc(64 * 1024), resolve));
+    const during = stats.stat(full); // the write is in libuv's pool now
+    expect(during).not.toBeInstanceOf(Promise);
+    expect((await during).size).toBe(1n);
+    replace(full, 'bb');
+    expect((await stats.stat(full)).size).toBe(2n); // still a stat of its own: the change is seen
+    await written;
+  } finally {
+    await writer.cancel();
+  }
+});
+
 it('takes the temporary directory for local and /proc for not (a stat there is not known to be answered from memory)', () => {
   expect(isLocalFilesystem(dir)).toBe(true);
   expect(isLocalFilesystem(join(dir, 'not', 'made', 'yet'))).toBe(true);

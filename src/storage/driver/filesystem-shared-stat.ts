@@ -19,7 +19,14 @@
  * flushing (an upload): measured under four 1 GiB uploads, blocking stats made the manifest p99 worse
  * (380-670 ms against registry:2's 270-750 in the same runs, where the shared stats had kept it at
  * 86-237 ms against 316-1,090 on an as busy machine: bench/results/p99g19-notes-2026-12-07.md); why
- * was not found (the event loop's lag stayed under 80 ms).
+ * was not found (the event loop's lag stayed under 80 ms; the blocking stats themselves took at most
+ * 4.8 ms, bench/results/mixedw19-notes-2026-12-08.md).
+ *
+ * A process serving as one of several `http.workers` keeps its stats blocking while it writes
+ * (`whileWriting`): there the two cores are full (each worker's main thread waits for a CPU a third
+ * of the time under the same load), and a stat through the pool costs two hand-overs between threads
+ * that each wait for a CPU. Measured under four 1 GiB uploads with 2 workers: manifest p99 47 / 40 ms
+ * and 5,366 GETs/s against 117 / 66 ms and 2,254 with the pool (mixedw19-notes-2026-12-08.md).
  */
 import { stat as statPath, statSync, statfsSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
@@ -55,15 +62,18 @@ interface Lane {
 export class SharedStats {
   private readonly lanes = new Map<string, Lane>();
 
-  /** `blocking`: stat at once with statSync while no writer is busy (a local filesystem, see the file comment). */
-  constructor(private readonly blocking: boolean) {}
+  /**
+   * `blocking`: stat at once with statSync (a local filesystem, see the file comment) while no writer is
+   * busy, or, with `whileWriting`, also while one is (one of several `http.workers`).
+   */
+  constructor(private readonly blocking: boolean, private readonly whileWriting = false) {}
 
   /**
    * The path's state, from a stat that started after this call: made at once when blocking (and then
    * throws as `fs.statSync` does), else shared. Rejects as `fs.stat` does.
    */
   stat(full: string): BigIntStats | Promise<BigIntStats> {
-    if (this.blocking && !writersBusy()) return statSync(full, { bigint: true });
+    if (this.blocking && (this.whileWriting || !writersBusy())) return statSync(full, { bigint: true });
     const lane = this.lanes.get(full);
     if (lane === undefined) return this.begin(full);
     lane.next ??= this.queued(full);

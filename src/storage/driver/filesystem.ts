@@ -64,6 +64,12 @@ export interface FilesystemDriverOptions {
    */
   readonly blocking?: boolean;
   /**
+   * A server that is one of several processes sharing two or more full cores (`http.workers`): the
+   * stats that check kept small files stay blocking on a local filesystem while this process writes
+   * an upload, instead of going through the thread pool then (filesystem-shared-stat.ts says why).
+   */
+  readonly blockingStatsWhileWriting?: boolean;
+  /**
    * The directory where each writing process keeps its record (filesystem-writers.ts), outside
    * registry:2's tree. Default `<root>/berth/writers`, beside Berth's other files (driver path
    * `/berth/writers`, as `writers` and `forgetWriter` name it in errors).
@@ -84,10 +90,11 @@ const WRITERS = '/berth/writers';
  * InvalidPathError; missing paths give PathNotFoundError; other I/O failures give a DriverError
  * with code DRIVER_FAILURE and the system error as `cause`.
  */
-export function createFilesystemDriver({ root, blocking = false, writers, discarded }: FilesystemDriverOptions): StorageDriver {
+export function createFilesystemDriver({ root, blocking = false, blockingStatsWhileWriting = false, writers, discarded }: FilesystemDriverOptions): StorageDriver {
   const full = resolve(root);
   const discarder = new Discarder(discarded === undefined ? full + DISCARDED : resolve(discarded));
-  return new FilesystemDriver(full, blocking, writers === undefined ? full + WRITERS : resolve(writers), discarder);
+  const stats = new SharedStats(isLocalFilesystem(full), blockingStatsWhileWriting);
+  return new FilesystemDriver(full, blocking, stats, writers === undefined ? full + WRITERS : resolve(writers), discarder);
 }
 
 class FilesystemDriver implements StorageDriver {
@@ -96,21 +103,19 @@ class FilesystemDriver implements StorageDriver {
   readonly capabilities = { sendableReaders: true, readsWhileWriting: true } as const;
   /** Small files getContent has read, by full path, each with the inode state it was read in. */
   private readonly kept = new Map<string, KeptContent>();
-  /** The stats that check kept files, shared by concurrent reads of one path (filesystem-shared-stat.ts). */
-  private readonly stats: SharedStats;
-
   /** This process's record of its writes (filesystem-writers.ts). */
   private readonly records: WriteRecords;
 
   constructor(
     private readonly root: string,
     private readonly blocking: boolean,
+    /** The stats that check kept files, shared by concurrent reads of one path (filesystem-shared-stat.ts). */
+    private readonly stats: SharedStats,
     writers: string,
     /** Takes deleted directories out of the tree at once and removes them in the background. */
     private readonly discarder: Discarder,
   ) {
     this.records = new WriteRecords(writers);
-    this.stats = new SharedStats(isLocalFilesystem(root));
     // A server's driver removes what a stopped process left to remove; an offline command (blocking,
     // several reading threads at once) deletes in place and leaves that to the next server.
     if (!blocking) this.discarder.sweepLeftBehind();
