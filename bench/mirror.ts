@@ -29,12 +29,19 @@
  * independent client; curl's --parallel runs every transfer in one thread and its start is timed, so
  * its floor is higher). Each has its own floor line from the memory server. The warm target (2×) is
  * judged on the counted line.
+ *
+ * Before each timed pull (but the one right after the cold pull) the client's own garbage is collected
+ * (`client-gc` 1, the default): the client's major GC otherwise ran during most warm pulls, its marking
+ * threads taking 20-55 ms of CPU on the cores the servers use (issue #13; bench/README).
  */
 import { spawn } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { type CountingProxy, type MirrorImage, type PullResult, mirrorImage, pullOverHttp, seedUpstream, startCountingProxy } from '../test/helpers/mirror-clients.js';
 import { BlobClient, IDLE_CLOSE_MS } from './lib/blob-client.js';
@@ -42,7 +49,32 @@ import { curlBlobs } from './lib/curl-blobs.js';
 import { type Family, type RunContext, opt, profileFlags, roundsOption } from './lib/family.js';
 import { makeTempDir, removeTempDir } from './lib/proc.js';
 import { type FamilyReport, type Row, atLeastFor, formatValue, median, timed } from './lib/report.js';
+import { type Snapshot, between, formatWindow, snapshot } from './lib/sched-trace.js';
 import { type Running, type Target, TARGET_LABEL, startBerth, startRegistry2 } from './lib/servers.js';
+
+/**
+ * MIRROR_TRACE=1 (diagnostics, issue #13): Berth runs with `--trace-gc`, and around each warm counted
+ * pull and its floor the log gets a `trace` line: each blob GET's headers and last byte (ms from the
+ * pull's start), Berth's GC lines during the pull, and who had the cores (lib/sched-trace.ts: per thread
+ * group, ms on a CPU and ms waiting for one; disk writes; dirty pages). The snapshots are taken outside
+ * the timed pulls but cost 10-30 ms each, so a traced run's figures are not for the results.
+ */
+const TRACE = process.env['MIRROR_TRACE'] === '1';
+
+/**
+ * A full garbage collection of this process (the client), for `client-gc`: V8's `gc()` without starting
+ * Node with --expose-gc (the flag set at run time, the function taken from a new context).
+ */
+function collectClientGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** This process's own GCs (the client's), when tracing: start (performance.now()), duration, kind. */
+const benchGcs: Array<{ start: number; ms: number; kind: number }> = [];
+if (TRACE) new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) benchGcs.push({ start: e.startTime, ms: e.duration, kind: ((e as { detail?: { kind?: number } }).detail?.kind ?? 0) });
+}).observe({ entryTypes: ['gc'] });
 
 const TARGETS = ['berth', 'registry2'] as const satisfies readonly [Target, Target];
 const SHARES = [0.5, 0.3, 0.2] as const;
@@ -53,7 +85,7 @@ interface Counts {
 }
 
 /** Starts the upstream, its counting proxy and both mirrors of it (each pushed to `running` as it starts). */
-async function startAll(work: string, ctx: RunContext, running: Running[]): Promise<{ upstream: Running; proxy: CountingProxy; url: Record<Target, string>; root: Record<Target, string> }> {
+async function startAll(work: string, ctx: RunContext, running: Running[]): Promise<{ upstream: Running; proxy: CountingProxy; url: Record<Target, string>; root: Record<Target, string>; pids: Map<number, string>; gcLines: string[] }> {
   const upstreamConf = join(work, 'upstream-conf');
   await mkdir(upstreamConf);
   const upstream = await startRegistry2(join(work, 'upstream'), upstreamConf);
@@ -62,13 +94,16 @@ async function startAll(work: string, ctx: RunContext, running: Running[]): Prom
   const berth = await startBerth(join(work, 'berth'), work, {
     command: ctx.berth,
     level: 'warn',
-    nodeFlags: profileFlags(ctx, 'mirror'),
+    nodeFlags: [...profileFlags(ctx, 'mirror'), ...(TRACE ? ['--trace-gc'] : [])],
     sections: ['proxy:', '  upstreams:', '    - prefix: docker.io', `      remoteurl: ${proxy.url}`, '      default: true', '      hosts: [docker.io, index.docker.io]'],
   });
   running.push(berth);
   const reg = await startRegistry2(join(work, 'registry2'), work, 30_000, ['proxy:', `  remoteurl: ${proxy.url}`]);
   running.push(reg);
-  return { upstream, proxy, url: { berth: berth.url, registry2: reg.url }, root: { berth: join(work, 'berth'), registry2: join(work, 'registry2') } };
+  const pids = new Map([[berth.server.pid, 'berth'], [reg.server.pid, 'registry2'], [upstream.server.pid, 'upstream'], [process.pid, 'bench']]);
+  const gcLines: string[] = [];
+  if (TRACE) berth.server.onOutput((chunk) => gcLines.push(...chunk.split('\n').filter((l) => / ms: (Scavenge|Mark|Minor)/.test(l))));
+  return { upstream, proxy, url: { berth: berth.url, registry2: reg.url }, root: { berth: join(work, 'berth'), registry2: join(work, 'registry2') }, pids, gcLines };
 }
 
 /**
@@ -111,7 +146,7 @@ function hashOverNodeHttp(url: string, agent: Agent): Promise<number> {
  * Starts a Node server in another process that answers `GET /<n>` with the first n of `bytes` random
  * bytes, from memory (the least any server can cost a client). @returns its URL and how to stop it
  */
-async function startMemoryServer(bytes: number): Promise<{ url: string; stop(): void }> {
+async function startMemoryServer(bytes: number): Promise<{ url: string; pid: number | undefined; stop(): void }> {
   const script = `const h=require('node:http');const b=require('node:crypto').randomBytes(${Math.ceil(bytes)});` +
     `const s=h.createServer((q,r)=>{const n=Number(q.url.slice(1));r.writeHead(200,{'Content-Length':n});r.end(b.subarray(0,n));});` +
     `s.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
@@ -120,12 +155,13 @@ async function startMemoryServer(bytes: number): Promise<{ url: string; stop(): 
     child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
     child.once('exit', (code) => reject(new Error(`the memory server exited (${String(code)})`)));
   });
-  return { url: `http://127.0.0.1:${port}`, stop: () => void child.kill() };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => void child.kill() };
 }
 
 /** The blobs of `m`'s image (config and layers, same sizes) from the memory server, in parallel, by `get`: the client's floor. */
-async function floorPull(b: Bench, m: MirrorImage, get: (url: string, size: number) => Promise<number>): Promise<number> {
+async function floorPull(b: Bench, m: MirrorImage, get: (url: string, size: number) => Promise<number>, settle = true): Promise<number> {
   const sizes = [m.image.config, ...m.image.layers.map((l) => l.gzip)].map((blob) => blob.size);
+  if (settle) await b.settle(); // not when a tracedPull around it did
   const t = await timed(() => Promise.all(sizes.map((n) => get(`${b.memory}/${n}`, n))));
   return t.ms;
 }
@@ -133,6 +169,7 @@ async function floorPull(b: Bench, m: MirrorImage, get: (url: string, size: numb
 /** The same floor for curl: one curl GETting the same sizes from the memory server. */
 async function floorCurl(b: Bench, m: MirrorImage): Promise<number> {
   const blobs = [m.image.config, ...m.image.layers.map((l) => l.gzip)].map((blob) => ({ url: `${b.memory}/${blob.size}`, digest: blob.digest, size: blob.size }));
+  await b.settle();
   const t = await timed(() => curlBlobs(blobs));
   return t.ms;
 }
@@ -186,6 +223,37 @@ interface Bench {
   /** The warm pull with the earlier client, per side, for comparison with earlier results. */
   readonly warmNodeHttp: Record<Target, number[]>;
   readonly load: readonly string[];
+  /** Processes named in trace lines (pid → label) and Berth's GC lines so far (MIRROR_TRACE). */
+  readonly pids: ReadonlyMap<number, string>;
+  readonly gcLines: string[];
+  /** Before a timed pull: with `client-gc` 1, collects this process's garbage (see the family's doc); else nothing. */
+  settle(): Promise<void>;
+}
+
+/** `fn` timed, after `b.settle()` (the client's garbage collected, with `client-gc`). */
+async function settledTimed<T>(b: Bench, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  await b.settle();
+  return timed(fn);
+}
+
+/** `settledTimed`; with MIRROR_TRACE also a trace line saying what happened during the pull (see TRACE). */
+async function tracedPull<T>(b: Bench, label: string, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  if (!TRACE) return settledTimed(b, fn);
+  await b.settle();
+  const before: Snapshot = snapshot(b.pids.keys());
+  const gcFrom = b.gcLines.length;
+  b.blobs.times = [];
+  const t0 = performance.now();
+  const t = await timed(fn);
+  const gets = b.blobs.times.map((g) => `${(g.sentAt - t0).toFixed(1)}/${(g.headAt - t0).toFixed(1)}/${(g.endAt - t0).toFixed(1)}`).join(' ');
+  b.blobs.times = undefined;
+  const after = snapshot(b.pids.keys());
+  await new Promise((resolve) => setTimeout(resolve, 5)); // Berth's GC lines of the pull through the pipe
+  const gc = b.gcLines.slice(gcFrom).map((l) => l.replace(/^\[[^\]]*\]\s*/, '').replace(/\s+/g, ' ').slice(0, 90));
+  // the client's GCs that ended during the pull or less than 200 ms before it (perf_hooks kinds: 1 minor, 4 major, 8 incremental, 16 weak callbacks)
+  const client = benchGcs.filter((g) => g.start + g.ms > t0 - 200 && g.start < t0 + t.ms).map((g) => `${(g.start - t0).toFixed(0)}+${g.ms.toFixed(1)}k${g.kind}`);
+  b.ctx.log(`  trace ${label}: ${t.ms.toFixed(1)} ms; blob GETs sent/headers/end ms ${gets}; berth GC ${gc.length === 0 ? 'none' : gc.join(' | ')}; client GC (start+ms from the pull's start) ${client.join(' ') || 'none'}; ${formatWindow(between(before, after, b.pids))}`);
+  return t;
 }
 
 /** Where a mirror's root links blob `digest` into repository `stored` (registry:2's layout, both mirrors). */
@@ -213,16 +281,16 @@ async function cachedInRoot(b: Bench, t: Target, repo: string, m: MirrorImage): 
  */
 async function pullBoth(b: Bench, t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> {
   b.proxy.reset();
-  const c = await timed(() => pull(b, b.url[t], repo));
+  const c = await settledTimed(b, () => pull(b, b.url[t], repo));
   const coldRequests = total(b.proxy);
   const a = await timed(() => pull(b, b.url[t], repo));
   await cachedInRoot(b, t, repo, m);
   b.proxy.reset();
-  const w = await timed(() => pull(b, b.url[t], repo));
+  const w = await settledTimed(b, () => pull(b, b.url[t], repo));
   const warmRequests = total(b.proxy);
-  const wn = await timed(() => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
-  const wc = await timed(() => pull(b, b.url[t], repo, 'counted'));
-  const wu = await timed(() => pull(b, b.url[t], repo, 'curl'));
+  const wn = await settledTimed(b, () => pullOverHttp(b.url[t], repo, '1', { agent: b.agent }));
+  const wc = await tracedPull(b, `${TARGET_LABEL[t]} warm counted`, () => pull(b, b.url[t], repo, 'counted'));
+  const wu = await settledTimed(b, () => pull(b, b.url[t], repo, 'curl'));
   for (const p of [c.value, a.value, w.value, wn.value, wc.value, wu.value]) if (p.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${p.digest}, want ${m.image.manifest.digest}`);
   if (!record) return;
   b.cold[t].push(c.ms);
@@ -238,7 +306,7 @@ async function pullBoth(b: Bench, t: Target, repo: string, m: MirrorImage, recor
 
 /** A cold pull of `repo:1` (image `m`) through `t`, its blobs counted, not hashed; then waits until it is cached. */
 async function coldCounted(b: Bench, t: Target, repo: string, m: MirrorImage, record: boolean): Promise<void> {
-  const c = await timed(() => pull(b, b.url[t], repo, 'counted'));
+  const c = await settledTimed(b, () => pull(b, b.url[t], repo, 'counted'));
   if (c.value.digest !== m.image.manifest.digest) throw new Error(`${t}: pulled ${c.value.digest}, want ${m.image.manifest.digest}`);
   await cachedInRoot(b, t, repo, m);
   if (!record) return;
@@ -255,10 +323,10 @@ async function cycle(b: Bench, seed: number, size: number, order: readonly Targe
   const m2 = imageOf(seed + 10_000, size);
   const repo2 = `library/bench-${seed}-counted`;
   await seedUpstream(b.upstream, repo2, m2, '1', 'multi');
-  const direct = await timed(() => pull(b, b.upstream, repo));
+  const direct = await settledTimed(b, () => pull(b, b.upstream, repo));
   const floor = await floorPull(b, m, (url) => b.blobs.blob(url, undefined));
   const floorNodeHttp = await floorPull(b, m, (url) => hashOverNodeHttp(url, b.agent));
-  const floorCounted = await floorPull(b, m, (url, n) => b.blobs.length(url, n));
+  const floorCounted = (await tracedPull(b, 'floor counted', () => floorPull(b, m, (url, n) => b.blobs.length(url, n), false))).value;
   const curlFloor = await floorCurl(b, m);
   if (record) {
     b.direct.push(direct.ms);
@@ -301,6 +369,9 @@ function report(o: Readonly<Record<string, number>>, b: Bench): FamilyReport {
     `the client's floor: the warm pull's blobs (same sizes, in parallel, hashed) from a Node server in another process sending them from memory, median ${formatValue(median(b.floor), 'ms')} (every round: ${b.floor.map((x) => x.toFixed(0)).join(' ')}); with the earlier node:http client ${formatValue(median(b.floorNodeHttp), 'ms')} (${b.floorNodeHttp.map((x) => x.toFixed(0)).join(' ')})`,
     `the floors of the servers' lines (the same blobs from the memory server): counted, not hashed, median ${formatValue(median(b.floorCounted), 'ms')} (every round: ${b.floorCounted.map((x) => x.toFixed(0)).join(' ')}); through curl ${formatValue(median(b.floorCurl), 'ms')} (${b.floorCurl.map((x) => x.toFixed(0)).join(' ')})`,
     `the same pull straight from the upstream registry:2 (no mirror, no counting proxy), median: ${formatValue(median(b.direct), 'ms')}`,
+    opt(o, 'client-gc') === 1
+      ? "before each timed pull (but the one right after the cold pull) the bench collects its own garbage (a full V8 GC of the client's process, `client-gc` 1): without it the client's major GC, set off by the earlier pulls' buffers, ran during many pulls (its marking threads took 20-55 ms of CPU during a 50-80 ms pull: notes warm13h-notes-2026-12-08.md)"
+      : 'the client\'s own garbage is not collected before the pulls (`client-gc` 0, as before 2026-12-08): its major GC may run during a pull',
     `load average (1, 5, 15 min) at the start ${b.load.join(', ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')}`,
     `rounds: ${opt(o, 'rounds')}, A B then B A, alternating (each side: cold, right after, then once cached warm hashed, with node:http, counted, through curl; then the second image cold, counted)`,
     'upstream requests "warm" are those of the warm pull once cached',
@@ -317,15 +388,22 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
   // one as the server closes it gets a reset (mirror-2026-12-07-7.md lost a pull to that).
   const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: IDLE_CLOSE_MS });
   const blobs = new BlobClient();
-  let memory: { url: string; stop(): void } | undefined;
+  let memory: { url: string; pid: number | undefined; stop(): void } | undefined;
   try {
     memory = await startMemoryServer(opt(o, 'image-mb') * 1e6);
     const started = await startAll(work, ctx, running);
     proxy = started.proxy;
-    const { url, upstream, root } = started;
+    const { url, upstream, root, pids, gcLines } = started;
+    if (memory.pid !== undefined) pids.set(memory.pid, 'memory');
     ctx.log(`mirror: upstream ${upstream.url} (counted at ${proxy.url}); Berth at ${url.berth}, registry:2 at ${url.registry2}`);
+    const collect = opt(o, 'client-gc') === 1 ? collectClientGarbage() : undefined;
+    const settle = async (): Promise<void> => {
+      if (collect === undefined) return;
+      collect();
+      await new Promise((resolve) => setImmediate(resolve)); // what the collection queued (finalizers) runs first
+    };
     const b: Bench = {
-      ctx, proxy, upstream: upstream.url, url, root, agent, blobs, memory: memory.url, failures: [], direct: [], floor: [], floorNodeHttp: [], load: loadavg().map((x) => x.toFixed(2)),
+      settle, ctx, proxy, upstream: upstream.url, url, root, agent, pids, gcLines, blobs, memory: memory.url, failures: [], direct: [], floor: [], floorNodeHttp: [], load: loadavg().map((x) => x.toFixed(2)),
       cold: { berth: [], registry2: [] }, warm: { berth: [], registry2: [] }, warmNodeHttp: { berth: [], registry2: [] }, warmCounted: { berth: [], registry2: [] }, warmCurl: { berth: [], registry2: [] }, coldCounted: { berth: [], registry2: [] }, floorCounted: [], floorCurl: [], again: { berth: [], registry2: [] }, counts: { berth: { cold: [], warm: [] }, registry2: { cold: [], warm: [] } },
     };
     await cycle(b, 1, 1e6, TARGETS, false); // warm-up: 1 MB, untimed
@@ -344,6 +422,10 @@ async function runMirror(o: Readonly<Record<string, number>>, ctx: RunContext): 
 export const mirrorFamily: Family = {
   name: 'mirror',
   summary: "cold and warm pulls of a 3-layer image through Berth's mirror and registry:2's proxy mode, same upstream",
-  options: [roundsOption(5, 2), { name: 'image-mb', help: 'image size in MB', full: 50, quick: 10, min: 1, max: 2000 }],
+  options: [
+    roundsOption(5, 2),
+    { name: 'image-mb', help: 'image size in MB', full: 50, quick: 10, min: 1, max: 2000 },
+    { name: 'client-gc', help: "1: collect the client's own garbage before each timed pull (0: not, as before 2026-12-08)", full: 1, quick: 1, min: 0, max: 1 },
+  ],
   run: runMirror,
 };

@@ -41,12 +41,25 @@ interface Pending {
   /** Body bytes still to come; undefined until the headers are in. */
   left: number | undefined;
   size: number;
+  /** When the request was written, its headers were in and its last byte was in (performance.now()). */
+  readonly sentAt: number;
+  headAt: number;
+}
+
+/** One GET's times (performance.now()), as `BlobClient.times` records them. */
+export interface GetTimes {
+  readonly path: string;
+  readonly sentAt: number;
+  readonly headAt: number;
+  readonly endAt: number;
 }
 
 /** One keep-alive connection, one request at a time. */
 class Connection {
   /** When its last answer ended (performance.now()). */
   idleSince = 0;
+  /** Where each answered GET's times go, when the client records them. */
+  onTimes: ((t: GetTimes) => void) | undefined;
   private socket: Socket | undefined;
   private pending: Pending | undefined;
   private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
@@ -58,7 +71,7 @@ class Connection {
     if (this.pending !== undefined) throw new Error('blob client: one request at a time per connection');
     const socket = this.socket ?? (await this.open());
     return new Promise((resolve, reject) => {
-      this.pending = { path, resolve, reject, hash: hashing ? createHash('sha256') : undefined, head: undefined, left: undefined, size: 0 };
+      this.pending = { path, resolve, reject, hash: hashing ? createHash('sha256') : undefined, head: undefined, left: undefined, size: 0, sentAt: performance.now(), headAt: 0 };
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nUser-Agent: berth-bench\r\n\r\n`);
     });
   }
@@ -123,6 +136,7 @@ class Connection {
       }
       p.head = undefined;
       p.left = Number(length);
+      p.headAt = performance.now();
       body = head.subarray(end + 4);
     }
     if (body.length > p.left) {
@@ -135,6 +149,7 @@ class Connection {
     if (p.left === 0) {
       this.pending = undefined;
       this.idleSince = performance.now();
+      this.onTimes?.({ path: p.path, sentAt: p.sentAt, headAt: p.headAt, endAt: this.idleSince });
       p.resolve({ size: p.size, digest: p.hash === undefined ? '' : `sha256:${p.hash.digest('hex')}` });
     }
     return true;
@@ -145,6 +160,8 @@ class Connection {
 export class BlobClient {
   private readonly idle = new Map<string, Connection[]>();
   private readonly all = new Set<Connection>();
+  /** When set, each answered GET's times are appended here (the mirror family's MIRROR_TRACE). */
+  times: GetTimes[] | undefined;
 
   /**
    * GETs `url` (http://host:port/path) and checks the body against `digest` (undefined: hashed all the
@@ -195,6 +212,7 @@ export class BlobClient {
 
   private add(host: string, port: number): Connection {
     const c = new Connection(host, port);
+    c.onTimes = (t) => this.times?.push(t);
     this.all.add(c);
     return c;
   }

@@ -22,6 +22,8 @@ export interface Server {
   readonly pid: number;
   readonly url: string;
   output(): string;
+  /** Calls `fn` with every later chunk of its output, past the cap too (the mirror family's MIRROR_TRACE). */
+  onOutput(fn: (chunk: string) => void): void;
   exited(): boolean;
   /** Resolves once `re` matches the collected output; rejects on exit or after `ms`. */
   waitFor(re: RegExp, ms: number): Promise<RegExpExecArray>;
@@ -35,8 +37,10 @@ export function startServer(cmd: string, args: readonly string[], url: string, c
   killAtExit(child);
   let output = '';
   // Keep the head (start-up lines) and drain the rest so the pipe never blocks the child.
+  const listeners: Array<(chunk: string) => void> = [];
   const collect = (chunk: Buffer): void => {
     if (output.length < OUTPUT_CAP) output += chunk.toString('utf8');
+    for (const fn of listeners) fn(chunk.toString('utf8'));
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
@@ -50,6 +54,7 @@ export function startServer(cmd: string, args: readonly string[], url: string, c
     pid,
     url,
     output: () => output,
+    onOutput: (fn) => void listeners.push(fn),
     exited: () => hasExited(child) || spawnError !== undefined,
     async waitFor(re, ms) {
       const deadline = Date.now() + ms;
