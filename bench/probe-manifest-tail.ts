@@ -16,18 +16,13 @@ import { pushSmallImage } from './lib/client.js';
 import { runWrk } from './lib/load.js';
 import { freePort } from './lib/proc.js';
 import { type Running, startBerth } from './lib/servers.js';
+import { parseBuildArg } from './lib/builds.js';
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 const seconds = Number(process.env['PROBE_SECONDS'] ?? 10);
 const rounds = Number(process.env['PROBE_ROUNDS'] ?? 3);
 const flags = (process.env['PROBE_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
-const builds = process.argv.slice(2).map((arg) => {
-  const [head = '', ...extras] = arg.split('::');
-  const m = /^([^=]+)=(.+)$/.exec(head);
-  if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
-  const env = extras.filter((e) => /^[A-Z_]+=/.test(e)).map((e) => ({ key: e.slice(0, e.indexOf('=')), value: e.slice(e.indexOf('=') + 1) }));
-  return { name: m[1], main: m[2], env, nodeFlags: extras.filter((e) => e.startsWith('--')) };
-});
+const builds = process.argv.slice(2).map(parseBuildArg);
 
 async function metrics(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(url)).text();

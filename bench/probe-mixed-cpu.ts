@@ -17,11 +17,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { pushSmallImage, uploadMonolithic } from './lib/client.js';
-import { allProcessesCpuSeconds, busiestBetween, machineCpuSeconds, reapedChildrenCpuSeconds, threadCpuSeconds } from './lib/cpu.js';
+import { allProcessesCpuSeconds, busiestBetween, machineCpuSeconds, mainAndOthers, reapedChildrenCpuSeconds, threadCpuSeconds } from './lib/cpu.js';
 import { runWrk } from './lib/load.js';
 import { recordManifestAnswer, startFloor } from './lib/manifest-floor.js';
 import { type Server, freePort, run, startServer } from './lib/proc.js';
 import { startBerth } from './lib/servers.js';
+import { parseBuildArg } from './lib/builds.js';
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'bench/mixed';
@@ -38,18 +39,6 @@ interface Side {
   /** Where the uploads go when not to `server` (the two-process floor's receiver). */
   readonly receiver?: Server;
   readonly p99: number[];
-}
-
-/** Main thread and the other threads of `pid`, CPU seconds between two readings. */
-function split(pid: number, a: Map<number, number>, b: Map<number, number>): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
-  for (const [tid, t] of b) {
-    const d = t - (a.get(tid) ?? 0);
-    if (tid === pid) main += d;
-    else others += d;
-  }
-  return { main, others };
 }
 
 async function snapshot(serverPid: number, receiverPid = 0): Promise<{ server: Map<number, number>; receiver: Map<number, number>; bench: Map<number, number>; wrk: number; machine: { busy: number; total: number } }> {
@@ -82,16 +71,13 @@ console.log(`load average at the start: ${loadavg().map((x) => x.toFixed(2)).joi
 try {
   const args = process.argv.slice(2);
   for (const arg of args.filter((a) => a !== 'floor' && a !== 'floor2')) {
-    const [head = '', ...extras] = arg.split('::');
-    const m = /^([^=]+)=(.+)$/.exec(head);
-    if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected floor or NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
-    const env = extras.filter((e) => /^[A-Z_0-9]+=/.test(e)).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as const);
-    for (const [k, v] of env) process.env[k] = v;
-    const dir = join(work, m[1]);
+    const b = parseBuildArg(arg);
+    for (const { key, value } of b.env) process.env[key] = value;
+    const dir = join(work, b.name);
     await mkdir(dir, { recursive: true });
-    const berth = await startBerth(join(dir, 'root'), dir, { command: { cmd: process.execPath, args: [m[2]], label: m[2] }, level: 'warn', accessLog: true, metricsPort: await freePort(), nodeFlags: extras.filter((e) => e.startsWith('--')) });
-    for (const [k] of env) delete process.env[k];
-    sides.push({ name: m[1], server: berth.server, p99: [] });
+    const berth = await startBerth(join(dir, 'root'), dir, { command: { cmd: process.execPath, args: [b.main], label: b.main }, level: 'warn', accessLog: true, metricsPort: await freePort(), nodeFlags: b.nodeFlags });
+    for (const { key } of b.env) delete process.env[key];
+    sides.push({ name: b.name, server: berth.server, p99: [] });
     await pushSmallImage(berth.url, REPO, 'latest', 91);
   }
   const answer = join(work, 'manifest-answer.json');
@@ -118,9 +104,9 @@ try {
       const [w, after, { digests, ms }] = await Promise.all([load, window, up]);
       const busiest = busiestBetween(othersBefore, after.others, new Set([s.server.pid, s.receiver?.pid ?? 0, process.pid]), 4);
       if (recorder !== undefined) await recorder.waitFor(/perf record: Captured/, 60_000);
-      const server = split(s.server.pid, before.server, after.server);
-      const bench = split(process.pid, before.bench, after.bench);
-      const receiver = split(s.receiver?.pid ?? 0, before.receiver, after.receiver);
+      const server = mainAndOthers(s.server.pid, before.server, after.server);
+      const bench = mainAndOthers(process.pid, before.bench, after.bench);
+      const receiver = mainAndOthers(s.receiver?.pid ?? 0, before.receiver, after.receiver);
       const wrk = after.wrk - before.wrk;
       const busy = after.machine.busy - before.machine.busy;
       const total = after.machine.total - before.machine.total;

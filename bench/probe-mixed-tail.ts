@@ -17,6 +17,7 @@ import { runWrk } from './lib/load.js';
 import { freePort } from './lib/proc.js';
 import { durationBuckets, slowerThan } from './lib/server-durations.js';
 import { type Running, startBerth } from './lib/servers.js';
+import { parseBuildArg } from './lib/builds.js';
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'bench/mixed';
@@ -25,13 +26,7 @@ const rounds = Number(process.env['PROBE_ROUNDS'] ?? 2);
 const uploads = Number(process.env['UPLOADS'] ?? 4);
 const size = Number(process.env['SIZE_MIB'] ?? 1024) * MiB;
 const preload = process.env['PROBE_PRELOAD'];
-const builds = process.argv.slice(2).map((arg) => {
-  const [head = '', ...extras] = arg.split('::');
-  const m = /^([^=]+)=(.+)$/.exec(head);
-  if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
-  const env = extras.filter((e) => /^[A-Z_0-9]+=/.test(e)).map((e) => ({ key: e.slice(0, e.indexOf('=')), value: e.slice(e.indexOf('=') + 1) }));
-  return { name: m[1], main: m[2], env, nodeFlags: extras.filter((e) => e.startsWith('--')) };
-});
+const builds = process.argv.slice(2).map(parseBuildArg);
 
 async function lag(url: string): Promise<string> {
   const text = await (await fetch(url)).text();

@@ -30,6 +30,7 @@ import { descendants, threadCpuSeconds } from './lib/cpu.js';
 import { runWrk } from './lib/load.js';
 import { type Server, freePort, run, sleep } from './lib/proc.js';
 import { startBerth } from './lib/servers.js';
+import { parseBuildArg } from './lib/builds.js';
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'bench/mixed';
@@ -111,26 +112,23 @@ const sides: Side[] = [];
 console.log(`load average at the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 try {
   for (const arg of process.argv.slice(2)) {
-    const [head = '', ...extras] = arg.split('::');
-    const m = /^([^=]+)=(.+)$/.exec(head);
-    if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
-    const env = extras.filter((e) => /^[A-Z_0-9]+=/.test(e)).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as const);
-    for (const [k, v] of env) process.env[k] = v;
-    const dir = join(work, m[1]);
+    const b = parseBuildArg(arg);
+    for (const { key, value } of b.env) process.env[key] = value;
+    const dir = join(work, b.name);
     await mkdir(dir, { recursive: true });
     const redis = await startRedis();
     const berth = await startBerth(join(dir, 'root'), dir, {
-      command: { cmd: process.execPath, args: [m[2]], label: m[2] }, level: 'warn', accessLog: true, metricsPort: await freePort(),
-      nodeFlags: extras.filter((e) => e.startsWith('--')), workers: { count: workerCount, redisAddr: redis.addr },
+      command: { cmd: process.execPath, args: [b.main], label: b.main }, level: 'warn', accessLog: true, metricsPort: await freePort(),
+      nodeFlags: b.nodeFlags, workers: { count: workerCount, redisAddr: redis.addr },
     });
-    for (const [k] of env) delete process.env[k];
+    for (const { key } of b.env) delete process.env[key];
     const workers = await descendants(berth.server.pid);
     // Experiment: PROBE_RENICE_OTHERS=N sets nice N on every thread of the workers but their main threads.
-    const renice = Number(env.find(([k]) => k === 'PROBE_RENICE_OTHERS')?.[1] ?? 0);
+    const renice = Number(b.env.find((e) => e.key === 'PROBE_RENICE_OTHERS')?.value ?? 0);
     if (renice !== 0) for (const w of workers) for (const tid of (await threadCpuSeconds(w)).keys()) if (tid !== w) setPriority(tid, renice);
-    sides.push({ name: m[1], server: berth.server, redis, workers, p99: [] });
+    sides.push({ name: b.name, server: berth.server, redis, workers, p99: [] });
     await pushSmallImage(berth.url, REPO, 'latest', 91);
-    console.log(`${m[1]}: primary ${berth.server.pid}, workers ${workers.join(', ')}, redis ${redis.child.pid ?? '?'}`);
+    console.log(`${b.name}: primary ${berth.server.pid}, workers ${workers.join(', ')}, redis ${redis.child.pid ?? '?'}`);
   }
   // Untimed warm-up once the links are 2 s old (the filesystem driver keeps a link's bytes only then).
   await sleep(2100);

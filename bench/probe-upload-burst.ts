@@ -23,6 +23,7 @@ import { blobDigest } from './lib/blobdata.js';
 import { uploadMonolithic } from './lib/client.js';
 import { peakWatcher, rssMiB } from './lib/rss.js';
 import { startBerth } from './lib/servers.js';
+import { parseBuildArg } from './lib/builds.js';
 
 const MiB = 1024 * 1024;
 const rounds = Number(process.env['PROBE_ROUNDS'] ?? 2);
@@ -30,13 +31,7 @@ const concurrent = Number(process.env['PROBE_CONCURRENT'] ?? 100);
 const size = Number(process.env['PROBE_SIZE_MIB'] ?? 10) * MiB;
 const after = Number(process.env['PROBE_AFTER'] ?? 1000);
 
-const builds = process.argv.slice(2).map((arg) => {
-  const [head = '', ...extras] = arg.split('::');
-  const m = /^([^=]+)=(.+)$/.exec(head);
-  if (m?.[1] === undefined || m[2] === undefined) throw new Error(`expected NAME=path/to/main.js[::ENV=VALUE][::--node-flag], got ${arg}`);
-  const env = extras.filter((e) => /^[A-Z_]+=/.test(e)).map((e) => ({ key: e.slice(0, e.indexOf('=')), value: e.slice(e.indexOf('=') + 1) }));
-  return { name: m[1], main: m[2], env, nodeFlags: extras.filter((e) => e.startsWith('--')) };
-});
+const builds = process.argv.slice(2).map(parseBuildArg);
 
 /**
  * The hook loaded into Berth with `--import`: on SIGUSR2 it writes process.memoryUsage() and V8's heap

@@ -14,7 +14,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, blobDigest } from './lib/blobdata.js';
 import { uploadChunked, uploadMonolithic } from './lib/client.js';
-import { threadCpuSeconds } from './lib/cpu.js';
+import { parseBuildArg } from './lib/builds.js';
+import { mainAndOthers, threadCpuSeconds } from './lib/cpu.js';
 import { startBerth } from './lib/servers.js';
 
 const rounds = Number(process.env['PROBE_ROUNDS'] ?? 3);
@@ -22,29 +23,12 @@ const size = Number(process.env['PROBE_SIZE_MIB'] ?? 1024) * MiB;
 const chunk = Number(process.env['PROBE_CHUNK_MIB'] ?? 64) * MiB;
 const GiB = 1024 * MiB;
 
-const builds = process.argv.slice(2).map((arg) => {
-  const [spec = '', ...nodeFlags] = arg.split('::');
-  const [name, main] = spec.split('=');
-  if (name === undefined || main === undefined) throw new Error(`expected NAME=path/to/main.js, got ${arg}`);
-  return { name, main, nodeFlags };
-});
+const builds = process.argv.slice(2).map(parseBuildArg);
 
 type Kind = 'put' | 'patch';
 interface Sample { main: number; others: number; mbs: number }
 const results = new Map<string, Record<Kind, Sample[]>>(builds.map((b) => [b.name, { put: [], patch: [] }]));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-
-/** Main thread and other threads of `pid`: CPU seconds between two readings. */
-function split(pid: number, a: Map<number, number>, b: Map<number, number>): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
-  for (const [tid, t] of b) {
-    const d = t - (a.get(tid) ?? 0);
-    if (tid === pid) main += d;
-    else others += d;
-  }
-  return { main, others };
-}
 
 console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${rounds} rounds, ${size / MiB} MiB, PATCHes of ${chunk / MiB} MiB`);
 for (let r = 0; r < rounds; r++) {
@@ -64,7 +48,7 @@ for (let r = 0; r < rounds; r++) {
         if (kind === 'put') await uploadMonolithic(berth.url, 'probe/upcpu', seed, size);
         else await uploadChunked(berth.url, 'probe/upcpu', seed, size, chunk);
         const seconds = Number(process.hrtime.bigint() - began) / 1e9;
-        const cpu = split(pid, before, await threadCpuSeconds(pid));
+        const cpu = mainAndOthers(pid, before, await threadCpuSeconds(pid));
         const sample = { main: (cpu.main * GiB) / size, others: (cpu.others * GiB) / size, mbs: size / 1e6 / seconds };
         results.get(b.name)?.[kind].push(sample);
         console.log(`round ${r + 1} ${b.name} ${kind}: main thread ${sample.main.toFixed(2)} s/GiB, other threads ${sample.others.toFixed(2)} s/GiB, ${sample.mbs.toFixed(0)} MB/s`);

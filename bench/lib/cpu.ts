@@ -65,6 +65,18 @@ export async function threadCpuSeconds(pid: number): Promise<Map<number, number>
   return out;
 }
 
+/** CPU seconds of `pid`'s main thread and of its other threads together, between two readings of threadCpuSeconds. */
+export function mainAndOthers(pid: number, before: Map<number, number>, after: Map<number, number>): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const [tid, t] of after) {
+    const d = t - (before.get(tid) ?? 0);
+    if (tid === pid) main += d;
+    else others += d;
+  }
+  return { main, others };
+}
+
 /** CPU seconds used so far by every process on the machine (all threads; kernel threads included), with its command name, by pid. */
 export async function allProcessesCpuSeconds(): Promise<Map<number, { comm: string; seconds: number }>> {
   const out = new Map<number, { comm: string; seconds: number }>();
