@@ -21,6 +21,16 @@ import type { Readable, Writable } from 'node:stream';
 export type CallOptions = { signal?: AbortSignal };
 
 /**
+ * The error a stream stopped by an aborted signal fails with when it must make its own: named as Node's
+ * own AbortError (what callers look for by name), the signal's reason as its cause.
+ */
+export function abortError(signal: AbortSignal | undefined): Error {
+  const err = new Error('The operation was aborted', { cause: signal?.reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+/**
  * Options of `reader`: with `length`, at most that many bytes from the offset will be read (a byte
  * range), so a driver that fetches ahead need fetch no more. The stream may still yield more.
  */

@@ -1,7 +1,7 @@
 /** The filesystem driver's reader (filesystem.ts). */
 import { close as closeFd, read as readFd } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
-import { DriverError } from './driver.js';
+import { DriverError, abortError } from './driver.js';
 import type { SendableReader } from './driver.js';
 import { close, failure, fdCall, isAbort, toError } from './filesystem-io.js';
 
@@ -157,16 +157,6 @@ export class FileReader extends Readable implements SendableReader {
 }
 
 function ignoreError(): void {}
-
-/**
- * The error an aborted reader is destroyed with: named as Node's own AbortError (what the driver's
- * callers look for, filesystem-io.ts isAbort), the signal's reason as its cause.
- */
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('The operation was aborted', { cause: signal.reason });
-  err.name = 'AbortError';
-  return err;
-}
 
 /** Writes `chunk` to `dest`, settling when `dest` calls back for it. */
 export function writeChunk(dest: Writable, chunk: Buffer): Promise<void> {

@@ -14,6 +14,7 @@
  */
 import { type Readable, type Writable, finished } from 'node:stream';
 import type { RunningHash } from '../digest.js';
+import { abortError } from '../driver/driver.js';
 
 /**
  * What the caller does with each chunk of a body before it is taken (the HTTP layer counts the bytes
@@ -121,11 +122,4 @@ export function feed(body: Readable, writer: Writable, o: FeedOptions = {}): Pro
     });
     body.on('data', onData);
   });
-}
-
-/** The error of an aborted feed: named as Node's own AbortError (what callers look for), the signal's reason as its cause. */
-function abortError(signal: AbortSignal | undefined): Error {
-  const err = new Error('The operation was aborted', { cause: signal?.reason });
-  err.name = 'AbortError';
-  return err;
 }
